@@ -1,0 +1,1 @@
+"""Avisa relay node: model, envelopes, policy, store, pipeline, API and CLI."""

@@ -1,0 +1,74 @@
+"""The node as an aiohttp application, and ``avisa run``'s main loop.
+
+``build_app`` wires the routes and the one error middleware onto a started
+``Node``; ``serve`` binds it (port 0 in tests) and returns the runner and the
+actual port. ``run`` is the process entry point: it loads config and key,
+starts everything, and stops cleanly on SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from keys.files import write_private
+from relay import api
+from relay.httpio import error_middleware
+from relay.node import Node
+from relay.timeutil import Clock, system_clock
+
+# Large enough for a federation transaction (50 envelopes of 64 KiB); each
+# route applies its own, smaller limit while reading.
+CLIENT_MAX_SIZE = 4 * 1024 * 1024
+# Written while the node runs: its pid and the port it actually bound (for --listen :0).
+RUN_FILE = "run.json"
+_log = structlog.get_logger("avisa.app")
+
+
+def build_app(node: Node) -> web.Application:
+    app = web.Application(
+        client_max_size=CLIENT_MAX_SIZE,
+        middlewares=[error_middleware(node.metrics.http_error)],
+        handler_args={"max_field_size": 8190, "max_line_size": 8190},
+    )
+    app[api.NODE] = node
+    app[api.STREAMS] = set()
+    app.on_shutdown.append(api.close_streams)
+    app.add_routes(api.routes)
+    return app
+
+
+async def serve(node: Node, host: str, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(build_app(node), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    sockets = runner.addresses
+    bound = int(sockets[0][1]) if sockets else port
+    return runner, bound
+
+
+async def run_until_stopped(data_dir: Path, clock: Clock = system_clock) -> None:
+    node = Node.load(data_dir, clock)
+    await node.start()
+    runner, port = await serve(node, node.config.listen_host, node.config.listen_port)
+    announce = data_dir / RUN_FILE
+    write_private(announce, json.dumps({"pid": os.getpid(), "port": port}).encode())
+    _log.info("node started", network=node.network, port=port, keyid=node.key.keyid)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        _log.info("node stopping", network=node.network)
+        announce.unlink(missing_ok=True)
+        await runner.cleanup()
+        await node.stop()

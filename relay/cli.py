@@ -1,0 +1,193 @@
+"""``avisa``: the command line (DESIGN §7).
+
+Each command group registers itself on the parser (``relay.cli_alert``,
+``keys.cli``, …), so this module stays the table of contents. Commands
+return an exit code: 0 done, 1 refused or failed (with one clear line on
+stderr), 2 usage. No command prints a traceback for an expected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from keys import nodekey
+from keys.fingerprint import fingerprint
+from keys.keyring import keyid_for
+from relay import config as config_mod
+from relay import datadir, db, log, trust
+from relay.errors import AvisaError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def data_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", type=Path, required=True, metavar="DIR", help="the node's data directory"
+    )
+
+
+def _read_passphrase_file(path: str | None) -> bytes | None:
+    if path:
+        return Path(path).read_bytes().rstrip(b"\r\n")
+    env = os.environ.get("AVISA_PASSPHRASE")
+    return env.encode() if env else None
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    result = datadir.initialize(
+        args.data,
+        args.network,
+        args.listen,
+        args.url or "",
+        _read_passphrase_file(args.passphrase_file),
+    )
+    print(f"Initialized node '{result.network}' in {result.data_dir}")
+    print(f"  key id:       {result.keyid}")
+    print(f"  fingerprint:  {result.fingerprint}")
+    print(f"  admin token:  {result.data_dir / config_mod.TOKEN_NAME}")
+    print("Read the fingerprint to neighbouring operators over a separate channel.")
+    print(f"Start the node with: avisa run --data {result.data_dir}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from relay.app import run_until_stopped
+
+    log.configure(args.log_level)
+    asyncio.run(run_until_stopped(args.data))
+    return 0
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    config = config_mod.load(args.data)
+    public = nodekey.read_public(args.data / config_mod.KEY_NAME)
+    info = {
+        "network": config.node.network,
+        "keyid": keyid_for(public),
+        "public_key": nodekey._b64(public),
+        "fingerprint": fingerprint(public),
+    }
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for name, value in info.items():
+            print(f"{name + ':':13} {value}")
+    return 0
+
+
+def cmd_token_add(args: argparse.Namespace) -> int:
+    from relay.timeutil import system_clock
+
+    conn = db.open_sync(args.data / config_mod.DB_NAME)
+    try:
+        token = db.transaction(
+            conn, lambda c: trust.add_token(c, args.role, args.label, system_clock())
+        )
+    finally:
+        conn.close()
+    print(token)
+    return 0
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    from relay.explain import explain
+
+    result = explain(args.data, Path(args.envelope), args.from_peer)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for name, value in result.items():
+            print(f"{name + ':':16} {value}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from relay.demo import main as demo_main
+
+    return demo_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from keys import cli as keys_cli
+    from relay import cli_alert
+
+    parser = argparse.ArgumentParser(
+        prog="avisa", description="Avisa: a federated relay for verified rapid-response alerts."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = commands.add_parser("init", help="create a node's data directory, key and token")
+    data_arg(init)
+    init.add_argument("--network", required=True, help="this network's id, e.g. ventura")
+    init.add_argument("--listen", default="127.0.0.1:8470", metavar="HOST:PORT")
+    init.add_argument("--url", help="how peers reach this node (default http://LISTEN)")
+    init.add_argument("--passphrase-file", help="seal node.key with the passphrase in this file")
+    init.set_defaults(func=cmd_init)
+
+    run = commands.add_parser("run", help="run the node until Ctrl-C or SIGTERM")
+    data_arg(run)
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    run.set_defaults(func=cmd_run)
+
+    keys = commands.add_parser("keys", help="this node's signing key")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    show = key_commands.add_parser("show", help="print network, key id and fingerprint")
+    data_arg(show)
+    show.add_argument("--json", action="store_true", help="one JSON object")
+    show.set_defaults(func=cmd_keys_show)
+    keys_cli.register_keys(key_commands)
+    keys_cli.register_trust(commands)
+
+    token = commands.add_parser("token", help="operator API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    add = token_commands.add_parser("add", help="create a token and print it once")
+    data_arg(add)
+    add.add_argument("--role", required=True, choices=trust.ROLES)
+    add.add_argument("--label", default="", help="who holds it (not shown to anyone else)")
+    add.set_defaults(func=cmd_token_add)
+
+    cli_alert.register(commands)
+
+    policy = commands.add_parser("policy", help="the trust policy")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    explain = policy_commands.add_parser(
+        "explain", help="what this node would decide for an envelope file, and why (no changes)"
+    )
+    explain.add_argument("envelope", metavar="ENVELOPE_FILE")
+    data_arg(explain)
+    explain.add_argument("--from-peer", help="judge it as if this peer had sent it")
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(func=cmd_policy_explain)
+
+    demo = commands.add_parser("demo", help="run a local three-network federation and a scenario")
+    demo.add_argument(
+        "--scenario-only",
+        action="store_true",
+        help="play the scenario and exit 0 only if every step happened",
+    )
+    demo.add_argument("--workdir", type=Path, help="keep the demo's nodes here")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except AvisaError as exc:
+        print(f"avisa: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""DSSE envelopes: pre-authentication encoding, signing and verification.
+
+``open_envelope`` turns untrusted bytes into an ``Envelope`` and the exact
+payload bytes, refusing non-canonical base64 (otherwise one signature could
+travel in several spellings). ``verify`` checks every signature against the
+receiver's keyring and returns a ``Verification`` value listing what held;
+it never raises for a bad signature, so the policy can explain the outcome.
+``verify_strict`` is the raising wrapper for callers that only want "yes".
+
+Signatures are Ed25519 over ``PAE(type, body)`` exactly as DSSE v1 defines.
+Nothing here parses the payload: verification comes before anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+import nacl.bindings
+import nacl.exceptions
+
+from keys.keyring import KeyEntry, Keyring
+from keys.nodekey import NodeKey
+from relay.errors import BadInput
+from relay.model import (
+    ALERT_PAYLOAD_TYPE,
+    MAX_ENVELOPE_BYTES,
+    Envelope,
+    Signature,
+    envelope_decoder,
+)
+
+
+def pae(payload_type: str, body: bytes) -> bytes:
+    """DSSEv1 SP LEN(type) SP type SP LEN(body) SP body."""
+    type_bytes = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(type_bytes), type_bytes, len(body), body)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def canonical_b64decode(text: str) -> bytes:
+    """Standard base64 that must re-encode to the same text (no spare bits)."""
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not standard base64") from None
+    if _b64(data) != text:
+        raise ValueError("non-canonical base64")
+    return data
+
+
+def sign(payload: bytes, key: NodeKey, payload_type: str = ALERT_PAYLOAD_TYPE) -> Envelope:
+    signature = Signature(keyid=key.keyid, sig=_b64(key.sign(pae(payload_type, payload))))
+    return Envelope(payloadType=payload_type, payload=_b64(payload), signatures=[signature])
+
+
+def endorse(envelope: Envelope, payload: bytes, key: NodeKey) -> Envelope:
+    """Append this node's signature; never removes or reorders the others."""
+    if any(existing.keyid == key.keyid for existing in envelope.signatures):
+        return envelope
+    signature = Signature(keyid=key.keyid, sig=_b64(key.sign(pae(envelope.payloadType, payload))))
+    return Envelope(
+        payloadType=envelope.payloadType,
+        payload=envelope.payload,
+        signatures=[*envelope.signatures, signature],
+    )
+
+
+def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
+    """Parse untrusted envelope bytes; returns the envelope and payload bytes."""
+    if len(raw) > MAX_ENVELOPE_BYTES:
+        raise BadInput("AVISA_TOO_LARGE", f"envelope over {MAX_ENVELOPE_BYTES} bytes", 413)
+    try:
+        envelope = envelope_decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise BadInput("AVISA_BAD_ENVELOPE", f"malformed envelope: {exc}") from None
+    except (UnicodeDecodeError, RecursionError):
+        raise BadInput("AVISA_BAD_ENVELOPE", "malformed envelope: invalid JSON text") from None
+    return envelope, payload_bytes(envelope)
+
+
+def payload_bytes(envelope: Envelope) -> bytes:
+    try:
+        payload = canonical_b64decode(envelope.payload)
+        for signature in envelope.signatures:
+            canonical_b64decode(signature.sig)
+    except ValueError as exc:
+        raise BadInput("AVISA_BAD_ENVELOPE", f"malformed envelope: {exc}") from None
+    return payload
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureCheck:
+    """One signature's outcome: ``entry`` is None when the keyid is unknown."""
+
+    keyid: str
+    entry: KeyEntry | None
+    valid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    checks: tuple[SignatureCheck, ...]
+
+    @property
+    def any_valid(self) -> bool:
+        return any(check.valid for check in self.checks)
+
+    @property
+    def forged(self) -> bool:
+        """A signature that names a key we know but does not verify."""
+        return any(check.entry is not None and not check.valid for check in self.checks)
+
+    @property
+    def origin(self) -> SignatureCheck:
+        return self.checks[0]
+
+    def valid_networks(self) -> list[str]:
+        """Networks with a valid signature, in signature order, each once."""
+        seen: dict[str, None] = {}
+        for check in self.checks:
+            if check.valid and check.entry is not None:
+                seen.setdefault(check.entry.network)
+        return list(seen)
+
+
+def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        nacl.bindings.crypto_sign_open(signature + message, public_key)
+    except nacl.exceptions.BadSignatureError:
+        return False
+    return True
+
+
+def verify(envelope: Envelope, payload: bytes, keyring: Keyring) -> Verification:
+    """Check each signature against the keyring; a key counts once however often it signs."""
+    message = pae(envelope.payloadType, payload)
+    checks: list[SignatureCheck] = []
+    seen: set[str] = set()
+    for signature in envelope.signatures:
+        entry = keyring.get(signature.keyid)
+        duplicate = signature.keyid in seen
+        seen.add(signature.keyid)
+        valid = (
+            entry is not None
+            and not duplicate
+            and verify_signature(entry.public_key, message, base64.b64decode(signature.sig))
+        )
+        checks.append(SignatureCheck(signature.keyid, None if duplicate else entry, valid))
+    return Verification(tuple(checks))
+
+
+class SignatureInvalid(BadInput):
+    def __init__(self, message: str) -> None:
+        super().__init__("AVISA_BAD_SIGNATURE", message, status=400)
+
+
+def verify_strict(
+    envelope: Envelope, payload: bytes, keyring: Keyring, required: Sequence[str] = ()
+) -> Verification:
+    """Raise unless no signature is forged, one verifies, and ``required`` networks signed."""
+    result = verify(envelope, payload, keyring)
+    if result.forged or not result.any_valid:
+        raise SignatureInvalid("signature does not verify against a known key")
+    missing = set(required) - set(result.valid_networks())
+    if missing:
+        raise SignatureInvalid(f"missing signature from {', '.join(sorted(missing))}")
+    return result

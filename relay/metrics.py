@@ -1,0 +1,58 @@
+"""Prometheus text exposition, written by hand (a few counters need no library).
+
+Counters live in memory and reset on restart, as Prometheus expects; gauges
+(alerts by state, feed position) are read from the store when scraped. Label
+values are reason codes and network ids, never alert content.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+
+
+def _labels(pairs: Mapping[str, str]) -> str:
+    if not pairs:
+        return ""
+    inner = ",".join(
+        f'{name}="{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for name, value in pairs.items()
+    )
+    return "{" + inner + "}"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.decisions: Counter[tuple[str, str, str]] = Counter()
+        self.http_errors: Counter[tuple[str, int]] = Counter()
+        self.collectors: list[Callable[[], Iterable[str]]] = []
+        self.sse_clients = 0
+
+    def decision(self, status: str, reason: str, peer: str | None) -> None:
+        self.decisions[(status, reason, peer or "local")] += 1
+
+    def http_error(self, errcode: str, status: int) -> None:
+        self.http_errors[(errcode, status)] += 1
+
+    def render(self, gauges: Mapping[str, Mapping[tuple[tuple[str, str], ...], float]]) -> str:
+        lines = [
+            "# HELP avisa_decisions_total Policy decisions by outcome, reason and sending peer.",
+            "# TYPE avisa_decisions_total counter",
+        ]
+        for (status, reason, peer), count in sorted(self.decisions.items()):
+            decided = _labels({"status": status, "reason": reason, "peer": peer})
+            lines.append(f"avisa_decisions_total{decided} {count}")
+        lines += [
+            "# HELP avisa_http_errors_total Refused HTTP requests by errcode.",
+            "# TYPE avisa_http_errors_total counter",
+        ]
+        for (errcode, code), count in sorted(self.http_errors.items()):
+            refused = _labels({"errcode": errcode, "status": str(code)})
+            lines.append(f"avisa_http_errors_total{refused} {count}")
+        for name, series in gauges.items():
+            lines.append(f"# TYPE {name} gauge")
+            for pairs, value in series.items():
+                lines.append(f"{name}{_labels(dict(pairs))} {value:g}")
+        for collect in self.collectors:
+            lines.extend(collect())
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,177 @@
+"""The alert payload and the DSSE envelope as msgspec structs (DESIGN §2, §3).
+
+Every bound of the contract is a ``Meta`` constraint, so it is enforced by the
+decoder itself: a value out of bounds never becomes an object. Cross-field
+rules (the id names its network, references match the message type, times
+are UTC) live in ``__post_init__``, which msgspec runs on decode as well.
+
+Encoders and decoders are built once at import. ``decode_alert`` applies the
+canonical-bytes rule: a payload is accepted only if re-encoding the decoded
+struct gives back the very same bytes. That single comparison rejects
+duplicate keys, unknown fields, whitespace, escapes and number forms that two
+parsers might read differently, so the bytes that were signed have exactly
+one meaning.
+
+No field can hold a reporter, a phone number or an address: alerts describe
+enforcement activity, never people.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Final, Literal, get_args
+
+import msgspec
+from msgspec import Meta, Struct
+
+ALERT_PAYLOAD_TYPE: Final = "application/vnd.avisa.alert.v1+json"
+
+MAX_ENVELOPE_BYTES: Final = 64 * 1024
+# Hard ceiling on signatures in any envelope, before policy's max_signatures.
+MAX_SIGNATURES_HARD: Final = 16
+
+NETWORK_PATTERN: Final = r"^[a-z0-9][a-z0-9.-]{1,62}$"
+ULID_PATTERN: Final = r"[0-9A-HJKMNP-TV-Z]{26}"
+ALERT_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9.-]{1,62}/" + ULID_PATTERN + "$"
+# Single-line human text: no control characters at all.
+_LINE: Final = r"^[^\x00-\x1f\x7f]*$"
+# Multi-line human text: newlines and tabs allowed, other controls not.
+_LINES: Final = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
+
+Network = Annotated[str, Meta(pattern=NETWORK_PATTERN)]
+AlertId = Annotated[str, Meta(pattern=ALERT_ID_PATTERN)]
+UtcTime = Annotated[datetime, Meta(tz=True)]
+AreaCode = Annotated[
+    str, Meta(pattern=r"^(fips:[0-9]{2,5}|zip:[0-9]{5}|iso:[a-z]{2}(-[a-z0-9]{1,3})?)$")
+]
+Geohash = Annotated[str, Meta(pattern=r"^[0-9b-hjkmnp-z]{4,9}$")]
+Agency = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+LangTag = Annotated[str, Meta(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")]
+KeyId = Annotated[str, Meta(pattern=r"^ed25519:[0-9a-f]{32}$")]
+Base64Sig = Annotated[str, Meta(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+
+MsgType = Literal["alert", "update", "cancel"]
+Kind = Literal[
+    "sighting",
+    "operation",
+    "checkpoint",
+    "workplace",
+    "detention",
+    "court",
+    "mobilization",
+    "rumor",
+    "all_clear",
+    "notice",
+]
+Certainty = Literal["confirmed", "unconfirmed", "false"]
+
+KINDS: Final[tuple[str, ...]] = get_args(Kind)
+CERTAINTIES: Final[tuple[str, ...]] = get_args(Certainty)
+MSG_TYPES: Final[tuple[str, ...]] = get_args(MsgType)
+
+Headline = Annotated[str, Meta(min_length=1, max_length=140, pattern=_LINE)]
+Body = Annotated[str, Meta(max_length=2000, pattern=_LINES)]
+Instruction = Annotated[str, Meta(max_length=1000, pattern=_LINES)]
+Label = Annotated[str, Meta(min_length=1, max_length=200, pattern=_LINE)]
+Radius = Annotated[int, Meta(ge=0, le=50_000)]
+Seq = Annotated[int, Meta(ge=1, le=2**53 - 1)]
+
+
+class Text(Struct, forbid_unknown_fields=True, omit_defaults=True, frozen=True):
+    headline: Headline
+    body: Body
+    instruction: Instruction | None = None
+
+
+class Area(Struct, forbid_unknown_fields=True, frozen=True):
+    label: Label
+    geohash: Geohash
+    radius_m: Radius
+    codes: Annotated[list[AreaCode], Meta(max_length=16)]
+
+    def __post_init__(self) -> None:
+        if len(set(self.codes)) != len(self.codes):
+            raise ValueError("area.codes lists a code twice")
+
+
+Texts = Annotated[dict[LangTag, Text], Meta(min_length=1, max_length=8)]
+Agencies = Annotated[list[Agency], Meta(max_length=8)]
+References = Annotated[list[AlertId], Meta(max_length=32)]
+
+
+class Alert(Struct, forbid_unknown_fields=True, frozen=True):
+    """One signed message; field order is the contract's encoding order."""
+
+    id: AlertId
+    network: Network
+    seq: Seq
+    msg_type: MsgType
+    references: References
+    kind: Kind
+    certainty: Certainty
+    observed_at: UtcTime
+    sent_at: UtcTime
+    expires_at: UtcTime
+    area: Area
+    agencies: Agencies
+    text: Texts
+
+    def __post_init__(self) -> None:
+        if self.id.partition("/")[0] != self.network:
+            raise ValueError("id must start with the alert's network")
+        if (self.msg_type == "alert") != (not self.references):
+            raise ValueError("references must be empty for alert, non-empty otherwise")
+        if self.id in self.references or len(set(self.references)) != len(self.references):
+            raise ValueError("references repeat an id or name the message itself")
+        for moment in (self.observed_at, self.sent_at, self.expires_at):
+            if moment.utcoffset():
+                raise ValueError("times must be UTC with Z")
+
+    @property
+    def origin(self) -> str:
+        return self.network
+
+
+class Signature(Struct, forbid_unknown_fields=True, frozen=True):
+    keyid: KeyId
+    sig: Base64Sig
+
+
+class Envelope(Struct, forbid_unknown_fields=True, frozen=True):
+    """A DSSE envelope: the payload travels as base64 of its exact bytes."""
+
+    payloadType: Annotated[str, Meta(max_length=100)]
+    payload: Annotated[str, Meta(max_length=MAX_ENVELOPE_BYTES)]
+    signatures: Annotated[list[Signature], Meta(min_length=1, max_length=MAX_SIGNATURES_HARD)]
+
+
+alert_encoder: Final = msgspec.json.Encoder()
+_alert_decoder: Final = msgspec.json.Decoder(Alert)
+envelope_decoder: Final = msgspec.json.Decoder(Envelope)
+
+
+class NonCanonical(ValueError):
+    """The payload decodes, but its bytes are not the node's own encoding."""
+
+
+def encode_alert(alert: Alert) -> bytes:
+    return alert_encoder.encode(alert)
+
+
+def decode_alert(payload: bytes) -> Alert:
+    """Decode under every bound, then insist on byte-identical re-encoding.
+
+    Raises ``msgspec.ValidationError``/``msgspec.DecodeError`` for bad data,
+    ``NonCanonical`` when the bytes are not canonical.
+    """
+    try:
+        alert = _alert_decoder.decode(payload)
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise msgspec.DecodeError(f"invalid JSON text: {type(exc).__name__}") from None
+    if alert_encoder.encode(alert) != payload:
+        raise NonCanonical("payload bytes are not in canonical form")
+    return alert
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    return alert_encoder.encode(envelope)

@@ -1,0 +1,187 @@
+"""A running relay node: its store, pipeline, trust snapshot and housekeeping.
+
+``Node`` owns the resources with a lifetime (database threads, the verify
+pool, background tasks) and nothing else; HTTP lives in ``relay.app``. Tests
+build a ``Node`` with a ``FakeClock`` and call ``purge_once`` or
+``reload_trust`` directly instead of waiting for the loops.
+
+``FeedSignal`` wakes whoever follows the feed (SSE streams, bridges, the
+federation sender): they keep their own cursor and read from the store, so a
+slow or restarted consumer never loses an event, and the signal itself holds
+no queue that could grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from keys import nodekey
+from keys.keyring import KeyEntry, Keyring
+from keys.nodekey import NodeKey
+from relay import config as config_mod
+from relay import store, trust
+from relay.config import Config
+from relay.db import Database
+from relay.log import DecisionLog
+from relay.metrics import Metrics
+from relay.pipeline import Pipeline
+from relay.timeutil import Clock, parse_duration, system_clock
+from relay.trust import TrustSnapshot
+
+_log = structlog.get_logger("avisa.node")
+TRUST_POLL_S = 2.0
+
+
+class FeedSignal:
+    """The newest feed position, and a way to wait until it moves past yours."""
+
+    def __init__(self, head: int = 0) -> None:
+        self.head = head
+        self._moved = asyncio.Event()
+
+    def advance(self, pos: int) -> None:
+        if pos <= self.head:
+            return
+        self.head = pos
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()
+
+    async def wait_beyond(self, pos: int, timeout: float) -> bool:
+        """True once ``head > pos``; False if ``timeout`` seconds pass first."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.head <= pos:
+                    await self._moved.wait()
+        return self.head > pos
+
+
+def read_passphrase(data_dir: Path, config: Config) -> bytes | None:
+    if env := os.environ.get("AVISA_PASSPHRASE"):
+        return env.encode()
+    if config.node.passphrase_file:
+        path = data_dir / config.node.passphrase_file
+        return path.read_bytes().rstrip(b"\r\n")
+    return None
+
+
+class Node:
+    def __init__(
+        self,
+        data_dir: Path,
+        config: Config,
+        key: NodeKey,
+        clock: Clock = system_clock,
+        verify_threads: int | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.config = config
+        self.key = key
+        self.clock = clock
+        self.network = config.node.network
+        self.metrics = Metrics()
+        self.feed = FeedSignal()
+        self.db = Database(data_dir / config_mod.DB_NAME)
+        self.pool = ThreadPoolExecutor(
+            verify_threads or os.cpu_count() or 2, thread_name_prefix="avisa-verify"
+        )
+        self.retention = parse_duration(config.store.retention)
+        policy = config.policy
+        self.tombstone_ttl = parse_duration(policy.max_lifetime) + parse_duration(
+            policy.max_future_skew
+        )
+        self.trust: TrustSnapshot = TrustSnapshot(
+            policy=trust.policy_from_config(config, ()), keyring=Keyring()
+        )
+        self.pipeline = Pipeline(
+            self.db,
+            clock,
+            lambda: self.trust,
+            self.pool,
+            self.tombstone_ttl,
+            DecisionLog(),
+            self._accepted,
+            self.metrics,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self.extra_own_keys: list[KeyEntry] = []
+        # Federation replaces this with each peer's delivery status.
+        self.peer_status: Callable[[str], dict[str, Any]] = lambda network: {}
+
+    @classmethod
+    def load(cls, data_dir: Path, clock: Clock = system_clock) -> Node:
+        config = config_mod.load(data_dir)
+        key = nodekey.load(data_dir / config_mod.KEY_NAME, read_passphrase(data_dir, config))
+        return cls(data_dir, config, key, clock)
+
+    def own_keys(self) -> list[KeyEntry]:
+        return [KeyEntry(self.network, self.key.public_key), *self.extra_own_keys]
+
+    def _accepted(self, pos: int) -> None:
+        self.feed.advance(pos)
+
+    async def start(self) -> None:
+        await self.reload_trust()
+        self.feed.advance(await self.db.read(store.feed_head))
+        self.spawn(self._every(TRUST_POLL_S, self._reload_if_changed), "trust-reload")
+        purge_every = parse_duration(self.config.store.purge_interval).total_seconds()
+        self.spawn(self._every(purge_every, self.purge_once), "purge")
+
+    def spawn(self, coro: Awaitable[None], name: str) -> None:
+        async def guarded() -> None:
+            await coro
+
+        self._tasks.append(asyncio.create_task(guarded(), name=f"avisa-{name}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self.pool.shutdown(wait=True)
+        self.db.close()
+
+    async def _every(self, seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await work()
+            except Exception:  # noqa: BLE001 - housekeeping must outlive one failure
+                _log.exception("background task failed", task=getattr(work, "__name__", "?"))
+
+    async def reload_trust(self) -> None:
+        own = self.own_keys()
+        self.trust = await self.db.read(lambda conn: trust.load_snapshot(conn, self.config, own))
+
+    async def _reload_if_changed(self) -> None:
+        version = await self.db.read(trust.trust_version)
+        if version != self.trust.version:
+            await self.reload_trust()
+            _log.info("trust reloaded", version=version, peers=len(self.trust.peers))
+
+    async def purge_once(self) -> store.PurgeCounts:
+        now = self.clock()
+        limit = self.config.store.decision_log_max
+        counts = await self.db.write(lambda conn: store.purge(conn, now, self.retention, limit))
+        await self.db.checkpoint()
+        if counts.alerts or counts.tombstones:
+            _log.info(
+                "purged",
+                alerts=counts.alerts,
+                tombstones=counts.tombstones,
+                decisions=counts.decisions,
+            )
+        return counts
+
+    def retention_window(self) -> timedelta:
+        return self.retention

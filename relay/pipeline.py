@@ -1,0 +1,229 @@
+"""The one path every envelope takes, whether published here or sent by a peer.
+
+    size limit → parse → verify signatures → canonical payload decode
+      → (writer thread) replay state → policy → store, one transaction
+      → wake the feed's consumers
+
+The CPU-heavy first half (JSON, base64, Ed25519) runs on a thread pool in
+chunks, since PyNaCl releases the GIL; an envelope with no valid signature
+from a known key is rejected there, before its payload is even decoded. The
+second half runs as one job on the database writer, so the duplicate and
+tombstone checks see exactly what the insert will see, and a whole peer
+transaction costs one commit.
+
+Local publishing allocates the origin ``seq``, signs and then takes the same
+path inside one writer job, so a sequence number is never spent on an alert
+that was not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+import msgspec
+
+from keys.nodekey import NodeKey
+from relay import store
+from relay.db import Database
+from relay.envelope import Verification, open_envelope, sign, verify
+from relay.errors import BadInput
+from relay.log import DecisionLog
+from relay.metrics import Metrics
+from relay.model import (
+    ALERT_PAYLOAD_TYPE,
+    Alert,
+    Envelope,
+    NonCanonical,
+    decode_alert,
+    encode_alert,
+    encode_envelope,
+)
+from relay.policy import Decision, decide
+from relay.timeutil import Clock
+from relay.trust import TrustSnapshot
+
+Status = Literal["accepted", "duplicate", "held", "rejected"]
+CHUNK = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    id: str | None
+    status: Status
+    reason: str
+    pos: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: str
+    alert: Alert | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    envelope: Envelope
+    verification: Verification
+    incoming: store.Incoming
+
+    @property
+    def alert(self) -> Alert:
+        return self.incoming.alert
+
+
+def prepare(raw: bytes, snapshot: TrustSnapshot) -> Prepared | Rejected:
+    """Parse and verify one envelope; pure apart from the CPU it burns."""
+    try:
+        envelope, payload = open_envelope(raw)
+    except BadInput as exc:
+        return Rejected("too_large" if exc.status == 413 else "malformed")
+    if envelope.payloadType != ALERT_PAYLOAD_TYPE:
+        return Rejected("unsupported_payload_type")
+    verification = verify(envelope, payload, snapshot.keyring)
+    if verification.forged:
+        return Rejected("bad_signature")
+    if not verification.any_valid:
+        return Rejected("unknown_key")
+    try:
+        alert = decode_alert(payload)
+    except NonCanonical:
+        return Rejected("non_canonical")
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return Rejected("malformed_payload")
+    endorsers = [net for net in verification.valid_networks() if net != alert.network]
+    incoming = store.Incoming(encode_envelope(envelope), alert, endorsers)
+    return Prepared(envelope, verification, incoming)
+
+
+def _prepare_chunk(raws: Sequence[bytes], snapshot: TrustSnapshot) -> list[Prepared | Rejected]:
+    return [prepare(raw, snapshot) for raw in raws]
+
+
+def _status(decision: Decision) -> Status:
+    if decision.reason == "duplicate":
+        return "duplicate"
+    return {"accept": "accepted", "hold": "held", "reject": "rejected"}[decision.action]  # type: ignore[return-value]
+
+
+class RateCounter:
+    """Envelopes per peer in a sliding minute (two fixed buckets, weighted)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[int, int, int]] = {}
+
+    def hit(self, peer: str, now: datetime, count: int = 1) -> int:
+        minute = int(now.timestamp()) // 60
+        start, previous, current = self._buckets.get(peer, (minute, 0, 0))
+        if minute == start + 1:
+            previous, current = current, 0
+        elif minute != start:
+            previous, current = 0, 0
+        current += count
+        self._buckets[peer] = (minute, previous, current)
+        elapsed = (now.timestamp() % 60) / 60
+        return int(previous * (1 - elapsed)) + current
+
+
+class Pipeline:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        trust: Callable[[], TrustSnapshot],
+        pool: Executor,
+        tombstone_ttl: timedelta,
+        log: DecisionLog,
+        on_accept: Callable[[int], None],
+        metrics: Metrics,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._trust = trust
+        self._pool = pool
+        self._tombstone_ttl = tombstone_ttl
+        self._log = log
+        self._on_accept = on_accept
+        self._metrics = metrics
+        self._rates = RateCounter()
+
+    async def ingest(self, raws: Sequence[bytes], from_peer: str | None) -> list[Outcome]:
+        """Run envelopes from one source through the pipeline; one outcome each, in order."""
+        snapshot = self._trust()
+        loop = asyncio.get_running_loop()
+        chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]
+        prepared: list[Prepared | Rejected] = []
+        for part in await asyncio.gather(
+            *(loop.run_in_executor(self._pool, _prepare_chunk, chunk, snapshot) for chunk in chunks)
+        ):
+            prepared.extend(part)
+        now = self._clock()
+        outcomes = await self._db.write(
+            lambda conn: self._commit(conn, prepared, from_peer, snapshot, now)
+        )
+        self._after(outcomes, from_peer)
+        return outcomes
+
+    async def publish(self, build: Callable[[int], Alert], key: NodeKey) -> tuple[Outcome, bytes]:
+        """Sign and store an alert of this node's; ``build`` gets the next seq."""
+        snapshot = self._trust()
+        now = self._clock()
+
+        def job(conn: sqlite3.Connection) -> tuple[Outcome, bytes]:
+            alert = build(store.next_seq(conn, snapshot.policy.own_network))
+            raw = encode_envelope(sign(encode_alert(alert), key))
+            (outcome,) = self._commit(conn, [prepare(raw, snapshot)], None, snapshot, now)
+            if outcome.status != "accepted":
+                raise BadInput(
+                    "AVISA_REFUSED", f"the node's own policy refused it: {outcome.reason}"
+                )
+            return outcome, raw
+
+        outcome, raw = await self._db.write(job)
+        self._after([outcome], None)
+        return outcome, raw
+
+    def _commit(
+        self,
+        conn: sqlite3.Connection,
+        items: Sequence[Prepared | Rejected],
+        from_peer: str | None,
+        snapshot: TrustSnapshot,
+        now: datetime,
+    ) -> list[Outcome]:
+        outcomes = []
+        for item in items:
+            if isinstance(item, Rejected):
+                decision, alert = Decision("reject", item.reason), item.alert
+                pos = None
+            else:
+                alert = item.alert
+                recent = self._rates.hit(from_peer, now) if from_peer else 0
+                state = store.policy_state(conn, alert, from_peer, recent)
+                decision = decide(
+                    item.envelope, alert, item.verification, snapshot.policy, state, now
+                )
+                pos = None
+                if decision.action != "reject":
+                    pos = store.save(
+                        conn, item.incoming, decision, from_peer, now, self._tombstone_ttl
+                    )
+            store.record_decision(conn, now, decision, alert, from_peer)
+            outcomes.append(
+                Outcome(alert.id if alert else None, _status(decision), decision.reason, pos)
+            )
+        return outcomes
+
+    def _after(self, outcomes: Sequence[Outcome], from_peer: str | None) -> None:
+        newest = 0
+        for outcome in outcomes:
+            self._log.decision(outcome.id, from_peer, outcome.status, outcome.reason)
+            self._metrics.decision(outcome.status, outcome.reason, from_peer)
+            newest = max(newest, outcome.pos or 0)
+        if newest:
+            self._on_accept(newest)

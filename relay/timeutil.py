@@ -1,0 +1,71 @@
+"""Time helpers shared by core and shell: durations, epoch conversion, clocks.
+
+The core never reads the time itself; it receives ``now`` from a ``Clock``.
+``SystemClock`` is the only place the wall clock is read; tests pass a
+``FakeClock`` they move by hand, so expiry, backoff and retention are tested
+without sleeping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+Clock = Callable[[], datetime]
+
+_DURATION = re.compile(r"^([0-9]{1,6})(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90s"``, ``"15m"``, ``"4h"``, ``"7d"`` → timedelta; ValueError otherwise."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"not a duration like 30s, 15m, 4h or 7d: {text!r}")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit in ("d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def to_epoch(moment: datetime) -> int:
+    """Whole seconds since the epoch (what the store keeps)."""
+    return int((moment - EPOCH).total_seconds())
+
+
+def from_epoch(seconds: int) -> datetime:
+    return EPOCH + timedelta(seconds=seconds)
+
+
+def rfc3339(moment: datetime) -> str:
+    """``2026-11-23T13:42:58Z``: the one time format on the wire."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def whole_seconds(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class FakeClock:
+    """A clock for tests: starts at ``start`` and moves only when told."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta | str) -> None:
+        self.now += parse_duration(delta) if isinstance(delta, str) else delta

@@ -1,0 +1,72 @@
+"""Fixtures: a real node on a real SQLite file, served on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from relay import datadir, db, trust
+from relay.app import serve
+from relay.node import Node
+from relay.timeutil import FakeClock
+from tests.helpers import T0
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@dataclass
+class RunningNode:
+    node: Node
+    url: str
+    token: str
+    http: aiohttp.ClientSession
+    data_dir: Path
+
+    def headers(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.token}"}
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        headers = kwargs.pop("headers", None) or self.headers()
+        async with self.http.request(method, self.url + path, headers=headers, **kwargs) as r:
+            body = await r.read()
+            try:
+                return r.status, (await r.json(content_type=None)) if body else None
+            except ValueError:
+                return r.status, body
+
+    def add_peer(self, record: trust.PeerRecord) -> None:
+        conn = db.open_sync(self.node.db.path)
+        try:
+            db.transaction(conn, lambda c: trust.save_peer(c, record, self.node.clock()))
+        finally:
+            conn.close()
+
+
+async def start_node(
+    tmp_path: Path, clock: FakeClock, network: str = "ventura", config_extra: str = ""
+) -> tuple[Node, Any, str, str]:
+    result = datadir.initialize(tmp_path / network, network, "127.0.0.1:0", clock=clock)
+    if config_extra:
+        path = result.data_dir / "avisa.toml"
+        path.write_text(path.read_text() + config_extra)
+    node = Node.load(result.data_dir, clock)
+    await node.start()
+    runner, port = await serve(node, "127.0.0.1", 0)
+    return node, runner, f"http://127.0.0.1:{port}", result.token
+
+
+@pytest.fixture
+async def running(tmp_path: Path, clock: FakeClock) -> AsyncIterator[RunningNode]:
+    node, runner, url, token = await start_node(tmp_path, clock)
+    async with aiohttp.ClientSession() as http:
+        yield RunningNode(node, url, token, http, node.data_dir)
+    await runner.cleanup()
+    await node.stop()

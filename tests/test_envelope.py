@@ -1,0 +1,109 @@
+"""DSSE: PAE, signing, verification, keyids — with known answers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import nacl.signing
+import pytest
+
+from keys.fingerprint import fingerprint
+from keys.keyring import Keyring
+from relay.envelope import canonical_b64decode, open_envelope, pae, verify, verify_strict
+from relay.errors import BadInput
+from relay.model import Envelope, Signature, encode_alert, encode_envelope
+from tests.helpers import entry, envelope_for, key, make_alert
+
+# Known answers for the seed 32 x 0x01 (committed so other implementations can compare).
+SEED1_PUBLIC_HEX = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c"
+SEED1_KEYID = "ed25519:" + hashlib.sha256(bytes.fromhex(SEED1_PUBLIC_HEX)).digest()[:16].hex()
+
+
+def test_pae_matches_the_dsse_specification_example() -> None:
+    assert pae("http://example.com/HelloWorld", b"hello world") == (
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    )
+
+
+def test_keyid_and_signature_known_answers() -> None:
+    signer = key(1)
+    assert signer.public_key.hex() == SEED1_PUBLIC_HEX
+    assert signer.keyid == SEED1_KEYID
+    # Ed25519 is deterministic: the same seed and message give the same signature.
+    signature = signer.sign(pae("application/vnd.avisa.alert.v1+json", b"{}"))
+    assert (
+        signature
+        == nacl.signing.SigningKey(bytes([1]) * 32)
+        .sign(pae("application/vnd.avisa.alert.v1+json", b"{}"))
+        .signature
+    )
+    assert len(fingerprint(signer.public_key).split()) == 6
+
+
+def test_signed_envelope_verifies_with_an_independent_check() -> None:
+    alert = make_alert()
+    document = json.loads(encode_envelope(envelope_for(alert, key(1))))
+    payload = base64.b64decode(document["payload"])
+    assert payload == encode_alert(alert)
+    message = b"DSSEv1 %d %s %d %s" % (
+        len(document["payloadType"]),
+        document["payloadType"].encode(),
+        len(payload),
+        payload,
+    )
+    (signature,) = document["signatures"]
+    public = key(1).public_key
+    assert signature["keyid"] == "ed25519:" + hashlib.sha256(public).hexdigest()[:32]
+    nacl.signing.VerifyKey(public).verify(message, base64.b64decode(signature["sig"]))
+
+
+def test_verification_lists_what_held() -> None:
+    alert = make_alert()
+    envelope = envelope_for(alert, key(1), key(2), key(3))
+    keyring = Keyring([entry("ventura", key(1)), entry("la", key(2))])
+    result = verify(envelope, encode_alert(alert), keyring)
+    assert [check.valid for check in result.checks] == [True, True, False]
+    assert result.checks[2].entry is None  # unknown key: ignored, not forged
+    assert result.valid_networks() == ["ventura", "la"]
+    assert not result.forged
+
+
+def test_a_key_signing_twice_counts_once() -> None:
+    alert = make_alert()
+    single = envelope_for(alert, key(1))
+    doubled = Envelope(single.payloadType, single.payload, [*single.signatures] * 2)
+    result = verify(doubled, encode_alert(alert), Keyring([entry("ventura", key(1))]))
+    assert sum(check.valid for check in result.checks) == 1
+
+
+def test_tampered_payload_is_forged_and_strict_verify_raises() -> None:
+    alert = make_alert()
+    envelope = envelope_for(alert, key(1))
+    other = encode_alert(make_alert(headline="Something else"))
+    keyring = Keyring([entry("ventura", key(1))])
+    assert verify(envelope, other, keyring).forged
+    with pytest.raises(BadInput):
+        verify_strict(envelope, other, keyring)
+    assert verify_strict(envelope, encode_alert(alert), keyring).any_valid
+
+
+@pytest.mark.parametrize("text", ["AQ=", "AQ==\n", "AR==", "A===", "!!!!"])
+def test_non_canonical_base64_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        canonical_b64decode(text)
+
+
+def test_signature_in_a_second_spelling_is_refused() -> None:
+    alert = make_alert()
+    envelope = envelope_for(alert, key(1))
+    sig = envelope.signatures[0].sig
+    # The last character before "==" carries 4 spare bits; set one of them.
+    respelled = sig[:85] + chr(ord(sig[85]) + 1) + "=="
+    assert base64.b64decode(respelled) == base64.b64decode(sig)
+    forged = Envelope(
+        envelope.payloadType, envelope.payload, [Signature(envelope.signatures[0].keyid, respelled)]
+    )
+    with pytest.raises(BadInput):
+        open_envelope(encode_envelope(forged))
