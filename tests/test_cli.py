@@ -20,7 +20,9 @@ AVISA = [sys.executable, "-m", "relay.cli"]
 
 
 def avisa(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([*AVISA, *args], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*AVISA, *args], capture_output=True, text=True, timeout=60, check=False
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -36,8 +38,9 @@ def node_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def running_node(node_dir: Path) -> Iterator[Path]:
-    process = subprocess.Popen([*AVISA, "run", "--data", str(node_dir)],
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*AVISA, "run", "--data", str(node_dir)], stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 20
     while not (node_dir / "run.json").exists():
         assert process.poll() is None, process.stderr.read() if process.stderr else ""
@@ -68,10 +71,30 @@ def test_keys_show_json(node_dir: Path) -> None:
 def test_publish_update_cancel_and_list(running_node: Path) -> None:
     data = str(running_node)
     alert_id = avisa(
-        "alert", "publish", "--data", data, "--kind", "sighting", "--certainty", "confirmed",
-        "--area-label", "Colonia, Oxnard", "--geohash", "9q4gch", "--code", "fips:06111",
-        "--text", "es=ICE en el parque", "--text", "en=ICE at the park",
-        "--body", "en=Verified by two volunteers", "--agency", "ice", "--expires-in", "2h",
+        "alert",
+        "publish",
+        "--data",
+        data,
+        "--kind",
+        "sighting",
+        "--certainty",
+        "confirmed",
+        "--area-label",
+        "Colonia, Oxnard",
+        "--geohash",
+        "9q4gch",
+        "--code",
+        "fips:06111",
+        "--text",
+        "es=ICE en el parque",
+        "--text",
+        "en=ICE at the park",
+        "--body",
+        "en=Verified by two volunteers",
+        "--agency",
+        "ice",
+        "--expires-in",
+        "2h",
     ).stdout.strip()
     assert alert_id.startswith("ventura/") and len(alert_id) == len("ventura/") + 26
     listed = json.loads(avisa("alert", "list", "--active", "--json", "--data", data).stdout)
@@ -80,12 +103,25 @@ def test_publish_update_cancel_and_list(running_node: Path) -> None:
     assert alert_id in human and "ICE en el parque" in human
 
     update_id = avisa(
-        "alert", "update", alert_id, "--data", data, "--kind", "sighting", "--certainty",
-        "confirmed", "--area-label", "5th St, Oxnard", "--geohash", "9q4gcj",
-        "--text", "en=Moved to 5th St",
+        "alert",
+        "update",
+        alert_id,
+        "--data",
+        data,
+        "--kind",
+        "sighting",
+        "--certainty",
+        "confirmed",
+        "--area-label",
+        "5th St, Oxnard",
+        "--geohash",
+        "9q4gcj",
+        "--text",
+        "en=Moved to 5th St",
     ).stdout.strip()
-    cancel_id = avisa("alert", "cancel", update_id, "--data", data,
-                      "--text", "en=Withdrawn").stdout.strip()
+    cancel_id = avisa(
+        "alert", "cancel", update_id, "--data", data, "--text", "en=Withdrawn"
+    ).stdout.strip()
     listed = json.loads(avisa("alert", "list", "--active", "--json", "--data", data).stdout)
     assert [a["alert"]["id"] for a in listed["alerts"]] == [cancel_id]
 
@@ -103,8 +139,9 @@ def test_policy_explain_has_no_side_effects(running_node: Path, tmp_path: Path) 
     envelope = tmp_path / "alert.json"
     envelope.write_bytes(raw_envelope(make_alert("la"), key(2)))
     before = (running_node / "avisa.db").stat().st_size
-    out = json.loads(avisa("policy", "explain", str(envelope), "--json",
-                           "--data", str(running_node)).stdout)
+    out = json.loads(
+        avisa("policy", "explain", str(envelope), "--json", "--data", str(running_node)).stdout
+    )
     assert (out["decision"], out["reason"]) == ("reject", "unknown_key")
     human = avisa("policy", "explain", str(envelope), "--data", str(running_node)).stdout
     assert "unknown_key" in human

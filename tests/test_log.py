@@ -6,22 +6,34 @@ from relay.log import REDACTED, redact, scrub
 
 
 def test_sensitive_fields_are_dropped() -> None:
-    event = redact(None, "info", {
-        "event": "decision", "headline": "ICE at 5th St", "token": "avisa_abc",
-        "remote": "203.0.113.9", "alert_id": "ventura/01M82V7M000000000000000000",
-    })
+    event = redact(
+        None,
+        "info",
+        {
+            "event": "decision",
+            "headline": "ICE at 5th St",
+            "token": "avisa_abc",
+            "remote": "203.0.113.9",
+            "alert_id": "ventura/01M82V7M000000000000000000",
+        },
+    )
     assert event["headline"] == event["token"] == event["remote"] == REDACTED
     assert event["alert_id"] == "ventura/01M82V7M000000000000000000"
 
 
 def test_values_that_look_like_addresses_or_phones_are_masked() -> None:
-    text = ("from 203.0.113.9 and 2001:db8::1:2 call +1 (805) 555-0100 "
-            "token avisa_3q2-Zx9_abcdefghijklmnopqrstuv")
+    text = (
+        "from 203.0.113.9 and 2001:db8::1:2 call +1 (805) 555-0100 "
+        "token avisa_3q2-Zx9_abcdefghijklmnopqrstuv"
+    )
     cleaned = scrub(text)
     for secret in ("203.0.113.9", "555-0100", "avisa_3q2", "2001:db8"):
         assert secret not in cleaned
     # Alert ids and ordinary numbers survive.
-    for kept in ("ventura/01M82V7M000000000000000000 seq 12", "at 12:00:00 for 4h",
-                 "keyid ed25519:3f2a00aa11bb22cc33dd44ee55ff6677"):
+    for kept in (
+        "ventura/01M82V7M000000000000000000 seq 12",
+        "at 12:00:00 for 4h",
+        "keyid ed25519:3f2a00aa11bb22cc33dd44ee55ff6677",
+    ):
         assert scrub(kept) == kept
     assert scrub("from ::1 port 8470") == f"from {REDACTED} port 8470"
