@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from keys.keyring import keyid_for
 from relay import config as config_mod
 from relay import datadir, db, log, trust
 from relay.errors import AvisaError
+from relay.node import passphrase_from_environment
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -32,20 +32,13 @@ def data_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _read_passphrase_file(path: str | None) -> bytes | None:
-    if path:
-        return Path(path).read_bytes().rstrip(b"\r\n")
-    env = os.environ.get("AVISA_PASSPHRASE")
-    return env.encode() if env else None
-
-
 def cmd_init(args: argparse.Namespace) -> int:
     result = datadir.initialize(
         args.data,
         args.network,
         args.listen,
         args.url or "",
-        _read_passphrase_file(args.passphrase_file),
+        passphrase_from_environment(Path(args.passphrase_file) if args.passphrase_file else None),
     )
     print(f"Initialized node '{result.network}' in {result.data_dir}")
     print(f"  key id:       {result.keyid}")

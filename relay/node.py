@@ -31,6 +31,7 @@ from relay import config as config_mod
 from relay import store, trust
 from relay.config import Config
 from relay.db import Database
+from relay.errors import ConfigError
 from relay.log import DecisionLog
 from relay.metrics import Metrics
 from relay.pipeline import Pipeline
@@ -64,13 +65,23 @@ class FeedSignal:
         return self.head > pos
 
 
+def passphrase_from_environment(explicit_file: Path | None = None) -> bytes | None:
+    """``explicit_file``, else ``AVISA_PASSPHRASE_FILE``, else ``AVISA_PASSPHRASE``."""
+    path = explicit_file or (
+        Path(os.environ["AVISA_PASSPHRASE_FILE"]) if "AVISA_PASSPHRASE_FILE" in os.environ else None
+    )
+    if path is not None:
+        try:
+            return path.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise ConfigError(str(path), f"cannot read passphrase ({exc.strerror})") from None
+    env = os.environ.get("AVISA_PASSPHRASE")
+    return env.encode() if env else None
+
+
 def read_passphrase(data_dir: Path, config: Config) -> bytes | None:
-    if env := os.environ.get("AVISA_PASSPHRASE"):
-        return env.encode()
-    if config.node.passphrase_file:
-        path = data_dir / config.node.passphrase_file
-        return path.read_bytes().rstrip(b"\r\n")
-    return None
+    configured = config.node.passphrase_file
+    return passphrase_from_environment(data_dir / configured if configured else None)
 
 
 class Node:
