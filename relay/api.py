@@ -177,9 +177,15 @@ async def list_alerts(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", 100, 1, 1000)
     now = node.clock()
     rows = await node.db.read(
-        lambda conn: store.listing(conn, now, active_only=active == "true", limit=limit)
+        lambda conn: store.listing(
+            conn,
+            now,
+            active_only=active == "true",
+            limit=limit,
+            keep=lambda alert: not area or area_matches(alert, area),
+        )
     )
-    views = [row.view(now) for row in rows if not area or area_matches(row.alert, area)]
+    views = [row.view(now) for row in rows]
     return respond({"alerts": views})
 
 

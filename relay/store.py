@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -288,8 +288,12 @@ def listing(
     active_only: bool,
     held: bool = False,
     limit: int = 100,
+    keep: Callable[[Alert], bool] = lambda alert: True,
 ) -> list[StoredAlert]:
-    """Newest first. ``active_only`` hides cancelled, superseded and expired alerts."""
+    """Newest first, up to ``limit`` for which ``keep`` holds.
+
+    ``active_only`` hides cancelled, superseded and expired alerts.
+    """
     params: tuple[int, ...] = ()
     if held:
         where = "state = 'held'"
@@ -298,11 +302,17 @@ def listing(
     else:
         where = "state != 'held'"
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM alerts WHERE {where} ORDER BY received_at DESC, rowid DESC"
-        " LIMIT ?",
-        (*params, limit),
-    ).fetchall()
-    return [_row_to_stored(row) for row in rows]
+        f"SELECT {_COLUMNS} FROM alerts WHERE {where} ORDER BY received_at DESC, rowid DESC",
+        params,
+    )
+    found: list[StoredAlert] = []
+    for row in rows:
+        stored = _row_to_stored(row)
+        if keep(stored.alert):
+            found.append(stored)
+            if len(found) == limit:
+                break
+    return found
 
 
 def feed_since(conn: sqlite3.Connection, pos: int, limit: int) -> list[tuple[int, StoredAlert]]:

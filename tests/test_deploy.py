@@ -11,8 +11,14 @@ import pytest
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 HARDENING = (
-    "User=avisa", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
-    "StateDirectory=avisa", "CapabilityBoundingSet=", "ProtectHome=yes", "UMask=0077",
+    "User=avisa",
+    "NoNewPrivileges=yes",
+    "ProtectSystem=strict",
+    "PrivateTmp=yes",
+    "StateDirectory=avisa",
+    "CapabilityBoundingSet=",
+    "ProtectHome=yes",
+    "UMask=0077",
 )
 
 
@@ -29,8 +35,13 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     unit = (DEPLOY / "avisa.service").read_text()
     local = tmp_path / "avisa.service"
     local.write_text(unit.replace("/opt/avisa/.venv/bin/avisa", str(avisa)))
-    result = subprocess.run(["systemd-analyze", "verify", str(local)],
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(local)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     # verify only warns about unknown directives; treat any output as a failure.
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr
