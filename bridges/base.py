@@ -144,6 +144,7 @@ class RouteStatus:
     last_error_at: datetime | None = None
     backoff_until: datetime | None = None
     failures: int = 0
+    rate_limited: int = 0
 
     def as_dict(self, head: int) -> dict[str, Any]:
         def when(moment: datetime | None) -> str | None:
@@ -160,6 +161,7 @@ class RouteStatus:
             "last_error_at": when(self.last_error_at),
             "backoff_until": when(self.backoff_until),
             "failures": self.failures,
+            "rate_limited": self.rate_limited,
         }
 
 
@@ -249,6 +251,7 @@ class RouteConsumer(ABC):
                 await work()
             except RateLimited as exc:
                 wait = exc.retry_after
+                self.status.rate_limited += 1
                 self._failed(exc)
             except TransportError as exc:
                 wait = self.backoff.next_delay()

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,10 @@ def read_secret(data_dir: Path, bridge: MatrixBridge, where: str) -> tuple[str, 
     return kind, value
 
 
+class SessionLost(TransportError):
+    """The homeserver no longer accepts our access token."""
+
+
 def check(response: Any, what: str) -> Any:
     """``response`` if it is not an error; else the matching bridge error."""
     if not isinstance(response, ErrorResponse):
@@ -101,11 +106,9 @@ def check(response: Any, what: str) -> Any:
         raise RateLimited(f"{what}: M_LIMIT_EXCEEDED", wait)
     if code in _REFUSED:
         raise Undeliverable(f"{what}: {code}")
+    if code == "M_UNKNOWN_TOKEN":
+        raise SessionLost(f"{what}: {code}")
     raise TransportError(f"{what}: {code}")
-
-
-class SessionLost(TransportError):
-    """The homeserver no longer accepts our access token."""
 
 
 class MatrixSession:
@@ -195,9 +198,8 @@ class MatrixSession:
             if device_id and not (self.store_dir / f"{user_id}_{device_id}.db").exists():
                 device_id = None  # its keys are gone: a new device, not a silent key change
             self.client = self._new_client(device_id)
-            response = check(
-                await self._call(self.client.login(self._secret, self.config.device_name)),
-                "login",
+            response = await self._ask(
+                self.client.login(self._secret, self.config.device_name), "login"
             )
             assert isinstance(response, LoginResponse)
             if response.device_id != device_id:
@@ -206,34 +208,35 @@ class MatrixSession:
         else:
             self.client = self._new_client(None)
             self.client.access_token = self._secret
-            who = check(await self._call(self.client.whoami()), "whoami")
+            who = await self._ask(self.client.whoami(), "whoami")
             assert isinstance(who, WhoamiResponse)
             if who.user_id != user_id or not who.device_id:
                 raise TransportError("access token belongs to another user or has no device")
             self.client.restore_login(who.user_id, who.device_id, self._secret)
         _log.info("matrix login", user_id=user_id, device_id=self.client.device_id)
 
-    async def _call(self, request: Any) -> Any:
-        """Await a nio request with a deadline; map transport failures."""
+    async def _ask(self, request: Awaitable[Any], what: str) -> Any:
+        """Await a nio request with a deadline; its response, or a bridge error."""
         try:
             async with asyncio.timeout(REQUEST_DEADLINE_S + SYNC_TIMEOUT_MS / 1000):
-                return await request
+                response = await request
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise TransportError(f"homeserver unreachable ({type(exc).__name__})") from None
+            raise TransportError(f"{what}: homeserver unreachable ({type(exc).__name__})") from None
+        except (LocalProtocolError, OlmUnverifiedDeviceError) as exc:
+            raise TransportError(f"{what}: {type(exc).__name__}") from None
+        return check(response, what)
 
     async def _sync(self, *, full_state: bool) -> None:
         client = self._client()
-        response = await self._call(
+        response = await self._ask(
             client.sync(
                 timeout=0 if full_state else SYNC_TIMEOUT_MS,
                 sync_filter=_SYNC_FILTER,
                 full_state=full_state,
                 set_presence="offline",
-            )
+            ),
+            "sync",
         )
-        if isinstance(response, ErrorResponse) and response.status_code == "M_UNKNOWN_TOKEN":
-            raise SessionLost("sync: M_UNKNOWN_TOKEN")
-        check(response, "sync")
         assert isinstance(response, SyncResponse)
         await self._after_sync(client)
         self.syncs += 1
@@ -243,13 +246,13 @@ class MatrixSession:
 
     async def _after_sync(self, client: AsyncClient) -> None:
         if client.should_upload_keys:
-            check(await self._call(client.keys_upload()), "keys upload")
+            await self._ask(client.keys_upload(), "keys upload")
         if client.should_query_keys:
-            check(await self._call(client.keys_query()), "keys query")
+            await self._ask(client.keys_query(), "keys query")
         if client.should_claim_keys:
             users = client.get_users_for_key_claiming()
-            check(await self._call(client.keys_claim(users)), "keys claim")
-        for reply in await self._call(client.send_to_device_messages()):
+            await self._ask(client.keys_claim(users), "keys claim")
+        for reply in await self._ask(client.send_to_device_messages(), "to-device"):
             check(reply, "to-device")
 
     def _client(self) -> AsyncClient:
@@ -271,7 +274,7 @@ class MatrixSession:
         """Join ``room`` (alias or id) and wait until a sync has shown it; its id."""
         await self.ready.wait()
         client = self._client()
-        joined = check(await self._call(client.join(room)), "join")
+        joined = await self._ask(client.join(room), "join")
         assert isinstance(joined, JoinResponse)
         room_id = str(joined.room_id)
         for _ in range(3):
@@ -289,8 +292,9 @@ class MatrixSession:
     async def enable_encryption(self, room_id: str) -> None:
         client = self._client()
         content = {"algorithm": MEGOLM}
-        response = await self._call(client.room_put_state(room_id, "m.room.encryption", content))
-        check(response, "enable encryption")
+        response = await self._ask(
+            client.room_put_state(room_id, "m.room.encryption", content), "enable encryption"
+        )
         assert isinstance(response, RoomPutStateResponse)
         for _ in range(3):
             if self.is_encrypted(room_id):
@@ -301,21 +305,16 @@ class MatrixSession:
     async def send(self, room_id: str, content: dict[str, Any], txn_id: str) -> str:
         """Send one ``m.room.message``; the same ``txn_id`` never posts twice."""
         client = self._client()
-        try:
-            response = await self._call(
-                client.room_send(
-                    room_id,
-                    "m.room.message",
-                    content,
-                    tx_id=txn_id,
-                    ignore_unverified_devices=True,
-                )
-            )
-        except (LocalProtocolError, OlmUnverifiedDeviceError) as exc:
-            raise TransportError(f"send: {type(exc).__name__}") from None
-        if isinstance(response, ErrorResponse) and response.status_code == "M_UNKNOWN_TOKEN":
-            raise SessionLost("send: M_UNKNOWN_TOKEN")
-        sent = check(response, "send")
+        sent = await self._ask(
+            client.room_send(
+                room_id,
+                "m.room.message",
+                content,
+                tx_id=txn_id,
+                ignore_unverified_devices=True,
+            ),
+            "send",
+        )
         assert isinstance(sent, RoomSendResponse)
         return str(sent.event_id)
 

@@ -38,8 +38,10 @@ from relay.model import Alert, Text
 
 Status = Literal["active", "cancelled", "superseded", "expired"]
 
-# plain + HTML, measured as ASCII-escaped JSON (the worst case on the wire).
-MAX_RENDERED_BYTES = 16_000
+# plain + HTML, measured as ASCII-escaped JSON (the worst case on the wire). An
+# edit carries both twice; base64 for encryption adds a third: 2 x 20 000 x 4/3
+# stays under the 65 536 bytes Synapse allows for an event.
+MAX_RENDERED_BYTES = 20_000
 _TRUNCATIONS = (None, 1000, 400, 150, 0)
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _RED = "#c00000"
@@ -343,9 +345,14 @@ def render(
     tags = [tag for tag in languages if tag in alert.text] or list(alert.text)[:1]
     result = Rendered("", "")
     for cut in _TRUNCATIONS:
-        sections = [_section(alert, tag, signers, status, zone, replaced, cut) for tag in tags]
-        result = _join(sections)
+        result = _join([_section(alert, tag, signers, status, zone, replaced, cut) for tag in tags])
         if rendered_size(result) <= budget:
             return result
-    # Still too large with every body dropped (eight long headlines): keep the first language.
-    return _join([_section(alert, tags[0], signers, status, zone, replaced, 0)])
+    # Even headlines alone are too long in every language: keep the route's first ones.
+    for count in range(len(tags) - 1, 0, -1):
+        result = _join(
+            [_section(alert, tag, signers, status, zone, replaced, 0) for tag in tags[:count]]
+        )
+        if rendered_size(result) <= budget:
+            break
+    return result

@@ -125,3 +125,12 @@ async def world(homeserver: Homeserver, tmp_path: Path) -> AsyncIterator[World]:
         yield World(homeserver, owner, bot, reader, tmp_path)
     finally:
         await reader.stop()
+
+
+async def set_power(world: World, room_id: str, user_id: str, level: int) -> None:
+    """The room owner gives ``user_id`` a power level (e.g. to enable encryption)."""
+    path = f"/_matrix/client/v3/rooms/{room_id}/state/m.room.power_levels"
+    token = world.owner.access_token
+    levels = await world.homeserver.request("GET", path, token)
+    levels.setdefault("users", {})[user_id] = level
+    await world.homeserver.request("PUT", path, token, levels)

@@ -2,56 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiohttp
 
 from relay.timeutil import FakeClock
 from tests.helpers import wait_for
+from tests.matrix.api import DRAFT, Api, route
 from tests.matrix.conftest import Sleeps, World
 from tests.matrix.reader import bridge_posts, history
-
-DRAFT: dict[str, Any] = {
-    "kind": "sighting",
-    "certainty": "confirmed",
-    "area": {
-        "label": "Colonia, Oxnard",
-        "geohash": "9q4gch",
-        "radius_m": 500,
-        "codes": ["fips:06111"],
-    },
-    "agencies": ["ice"],
-    "text": {
-        "es": {"headline": "ICE en el parque Colonia", "body": "Verificado en el lugar."},
-        "en": {"headline": "ICE at Colonia park", "body": "Verified on site."},
-    },
-    "expires_in": "4h",
-}
-
-
-def route(room: str, extra: str = "") -> str:
-    return f"""
-[[bridges.matrix.routes]]
-room = "{room}"
-areas = ["fips:06111"]
-languages = ["es", "en"]
-{extra}
-"""
-
-
-class Api:
-    def __init__(self, url: str, token: str, http: aiohttp.ClientSession) -> None:
-        self.url, self.token, self.http = url, token, http
-
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        async with self.http.request(method, self.url + path, json=body, headers=headers) as r:
-            return r.status, await r.json(content_type=None)
-
-    async def publish(self, **changes: Any) -> str:
-        status, body = await self.call("POST", "/api/v1/alerts", {**DRAFT, **changes})
-        assert status == 201, body
-        return str(body["id"])
 
 
 async def test_published_alert_reaches_the_room(world: World, clock: FakeClock) -> None:
