@@ -45,6 +45,7 @@ from relay import store
 from relay.db import Database
 from relay.errors import AvisaError, TransportError
 from relay.model import Alert
+from relay.node import FeedSignal
 from relay.policy import area_matches
 from relay.timeutil import Clock, rfc3339
 
@@ -81,9 +82,7 @@ class FeedSource(Protocol):
 
     db: Database
     clock: Clock
-
-    @property
-    def feed(self) -> Any: ...
+    feed: FeedSignal
 
 
 # --- filtering (pure) ---------------------------------------------------------

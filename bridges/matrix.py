@@ -55,7 +55,8 @@ from bridges.render import Rendered, Signers, Status, render
 from relay import store
 from relay.config import MatrixBridge, MatrixRoute
 from relay.model import Alert
-from relay.timeutil import from_epoch, parse_duration
+from relay.node import Node
+from relay.timeutil import parse_duration
 
 HTML_FORMAT = "org.matrix.custom.html"
 ALERT_ID_FIELD = "org.avisa.alert_id"
@@ -114,6 +115,8 @@ class MatrixRouteWorker(RouteConsumer):
         idle_wait: float,
     ) -> None:
         key = f"matrix:{session.config.user_id}:{route.room}"
+        # Wake at least as often as expiry is checked, even with no new alerts.
+        idle_wait = min(idle_wait, expiry_check.total_seconds())
         super().__init__(key, node, sleep=sleep, retry_max=retry_max, idle_wait=idle_wait)
         self.session = session
         self.route = route
@@ -159,7 +162,7 @@ class MatrixRouteWorker(RouteConsumer):
             partial(matrix_store.due_to_expire, route=self.cursor_name, now=now)
         )
         for post in due:
-            await self._expire(post, now)
+            await self._expire(post)
         if len(due) < 100:
             await self.node.db.write(
                 partial(
@@ -197,8 +200,8 @@ class MatrixRouteWorker(RouteConsumer):
 
     async def _edit(self, stored: store.StoredAlert, prior: matrix_store.Post) -> Outcome:
         alert = stored.alert
-        if prior.status in ("cancelled", "superseded"):
-            return Skipped("already_final")
+        if prior.status == "cancelled":
+            return Skipped("already_withdrawn")
         if alert.msg_type == "update" and stored.state in ("cancelled", "superseded"):
             return Skipped("replaced")
         status: Status
@@ -228,7 +231,7 @@ class MatrixRouteWorker(RouteConsumer):
 
         return Delivered(record, edit=True)
 
-    async def _expire(self, post: matrix_store.Post, now: datetime) -> None:
+    async def _expire(self, post: matrix_store.Post) -> None:
         stored = await self.node.db.read(partial(store.get, alert_id=post.alert_id))
         if stored is not None:
             rendered = self._render(stored.alert, stored, "expired")
@@ -240,13 +243,7 @@ class MatrixRouteWorker(RouteConsumer):
             self.status.edited += 1
         route = self.cursor_name
         await self.node.db.write(lambda conn: matrix_store.mark_expired(conn, route, post.alert_id))
-        _log.info(
-            "marked expired",
-            route=route,
-            alert_id=post.alert_id,
-            at=str(from_epoch(post.expires_at)),
-            now=str(now),
-        )
+        _log.info("marked expired", route=route, alert_id=post.alert_id)
 
     def _render(
         self,
@@ -284,7 +281,7 @@ class MatrixBridgeRunner:
 
     def __init__(
         self,
-        node: Any,
+        node: Node,
         config: MatrixBridge,
         index: int,
         *,

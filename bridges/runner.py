@@ -10,13 +10,13 @@ names the setting.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from bridges.base import Bridge, Sleep
+from relay.node import Node
 
 
 def start_bridges(
-    node: Any, *, sleep: Sleep = asyncio.sleep, idle_wait: float = 30.0
+    node: Node, *, sleep: Sleep = asyncio.sleep, idle_wait: float = 30.0
 ) -> list[Bridge]:
     """Build every configured bridge, then start them; returns them running."""
     configs = node.config.bridges.matrix

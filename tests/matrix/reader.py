@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,8 +33,8 @@ class Seen:
     room_id: str
     sender: str
     content: dict[str, Any]
-    encrypted: bool
-    decrypted: bool
+    decrypted: bool  # it came encrypted, and this client decrypted it
+    at: float = field(default_factory=time.perf_counter)  # when this client got it
 
     @property
     def alert_id(self) -> str | None:
@@ -76,7 +77,6 @@ class Reader:
                 room.room_id,
                 event.sender,
                 dict(event.source.get("content", {})),
-                encrypted=bool(getattr(event, "decrypted", False)),
                 decrypted=bool(getattr(event, "decrypted", False)),
             )
         )

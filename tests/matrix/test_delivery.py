@@ -134,3 +134,48 @@ async def test_debunked_rumor_reads_false(world: World, clock: FakeClock) -> Non
     finally:
         await runner.cleanup()
         await node.stop()
+
+
+async def test_update_moving_out_of_the_route_says_so(world: World, clock: FakeClock) -> None:
+    alias, room_id = await world.room()
+    node, runner, url, token = await world.start_node(clock, route(alias))
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = Api(url, token, http)
+            alert_id = await api.publish()
+            original = await world.reader.wait_post(room_id, alert_id)
+            elsewhere = {**DRAFT, "area": {**DRAFT["area"], "codes": ["fips:06083"]}}
+            status, body = await api.call("POST", f"/api/v1/alerts/{alert_id}/update", elsewhere)
+            assert status == 201, body
+            await wait_for(lambda: world.reader.edits_of(original.event_id), 60, "the edit")
+            (edit,) = world.reader.edits_of(original.event_id)
+            new = edit.content["m.new_content"]
+            assert new["body"].startswith("🔄 ACTUALIZADA")
+            assert "The new version no longer concerns this room." in new["body"]
+            assert "<del>ICE at Colonia park</del>" in new["formatted_body"]
+    finally:
+        await runner.cleanup()
+        await node.stop()
+
+
+async def test_wrong_password_keeps_the_node_running(world: World, clock: FakeClock) -> None:
+    alias, _ = await world.room()
+    world.bot.password = "not-the-password"
+    node, runner, url, token = await world.start_node(clock, route(alias))
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = Api(url, token, http)
+
+            async def refused() -> bool:
+                _, body = await api.call("GET", "/api/v1/bridges")
+                return bool(body["bridges"][0]["last_error"] == "login: M_FORBIDDEN")
+
+            await wait_for(refused, 30, "the login to be refused")
+            await api.publish()  # the node itself is unaffected
+            _, body = await api.call("GET", "/api/v1/bridges")
+            bridge = body["bridges"][0]
+            assert not bridge["logged_in"] and bridge["routes"][0]["room_id"] is None
+            assert "not-the-password" not in str(body)
+    finally:
+        await runner.cleanup()
+        await node.stop()
