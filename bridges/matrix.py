@@ -54,6 +54,7 @@ from bridges.matrix_session import MatrixSession, txn_id
 from bridges.render import Rendered, Signers, Status, render
 from relay import store
 from relay.config import MatrixBridge, MatrixRoute
+from relay.errors import TransportError
 from relay.model import Alert
 from relay.node import Node
 from relay.timeutil import parse_duration
@@ -141,6 +142,8 @@ class MatrixRouteWorker(RouteConsumer):
         self.room_id = room_id
 
     async def handle(self, pos: int, stored: store.StoredAlert) -> Outcome:
+        if self.room_id is None:
+            await self.prepare()
         alert = stored.alert
         prior = None
         if alert.msg_type != "alert":
@@ -158,6 +161,8 @@ class MatrixRouteWorker(RouteConsumer):
         now = self.node.clock()
         if now < self._next_sweep:
             return
+        if self.room_id is None:
+            await self.prepare()
         due = await self.node.db.read(
             partial(matrix_store.due_to_expire, route=self.cursor_name, now=now)
         )
@@ -186,7 +191,7 @@ class MatrixRouteWorker(RouteConsumer):
             return Skipped(reason)
         rendered = self._render(alert, stored, "active")
         room_id = self._room()
-        event_id = await self.session.send(
+        event_id = await self._send(
             room_id,
             message_content(rendered, self.route.msgtype, alert.id),
             txn_id(self.cursor_name, alert.id, "post"),
@@ -217,7 +222,7 @@ class MatrixRouteWorker(RouteConsumer):
             previous = await self.node.db.read(partial(store.get, alert_id=prior.alert_id))
             shown = previous if previous is not None else stored
             rendered = self._render(shown.alert, shown, status)
-        event_id = await self.session.send(
+        event_id = await self._send(
             prior.room_id,
             edit_content(rendered, self.route.msgtype, alert.id, prior.root_event_id),
             txn_id(self.cursor_name, alert.id, "edit"),
@@ -235,7 +240,7 @@ class MatrixRouteWorker(RouteConsumer):
         stored = await self.node.db.read(partial(store.get, alert_id=post.alert_id))
         if stored is not None:
             rendered = self._render(stored.alert, stored, "expired")
-            await self.session.send(
+            await self._send(
                 post.room_id,
                 edit_content(rendered, self.route.msgtype, post.alert_id, post.root_event_id),
                 txn_id(self.cursor_name, post.alert_id, "expired"),
@@ -261,6 +266,14 @@ class MatrixRouteWorker(RouteConsumer):
             zone=self.zone,
             replaced=replaced,
         )
+
+    async def _send(self, room_id: str, content: dict[str, Any], txn: str) -> str:
+        try:
+            return await self.session.send(room_id, content, txn)
+        except TransportError as exc:
+            if str(exc).endswith("M_FORBIDDEN"):
+                self.room_id = None  # kicked or left: join again before the next try
+            raise
 
     def _room(self) -> str:
         if self.room_id is None:

@@ -57,14 +57,15 @@ def _python_in(venv: Path) -> Path:
 
 
 def ensure_installed() -> tuple[Path, float]:
-    """The venv's python, and how long this call spent installing (0 if cached)."""
+    """The venv's python, and how long this call took (installing, or waiting for
+    another process that was installing); about 0 when it was already there."""
     CACHE.mkdir(exist_ok=True)
     stamp = VENV / (".installed-" + hashlib.sha256(SYNAPSE_SPEC.encode()).hexdigest()[:12])
     started = time.monotonic()
     with open(CACHE / "synapse-install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stamp.exists():
-            return _python_in(VENV), 0.0
+            return _python_in(VENV), time.monotonic() - started
         shutil.rmtree(VENV, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, env=_clean_env())
         pip = [str(_python_in(VENV)), "-m", "pip", "--disable-pip-version-check"]

@@ -179,3 +179,28 @@ async def test_wrong_password_keeps_the_node_running(world: World, clock: FakeCl
     finally:
         await runner.cleanup()
         await node.stop()
+
+
+async def test_kicked_bridge_joins_again_and_delivers(world: World, clock: FakeClock) -> None:
+    alias, room_id = await world.room()
+    node, runner, url, token = await world.start_node(clock, route(alias))
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = Api(url, token, http)
+            first = await api.publish()
+            await world.reader.wait_post(room_id, first)
+            await world.homeserver.request(
+                "POST",
+                f"/_matrix/client/v3/rooms/{room_id}/kick",
+                world.owner.access_token,
+                {"user_id": world.bot.user_id, "reason": "test"},
+            )
+            second = await api.publish()
+            await world.reader.wait_post(room_id, second)
+            await wait_for(api.caught_up, 30, "the delivery to be recorded")
+            state = await api.route_state()
+            assert state["delivered"] == 2 and state["room_id"] == room_id
+            assert state["last_error"] == "send: M_FORBIDDEN"
+    finally:
+        await runner.cleanup()
+        await node.stop()
