@@ -57,7 +57,7 @@ from relay.config import MatrixBridge, MatrixRoute
 from relay.errors import TransportError
 from relay.model import Alert
 from relay.node import Node
-from relay.timeutil import parse_duration
+from relay.timeutil import parse_duration, rfc3339
 
 HTML_FORMAT = "org.matrix.custom.html"
 ALERT_ID_FIELD = "org.avisa.alert_id"
@@ -368,6 +368,7 @@ class MatrixBridgeRunner:
             "user_id": self.config.user_id,
             "device_id": self.session.device_id(),
             "logged_in": self.session.ready.is_set(),
+            "last_sync": rfc3339(self.session.last_sync) if self.session.last_sync else None,
             "last_error": self.session.last_error,
             "routes": [route.state(head) for route in self.routes],
         }

@@ -29,6 +29,7 @@ import contextlib
 import hashlib
 import secrets
 from collections.abc import Awaitable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,7 @@ class MatrixSession:
         self._synced = asyncio.Event()
         self.backoff = Backoff(cap=retry_max)
         self.last_error: str | None = None
-        self.syncs = 0
+        self.last_sync: datetime | None = None
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -239,7 +240,7 @@ class MatrixSession:
         )
         assert isinstance(response, SyncResponse)
         await self._after_sync(client)
-        self.syncs += 1
+        self.last_sync = self.clock()
         self.last_error = None
         synced, self._synced = self._synced, asyncio.Event()
         synced.set()

@@ -75,12 +75,19 @@ class World:
             await self.reader.join(room_id)
         return f"#{alias}:localhost", room_id
 
-    def bridge_toml(self, routes: str, *, expiry_check: str = "1s", retry_max: str = "5m") -> str:
+    def bridge_toml(
+        self,
+        routes: str,
+        *,
+        expiry_check: str = "1s",
+        retry_max: str = "5m",
+        secret: str = "password_file",
+    ) -> str:
         return f"""
 [[bridges.matrix]]
 homeserver = "{self.homeserver.url}"
 user_id = "{self.bot.user_id}"
-password_file = "matrix.password"
+{secret} = "matrix.secret"
 expiry_check = "{expiry_check}"
 retry_max = "{retry_max}"
 {routes}
@@ -99,7 +106,9 @@ retry_max = "{retry_max}"
         node, runner, url, token = await start_node(
             self.tmp, clock, network, self.bridge_toml(routes, **options)
         )
-        write_private(node.data_dir / "matrix.password", self.bot.password.encode())
+        by_token = options.get("secret") == "access_token_file"
+        secret = self.bot.access_token if by_token else self.bot.password
+        write_private(node.data_dir / "matrix.secret", secret.encode())
         node.bridges = start_bridges(node, sleep=sleeps or Sleeps(), idle_wait=0.2)
         return node, runner, url, token
 

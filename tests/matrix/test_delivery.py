@@ -204,3 +204,22 @@ async def test_kicked_bridge_joins_again_and_delivers(world: World, clock: FakeC
     finally:
         await runner.cleanup()
         await node.stop()
+
+
+async def test_access_token_login(world: World, clock: FakeClock) -> None:
+    alias, room_id = await world.room()
+    node, runner, url, token = await world.start_node(
+        clock, route(alias), secret="access_token_file"
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = Api(url, token, http)
+            alert_id = await api.publish()
+            await world.reader.wait_post(room_id, alert_id)
+            _, body = await api.call("GET", "/api/v1/bridges")
+            bridge = body["bridges"][0]
+            assert bridge["device_id"] == world.bot.device_id and bridge["last_sync"]
+            assert world.bot.access_token not in str(body)
+    finally:
+        await runner.cleanup()
+        await node.stop()

@@ -114,7 +114,7 @@ async def test_killed_node_resumes_every_alert_exactly_once(world: World, tmp_pa
     init = datadir.initialize(tmp_path / "node", "ventura", "127.0.0.1:0")
     config = init.data_dir / "avisa.toml"
     config.write_text(config.read_text() + world.bridge_toml(route(alias)))
-    write_private(init.data_dir / "matrix.password", world.bot.password.encode())
+    write_private(init.data_dir / "matrix.secret", world.bot.password.encode())
     log = tmp_path / "node.log"
     process = _run(init.data_dir, log)
     try:
