@@ -45,7 +45,7 @@ from relay import store
 from relay.db import Database
 from relay.errors import AvisaError, TransportError
 from relay.model import Alert
-from relay.node import FeedSignal
+from relay.node import FeedSignal, Service
 from relay.policy import area_matches
 from relay.timeutil import Clock, rfc3339
 
@@ -69,12 +69,8 @@ class Undeliverable(AvisaError):
     """This one item can never be delivered (too large, refused as malformed)."""
 
 
-class Bridge(Protocol):
-    """What the node needs from a running bridge."""
-
-    async def stop(self) -> None: ...
-
-    def status(self) -> dict[str, Any]: ...
+# What the node needs from a running bridge: ``stop()`` and ``status()``.
+Bridge = Service
 
 
 class FeedSource(Protocol):
