@@ -336,6 +336,14 @@ async def peers(request: web.Request) -> web.Response:
     return respond({"peers": result})
 
 
+@routes.get("/api/v1/bridges")
+async def bridges(request: web.Request) -> web.Response:
+    """Each bridge and route: cursor, backlog, last success, last error, backoff."""
+    require(request, READ)
+    node = _node(request)
+    return respond({"bridges": [bridge.status() for bridge in node.bridges]})
+
+
 # --- health -----------------------------------------------------------------
 
 

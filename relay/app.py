@@ -3,7 +3,8 @@
 ``build_app`` wires the routes and the one error middleware onto a started
 ``Node``; ``serve`` binds it (port 0 in tests) and returns the runner and the
 actual port. ``run`` is the process entry point: it loads config and key,
-starts everything, and stops cleanly on SIGINT or SIGTERM.
+starts everything (bridges too, when configured), and stops cleanly on
+SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from bridges.runner import start_bridges
 from keys.files import write_private
 from relay import api
 from relay.httpio import error_middleware
@@ -56,8 +58,13 @@ async def serve(node: Node, host: str, port: int) -> tuple[web.AppRunner, int]:
 
 async def run_until_stopped(data_dir: Path, clock: Clock = system_clock) -> None:
     node = Node.load(data_dir, clock)
-    await node.start()
-    runner, port = await serve(node, node.config.listen_host, node.config.listen_port)
+    try:
+        await node.start()
+        node.bridges = start_bridges(node)
+        runner, port = await serve(node, node.config.listen_host, node.config.listen_port)
+    except BaseException:
+        await node.stop()
+        raise
     announce = data_dir / RUN_FILE
     write_private(announce, json.dumps({"pid": os.getpid(), "port": port}).encode())
     _log.info("node started", network=node.network, port=port, keyid=node.key.keyid)

@@ -1,7 +1,8 @@
 """``avisa.toml``: one typed msgspec decode, then semantic checks.
 
 The decode rejects unknown keys and wrong types anywhere in the file; its
-error names the setting (``policy.max_age``). Semantic checks that types
+error names the setting (``policy.max_age``, ``bridges.matrix[0].routes[1].room``).
+Semantic checks that types
 cannot express (a listen address that parses, durations that make sense
 together) raise ``ConfigError`` with the same kind of path. The result is
 immutable; the running node builds its ``Policy`` from it plus the peers the
@@ -11,15 +12,16 @@ operator trusted (kept in the store, managed by ``avisa trust``).
 from __future__ import annotations
 
 import re
+import zoneinfo
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
 from relay.errors import ConfigError
-from relay.model import CERTAINTIES, NETWORK_PATTERN, Certainty
+from relay.model import CERTAINTIES, NETWORK_PATTERN, Certainty, Kind, LangTag
 from relay.timeutil import parse_duration
 
 CONFIG_NAME = "avisa.toml"
@@ -56,10 +58,51 @@ class StoreSection(Struct, forbid_unknown_fields=True, frozen=True):
     decision_log_max: Annotated[int, Meta(ge=100, le=10_000_000)] = 100_000
 
 
+# An area code as alerts carry them, or a geohash prefix (1-9 characters).
+RouteArea = Annotated[
+    str,
+    Meta(
+        pattern=r"^(fips:[0-9]{2,5}|zip:[0-9]{5}|iso:[a-z]{2}(-[a-z0-9]{1,3})?|[0-9b-hjkmnp-z]{1,9})$"
+    ),
+]
+RoomRef = Annotated[str, Meta(pattern=r"^[#!][^:\s]{1,200}:[A-Za-z0-9.:\[\]-]{1,255}$")]
+UserId = Annotated[str, Meta(pattern=r"^@[a-z0-9._=/+-]{1,200}:[A-Za-z0-9.:\[\]-]{1,255}$")]
+
+
+class MatrixRoute(Struct, forbid_unknown_fields=True, frozen=True):
+    """One room and what reaches it; empty lists mean "all"."""
+
+    room: RoomRef
+    areas: Annotated[list[RouteArea], Meta(max_length=256)] = []
+    kinds: list[Kind] = []
+    languages: Annotated[list[LangTag], Meta(max_length=8)] = []
+    # None: the node's policy.bridge_certainties.
+    certainties: list[Certainty] | None = None
+    encrypted: bool = False
+    timezone: Annotated[str, Meta(max_length=64)] = "UTC"
+    msgtype: Literal["m.notice", "m.text"] = "m.notice"
+
+
+class MatrixBridge(Struct, forbid_unknown_fields=True, frozen=True):
+    homeserver: str
+    user_id: UserId
+    routes: Annotated[list[MatrixRoute], Meta(max_length=64)]
+    password_file: str = ""
+    access_token_file: str = ""
+    device_name: Annotated[str, Meta(max_length=100)] = "Avisa relay"
+    expiry_check: Duration = "1m"
+    retry_max: Duration = "5m"
+
+
+class BridgesSection(Struct, forbid_unknown_fields=True, frozen=True):
+    matrix: Annotated[list[MatrixBridge], Meta(max_length=8)] = []
+
+
 class Config(Struct, forbid_unknown_fields=True, frozen=True):
     node: NodeSection
     policy: PolicySection = PolicySection()
     store: StoreSection = StoreSection()
+    bridges: BridgesSection = BridgesSection()
 
     @property
     def listen_host(self) -> str:
@@ -114,6 +157,56 @@ def check(config: Config) -> None:
     for section, name in (("policy", "max_age"), ("store", "retention")):
         if config.duration(section, name) <= timedelta(0):
             raise ConfigError(f"{section}.{name}", "must be more than zero")
+    users = [bridge.user_id for bridge in config.bridges.matrix]
+    if len(set(users)) != len(users):
+        raise ConfigError("bridges.matrix", "two bridges log in as the same user_id")
+    for index, bridge in enumerate(config.bridges.matrix):
+        check_matrix(bridge, f"bridges.matrix[{index}]", policy.bridge_certainties)
+
+
+def _data_relative(value: str) -> bool:
+    path = PurePosixPath(value)
+    return bool(value) and not path.is_absolute() and ".." not in path.parts
+
+
+def check_matrix(bridge: MatrixBridge, where: str, allowed: list[Certainty]) -> None:
+    if not re.match(r"^https?://[^\s/?#]+/?$", bridge.homeserver):
+        raise ConfigError(f"{where}.homeserver", "must be http(s)://HOST[:PORT], no path")
+    secrets = [name for name in ("password_file", "access_token_file") if getattr(bridge, name)]
+    if len(secrets) != 1:
+        raise ConfigError(where, "give exactly one of password_file or access_token_file")
+    if not _data_relative(getattr(bridge, secrets[0])):
+        raise ConfigError(f"{where}.{secrets[0]}", "must be a path inside the data directory")
+    for name in ("expiry_check", "retry_max"):
+        if parse_duration(getattr(bridge, name)) < timedelta(seconds=1):
+            raise ConfigError(f"{where}.{name}", "must be at least 1s")
+    if not bridge.routes:
+        raise ConfigError(f"{where}.routes", "a bridge needs at least one route")
+    rooms = [route.room for route in bridge.routes]
+    for index, route in enumerate(bridge.routes):
+        _check_route(route, f"{where}.routes[{index}]", allowed)
+        if route.room in rooms[:index]:
+            raise ConfigError(
+                f"{where}.routes[{index}].room", "another route of this bridge has it"
+            )
+
+
+def _check_route(route: MatrixRoute, where: str, allowed: list[Certainty]) -> None:
+    for name in ("areas", "kinds", "languages", "certainties"):
+        values = getattr(route, name) or []
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{where}.{name}", "lists a value twice")
+    outside = set(route.certainties or ()) - set(allowed)
+    if outside:
+        raise ConfigError(
+            f"{where}.certainties",
+            f"{sorted(outside)} not in policy.bridge_certainties {allowed}",
+        )
+    if route.timezone != "UTC":
+        try:
+            zoneinfo.ZoneInfo(route.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{where}.timezone", "not an IANA time zone name") from None
 
 
 def load(data_dir: Path) -> Config:

@@ -110,6 +110,30 @@ MIGRATIONS: list[tuple[str, str]] = [
         INSERT INTO meta (key, value) VALUES ('trust_version', '0');
         """,
     ),
+    (
+        "0300_matrix",
+        """
+        CREATE TABLE matrix_devices (
+            user_id TEXT PRIMARY KEY,
+            device_id TEXT NOT NULL
+        );
+        CREATE TABLE matrix_posts (
+            route TEXT NOT NULL,
+            alert_id TEXT NOT NULL,
+            room_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            root_id TEXT NOT NULL,
+            root_event_id TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('active', 'cancelled', 'superseded', 'expired')),
+            expires_at INTEGER NOT NULL,
+            current INTEGER NOT NULL CHECK (current IN (0, 1)),
+            PRIMARY KEY (route, alert_id)
+        );
+        CREATE INDEX matrix_posts_due ON matrix_posts (route, current, status, expires_at);
+        CREATE INDEX matrix_posts_root ON matrix_posts (route, root_event_id);
+        """,
+    ),
 ]
 
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -79,6 +79,14 @@ def passphrase_from_environment(explicit_file: Path | None = None) -> bytes | No
     return env.encode() if env else None
 
 
+class Service(Protocol):
+    """Something running beside the node (a bridge) that reports its state."""
+
+    async def stop(self) -> None: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
 def read_passphrase(data_dir: Path, config: Config) -> bytes | None:
     configured = config.node.passphrase_file
     return passphrase_from_environment(data_dir / configured if configured else None)
@@ -126,6 +134,8 @@ class Node:
         self.extra_own_keys: list[KeyEntry] = []
         # Federation replaces this with each peer's delivery status.
         self.peer_status: Callable[[str], dict[str, Any]] = lambda network: {}
+        # Set by bridges.runner.start_bridges; stopped before everything else.
+        self.bridges: list[Service] = []
 
     @classmethod
     def load(cls, data_dir: Path, clock: Clock = system_clock) -> Node:
@@ -153,6 +163,9 @@ class Node:
         self._tasks.append(asyncio.create_task(guarded(), name=f"avisa-{name}"))
 
     async def stop(self) -> None:
+        bridges, self.bridges = self.bridges, []
+        for bridge in bridges:
+            await bridge.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -1,0 +1,320 @@
+"""The bridge interface: accepted alerts leave the node through durable cursors.
+
+A bridge delivers the node's feed somewhere outside (Matrix rooms now; CAP
+feeds and SMS later). Each *route* of a bridge is its own consumer of the
+feed with its own cursor in the ``cursors`` table, so one failing room never
+holds back another, and a restart resumes where the last durable delivery
+left off:
+
+    read the feed after the cursor → filter → deliver (idempotent far side)
+      → record what was delivered and move the cursor, in one transaction
+
+A process that dies between the far side taking a delivery and that
+transaction delivers the item again on restart; the adapter makes that a
+no-op (Matrix: the same transaction id, derived from alert id and route).
+Items that need no delivery (filtered out, expired, already replaced) only
+move the cursor, and that move is written lazily: deciding the skip again
+after a crash gives the same answer.
+
+Failures are typed: ``RateLimited`` waits as long as the far side asked, a
+``TransportError`` backs off exponentially up to a cap, ``Undeliverable``
+skips the one item it concerns. An unexpected exception is logged and
+retried like a transport failure, and after a few tries on the same item
+skipped, so a poison item never stalls a route. Time and sleep are injected:
+backoff is tested on a fake clock without waiting.
+
+``RouteFilter`` is the pure part: area (``relay.policy.area_matches``), kind,
+certainty and language.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Protocol
+
+import structlog
+
+from bridges.render import pick_languages
+from relay import store
+from relay.db import Database
+from relay.errors import AvisaError, TransportError
+from relay.model import Alert
+from relay.node import FeedSignal, Service
+from relay.policy import area_matches
+from relay.timeutil import Clock, rfc3339
+
+Sleep = Callable[[float], Awaitable[None]]
+Record = Callable[[sqlite3.Connection], None]
+
+BATCH = 100
+POISON_AFTER = 5
+_log = structlog.get_logger("avisa.bridge")
+
+
+class RateLimited(TransportError):
+    """The far side asked us to wait ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Undeliverable(AvisaError):
+    """This one item can never be delivered (too large, refused as malformed)."""
+
+
+# What the node needs from a running bridge: ``stop()`` and ``status()``.
+Bridge = Service
+
+
+class FeedSource(Protocol):
+    """The parts of ``relay.node.Node`` a route reads from."""
+
+    db: Database
+    clock: Clock
+    feed: FeedSignal
+
+
+# --- filtering (pure) ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFilter:
+    """Which alerts a route wants; an empty tuple means all."""
+
+    areas: tuple[str, ...] = ()
+    kinds: frozenset[str] = frozenset()
+    certainties: frozenset[str] = frozenset()
+    languages: tuple[str, ...] = ()
+
+    def languages_for(self, alert: Alert) -> list[str]:
+        return pick_languages(alert.text, self.languages)
+
+    def skip_reason(self, alert: Alert) -> str | None:
+        """Why the route does not want ``alert``, or None when it does."""
+        if self.areas and not any(area_matches(alert, area) for area in self.areas):
+            return "area"
+        if self.kinds and alert.kind not in self.kinds:
+            return "kind"
+        if alert.certainty not in self.certainties:
+            return "certainty"
+        if not self.languages_for(alert):
+            return "language"
+        return None
+
+
+# --- backoff and status -------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Backoff:
+    """1 s, 2 s, 4 s … up to ``cap``; ``reset`` after a success."""
+
+    cap: float = 300.0
+    base: float = 1.0
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        return float(min(self.cap, self.base * 2 ** min(self.failures - 1, 32)))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+@dataclass(slots=True)
+class RouteStatus:
+    cursor: int = 0
+    delivered: int = 0
+    edited: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    backoff_until: datetime | None = None
+    failures: int = 0
+    rate_limited: int = 0
+
+    def as_dict(self, head: int) -> dict[str, Any]:
+        def when(moment: datetime | None) -> str | None:
+            return rfc3339(moment) if moment else None
+
+        return {
+            "cursor": self.cursor,
+            "backlog": max(0, head - self.cursor),
+            "delivered": self.delivered,
+            "edited": self.edited,
+            "skipped": dict(sorted(self.skipped.items())),
+            "last_success": when(self.last_success),
+            "last_error": self.last_error,
+            "last_error_at": when(self.last_error_at),
+            "backoff_until": when(self.backoff_until),
+            "failures": self.failures,
+            "rate_limited": self.rate_limited,
+        }
+
+
+# --- the durable cursor -------------------------------------------------------
+
+
+def load_cursor(conn: sqlite3.Connection, name: str) -> int:
+    row = conn.execute("SELECT pos FROM cursors WHERE name = ?", (name,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def save_cursor(conn: sqlite3.Connection, name: str, pos: int) -> None:
+    conn.execute(
+        "INSERT INTO cursors (name, pos) VALUES (?, ?) ON CONFLICT (name)"
+        " DO UPDATE SET pos = excluded.pos WHERE excluded.pos > cursors.pos",
+        (name, pos),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """Done on the far side; ``record`` is written with the cursor move."""
+
+    record: Record
+    edit: bool = False
+
+
+Outcome = Skipped | Delivered
+
+
+class RouteConsumer(ABC):
+    """One route: follows the feed from its durable cursor and delivers."""
+
+    def __init__(
+        self,
+        cursor_name: str,
+        node: FeedSource,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        retry_max: float = 300.0,
+        idle_wait: float = 30.0,
+    ) -> None:
+        self.cursor_name = cursor_name
+        self.node = node
+        self.sleep = sleep
+        self.idle_wait = idle_wait
+        self.status = RouteStatus()
+        self.backoff = Backoff(cap=retry_max)
+        self._unsaved_cursor = False
+        self._poison: tuple[int, int] = (0, 0)
+
+    @abstractmethod
+    async def prepare(self) -> None:
+        """Get ready to deliver (log in, join a room); raises TransportError."""
+
+    @abstractmethod
+    async def handle(self, pos: int, stored: store.StoredAlert) -> Outcome:
+        """Deliver one feed item, idempotently; or say why it is skipped."""
+
+    async def periodic(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Work between batches (expiry edits); runs in the route's own task."""
+
+    async def run(self) -> None:
+        await self.retrying(self.prepare)
+        self.status.cursor = await self.node.db.read(partial(load_cursor, name=self.cursor_name))
+        while True:
+            await self.retrying(self.periodic)
+            rows = await self.node.db.read(
+                partial(store.feed_since, pos=self.status.cursor, limit=BATCH)
+            )
+            if not rows:
+                await self.node.feed.wait_beyond(self.status.cursor, self.idle_wait)
+                continue
+            for pos, stored in rows:
+                await self.retrying(partial(self._one, pos, stored))
+            await self._save_skipped_cursor()
+
+    async def retrying(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` until it succeeds, waiting between failures."""
+        while True:
+            try:
+                await work()
+            except RateLimited as exc:
+                wait = exc.retry_after
+                self.status.rate_limited += 1
+                self._failed(exc)
+            except TransportError as exc:
+                wait = self.backoff.next_delay()
+                self._failed(exc)
+            else:
+                self.backoff.reset()
+                self.status.backoff_until = None
+                self.status.failures = 0
+                return
+            self.status.backoff_until = self.node.clock() + timedelta(seconds=wait)
+            await self.sleep(wait)
+
+    def _failed(self, error: Exception) -> None:
+        self.status.failures += 1
+        self.status.last_error = str(error)[:300]
+        self.status.last_error_at = self.node.clock()
+
+    async def _one(self, pos: int, stored: store.StoredAlert) -> None:
+        outcome = await self._guarded(pos, stored)
+        if isinstance(outcome, Skipped):
+            self.status.skipped[outcome.reason] = self.status.skipped.get(outcome.reason, 0) + 1
+            self.status.cursor = pos
+            self._unsaved_cursor = True
+            return
+        name = self.cursor_name
+
+        def job(conn: sqlite3.Connection) -> None:
+            outcome.record(conn)
+            save_cursor(conn, name, pos)
+
+        await self.node.db.write(job)
+        self._unsaved_cursor = False
+        self.status.cursor = pos
+        self.status.last_success = self.node.clock()
+        if outcome.edit:
+            self.status.edited += 1
+        else:
+            self.status.delivered += 1
+
+    async def _guarded(self, pos: int, stored: store.StoredAlert) -> Outcome:
+        try:
+            return await self.handle(pos, stored)
+        except TransportError:
+            raise
+        except Undeliverable as exc:
+            _log.warning(
+                "undeliverable", route=self.cursor_name, alert_id=stored.alert.id, why=str(exc)
+            )
+            return Skipped("undeliverable")
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill or stall the route
+            seen_pos, tries = self._poison
+            tries = tries + 1 if seen_pos == pos else 1
+            self._poison = (pos, tries)
+            _log.exception("delivery failed", route=self.cursor_name, alert_id=stored.alert.id)
+            if tries >= POISON_AFTER:
+                return Skipped("undeliverable")
+            raise TransportError(f"internal error ({type(exc).__name__}, logged)") from None
+
+    async def _save_skipped_cursor(self) -> None:
+        if self._unsaved_cursor:
+            await self.node.db.write(
+                partial(save_cursor, name=self.cursor_name, pos=self.status.cursor)
+            )
+            self._unsaved_cursor = False
+
+    def state(self, head: int) -> dict[str, Any]:
+        return self.status.as_dict(head)
+
+
+def certainties_or(default: Sequence[str], configured: Sequence[str] | None) -> frozenset[str]:
+    return frozenset(default if configured is None else configured)
