@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -24,13 +25,14 @@ from typing import Any
 
 import structlog
 
-from keys import nodekey
+from keys import ownkeys
 from keys.keyring import KeyEntry, Keyring
 from keys.nodekey import NodeKey
 from relay import config as config_mod
 from relay import store, trust
 from relay.config import Config
 from relay.db import Database
+from relay.errors import KeyFileError
 from relay.log import DecisionLog
 from relay.metrics import Metrics
 from relay.pipeline import Pipeline
@@ -113,13 +115,16 @@ class Node:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.extra_own_keys: list[KeyEntry] = []
+        self._reload_lock = asyncio.Lock()
+        self._key_pending = False
         # Federation replaces this with each peer's delivery status.
         self.peer_status: Callable[[str], dict[str, Any]] = lambda network: {}
 
     @classmethod
     def load(cls, data_dir: Path, clock: Clock = system_clock) -> Node:
         config = config_mod.load(data_dir)
-        key = nodekey.load(data_dir / config_mod.KEY_NAME, read_passphrase(data_dir, config))
+        passphrase = read_passphrase(data_dir, config)
+        key = ownkeys.load_signing_key(data_dir, config.node.network, passphrase)
         return cls(data_dir, config, key, clock)
 
     def own_keys(self) -> list[KeyEntry]:
@@ -160,14 +165,47 @@ class Node:
                 _log.exception("background task failed", task=getattr(work, "__name__", "?"))
 
     async def reload_trust(self) -> None:
-        own = self.own_keys()
-        self.trust = await self.db.read(lambda conn: trust.load_snapshot(conn, self.config, own))
+        async with self._reload_lock:
+            await self._follow_rotation()
+            network, current = self.network, self.key.public_key
+
+            def load(conn: sqlite3.Connection) -> tuple[list[KeyEntry], TrustSnapshot]:
+                own = ownkeys.own_entries(conn, network, current)
+                return own, trust.load_snapshot(conn, self.config, own)
+
+            own, snapshot = await self.db.read(load)
+            self.extra_own_keys, self.trust = own, snapshot
+
+    async def _follow_rotation(self) -> None:
+        """Switch to the key the database names as current (``avisa keys rotate|revoke``)."""
+        wanted = await self.db.read(ownkeys.current_keyid)
+        self._key_pending = wanted is not None and wanted != self.key.keyid
+        if not self._key_pending or wanted is None:
+            return
+        passphrase = read_passphrase(self.data_dir, self.config)
+        try:
+            key = await asyncio.to_thread(
+                ownkeys.find_signing_key, self.data_dir, wanted, passphrase
+            )
+        except KeyFileError as exc:
+            _log.error("cannot load the rotated key", keyid=wanted, error=str(exc))
+            return
+        if key is None:
+            _log.warning("rotated key not on disk yet", keyid=wanted)
+            return
+        self.key, self._key_pending = key, False
+        _log.info("signing key switched", keyid=key.keyid)
 
     async def _reload_if_changed(self) -> None:
         version = await self.db.read(trust.trust_version)
-        if version != self.trust.version:
+        if version != self.trust.version or self._key_pending:
             await self.reload_trust()
             _log.info("trust reloaded", version=version, peers=len(self.trust.peers))
+
+    async def signing_key(self) -> NodeKey:
+        """The current key, after following a rotation committed a moment ago."""
+        await self._reload_if_changed()
+        return self.key
 
     async def purge_once(self) -> store.PurgeCounts:
         now = self.clock()
