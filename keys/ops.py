@@ -190,7 +190,10 @@ def revoke_own(
         current = _load_current(data_dir, network, passphrase).keyid
     target = current if keyid is None else resolve_keyid(history, keyid, network)
     if target is None:
-        raise KeyFileError("no current key recorded; give the key id to revoke")
+        raise KeyFileError(
+            "this node's current key was never recorded and node.key is gone: ask your peers"
+            " to run 'avisa trust revoke' for it, and start again with 'avisa init'"
+        )
     if target == current:
         return _revoke_current(data_dir, config, target, at, lost, passphrase, clock)
     return _revoke_old(data_dir, config, target, at, passphrase, clock)
