@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from keys.card import KeyDocument, OldKey, RevokedKey, VerifiedDocument
+from keys.card import CurrentKey, KeyDocument, OldKey, RevokedKey, VerifiedDocument
 from keys.fingerprint import matches, normalize
 from keys.keyring import KeyEntry
 from keys.statements import (
@@ -107,6 +107,7 @@ class _Work:
     mine: dict[str, KeyEntry]
     others: dict[str, str]
     changes: list[Change] = field(default_factory=list)
+    verified: dict[tuple[str, bytes, str, bytes], bool] = field(default_factory=dict)
 
     @classmethod
     def start(cls, known: Iterable[KeyEntry], network: str, now: datetime) -> _Work:
@@ -175,19 +176,26 @@ def revoke_key(
 # --- statements -------------------------------------------------------------
 
 
-def _verifies(envelope: Envelope, payload: bytes, keyid: str, public_key: bytes) -> bool:
+def _verifies(work: _Work, envelope: Envelope, payload: bytes, keyid: str, public: bytes) -> bool:
+    """Whether ``keyid``'s signature on the statement verifies with ``public``.
+
+    Memoized, since statements are retried over several passes.
+    """
     for signature in envelope.signatures:
-        if signature.keyid == keyid:
-            return verify_signature(
-                public_key, pae(envelope.payloadType, payload), base64.b64decode(signature.sig)
-            )
+        if signature.keyid != keyid:
+            continue
+        memo = (envelope.payloadType, payload, signature.sig, public)
+        if memo not in work.verified:
+            message = pae(envelope.payloadType, payload)
+            work.verified[memo] = verify_signature(public, message, base64.b64decode(signature.sig))
+        return work.verified[memo]
     return False
 
 
 def _apply_rotation(
     work: _Work, envelope: Envelope, payload: bytes, st: RotationStatement, skew: timedelta
 ) -> bool:
-    """Apply one rotation; True when it changed something (or was already applied)."""
+    """Apply one rotation; True when it changed something."""
     old = work.mine.get(st.old_keyid)
     if old is None:
         work.note("ignored", st.new_keyid, f"rotation from {st.old_keyid}, a key unknown here")
@@ -198,7 +206,7 @@ def _apply_rotation(
         work.note("refused", st.new_keyid, "a rotation must be signed by both the old and new key")
         return False
     for keyid, public in ((st.old_keyid, old.public_key), (st.new_keyid, new_public)):
-        if not _verifies(envelope, payload, keyid, public):
+        if not _verifies(work, envelope, payload, keyid, public):
             work.note("refused", st.new_keyid, f"rotation: signature by {keyid} does not verify")
             return False
     new = work.mine.get(st.new_keyid)
@@ -265,7 +273,7 @@ def _apply_revocation(
             signer_public, counts = signer.public_key, signer.status(work.now) == "valid"
         else:
             continue  # a signer we do not know adds nothing
-        if not _verifies(envelope, payload, signature.keyid, signer_public):
+        if not _verifies(work, envelope, payload, signature.keyid, signer_public):
             work.note("refused", st.keyid, f"revocation: signature by {signature.keyid} fails")
             return False
         qualified = qualified or counts
@@ -491,7 +499,7 @@ def check_card(
         raise CardRefused(refusal)
     before = list(work.mine.values())
     for key in document.keys:
-        _trust_current(work, key.keyid, public_key_bytes(key.public_key), key.valid_from)
+        _trust_current(work, key)
     for old in document.old_keys:
         if old.keyid not in work.mine:
             public = public_key_bytes(old.public_key)
@@ -513,11 +521,14 @@ def check_card(
     )
 
 
-def _trust_current(work: _Work, keyid: str, public: bytes, valid_from: datetime | None) -> None:
-    entry = work.mine.get(keyid)
-    start = None if valid_from is None else min(valid_from, work.now)
+def _trust_current(work: _Work, key: CurrentKey) -> None:
+    entry = work.mine.get(key.keyid)
+    start = None if key.valid_from is None else min(key.valid_from, work.now)
     if entry is None:
+        public = public_key_bytes(key.public_key)
         work.add(KeyEntry(work.network, public, valid_from=start, learned_at=work.now))
-        work.note("added", keyid, "current key, verified by fingerprint")
+        work.note("added", key.keyid, "current key, verified by fingerprint")
     elif entry.introduced_by is not None:
-        work.replace(entry, introduced_by=None)
+        work.replace(entry, introduced_by=None)  # now vouched for by the ceremony itself
+    if key.valid_until is not None:
+        work.narrow_until(key.keyid, key.valid_until)
