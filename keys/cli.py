@@ -21,6 +21,7 @@ from keys import ops, trustops
 from keys.apply import Change
 from keys.files import write_private
 from relay import config as config_mod
+from relay.errors import ConfigError
 from relay.model import CERTAINTIES, KINDS
 from relay.node import read_passphrase
 from relay.timeutil import rfc3339
@@ -41,9 +42,14 @@ def _passphrase_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _passphrase(args: argparse.Namespace) -> bytes | None:
-    if args.passphrase_file:
-        return Path(args.passphrase_file).read_bytes().rstrip(b"\r\n")
-    return read_passphrase(args.data, config_mod.load(args.data))
+    try:
+        if args.passphrase_file:
+            return Path(args.passphrase_file).read_bytes().rstrip(b"\r\n")
+        return read_passphrase(args.data, config_mod.load(args.data))
+    except OSError as exc:
+        raise ConfigError(
+            args.passphrase_file or "node.passphrase_file", f"cannot read ({exc.strerror})"
+        ) from None
 
 
 # --- avisa keys ----------------------------------------------------------------
@@ -72,8 +78,9 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    passphrase = None if args.lost and not args.passphrase_file else _passphrase(args)
-    report = ops.revoke_own(args.data, args.keyid, args.at, lost=args.lost, passphrase=passphrase)
+    report = ops.revoke_own(
+        args.data, args.keyid, args.at, lost=args.lost, passphrase=_passphrase(args)
+    )
     print(f"Revoked {report.old_keyid} from {rfc3339(report.at)}.")
     if report.keyid != report.old_keyid and args.keyid in (None, report.old_keyid):
         print(f"  new key:         {report.keyid}")

@@ -114,11 +114,6 @@ class NewKey:
     warning: str = ""
 
 
-def _load_current(data_dir: Path, network: str, passphrase: bytes | None) -> NodeKey:
-    """The current key for signing a statement; a wrong passphrase changes nothing."""
-    return ownkeys.load_signing_key(data_dir, network, passphrase)
-
-
 def _seal_with(data_dir: Path, passphrase: bytes | None) -> bytes | None:
     """Re-seal a new key exactly as the current one is sealed."""
     path = ownkeys.key_path(data_dir)
@@ -132,7 +127,7 @@ def rotate(data_dir: Path, passphrase: bytes | None, clock: Clock = system_clock
     """A new current key, announced by a statement signed by the old key and the new."""
     config = config_mod.load(data_dir)
     network = config.node.network
-    old = _load_current(data_dir, network, passphrase)
+    old = ownkeys.load_signing_key(data_dir, network, passphrase)
     with ownkeys.key_lock(data_dir), open_store(data_dir) as (_, conn):
         new = NodeKey.generate()
         now = whole_seconds(clock())
@@ -187,7 +182,7 @@ def revoke_own(
         current = ownkeys.current_keyid(conn)
         history = ownkeys.history(conn, network)
     if current is None and not lost:
-        current = _load_current(data_dir, network, passphrase).keyid
+        current = ownkeys.load_signing_key(data_dir, network, passphrase).keyid
     target = current if keyid is None else resolve_keyid(history, keyid, network)
     if target is None:
         raise KeyFileError(
@@ -209,7 +204,12 @@ def _revoke_current(
     clock: Clock,
 ) -> NewKey:
     network = config.node.network
-    old = None if lost else _load_current(data_dir, network, passphrase)
+    try:
+        old = None if lost else ownkeys.load_signing_key(data_dir, network, passphrase)
+    except KeyFileError as exc:
+        raise KeyFileError(
+            f"{exc} (if the key file or its passphrase is lost for good, add --lost)"
+        ) from None
     seal = _seal_with(data_dir, passphrase)
     with ownkeys.key_lock(data_dir), open_store(data_dir) as (_, conn):
         now = whole_seconds(clock())
@@ -257,7 +257,7 @@ def _revoke_old(
     clock: Clock,
 ) -> NewKey:
     network = config.node.network
-    current = _load_current(data_dir, network, passphrase)
+    current = ownkeys.load_signing_key(data_dir, network, passphrase)
     with ownkeys.key_lock(data_dir), open_store(data_dir) as (_, conn):
         now = whole_seconds(clock())
         when = parse_at(at, now)
@@ -267,6 +267,8 @@ def _revoke_old(
                 raise KeyFileError("the current key changed meanwhile; run the command again")
             history = ownkeys.history(c, network)
             result = revoke_key(history, network, target, when, now)
+            if not result.revoked:
+                raise BadInput("AVISA_ALREADY_REVOKED", f"{target} is already revoked from earlier")
             if current.keyid in result.revoked:
                 raise BadInput(
                     "AVISA_REVOKES_CURRENT",

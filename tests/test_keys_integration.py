@@ -22,8 +22,11 @@ import aiohttp
 import pytest
 
 from keys import ops, peerstore, trustops
+from keys.files import write_private
 from keys.fingerprint import fingerprint
+from relay import datadir
 from relay.model import encode_envelope
+from relay.node import Node
 from relay.timeutil import FakeClock
 from tests.conftest import RunningNode, start_node
 from tests.helpers import T0, make_alert, raw_envelope, wait_for
@@ -161,3 +164,33 @@ async def test_rotation_and_revocation_while_both_nodes_run(pair: Pair) -> None:
     await ceremony(pair)
     await la_trusts(pair, revoked.keyid)
     assert await deliver(pair, raw4) == ("accepted", "authoritative")
+
+
+async def test_a_sealed_node_follows_a_rotation_without_being_asked(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """No publish triggers it: the ~2 s trust poll alone switches the signing key."""
+    passphrase = b"correct horse battery staple"
+    data = datadir.initialize(
+        tmp_path / "ventura", "ventura", "127.0.0.1:0", passphrase=passphrase, clock=clock
+    ).data_dir
+    write_private(data / "passphrase", passphrase + b"\n")
+    config = data / "avisa.toml"
+    config.write_text(
+        config.read_text().replace(
+            '# passphrase_file = "passphrase"', 'passphrase_file = "passphrase"'
+        )
+    )
+    node = Node.load(data, clock)
+    await node.start()
+    try:
+        first = node.key.keyid
+        clock.advance("1h")
+        rotated = await asyncio.to_thread(ops.rotate, data, passphrase, clock)
+        await wait_for(lambda: node.key.keyid == rotated.keyid, timeout=20, what="key switch")
+        assert rotated.old_keyid == first
+        own = {entry.keyid: entry for entry in node.trust.keyring.for_network("ventura")}
+        assert own[first].valid_until == T0 + timedelta(hours=1)
+        assert own[rotated.keyid].status(clock()) == "valid"
+    finally:
+        await node.stop()

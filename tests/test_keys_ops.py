@@ -162,7 +162,7 @@ def test_revoking_the_current_key_makes_a_new_one(home: Path, clock: FakeClock) 
 def test_revoking_a_lost_key(home: Path, clock: FakeClock) -> None:
     old_keyid = nodekey.load(key_file(home)).keyid
     key_file(home).unlink()
-    with pytest.raises(KeyFileError, match="avisa init"):
+    with pytest.raises(KeyFileError, match=r"no key file.*add --lost"):
         ops.revoke_own(home, None, None, clock=clock)
     report = ops.revoke_own(home, None, None, lost=True, clock=clock)
     assert report.old_keyid == old_keyid
@@ -191,6 +191,8 @@ def test_revoking_an_old_key_from_before_its_rotation_is_refused(
     document = verify_key_document(encode_envelope(ops.export_card(home, None, clock))).document
     assert [k.keyid for k in document.revoked] == [first]
     assert document.old_keys == []
+    with pytest.raises(BadInput, match="already revoked"):
+        ops.revoke_own(home, first[:16], None, clock=clock)
 
 
 @pytest.mark.parametrize(
