@@ -13,7 +13,7 @@ cannot disagree about what was signed. Every list is bounded.
 ``verify_key_document`` checks form and self-signature only: that each
 current key signed the document proves whoever made it holds those keys.
 Whether the *receiver* trusts those keys is decided elsewhere: by the
-fingerprint an operator reads aloud (``keys.apply.check_card``), or by
+fingerprint an operator reads aloud (``keys.cardcheck.check_card``), or by
 statements that chain to keys it already trusts (``keys.apply.apply_document``).
 
 Pure: ``build_key_document`` takes the node's key state and ``now``.

@@ -18,8 +18,8 @@ from typing import Any
 import msgspec
 
 from keys import ops, trustops
-from keys.apply import Change
 from keys.files import write_private
+from keys.keyset import Change
 from relay import config as config_mod
 from relay.errors import ConfigError
 from relay.model import CERTAINTIES, KINDS

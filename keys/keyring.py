@@ -8,7 +8,7 @@ refused. A rotated-out key (``valid_until`` set) keeps verifying what it
 signed while it was current, for a grace period the caller chooses.
 
 ``learned_at`` and ``introduced_by`` record how the receiver came to trust a
-key; they never affect ``status``, only revocation (``keys.apply``): a key
+key; they never affect ``status``, only revocation (``keys.keyset``): a key
 that rests on a rotation statement its receiver got after the old key's
 revocation time is distrusted with it.
 

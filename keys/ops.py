@@ -8,7 +8,7 @@ own key history and, after a rotation, its signing key. Checks and writes of
 one operation happen in one IMMEDIATE transaction, so a refused operation
 changes nothing. Time comes from an injected clock (tests pass a FakeClock).
 
-The pure decisions are in ``keys.apply``; this module gathers inputs,
+The pure decisions are in ``keys.keyset``; this module gathers inputs,
 persists outputs, and turns them into reports the CLI prints.
 """
 
@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from keys import nodekey, ownkeys
-from keys.apply import revoke_key
 from keys.card import build_key_document
 from keys.keyring import KeyEntry
+from keys.keyset import revoke_key
 from keys.nodekey import NodeKey
 from keys.requeue import requeue_revoked
 from keys.statements import make_revocation, make_rotation

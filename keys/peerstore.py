@@ -4,7 +4,7 @@
 node's ``TrustSnapshot``; this module adds what key management needs on top:
 ``learned_at`` and ``introduced_by`` per key, the last key document trusted
 per peer (``peer_key_documents``), and three store helpers that each run
-inside the caller's transaction, persist a pure result from ``keys.apply``,
+inside the caller's transaction, persist a pure result from ``keys.apply`` or ``keys.cardcheck``,
 move alerts that rested on a newly revoked key back to review, and bump
 ``trust_version`` so a running node reloads within seconds:
 
@@ -22,9 +22,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from keys.apply import ApplyResult, CardPlan, apply_document
+from keys.apply import apply_document
 from keys.card import VerifiedDocument, verify_key_document
+from keys.cardcheck import CardPlan
 from keys.keyring import KeyEntry
+from keys.keyset import ApplyResult
 from keys.requeue import requeue_revoked
 from relay import trust
 from relay.config import Config
@@ -63,7 +65,7 @@ def load_known(conn: sqlite3.Connection) -> list[KeyEntry]:
 
 
 def save_entries(conn: sqlite3.Connection, entries: Iterable[KeyEntry]) -> None:
-    """Upsert keys as ``keys.apply`` computed them (it only ever narrows trust)."""
+    """Upsert keys as the pure layer computed them (it only ever narrows trust)."""
     for entry in entries:
         conn.execute(
             "INSERT INTO peer_keys (keyid, network, public_key, valid_from, valid_until,"

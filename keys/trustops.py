@@ -5,7 +5,7 @@ IMMEDIATE transaction (checks and writes together, so a refusal changes
 nothing) and bumps ``trust_version`` so a running node reloads.
 
 - ``add``: the key ceremony's last step. The card is checked by
-  ``keys.apply.check_card`` against the fingerprint the operator typed; the
+  ``keys.cardcheck.check_card`` against the fingerprint the operator typed; the
   peer's scope comes from the options, and when the peer is already trusted
   every option not given keeps its current value.
 - ``update``: apply a newer card or key document of a peer already trusted,
@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from keys import peerstore
-from keys.apply import CardPlan, CardRefused, check_card, revoke_key
 from keys.card import KeyDocumentError, VerifiedDocument, verify_key_document
+from keys.cardcheck import CardPlan, CardRefused, check_card
 from keys.fingerprint import fingerprint
 from keys.keyring import KeyEntry
+from keys.keyset import revoke_key
 from keys.ops import open_store, own_keyring, parse_at, resolve_keyid
 from relay import db, trust
 from relay.errors import BadInput

@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from keys.apply import apply_document, revoke_key
+from keys.apply import apply_document
 from keys.keyring import KeyEntry, Keyring
+from keys.keyset import revoke_key
 from keys.nodekey import NodeKey
 from relay.envelope import pae, verify
 from relay.model import Envelope, Signature

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from keys import ops, trustops
-from keys.apply import CardRefused
 from keys.card import CurrentKey, KeyDocument, encode_document
+from keys.cardcheck import CardRefused
 from keys.fingerprint import fingerprint
 from keys.keyring import KeyEntry
 from keys.nodekey import read_public
