@@ -40,7 +40,7 @@ from keys.statements import (
     public_key_bytes,
 )
 from relay.envelope import pae, payload_bytes, verify_signature
-from relay.errors import BadInput
+from relay.errors import BadInput, BadPeerData
 from relay.model import Envelope
 
 
@@ -215,7 +215,7 @@ def apply_document(
     work = Work.start(known, document.network, now)
     before = list(work.mine.values())
     if not work.mine:
-        raise BadInput(
+        raise BadPeerData(
             "AVISA_UNKNOWN_PEER",
             f"{document.network} is not a trusted peer here; add its card with 'avisa trust add'",
         )
