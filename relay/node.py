@@ -3,7 +3,10 @@
 ``Node`` owns the resources with a lifetime (database threads, the verify
 pool, background tasks) and nothing else; HTTP lives in ``relay.app``. Tests
 build a ``Node`` with a ``FakeClock`` and call ``purge_once`` or
-``reload_trust`` directly instead of waiting for the loops.
+``reload_trust`` directly instead of waiting for the loops. A trust reload
+also reloads the node's own key history and, after ``avisa keys rotate`` or
+``revoke`` changed the current key, the new signing key from disk; publishing
+checks for such a change first, so it never signs with a key just replaced.
 
 ``FeedSignal`` wakes whoever follows the feed (SSE streams, bridges, the
 federation sender): they keep their own cursor and read from the store, so a
@@ -182,12 +185,12 @@ class Node:
         self._key_pending = wanted is not None and wanted != self.key.keyid
         if not self._key_pending or wanted is None:
             return
-        passphrase = read_passphrase(self.data_dir, self.config)
         try:
+            passphrase = read_passphrase(self.data_dir, self.config)
             key = await asyncio.to_thread(
                 ownkeys.find_signing_key, self.data_dir, wanted, passphrase
             )
-        except KeyFileError as exc:
+        except (KeyFileError, OSError) as exc:
             _log.error("cannot load the rotated key", keyid=wanted, error=str(exc))
             return
         if key is None:
