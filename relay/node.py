@@ -169,22 +169,23 @@ class Node:
 
     async def reload_trust(self) -> None:
         async with self._reload_lock:
-            await self._follow_rotation()
-            network, current = self.network, self.key.public_key
+            key = await self._rotated_key() or self.key
+            network, current = self.network, key.public_key
 
             def load(conn: sqlite3.Connection) -> tuple[list[KeyEntry], TrustSnapshot]:
                 own = ownkeys.own_entries(conn, network, current)
                 return own, trust.load_snapshot(conn, self.config, own)
 
             own, snapshot = await self.db.read(load)
-            self.extra_own_keys, self.trust = own, snapshot
+            # Key and snapshot change together: never sign with a key the snapshot lacks.
+            self.key, self.extra_own_keys, self.trust = key, own, snapshot
 
-    async def _follow_rotation(self) -> None:
-        """Switch to the key the database names as current (``avisa keys rotate|revoke``)."""
+    async def _rotated_key(self) -> NodeKey | None:
+        """The key the database names as current, when ``avisa keys rotate|revoke`` changed it."""
         wanted = await self.db.read(ownkeys.current_keyid)
         self._key_pending = wanted is not None and wanted != self.key.keyid
         if not self._key_pending or wanted is None:
-            return
+            return None
         try:
             passphrase = read_passphrase(self.data_dir, self.config)
             key = await asyncio.to_thread(
@@ -192,12 +193,13 @@ class Node:
             )
         except (KeyFileError, OSError) as exc:
             _log.error("cannot load the rotated key", keyid=wanted, error=str(exc))
-            return
+            return None
         if key is None:
             _log.warning("rotated key not on disk yet", keyid=wanted)
-            return
-        self.key, self._key_pending = key, False
+            return None
+        self._key_pending = False
         _log.info("signing key switched", keyid=key.keyid)
+        return key
 
     async def _reload_if_changed(self) -> None:
         version = await self.db.read(trust.trust_version)
