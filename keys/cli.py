@@ -82,7 +82,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         args.data, args.keyid, args.at, lost=args.lost, passphrase=_passphrase(args)
     )
     print(f"Revoked {report.old_keyid} from {rfc3339(report.at)}.")
-    if report.keyid != report.old_keyid and args.keyid in (None, report.old_keyid):
+    if report.made_new_key:
         print(f"  new key:         {report.keyid}")
         print(f"  new fingerprint: {report.fingerprint}")
     if report.held_again:

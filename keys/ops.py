@@ -112,6 +112,8 @@ class NewKey:
     at: datetime
     held_again: list[str] = dataclasses.field(default_factory=list)
     warning: str = ""
+    #: True when ``keyid`` is a key made by this operation (rotation, revoking the current key).
+    made_new_key: bool = True
 
 
 def _seal_with(data_dir: Path, passphrase: bytes | None) -> bytes | None:
@@ -290,7 +292,7 @@ def _revoke_old(
                 if successors
                 else ""
             )
-            return NewKey(target, current.keyid, current.fingerprint, when, moved, warning)
+            return NewKey(target, current.keyid, current.fingerprint, when, moved, warning, False)
 
         report: NewKey = db.transaction(conn, job)
     return report

@@ -151,6 +151,7 @@ def test_revoking_the_current_key_makes_a_new_one(home: Path, clock: FakeClock) 
     report = ops.revoke_own(home, None, "2026-11-23T13:00:00Z", clock=clock)
     assert report.old_keyid == old_keyid and report.at == T0 + timedelta(hours=1)
     assert "new key ceremony" in report.warning
+    assert report.made_new_key
     assert nodekey.load(key_file(home)).keyid == report.keyid != old_keyid
     document = verify_key_document(encode_envelope(ops.export_card(home, None, clock))).document
     assert [(k.keyid, k.revoked_at) for k in document.revoked] == [(old_keyid, report.at)]
@@ -188,6 +189,7 @@ def test_revoking_an_old_key_from_before_its_rotation_is_refused(
     ) == (before)
     report = ops.revoke_own(home, first, "2026-11-23T13:30:00Z", clock=clock)
     assert report.old_keyid == first and "stop trusting it too" in report.warning
+    assert not report.made_new_key
     document = verify_key_document(encode_envelope(ops.export_card(home, None, clock))).document
     assert [k.keyid for k in document.revoked] == [first]
     assert document.old_keys == []
