@@ -92,8 +92,26 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    keys = ops.own_listing(args.data)
+    if args.json:
+        print(json.dumps({"keys": keys}))
+        return 0
+    for key in keys:
+        print(f"{key['keyid']}  {key['status']}")
+        print(f"    fingerprint {key['fingerprint']}")
+    return 0
+
+
 def register_keys(actions: Any) -> None:
-    """Add ``rotate``, ``revoke``, ``export-card`` to ``avisa keys``."""
+    """Add ``list``, ``rotate``, ``revoke``, ``export-card`` to ``avisa keys``."""
+    listing = actions.add_parser(
+        "list", help="every key this node has had: current, rotated out, revoked"
+    )
+    _data(listing)
+    listing.add_argument("--json", action="store_true", help="one JSON object")
+    listing.set_defaults(func=cmd_keys_list)
+
     export = actions.add_parser(
         "export-card", help="print this node's signed peer card (JSON) for a key ceremony"
     )

@@ -19,12 +19,13 @@ import dataclasses
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from keys import nodekey, ownkeys
 from keys.card import build_key_document
+from keys.fingerprint import fingerprint
 from keys.keyring import KeyEntry
 from keys.keyset import revoke_key
 from keys.nodekey import NodeKey
@@ -35,7 +36,7 @@ from relay import db, trust
 from relay.config import Config
 from relay.errors import BadInput, KeyFileError
 from relay.model import Envelope, encode_envelope
-from relay.timeutil import Clock, rfc3339, system_clock, whole_seconds
+from relay.timeutil import Clock, parse_duration, rfc3339, system_clock, whole_seconds
 
 
 @contextlib.contextmanager
@@ -74,14 +75,14 @@ def parse_at(text: str | None, now: datetime) -> datetime:
     return moment
 
 
-def resolve_keyid(entries: Sequence[KeyEntry], text: str, network: str) -> str:
+def resolve_keyid(entries: Sequence[KeyEntry], text: str, network: str, listing: str) -> str:
     """A full keyid, or an unambiguous prefix of its hex (at least 8 digits)."""
     wanted = text.removeprefix("ed25519:").lower()
     found = [e.keyid for e in entries if e.keyid.removeprefix("ed25519:").startswith(wanted)]
     if len(wanted) < 8 or len(found) != 1:
         raise BadInput(
             "AVISA_UNKNOWN_KEY",
-            f"{network} has no key {text} here (give the key id as 'avisa trust list' shows it)",
+            f"{network} has no key {text} here (give a key id as '{listing}' shows it)",
         )
     return found[0]
 
@@ -102,6 +103,49 @@ def export_card(data_dir: Path, passphrase: bytes | None, clock: Clock = system_
     with open_store(data_dir) as (config, conn):
         key = ownkeys.load_signing_key(data_dir, config.node.network, passphrase)
         return key_document(conn, config, key, clock())
+
+
+def _status(entry: KeyEntry, now: datetime, grace: timedelta) -> str:
+    status = entry.status(now)
+    if status == "revoked":
+        return "REVOKED from " + rfc3339(entry.revoked_at or now)
+    if status == "not_yet_valid":
+        return "not valid before " + rfc3339(entry.valid_from or now)
+    if entry.valid_until is None:
+        return "current"
+    if status == "valid":
+        return "valid until " + rfc3339(entry.valid_until)
+    shown = "rotated out " + rfc3339(entry.valid_until)
+    if now < entry.valid_until + grace:
+        shown += ", verifies older messages until " + rfc3339(entry.valid_until + grace)
+    return shown
+
+
+def key_view(entry: KeyEntry, now: datetime, grace: timedelta) -> dict[str, Any]:
+    return {
+        "keyid": entry.keyid,
+        "fingerprint": fingerprint(entry.public_key),
+        "status": _status(entry, now, grace),
+        "valid_from": _maybe(entry.valid_from),
+        "valid_until": _maybe(entry.valid_until),
+        "revoked_at": _maybe(entry.revoked_at),
+        "learned_at": _maybe(entry.learned_at),
+    }
+
+
+def _maybe(moment: datetime | None) -> str | None:
+    return None if moment is None else rfc3339(moment)
+
+
+def own_listing(data_dir: Path, clock: Clock = system_clock) -> list[dict[str, Any]]:
+    """This node's keys, newest last: key id, fingerprint, validity (no passphrase needed)."""
+    with open_store(data_dir) as (config, conn):
+        now = clock()
+        grace = parse_duration(config.policy.max_age)
+        public = nodekey.read_public(ownkeys.key_path(data_dir))
+        network = config.node.network
+        entries = ownkeys.with_current(ownkeys.history(conn, network), network, public)
+        return [key_view(entry, now, grace) for entry in entries]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,12 +224,13 @@ def revoke_own(
     """Revoke one of this node's keys from ``at``; the current key is replaced at once."""
     config = config_mod.load(data_dir)
     network = config.node.network
+    parse_at(at, clock())  # refuse a bad --at before asking for the passphrase
     with open_store(data_dir) as (_, conn):
         current = ownkeys.current_keyid(conn)
         history = ownkeys.history(conn, network)
     if current is None and not lost:
         current = ownkeys.load_signing_key(data_dir, network, passphrase).keyid
-    target = current if keyid is None else resolve_keyid(history, keyid, network)
+    target = current if keyid is None else resolve_keyid(history, keyid, network, "avisa keys list")
     if target is None:
         raise KeyFileError(
             "this node's current key was never recorded and node.key is gone: ask your peers"

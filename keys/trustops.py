@@ -26,10 +26,9 @@ from typing import Any
 from keys import peerstore
 from keys.card import KeyDocumentError, VerifiedDocument, verify_key_document
 from keys.cardcheck import CardPlan, CardRefused, check_card
-from keys.fingerprint import fingerprint
 from keys.keyring import KeyEntry
 from keys.keyset import revoke_key
-from keys.ops import open_store, own_keyring, parse_at, resolve_keyid
+from keys.ops import key_view, open_store, own_keyring, parse_at, resolve_keyid
 from relay import db, trust
 from relay.errors import BadInput
 from relay.model import CERTAINTIES, KINDS, MAX_ENVELOPE_BYTES
@@ -179,7 +178,7 @@ def revoke(
             now = clock()
             known = peerstore.load_known(c)
             mine = [entry for entry in known if entry.network == network]
-            full = resolve_keyid(mine, keyid, network)
+            full = resolve_keyid(mine, keyid, network, "avisa trust list")
             result = revoke_key(known, network, full, parse_at(at, now), now)
             return peerstore.store_keys(c, config, own, result, now)
 
@@ -190,37 +189,9 @@ def revoke(
 # --- listing -----------------------------------------------------------------
 
 
-def _status(entry: KeyEntry, now: datetime, grace: timedelta) -> str:
-    status = entry.status(now)
-    if status == "revoked":
-        return "REVOKED from " + rfc3339(entry.revoked_at or now)
-    if status == "not_yet_valid":
-        return "not valid before " + rfc3339(entry.valid_from or now)
-    if entry.valid_until is None:
-        return "current"
-    if status == "valid":
-        return "valid until " + rfc3339(entry.valid_until)
-    shown = "rotated out " + rfc3339(entry.valid_until)
-    if now < entry.valid_until + grace:
-        shown += ", verifies older messages until " + rfc3339(entry.valid_until + grace)
-    return shown
-
-
-def _key_view(entry: KeyEntry, now: datetime, grace: timedelta) -> dict[str, Any]:
-    return {
-        "keyid": entry.keyid,
-        "fingerprint": fingerprint(entry.public_key),
-        "status": _status(entry, now, grace),
-        "valid_from": _maybe(entry.valid_from),
-        "valid_until": _maybe(entry.valid_until),
-        "revoked_at": _maybe(entry.revoked_at),
-        "learned_at": _maybe(entry.learned_at),
-        "learned_from": "rotation from " + entry.introduced_by if entry.introduced_by else "card",
-    }
-
-
-def _maybe(moment: datetime | None) -> str | None:
-    return None if moment is None else rfc3339(moment)
+def _peer_key(entry: KeyEntry, now: datetime, grace: timedelta) -> dict[str, Any]:
+    via = f"rotation from {entry.introduced_by}" if entry.introduced_by else "card"
+    return key_view(entry, now, grace) | {"learned_from": via}
 
 
 def listing(data_dir: Path, clock: Clock = system_clock) -> list[dict[str, Any]]:
@@ -245,8 +216,8 @@ def listing(data_dir: Path, clock: Clock = system_clock) -> list[dict[str, Any]]
                     "rate_limit_per_min": policy.rate_limit_per_min,
                     "forward": policy.forward,
                     "endorse": policy.endorse,
-                    "document_issued_at": _maybe(last[0]) if last else None,
-                    "keys": [_key_view(e, now, grace) for e in keys.get(peer.network, [])],
+                    "document_issued_at": rfc3339(last[0]) if last else None,
+                    "keys": [_peer_key(e, now, grace) for e in keys.get(peer.network, [])],
                 }
             )
     return result

@@ -195,6 +195,8 @@ def test_revoking_an_old_key_from_before_its_rotation_is_refused(
     assert document.old_keys == []
     with pytest.raises(BadInput, match="already revoked"):
         ops.revoke_own(home, first[:16], None, clock=clock)
+    statuses = [(k["keyid"], k["status"].split(" ")[0]) for k in ops.own_listing(home, clock)]
+    assert statuses == [(first, "REVOKED"), (report.keyid, "current")]
 
 
 @pytest.mark.parametrize(
