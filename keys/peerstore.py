@@ -3,10 +3,11 @@
 ``relay.trust`` owns the ``peers`` and ``peer_keys`` tables and builds the
 node's ``TrustSnapshot``; this module adds what key management needs on top:
 ``learned_at`` and ``introduced_by`` per key, the last key document trusted
-per peer (``peer_key_documents``), and three store helpers that each run
-inside the caller's transaction, persist a pure result from ``keys.apply`` or ``keys.cardcheck``,
-move alerts that rested on a newly revoked key back to review, and bump
-``trust_version`` so a running node reloads within seconds:
+per peer (``peer_key_documents``), and three store helpers. Each runs inside
+the caller's transaction, persists a pure result (``keys.apply``,
+``keys.cardcheck``, ``keys.keyset``), moves alerts that rested on a newly
+revoked key back to review, and bumps ``trust_version`` so a running node
+reloads within seconds:
 
 - ``store_document``: a fetched or handed-over key document of a peer we
   already trust (federation calls this with the bytes it got from
