@@ -7,6 +7,11 @@ sender's timestamp alone, so a backdated message from a revoked key is still
 refused. A rotated-out key (``valid_until`` set) keeps verifying what it
 signed while it was current, for a grace period the caller chooses.
 
+``learned_at`` and ``introduced_by`` record how the receiver came to trust a
+key; they never affect ``status``, only revocation (``keys.keyset``): a key
+that rests on a rotation statement its receiver got after the old key's
+revocation time is distrusted with it.
+
 Pure: no I/O, no clock; callers pass ``now``.
 """
 
@@ -33,6 +38,11 @@ class KeyEntry:
     valid_from: datetime | None = None
     valid_until: datetime | None = None
     revoked_at: datetime | None = None
+    # Provenance, kept by the receiver for revocation: when it learned the key
+    # (its own clock) and, for a key learned from a rotation statement, the
+    # keyid of the old key that vouched for it.
+    learned_at: datetime | None = None
+    introduced_by: str | None = None
 
     @property
     def keyid(self) -> str:

@@ -76,7 +76,7 @@ def _new_id(node: Node, now: datetime) -> str:
 
 
 async def _signed(node: Node, build: Any) -> web.Response:
-    outcome, raw = await node.pipeline.publish(build, node.key)
+    outcome, raw = await node.pipeline.publish(build, await node.signing_key())
     return respond({"id": outcome.id, "envelope": msgspec.Raw(raw)}, 201)
 
 

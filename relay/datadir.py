@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from keys import nodekey
+from keys import nodekey, ownkeys
 from keys.files import write_private
 from keys.nodekey import NodeKey
 from relay import config as config_mod
@@ -54,6 +54,7 @@ def initialize(
     conn = db.open_sync(data_dir / config_mod.DB_NAME)
     try:
         token = db.transaction(conn, lambda c: trust.add_token(c, "admin", "init", clock()))
+        ownkeys.ensure_current(conn, network, key)
     finally:
         conn.close()
     write_private(data_dir / config_mod.TOKEN_NAME, (token + "\n").encode())

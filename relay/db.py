@@ -111,6 +111,36 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # Key management (keys/): this node's key history and statements, how
+        # each peer key was learned, and the last key document per peer.
+        "0100_keys_history",
+        """
+        CREATE TABLE own_keys (
+            keyid TEXT PRIMARY KEY,
+            public_key BLOB NOT NULL,
+            valid_from INTEGER,
+            valid_until INTEGER,
+            revoked_at INTEGER,
+            introduced_by TEXT
+        );
+        CREATE TABLE own_key_statements (
+            n INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('rotation', 'revocation')),
+            keyid TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            envelope BLOB NOT NULL
+        );
+        ALTER TABLE peer_keys ADD COLUMN learned_at INTEGER;
+        ALTER TABLE peer_keys ADD COLUMN introduced_by TEXT;
+        CREATE TABLE peer_key_documents (
+            network TEXT PRIMARY KEY REFERENCES peers (network) ON DELETE CASCADE,
+            issued_at INTEGER NOT NULL,
+            received_at INTEGER NOT NULL,
+            document BLOB NOT NULL
+        );
+        """,
+    ),
+    (
         "0300_matrix",
         """
         CREATE TABLE matrix_devices (

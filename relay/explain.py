@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from keys import nodekey
-from keys.keyring import KeyEntry
+from keys import nodekey, ownkeys
 from relay import config as config_mod
 from relay import db, store, trust
 from relay.errors import ConfigError
@@ -34,7 +33,8 @@ def explain(
         raise ConfigError(str(envelope_path), f"cannot read ({exc.strerror})") from None
     conn = db.open_readonly(data_dir / config_mod.DB_NAME)
     try:
-        snapshot = trust.load_snapshot(conn, config, [KeyEntry(config.node.network, public)])
+        own = ownkeys.own_entries(conn, config.node.network, public)
+        snapshot = trust.load_snapshot(conn, config, own)
         prepared = prepare(raw, snapshot)
         now = clock()
         if isinstance(prepared, Rejected):

@@ -3,7 +3,10 @@
 ``Node`` owns the resources with a lifetime (database threads, the verify
 pool, background tasks) and nothing else; HTTP lives in ``relay.app``. Tests
 build a ``Node`` with a ``FakeClock`` and call ``purge_once`` or
-``reload_trust`` directly instead of waiting for the loops.
+``reload_trust`` directly instead of waiting for the loops. A trust reload
+also reloads the node's own key history and, after ``avisa keys rotate`` or
+``revoke`` changed the current key, the new signing key from disk; publishing
+checks for such a change first, so it never signs with a key just replaced.
 
 ``FeedSignal`` wakes whoever follows the feed (SSE streams, bridges, the
 federation sender): they keep their own cursor and read from the store, so a
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -24,14 +28,14 @@ from typing import Any, Protocol
 
 import structlog
 
-from keys import nodekey
+from keys import ownkeys
 from keys.keyring import KeyEntry, Keyring
 from keys.nodekey import NodeKey
 from relay import config as config_mod
 from relay import store, trust
 from relay.config import Config
 from relay.db import Database
-from relay.errors import ConfigError
+from relay.errors import ConfigError, KeyFileError
 from relay.log import DecisionLog
 from relay.metrics import Metrics
 from relay.pipeline import Pipeline
@@ -132,6 +136,8 @@ class Node:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.extra_own_keys: list[KeyEntry] = []
+        self._reload_lock = asyncio.Lock()
+        self._key_pending = False
         # Federation replaces this with each peer's delivery status.
         self.peer_status: Callable[[str], dict[str, Any]] = lambda network: {}
         # Set by bridges.runner.start_bridges; stopped before everything else.
@@ -140,7 +146,8 @@ class Node:
     @classmethod
     def load(cls, data_dir: Path, clock: Clock = system_clock) -> Node:
         config = config_mod.load(data_dir)
-        key = nodekey.load(data_dir / config_mod.KEY_NAME, read_passphrase(data_dir, config))
+        passphrase = read_passphrase(data_dir, config)
+        key = ownkeys.load_signing_key(data_dir, config.node.network, passphrase)
         return cls(data_dir, config, key, clock)
 
     def own_keys(self) -> list[KeyEntry]:
@@ -184,14 +191,49 @@ class Node:
                 _log.exception("background task failed", task=getattr(work, "__name__", "?"))
 
     async def reload_trust(self) -> None:
-        own = self.own_keys()
-        self.trust = await self.db.read(lambda conn: trust.load_snapshot(conn, self.config, own))
+        async with self._reload_lock:
+            key = await self._rotated_key() or self.key
+            network, current = self.network, key.public_key
+
+            def load(conn: sqlite3.Connection) -> tuple[list[KeyEntry], TrustSnapshot]:
+                own = ownkeys.own_entries(conn, network, current)
+                return own, trust.load_snapshot(conn, self.config, own)
+
+            own, snapshot = await self.db.read(load)
+            # Key and snapshot change together: never sign with a key the snapshot lacks.
+            self.key, self.extra_own_keys, self.trust = key, own, snapshot
+
+    async def _rotated_key(self) -> NodeKey | None:
+        """The key the database names as current, when ``avisa keys rotate|revoke`` changed it."""
+        wanted = await self.db.read(ownkeys.current_keyid)
+        self._key_pending = wanted is not None and wanted != self.key.keyid
+        if not self._key_pending or wanted is None:
+            return None
+        try:
+            passphrase = read_passphrase(self.data_dir, self.config)
+            key = await asyncio.to_thread(
+                ownkeys.find_signing_key, self.data_dir, wanted, passphrase
+            )
+        except (KeyFileError, OSError) as exc:
+            _log.error("cannot load the rotated key", keyid=wanted, error=str(exc))
+            return None
+        if key is None:
+            _log.warning("rotated key not on disk yet", keyid=wanted)
+            return None
+        self._key_pending = False
+        _log.info("signing key switched", keyid=key.keyid)
+        return key
 
     async def _reload_if_changed(self) -> None:
         version = await self.db.read(trust.trust_version)
-        if version != self.trust.version:
+        if version != self.trust.version or self._key_pending:
             await self.reload_trust()
             _log.info("trust reloaded", version=version, peers=len(self.trust.peers))
+
+    async def signing_key(self) -> NodeKey:
+        """The current key, after following a rotation committed a moment ago."""
+        await self._reload_if_changed()
+        return self.key
 
     async def purge_once(self) -> store.PurgeCounts:
         now = self.clock()
