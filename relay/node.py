@@ -31,6 +31,7 @@ from relay import config as config_mod
 from relay import store, trust
 from relay.config import Config
 from relay.db import Database
+from relay.federation.service import Federation
 from relay.log import DecisionLog
 from relay.metrics import Metrics
 from relay.pipeline import Pipeline
@@ -113,8 +114,9 @@ class Node:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.extra_own_keys: list[KeyEntry] = []
-        # Federation replaces this with each peer's delivery status.
-        self.peer_status: Callable[[str], dict[str, Any]] = lambda network: {}
+        self.federation = Federation(self)
+        self.peer_status: Callable[[str], dict[str, Any]] = self.federation.peer_status
+        self.metrics.collectors.append(self.federation.metrics_lines)
 
     @classmethod
     def load(cls, data_dir: Path, clock: Clock = system_clock) -> Node:
@@ -134,6 +136,7 @@ class Node:
         self.spawn(self._every(TRUST_POLL_S, self._reload_if_changed), "trust-reload")
         purge_every = parse_duration(self.config.store.purge_interval).total_seconds()
         self.spawn(self._every(purge_every, self.purge_once), "purge")
+        await self.federation.start()
 
     def spawn(self, coro: Awaitable[None], name: str) -> None:
         async def guarded() -> None:
@@ -142,6 +145,7 @@ class Node:
         self._tasks.append(asyncio.create_task(guarded(), name=f"avisa-{name}"))
 
     async def stop(self) -> None:
+        await self.federation.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -162,6 +166,7 @@ class Node:
     async def reload_trust(self) -> None:
         own = self.own_keys()
         self.trust = await self.db.read(lambda conn: trust.load_snapshot(conn, self.config, own))
+        await self.federation.reconcile()
 
     async def _reload_if_changed(self) -> None:
         version = await self.db.read(trust.trust_version)
