@@ -164,10 +164,11 @@ class PeerLink:
             if wait is None:
                 await self._idle()
             elif wait > 0:
-                await self._pause(wait)
+                await self._pause()
 
     async def _step(self, peer: PeerRecord) -> float | None:
         self._seen = self._node.feed.head
+        self._wake.clear()  # a wake from here on (even mid-step) ends the coming wait
         if self.pull_needed or await self._gap_pull_due():
             paused = await self._pull(peer)
             if paused:
@@ -327,24 +328,25 @@ class PeerLink:
 
     async def _failed(self, exc: TransportError) -> float:
         status, timing, now = self.status, self._timing, self._node.clock()
-        status.failures += 1
-        status.failures_total += 1
-        status.last_error = str(exc)
-        status.wake_on_contact = isinstance(exc, PeerUnavailable) and (
-            exc.connection_failed or exc.status in (401, 403)
-        )
         delay = backoff_delay(
-            status.failures, timing.random(), timing.backoff_base_s, timing.backoff_cap_s
+            status.failures + 1, timing.random(), timing.backoff_base_s, timing.backoff_cap_s
         )
         retry_after = exc.retry_after if isinstance(exc, PeerUnavailable) else None
         if retry_after:
             delay = max(delay, min(retry_after, timing.backoff_cap_s))
-        error = status.last_error
+        # Status changes all at once, before any await: whoever sees the failure sees its backoff.
+        status.failures += 1
+        status.failures_total += 1
+        status.last_error = error = str(exc)
+        status.wake_on_contact = isinstance(exc, PeerUnavailable) and (
+            exc.connection_failed or exc.status in (401, 403)
+        )
+        self._set_backoff(delay, now)
         await self._node.db.write(
             lambda conn: outbox.record_failure(conn, self.network, error, now)
         )
         _log.info("peer unreachable", peer=self.network, error=error, retry_in_s=round(delay, 3))
-        return self._set_backoff(delay, now)
+        return delay
 
     async def _refresh(self, load: bool = False) -> None:
         record = await self._node.db.read(lambda conn: outbox.delivery(conn, self.network))
@@ -354,11 +356,10 @@ class PeerLink:
             self.status.last_error = record.last_error
             self.status.failures = record.failures
 
-    async def _pause(self, delay: float) -> None:
-        """Wait ``delay`` seconds of the node's clock; refresh status as alerts come in."""
+    async def _pause(self) -> None:
+        """Wait until ``next_attempt`` on the node's clock; refresh status as alerts come in."""
         clock, feed = self._node.clock, self._node.feed
-        deadline = clock() + timedelta(seconds=delay)
-        self._wake.clear()
+        deadline = self.status.next_attempt or clock()
         while (remaining := (deadline - clock()).total_seconds()) > 0:
             woke = await _race(
                 timer=self._timing.sleep(remaining),
@@ -372,7 +373,6 @@ class PeerLink:
                 await self._refresh()
 
     async def _idle(self) -> None:
-        self._wake.clear()
         woke = await _race(
             feed=self._node.feed.wait_beyond(self._seen, IDLE_RECHECK_S), wake=self._wake.wait()
         )
