@@ -51,6 +51,7 @@ async def serve(node: Node, host: str, port: int) -> tuple[web.AppRunner, int]:
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
+    await node.federation.start()  # talk to peers only once they can answer back
     sockets = runner.addresses
     bound = int(sockets[0][1]) if sockets else port
     return runner, bound

@@ -136,7 +136,6 @@ class Node:
         self.spawn(self._every(TRUST_POLL_S, self._reload_if_changed), "trust-reload")
         purge_every = parse_duration(self.config.store.purge_interval).total_seconds()
         self.spawn(self._every(purge_every, self.purge_once), "purge")
-        await self.federation.start()
 
     def spawn(self, coro: Awaitable[None], name: str) -> None:
         async def guarded() -> None:

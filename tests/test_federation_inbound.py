@@ -214,15 +214,13 @@ async def test_per_peer_rate_and_concurrency_limits(node_b: Member) -> None:
             return reply.status
 
     slow = [asyncio.create_task(slow_request()) for _ in range(4)]
+    gate = b.node.federation.gate
     try:
-
-        async def crowded() -> bool:
-            status, reply = await signed(
-                b, "GET", "/federation/v1/alerts", signer=C_KEY, origin="net-c"
-            )
-            return status == 429 and json.loads(reply)["errcode"] == "AVISA_TOO_MANY_REQUESTS"
-
-        await wait_for(crowded, what="a fifth concurrent request refused")
+        await wait_for(lambda: gate.in_flight("net-c") == 4, what="four requests in flight")
+        status, reply = await signed(
+            b, "GET", "/federation/v1/alerts", signer=C_KEY, origin="net-c"
+        )
+        assert (status, json.loads(reply)["errcode"]) == (429, "AVISA_TOO_MANY_REQUESTS")
     finally:
         release.set()
         statuses = await asyncio.gather(*slow)

@@ -63,6 +63,9 @@ class InboundGate:
         finally:
             self._in_flight[peer] -= 1
 
+    def in_flight(self, peer: str) -> int:
+        return self._in_flight[peer]
+
     def count(self, peer: str, now: datetime, per_minute: int) -> None:
         if self._rates.hit(peer, now) > max(per_minute, MIN_REQUESTS_PER_MIN):
             raise BadInput("AVISA_RATE_LIMITED", "request rate limit reached; retry later", 429)
@@ -87,6 +90,8 @@ class Federation:
         return self._client
 
     async def start(self) -> None:
+        if self._session is not None:
+            return
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit_per_host=4), raise_for_status=False
         )
