@@ -15,18 +15,19 @@ Failures. A transport failure (no connection, timeout, 5xx, 401, 429…)
 keeps the same transaction (same txn id, so the receiver's idempotency holds)
 and waits ``backoff_delay``: exponential, equal jitter, capped. Waiting is on
 the node's clock through the injected ``sleep``, so tests watch backoff on a
-fake clock without sleeping; a link in backoff still wakes on new alerts to
-keep its backlog figure fresh, and is woken early when the peer proves it is
-back or knows us now (it signed a request to us) after a connection failure
-or a 401/403. A 4xx about
-the request's content halves the batch until the offending item travels
-alone; that item is quarantined and reported, and the queue behind it moves
-on. Three quarantines in a row without a success mean the peer itself is
-broken: the link backs off instead of quarantining everything.
+fake clock without sleeping. A link in backoff still wakes on new alerts to
+keep its backlog figure fresh, and ends the backoff early when the peer
+signs a request to us after we failed to connect or got a 401/403 (it is
+back, or knows us now). A 4xx about the request's content halves the batch
+until the offending item travels alone; that item is quarantined and
+reported, and the queue behind it moves on. Three quarantines in a row
+without a success mean the peer itself is broken: the link backs off
+instead of quarantining everything.
 
-When idle, the link waits for the feed to move, then lingers a few
-milliseconds (real time) so a burst travels as one transaction while a lone
-alert is barely delayed.
+Batching. While a transaction is in flight, new items wait and go in the
+next one. A link that goes idle and is woken within ``burst_window_s`` of
+its last send lingers ``linger_s`` (real time) so the rest of a burst joins
+the transaction; after a quiet spell a lone alert goes at once.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +49,7 @@ from relay.federation import catchup, gaps, outbox
 from relay.federation.forwarding import outgoing
 from relay.federation.transport import PeerRefused, PeerUnavailable, Result
 from relay.model import envelope_decoder
-from relay.timeutil import rfc3339
+from relay.timeutil import Sleep, rfc3339
 from relay.trust import PeerRecord
 
 if TYPE_CHECKING:
@@ -59,9 +61,6 @@ RATE_LIMIT_PAUSE_S = 60.0
 MAX_POISON_STREAK = 3
 _log = structlog.get_logger("avisa.federation")
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
 @dataclass(slots=True)
 class Timing:
     """Knobs of every link; ``sleep`` follows the node's clock (see ``timeutil.sleeper``)."""
@@ -69,6 +68,7 @@ class Timing:
     sleep: Sleep
     random: Callable[[], float] = random.random
     linger_s: float = 0.015
+    burst_window_s: float = 0.25
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 300.0
     request_timeout_s: float = 30.0
@@ -136,6 +136,7 @@ class PeerLink:
         self._seen = 0
         self._poison_streak = 0
         self._last_gap_pull: datetime | None = None
+        self._last_sent = -1e9  # time.monotonic() of the last transaction sent
 
     @property
     def _timing(self) -> Timing:
@@ -212,6 +213,7 @@ class PeerLink:
         if len(envelopes) != len(built):
             await self._drop_uncapped(txn, built)
             return 0.0
+        self._last_sent = time.monotonic()
         try:
             results = await self._fed.client.send(self.network, peer.url, txn.txn_id, envelopes)
         except PeerRefused as exc:
@@ -376,5 +378,6 @@ class PeerLink:
         woke = await _race(
             feed=self._node.feed.wait_beyond(self._seen, IDLE_RECHECK_S), wake=self._wake.wait()
         )
-        if woke.get("feed"):
+        in_burst = time.monotonic() - self._last_sent < self._timing.burst_window_s
+        if woke.get("feed") and in_burst:
             await asyncio.sleep(self._timing.linger_s)

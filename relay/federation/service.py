@@ -127,7 +127,9 @@ class Federation:
         for network in wanted - set(self._tasks):
             link = PeerLink(self, network)
             self.links[network] = link
-            self._tasks[network] = asyncio.create_task(link.run(), name=f"avisa-peer-{network}")
+            task = asyncio.create_task(link.run(), name=f"avisa-peer-{network}")
+            task.add_done_callback(_report_end)
+            self._tasks[network] = task
         await self.node.db.write(outbox.forget_unrouted)
 
     def peer_alive(self, network: str) -> None:
@@ -192,6 +194,12 @@ class Federation:
             for network, status in statuses.items():
                 for reason, count in sorted(getattr(status, attribute).items()):
                     yield f"{name}{_labels({'peer': network, 'reason': reason})} {count}"
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    """A link only ends when cancelled or its peer is gone; anything else is a bug to see."""
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("peer link ended", task=task.get_name(), exc_info=task.exception())
 
 
 def _last_success(status: LinkStatus) -> float:

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures as JSON (run as modules: python -m bench.line)."""
