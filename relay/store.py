@@ -10,9 +10,11 @@ exactly as signed) plus the few columns queries need. ``feed`` is the
 append-only change log in acceptance order; its ``pos`` is the cursor for the
 SSE stream, bridges and federation catch-up. A cancel or update leaves a
 ``tombstone`` for every id it names, kept longer than any alert could live, so
-a withdrawn alert can never be replayed back in. ``purge`` deletes what has
-passed retention; with ``secure_delete`` and a WAL truncate afterwards the
-bytes leave the file.
+a withdrawn alert can never be replayed back in. Making a message active also
+queues it for the peers it goes to (``federation.outbox.enqueue``) and storing
+one notes gaps in its origin's ``seq`` (``federation.gaps``), in the same
+transaction. ``purge`` deletes what has passed retention; with
+``secure_delete`` and a WAL truncate afterwards the bytes leave the file.
 """
 
 from __future__ import annotations

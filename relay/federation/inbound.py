@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -41,6 +42,7 @@ from relay.model import MAX_ENVELOPE_BYTES
 from relay.node import Node
 from relay.pipeline import Outcome
 from relay.timeutil import to_epoch
+from relay.trust import PeerRecord
 
 MAX_ENVELOPES = 50
 TXN_BODY_MAX = MAX_ENVELOPES * (MAX_ENVELOPE_BYTES + 64) + 1024
@@ -93,27 +95,32 @@ def _store_reply(
     return reply if stored is None else stored
 
 
-Checked = tuple[auth.RequestAuth, KeyEntry]
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A request whose header passed ``precheck``, with the peer as it was then."""
+
+    auth: auth.RequestAuth
+    key: KeyEntry
+    peer: PeerRecord
 
 
 def _precheck(request: web.Request, node: Node) -> Checked:
     snapshot = node.trust
-    return auth.precheck(
+    request_auth, entry = auth.precheck(
         request.headers.get("Authorization"),
         node.network,
         frozenset(snapshot.peers),
         snapshot.keyring,
         node.clock(),
     )
+    return Checked(request_auth, entry, snapshot.peers[request_auth.origin])
 
 
 def _verify(request: web.Request, node: Node, checked: Checked, body: bytes) -> str:
     """The signature holds: count the request against its peer and return the peer."""
-    request_auth, entry = checked
-    auth.check_signature(request_auth, entry, request.method, request.raw_path, body)
-    origin = request_auth.origin
-    per_minute = node.trust.peers[origin].policy.rate_limit_per_min
-    node.federation.gate.count(origin, node.clock(), per_minute)
+    auth.check_signature(checked.auth, checked.key, request.method, request.raw_path, body)
+    origin = checked.peer.network
+    node.federation.gate.count(origin, node.clock(), checked.peer.policy.rate_limit_per_min)
     node.federation.peer_alive(origin)
     return origin
 
@@ -125,7 +132,7 @@ async def send(request: web.Request) -> web.Response:
     if not _TXN_ID.match(txn_id):
         raise BadInput("AVISA_BAD_TXN_ID", "txn_id must be 1-64 of A-Z a-z 0-9 . _ ~ -")
     checked = _precheck(request, node)
-    with node.federation.gate.admit(checked[0].origin):
+    with node.federation.gate.admit(checked.peer.network):
         body = await read_body(request, TXN_BODY_MAX)
         origin = _verify(request, node, checked, body)
         async with node.federation.txn_lock(origin, txn_id):
@@ -153,7 +160,7 @@ async def _transaction(node: Node, origin: str, txn_id: str, body: bytes) -> byt
 async def alerts(request: web.Request) -> web.Response:
     node = request.app[NODE]
     checked = _precheck(request, node)
-    with node.federation.gate.admit(checked[0].origin):
+    with node.federation.gate.admit(checked.peer.network):
         caller = _verify(request, node, checked, b"")
         since = request.query.get("since", "0")
         if not _CURSOR.match(since):
