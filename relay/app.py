@@ -19,6 +19,7 @@ from aiohttp import web
 
 from keys.files import write_private
 from relay import api
+from relay.errors import ConfigError
 from relay.federation import inbound
 from relay.httpio import error_middleware
 from relay.node import Node
@@ -66,7 +67,10 @@ def test_clock_override() -> Clock | None:
         f"{TEST_CLOCK_ENV} is set: this node reads the time from a file. "
         "FOR TESTS ONLY. Unset it on any real node.",
     )
-    return file_clock(Path(path))
+    try:
+        return file_clock(Path(path))
+    except (OSError, ValueError):
+        raise ConfigError(TEST_CLOCK_ENV, "names no file holding an RFC 3339 time") from None
 
 
 async def run_until_stopped(data_dir: Path, clock: Clock = system_clock) -> None:

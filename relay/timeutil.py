@@ -3,7 +3,9 @@
 The core never reads the time itself; it receives ``now`` from a ``Clock``.
 ``SystemClock`` is the only place the wall clock is read; tests pass a
 ``FakeClock`` they move by hand, so expiry, backoff and retention are tested
-without sleeping.
+without sleeping. ``sleeper`` gives the waits measured on a clock (backoff)
+that follow it; ``file_clock`` lets tests of whole ``avisa run`` processes
+move their time by rewriting a file (``AVISA_TEST_CLOCK_FILE``).
 """
 
 from __future__ import annotations

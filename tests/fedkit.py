@@ -31,25 +31,17 @@ from relay.app import serve
 from relay.node import Node
 from relay.policy import PeerPolicy
 from relay.timeutil import FakeClock
+from tests.conftest import RunningNode
 from tests.test_api import DRAFT
 
 
 @dataclass
-class Member:
-    node: Node
+class Member(RunningNode):
     runner: web.AppRunner
-    url: str
-    token: str
-    http: aiohttp.ClientSession
 
     @property
     def network(self) -> str:
         return self.node.network
-
-    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        async with self.http.request(method, self.url + path, headers=headers, **kwargs) as r:
-            return r.status, await r.json(content_type=None)
 
     async def publish(self, **changes: Any) -> dict[str, Any]:
         status, body = await self.call("POST", "/api/v1/alerts", json={**DRAFT, **changes})
@@ -114,7 +106,7 @@ async def start_member(
     node = Node.load(result.data_dir, clock)
     await node.start()
     runner, port = await serve(node, "127.0.0.1", 0)
-    return Member(node, runner, f"http://127.0.0.1:{port}", result.token, http)
+    return Member(node, f"http://127.0.0.1:{port}", result.token, http, node.data_dir, runner)
 
 
 @asynccontextmanager

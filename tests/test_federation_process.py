@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,8 +22,7 @@ from relay.policy import PeerPolicy
 from relay.timeutil import TEST_CLOCK_ENV, FakeClock, rfc3339
 from tests.helpers import T0, wait_for
 from tests.test_api import DRAFT
-
-AVISA = [sys.executable, "-m", "relay.cli"]
+from tests.test_cli import AVISA
 
 
 def free_port() -> int:

@@ -61,6 +61,7 @@ RATE_LIMIT_PAUSE_S = 60.0
 MAX_POISON_STREAK = 3
 _log = structlog.get_logger("avisa.federation")
 
+
 @dataclass(slots=True)
 class Timing:
     """Knobs of every link; ``sleep`` follows the node's clock (see ``timeutil.sleeper``)."""
@@ -185,6 +186,10 @@ class PeerLink:
     # --- pushing ------------------------------------------------------------
 
     async def _form(self) -> outbox.Txn | None:
+        # Most wakes are for messages this peer does not get: find that out with a read.
+        if not await self._node.db.read(lambda conn: outbox.has_items(conn, self.network)):
+            self.status.backlog = 0
+            return None
         now, limit, txn_id = self._node.clock(), self.batch_limit, secrets.token_hex(16)
         formed = await self._node.db.write(
             lambda conn: outbox.next_txn(conn, self.network, now, limit, txn_id)

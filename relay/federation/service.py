@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -54,7 +54,7 @@ class InboundGate:
         self._rates = RateCounter()
 
     @contextlib.contextmanager
-    def admit(self, peer: str) -> Any:
+    def admit(self, peer: str) -> Iterator[None]:
         if self._in_flight[peer] >= MAX_IN_FLIGHT_PER_PEER:
             raise BadInput("AVISA_TOO_MANY_REQUESTS", "too many concurrent requests", 429)
         self._in_flight[peer] += 1
