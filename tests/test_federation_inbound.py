@@ -172,8 +172,9 @@ async def test_transaction_bodies_are_bounded_and_strict(node_b: Member) -> None
     for n, (body, status, errcode) in enumerate(cases):
         got, reply = await signed(b, "PUT", f"/federation/v1/send/bad-{n}", body)
         assert (got, json.loads(reply)["errcode"]) == (status, errcode), errcode
-    status, reply = await signed(b, "PUT", "/federation/v1/send/" + "x" * 65, txn(one))
-    assert (status, json.loads(reply)["errcode"]) == (400, "AVISA_BAD_TXN_ID")
+    for bad_id in ("x" * 65, "abc%0A", "a%2Fb"):
+        status, reply = await signed(b, "PUT", "/federation/v1/send/" + bad_id, txn(one))
+        assert (status, json.loads(reply)["errcode"]) == (400, "AVISA_BAD_TXN_ID"), bad_id
     assert dump(b) == before
     # Bad envelopes are answers inside a good transaction, not failed transactions.
     huge = b'{"payloadType":"x","payload":"' + b"A" * 70_000 + b'","signatures":[]}'

@@ -40,9 +40,9 @@ MAX_SKEW_S: Final = 300
 SCHEME: Final = "Avisa"
 FIELDS: Final = ("origin", "destination", "keyid", "ts", "sig")
 
-_NETWORK = re.compile(NETWORK_PATTERN)
-_KEYID = re.compile(r"^ed25519:[0-9a-f]{32}$")
-_TS = re.compile(r"^[0-9]{1,12}$")
+_NETWORK = re.compile(NETWORK_PATTERN.strip("^$"))
+_KEYID = re.compile(r"ed25519:[0-9a-f]{32}")
+_TS = re.compile(r"[0-9]{1,12}")
 _PARAM = re.compile(r'\s*([a-z]+)="([^"\\]*)"\s*')
 
 
@@ -111,10 +111,10 @@ def parse(header: str | None) -> RequestAuth:
     except ValueError:
         sig = b""
     well_formed = (
-        _NETWORK.match(values["origin"])
-        and _NETWORK.match(values["destination"])
-        and _KEYID.match(values["keyid"])
-        and _TS.match(values["ts"])
+        _NETWORK.fullmatch(values["origin"])
+        and _NETWORK.fullmatch(values["destination"])
+        and _KEYID.fullmatch(values["keyid"])
+        and _TS.fullmatch(values["ts"])
         and len(sig) == 64
     )
     if not well_formed:

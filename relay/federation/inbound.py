@@ -46,8 +46,8 @@ from relay.trust import PeerRecord
 
 MAX_ENVELOPES = 50
 TXN_BODY_MAX = MAX_ENVELOPES * (MAX_ENVELOPE_BYTES + 64) + 1024
-_TXN_ID = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
-_CURSOR = re.compile(r"^[0-9]{1,18}$")
+_TXN_ID = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+_CURSOR = re.compile(r"[0-9]{1,18}")
 routes = web.RouteTableDef()
 
 
@@ -129,7 +129,7 @@ def _verify(request: web.Request, node: Node, checked: Checked, body: bytes) -> 
 async def send(request: web.Request) -> web.Response:
     node = request.app[NODE]
     txn_id = request.match_info["txn_id"]
-    if not _TXN_ID.match(txn_id):
+    if not _TXN_ID.fullmatch(txn_id):
         raise BadInput("AVISA_BAD_TXN_ID", "txn_id must be 1-64 of A-Z a-z 0-9 . _ ~ -")
     checked = _precheck(request, node)
     with node.federation.gate.admit(checked.peer.network):
@@ -163,7 +163,7 @@ async def alerts(request: web.Request) -> web.Response:
     with node.federation.gate.admit(checked.peer.network):
         caller = _verify(request, node, checked, b"")
         since = request.query.get("since", "0")
-        if not _CURSOR.match(since):
+        if not _CURSOR.fullmatch(since):
             raise BadInput("AVISA_BAD_QUERY", "since must be a cursor from an earlier reply")
         limit_text = request.query.get("limit", str(catchup.PAGE_LIMIT_DEFAULT))
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= catchup.PAGE_LIMIT_MAX:

@@ -40,7 +40,7 @@ from relay.timeutil import Clock
 MAX_SEND_REPLY = 256 * 1024
 PAGE_REPLY_SLACK = 64 * 1024
 _RETRY_STATUSES: Final = frozenset({401, 403, 404, 405, 408, 429})
-_ERRCODE = re.compile(r"^AVISA_[A-Z0-9_]{1,40}$")
+_ERRCODE = re.compile(r"AVISA_[A-Z0-9_]{1,40}")
 
 
 class PeerUnavailable(TransportError):
@@ -91,7 +91,7 @@ def _errcode(body: bytes) -> str:
     except BadInput:
         return "?"
     code = value.get("errcode") if isinstance(value, dict) else None
-    return code if isinstance(code, str) and _ERRCODE.match(code) else "?"
+    return code if isinstance(code, str) and _ERRCODE.fullmatch(code) else "?"
 
 
 def _retry_after(header: str | None) -> float | None:
