@@ -33,22 +33,9 @@ import aiohttp
 from keys import nodekey
 from keys.keyring import KeyEntry
 from relay import datadir, db, trust
+from relay.demo import SIGHTING
 from relay.policy import PeerPolicy
 from relay.timeutil import TEST_CLOCK_ENV, system_clock
-
-DRAFT: dict[str, Any] = {
-    "kind": "sighting",
-    "certainty": "confirmed",
-    "area": {
-        "label": "Colonia, Oxnard",
-        "geohash": "9q4gch",
-        "radius_m": 500,
-        "codes": ["fips:06111"],
-    },
-    "agencies": ["ice"],
-    "text": {"en": {"headline": "ICE vehicles at Colonia park", "body": "Verified on site."}},
-    "expires_in": "4h",
-}
 
 
 def free_port() -> int:
@@ -167,7 +154,7 @@ async def run(n: int, interval_ms: float) -> dict[str, Any]:
                 for _ in range(n):
                     started = time.perf_counter()
                     async with http.post(
-                        a.url + "/api/v1/alerts", json=DRAFT, headers=a.headers()
+                        a.url + "/api/v1/alerts", json=SIGHTING, headers=a.headers()
                     ) as reply:
                         assert reply.status == 201, await reply.text()
                         sent[(await reply.json())["id"]] = started

@@ -32,6 +32,7 @@ from relay.node import Node
 from relay.policy import PeerPolicy
 from relay.timeutil import FakeClock
 from tests.conftest import RunningNode
+from tests.helpers import wait_for
 from tests.test_api import DRAFT
 
 
@@ -158,6 +159,17 @@ async def trusts(
 async def pulled(a: Member, network: str) -> bool:
     """``a``'s link to ``network`` has talked to it successfully (its start-up pull)."""
     return bool((await a.peer(network)).get("last_success"))
+
+
+async def decision_for(member: Member, alert_id: str) -> dict[str, Any]:
+    """Wait for ``member``'s one decision about ``alert_id`` and return it."""
+
+    async def decided() -> bool:
+        return any(d["alert_id"] == alert_id for d in await member.decisions())
+
+    await wait_for(decided, what=f"a decision at {member.network}")
+    (decision,) = [d for d in await member.decisions() if d["alert_id"] == alert_id]
+    return decision
 
 
 def headline_of(envelope: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from relay.explain import explain
 from relay.timeutil import FakeClock
-from tests.fedkit import Member, members, pulled, trusts
+from tests.fedkit import Member, decision_for, members, pulled, trusts
 from tests.helpers import wait_for
 
 LA = {"label": "Boyle Heights", "geohash": "9q5ctr", "radius_m": 500, "codes": ["fips:06037"]}
@@ -47,7 +47,7 @@ async def test_line_c_accepts_through_b_endorsement_and_gets_update_and_cancel(
             a.node.key.keyid,
             b.node.key.keyid,
         ]
-        (decision,) = [d for d in await c.decisions() if d["alert_id"] == alert_id]
+        decision = await decision_for(c, alert_id)
         assert (decision["peer"], decision["decision"], decision["reason"]) == (
             "net-b",
             "accept",
@@ -132,12 +132,7 @@ async def test_alert_outside_speaks_for_is_held_and_relayed_only_after_review(
             await wait_for(lambda m=member, p=peer: pulled(m, p), what=f"{member.network}->{peer}")
 
         alert_id = (await a.publish(area=LA))["id"]
-
-        async def decided_at_b() -> bool:
-            return any(d["alert_id"] == alert_id for d in await b.decisions())
-
-        await wait_for(decided_at_b, what="decision at B")
-        (decision,) = [d for d in await b.decisions() if d["alert_id"] == alert_id]
+        decision = await decision_for(b, alert_id)
         assert (decision["peer"], decision["decision"], decision["reason"]) == (
             "net-a",
             "hold",
@@ -172,12 +167,7 @@ async def test_alert_outside_speaks_for_is_rejected_when_policy_says_reject(
         await wait_for(lambda: pulled(a, "net-b"), what="a->b")
 
         alert_id = (await a.publish(area=LA))["id"]
-
-        async def decided_at_b() -> bool:
-            return any(d["alert_id"] == alert_id for d in await b.decisions())
-
-        await wait_for(decided_at_b, what="decision at B")
-        (decision,) = [d for d in await b.decisions() if d["alert_id"] == alert_id]
+        decision = await decision_for(b, alert_id)
         assert (decision["peer"], decision["decision"], decision["reason"]) == (
             "net-a",
             "reject",
