@@ -115,19 +115,19 @@ def next_txn(
         "DELETE FROM outbox WHERE peer = ? AND expires_at <= ?", (peer, now_s)
     ).rowcount
     items: list[Queued] = []
-    while len(items) < limit:
+    while (wanted := limit - len(items)) > 0:
         rows = conn.execute(
             f"SELECT {_ITEM_COLUMNS} FROM outbox AS o LEFT JOIN alerts AS a ON a.id = o.alert_id"  # noqa: S608
             " WHERE o.peer = ? AND o.txn_id IS NULL AND o.n NOT IN"
             f" ({','.join('?' * len(items))}) ORDER BY o.priority, o.n LIMIT ?",
-            (peer, *(item.n for item in items), limit - len(items)),
+            (peer, *(item.n for item in items), wanted),
         ).fetchall()
         stale = [int(row[0]) for row in rows if not _sendable(row, now_s)]
         items.extend(_queued(row) for row in rows if _sendable(row, now_s))
         if stale:
             conn.executemany("DELETE FROM outbox WHERE n = ?", [(n,) for n in stale])
             dropped["withdrawn"] += len(stale)
-        if not stale or len(rows) < limit:
+        if not stale or len(rows) < wanted:
             break
     if not items:
         return Formed(None, dropped, backlog(conn, peer))
