@@ -21,9 +21,11 @@ from aiohttp import web
 from bridges.runner import start_bridges
 from keys.files import write_private
 from relay import api
+from relay.errors import ConfigError
+from relay.federation import inbound
 from relay.httpio import error_middleware
 from relay.node import Node
-from relay.timeutil import Clock, system_clock
+from relay.timeutil import TEST_CLOCK_ENV, Clock, file_clock, system_clock
 
 # Large enough for a federation transaction (50 envelopes of 64 KiB); each
 # route applies its own, smaller limit while reading.
@@ -43,6 +45,7 @@ def build_app(node: Node) -> web.Application:
     app[api.STREAMS] = set()
     app.on_shutdown.append(api.close_streams)
     app.add_routes(api.routes)
+    app.add_routes(inbound.routes)
     return app
 
 
@@ -51,12 +54,30 @@ async def serve(node: Node, host: str, port: int) -> tuple[web.AppRunner, int]:
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
+    await node.federation.start()  # talk to peers only once they can answer back
     sockets = runner.addresses
     bound = int(sockets[0][1]) if sockets else port
     return runner, bound
 
 
+def test_clock_override() -> Clock | None:
+    """``AVISA_TEST_CLOCK_FILE``: tests that run whole processes move time through a file."""
+    path = os.environ.get(TEST_CLOCK_ENV)
+    if not path:
+        return None
+    _log.warning(
+        f"{TEST_CLOCK_ENV} is set: this node reads the time from a file. "
+        "FOR TESTS ONLY. Unset it on any real node.",
+    )
+    try:
+        return file_clock(Path(path))
+    except (OSError, ValueError):
+        raise ConfigError(TEST_CLOCK_ENV, "names no file holding an RFC 3339 time") from None
+
+
 async def run_until_stopped(data_dir: Path, clock: Clock = system_clock) -> None:
+    if clock is system_clock:
+        clock = test_clock_override() or clock
     node = Node.load(data_dir, clock)
     try:
         await node.start()

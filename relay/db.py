@@ -141,6 +141,59 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        "0200_federation",
+        """
+        CREATE TABLE outbox (
+            n INTEGER PRIMARY KEY AUTOINCREMENT,
+            peer TEXT NOT NULL,
+            alert_id TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            txn_id TEXT,
+            UNIQUE (peer, alert_id)
+        );
+        CREATE INDEX outbox_next ON outbox (peer, txn_id, priority, n);
+        CREATE INDEX outbox_expiry ON outbox (peer, expires_at);
+        CREATE TABLE peer_delivery (
+            peer TEXT PRIMARY KEY,
+            last_success INTEGER,
+            last_error TEXT,
+            last_error_at INTEGER,
+            failures INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE quarantine (
+            peer TEXT NOT NULL,
+            alert_id TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            expires_at INTEGER NOT NULL,
+            PRIMARY KEY (peer, alert_id)
+        );
+        CREATE TABLE fed_txns (
+            origin TEXT NOT NULL,
+            txn_id TEXT NOT NULL,
+            at INTEGER NOT NULL,
+            reply BLOB NOT NULL,
+            PRIMARY KEY (origin, txn_id)
+        );
+        CREATE INDEX fed_txns_at ON fed_txns (at);
+        CREATE TABLE pull_cursors (
+            peer TEXT PRIMARY KEY,
+            cursor INTEGER NOT NULL,
+            pulled_at INTEGER NOT NULL
+        );
+        CREATE TABLE seq_gaps (
+            network TEXT NOT NULL,
+            seq_from INTEGER NOT NULL,
+            seq_to INTEGER NOT NULL,
+            peer TEXT,
+            noticed_at INTEGER NOT NULL,
+            pulled INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (network, seq_from)
+        );
+        """,
+    ),
+    (
         "0300_matrix",
         """
         CREATE TABLE matrix_devices (

@@ -36,6 +36,7 @@ from relay import store, trust
 from relay.config import Config
 from relay.db import Database
 from relay.errors import ConfigError, KeyFileError
+from relay.federation.service import Federation
 from relay.log import DecisionLog
 from relay.metrics import Metrics
 from relay.pipeline import Pipeline
@@ -138,10 +139,11 @@ class Node:
         self.extra_own_keys: list[KeyEntry] = []
         self._reload_lock = asyncio.Lock()
         self._key_pending = False
-        # Federation replaces this with each peer's delivery status.
-        self.peer_status: Callable[[str], dict[str, Any]] = lambda network: {}
         # Set by bridges.runner.start_bridges; stopped before everything else.
         self.bridges: list[Service] = []
+        self.federation = Federation(self)
+        self.peer_status: Callable[[str], dict[str, Any]] = self.federation.peer_status
+        self.metrics.collectors.append(self.federation.metrics_lines)
 
     @classmethod
     def load(cls, data_dir: Path, clock: Clock = system_clock) -> Node:
@@ -173,6 +175,7 @@ class Node:
         bridges, self.bridges = self.bridges, []
         for bridge in bridges:
             await bridge.stop()
+        await self.federation.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -202,6 +205,7 @@ class Node:
             own, snapshot = await self.db.read(load)
             # Key and snapshot change together: never sign with a key the snapshot lacks.
             self.key, self.extra_own_keys, self.trust = key, own, snapshot
+        await self.federation.reconcile()
 
     async def _rotated_key(self) -> NodeKey | None:
         """The key the database names as current, when ``avisa keys rotate|revoke`` changed it."""

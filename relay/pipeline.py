@@ -154,8 +154,17 @@ class Pipeline:
         self._metrics = metrics
         self._rates = RateCounter()
 
-    async def ingest(self, raws: Sequence[bytes], from_peer: str | None) -> list[Outcome]:
-        """Run envelopes from one source through the pipeline; one outcome each, in order."""
+    async def ingest(
+        self,
+        raws: Sequence[bytes],
+        from_peer: str | None,
+        then: Callable[[sqlite3.Connection, list[Outcome]], None] | None = None,
+    ) -> list[Outcome]:
+        """Run envelopes from one source through the pipeline; one outcome each, in order.
+
+        ``then`` runs in the same transaction after the outcomes are decided
+        (federation stores its reply to the sending peer there).
+        """
         snapshot = self._trust()
         loop = asyncio.get_running_loop()
         chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]
@@ -165,9 +174,14 @@ class Pipeline:
         ):
             prepared.extend(part)
         now = self._clock()
-        outcomes = await self._db.write(
-            lambda conn: self._commit(conn, prepared, from_peer, snapshot, now)
-        )
+
+        def job(conn: sqlite3.Connection) -> list[Outcome]:
+            outcomes = self._commit(conn, prepared, from_peer, snapshot, now)
+            if then is not None:
+                then(conn, outcomes)
+            return outcomes
+
+        outcomes = await self._db.write(job)
         self._after(outcomes, from_peer)
         return outcomes
 

@@ -10,9 +10,11 @@ exactly as signed) plus the few columns queries need. ``feed`` is the
 append-only change log in acceptance order; its ``pos`` is the cursor for the
 SSE stream, bridges and federation catch-up. A cancel or update leaves a
 ``tombstone`` for every id it names, kept longer than any alert could live, so
-a withdrawn alert can never be replayed back in. ``purge`` deletes what has
-passed retention; with ``secure_delete`` and a WAL truncate afterwards the
-bytes leave the file.
+a withdrawn alert can never be replayed back in. Making a message active also
+queues it for the peers it goes to (``federation.outbox.enqueue``) and storing
+one notes gaps in its origin's ``seq`` (``federation.gaps``), in the same
+transaction. ``purge`` deletes what has passed retention; with
+``secure_delete`` and a WAL truncate afterwards the bytes leave the file.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Literal
 import msgspec
 
 from relay.envelope import payload_bytes
+from relay.federation import gaps, outbox
 from relay.model import Alert, decode_alert, envelope_decoder
 from relay.policy import Decision, PolicyState
 from relay.timeutil import from_epoch, to_epoch
@@ -183,6 +186,7 @@ def save(
             item.envelope_bytes,
         ),
     )
+    gaps.observe(conn, alert.network, alert.seq, from_peer, now)
     conn.execute(
         "INSERT INTO origins (network, max_seq) VALUES (?, ?) ON CONFLICT (network)"
         " DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)",
@@ -194,7 +198,7 @@ def save(
 
 
 def publish(conn: sqlite3.Connection, alert: Alert, now: datetime, tombstone_ttl: timedelta) -> int:
-    """Make a stored alert active: feed row, then its effect on what it references."""
+    """Make a stored alert active: feed row, its effect on what it references, outbox rows."""
     cursor = conn.execute(
         "INSERT INTO feed (alert_id, event) VALUES (?, ?)", (alert.id, alert.msg_type)
     )
@@ -202,6 +206,7 @@ def publish(conn: sqlite3.Connection, alert: Alert, now: datetime, tombstone_ttl
     conn.execute("UPDATE alerts SET state = 'active', pos = ? WHERE id = ?", (pos, alert.id))
     if alert.msg_type != "alert":
         _apply_references(conn, alert, to_epoch(now + tombstone_ttl))
+    outbox.enqueue(conn, alert)
     return pos
 
 

@@ -1,0 +1,192 @@
+"""The ``/federation/v1/*`` routes: what peers send and fetch (DESIGN §5).
+
+Order of work for a signed request, cheapest refusal first:
+
+1. header only (``auth.precheck``): well formed, for this node, ``ts``
+   within 300 s of our clock, a current key of a trusted peer → else 401;
+2. the per-peer concurrency gate → else 429;
+3. the body, read under its byte limit (413) and deadline (408);
+4. the signature over method, path, header fields and the body's digest →
+   else 401; only now does the request count against the peer's request
+   rate (429), so nobody can spend a peer's budget with forged requests;
+5. for a transaction: the stored reply for (origin, txn_id) if one is
+   younger than 24 h, returned byte for byte; otherwise the strict JSON
+   body, at most 50 envelopes, each through ``node.pipeline.ingest`` as if
+   the peer had handed it over alone, and the reply stored in the same
+   SQLite transaction as the alerts it describes.
+
+An envelope over 64 KiB or malformed is one ``rejected`` result, not a
+failed transaction; a body that is not ``{"envelopes": [...]}`` is a 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from keys import ops
+from keys.keyring import KeyEntry
+from relay.api import NODE
+from relay.errors import BadInput
+from relay.federation import auth, catchup
+from relay.federation.service import REPLY_TTL
+from relay.httpio import read_body, strict_loads
+from relay.model import MAX_ENVELOPE_BYTES, encode_envelope
+from relay.node import Node
+from relay.pipeline import Outcome
+from relay.timeutil import to_epoch
+from relay.trust import PeerRecord
+
+MAX_ENVELOPES = 50
+TXN_BODY_MAX = MAX_ENVELOPES * (MAX_ENVELOPE_BYTES + 64) + 1024
+_TXN_ID = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+_CURSOR = re.compile(r"[0-9]{1,18}")
+routes = web.RouteTableDef()
+
+
+class _TxnBody(msgspec.Struct, forbid_unknown_fields=True):
+    envelopes: Annotated[list[msgspec.Raw], msgspec.Meta(max_length=MAX_ENVELOPES)]
+
+
+def parse_transaction(body: bytes) -> list[bytes]:
+    """``{"envelopes": [...]}`` → each envelope's exact bytes; BadInput otherwise."""
+    value = strict_loads(body)
+    if not isinstance(value, dict) or set(value) != {"envelopes"}:
+        raise BadInput("AVISA_BAD_REQUEST", 'body must be {"envelopes": [...]}')
+    if not isinstance(value["envelopes"], list):
+        raise BadInput("AVISA_BAD_REQUEST", "envelopes must be a list")
+    if len(value["envelopes"]) > MAX_ENVELOPES:
+        raise BadInput("AVISA_TOO_MANY_ENVELOPES", f"at most {MAX_ENVELOPES} envelopes")
+    return [bytes(raw) for raw in msgspec.json.decode(body, type=_TxnBody).envelopes]
+
+
+def encode_reply(outcomes: list[Outcome]) -> bytes:
+    results = [{"id": o.id, "status": o.status, "reason": o.reason} for o in outcomes]
+    return msgspec.json.encode({"results": results})
+
+
+def _stored_reply(
+    conn: sqlite3.Connection, origin: str, txn_id: str, now: datetime
+) -> bytes | None:
+    row = conn.execute(
+        "SELECT reply FROM fed_txns WHERE origin = ? AND txn_id = ? AND at > ?",
+        (origin, txn_id, to_epoch(now - REPLY_TTL)),
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def _store_reply(
+    conn: sqlite3.Connection, origin: str, txn_id: str, now: datetime, reply: bytes
+) -> bytes:
+    conn.execute(
+        "INSERT INTO fed_txns (origin, txn_id, at, reply) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (origin, txn_id) DO UPDATE SET at = excluded.at, reply = excluded.reply"
+        " WHERE fed_txns.at <= ?",
+        (origin, txn_id, to_epoch(now), reply, to_epoch(now - REPLY_TTL)),
+    )
+    stored = _stored_reply(conn, origin, txn_id, now)
+    return reply if stored is None else stored
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A request whose header passed ``precheck``, with the peer as it was then."""
+
+    auth: auth.RequestAuth
+    key: KeyEntry
+    peer: PeerRecord
+
+
+def _precheck(request: web.Request, node: Node) -> Checked:
+    snapshot = node.trust
+    header = request.headers.get("Authorization")
+    try:
+        request_auth, entry = auth.precheck(
+            header, node.network, frozenset(snapshot.peers), snapshot.keyring, node.clock()
+        )
+    except BadInput as refused:
+        if refused.errcode == "AVISA_UNKNOWN_KEY":
+            # Perhaps the peer rotated: its key document will say (rate-limited).
+            origin = auth.parse(header).origin
+            if origin in snapshot.peers:
+                node.federation.keys.soon(origin)
+        raise
+    return Checked(request_auth, entry, snapshot.peers[request_auth.origin])
+
+
+def _verify(request: web.Request, node: Node, checked: Checked, body: bytes) -> str:
+    """The signature holds: count the request against its peer and return the peer."""
+    auth.check_signature(checked.auth, checked.key, request.method, request.raw_path, body)
+    origin = checked.peer.network
+    node.federation.gate.count(origin, node.clock(), checked.peer.policy.rate_limit_per_min)
+    node.federation.peer_alive(origin)
+    return origin
+
+
+@routes.put("/federation/v1/send/{txn_id}")
+async def send(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    txn_id = request.match_info["txn_id"]
+    if not _TXN_ID.fullmatch(txn_id):
+        raise BadInput("AVISA_BAD_TXN_ID", "txn_id must be 1-64 of A-Z a-z 0-9 . _ ~ -")
+    checked = _precheck(request, node)
+    with node.federation.gate.admit(checked.peer.network):
+        body = await read_body(request, TXN_BODY_MAX)
+        origin = _verify(request, node, checked, body)
+        async with node.federation.txn_lock(origin, txn_id):
+            reply = await _transaction(node, origin, txn_id, body)
+    return web.Response(body=reply, content_type="application/json")
+
+
+async def _transaction(node: Node, origin: str, txn_id: str, body: bytes) -> bytes:
+    now = node.clock()
+    stored = await node.db.read(lambda conn: _stored_reply(conn, origin, txn_id, now))
+    if stored is not None:
+        return stored
+    loop = asyncio.get_running_loop()
+    raws = await loop.run_in_executor(node.pool, parse_transaction, body)
+    kept: list[bytes] = []
+
+    def remember(conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:
+        kept.append(_store_reply(conn, origin, txn_id, now, encode_reply(outcomes)))
+
+    await node.pipeline.ingest(raws, from_peer=origin, then=remember)
+    return kept[0]
+
+
+@routes.get("/federation/v1/alerts")
+async def alerts(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    checked = _precheck(request, node)
+    with node.federation.gate.admit(checked.peer.network):
+        caller = _verify(request, node, checked, b"")
+        since = request.query.get("since", "0")
+        if not _CURSOR.fullmatch(since):
+            raise BadInput("AVISA_BAD_QUERY", "since must be a cursor from an earlier reply")
+        limit_text = request.query.get("limit", str(catchup.PAGE_LIMIT_DEFAULT))
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= catchup.PAGE_LIMIT_MAX:
+            raise BadInput("AVISA_BAD_QUERY", f"limit must be 1 to {catchup.PAGE_LIMIT_MAX}")
+        snapshot, now = node.trust, node.clock()
+        envelopes, next_pos = await node.db.read(
+            lambda conn: catchup.page(
+                conn, int(since), int(limit_text), caller, snapshot, node.key, now
+            )
+        )
+    return web.Response(
+        body=catchup.encode_page(envelopes, next_pos), content_type="application/json"
+    )
+
+
+@routes.get("/federation/v1/keys")
+async def key_document(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    key, now = node.key, node.clock()
+    document = await node.db.read(lambda conn: ops.key_document(conn, node.config, key, now))
+    return web.Response(body=encode_envelope(document), content_type="application/json")

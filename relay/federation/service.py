@@ -1,0 +1,231 @@
+"""``Federation``: the node's side of the network, owned and started by ``Node``.
+
+It keeps one ``PeerLink`` task per trusted peer (``reconcile`` starts and
+stops them when the trust snapshot changes), one HTTP client session shared
+by all links, the inbound gate (per-peer concurrency and request rate) and
+the per-transaction locks that make a retried ``txn_id`` wait for the first
+attempt instead of racing it. It reports status per peer for
+``/api/v1/peers`` and Prometheus lines for ``/metrics``, and runs the
+housekeeping of the federation tables (stored replies older than 24 h,
+expired queue items, old quarantine records and gaps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import structlog
+
+from relay.errors import BadInput
+from relay.federation import gaps, outbox
+from relay.federation.keyrefresh import KeyRefresher
+from relay.federation.sender import LinkStatus, PeerLink, Timing
+from relay.federation.transport import PeerClient
+from relay.metrics import _labels
+from relay.pipeline import RateCounter
+from relay.timeutil import parse_duration, sleeper, to_epoch
+
+if TYPE_CHECKING:
+    from relay.node import Node
+
+REPLY_TTL = timedelta(hours=24)
+MAX_IN_FLIGHT_PER_PEER = 4
+MIN_REQUESTS_PER_MIN = 60
+_log = structlog.get_logger("avisa.federation")
+
+
+@dataclass(slots=True)
+class _SharedLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class InboundGate:
+    """Per-peer limits on requests to us: how many at once, how many a minute."""
+
+    def __init__(self) -> None:
+        self._in_flight: Counter[str] = Counter()
+        self._rates = RateCounter()
+
+    @contextlib.contextmanager
+    def admit(self, peer: str) -> Iterator[None]:
+        if self._in_flight[peer] >= MAX_IN_FLIGHT_PER_PEER:
+            raise BadInput("AVISA_TOO_MANY_REQUESTS", "too many concurrent requests", 429)
+        self._in_flight[peer] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[peer] -= 1
+
+    def in_flight(self, peer: str) -> int:
+        return self._in_flight[peer]
+
+    def count(self, peer: str, now: datetime, per_minute: int) -> None:
+        if self._rates.hit(peer, now) > max(per_minute, MIN_REQUESTS_PER_MIN):
+            raise BadInput("AVISA_RATE_LIMITED", "request rate limit reached; retry later", 429)
+
+
+class Federation:
+    def __init__(self, node: Node, timing: Timing | None = None) -> None:
+        self.node = node
+        #: Tests may replace this before ``start`` (deterministic jitter, shorter waits).
+        self.timing = timing or Timing(sleep=sleeper(node.clock))
+        self.gate = InboundGate()
+        self.links: dict[str, PeerLink] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._txn_locks: dict[tuple[str, str], _SharedLock] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._client: PeerClient | None = None
+        self.keys = KeyRefresher(self)
+        self._key_tasks: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def client(self) -> PeerClient:
+        if self._client is None:
+            raise RuntimeError("federation is not started")
+        return self._client
+
+    async def start(self) -> None:
+        if self._session is not None:
+            return
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit_per_host=4), raise_for_status=False
+        )
+        node = self.node
+        # The key is looked up per request: a rotation takes effect at once.
+        self._client = PeerClient(
+            self._session,
+            lambda: node.key,
+            node.network,
+            node.clock,
+            self.timing.request_timeout_s,
+        )
+        await self.housekeeping()
+        await self.reconcile()
+        interval = parse_duration(node.config.store.purge_interval).total_seconds()
+        node.spawn(self._every(interval), "federation-housekeeping")
+
+    async def stop(self) -> None:
+        await self.keys.stop()
+        tasks = [*self._tasks.values(), *self._key_tasks.values()]
+        self._key_tasks.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def reconcile(self) -> None:
+        """Match the running links to the peers in the current trust snapshot."""
+        if self._client is None:
+            return
+        wanted = set(self.node.trust.peers) - {self.node.network}
+        for network in set(self._tasks) - wanted:
+            self._tasks.pop(network).cancel()
+            self._key_tasks.pop(network).cancel()
+            self.links.pop(network, None)
+        for link in self.links.values():
+            link.wake()  # forward/endorse/url may have changed: look again now
+        for network in wanted - set(self._tasks):
+            link = PeerLink(self, network)
+            self.links[network] = link
+            task = asyncio.create_task(link.run(), name=f"avisa-peer-{network}")
+            task.add_done_callback(_report_end)
+            self._tasks[network] = task
+            self._key_tasks[network] = asyncio.create_task(
+                self.keys.every(network), name=f"avisa-peer-keys-{network}"
+            )
+        await self.node.db.write(outbox.forget_unrouted)
+
+    def peer_alive(self, network: str) -> None:
+        link = self.links.get(network)
+        if link is not None:
+            link.peer_alive()
+
+    @contextlib.asynccontextmanager
+    async def txn_lock(self, origin: str, txn_id: str) -> AsyncIterator[None]:
+        """Serialise attempts of one transaction so a retry sees the first one's reply."""
+        key = (origin, txn_id)
+        held = self._txn_locks.setdefault(key, _SharedLock())
+        held.users += 1
+        try:
+            async with held.lock:
+                yield
+        finally:
+            held.users -= 1
+            if not held.users:
+                del self._txn_locks[key]
+
+    # --- housekeeping -----------------------------------------------------------
+
+    async def housekeeping(self) -> None:
+        node = self.node
+        now = node.clock()
+        retention = node.retention_window()
+        lifetime = node.trust.policy.max_lifetime
+
+        def job(conn: Any) -> None:
+            conn.execute("DELETE FROM fed_txns WHERE at <= ?", (to_epoch(now - REPLY_TTL),))
+            outbox.purge(conn, now, now - retention)
+            gaps.purge(conn, now - lifetime)
+
+        await node.db.write(job)
+
+    async def _every(self, seconds: float) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self.housekeeping()
+            except Exception:  # noqa: BLE001 - housekeeping must outlive one failure
+                _log.exception("federation housekeeping failed")
+
+    # --- status ------------------------------------------------------------------
+
+    def peer_status(self, network: str) -> dict[str, Any]:
+        link = self.links.get(network)
+        return link.status.as_dict() if link is not None else {}
+
+    def metrics_lines(self) -> Iterable[str]:
+        statuses = {network: link.status for network, link in sorted(self.links.items())}
+        for name, kind, value in _SERIES:
+            yield f"# TYPE {name} {kind}"
+            for network, status in statuses.items():
+                yield f"{name}{_labels({'peer': network})} {value(status):g}"
+        for name, attribute in (
+            ("avisa_peer_rejected_total", "rejected"),
+            ("avisa_peer_dropped_total", "dropped"),
+        ):
+            yield f"# TYPE {name} counter"
+            for network, status in statuses.items():
+                for reason, count in sorted(getattr(status, attribute).items()):
+                    yield f"{name}{_labels({'peer': network, 'reason': reason})} {count}"
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    """A link only ends when cancelled or its peer is gone; anything else is a bug to see."""
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("peer link ended", task=task.get_name(), exc_info=task.exception())
+
+
+def _last_success(status: LinkStatus) -> float:
+    return float(to_epoch(status.last_success)) if status.last_success else 0.0
+
+
+_SERIES: tuple[tuple[str, str, Callable[[LinkStatus], float]], ...] = (
+    ("avisa_peer_backlog", "gauge", lambda s: s.backlog),
+    ("avisa_peer_quarantined", "gauge", lambda s: s.quarantined),
+    ("avisa_peer_backoff_seconds", "gauge", lambda s: s.backoff_s),
+    ("avisa_peer_consecutive_failures", "gauge", lambda s: s.failures),
+    ("avisa_peer_last_success_timestamp_seconds", "gauge", _last_success),
+    ("avisa_peer_failures_total", "counter", lambda s: s.failures_total),
+    ("avisa_peer_delivered_total", "counter", lambda s: s.delivered_total),
+)
