@@ -27,13 +27,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bridges.localsynapse import launch
 from bridges.runner import start_bridges
 from keys.files import write_private
 from relay import datadir, drafts, log
 from relay.model import Area, Text
 from relay.node import Node
 from tests.matrix.reader import Reader
-from tests.synapse import launch
 
 
 def _route(homeserver: str, bot: str, room: str, encrypted: bool) -> str:

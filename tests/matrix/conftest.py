@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
+from bridges.localsynapse import Homeserver, Registered, launch
 from bridges.runner import start_bridges
 from keys.files import write_private
 from relay.node import Node
 from relay.timeutil import FakeClock
 from tests.conftest import start_node
 from tests.matrix.reader import Reader
-from tests.synapse import Homeserver, Registered, launch
 
 TIMINGS: dict[str, Any] = {}
 

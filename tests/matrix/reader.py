@@ -21,8 +21,8 @@ import aiohttp
 from nio import AsyncClient, AsyncClientConfig, MegolmEvent, RoomMessage
 from nio.store import SqliteStore
 
+from bridges.localsynapse import Homeserver, Registered
 from tests.helpers import wait_for
-from tests.synapse import Homeserver, Registered
 
 ALERT_ID = "org.avisa.alert_id"
 

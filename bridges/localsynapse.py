@@ -1,4 +1,7 @@
-"""A real Synapse homeserver for the Matrix tests and the latency benchmark.
+"""A real, local Synapse homeserver for the Matrix tests, the benchmark and ``avisa demo --matrix``.
+
+Never used by a running node: it is the development harness that lets a fresh
+machine try and test the Matrix bridge against the real thing.
 
 ``ensure_installed`` puts ``matrix-synapse`` into its own virtual environment
 under the project's ``.cache/`` (gitignored) the first time it is needed, so a
@@ -42,8 +45,18 @@ from urllib.parse import quote
 
 import aiohttp
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / ".cache"
+
+def _cache_dir() -> Path:
+    """``AVISA_CACHE_DIR``, else ``.cache/`` of a source checkout, else ``~/.cache/avisa``."""
+    if configured := os.environ.get("AVISA_CACHE_DIR"):
+        return Path(configured)
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").exists():
+        return root / ".cache"
+    return Path.home() / ".cache" / "avisa"
+
+
+CACHE = _cache_dir()
 SYNAPSE_SPEC = "matrix-synapse>=1.100,<2"
 VENV = CACHE / "synapse-venv"
 INSTALL_DEADLINE_S = 1800.0
