@@ -165,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="play the scenario and exit 0 only if every step happened",
     )
     demo.add_argument("--workdir", type=Path, help="keep the demo's nodes here")
+    demo.add_argument(
+        "--matrix",
+        action="store_true",
+        help="also start a local Synapse and bridge Ventura into a room",
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,0 +1,56 @@
+"""``avisa demo``: the scenario plays and every process it started is gone afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+AVISA = [sys.executable, "-m", "relay.cli", "demo"]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_scenario_only_passes_and_leaves_no_process(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    result = subprocess.run([*AVISA, "--scenario-only", "--workdir", str(workdir)],
+                            capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 of 5 steps happened as narrated" in result.stdout
+    for phrase in ("la endorsed it", "holds it for review", "debunk reached",
+                   "withdrawn at orange", "outside_speaks_for"):
+        assert phrase in result.stdout, phrase
+    assert processes_mentioning(str(workdir)) == []
+
+
+def test_interactive_demo_prints_access_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    process = subprocess.Popen([*AVISA, "--workdir", str(workdir)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 240
+    while not any("Ctrl-C stops every node" in line for line in lines):
+        assert time.monotonic() < deadline and process.poll() is None, "".join(lines)
+        lines.append(process.stdout.readline())
+    output = "".join(lines)
+    assert "token avisa_" in output and "http://127.0.0.1:" in output
+    assert len(processes_mentioning(str(workdir))) >= 3  # the three nodes run
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    assert processes_mentioning(str(workdir)) == []
