@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from keys import nodekey
 from keys.fingerprint import fingerprint
@@ -88,6 +89,27 @@ def cmd_token_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_list(args: argparse.Namespace) -> int:
+    conn = db.open_sync(args.data / config_mod.DB_NAME)
+    try:
+        tokens = trust.list_tokens(conn)
+    finally:
+        conn.close()
+    for info in tokens:
+        print(f"{info.token_id}  {info.role:9}  {info.created_at:%Y-%m-%d %H:%M}Z  {info.label}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    conn = db.open_sync(args.data / config_mod.DB_NAME)
+    try:
+        db.transaction(conn, lambda c: trust.revoke_token(c, args.token_id))
+    finally:
+        conn.close()
+    print(f"revoked {args.token_id}; the running node stops accepting it within seconds")
+    return 0
+
+
 def cmd_policy_explain(args: argparse.Namespace) -> int:
     from relay.explain import explain
 
@@ -106,15 +128,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo_main(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from keys import cli as keys_cli
-    from relay import cli_alert
-
-    parser = argparse.ArgumentParser(
-        prog="avisa", description="Avisa: a federated relay for verified rapid-response alerts."
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _register_node(commands: Any) -> None:
     init = commands.add_parser("init", help="create a node's data directory, key and token")
     data_arg(init)
     init.add_argument("--network", required=True, help="this network's id, e.g. ventura")
@@ -128,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     run.set_defaults(func=cmd_run)
 
+
+def _register_keys(commands: Any) -> None:
+    from keys import cli as keys_cli
+
     keys = commands.add_parser("keys", help="this node's signing key")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     show = key_commands.add_parser("show", help="print network, key id and fingerprint")
@@ -137,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     keys_cli.register_keys(key_commands)
     keys_cli.register_trust(commands)
 
+
+def _register_tokens(commands: Any) -> None:
     token = commands.add_parser("token", help="operator API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     add = token_commands.add_parser("add", help="create a token and print it once")
@@ -144,9 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=trust.ROLES)
     add.add_argument("--label", default="", help="who holds it (not shown to anyone else)")
     add.set_defaults(func=cmd_token_add)
+    listing = token_commands.add_parser(
+        "list", help="tokens by id, role and label (never the token)"
+    )
+    data_arg(listing)
+    listing.set_defaults(func=cmd_token_list)
+    revoke = token_commands.add_parser("revoke", help="stop accepting a token")
+    revoke.add_argument("token_id", metavar="TOKEN_ID", help="as 'avisa token list' shows it")
+    data_arg(revoke)
+    revoke.set_defaults(func=cmd_token_revoke)
 
-    cli_alert.register(commands)
 
+def _register_policy_and_demo(commands: Any) -> None:
     policy = commands.add_parser("policy", help="the trust policy")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     explain = policy_commands.add_parser(
@@ -171,6 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="also start a local Synapse and bridge Ventura into a room",
     )
     demo.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from relay import cli_alert
+
+    parser = argparse.ArgumentParser(
+        prog="avisa", description="Avisa: a federated relay for verified rapid-response alerts."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _register_node(commands)
+    _register_keys(commands)
+    _register_tokens(commands)
+    cli_alert.register(commands)
+    _register_policy_and_demo(commands)
     return parser
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import sqlite3
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ from typing import Literal
 
 from keys.keyring import KeyEntry, Keyring
 from relay.config import Config
+from relay.errors import BadInput
 from relay.model import CERTAINTIES, KINDS
 from relay.policy import PeerPolicy, Policy
 from relay.timeutil import from_epoch, parse_duration, to_epoch
@@ -56,6 +58,39 @@ def add_token(conn: sqlite3.Connection, role: Role, label: str, now: datetime) -
     )
     bump_version(conn)
     return token
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What may be shown about a token: never the token, only its hash's prefix."""
+
+    token_id: str
+    role: Role
+    label: str
+    created_at: datetime
+
+
+def list_tokens(conn: sqlite3.Connection) -> list[TokenInfo]:
+    rows = conn.execute("SELECT hash, role, label, created_at FROM tokens ORDER BY created_at")
+    return [
+        TokenInfo(bytes(h)[:6].hex(), role, label, from_epoch(at)) for h, role, label, at in rows
+    ]
+
+
+def revoke_token(conn: sqlite3.Connection, token_id: str) -> int:
+    """Delete the tokens whose hash starts with ``token_id`` (as ``list_tokens`` shows it)."""
+    if not re.fullmatch(r"[0-9a-f]{6,64}", token_id):
+        raise BadInput("AVISA_USAGE", "a token id is the hex shown by 'avisa token list'")
+    matches = [
+        bytes(h)
+        for (h,) in conn.execute("SELECT hash FROM tokens")
+        if bytes(h).hex().startswith(token_id)
+    ]
+    if len(matches) != 1:
+        raise BadInput("AVISA_USAGE", f"{len(matches)} tokens match {token_id}; give exactly one")
+    conn.execute("DELETE FROM tokens WHERE hash = ?", (matches[0],))
+    bump_version(conn)
+    return 1
 
 
 def load_tokens(conn: sqlite3.Connection) -> tuple[tuple[bytes, Role], ...]:

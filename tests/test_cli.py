@@ -179,3 +179,17 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             main([*command, "--help"])
         assert exit_info.value.code == 0
         assert "usage: avisa" in capsys.readouterr().out
+
+
+def test_tokens_list_and_revoke(running_node: Path) -> None:
+    data = str(running_node)
+    extra = avisa(
+        "token", "add", "--role", "publisher", "--label", "hotline laptop", "--data", data
+    ).stdout.strip()
+    listed = avisa("token", "list", "--data", data).stdout
+    assert "admin" in listed and "hotline laptop" in listed and extra not in listed
+    token_id = next(line.split()[0] for line in listed.splitlines() if "hotline" in line)
+    avisa("token", "revoke", token_id, "--data", data)
+    assert "hotline laptop" not in avisa("token", "list", "--data", data).stdout
+    refused = avisa("token", "revoke", "zz", "--data", data, check=False)
+    assert refused.returncode == 1 and "token list" in refused.stderr

@@ -28,20 +28,34 @@ def processes_mentioning(text: str) -> list[int]:
 
 def test_scenario_only_passes_and_leaves_no_process(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
-    result = subprocess.run([*AVISA, "--scenario-only", "--workdir", str(workdir)],
-                            capture_output=True, text=True, timeout=240, check=False)
+    result = subprocess.run(
+        [*AVISA, "--scenario-only", "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5 of 5 steps happened as narrated" in result.stdout
-    for phrase in ("la endorsed it", "holds it for review", "debunk reached",
-                   "withdrawn at orange", "outside_speaks_for"):
+    for phrase in (
+        "la endorsed it",
+        "holds it for review",
+        "debunk reached",
+        "withdrawn at orange",
+        "outside_speaks_for",
+    ):
         assert phrase in result.stdout, phrase
     assert processes_mentioning(str(workdir)) == []
 
 
 def test_interactive_demo_prints_access_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
-    process = subprocess.Popen([*AVISA, "--workdir", str(workdir)], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [*AVISA, "--workdir", str(workdir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 240

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from relay.config import parse
+
 DEPLOY = Path(__file__).parent.parent / "deploy"
 HARDENING = (
     "User=avisa",
@@ -45,3 +47,17 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     # verify only warns about unknown directives; treat any output as a failure.
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip() == "", result.stderr
+
+
+@pytest.mark.parametrize("name", ["ventura", "la", "orange"])
+def test_example_configs_load(name: str) -> None:
+    config = parse((DEPLOY / "examples" / f"{name}.toml").read_text(), name)
+    assert config.node.network == name
+    assert config.public_url.startswith("https://")
+
+
+def test_trust_script_uses_real_commands() -> None:
+    script = (DEPLOY / "examples" / "trust.sh").read_text()
+    for command in ("avisa keys export-card", "avisa trust add", "avisa trust list"):
+        assert command in script
+    subprocess.run(["sh", "-n", str(DEPLOY / "examples" / "trust.sh")], check=True)
