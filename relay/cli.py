@@ -89,6 +89,17 @@ def cmd_token_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    written = datadir.backup(args.data, args.out)
+    print(f"backed up {len(written)} files to {args.out}")
+    if not nodekey.is_encrypted(args.data / config_mod.KEY_NAME):
+        print(
+            "warning: node.key is not passphrase-protected; keep this backup encrypted and offline",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def cmd_token_list(args: argparse.Namespace) -> int:
     conn = db.open_sync(args.data / config_mod.DB_NAME)
     try:
@@ -141,6 +152,13 @@ def _register_node(commands: Any) -> None:
     data_arg(run)
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     run.set_defaults(func=cmd_run)
+
+    backup = commands.add_parser(
+        "backup", help="copy the data directory (a consistent database snapshot) while it runs"
+    )
+    data_arg(backup)
+    backup.add_argument("--out", type=Path, required=True, metavar="NEW_DIR")
+    backup.set_defaults(func=cmd_backup)
 
 
 def _register_keys(commands: Any) -> None:

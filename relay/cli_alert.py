@@ -1,4 +1,4 @@
-"""``avisa alert publish|update|cancel|list``: the operator's side of the API.
+"""``avisa alert …`` and ``avisa held …``: the operator's side of the API.
 
 The commands talk to the running node over its local API with the token in
 the data directory; ``publish`` prints the new alert id alone on stdout so
@@ -98,12 +98,33 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps(reply))
         return 0
     for item in reply["alerts"]:
-        alert = item["alert"]
-        headline = next(iter(alert["text"].values()))["headline"]
-        print(
-            f"{alert['id']}  {item['state']:10} {alert['kind']:12} {alert['certainty']:11}"
-            f" {alert['area']['label']}: {headline}"
-        )
+        print(_line(item))
+    return 0
+
+
+def _line(item: dict[str, Any], extra: str = "") -> str:
+    alert = item["alert"]
+    headline = next(iter(alert["text"].values()))["headline"]
+    return (
+        f"{alert['id']}  {item['state']:10} {alert['kind']:12} {alert['certainty']:11}"
+        f" {alert['area']['label']}: {headline}{extra}"
+    )
+
+
+def cmd_held_list(args: argparse.Namespace) -> int:
+    reply = NodeClient.for_data_dir(args.data).call("GET", "/api/v1/held")
+    if args.json:
+        print(json.dumps(reply))
+        return 0
+    for item in reply["held"]:
+        print(_line(item, f"  [{item['reason']}, from {item['from_peer'] or 'here'}]"))
+    return 0
+
+
+def cmd_held_verdict(args: argparse.Namespace) -> int:
+    client = NodeClient.for_data_dir(args.data)
+    reply = client.call("POST", f"/api/v1/held/{_path(args.id)}/{args.verdict}")
+    print(f"{reply['id']}: {reply['state']}")
     return 0
 
 
@@ -167,3 +188,15 @@ def register(commands: Any) -> None:
     listing.add_argument("--area", help="a code (fips:06037) or geohash prefix")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=cmd_list)
+
+    held = commands.add_parser("held", help="the review queue: alerts waiting for a reviewer")
+    review = held.add_subparsers(dest="held_command", required=True, metavar="ACTION")
+    pending = review.add_parser("list", help="held alerts with the policy's reason")
+    data_arg(pending)
+    pending.add_argument("--json", action="store_true")
+    pending.set_defaults(func=cmd_held_list)
+    for verdict, text in (("accept", "show and relay it"), ("reject", "drop it for good")):
+        action = review.add_parser(verdict, help=f"{text} (reviewer or admin token)")
+        action.add_argument("id", metavar="ID")
+        data_arg(action)
+        action.set_defaults(func=cmd_held_verdict, verdict=verdict)

@@ -193,3 +193,41 @@ def test_tokens_list_and_revoke(running_node: Path) -> None:
     assert "hotline laptop" not in avisa("token", "list", "--data", data).stdout
     refused = avisa("token", "revoke", "zz", "--data", data, check=False)
     assert refused.returncode == 1 and "token list" in refused.stderr
+
+
+def test_review_queue_and_backup_while_running(running_node: Path, tmp_path: Path) -> None:
+    import sqlite3
+
+    data = str(running_node)
+    alert_id = avisa(
+        "alert",
+        "publish",
+        "--data",
+        data,
+        "--kind",
+        "notice",
+        "--certainty",
+        "confirmed",
+        "--area-label",
+        "Oxnard",
+        "--geohash",
+        "9q5681",
+        "--text",
+        "en=Know your rights",
+    ).stdout.strip()
+    assert avisa("held", "list", "--data", data).stdout == ""
+    refused = avisa("held", "accept", alert_id, "--data", data, check=False)
+    assert refused.returncode == 1 and "no held alert" in refused.stderr
+
+    copy = tmp_path / "backup"
+    out = avisa("backup", "--data", data, "--out", str(copy))
+    assert "backed up" in out.stdout and "not passphrase-protected" in out.stderr
+    for name in ("avisa.toml", "node.key", "operator.token", "avisa.db"):
+        assert (copy / name).exists(), name
+    assert is_private(copy / "node.key") and is_private(copy / "avisa.db")
+    assert not (copy / "run.json").exists()
+    conn = sqlite3.connect(copy / "avisa.db")
+    assert conn.execute("SELECT id FROM alerts").fetchall() == [(alert_id,)]
+    conn.close()
+    again = avisa("backup", "--data", data, "--out", str(copy), check=False)
+    assert again.returncode == 1 and "not empty" in again.stderr
