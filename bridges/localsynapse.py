@@ -31,7 +31,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +43,8 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+
+from relay.process import terminate
 
 
 def _cache_dir() -> Path:
@@ -265,14 +266,7 @@ class Homeserver:
     def stop(self) -> None:
         """SIGTERM by PID, then SIGKILL if it does not exit in time."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=30)
+        terminate(process)
 
     # --- admin helpers ------------------------------------------------------
 

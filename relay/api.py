@@ -83,11 +83,12 @@ async def _signed(node: Node, build: Any) -> web.Response:
 # --- publishing -------------------------------------------------------------
 
 
-@routes.post("/api/v1/alerts")
-async def publish(request: web.Request) -> web.Response:
+async def _publish_draft(request: web.Request, *, replaces: str | None = None) -> web.Response:
+    """Sign a draft as a new alert, or as the update of ``replaces``."""
     require(request, PUBLISH)
     node = _node(request)
     draft = await read_json(request, API_BODY_MAX, drafts.Draft)
+    previous = await _own_current(node, replaces) if replaces else None
     now = node.clock()
     alert_id = _new_id(node, now)
     lifetime = node.trust.policy.max_lifetime
@@ -100,8 +101,15 @@ async def publish(request: web.Request) -> web.Response:
             alert_id=alert_id,
             now=now,
             max_lifetime=lifetime,
+            msg_type="update" if previous else "alert",
+            references=drafts.chain(previous.alert) if previous else (),
         ),
     )
+
+
+@routes.post("/api/v1/alerts")
+async def publish(request: web.Request) -> web.Response:
+    return await _publish_draft(request)
 
 
 async def _own_current(node: Node, alert_id: str) -> store.StoredAlert:
@@ -119,26 +127,7 @@ async def _own_current(node: Node, alert_id: str) -> store.StoredAlert:
 
 @routes.post("/api/v1/alerts/{network}/{ulid}/update")
 async def update(request: web.Request) -> web.Response:
-    require(request, PUBLISH)
-    node = _node(request)
-    draft = await read_json(request, API_BODY_MAX, drafts.Draft)
-    previous = await _own_current(node, _alert_id(request))
-    now = node.clock()
-    alert_id = _new_id(node, now)
-    lifetime = node.trust.policy.max_lifetime
-    return await _signed(
-        node,
-        lambda seq: drafts.build(
-            draft,
-            network=node.network,
-            seq=seq,
-            alert_id=alert_id,
-            now=now,
-            max_lifetime=lifetime,
-            msg_type="update",
-            references=drafts.chain(previous.alert),
-        ),
-    )
+    return await _publish_draft(request, replaces=_alert_id(request))
 
 
 @routes.post("/api/v1/alerts/{network}/{ulid}/cancel")

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_fields(info: Mapping[str, object], as_json: bool, width: int) -> None:
+    if as_json:
+        print(json.dumps(info))
+        return
+    for name, value in info.items():
+        print(f"{name + ':':{width}} {value}")
+
+
 def cmd_keys_show(args: argparse.Namespace) -> int:
     config = config_mod.load(args.data)
     public = nodekey.read_public(args.data / config_mod.KEY_NAME)
@@ -67,11 +75,7 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
         "public_key": nodekey._b64(public),
         "fingerprint": fingerprint(public),
     }
-    if args.json:
-        print(json.dumps(info))
-    else:
-        for name, value in info.items():
-            print(f"{name + ':':13} {value}")
+    _print_fields(info, args.json, 13)
     return 0
 
 
@@ -124,12 +128,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 def cmd_policy_explain(args: argparse.Namespace) -> int:
     from relay.explain import explain
 
-    result = explain(args.data, Path(args.envelope), args.from_peer)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        for name, value in result.items():
-            print(f"{name + ':':16} {value}")
+    _print_fields(explain(args.data, Path(args.envelope), args.from_peer), args.json, 16)
     return 0
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from relay import config as config_mod
 from relay.errors import AvisaError
+from relay.process import terminate
 
 START_DEADLINE_S = 30.0
 
@@ -144,14 +145,7 @@ class DemoNode:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=20)
+        terminate(process, timeout=20)
 
 
 def _set(text: str, setting: str, value: str) -> str:
