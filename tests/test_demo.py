@@ -68,3 +68,19 @@ def test_interactive_demo_prints_access_and_stops_on_ctrl_c(tmp_path: Path) -> N
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0
     assert processes_mentioning(str(workdir)) == []
+
+
+def test_matrix_demo_bridges_ventura_into_a_room(tmp_path: Path) -> None:
+    workdir = tmp_path / "demo"
+    result = subprocess.run(
+        [*AVISA, "--scenario-only", "--matrix", "--workdir", str(workdir)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "posted in #alerts-ventura:localhost" in result.stdout
+    assert "ICE confirmado cerca de la escuela Ramona" in result.stdout  # read back from the room
+    assert "edited to say it was withdrawn" in result.stdout
+    assert processes_mentioning(str(workdir)) == []
