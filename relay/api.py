@@ -23,7 +23,7 @@ from aiohttp import web
 
 from relay import drafts, store
 from relay.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
-from relay.httpio import read_json, respond
+from relay.httpio import ascii_count, read_json, respond
 from relay.node import Node
 from relay.policy import Decision, area_matches
 from relay.trust import Role, role_for
@@ -66,9 +66,10 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = ascii_count(raw)
+    if value is None or not low <= value <= high:
         raise BadInput("AVISA_BAD_QUERY", f"{name} must be an integer from {low} to {high}")
-    return int(raw)
+    return value
 
 
 def _new_id(node: Node, now: datetime) -> str:
@@ -208,11 +209,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     require(request, READ)
     node = _node(request)
     resume = request.headers.get("Last-Event-ID") or request.query.get("since")
-    if resume is not None and not resume.isdigit():
+    position = ascii_count(resume)
+    if resume is not None and position is None:
         raise BadInput("AVISA_BAD_QUERY", "Last-Event-ID must be a feed position")
     if node.metrics.sse_clients >= MAX_STREAMS:
         raise BadInput("AVISA_TOO_MANY_STREAMS", "too many open streams", 429)
-    pos = int(resume) if resume is not None else node.feed.head
+    pos = position if position is not None else node.feed.head
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
