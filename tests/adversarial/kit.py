@@ -57,6 +57,10 @@ def figure(name: str, **values: Any) -> None:
             out.write(line + "\n")
 
 
+def txn(*raws: bytes) -> bytes:
+    return b'{"envelopes":[' + b",".join(raws) + b"]}"
+
+
 def db_dump(path: Path) -> list[str]:
     """Every row of every table (sequences included), as SQL text."""
     conn = sqlite3.connect(path)
@@ -93,17 +97,29 @@ class Target:
         return db_dump(self.node.db.path)
 
     def fed_headers(
-        self, method: str, path: str, body: bytes, *, signer: NodeKey | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        *,
+        signer: NodeKey | None = None,
+        origin: str = PEER,
     ) -> dict[str, str]:
         header = authorization(
-            signer or self.peer_key, method, path, PEER, TARGET, self.node.clock(), body
+            signer or self.peer_key, method, path, origin, TARGET, self.node.clock(), body
         )
         return {"Authorization": header, "Content-Type": "application/json"}
 
     async def fed(
-        self, method: str, path: str, body: bytes = b"", **extra: str
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        signer: NodeKey | None = None,
+        origin: str = PEER,
     ) -> tuple[int, bytes]:
-        headers = {**self.fed_headers(method, path, body), **extra}
+        headers = self.fed_headers(method, path, body, signer=signer, origin=origin)
         async with self.member.http.request(
             method, self.member.url + path, data=body or None, headers=headers
         ) as reply:
@@ -169,25 +185,33 @@ async def trust_peer(
 
 @asynccontextmanager
 async def target_node(
-    tmp_path: Path, clock: FakeClock, edit_config: Any = None, **peer_policy: Any
+    tmp_path: Path,
+    clock: FakeClock,
+    edit_config: Any = None,
+    extra_peers: dict[str, NodeKey] | None = None,
+    **peer_policy: Any,
 ) -> AsyncIterator[Target]:
-    peer = QuietPeer()
-    await peer.start()
+    """The target node, trusting ``net-a`` (and ``extra_peers``), each behind a QuietPeer."""
+    peers = {PEER: PEER_KEY, **(extra_peers or {})}
+    quiet = {network: QuietPeer() for network in peers}
+    for far_side in quiet.values():
+        await far_side.start()
     try:
         async with members(tmp_path, clock, [TARGET], edit_config) as net:
             target = Target(net[TARGET])
-            await trust_peer(
-                target.member, PEER, PEER_KEY, url=peer.url, **{"forward": False, **peer_policy}
-            )
+            for network, peer_key in peers.items():
+                policy = {"forward": False, **(peer_policy if network == PEER else {})}
+                await trust_peer(target.member, network, peer_key, url=quiet[network].url, **policy)
 
             def answered() -> bool:
                 wanted = {"/federation/v1/alerts", "/federation/v1/keys"}
-                return wanted <= set(peer.seen)
+                return all(wanted <= set(far_side.seen) for far_side in quiet.values())
 
-            await wait_for(answered, timeout=20, what="the node's start-up calls to its peer")
+            await wait_for(answered, timeout=20, what="the node's start-up calls to its peers")
             yield target
     finally:
-        await peer.stop()
+        for far_side in quiet.values():
+            await far_side.stop()
 
 
 # --- raw HTTP -------------------------------------------------------------------
