@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 from collections import Counter
@@ -28,7 +29,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from relay import httpio
+from relay import app, httpio
 from relay.timeutil import FakeClock
 from tests.adversarial.kit import (
     PEER_KEY,
@@ -396,4 +397,44 @@ async def test_slow_loris_body_is_cut_off_while_others_are_served(
         cut_off_408=sum(o[0] == 408 for o in outcomes),
         other_requests_served_meanwhile=served,
         seconds_to_cut_off=[round(o[2], 2) for o in outcomes],
+    )
+
+
+async def test_trickling_or_silent_connections_are_closed(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before any handler runs (no token checked yet), a connection that never finishes
+    its request line and headers is closed after the idle limit, shortened here."""
+    monkeypatch.setattr(app, "IDLE_TIMEOUT_S", 1.0)
+    async with target_node(tmp_path, clock) as target:
+        head = request_head("GET", "/api/v1/alerts", target.member.headers(), None)
+
+        async def held_open(parts: list[bytes], pause: float) -> float:
+            reader, writer = await asyncio.open_connection("127.0.0.1", target.port)
+            started = asyncio.get_running_loop().time()
+
+            async def trickle() -> None:
+                with contextlib.suppress(ConnectionError, OSError):
+                    for part in parts:
+                        writer.write(part)
+                        await writer.drain()
+                        await asyncio.sleep(pause)
+
+            sender = asyncio.create_task(trickle())
+            try:
+                async with asyncio.timeout(15):
+                    assert await reader.read() == b"", "the server answered a request never sent"
+            finally:
+                sender.cancel()
+                writer.close()
+            return asyncio.get_running_loop().time() - started
+
+        silent = await held_open([], 0)
+        trickled = await held_open([bytes([b]) for b in head], 0.1)
+        assert silent < 10 and trickled < 10
+        assert await target.healthy()
+    figure(
+        "idle_connections",
+        silent_closed_after_s=round(silent, 1),
+        trickling_closed_after_s=round(trickled, 1),
     )
