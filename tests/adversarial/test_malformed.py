@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -38,6 +39,7 @@ from tests.adversarial.kit import (
     figure,
     raw_exchange,
     request_head,
+    table_rows,
     target_node,
 )
 from tests.helpers import make_alert, raw_envelope
@@ -437,4 +439,60 @@ async def test_trickling_or_silent_connections_are_closed(
         "idle_connections",
         silent_closed_after_s=round(silent, 1),
         trickling_closed_after_s=round(trickled, 1),
+    )
+
+
+def _envelope_cases() -> list[tuple[str, bytes]]:
+    alert = make_alert("net-a", codes=("fips:06111",))
+    good = json.loads(raw_envelope(alert, PEER_KEY))
+    sig = good["signatures"][0]
+
+    def env(**changes: Any) -> bytes:
+        return json.dumps({**good, **changes}, separators=(",", ":")).encode()
+
+    payload = base64.b64decode(good["payload"])
+    return [
+        ("not an object", b"[]"),
+        ("empty object", b"{}"),
+        ("string", b'"envelope"'),
+        ("65,537 bytes", env(payload=base64.b64encode(b" " * 49_000).decode()).ljust(65_537)),
+        ("unknown payload type", env(payloadType="application/json")),
+        ("payload not base64", env(payload="***")),
+        ("payload non-canonical base64", env(payload=good["payload"][:-1] + "B")),
+        ("payload with whitespace", env(payload=base64.b64encode(b" " + payload).decode())),
+        ("no signatures", env(signatures=[])),
+        ("17 signatures", env(signatures=[sig] * 17)),
+        ("signature not base64", env(signatures=[{**sig, "sig": "!" * 86 + "=="}])),
+        (
+            "signature 63 bytes",
+            env(signatures=[{**sig, "sig": base64.b64encode(b"x" * 63).decode()}]),
+        ),
+        ("keyid in capitals", env(signatures=[{**sig, "keyid": sig["keyid"].upper()}])),
+        ("unknown field", env(extra=1)),
+        ("signature unknown field", env(signatures=[{**sig, "by": "net-a"}])),
+    ]
+
+
+async def test_malformed_envelopes_in_a_transaction_are_each_rejected(target: Target) -> None:
+    """Per the contract a bad envelope is one ``rejected`` result, not a failed transaction."""
+    path = target.node.db.path
+    watched = ("alerts", "feed", "outbox", "tombstones", "origins", "seq_gaps")
+    before = {table: table_rows(path, table) for table in watched}
+    cases = _envelope_cases()
+    body = b'{"envelopes":[' + b",".join(raw for _, raw in cases) + b"]}"
+    status, reply = await target.fed("PUT", "/federation/v1/send/bad-envelopes", body)
+    assert status == 200, reply
+    results = json.loads(reply)["results"]
+    outcomes = {
+        name: (r["status"], r["reason"]) for (name, _), r in zip(cases, results, strict=True)
+    }
+    assert all(result[0] == "rejected" for result in outcomes.values()), outcomes
+    assert outcomes["65,537 bytes"] == ("rejected", "too_large")
+    assert outcomes["unknown payload type"] == ("rejected", "unsupported_payload_type")
+    assert {table: table_rows(path, table) for table in watched} == before
+    figure(
+        "malformed_envelopes",
+        sent=len(cases),
+        rejected=len(cases),
+        reasons=dict(Counter(r for _, r in outcomes.values())),
     )
