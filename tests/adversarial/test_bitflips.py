@@ -12,6 +12,7 @@ answered ``rejected``, and no alert, feed or outbox row appears.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -56,17 +57,25 @@ async def test_flipped_envelopes_over_http_are_all_rejected(
         watched = ("alerts", "feed", "outbox", "tombstones", "origins")
         before = {table: table_rows(path, table) for table in watched}
         statuses: Counter[str] = Counter()
+        started = time.monotonic()
         for n, start in enumerate(range(0, len(sample), 50)):
             body = b'{"envelopes":[' + b",".join(sample[start : start + 50]) + b"]}"
             status, reply = await target.fed("PUT", f"/federation/v1/send/flips{n}", body)
             assert status == 200, reply
             for result in json.loads(reply)["results"]:
                 statuses[f"{result['status']}:{result['reason']}"] += 1
+        seconds = time.monotonic() - started
         assert {table: table_rows(path, table) for table in watched} == before
         # The control: the same path accepts the unflipped envelope.
         control = b'{"envelopes":[' + encode_envelope(items[0].envelope) + b"]}"
         status, reply = await target.fed("PUT", "/federation/v1/send/control", control)
         assert json.loads(reply)["results"][0]["status"] == "accepted", reply
-    figure("bitflips_http", flipped_envelopes=len(sample), outcomes=dict(statuses))
+    figure(
+        "bitflips_http",
+        flipped_envelopes=len(sample),
+        transactions=-(-len(sample) // 50),
+        seconds=round(seconds, 1),
+        outcomes=dict(statuses),
+    )
     assert sum(statuses.values()) == len(sample)
     assert all(outcome.startswith("rejected:") for outcome in statuses), statuses

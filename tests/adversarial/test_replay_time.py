@@ -45,7 +45,13 @@ AREA = {"codes": ("fips:06111",)}
 @pytest.fixture
 async def target(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Target]:
     async with target_node(tmp_path, clock, extra_peers={"net-c": C_KEY}) as node:
-        yield node
+        original = node.member
+        try:
+            yield node
+        finally:
+            if node.member is not original:  # restarted: members() only stops the first one
+                await node.member.runner.cleanup()
+                await node.member.node.stop()
 
 
 async def send(target: Target, *raws: bytes, via: str = PEER) -> list[tuple[str, str]]:
