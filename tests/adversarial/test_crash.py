@@ -15,7 +15,8 @@ both and reads their databases:
   flight at a kill may or may not be there, and those that are count too;
 - net-b holds exactly net-a's alerts, each once in its feed and accepted
   once in its decision log (re-sent copies are decided ``duplicate``);
-- net-a's queue for net-b is empty.
+- net-a's queue for net-b is empty;
+- the logs of the whole run (both nodes, every restart) hold no token and no IP address.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import sqlite3
 import time
 from collections import Counter
@@ -45,6 +47,7 @@ from tests.test_api import DRAFT
 from tests.test_federation_process import Proc, free_port, set_clock, setup_node
 
 pytestmark = pytest.mark.slow
+_IPV4 = re.compile(rb"(?<![0-9.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9.])")
 TOTAL = 10_000
 CLIENTS = 8
 A_KILLS = 8
@@ -207,3 +210,6 @@ async def test_sigkill_while_accepting_and_forwarding_loses_and_duplicates_nothi
     assert not accepted_twice
     assert refused == duplicates, "net-b refused something other than a duplicate"
     assert query(a, "SELECT count(*) FROM outbox") == [(0,)]
+    logs = a.log.read_bytes() + b.log.read_bytes()
+    assert a.token.encode() not in logs and b.token.encode() not in logs
+    assert not _IPV4.findall(logs), "an IP address in the logs of the run"
