@@ -6,8 +6,8 @@ key the test holds, so the test can speak for that peer: sign federation
 requests and alerts exactly as a (possibly compromised) peer would. The
 peer's URL is a ``QuietPeer``: a real HTTP server that offers no catch-up
 and no key document (404), and the node does not forward to it, so once the
-link's start-up pull has been answered (``settle``) no background task writes
-to the store while a test compares dumps.
+link's start-up calls have been answered (``target_node`` waits for them) no
+background task writes to the store while a test compares dumps.
 
 ``raw_exchange`` speaks HTTP/1.1 over a plain socket, for what a well-behaved
 client library will not send: bodies that trickle, bodies that keep coming
