@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench fuzz clean
+.PHONY: demo test lint bench fuzz bitflips clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -19,6 +19,18 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+# Coverage-guided fuzzing of parse → verify → policy for a fixed time (docs/security.md).
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[fuzz]'
+	mkdir -p .cache/fuzz/corpus
+	$(BIN)/python -m fuzz.fuzz_pipeline -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+		-artifact_prefix=.cache/fuzz/ .cache/fuzz/corpus
+
+# Every single-bit flip of 1,000 signed envelopes (make test runs a covering subset).
+bitflips: $(STAMP)
+	$(BIN)/python -m tests.adversarial.bitflip --stride 1
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

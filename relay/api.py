@@ -23,7 +23,7 @@ from aiohttp import web
 
 from relay import drafts, store
 from relay.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
-from relay.httpio import read_json, respond
+from relay.httpio import ascii_count, read_body, read_json, respond, strict_loads
 from relay.node import Node
 from relay.policy import Decision, area_matches
 from relay.trust import Role, role_for
@@ -31,6 +31,7 @@ from relay.trust import Role, role_for
 NODE: web.AppKey[Node] = web.AppKey("node", Node)
 STREAMS = web.AppKey("streams", set[asyncio.Task[Any]])
 API_BODY_MAX = 64 * 1024
+NO_BODY_MAX = 1024
 MAX_STREAMS = 64
 KEEPALIVE_S = 15.0
 _json = msgspec.json.Encoder()
@@ -66,9 +67,10 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = ascii_count(raw)
+    if value is None or not low <= value <= high:
         raise BadInput("AVISA_BAD_QUERY", f"{name} must be an integer from {low} to {high}")
-    return int(raw)
+    return value
 
 
 def _new_id(node: Node, now: datetime) -> str:
@@ -197,11 +199,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     require(request, READ)
     node = _node(request)
     resume = request.headers.get("Last-Event-ID") or request.query.get("since")
-    if resume is not None and not resume.isdigit():
+    position = ascii_count(resume)
+    if resume is not None and position is None:
         raise BadInput("AVISA_BAD_QUERY", "Last-Event-ID must be a feed position")
     if node.metrics.sse_clients >= MAX_STREAMS:
         raise BadInput("AVISA_TOO_MANY_STREAMS", "too many open streams", 429)
-    pos = int(resume) if resume is not None else node.feed.head
+    pos = position if position is not None else node.feed.head
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -263,9 +266,19 @@ async def held(request: web.Request) -> web.Response:
     return respond({"held": items})
 
 
+async def _no_body(request: web.Request) -> None:
+    """A call that takes no body accepts none, or ``{}``: a body meant for
+    something else must not be read as a yes."""
+    if not request.body_exists:
+        return
+    if strict_loads(await read_body(request, NO_BODY_MAX)) != {}:
+        raise BadInput("AVISA_BAD_REQUEST", "this call takes no body (or {})")
+
+
 @routes.post("/api/v1/held/{network}/{ulid}/{verdict:accept|reject}")
 async def review(request: web.Request) -> web.Response:
     require(request, REVIEW)
+    await _no_body(request)
     node = _node(request)
     alert_id = _alert_id(request)
     verdict = request.match_info["verdict"]

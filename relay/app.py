@@ -30,6 +30,11 @@ from relay.timeutil import TEST_CLOCK_ENV, Clock, file_clock, system_clock
 # Large enough for a federation transaction (50 envelopes of 64 KiB); each
 # route applies its own, smaller limit while reading.
 CLIENT_MAX_SIZE = 4 * 1024 * 1024
+# A connection that sends no complete request for this long is closed. aiohttp's
+# default (about an hour) let a client hold sockets open by trickling headers
+# before any token or signature is checked. Above aiohttp clients' own 15 s idle
+# limit, so a peer's pooled connection is never closed under its feet.
+IDLE_TIMEOUT_S = 30.0
 # Written while the node runs: its pid and the port it actually bound (for --listen :0).
 RUN_FILE = "run.json"
 _log = structlog.get_logger("avisa.app")
@@ -50,7 +55,9 @@ def build_app(node: Node) -> web.Application:
 
 
 async def serve(node: Node, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(build_app(node), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        build_app(node), access_log=None, handle_signals=False, keepalive_timeout=IDLE_TIMEOUT_S
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()

@@ -33,6 +33,9 @@ from relay.model import (
     envelope_decoder,
 )
 
+SIGNATURE_BYTES = 64
+PUBLIC_KEY_BYTES = 32
+
 
 def pae(payload_type: str, body: bytes) -> bytes:
     """DSSEv1 SP LEN(type) SP type SP LEN(body) SP body."""
@@ -131,6 +134,10 @@ class Verification:
 
 
 def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    # crypto_sign_open reads the first 64 bytes of signature+message as the
+    # signature: a short signature would borrow the message's first bytes.
+    if len(signature) != SIGNATURE_BYTES or len(public_key) != PUBLIC_KEY_BYTES:
+        return False
     try:
         nacl.bindings.crypto_sign_open(signature + message, public_key)
     except nacl.exceptions.BadSignatureError:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -28,6 +29,7 @@ from relay.errors import BadInput
 T = TypeVar("T")
 MAX_DEPTH = 32
 MAX_INT = 2**53
+_MAX_INT_DIGITS = len(str(MAX_INT))
 BODY_DEADLINE_S = 10.0
 _encoder = msgspec.json.Encoder()
 _log = structlog.get_logger("avisa.http")
@@ -49,6 +51,9 @@ def _no_float(text: str) -> NoReturn:
 def _int(text: str) -> int:
     if text.startswith("-0"):
         raise BadInput("AVISA_BAD_JSON", "-0 is not allowed")
+    # Checked before int(): Python refuses to convert more than 4300 digits at all.
+    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
+        raise BadInput("AVISA_BAD_JSON", "integer out of range (±2^53)")
     value = int(text)
     if not -MAX_INT < value < MAX_INT:
         raise BadInput("AVISA_BAD_JSON", "integer out of range (±2^53)")
@@ -91,6 +96,20 @@ def strict_loads(body: bytes) -> Any:
         raise BadInput("AVISA_BAD_JSON", f"not JSON: {exc.msg} at byte {exc.pos}") from None
     _check_tree(value)
     return value
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def ascii_count(text: str | None) -> int | None:
+    """A non-negative count or position written in ASCII digits, else None.
+
+    ``str.isdigit`` also says yes to "²" (which ``int`` refuses) and to
+    "٣" (which ``int`` reads as 3): a query must mean one thing to everyone.
+    """
+    if text is None or not _DIGITS.fullmatch(text):
+        return None
+    return int(text)
 
 
 def convert(value: Any, type_: type[T], errcode: str = "AVISA_BAD_REQUEST") -> T:

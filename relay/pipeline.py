@@ -219,7 +219,8 @@ class Pipeline:
                 pos = None
             else:
                 alert = item.alert
-                recent = self._rates.hit(from_peer, now) if from_peer else 0
+                # The policy wants how many came before this one; hit() counts it too.
+                recent = self._rates.hit(from_peer, now) - 1 if from_peer else 0
                 state = store.policy_state(conn, alert, from_peer, recent)
                 decision = decide(
                     item.envelope, alert, item.verification, snapshot.policy, state, now

@@ -15,6 +15,12 @@ this node) and it lies inside that peer's ``speaks_for``. Anything else needs
 ``min_endorsements`` distinct trusted networks other than the origin to have
 signed it. What fails these soft checks goes to ``on_fail`` (hold or reject);
 hard failures (forgery, replay, expiry) are always rejected.
+
+Endorsements only ever stand in for an origin this node cannot check. A
+message that names this node's own network or a trusted peer's must carry a
+valid signature by a current key of that network: otherwise any one trusted
+peer could put words (alerts, updates, cancels) in the mouth of any other
+network we know, or revive a revoked key by endorsing what it signed.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ REASONS = (
     "revoked_key",
     "key_expired",
     "origin_mismatch",
+    "unknown_origin_key",
     "duplicate",
     "cancelled",
     "superseded",
@@ -197,6 +204,21 @@ def _origin_entry_valid(
     return origin.entry.status(now, alert.sent_at, grace) == "valid"
 
 
+def _known_network(network: str, policy: Policy) -> bool:
+    return network == policy.own_network or network in policy.peers
+
+
+def _unusable_origin(
+    verification: Verification, now: datetime, alert: Alert, grace: timedelta
+) -> str:
+    """Why a known network's message has no usable origin signature."""
+    origin = verification.origin
+    if origin.valid and origin.entry is not None:
+        status = origin.entry.status(now, alert.sent_at, grace)
+        return "revoked_key" if status == "revoked" else "key_expired"
+    return "unknown_origin_key"
+
+
 def _endorsements(verification: Verification, alert: Alert, policy: Policy, now: datetime) -> int:
     networks = {
         check.entry.network
@@ -230,6 +252,8 @@ def decide(
     origin_ok = _origin_entry_valid(verification, alert, now, policy.max_age)
     if origin_ok is None:
         return Decision("reject", "origin_mismatch")
+    if not origin_ok and _known_network(alert.network, policy):
+        return Decision("reject", _unusable_origin(verification, now, alert, policy.max_age))
     if origin_ok and alert.network == policy.own_network:
         return Decision("accept", "local")
     sender = policy.peers.get(state.from_peer) if state.from_peer else None

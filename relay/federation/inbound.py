@@ -171,7 +171,7 @@ async def alerts(request: web.Request) -> web.Response:
         if not _CURSOR.fullmatch(since):
             raise BadInput("AVISA_BAD_QUERY", "since must be a cursor from an earlier reply")
         limit_text = request.query.get("limit", str(catchup.PAGE_LIMIT_DEFAULT))
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= catchup.PAGE_LIMIT_MAX:
+        if not _CURSOR.fullmatch(limit_text) or not 1 <= int(limit_text) <= catchup.PAGE_LIMIT_MAX:
             raise BadInput("AVISA_BAD_QUERY", f"limit must be 1 to {catchup.PAGE_LIMIT_MAX}")
         snapshot, now = node.trust, node.clock()
         envelopes, next_pos = await node.db.read(

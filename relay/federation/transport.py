@@ -95,7 +95,7 @@ def _errcode(body: bytes) -> str:
 
 
 def _retry_after(header: str | None) -> float | None:
-    if header and header.isdigit() and len(header) < 7:
+    if header and len(header) < 7 and header.isascii() and header.isdigit():
         return float(header)
     return None
 

@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing (atheris) of what a node reads from the outside: ``make fuzz``."""
