@@ -141,7 +141,7 @@ def own_listing(data_dir: Path, clock: Clock = system_clock) -> list[dict[str, A
     """This node's keys, newest last: key id, fingerprint, validity (no passphrase needed)."""
     with open_store(data_dir) as (config, conn):
         now = clock()
-        grace = parse_duration(config.policy.max_age)
+        grace = parse_duration(config.policy.rotation_grace)
         public = nodekey.read_public(ownkeys.key_path(data_dir))
         network = config.node.network
         entries = ownkeys.with_current(ownkeys.history(conn, network), network, public)

@@ -198,7 +198,7 @@ def listing(data_dir: Path, clock: Clock = system_clock) -> list[dict[str, Any]]
     """Each peer: url, scope, its keys with fingerprint and validity, its newest document."""
     with open_store(data_dir) as (config, conn):
         now = clock()
-        grace = parse_duration(config.policy.max_age)
+        grace = parse_duration(config.policy.rotation_grace)
         keys: dict[str, list[KeyEntry]] = {}
         for entry in peerstore.load_known(conn):
             keys.setdefault(entry.network, []).append(entry)

@@ -40,7 +40,8 @@ class NodeSection(Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class PolicySection(Struct, forbid_unknown_fields=True, frozen=True):
-    max_age: Duration = "6h"
+    max_age: Duration = "7d"
+    rotation_grace: Duration = "1d"
     max_future_skew: Duration = "5m"
     max_lifetime: Duration = "7d"
     min_endorsements: Annotated[int, Meta(ge=0, le=8)] = 1
@@ -230,7 +231,8 @@ url = "{url}"  # how peers reach this node (put a TLS proxy in front)
 # passphrase_file = "passphrase"   # if node.key is passphrase-protected
 
 [policy]
-max_age = "6h"                 # refuse alerts signed longer ago than this
+max_age = "7d"                 # refuse alerts signed longer ago (7d: whatever is unexpired)
+rotation_grace = "1d"          # a rotated-out key still counts for what it signed before
 max_future_skew = "5m"         # refuse alerts signed further in the future
 max_lifetime = "7d"            # refuse alerts that would live longer
 min_endorsements = 1           # for alerts from unknown origins or outside speaks_for

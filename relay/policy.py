@@ -94,7 +94,8 @@ class PeerPolicy:
 class Policy:
     own_network: str
     peers: Mapping[str, PeerPolicy] = field(default_factory=dict)
-    max_age: timedelta = timedelta(hours=6)
+    max_age: timedelta = timedelta(days=7)
+    rotation_grace: timedelta = timedelta(days=1)
     max_future_skew: timedelta = timedelta(minutes=5)
     max_lifetime: timedelta = timedelta(days=7)
     min_endorsements: int = 1
@@ -225,7 +226,7 @@ def _endorsements(verification: Verification, alert: Alert, policy: Policy, now:
         for check in verification.checks[1:]
         if check.valid
         and check.entry is not None
-        and check.entry.status(now, alert.sent_at, policy.max_age) == "valid"
+        and check.entry.status(now, alert.sent_at, policy.rotation_grace) == "valid"
     }
     networks.discard(alert.network)
     return len(networks)
@@ -243,17 +244,17 @@ def decide(
     if len(envelope.signatures) > policy.max_signatures:
         return Decision("reject", "too_many_signatures")
     failure = (
-        _signature_failure(verification, now, alert, policy.max_age)
+        _signature_failure(verification, now, alert, policy.rotation_grace)
         or _replay_failure(alert, state)
         or _time_failure(alert, policy, now)
     )
     if failure:
         return Decision("reject", failure)
-    origin_ok = _origin_entry_valid(verification, alert, now, policy.max_age)
+    origin_ok = _origin_entry_valid(verification, alert, now, policy.rotation_grace)
     if origin_ok is None:
         return Decision("reject", "origin_mismatch")
     if not origin_ok and _known_network(alert.network, policy):
-        return Decision("reject", _unusable_origin(verification, now, alert, policy.max_age))
+        return Decision("reject", _unusable_origin(verification, now, alert, policy.rotation_grace))
     if origin_ok and alert.network == policy.own_network:
         return Decision("accept", "local")
     sender = policy.peers.get(state.from_peer) if state.from_peer else None

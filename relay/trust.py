@@ -232,6 +232,7 @@ def policy_from_config(config: Config, peers: Iterable[PeerRecord]) -> Policy:
         own_network=config.node.network,
         peers={record.network: record.policy for record in peers},
         max_age=parse_duration(section.max_age),
+        rotation_grace=parse_duration(section.rotation_grace),
         max_future_skew=parse_duration(section.max_future_skew),
         max_lifetime=parse_duration(section.max_lifetime),
         min_endorsements=section.min_endorsements,

@@ -20,7 +20,7 @@ def test_what_init_writes_loads_with_defaults() -> None:
 @pytest.mark.parametrize(
     ("change", "path"),
     [
-        (('max_age = "6h"', 'max_age = "6 hours"'), "policy.max_age"),
+        (('max_age = "7d"', 'max_age = "6 hours"'), "policy.max_age"),
         (("min_endorsements = 1", "min_endorsements = 99"), "policy.min_endorsements"),
         (('on_fail = "hold"', 'on_fail = "drop"'), "policy.on_fail"),
         (("[store]", "[store]\nretention_days = 7"), "store"),
@@ -28,7 +28,7 @@ def test_what_init_writes_loads_with_defaults() -> None:
         (('listen = "127.0.0.1:8470"', 'listen = "localhost"'), "node.listen"),
         (('url = "https://avisa.example.org"', 'url = "ftp://x"'), "node.url"),
         (('max_future_skew = "5m"', 'max_future_skew = "2h"'), "policy.max_future_skew"),
-        (('max_age = "6h"', 'max_age = "30d"'), "policy.max_age"),
+        (('max_age = "7d"', 'max_age = "30d"'), "policy.max_age"),
         (("hold_certainties = []", 'hold_certainties = ["maybe"]'), "policy.hold_certainties"),
     ],
 )

@@ -119,7 +119,22 @@ CASES = [
         (2,),
         ("reject", "too_old"),
         {**LA, "expires_in": timedelta(days=2)},
+        policy={"max_age": timedelta(hours=6)},
         now=timedelta(hours=7),
+    ),
+    Case(
+        "old but unexpired, default max_age",
+        (2,),
+        ("accept", "authoritative"),
+        {**LA, "expires_in": timedelta(days=2)},
+        now=timedelta(hours=30),
+    ),
+    Case(
+        "rotated-out key, signed before rotation, after the grace",
+        (6,),
+        ("reject", "key_expired"),
+        {**LA, "sent_at": T0 - timedelta(hours=3), "expires_in": timedelta(days=3)},
+        now=timedelta(days=1),
     ),
     Case("from the future", (2,), ("reject", "from_future"), dict(LA), now=-timedelta(minutes=20)),
     Case(

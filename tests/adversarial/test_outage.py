@@ -6,7 +6,7 @@ clock, while ``net-a`` publishes every ten minutes, with lifetimes from 30
 minutes to 7 days. Then ``net-b`` starts again on the same port, with the
 same data directory, and the clock stands still.
 
-Both nodes set ``max_age`` to ``max_lifetime`` (see ``_keep_what_is_unexpired``).
+Both nodes run the default policy (``max_age`` equals ``max_lifetime``).
 Shown: every alert still unexpired when net-b returns reaches it, exactly
 once; not one expired alert is sent (net-b never decides ``expired``, and
 what it stores is exactly the unexpired set); net-a's queue for net-b ends
@@ -43,9 +43,7 @@ HEAP_PER_ALERT_BOUND = 256
 async def test_a_peer_down_for_72_hours_gets_every_unexpired_alert_and_no_expired_one(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    async with members(
-        tmp_path, clock, ["net-a", "net-b"], edit_config=_keep_what_is_unexpired
-    ) as net:
+    async with members(tmp_path, clock, ["net-a", "net-b"]) as net:
         a, b = net["net-a"], net["net-b"]
         await trusts(a, b)
         # The backlog is drained at b's rate limit for a; 72 h of alerts fit in one minute here,
@@ -130,17 +128,6 @@ def _node_heap() -> int:
         [tracemalloc.Filter(False, __file__), tracemalloc.Filter(False, tracemalloc.__file__)]
     )
     return sum(stat.size for stat in snapshot.statistics("filename"))
-
-
-def _keep_what_is_unexpired(config: str) -> str:
-    """max_age = max_lifetime: the operator wants every alert that is still current.
-
-    With the default max_age (6 h) a node back from a longer outage refuses, as
-    too_old, what was signed more than 6 h ago even though it has not expired:
-    that is the policy doing what it says (docs/security.md, "Outage").
-    """
-    assert 'max_age = "6h"' in config
-    return config.replace('max_age = "6h"', 'max_age = "7d"')
 
 
 def _duration(text: str) -> timedelta:
