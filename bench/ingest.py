@@ -1,0 +1,129 @@
+"""Ingest: alerts accepted per second by one node from one peer, and its memory.
+
+Topology: the node under test (``avisa run``) trusts two networks the bench
+plays: ``bench-origin``, whose alerts these are (its ``speaks_for`` covers
+their area, so they are accepted as authoritative), and ``bench-relay``, the
+peer that relays and endorses them and sends every transaction. Each alert
+therefore carries two signatures the node knows and must verify.
+
+Load: transactions of ``batch`` envelopes (50, the protocol's maximum), each
+a fresh ``txn_id`` with a freshly signed ``Authorization`` header, ``PUT`` on
+``/federation/v1/send``. ``in_flight`` transactions are kept outstanding at
+once (4, the node's per-peer concurrency limit), each sender sending its next
+as soon as its reply arrives, until the phase has lasted ``min_seconds`` and
+sent ``min_alerts``. Every reply is checked: the figure counts only
+``accepted`` results, and anything else is reported.
+
+``alerts_per_s`` = accepted ÷ (last reply − first request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from bench.harness import FakePeer, NodeProcess
+
+
+class _Result(msgspec.Struct):
+    status: str
+    reason: str
+
+
+class _Reply(msgspec.Struct):
+    results: list[_Result]
+
+
+_reply = msgspec.json.Decoder(_Reply)
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    requests: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    http_errors: dict[int, int] = field(default_factory=dict)
+    first: float = 0.0
+    last: float = 0.0
+
+    @property
+    def accepted(self) -> int:
+        return self.statuses.get("accepted", 0)
+
+    def per_second(self) -> float:
+        elapsed = self.last - self.first
+        return self.accepted / elapsed if elapsed > 0 else 0.0
+
+
+async def send_transaction(
+    http: aiohttp.ClientSession, node: NodeProcess, peer: FakePeer, body: bytes
+) -> tuple[int, bytes]:
+    path = f"/federation/v1/send/{secrets.token_hex(8)}"
+    headers = peer.put_headers(node.network, path, body)
+    async with http.put(node.url + path, data=body, headers=headers) as reply:
+        return reply.status, await reply.read()
+
+
+async def drive(
+    http: aiohttp.ClientSession,
+    node: NodeProcess,
+    peer: FakePeer,
+    bodies: list[bytes],
+    batch: int,
+    in_flight: int,
+    min_alerts: int,
+    min_seconds: float,
+) -> Tally:
+    """Keep ``in_flight`` transactions outstanding until both minimums are met."""
+    tally = Tally()
+    queue = iter(bodies)
+    tally.first = time.perf_counter()
+
+    def more() -> bool:
+        elapsed = time.perf_counter() - tally.first
+        return tally.sent < min_alerts or elapsed < min_seconds
+
+    async def sender() -> None:
+        while more():
+            body = next(queue, None)
+            if body is None:
+                return
+            tally.sent += batch
+            while True:
+                status, raw = await send_transaction(http, node, peer, body)
+                tally.requests += 1
+                if status == 200:
+                    break
+                tally.http_errors[status] = tally.http_errors.get(status, 0) + 1
+                if status != 429:
+                    raise SystemExit(f"bench: ingest got HTTP {status}: {raw[:200]!r}")
+                await asyncio.sleep(0.001)
+            for result in _reply.decode(raw).results:
+                key = result.status
+                if key != "accepted":
+                    key += ":" + result.reason
+                tally.statuses[key] = tally.statuses.get(key, 0) + 1
+            tally.last = time.perf_counter()
+
+    await asyncio.gather(*(sender() for _ in range(in_flight)))
+    return tally
+
+
+def report(tally: Tally, batch: int, in_flight: int) -> dict[str, Any]:
+    return {
+        "alerts_per_s": round(tally.per_second()),
+        "accepted": tally.accepted,
+        "sent": tally.sent,
+        "seconds": round(tally.last - tally.first, 2),
+        "not_accepted": {k: v for k, v in tally.statuses.items() if k != "accepted"},
+        "http_errors": tally.http_errors,
+        "batch": batch,
+        "in_flight": in_flight,
+        "signatures_per_alert": 2,
+    }
