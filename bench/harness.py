@@ -74,6 +74,16 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return round(found["VmRSS"], 1), round(found["VmHWM"], 1)
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (all its threads); of this process if None."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Trusted:
     """One peer entry, as ``avisa trust add`` would store it."""

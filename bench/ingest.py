@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from bench.harness import FakePeer, NodeProcess
+from bench.harness import FakePeer, NodeProcess, cpu_seconds
 
 
 class _Result(msgspec.Struct):
@@ -51,6 +51,8 @@ class Tally:
     http_errors: dict[int, int] = field(default_factory=dict)
     first: float = 0.0
     last: float = 0.0
+    node_cpu_s: float = 0.0
+    bench_cpu_s: float = 0.0
 
     @property
     def accepted(self) -> int:
@@ -83,6 +85,7 @@ async def drive(
     """Keep ``in_flight`` transactions outstanding until both minimums are met."""
     tally = Tally()
     queue = iter(bodies)
+    node_cpu, bench_cpu = cpu_seconds(node.pid), cpu_seconds()
     tally.first = time.perf_counter()
 
     def more() -> bool:
@@ -112,6 +115,8 @@ async def drive(
             tally.last = time.perf_counter()
 
     await asyncio.gather(*(sender() for _ in range(in_flight)))
+    tally.node_cpu_s = cpu_seconds(node.pid) - node_cpu
+    tally.bench_cpu_s = cpu_seconds() - bench_cpu
     return tally
 
 
@@ -126,4 +131,7 @@ def report(tally: Tally, batch: int, in_flight: int) -> dict[str, Any]:
         "batch": batch,
         "in_flight": in_flight,
         "signatures_per_alert": 2,
+        # CPU spent per accepted alert: the node (all its threads) and the load generator.
+        "node_cpu_us_per_alert": round(tally.node_cpu_s / max(tally.accepted, 1) * 1e6, 1),
+        "bench_cpu_us_per_alert": round(tally.bench_cpu_s / max(tally.accepted, 1) * 1e6, 1),
     }

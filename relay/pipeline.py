@@ -47,6 +47,7 @@ from relay.model import (
 from relay.policy import Decision, decide
 from relay.timeutil import Clock
 from relay.trust import TrustSnapshot
+from relay.writes import Known, Writes, new_state
 
 Status = Literal["accepted", "duplicate", "held", "rejected"]
 # Envelopes per verification job: small enough to spread one batch over every
@@ -212,28 +213,57 @@ class Pipeline:
         snapshot: TrustSnapshot,
         now: datetime,
     ) -> list[Outcome]:
+        writes = Writes(conn, now)
+        known = Known.lookup(conn, (i.alert.id for i in items if isinstance(i, Prepared)))
+        touched: set[str] = set()  # ids an earlier envelope of this job wrote or referenced
         outcomes = []
         for item in items:
+            pos = None
             if isinstance(item, Rejected):
                 decision, alert = Decision("reject", item.reason), item.alert
-                pos = None
             else:
                 alert = item.alert
-                recent = self._rates.hit(from_peer, now) if from_peer else 0
-                state = store.policy_state(conn, alert, from_peer, recent)
-                decision = decide(
-                    item.envelope, alert, item.verification, snapshot.policy, state, now
+                decision, pos = self._decide_and_save(
+                    conn, writes, known, touched, item, from_peer, snapshot, now
                 )
-                pos = None
-                if decision.action != "reject":
-                    pos = store.save(
-                        conn, item.incoming, decision, from_peer, now, self._tombstone_ttl
-                    )
-            store.record_decision(conn, now, decision, alert, from_peer)
+            writes.decision(decision, alert, from_peer)
             outcomes.append(
                 Outcome(alert.id if alert else None, _status(decision), decision.reason, pos)
             )
+        writes.flush()
         return outcomes
+
+    def _decide_and_save(
+        self,
+        conn: sqlite3.Connection,
+        writes: Writes,
+        known: Known,
+        touched: set[str],
+        item: Prepared,
+        from_peer: str | None,
+        snapshot: TrustSnapshot,
+        now: datetime,
+    ) -> tuple[Decision, int | None]:
+        """Decide one verified envelope; buffered when its id is new, else one by one."""
+        alert = item.alert
+        recent = self._rates.hit(from_peer, now) if from_peer else 0
+        new = alert.msg_type == "alert" and alert.id not in touched and known.is_new(alert.id)
+        touched.add(alert.id)
+        touched.update(alert.references)
+        if new:
+            state = new_state(from_peer, recent)
+        else:
+            writes.flush()  # the store must show everything decided before this envelope
+            state = store.policy_state(conn, alert, from_peer, recent)
+        decision = decide(item.envelope, alert, item.verification, snapshot.policy, state, now)
+        if decision.action == "reject":
+            return decision, None
+        if new:
+            keyids = [signature.keyid for signature in item.envelope.signatures]
+            return decision, writes.save_new(item.incoming, keyids, decision, from_peer)
+        return decision, store.save(
+            conn, item.incoming, decision, from_peer, now, self._tombstone_ttl
+        )
 
     def _after(self, outcomes: Sequence[Outcome], from_peer: str | None) -> None:
         newest = 0
