@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -38,6 +38,30 @@ from relay.timeutil import to_epoch
 
 # Bound parameters per statement stay well under SQLite's limit (32766).
 _IN_CHUNK = 500
+# Rows per multi-row INSERT: a few fixed shapes, so SQLite's statement cache keeps them.
+_SHAPES = (64, 16, 4, 1)
+
+
+@lru_cache(maxsize=64)
+def _multi_row(insert: str, rows: int) -> str:
+    head, values, tail = insert.partition(" VALUES ")
+    group, _, rest = tail.partition(")")
+    return head + values + ", ".join([group + ")"] * rows) + rest
+
+
+def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[object]]) -> None:
+    """Run ``insert`` (one ``VALUES (?, …)`` group) for every row, many rows per statement.
+
+    One statement for many rows is one ``sqlite3_step``: one release and
+    re-acquisition of the GIL instead of one per row, which is what lets the
+    verification threads run while the writer works.
+    """
+    start = 0
+    for shape in _SHAPES:
+        statement = _multi_row(insert, shape)
+        while len(rows) - start >= shape:
+            conn.execute(statement, [value for row in rows[start : start + shape] for value in row])
+            start += shape
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,15 +174,10 @@ class Writes:
 
     def flush(self) -> None:
         conn = self._conn
-        if self._alerts:
-            conn.executemany(store.INSERT_NEW_ALERT, self._alerts)
-        if self._feed:
-            conn.executemany("INSERT INTO feed (pos, alert_id, event) VALUES (?, ?, ?)", self._feed)
-        if self._origins:
-            conn.executemany(store.UPSERT_ORIGIN, list(self._origins.items()))
-        if self._outbox:
-            conn.executemany(outbox.INSERT_ROW, self._outbox)
-        if self._decisions:
-            conn.executemany(store.INSERT_DECISION, self._decisions)
+        insert_rows(conn, store.INSERT_NEW_ALERT, self._alerts)
+        insert_rows(conn, "INSERT INTO feed (pos, alert_id, event) VALUES (?, ?, ?)", self._feed)
+        insert_rows(conn, store.UPSERT_ORIGIN, list(self._origins.items()))
+        insert_rows(conn, outbox.INSERT_ROW, self._outbox)
+        insert_rows(conn, store.INSERT_DECISION, self._decisions)
         self._alerts, self._feed, self._outbox, self._decisions = [], [], [], []
         self._origins, self._tops, self._head = {}, {}, None
