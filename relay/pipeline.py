@@ -88,7 +88,7 @@ def prepare(raw: bytes, snapshot: TrustSnapshot) -> Prepared | Rejected:
         return Rejected("too_large" if exc.status == 413 else "malformed")
     if envelope.payloadType != ALERT_PAYLOAD_TYPE:
         return Rejected("unsupported_payload_type")
-    verification = verify(envelope, payload, snapshot.keyring)
+    verification = verify(envelope, payload, snapshot.keyring, stop_at_forgery=True)
     if verification.forged:
         return Rejected("bad_signature")
     if not verification.any_valid:
