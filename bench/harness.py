@@ -64,24 +64,50 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a live process in MiB."""
+    """(VmRSS, VmHWM) of a live process plus its children, in MiB.
+
+    The peak is the sum of each process's own peak (an upper bound: they need
+    not peak at the same moment).
+    """
     found = {"VmRSS": 0.0, "VmHWM": 0.0}
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            name, _, rest = line.partition(":")
-            if name in found:
-                found[name] = int(rest.split()[0]) / 1024
+    for member in (pid, *children(pid)):
+        with contextlib.suppress(OSError):
+            lines = Path(f"/proc/{member}/status").read_text(encoding="ascii").splitlines()
+            for line in lines:
+                name, _, rest = line.partition(":")
+                if name in found:
+                    found[name] += int(rest.split()[0]) / 1024
     return round(found["VmRSS"], 1), round(found["VmHWM"], 1)
 
 
+def children(pid: int) -> list[int]:
+    """Direct child processes (a node's verification workers)."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as listed:
+            found += [int(child) for child in listed.read().split()]
+    return found
+
+
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        return stat.read().rpartition(")")[2].split()
+
+
 def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU time of a process (all its threads); of this process if None."""
+    """User + system CPU time of a process and its children, all threads; this one if None.
+
+    Children that already exited count through the parent's ``cutime``/``cstime``.
+    """
     if pid is None:
         times = os.times()
         return times.user + times.system
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = 0
+    for member in (pid, *children(pid)):
+        with contextlib.suppress(OSError):
+            fields = _stat(member)
+            ticks += sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -172,6 +198,19 @@ class NodeProcess:
             if time.perf_counter() > deadline:
                 raise SystemExit(f"bench: {self.network} not healthy after {timeout} s")
             await asyncio.sleep(0.002)
+
+    async def ready(self, http: aiohttp.ClientSession, timeout: float = 30.0) -> None:
+        """Healthy, and its verification workers answer (``avisa_verify_workers`` > 0)."""
+        await self.healthy(http, timeout)
+
+        async def workers() -> bool:
+            async with http.get(self.url + "/metrics") as reply:
+                for line in (await reply.text()).splitlines():
+                    if line.startswith("avisa_verify_workers "):
+                        return float(line.split()[1]) > 0
+            return False
+
+        await wait_until(workers, timeout, f"{self.network}'s verification workers")
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
