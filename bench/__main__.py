@@ -87,7 +87,7 @@ async def ingest_phase(
     async with aiohttp.ClientSession() as http:
         with stopping([node]):
             node.start()
-            await node.healthy(http)
+            await node.ready(http)
             tally = await drive(
                 http,
                 node,

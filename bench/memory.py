@@ -52,7 +52,7 @@ async def run(
             empty_times = await cold_starts(empty, http, runs)
             empty.stop()
             node.start()
-            await node.healthy(http)
+            await node.ready(http)
             needed = -(-alerts // batch)
             tally = await drive(http, node, relay, bodies[:needed], batch, in_flight, alerts, 0.0)
             await asyncio.sleep(settle_s)

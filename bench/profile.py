@@ -75,7 +75,7 @@ async def ingest(root: Path, seconds: float, out: Path) -> dict[str, object]:
         node.trust(origin.trusted(), relay.trusted())
         with stopping([node]):
             node.start()
-            await node.healthy(http)
+            await node.ready(http)
             sampler = spy(node.pid, seconds, out)
             tally = await drive(http, node, relay, bodies, 50, 4, 0, seconds)
             sampler.wait()

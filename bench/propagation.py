@@ -45,7 +45,7 @@ async def start_all(http: aiohttp.ClientSession, nodes: list[NodeProcess]) -> No
     for node in nodes:
         node.start()
     for node in nodes:
-        await node.healthy(http)
+        await node.ready(http)
     for node in nodes:
         await wait_until(lambda node=node: linked(http, node), 30, f"{node.network} linked")
 

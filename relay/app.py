@@ -83,6 +83,7 @@ async def run_until_stopped(data_dir: Path, clock: Clock = system_clock) -> None
         await node.start()
         node.bridges = start_bridges(node)
         runner, port = await serve(node, node.config.listen_host, node.config.listen_port)
+        node.start_verifier()
     except BaseException:
         await node.stop()
         raise

@@ -142,6 +142,59 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> boo
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What verifying one envelope takes: its PAE and, per signature, the key to use.
+
+    ``entries[i]`` is None for a keyid the keyring does not know and for a
+    keyid already seen in this envelope (a key counts once): those are not
+    checked. ``run_plan`` runs one here; ``relay.verifier`` runs many in
+    worker processes. ``conclude`` turns either's answers into a ``Verification``.
+    """
+
+    message: bytes
+    keyids: tuple[str, ...]
+    entries: tuple[KeyEntry | None, ...]
+    signatures: tuple[bytes, ...]
+
+
+def plan_verification(envelope: Envelope, payload: bytes, keyring: Keyring) -> Plan:
+    keyids, entries, seen = [], [], set()
+    for signature in envelope.signatures:
+        entry = keyring.get(signature.keyid)
+        keyids.append(signature.keyid)
+        entries.append(None if signature.keyid in seen else entry)
+        seen.add(signature.keyid)
+    return Plan(
+        pae(envelope.payloadType, payload),
+        tuple(keyids),
+        tuple(entries),
+        tuple(binascii.a2b_base64(signature.sig) for signature in envelope.signatures),
+    )
+
+
+def run_plan(plan: Plan, stop_at_forgery: bool) -> list[bool]:
+    """Each signature's validity, in order; with ``stop_at_forgery`` only up to the first
+    signature of a known key that fails (the envelope is forged whatever follows)."""
+    valid: list[bool] = []
+    for entry, signature in zip(plan.entries, plan.signatures, strict=True):
+        ok = entry is not None and verify_signature(entry.public_key, plan.message, signature)
+        valid.append(ok)
+        if stop_at_forgery and entry is not None and not ok:
+            break
+    return valid
+
+
+def conclude(plan: Plan, valid: Sequence[bool]) -> Verification:
+    """The verification of the first ``len(valid)`` signatures."""
+    return Verification(
+        tuple(
+            SignatureCheck(keyid, entry, ok)
+            for keyid, entry, ok in zip(plan.keyids, plan.entries, valid, strict=False)
+        )
+    )
+
+
 def verify(
     envelope: Envelope, payload: bytes, keyring: Keyring, stop_at_forgery: bool = False
 ) -> Verification:
@@ -152,22 +205,8 @@ def verify(
     flood of forgeries costs one Ed25519 verification per envelope, not one
     per signature.
     """
-    message = pae(envelope.payloadType, payload)
-    checks: list[SignatureCheck] = []
-    seen: set[str] = set()
-    for signature in envelope.signatures:
-        entry = keyring.get(signature.keyid)
-        duplicate = signature.keyid in seen
-        seen.add(signature.keyid)
-        valid = (
-            entry is not None
-            and not duplicate
-            and verify_signature(entry.public_key, message, binascii.a2b_base64(signature.sig))
-        )
-        checks.append(SignatureCheck(signature.keyid, None if duplicate else entry, valid))
-        if stop_at_forgery and entry is not None and not duplicate and not valid:
-            break
-    return Verification(tuple(checks))
+    checks = plan_verification(envelope, payload, keyring)
+    return conclude(checks, run_plan(checks, stop_at_forgery))
 
 
 class SignatureInvalid(BadInput):

@@ -42,6 +42,7 @@ from relay.metrics import Metrics
 from relay.pipeline import Pipeline
 from relay.timeutil import Clock, parse_duration, system_clock
 from relay.trust import TrustSnapshot
+from relay.verifier import VerifierPool
 
 _log = structlog.get_logger("avisa.node")
 TRUST_POLL_S = 2.0
@@ -117,6 +118,9 @@ class Node:
         self.pool = ThreadPoolExecutor(
             verify_threads or os.cpu_count() or 2, thread_name_prefix="avisa-verify"
         )
+        # Started by ``start_verifier`` (``avisa run``); until then, and without it,
+        # signatures are verified in ``pool``.
+        self.verifier = VerifierPool(os.cpu_count() or 2)
         self.retention = parse_duration(config.store.retention)
         policy = config.policy
         self.tombstone_ttl = parse_duration(policy.max_lifetime) + parse_duration(
@@ -134,6 +138,7 @@ class Node:
             DecisionLog(),
             self._accepted,
             self.metrics,
+            self.verifier,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.extra_own_keys: list[KeyEntry] = []
@@ -165,6 +170,10 @@ class Node:
         purge_every = parse_duration(self.config.store.purge_interval).total_seconds()
         self.spawn(self._every(purge_every, self.purge_once), "purge")
 
+    def start_verifier(self) -> None:
+        """Start the verification workers in the background (``relay.verifier``)."""
+        self.spawn(self.verifier.start(), "verifier")
+
     def spawn(self, coro: Awaitable[None], name: str) -> None:
         async def guarded() -> None:
             await coro
@@ -182,6 +191,7 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.verifier.stop()
         self.pool.shutdown(wait=True)
         self.db.close()
 

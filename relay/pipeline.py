@@ -31,7 +31,15 @@ import msgspec
 from keys.nodekey import NodeKey
 from relay import store
 from relay.db import Database
-from relay.envelope import Verification, open_envelope, sign, verify
+from relay.envelope import (
+    Plan,
+    Verification,
+    conclude,
+    open_envelope,
+    plan_verification,
+    run_plan,
+    sign,
+)
 from relay.errors import BadInput
 from relay.log import DecisionLog
 from relay.metrics import Metrics
@@ -47,6 +55,7 @@ from relay.model import (
 from relay.policy import Decision, decide
 from relay.timeutil import Clock
 from relay.trust import TrustSnapshot
+from relay.verifier import VerifierPool, decode_group, encode_group
 from relay.writes import Known, Writes, new_state
 
 Status = Literal["accepted", "duplicate", "held", "rejected"]
@@ -80,15 +89,37 @@ class Prepared:
         return self.incoming.alert
 
 
-def prepare(raw: bytes, snapshot: TrustSnapshot) -> Prepared | Rejected:
-    """Parse and verify one envelope; pure apart from the CPU it burns."""
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """An envelope that parsed, with the signature checks it needs (``envelope.Plan``)."""
+
+    envelope: Envelope
+    payload: bytes
+    plan: Plan
+
+
+def open_for_checks(raw: bytes, snapshot: TrustSnapshot) -> Opened | Rejected:
     try:
         envelope, payload = open_envelope(raw)
     except BadInput as exc:
         return Rejected("too_large" if exc.status == 413 else "malformed")
     if envelope.payloadType != ALERT_PAYLOAD_TYPE:
         return Rejected("unsupported_payload_type")
-    verification = verify(envelope, payload, snapshot.keyring, stop_at_forgery=True)
+    return Opened(envelope, payload, plan_verification(envelope, payload, snapshot.keyring))
+
+
+def prepare(raw: bytes, snapshot: TrustSnapshot) -> Prepared | Rejected:
+    """Parse and verify one envelope; pure apart from the CPU it burns."""
+    opened = open_for_checks(raw, snapshot)
+    if isinstance(opened, Rejected):
+        return opened
+    return finish(opened, run_plan(opened.plan, stop_at_forgery=True))
+
+
+def finish(opened: Opened, valid: Sequence[bool]) -> Prepared | Rejected:
+    """What is left once the signatures are checked: refuse forgeries, decode the payload."""
+    envelope, payload = opened.envelope, opened.payload
+    verification = conclude(opened.plan, valid)
     if verification.forged:
         return Rejected("bad_signature")
     if not verification.any_valid:
@@ -106,6 +137,23 @@ def prepare(raw: bytes, snapshot: TrustSnapshot) -> Prepared | Rejected:
 
 def _prepare_chunk(raws: Sequence[bytes], snapshot: TrustSnapshot) -> list[Prepared | Rejected]:
     return [prepare(raw, snapshot) for raw in raws]
+
+
+def _open_all(
+    raws: Sequence[bytes], snapshot: TrustSnapshot
+) -> tuple[list[Opened | Rejected], list[tuple[bytes, int]]]:
+    opened = [open_for_checks(raw, snapshot) for raw in raws]
+    return opened, [encode_group(item.plan) for item in opened if isinstance(item, Opened)]
+
+
+def _finish_all(
+    opened: Sequence[Opened | Rejected], answers: Sequence[bytes]
+) -> list[Prepared | Rejected]:
+    results = iter(answers)
+    return [
+        item if isinstance(item, Rejected) else finish(item, decode_group(item.plan, next(results)))
+        for item in opened
+    ]
 
 
 def _status(decision: Decision) -> Status:
@@ -144,6 +192,7 @@ class Pipeline:
         log: DecisionLog,
         on_accept: Callable[[int], None],
         metrics: Metrics,
+        verifier: VerifierPool | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -153,6 +202,7 @@ class Pipeline:
         self._log = log
         self._on_accept = on_accept
         self._metrics = metrics
+        self._verifier = verifier
         self._rates = RateCounter()
 
     async def ingest(
@@ -167,13 +217,7 @@ class Pipeline:
         (federation stores its reply to the sending peer there).
         """
         snapshot = self._trust()
-        loop = asyncio.get_running_loop()
-        chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]
-        prepared: list[Prepared | Rejected] = []
-        for part in await asyncio.gather(
-            *(loop.run_in_executor(self._pool, _prepare_chunk, chunk, snapshot) for chunk in chunks)
-        ):
-            prepared.extend(part)
+        prepared = await self._prepare(raws, snapshot)
         now = self._clock()
 
         def job(conn: sqlite3.Connection) -> list[Outcome]:
@@ -185,6 +229,25 @@ class Pipeline:
         outcomes = await self._db.write(job)
         self._after(outcomes, from_peer)
         return outcomes
+
+    async def _prepare(
+        self, raws: Sequence[bytes], snapshot: TrustSnapshot
+    ) -> list[Prepared | Rejected]:
+        """Parse and verify off the event loop: signatures in the worker processes when they
+        run, else everything in the thread pool, in chunks spread over its threads."""
+        loop = asyncio.get_running_loop()
+        if self._verifier is not None and self._verifier.ready:
+            opened, groups = await loop.run_in_executor(self._pool, _open_all, raws, snapshot)
+            answers = await self._verifier.run(groups)
+            if answers is not None:
+                return await loop.run_in_executor(self._pool, _finish_all, opened, answers)
+        chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]
+        prepared: list[Prepared | Rejected] = []
+        for part in await asyncio.gather(
+            *(loop.run_in_executor(self._pool, _prepare_chunk, chunk, snapshot) for chunk in chunks)
+        ):
+            prepared.extend(part)
+        return prepared
 
     async def publish(self, build: Callable[[int], Alert], key: NodeKey) -> tuple[Outcome, bytes]:
         """Sign and store an alert of this node's; ``build`` gets the next seq."""
