@@ -33,6 +33,8 @@ T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], T]
 
 MAX_BATCH = 512
+# Prepared statements kept per connection: relay.writes uses one per row count.
+STATEMENT_CACHE = 512
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -221,7 +223,13 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    conn = sqlite3.connect(
+        path,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=10,
+        cached_statements=STATEMENT_CACHE,
+    )
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")

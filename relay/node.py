@@ -192,6 +192,7 @@ class Node:
                 await task
         self._tasks.clear()
         await self.verifier.stop()
+        self.verifier.executor.shutdown(wait=True)
         self.pool.shutdown(wait=True)
         self.db.close()
 

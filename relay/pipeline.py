@@ -237,10 +237,11 @@ class Pipeline:
         run, else everything in the thread pool, in chunks spread over its threads."""
         loop = asyncio.get_running_loop()
         if self._verifier is not None and self._verifier.ready:
-            opened, groups = await loop.run_in_executor(self._pool, _open_all, raws, snapshot)
+            stage = self._verifier.executor
+            opened, groups = await loop.run_in_executor(stage, _open_all, raws, snapshot)
             answers = await self._verifier.run(groups)
             if answers is not None:
-                return await loop.run_in_executor(self._pool, _finish_all, opened, answers)
+                return await loop.run_in_executor(stage, _finish_all, opened, answers)
         chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]
         prepared: list[Prepared | Rejected] = []
         for part in await asyncio.gather(

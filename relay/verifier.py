@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import structlog
@@ -130,6 +131,10 @@ class VerifierPool:
         self._workers: list[_Worker] = []
         self._ids = itertools.count(1)
         self._ready = False
+        # The Python around the checks (parsing, planning, decoding payloads) runs
+        # here, on one thread: with the signatures in the workers it is all GIL-bound,
+        # so a second thread would only contend with the database writer for the GIL.
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="avisa-parse")
 
     @property
     def ready(self) -> bool:
@@ -167,6 +172,7 @@ class VerifierPool:
         self._ready = False
         workers, self._workers = self._workers, []
         for worker in workers:
+            worker.alive = False  # a deliberate stop, not a failure to report
             if worker.process.stdin is not None:
                 worker.process.stdin.close()
         for worker in workers:
@@ -176,7 +182,6 @@ class VerifierPool:
             except TimeoutError:
                 worker.process.kill()
                 await worker.process.wait()
-            worker.alive = False
             if worker.reader is not None:
                 worker.reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -38,11 +38,11 @@ from relay.timeutil import to_epoch
 
 # Bound parameters per statement stay well under SQLite's limit (32766).
 _IN_CHUNK = 500
-# Rows per multi-row INSERT: a few fixed shapes, so SQLite's statement cache keeps them.
-_SHAPES = (64, 16, 4, 1)
+# Rows per multi-row INSERT at most (a transaction's 50 envelopes go in one statement).
+_MAX_ROWS = 64
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=512)
 def _multi_row(insert: str, rows: int) -> str:
     head, values, tail = insert.partition(" VALUES ")
     group, _, rest = tail.partition(")")
@@ -52,16 +52,15 @@ def _multi_row(insert: str, rows: int) -> str:
 def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[object]]) -> None:
     """Run ``insert`` (one ``VALUES (?, …)`` group) for every row, many rows per statement.
 
-    One statement for many rows is one ``sqlite3_step``: one release and
-    re-acquisition of the GIL instead of one per row, which is what lets the
-    verification threads run while the writer works.
+    One statement for many rows is one ``sqlite3_step``: the writer releases
+    and re-takes the GIL once instead of once per row, and each time it
+    re-takes it, it may have to wait for another thread's Python to yield
+    (up to the interpreter's switch interval). Statements of each row count
+    stay in SQLite's statement cache (``db.STATEMENT_CACHE``).
     """
-    start = 0
-    for shape in _SHAPES:
-        statement = _multi_row(insert, shape)
-        while len(rows) - start >= shape:
-            conn.execute(statement, [value for row in rows[start : start + shape] for value in row])
-            start += shape
+    for start in range(0, len(rows), _MAX_ROWS):
+        part = rows[start : start + _MAX_ROWS]
+        conn.execute(_multi_row(insert, len(part)), [value for row in part for value in row])
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,12 +85,14 @@ def _stored_reply(
 def _store_reply(
     conn: sqlite3.Connection, origin: str, txn_id: str, now: datetime, reply: bytes
 ) -> bytes:
-    conn.execute(
+    written = conn.execute(
         "INSERT INTO fed_txns (origin, txn_id, at, reply) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (origin, txn_id) DO UPDATE SET at = excluded.at, reply = excluded.reply"
         " WHERE fed_txns.at <= ?",
         (origin, txn_id, to_epoch(now), reply, to_epoch(now - REPLY_TTL)),
-    )
+    ).rowcount
+    if written:
+        return reply
     stored = _stored_reply(conn, origin, txn_id, now)
     return reply if stored is None else stored
 
