@@ -30,8 +30,10 @@ from relay.model import (
     MAX_ENVELOPE_BYTES,
     Envelope,
     Signature,
+    encode_envelope,
     envelope_decoder,
 )
+from relay.strictjson import strict_loads
 
 
 def pae(payload_type: str, body: bytes) -> bytes:
@@ -77,7 +79,11 @@ def endorse(envelope: Envelope, payload: bytes, key: NodeKey) -> Envelope:
 
 
 def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
-    """Parse untrusted envelope bytes; returns the envelope and payload bytes."""
+    """Parse untrusted envelope bytes; returns the envelope and payload bytes.
+
+    The JSON must be strict (``relay.strictjson``): msgspec alone would take
+    the last of two ``payload`` keys where another parser takes the first.
+    """
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise BadInput("AVISA_TOO_LARGE", f"envelope over {MAX_ENVELOPE_BYTES} bytes", 413)
     try:
@@ -86,6 +92,11 @@ def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
         raise BadInput("AVISA_BAD_ENVELOPE", f"malformed envelope: {exc}") from None
     except (UnicodeDecodeError, RecursionError):
         raise BadInput("AVISA_BAD_ENVELOPE", "malformed envelope: invalid JSON text") from None
+    if encode_envelope(envelope) != raw:
+        try:
+            strict_loads(raw)
+        except BadInput as exc:
+            raise BadInput("AVISA_BAD_ENVELOPE", f"malformed envelope: {exc.message}") from None
     return envelope, payload_bytes(envelope)
 
 

@@ -107,3 +107,24 @@ def test_signature_in_a_second_spelling_is_refused() -> None:
     )
     with pytest.raises(BadInput):
         open_envelope(encode_envelope(forged))
+
+
+def test_envelope_json_is_read_strictly() -> None:
+    raw = encode_envelope(envelope_for(make_alert(), key(1)))
+    spaced = raw.replace(b'","', b'", "')  # still strict JSON, just not canonical
+    assert open_envelope(spaced)[1] == open_envelope(raw)[1]
+    twice = raw[:-1] + b',"payloadType":"application/vnd.avisa.alert.v1+json"}'
+    with pytest.raises(BadInput):
+        open_envelope(twice)
+
+
+def test_forgery_stops_the_checks_only_when_asked() -> None:
+    envelope = envelope_for(make_alert(), key(1), key(2))
+    sig = envelope.signatures[0].sig
+    bad = Signature(envelope.signatures[0].keyid, ("B" if sig[0] == "A" else "A") + sig[1:])
+    forged = Envelope(envelope.payloadType, envelope.payload, [bad, envelope.signatures[1]])
+    payload = open_envelope(encode_envelope(forged))[1]
+    keyring = Keyring([entry("ventura", key(1)), entry("other", key(2))])
+    assert [c.valid for c in verify(forged, payload, keyring).checks] == [False, True]
+    stopped = verify(forged, payload, keyring, stop_at_forgery=True)
+    assert stopped.forged and [c.valid for c in stopped.checks] == [False]

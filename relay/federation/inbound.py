@@ -55,8 +55,24 @@ class _TxnBody(msgspec.Struct, forbid_unknown_fields=True):
     envelopes: Annotated[list[msgspec.Raw], msgspec.Meta(max_length=MAX_ENVELOPES)]
 
 
+_txn_decoder = msgspec.json.Decoder(_TxnBody)
+
+
 def parse_transaction(body: bytes) -> list[bytes]:
-    """``{"envelopes": [...]}`` → each envelope's exact bytes; BadInput otherwise."""
+    """``{"envelopes": [...]}`` → each envelope's exact bytes; BadInput otherwise.
+
+    A body exactly as senders build it (``{"envelopes":[`` + the envelopes
+    joined by ``,`` + ``]}``) is recognised by putting it back together; any
+    other body is read strictly first, as a whole. Each envelope is read
+    strictly when the pipeline opens it, so a malformed one is one rejected
+    result.
+    """
+    try:
+        raws = [bytes(raw) for raw in _txn_decoder.decode(body).envelopes]
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        raws = None
+    if raws is not None and body == b'{"envelopes":[' + b",".join(raws) + b"]}":
+        return raws
     value = strict_loads(body)
     if not isinstance(value, dict) or set(value) != {"envelopes"}:
         raise BadInput("AVISA_BAD_REQUEST", 'body must be {"envelopes": [...]}')
@@ -64,7 +80,7 @@ def parse_transaction(body: bytes) -> list[bytes]:
         raise BadInput("AVISA_BAD_REQUEST", "envelopes must be a list")
     if len(value["envelopes"]) > MAX_ENVELOPES:
         raise BadInput("AVISA_TOO_MANY_ENVELOPES", f"at most {MAX_ENVELOPES} envelopes")
-    return [bytes(raw) for raw in msgspec.json.decode(body, type=_TxnBody).envelopes]
+    return [bytes(raw) for raw in _txn_decoder.decode(body).envelopes]
 
 
 def encode_reply(outcomes: list[Outcome]) -> bytes:
