@@ -27,7 +27,9 @@ instead of quarantining everything.
 Batching. While a transaction is in flight, new items wait and go in the
 next one. A link that goes idle and is woken within ``burst_window_s`` of
 its last send lingers ``linger_s`` (real time) so the rest of a burst joins
-the transaction; after a quiet spell a lone alert goes at once.
+the transaction, but only while a burst is evidently under way (its last
+transaction carried more than one item): alerts that arrive one at a time,
+even many a second, each go at once, since lingering would only delay them.
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ class PeerLink:
         self._poison_streak = 0
         self._last_gap_pull: datetime | None = None
         self._last_sent = -1e9  # time.monotonic() of the last transaction sent
+        self._last_size = 0  # items in it
 
     @property
     def _timing(self) -> Timing:
@@ -218,7 +221,7 @@ class PeerLink:
         if len(envelopes) != len(built):
             await self._drop_uncapped(txn, built)
             return 0.0
-        self._last_sent = time.monotonic()
+        self._last_sent, self._last_size = time.monotonic(), len(envelopes)
         try:
             results = await self._fed.client.send(self.network, peer.url, txn.txn_id, envelopes)
         except PeerRefused as exc:
@@ -383,6 +386,6 @@ class PeerLink:
         woke = await _race(
             feed=self._node.feed.wait_beyond(self._seen, IDLE_RECHECK_S), wake=self._wake.wait()
         )
-        in_burst = time.monotonic() - self._last_sent < self._timing.burst_window_s
-        if woke.get("feed") and in_burst:
+        recent = time.monotonic() - self._last_sent < self._timing.burst_window_s
+        if woke.get("feed") and recent and self._last_size > 1:
             await asyncio.sleep(self._timing.linger_s)
