@@ -4,12 +4,15 @@
       → (writer thread) replay state → policy → store, one transaction
       → wake the feed's consumers
 
-The CPU-heavy first half (JSON, base64, Ed25519) runs on a thread pool in
-chunks, since PyNaCl releases the GIL; an envelope with no valid signature
-from a known key is rejected there, before its payload is even decoded. The
-second half runs as one job on the database writer, so the duplicate and
-tombstone checks see exactly what the insert will see, and a whole peer
-transaction costs one commit.
+The CPU-heavy first half (JSON, base64, Ed25519) runs off the event loop:
+signatures in the verification worker processes (``relay.verifier``) when
+they run, else everything on a thread pool in chunks; an envelope with no
+valid signature from a known key is rejected there, before its payload is
+even decoded, and leaves a decision row only while such refusals from its
+peer stay under 10 a second (``RowSampler``). The second half runs as one
+job on the database writer, so the duplicate and tombstone checks see
+exactly what the insert will see, and a whole peer transaction costs one
+commit.
 
 Local publishing allocates the origin ``seq``, signs and then takes the same
 path inside one writer job, so a sequence number is never spent on an alert
@@ -74,8 +77,9 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
+    """Refused before the policy: the input never verified, so it names no alert."""
+
     reason: str
-    alert: Alert | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +166,25 @@ def _status(decision: Decision) -> Status:
     return {"accept": "accepted", "hold": "held", "reject": "rejected"}[decision.action]  # type: ignore[return-value]
 
 
+class RowSampler:
+    """At most ``per_second`` decision rows a second per (peer, reason), for refusals of
+    input that never verified. Such rows name no alert; a flood of them would only
+    grow the table and the writer's work. /metrics and the log count every one."""
+
+    def __init__(self, per_second: int = 10) -> None:
+        self._per_second = per_second
+        self._seen: dict[tuple[str | None, str], tuple[int, int]] = {}
+
+    def keep(self, peer: str | None, reason: str, second: int) -> bool:
+        start, kept = self._seen.get((peer, reason), (second, 0))
+        if start != second:
+            start, kept = second, 0
+        self._seen[(peer, reason)] = (start, kept + 1)
+        if len(self._seen) > 4096:  # peers and reasons are few; never let it grow
+            self._seen.clear()
+        return kept < self._per_second
+
+
 class RateCounter:
     """Envelopes per peer in a sliding minute (two fixed buckets, weighted)."""
 
@@ -204,6 +227,7 @@ class Pipeline:
         self._metrics = metrics
         self._verifier = verifier
         self._rates = RateCounter()
+        self._unverified_rows = RowSampler()
 
     async def ingest(
         self,
@@ -281,19 +305,18 @@ class Pipeline:
         known = Known.lookup(conn, (i.alert.id for i in items if isinstance(i, Prepared)))
         touched: set[str] = set()  # ids an earlier envelope of this job wrote or referenced
         outcomes = []
+        second = int(now.timestamp())
         for item in items:
-            pos = None
             if isinstance(item, Rejected):
-                decision, alert = Decision("reject", item.reason), item.alert
-            else:
-                alert = item.alert
-                decision, pos = self._decide_and_save(
-                    conn, writes, known, touched, item, from_peer, snapshot, now
-                )
-            writes.decision(decision, alert, from_peer)
-            outcomes.append(
-                Outcome(alert.id if alert else None, _status(decision), decision.reason, pos)
+                outcomes.append(Outcome(None, "rejected", item.reason))
+                if self._unverified_rows.keep(from_peer, item.reason, second):
+                    writes.decision(Decision("reject", item.reason), None, from_peer)
+                continue
+            decision, pos = self._decide_and_save(
+                conn, writes, known, touched, item, from_peer, snapshot, now
             )
+            writes.decision(decision, item.alert, from_peer)
+            outcomes.append(Outcome(item.alert.id, _status(decision), decision.reason, pos))
         writes.flush()
         return outcomes
 

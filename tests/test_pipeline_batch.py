@@ -152,3 +152,29 @@ async def test_batches_in_a_row_equal_one_by_one(tmp_path: Path) -> None:
         for raw in envelopes:
             await single.pipeline.ingest([raw], from_peer="relay")
         assert await tables(batched) == await tables(single)
+
+
+async def test_a_flood_of_forgeries_leaves_a_bounded_decision_log(tmp_path: Path) -> None:
+    async with twin(tmp_path, "flooded", 600) as node:
+        flood = [forged(seq) for seq in range(1, 301)]
+        outcomes = []
+        for start in range(0, len(flood), 50):
+            outcomes += await node.pipeline.ingest(flood[start : start + 50], from_peer="relay")
+        assert {(o.id, o.status, o.reason) for o in outcomes} == {
+            (None, "rejected", "bad_signature")
+        }
+        assert len(outcomes) == 300
+        rows = (await tables(node))["decisions"]
+        assert 1 <= len(rows) <= 10  # at most 10 a second per peer and reason
+        assert node.metrics.decisions[("rejected", "bad_signature", "relay")] == 300
+        assert isinstance(node.clock, FakeClock)
+        node.clock.advance("1s")
+        await node.pipeline.ingest(flood[:50], from_peer="relay")
+        assert 11 <= len((await tables(node))["decisions"]) <= 20
+        # Verified input is recorded in full, however much of it comes.
+        await node.pipeline.ingest(
+            [raw_envelope(make_alert("origin", seq=n), ORIGIN) for n in range(1, 41)],
+            from_peer="relay",
+        )
+        decided = [row for row in (await tables(node))["decisions"] if row[2] is not None]
+        assert len(decided) == 40
