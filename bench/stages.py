@@ -99,7 +99,7 @@ async def commit_us(raws: list[bytes], snap: TrustSnapshot, directory: Path) -> 
         None,  # type: ignore[arg-type]
         snap.policy.max_lifetime,
         DecisionLog(),
-        lambda pos: None,
+        lambda pos, queued: None,
         Metrics(),
     )
     prepared: list[Prepared | Rejected] = [prepare(raw, snap) for raw in raws]

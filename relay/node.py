@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -49,18 +49,34 @@ TRUST_POLL_S = 2.0
 
 
 class FeedSignal:
-    """The newest feed position, and a way to wait until it moves past yours."""
+    """The newest feed position, and a way to wait until it moves past yours.
+
+    An advance may say for which peers it queued outbox rows (``queued_for``),
+    so a peer's sender need not look at the outbox after every accepted
+    batch; an advance that does not say counts as "maybe for everyone".
+    """
 
     def __init__(self, head: int = 0) -> None:
         self.head = head
         self._moved = asyncio.Event()
+        self._queued_at: dict[str, int] = {}
+        self._queued_for_anyone_at = head
 
-    def advance(self, pos: int) -> None:
+    def advance(self, pos: int, queued_for: Collection[str] | None = None) -> None:
         if pos <= self.head:
             return
         self.head = pos
+        if queued_for is None:
+            self._queued_for_anyone_at = pos
+        else:
+            for peer in queued_for:
+                self._queued_at[peer] = pos
         moved, self._moved = self._moved, asyncio.Event()
         moved.set()
+
+    def may_have_queued(self, peer: str, since: int) -> bool:
+        """Whether an advance past ``since`` may have queued outbox rows for ``peer``."""
+        return max(self._queued_at.get(peer, 0), self._queued_for_anyone_at) > since
 
     async def wait_beyond(self, pos: int, timeout: float) -> bool:
         """True once ``head > pos``; False if ``timeout`` seconds pass first."""
@@ -160,8 +176,8 @@ class Node:
     def own_keys(self) -> list[KeyEntry]:
         return [KeyEntry(self.network, self.key.public_key), *self.extra_own_keys]
 
-    def _accepted(self, pos: int) -> None:
-        self.feed.advance(pos)
+    def _accepted(self, pos: int, queued_for: Collection[str] | None) -> None:
+        self.feed.advance(pos, queued_for)
 
     async def start(self) -> None:
         await self.reload_trust()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,6 +73,14 @@ class Outcome:
     status: Status
     reason: str
     pos: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A writer job's outcomes, and for which peers it queued outbox rows (None: unknown)."""
+
+    outcomes: list[Outcome]
+    queued_for: set[str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +221,7 @@ class Pipeline:
         pool: Executor,
         tombstone_ttl: timedelta,
         log: DecisionLog,
-        on_accept: Callable[[int], None],
+        on_accept: Callable[[int, Collection[str] | None], None],
         metrics: Metrics,
         verifier: VerifierPool | None = None,
     ) -> None:
@@ -244,15 +252,15 @@ class Pipeline:
         prepared = await self._prepare(raws, snapshot)
         now = self._clock()
 
-        def job(conn: sqlite3.Connection) -> list[Outcome]:
-            outcomes = self._commit(conn, prepared, from_peer, snapshot, now)
+        def job(conn: sqlite3.Connection) -> Committed:
+            committed = self._commit(conn, prepared, from_peer, snapshot, now)
             if then is not None:
-                then(conn, outcomes)
-            return outcomes
+                then(conn, committed.outcomes)
+            return committed
 
-        outcomes = await self._db.write(job)
-        self._after(outcomes, from_peer)
-        return outcomes
+        committed = await self._db.write(job)
+        self._after(committed, from_peer)
+        return committed.outcomes
 
     async def _prepare(
         self, raws: Sequence[bytes], snapshot: TrustSnapshot
@@ -279,19 +287,20 @@ class Pipeline:
         snapshot = self._trust()
         now = self._clock()
 
-        def job(conn: sqlite3.Connection) -> tuple[Outcome, bytes]:
+        def job(conn: sqlite3.Connection) -> tuple[Committed, bytes]:
             alert = build(store.next_seq(conn, snapshot.policy.own_network))
             raw = encode_envelope(sign(encode_alert(alert), key))
-            (outcome,) = self._commit(conn, [prepare(raw, snapshot)], None, snapshot, now)
+            committed = self._commit(conn, [prepare(raw, snapshot)], None, snapshot, now)
+            (outcome,) = committed.outcomes
             if outcome.status != "accepted":
                 raise BadInput(
                     "AVISA_REFUSED", f"the node's own policy refused it: {outcome.reason}"
                 )
-            return outcome, raw
+            return committed, raw
 
-        outcome, raw = await self._db.write(job)
-        self._after([outcome], None)
-        return outcome, raw
+        committed, raw = await self._db.write(job)
+        self._after(committed, None)
+        return committed.outcomes[0], raw
 
     def _commit(
         self,
@@ -300,7 +309,7 @@ class Pipeline:
         from_peer: str | None,
         snapshot: TrustSnapshot,
         now: datetime,
-    ) -> list[Outcome]:
+    ) -> Committed:
         writes = Writes(conn, now)
         known = Known.lookup(conn, (i.alert.id for i in items if isinstance(i, Prepared)))
         touched: set[str] = set()  # ids an earlier envelope of this job wrote or referenced
@@ -318,7 +327,7 @@ class Pipeline:
             writes.decision(decision, item.alert, from_peer)
             outcomes.append(Outcome(item.alert.id, _status(decision), decision.reason, pos))
         writes.flush()
-        return outcomes
+        return Committed(outcomes, writes.queued_for)
 
     def _decide_and_save(
         self,
@@ -348,15 +357,16 @@ class Pipeline:
         if new:
             keyids = [signature.keyid for signature in item.envelope.signatures]
             return decision, writes.save_new(item.incoming, keyids, decision, from_peer)
+        writes.saved_one_by_one(decision)
         return decision, store.save(
             conn, item.incoming, decision, from_peer, now, self._tombstone_ttl
         )
 
-    def _after(self, outcomes: Sequence[Outcome], from_peer: str | None) -> None:
+    def _after(self, committed: Committed, from_peer: str | None) -> None:
         newest = 0
-        for outcome in outcomes:
+        for outcome in committed.outcomes:
             self._log.decision(outcome.id, from_peer, outcome.status, outcome.reason)
             self._metrics.decision(outcome.status, outcome.reason, from_peer)
             newest = max(newest, outcome.pos or 0)
         if newest:
-            self._on_accept(newest)
+            self._on_accept(newest, committed.queued_for)

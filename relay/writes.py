@@ -112,6 +112,13 @@ class Writes:
         self._tops: dict[str, int | None] = {}
         self._head: int | None = None
         self._router = outbox.Router(conn)
+        #: Peers whose outbox got rows in this job; None once that is not known
+        #: (an alert went through ``store.save``, which queues on its own).
+        self.queued_for: set[str] | None = set()
+
+    def saved_one_by_one(self, decision: Decision) -> None:
+        if decision.accepted:
+            self.queued_for = None
 
     def save_new(
         self,
@@ -127,7 +134,10 @@ class Writes:
         if decision.accepted:
             pos = self._next_pos()
             self._feed.append((pos, alert.id, alert.msg_type))
-            self._outbox.extend(self._router.rows(alert, from_peer, keyids))
+            rows = self._router.rows(alert, from_peer, keyids)
+            self._outbox.extend(rows)
+            if self.queued_for is not None:
+                self.queued_for.update(peer for peer, _, _, _ in rows)
         self._alerts.append(
             (
                 alert.id,

@@ -178,3 +178,20 @@ async def test_a_flood_of_forgeries_leaves_a_bounded_decision_log(tmp_path: Path
         )
         decided = [row for row in (await tables(node))["decisions"] if row[2] is not None]
         assert len(decided) == 40
+
+
+async def test_the_feed_says_whose_outbox_a_batch_filled(tmp_path: Path) -> None:
+    async with twin(tmp_path, "hub", 600) as node:
+        first = make_alert("origin", seq=1)
+        before = node.feed.head
+        await node.pipeline.ingest([raw_envelope(first, ORIGIN, RELAY)], from_peer="relay")
+        assert node.feed.head > before
+        # Only "down" gets it: the origin and the relay signed it.
+        assert node.feed.may_have_queued("down", before)
+        assert not node.feed.may_have_queued("origin", before)
+        assert not node.feed.may_have_queued("relay", before)
+        # An update goes through store.save, which queues on its own: everyone looks.
+        middle = node.feed.head
+        update = make_alert("origin", seq=2, msg_type="update", references=[first.id])
+        await node.pipeline.ingest([raw_envelope(update, ORIGIN)], from_peer="relay")
+        assert node.feed.may_have_queued("origin", middle)

@@ -141,6 +141,10 @@ class PeerLink:
         self._last_gap_pull: datetime | None = None
         self._last_sent = -1e9  # time.monotonic() of the last transaction sent
         self._last_size = 0  # items in it
+        # The feed head when the outbox last held nothing for this peer (None: not
+        # known to be empty), and when that was looked at (time.monotonic()).
+        self._empty_at: int | None = None
+        self._empty_checked = 0.0
 
     @property
     def _timing(self) -> Timing:
@@ -148,6 +152,7 @@ class PeerLink:
 
     def wake(self) -> None:
         """Look again now (trust changed), even in the middle of a backoff."""
+        self._empty_at = None
         self._wake.set()
 
     def peer_alive(self) -> None:
@@ -179,7 +184,9 @@ class PeerLink:
             if paused:
                 return paused
         if not peer.policy.forward:
-            await self._refresh()
+            if not self._known_empty():
+                await self._refresh()
+                self._known_empty_now(self._seen)
             return None
         txn = await self._form()
         if txn is None:
@@ -188,11 +195,30 @@ class PeerLink:
 
     # --- pushing ------------------------------------------------------------
 
+    def _known_empty(self) -> bool:
+        """The outbox held nothing for this peer at the last look, no accepted batch since
+        may have queued anything for it (``FeedSignal``), and the look is recent."""
+        return (
+            self._empty_at is not None
+            and time.monotonic() - self._empty_checked < IDLE_RECHECK_S
+            and not self._node.feed.may_have_queued(self.network, self._empty_at)
+        )
+
+    def _known_empty_now(self, head: int | None) -> None:
+        self._empty_at, self._empty_checked = head, time.monotonic()
+
     async def _form(self) -> outbox.Txn | None:
-        # Most wakes are for messages this peer does not get: find that out with a read.
-        if not await self._node.db.read(lambda conn: outbox.has_items(conn, self.network)):
+        # Most wakes are for messages this peer does not get: the feed signal says so
+        # without a read; otherwise a read says whether anything waits.
+        if self._known_empty():
             self.status.backlog = 0
             return None
+        head = self._node.feed.head
+        if not await self._node.db.read(lambda conn: outbox.has_items(conn, self.network)):
+            self.status.backlog = 0
+            self._known_empty_now(head)
+            return None
+        self._known_empty_now(None)
         now, limit, txn_id = self._node.clock(), self.batch_limit, secrets.token_hex(16)
         formed = await self._node.db.write(
             lambda conn: outbox.next_txn(conn, self.network, now, limit, txn_id)
@@ -379,8 +405,10 @@ class PeerLink:
             if "wake" in woke:
                 return
             if woke.get("feed"):
+                queued = feed.may_have_queued(self.network, self._seen)
                 self._seen = feed.head
-                await self._refresh()
+                if queued:
+                    await self._refresh()
 
     async def _idle(self) -> None:
         woke = await _race(
