@@ -4,7 +4,8 @@ A ``PeerLink`` does one thing at a time, so at most one transaction is ever
 in flight to a peer. Each step:
 
 1. pull catch-up if needed (on start, after an outage ended, after a ``seq``
-   gap was noticed in what the peer delivered);
+   gap was noticed in what the peer delivered; gaps are looked for at most
+   once per ``gap_pull_interval``);
 2. take the transaction in flight, or form a new one of up to ``batch_limit``
    items (cancels, then updates, then alerts; expired and withdrawn items are
    dropped, never sent), endorse where the peer's entry says so, PUT it;
@@ -138,7 +139,7 @@ class PeerLink:
         self._wake = asyncio.Event()
         self._seen = 0
         self._poison_streak = 0
-        self._last_gap_pull: datetime | None = None
+        self._last_gap_look: datetime | None = None  # the last pull or look at the gaps
         self._last_sent = -1e9  # time.monotonic() of the last transaction sent
         self._last_size = 0  # items in it
         # The feed head when the outbox last held nothing for this peer (None: not
@@ -316,9 +317,16 @@ class PeerLink:
     # --- pulling -------------------------------------------------------------
 
     async def _gap_pull_due(self) -> bool:
-        last, interval = self._last_gap_pull, self._timing.gap_pull_interval
-        if last is not None and self._node.clock() - last < interval:
+        """A gap waits for a pull; looked for at most once per ``gap_pull_interval``
+        (pulls are no more frequent than that anyway), not at every step."""
+        last, interval, now = (
+            self._last_gap_look,
+            self._timing.gap_pull_interval,
+            self._node.clock(),
+        )
+        if last is not None and now - last < interval:
             return False
+        self._last_gap_look = now
         return await self._node.db.read(lambda conn: gaps.needs_pull(conn, self.network))
 
     async def _pull(self, peer: PeerRecord) -> float | None:
@@ -334,7 +342,7 @@ class PeerLink:
             self.pull_needed = False
             return None
         now = node.clock()
-        self._last_gap_pull = now
+        self._last_gap_look = now
 
         def job(conn: Any) -> None:
             gaps.mark_pulled(conn, self.network)
