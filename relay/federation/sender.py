@@ -319,12 +319,8 @@ class PeerLink:
     async def _gap_pull_due(self) -> bool:
         """A gap waits for a pull; looked for at most once per ``gap_pull_interval``
         (pulls are no more frequent than that anyway), not at every step."""
-        last, interval, now = (
-            self._last_gap_look,
-            self._timing.gap_pull_interval,
-            self._node.clock(),
-        )
-        if last is not None and now - last < interval:
+        last, now = self._last_gap_look, self._node.clock()
+        if last is not None and now - last < self._timing.gap_pull_interval:
             return False
         self._last_gap_look = now
         return await self._node.db.read(lambda conn: gaps.needs_pull(conn, self.network))
