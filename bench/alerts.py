@@ -40,8 +40,14 @@ AREA = Area(
 
 
 def alert(network: str, seq: int, now: datetime) -> Alert:
+    """An origin's ``seq``-th alert, signed at ``now``.
+
+    Its ULID's time is ``now`` plus ``seq`` milliseconds: an origin's ids
+    are time-ordered, as real ones are (ULIDs made in one millisecond would
+    sort at random, which no origin produces at this scale).
+    """
     return Alert(
-        id=f"{network}/{ulid(now, os.urandom(10))}",
+        id=f"{network}/{ulid(now + timedelta(milliseconds=seq), os.urandom(10))}",
         network=network,
         seq=seq,
         msg_type="alert",
