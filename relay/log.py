@@ -38,6 +38,15 @@ _SECRETISH = re.compile(r"\bavisa_[A-Za-z0-9_-]{20,}")
 REDACTED = "[redacted]"
 
 
+def _cannot_match(text: str) -> bool:
+    """True when no pattern above can match: each needs a digit (``\\d``, any script),
+    two colons, or ``avisa_``. One search instead of four substitutions per value."""
+    return _MAYBE.search(text) is None
+
+
+_MAYBE = re.compile(r"[\d:]|avisa_")
+
+
 def _ipv6_or_keep(match: re.Match[str]) -> str:
     # Times (12:00:00) have the same shape; an address has "::" or a hex letter.
     found = match.group(0)
@@ -45,6 +54,8 @@ def _ipv6_or_keep(match: re.Match[str]) -> str:
 
 
 def scrub(text: str) -> str:
+    if _cannot_match(text):
+        return text
     for pattern in (_SECRETISH, _IPV4, _PHONE):
         text = pattern.sub(REDACTED, text)
     return _IPV6.sub(_ipv6_or_keep, text)
