@@ -119,11 +119,16 @@ def python_start_ms(runs: int) -> float:
     return round(statistics.median(times) * 1000, 1)
 
 
-def measure(directory: Path, seconds: float) -> dict[str, float]:
-    cores = os.cpu_count() or 1
+def verify_rates(seconds: float) -> dict[str, float]:
     return {
         "verify_per_s_1core": verifies_per_second(1, seconds),
-        "verify_per_s_all_cores": verifies_per_second(cores, seconds),
+        "verify_per_s_all_cores": verifies_per_second(os.cpu_count() or 1, seconds),
+    }
+
+
+def measure(directory: Path, seconds: float) -> dict[str, float]:
+    return {
+        **verify_rates(seconds),
         "fsync_commit_ms": fsync_commit_ms(directory, 50),
         "loopback_rtt_ms": asyncio.run(loopback_rtt_ms(200)),
         "python_start_ms": python_start_ms(3),
