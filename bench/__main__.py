@@ -95,7 +95,6 @@ async def ingest_phase(
             node.start()
             await node.ready(http)
             tally = await drive(
-                http,
                 node,
                 relay,
                 bodies,

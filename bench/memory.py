@@ -54,7 +54,7 @@ async def run(
             node.start()
             await node.ready(http)
             needed = -(-alerts // batch)
-            tally = await drive(http, node, relay, bodies[:needed], batch, in_flight, alerts, 0.0)
+            tally = await drive(node, relay, bodies[:needed], batch, in_flight, alerts, 0.0)
             await asyncio.sleep(settle_s)
             rss, peak = node.memory_mb()
             times = await cold_starts(node, http, runs)

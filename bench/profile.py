@@ -77,7 +77,7 @@ async def ingest(root: Path, seconds: float, out: Path) -> dict[str, object]:
             node.start()
             await node.ready(http)
             sampler = spy(node.pid, seconds, out)
-            tally = await drive(http, node, relay, bodies, 50, 4, 0, seconds)
+            tally = await drive(node, relay, bodies, 50, 4, 0, seconds)
             sampler.wait()
     return report(tally, 50, 4)
 
