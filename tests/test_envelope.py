@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 
 import nacl.signing
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keys.fingerprint import fingerprint
 from keys.keyring import Keyring
@@ -128,3 +131,32 @@ def test_forgery_stops_the_checks_only_when_asked() -> None:
     assert [c.valid for c in verify(forged, payload, keyring).checks] == [False, True]
     stopped = verify(forged, payload, keyring, stop_at_forgery=True)
     assert stopped.forged and [c.valid for c in stopped.checks] == [False]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    data=st.binary(max_size=40),
+    edits=st.lists(
+        st.tuples(st.integers(0, 80), st.sampled_from("AQgwBRhx+/=\n \x00é")), max_size=3
+    ),
+    cut=st.integers(0, 3),
+)
+def test_canonical_base64_is_exactly_reencoding_equality(
+    data: bytes, edits: list[tuple[int, str]], cut: int
+) -> None:
+    text = base64.b64encode(data).decode()
+    for where, char in edits:
+        at = min(where, len(text))
+        text = text[:at] + char + text[at + 1 :]
+    text = text[: len(text) - cut] if cut < len(text) else text
+    try:
+        expected: bytes | None = base64.b64decode(text, validate=True)
+        if base64.b64encode(expected).decode() != text:
+            expected = None
+    except (ValueError, binascii.Error):
+        expected = None
+    try:
+        got: bytes | None = canonical_b64decode(text)
+    except ValueError:
+        got = None
+    assert got == expected
