@@ -104,23 +104,25 @@ class _Worker:
                 ident, size = HEADER.unpack(await stdout.readexactly(HEADER.size))
                 future = self.pending.get(ident)
                 if future is None or size > 16 * 1024 * 1024:
-                    break
+                    self.fail()  # out of turn: nothing it says can be trusted now
+                    return
                 answer = await stdout.readexactly(size)
                 if not future.done():
                     future.set_result(answer)
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        self.fail()
+            self.fail(exited=True)
 
-    def fail(self) -> None:
+    def fail(self, exited: bool = False) -> None:
+        """Stop using this worker, and stop it unless it ``exited`` already (killing an
+        exited child would reap it under asyncio's child watcher)."""
         if self.alive:
             self.alive = False
             _log.warning("verification worker stopped; verifying in threads")
+            if not exited and self.process.returncode is None:
+                self.process.kill()
         for future in self.pending.values():
             if not future.done():
                 future.set_exception(WorkerGone("worker stopped"))
-        if self.process.returncode is None:
-            self.process.kill()
 
 
 class VerifierPool:
