@@ -1,4 +1,4 @@
-"""A writer job's new alerts, written with one statement per table instead of a dozen each.
+"""A writer job's new alerts, written with one statement per table, not a dozen per alert.
 
 The pipeline decides a transaction's envelopes one by one, in order. Most
 are plain new alerts: ``msg_type`` alert, an id the store has never seen.
@@ -6,7 +6,7 @@ For those, everything the decision needs from the store is known before
 anything is written: one query per table (``Known``) says which of the
 job's ids the store already holds or has tombstoned. Their rows (alert,
 feed entry, the origin's highest ``seq``, outbox rows, decision) are
-buffered in ``Writes`` and go in with one ``executemany`` per table.
+buffered in ``Writes`` and go in with one multi-row INSERT per table.
 
 Everything else — updates and cancels, ids the store already knows, an id
 that an earlier envelope of the same job wrote or referenced — takes the
