@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from bench.harness import FakePeer, NodeProcess, cpu_seconds
+from bench.harness import FakePeer, NodeProcess, cpu_seconds, machine_busy_seconds
 
 
 class _Result(msgspec.Struct):
@@ -52,6 +52,7 @@ class Tally:
     last: float = 0.0
     node_cpu_s: float = 0.0
     bench_cpu_s: float = 0.0
+    machine_busy_s: float = 0.0
 
     @property
     def accepted(self) -> int:
@@ -123,7 +124,7 @@ async def drive(
     """Keep ``in_flight`` transactions outstanding until both minimums are met."""
     tally = Tally()
     queue = iter(bodies)
-    node_cpu, bench_cpu = cpu_seconds(node.pid), cpu_seconds()
+    node_cpu, bench_cpu, busy = cpu_seconds(node.pid), cpu_seconds(), machine_busy_seconds()
     tally.first = time.perf_counter()
 
     def more() -> bool:
@@ -162,6 +163,7 @@ async def drive(
     await asyncio.gather(*(sender() for _ in range(in_flight)))
     tally.node_cpu_s = cpu_seconds(node.pid) - node_cpu
     tally.bench_cpu_s = cpu_seconds() - bench_cpu
+    tally.machine_busy_s = machine_busy_seconds() - busy
     return tally
 
 
@@ -179,4 +181,11 @@ def report(tally: Tally, batch: int, in_flight: int) -> dict[str, Any]:
         # CPU spent per accepted alert: the node (all its threads) and the load generator.
         "node_cpu_us_per_alert": round(tally.node_cpu_s / max(tally.accepted, 1) * 1e6, 1),
         "bench_cpu_us_per_alert": round(tally.bench_cpu_s / max(tally.accepted, 1) * 1e6, 1),
+        # CPUs (on average) that other processes on the machine kept busy meanwhile:
+        # what the node could not use, whatever the baseline says.
+        "other_processes_cpus": round(
+            max(0.0, tally.machine_busy_s - tally.node_cpu_s - tally.bench_cpu_s)
+            / max(tally.last - tally.first, 1e-9),
+            2,
+        ),
     }
