@@ -79,14 +79,23 @@ async def test_pool_verifies_in_processes_and_falls_back_when_a_worker_dies() ->
         await pool.stop()
 
 
-async def test_pipeline_with_workers_decides_and_stores_the_same(tmp_path: Path) -> None:
-    envelopes = mixed()
-    async with twin(tmp_path, "workers", 600) as workers, twin(tmp_path, "threads", 600) as threads:
+@pytest.mark.parametrize(("rate_limit", "batch"), [(600, 50), (8, 50), (600, 3), (8, 4)])
+async def test_pipeline_with_workers_decides_and_stores_the_same(
+    tmp_path: Path, rate_limit: int, batch: int
+) -> None:
+    envelopes = mixed() + mixed()[:6]  # the repeats meet ids an earlier batch stored
+    async with (
+        twin(tmp_path, "workers", rate_limit) as workers,
+        twin(tmp_path, "threads", rate_limit) as threads,
+    ):
         await workers.verifier.start()
         assert workers.verifier.ready
-        with_workers = await workers.pipeline.ingest(envelopes, from_peer="relay")
-        in_threads = await threads.pipeline.ingest(envelopes, from_peer="relay")
-        assert [(o.id, o.status, o.reason) for o in with_workers] == [
-            (o.id, o.status, o.reason) for o in in_threads
+        with_workers, in_threads = [], []
+        for start in range(0, len(envelopes), batch):
+            part = envelopes[start : start + batch]
+            with_workers += await workers.pipeline.ingest(part, from_peer="relay")
+            in_threads += await threads.pipeline.ingest(part, from_peer="relay")
+        assert [(o.id, o.status, o.reason, o.pos) for o in with_workers] == [
+            (o.id, o.status, o.reason, o.pos) for o in in_threads
         ]
         assert await tables(workers) == await tables(threads)
