@@ -19,7 +19,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 import structlog
@@ -116,6 +116,14 @@ class DecisionLog:
         self._log = structlog.get_logger("avisa.decision")
         self._per_second = per_second
         self._window: dict[str, tuple[int, int, int]] = {}
+
+    def decisions(self, made: Iterable[tuple[str | None, str, str]], peer: str | None) -> None:
+        """``decision`` for each (alert id, decision, reason) of one batch from ``peer``;
+        nothing at all, not even the sampling bookkeeping, when info lines are off."""
+        if not self._log.is_enabled_for(logging.INFO):
+            return
+        for alert_id, decision, reason in made:
+            self.decision(alert_id, peer, decision, reason)
 
     def decision(self, alert_id: str | None, peer: str | None, decision: str, reason: str) -> None:
         if reason in self.SAMPLED:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -363,10 +364,11 @@ class Pipeline:
         )
 
     def _after(self, committed: Committed, from_peer: str | None) -> None:
-        newest = 0
-        for outcome in committed.outcomes:
-            self._log.decision(outcome.id, from_peer, outcome.status, outcome.reason)
-            self._metrics.decision(outcome.status, outcome.reason, from_peer)
-            newest = max(newest, outcome.pos or 0)
+        """Log, count and announce a committed batch (once per batch, not per outcome)."""
+        outcomes = committed.outcomes
+        self._log.decisions(((o.id, o.status, o.reason) for o in outcomes), from_peer)
+        for (status, reason), count in Counter((o.status, o.reason) for o in outcomes).items():
+            self._metrics.decision(status, reason, from_peer, count)
+        newest = max((o.pos for o in outcomes if o.pos is not None), default=0)
         if newest:
             self._on_accept(newest, committed.queued_for)
