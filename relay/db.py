@@ -396,9 +396,30 @@ class Database:
         except Exception as exc:  # noqa: BLE001 - handed to the job's awaiter
             return pending, None, exc
 
+    def _run_alone(self, pending: _Pending) -> tuple[_Pending, Any, BaseException | None]:
+        """A batch of one job: its own transaction undoes it alone, no savepoint needed
+        (each statement is a GIL hand-off for the writer thread)."""
+        conn = self._writer_conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = pending.job(conn)
+            except Exception as exc:  # noqa: BLE001 - handed to the job's awaiter
+                conn.execute("ROLLBACK")
+                return pending, None, exc
+            conn.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return pending, None, exc
+        return pending, result, None
+
     def _run_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, Any, BaseException | None]]:
         if not batch:
             return []
+        if len(batch) == 1:
+            return [self._run_alone(batch[0])]
         conn = self._writer_conn
         outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
         try:

@@ -65,26 +65,27 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[Sequence[o
 
 @dataclass(frozen=True, slots=True)
 class Known:
-    """Of some ids: which the store holds (any state) and which it has tombstoned."""
+    """Of some ids: those the store holds (any state) or has tombstoned."""
 
-    stored: frozenset[str]
-    tombstoned: frozenset[str]
+    ids: frozenset[str]
 
     @classmethod
     def lookup(cls, conn: sqlite3.Connection, ids: Iterable[str]) -> Known:
+        """One statement for both tables (each statement costs the writer a GIL hand-off)."""
         wanted = list(dict.fromkeys(ids))
-        stored: set[str] = set()
-        tombstoned: set[str] = set()
+        found: set[str] = set()
         for start in range(0, len(wanted), _IN_CHUNK):
             part = wanted[start : start + _IN_CHUNK]
             marks = ",".join("?" * len(part))
-            for table, found in (("alerts", stored), ("tombstones", tombstoned)):
-                query = f"SELECT id FROM {table} WHERE id IN ({marks})"  # noqa: S608
-                found.update(row[0] for row in conn.execute(query, part))
-        return cls(frozenset(stored), frozenset(tombstoned))
+            query = (
+                f"SELECT id FROM alerts WHERE id IN ({marks})"  # noqa: S608
+                f" UNION ALL SELECT id FROM tombstones WHERE id IN ({marks})"
+            )
+            found.update(row[0] for row in conn.execute(query, part + part))
+        return cls(frozenset(found))
 
     def is_new(self, alert_id: str) -> bool:
-        return alert_id not in self.stored and alert_id not in self.tombstoned
+        return alert_id not in self.ids
 
 
 #: The policy state of an id the store has never seen, as ``store.policy_state`` would give it.
