@@ -63,6 +63,8 @@ from relay.verifier import VerifierPool, decode_group, encode_group
 from relay.writes import Known, Writes, new_state
 
 Status = Literal["accepted", "duplicate", "held", "rejected"]
+#: Envelopes' bytes, or a function that returns them (see ``Pipeline.ingest``).
+Raws = Sequence[bytes] | Callable[[], Sequence[bytes]]
 # Envelopes per verification job: small enough to spread one batch over every
 # core, large enough that thread hand-off costs little next to Ed25519.
 CHUNK = 8
@@ -153,9 +155,9 @@ def _prepare_chunk(raws: Sequence[bytes], snapshot: TrustSnapshot) -> list[Prepa
 
 
 def _open_all(
-    raws: Sequence[bytes], snapshot: TrustSnapshot
+    raws: Raws, snapshot: TrustSnapshot
 ) -> tuple[list[Opened | Rejected], list[tuple[bytes, int]]]:
-    opened = [open_for_checks(raw, snapshot) for raw in raws]
+    opened = [open_for_checks(raw, snapshot) for raw in (raws() if callable(raws) else raws)]
     return opened, [encode_group(item.plan) for item in opened if isinstance(item, Opened)]
 
 
@@ -240,12 +242,15 @@ class Pipeline:
 
     async def ingest(
         self,
-        raws: Sequence[bytes],
+        raws: Raws,
         from_peer: str | None,
         then: Callable[[sqlite3.Connection, list[Outcome]], None] | None = None,
     ) -> list[Outcome]:
         """Run envelopes from one source through the pipeline; one outcome each, in order.
 
+        ``raws`` may be a function that returns them (parsing a request body): it
+        runs off the event loop, in the first stage's job, so a transaction makes
+        one hand-off between threads fewer. What it raises, ``ingest`` raises.
         ``then`` runs in the same transaction after the outcomes are decided
         (federation stores its reply to the sending peer there).
         """
@@ -263,9 +268,7 @@ class Pipeline:
         self._after(committed, from_peer)
         return committed.outcomes
 
-    async def _prepare(
-        self, raws: Sequence[bytes], snapshot: TrustSnapshot
-    ) -> list[Prepared | Rejected]:
+    async def _prepare(self, raws: Raws, snapshot: TrustSnapshot) -> list[Prepared | Rejected]:
         """Parse and verify off the event loop: signatures in the worker processes when they
         run, else everything in the thread pool, in chunks spread over its threads."""
         loop = asyncio.get_running_loop()
@@ -275,6 +278,8 @@ class Pipeline:
             answers = await self._verifier.run(groups)
             if answers is not None:
                 return await loop.run_in_executor(stage, _finish_all, opened, answers)
+        if callable(raws):
+            raws = await loop.run_in_executor(self._pool, raws)
         chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]
         prepared: list[Prepared | Rejected] = []
         for part in await asyncio.gather(

@@ -21,7 +21,6 @@ failed transaction; a body that is not ``{"envelopes": [...]}`` is a 400.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -168,14 +167,12 @@ async def _transaction(node: Node, origin: str, txn_id: str, body: bytes) -> byt
     stored = await node.db.read(lambda conn: _stored_reply(conn, origin, txn_id, now))
     if stored is not None:
         return stored
-    loop = asyncio.get_running_loop()
-    raws = await loop.run_in_executor(node.pool, parse_transaction, body)
     kept: list[bytes] = []
 
     def remember(conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:
         kept.append(_store_reply(conn, origin, txn_id, now, encode_reply(outcomes)))
 
-    await node.pipeline.ingest(raws, from_peer=origin, then=remember)
+    await node.pipeline.ingest(lambda: parse_transaction(body), from_peer=origin, then=remember)
     return kept[0]
 
 
