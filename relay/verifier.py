@@ -1,4 +1,4 @@
-"""Ed25519 verification in worker processes, one per core (``relay.verify_worker``).
+"""Ed25519 verification in worker processes (``relay.verify_worker``).
 
 Why processes: PyNaCl releases the GIL while it verifies, but each call has
 to take the GIL back when it returns, and under load it waits for whichever
