@@ -32,6 +32,10 @@ fuzz: $(STAMP)
 bitflips: $(STAMP)
 	$(BIN)/python -m tests.adversarial.bitflip --stride 1
 
+# Figures of issue 7 as one JSON object (a few minutes; see bench/README.md).
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,1 +1,1 @@
-"""Benchmarks that print figures as JSON (run them with ``python -m bench.NAME``)."""
+"""Benchmarks that print figures as JSON: ``python -m bench`` (see bench/README.md)."""

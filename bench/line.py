@@ -30,10 +30,10 @@ from typing import Any
 
 import aiohttp
 
+from bench.harness import SIGHTING
 from keys import nodekey
 from keys.keyring import KeyEntry
 from relay import datadir, db, trust
-from relay.demo import SIGHTING
 from relay.policy import PeerPolicy
 from relay.timeutil import TEST_CLOCK_ENV, system_clock
 

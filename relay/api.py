@@ -365,5 +365,6 @@ async def metrics(request: web.Request) -> web.Response:
         "avisa_feed_position": {(): float(node.feed.head)},
         "avisa_db_commits": {(): float(node.db.commits)},
         "avisa_sse_clients": {(): float(node.metrics.sse_clients)},
+        "avisa_verify_workers": {(): float(node.verifier.alive)},
     }
     return web.Response(text=node.metrics.render(gauges), content_type="text/plain")

@@ -10,6 +10,7 @@ SIGINT or SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -37,6 +38,7 @@ CLIENT_MAX_SIZE = 4 * 1024 * 1024
 IDLE_TIMEOUT_S = 30.0
 # Written while the node runs: its pid and the port it actually bound (for --listen :0).
 RUN_FILE = "run.json"
+GC_YOUNG_THRESHOLD = 20_000
 _log = structlog.get_logger("avisa.app")
 
 
@@ -67,6 +69,20 @@ async def serve(node: Node, host: str, port: int) -> tuple[web.AppRunner, int]:
     return runner, bound
 
 
+def settle_garbage_collector() -> None:
+    """After start-up: freeze what exists, and collect young objects less often.
+
+    A node's per-alert objects are freed by reference counting; the cycle
+    collector's passes (and its full passes over every module, function and
+    class loaded at start) were ~3% of the CPU in a perf profile of ingest.
+    Frozen objects are never scanned again; cyclic garbage still goes, just
+    in larger, rarer collections.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
+
+
 def test_clock_override() -> Clock | None:
     """``AVISA_TEST_CLOCK_FILE``: tests that run whole processes move time through a file."""
     path = os.environ.get(TEST_CLOCK_ENV)
@@ -90,6 +106,8 @@ async def run_until_stopped(data_dir: Path, clock: Clock = system_clock) -> None
         await node.start()
         node.bridges = start_bridges(node)
         runner, port = await serve(node, node.config.listen_host, node.config.listen_port)
+        node.start_verifier()
+        settle_garbage_collector()
     except BaseException:
         await node.stop()
         raise

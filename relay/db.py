@@ -33,6 +33,8 @@ T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], T]
 
 MAX_BATCH = 512
+# Prepared statements kept per connection: relay.writes uses one per row count.
+STATEMENT_CACHE = 512
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -221,10 +223,17 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    conn = sqlite3.connect(
+        path,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=10,
+        cached_statements=STATEMENT_CACHE,
+    )
     conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA secure_delete = ON")
     conn.execute("PRAGMA foreign_keys = ON")
     if readonly:
@@ -387,9 +396,30 @@ class Database:
         except Exception as exc:  # noqa: BLE001 - handed to the job's awaiter
             return pending, None, exc
 
+    def _run_alone(self, pending: _Pending) -> tuple[_Pending, Any, BaseException | None]:
+        """A batch of one job: its own transaction undoes it alone, no savepoint needed
+        (each statement is a GIL hand-off for the writer thread)."""
+        conn = self._writer_conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = pending.job(conn)
+            except Exception as exc:  # noqa: BLE001 - handed to the job's awaiter
+                conn.execute("ROLLBACK")
+                return pending, None, exc
+            conn.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return pending, None, exc
+        return pending, result, None
+
     def _run_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, Any, BaseException | None]]:
         if not batch:
             return []
+        if len(batch) == 1:
+            return [self._run_alone(batch[0])]
         conn = self._writer_conn
         outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
         try:

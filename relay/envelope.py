@@ -30,8 +30,10 @@ from relay.model import (
     MAX_ENVELOPE_BYTES,
     Envelope,
     Signature,
+    encode_envelope,
     envelope_decoder,
 )
+from relay.strictjson import strict_loads
 
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
@@ -48,12 +50,16 @@ def _b64(data: bytes) -> str:
 
 
 def canonical_b64decode(text: str) -> bytes:
-    """Standard base64 that must re-encode to the same text (no spare bits)."""
+    """Standard base64 that must re-encode to the same text (no spare bits).
+
+    ``strict_mode`` refuses anything outside the alphabet and misplaced
+    padding; re-encoding and comparing refuses every other second spelling.
+    """
     try:
-        data = base64.b64decode(text, validate=True)
+        data = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError):
         raise ValueError("not standard base64") from None
-    if _b64(data) != text:
+    if binascii.b2a_base64(data, newline=False) != text.encode("ascii"):
         raise ValueError("non-canonical base64")
     return data
 
@@ -76,7 +82,11 @@ def endorse(envelope: Envelope, payload: bytes, key: NodeKey) -> Envelope:
 
 
 def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
-    """Parse untrusted envelope bytes; returns the envelope and payload bytes."""
+    """Parse untrusted envelope bytes; returns the envelope and payload bytes.
+
+    The JSON must be strict (``relay.strictjson``): msgspec alone would take
+    the last of two ``payload`` keys where another parser takes the first.
+    """
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise BadInput("AVISA_TOO_LARGE", f"envelope over {MAX_ENVELOPE_BYTES} bytes", 413)
     try:
@@ -85,6 +95,11 @@ def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
         raise BadInput("AVISA_BAD_ENVELOPE", f"malformed envelope: {exc}") from None
     except (UnicodeDecodeError, RecursionError):
         raise BadInput("AVISA_BAD_ENVELOPE", "malformed envelope: invalid JSON text") from None
+    if encode_envelope(envelope) != raw:
+        try:
+            strict_loads(raw)
+        except BadInput as exc:
+            raise BadInput("AVISA_BAD_ENVELOPE", f"malformed envelope: {exc.message}") from None
     return envelope, payload_bytes(envelope)
 
 
@@ -145,22 +160,71 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> boo
     return True
 
 
-def verify(envelope: Envelope, payload: bytes, keyring: Keyring) -> Verification:
-    """Check each signature against the keyring; a key counts once however often it signs."""
-    message = pae(envelope.payloadType, payload)
-    checks: list[SignatureCheck] = []
-    seen: set[str] = set()
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What verifying one envelope takes: its PAE and, per signature, the key to use.
+
+    ``entries[i]`` is None for a keyid the keyring does not know and for a
+    keyid already seen in this envelope (a key counts once): those are not
+    checked. ``run_plan`` runs one here; ``relay.verifier`` runs many in
+    worker processes. ``conclude`` turns either's answers into a ``Verification``.
+    """
+
+    message: bytes
+    keyids: tuple[str, ...]
+    entries: tuple[KeyEntry | None, ...]
+    signatures: tuple[bytes, ...]
+
+
+def plan_verification(envelope: Envelope, payload: bytes, keyring: Keyring) -> Plan:
+    keyids, entries, seen = [], [], set()
     for signature in envelope.signatures:
         entry = keyring.get(signature.keyid)
-        duplicate = signature.keyid in seen
+        keyids.append(signature.keyid)
+        entries.append(None if signature.keyid in seen else entry)
         seen.add(signature.keyid)
-        valid = (
-            entry is not None
-            and not duplicate
-            and verify_signature(entry.public_key, message, base64.b64decode(signature.sig))
+    return Plan(
+        pae(envelope.payloadType, payload),
+        tuple(keyids),
+        tuple(entries),
+        tuple(binascii.a2b_base64(signature.sig) for signature in envelope.signatures),
+    )
+
+
+def run_plan(plan: Plan, stop_at_forgery: bool) -> list[bool]:
+    """Each signature's validity, in order; with ``stop_at_forgery`` only up to the first
+    signature of a known key that fails (the envelope is forged whatever follows)."""
+    valid: list[bool] = []
+    for entry, signature in zip(plan.entries, plan.signatures, strict=True):
+        ok = entry is not None and verify_signature(entry.public_key, plan.message, signature)
+        valid.append(ok)
+        if stop_at_forgery and entry is not None and not ok:
+            break
+    return valid
+
+
+def conclude(plan: Plan, valid: Sequence[bool]) -> Verification:
+    """The verification of the first ``len(valid)`` signatures."""
+    return Verification(
+        tuple(
+            SignatureCheck(keyid, entry, ok)
+            for keyid, entry, ok in zip(plan.keyids, plan.entries, valid, strict=False)
         )
-        checks.append(SignatureCheck(signature.keyid, None if duplicate else entry, valid))
-    return Verification(tuple(checks))
+    )
+
+
+def verify(
+    envelope: Envelope, payload: bytes, keyring: Keyring, stop_at_forgery: bool = False
+) -> Verification:
+    """Check each signature against the keyring; a key counts once however often it signs.
+
+    With ``stop_at_forgery`` the checks end at the first signature of a known
+    key that does not verify: the result is ``forged`` whatever follows, and a
+    flood of forgeries costs one Ed25519 verification per envelope, not one
+    per signature.
+    """
+    checks = plan_verification(envelope, payload, keyring)
+    return conclude(checks, run_plan(checks, stop_at_forgery))
 
 
 class SignatureInvalid(BadInput):

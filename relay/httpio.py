@@ -2,10 +2,9 @@
 
 Request bodies are read under a byte limit and a deadline (a slow-loris body
 gets 408, an oversized one 413 before it is buffered), must be
-``application/json``, and pass a strict JSON reading before typed decoding:
-no duplicate keys, no floats, NaN or Infinity, no ``-0``, no integer beyond
-±2^53, no lone surrogates, no nesting deeper than 32. Two parsers therefore
-cannot disagree about what a body said.
+``application/json``, and pass a strict JSON reading before typed decoding
+(``relay.strictjson``). Two parsers therefore cannot disagree about what a
+body said.
 
 One middleware turns every error into ``{"errcode", "error"}``: ``BadInput``
 keeps its status, aiohttp's own 4xx get an errcode, anything unexpected is
@@ -15,87 +14,23 @@ logged and answered with a bare 500 that carries no detail.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
 from aiohttp import web
 
 from relay.errors import BadInput
+from relay.strictjson import strict_loads
+
+__all__ = ["strict_loads"]  # re-exported: the shell's one way to read JSON
 
 T = TypeVar("T")
-MAX_DEPTH = 32
-MAX_INT = 2**53
-_MAX_INT_DIGITS = len(str(MAX_INT))
 BODY_DEADLINE_S = 10.0
 _encoder = msgspec.json.Encoder()
 _log = structlog.get_logger("avisa.http")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise BadInput("AVISA_BAD_JSON", f"duplicate key {key[:40]!r}")
-        result[key] = value
-    return result
-
-
-def _no_float(text: str) -> NoReturn:
-    raise BadInput("AVISA_BAD_JSON", "numbers must be integers")
-
-
-def _int(text: str) -> int:
-    if text.startswith("-0"):
-        raise BadInput("AVISA_BAD_JSON", "-0 is not allowed")
-    # Checked before int(): Python refuses to convert more than 4300 digits at all.
-    if len(text.lstrip("-")) > _MAX_INT_DIGITS:
-        raise BadInput("AVISA_BAD_JSON", "integer out of range (±2^53)")
-    value = int(text)
-    if not -MAX_INT < value < MAX_INT:
-        raise BadInput("AVISA_BAD_JSON", "integer out of range (±2^53)")
-    return value
-
-
-def _check_tree(value: Any, depth: int = 0) -> None:
-    if depth > MAX_DEPTH:
-        raise BadInput("AVISA_BAD_JSON", f"nested deeper than {MAX_DEPTH}")
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise BadInput("AVISA_BAD_JSON", "lone surrogate in a string") from None
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_tree(key, depth + 1)
-            _check_tree(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check_tree(item, depth + 1)
-
-
-def strict_loads(body: bytes) -> Any:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadInput("AVISA_BAD_JSON", "body is not UTF-8") from None
-    try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_no_duplicates,
-            parse_float=_no_float,
-            parse_int=_int,
-            parse_constant=_no_float,
-        )
-    except RecursionError:
-        raise BadInput("AVISA_BAD_JSON", f"nested deeper than {MAX_DEPTH}") from None
-    except json.JSONDecodeError as exc:
-        raise BadInput("AVISA_BAD_JSON", f"not JSON: {exc.msg} at byte {exc.pos}") from None
-    _check_tree(value)
-    return value
 
 
 _DIGITS = re.compile(r"[0-9]{1,18}")

@@ -28,8 +28,8 @@ class Metrics:
         self.collectors: list[Callable[[], Iterable[str]]] = []
         self.sse_clients = 0
 
-    def decision(self, status: str, reason: str, peer: str | None) -> None:
-        self.decisions[(status, reason, peer or "local")] += 1
+    def decision(self, status: str, reason: str, peer: str | None, count: int = 1) -> None:
+        self.decisions[(status, reason, peer or "local")] += count
 
     def http_error(self, errcode: str, status: int) -> None:
         self.http_errors[(errcode, status)] += 1

@@ -4,12 +4,15 @@
       → (writer thread) replay state → policy → store, one transaction
       → wake the feed's consumers
 
-The CPU-heavy first half (JSON, base64, Ed25519) runs on a thread pool in
-chunks, since PyNaCl releases the GIL; an envelope with no valid signature
-from a known key is rejected there, before its payload is even decoded. The
-second half runs as one job on the database writer, so the duplicate and
-tombstone checks see exactly what the insert will see, and a whole peer
-transaction costs one commit.
+The CPU-heavy first half (JSON, base64, Ed25519) runs off the event loop:
+signatures in the verification worker processes (``relay.verifier``) when
+they run, else everything on a thread pool in chunks; an envelope with no
+valid signature from a known key is rejected there, before its payload is
+even decoded, and leaves a decision row only while such refusals from its
+peer stay under 10 a second (``RowSampler``). The second half runs as one
+job on the database writer, so the duplicate and tombstone checks see
+exactly what the insert will see, and a whole peer transaction costs one
+commit.
 
 Local publishing allocates the origin ``seq``, signs and then takes the same
 path inside one writer job, so a sequence number is never spent on an alert
@@ -20,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,7 +35,15 @@ import msgspec
 from keys.nodekey import NodeKey
 from relay import store
 from relay.db import Database
-from relay.envelope import Verification, open_envelope, sign, verify
+from relay.envelope import (
+    Plan,
+    Verification,
+    conclude,
+    open_envelope,
+    plan_verification,
+    run_plan,
+    sign,
+)
 from relay.errors import BadInput
 from relay.log import DecisionLog
 from relay.metrics import Metrics
@@ -47,8 +59,12 @@ from relay.model import (
 from relay.policy import Decision, decide
 from relay.timeutil import Clock
 from relay.trust import TrustSnapshot
+from relay.verifier import VerifierPool, decode_group, encode_group
+from relay.writes import Known, Writes, new_state
 
 Status = Literal["accepted", "duplicate", "held", "rejected"]
+#: Envelopes' bytes, or a function that returns them (see ``Pipeline.ingest``).
+Raws = Sequence[bytes] | Callable[[], Sequence[bytes]]
 # Envelopes per verification job: small enough to spread one batch over every
 # core, large enough that thread hand-off costs little next to Ed25519.
 CHUNK = 8
@@ -63,9 +79,18 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Committed:
+    """A writer job's outcomes, and for which peers it queued outbox rows (None: unknown)."""
+
+    outcomes: list[Outcome]
+    queued_for: set[str] | None
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
+    """Refused before the policy: the input never verified, so it names no alert."""
+
     reason: str
-    alert: Alert | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +104,37 @@ class Prepared:
         return self.incoming.alert
 
 
-def prepare(raw: bytes, snapshot: TrustSnapshot) -> Prepared | Rejected:
-    """Parse and verify one envelope; pure apart from the CPU it burns."""
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """An envelope that parsed, with the signature checks it needs (``envelope.Plan``)."""
+
+    envelope: Envelope
+    payload: bytes
+    plan: Plan
+
+
+def open_for_checks(raw: bytes, snapshot: TrustSnapshot) -> Opened | Rejected:
     try:
         envelope, payload = open_envelope(raw)
     except BadInput as exc:
         return Rejected("too_large" if exc.status == 413 else "malformed")
     if envelope.payloadType != ALERT_PAYLOAD_TYPE:
         return Rejected("unsupported_payload_type")
-    verification = verify(envelope, payload, snapshot.keyring)
+    return Opened(envelope, payload, plan_verification(envelope, payload, snapshot.keyring))
+
+
+def prepare(raw: bytes, snapshot: TrustSnapshot) -> Prepared | Rejected:
+    """Parse and verify one envelope; pure apart from the CPU it burns."""
+    opened = open_for_checks(raw, snapshot)
+    if isinstance(opened, Rejected):
+        return opened
+    return finish(opened, run_plan(opened.plan, stop_at_forgery=True))
+
+
+def finish(opened: Opened, valid: Sequence[bool]) -> Prepared | Rejected:
+    """What is left once the signatures are checked: refuse forgeries, decode the payload."""
+    envelope, payload = opened.envelope, opened.payload
+    verification = conclude(opened.plan, valid)
     if verification.forged:
         return Rejected("bad_signature")
     if not verification.any_valid:
@@ -107,10 +154,46 @@ def _prepare_chunk(raws: Sequence[bytes], snapshot: TrustSnapshot) -> list[Prepa
     return [prepare(raw, snapshot) for raw in raws]
 
 
+def _open_all(
+    raws: Raws, snapshot: TrustSnapshot
+) -> tuple[list[Opened | Rejected], list[tuple[bytes, int]]]:
+    opened = [open_for_checks(raw, snapshot) for raw in (raws() if callable(raws) else raws)]
+    return opened, [encode_group(item.plan) for item in opened if isinstance(item, Opened)]
+
+
+def _finish_all(
+    opened: Sequence[Opened | Rejected], answers: Sequence[bytes]
+) -> list[Prepared | Rejected]:
+    results = iter(answers)
+    return [
+        item if isinstance(item, Rejected) else finish(item, decode_group(item.plan, next(results)))
+        for item in opened
+    ]
+
+
 def _status(decision: Decision) -> Status:
     if decision.reason == "duplicate":
         return "duplicate"
     return {"accept": "accepted", "hold": "held", "reject": "rejected"}[decision.action]  # type: ignore[return-value]
+
+
+class RowSampler:
+    """At most ``per_second`` decision rows a second per (peer, reason), for refusals of
+    input that never verified. Such rows name no alert; a flood of them would only
+    grow the table and the writer's work. /metrics and the log count every one."""
+
+    def __init__(self, per_second: int = 10) -> None:
+        self._per_second = per_second
+        self._seen: dict[tuple[str | None, str], tuple[int, int]] = {}
+
+    def keep(self, peer: str | None, reason: str, second: int) -> bool:
+        start, kept = self._seen.get((peer, reason), (second, 0))
+        if start != second:
+            start, kept = second, 0
+        self._seen[(peer, reason)] = (start, kept + 1)
+        if len(self._seen) > 4096:  # peers and reasons are few; never let it grow
+            self._seen.clear()
+        return kept < self._per_second
 
 
 class RateCounter:
@@ -141,8 +224,9 @@ class Pipeline:
         pool: Executor,
         tombstone_ttl: timedelta,
         log: DecisionLog,
-        on_accept: Callable[[int], None],
+        on_accept: Callable[[int, Collection[str] | None], None],
         metrics: Metrics,
+        verifier: VerifierPool | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -152,57 +236,82 @@ class Pipeline:
         self._log = log
         self._on_accept = on_accept
         self._metrics = metrics
+        self._verifier = verifier
         self._rates = RateCounter()
+        self._unverified_rows = RowSampler()
 
     async def ingest(
         self,
-        raws: Sequence[bytes],
+        raws: Raws,
         from_peer: str | None,
         then: Callable[[sqlite3.Connection, list[Outcome]], None] | None = None,
+        before_write: Callable[[], Awaitable[None]] | None = None,
     ) -> list[Outcome]:
         """Run envelopes from one source through the pipeline; one outcome each, in order.
 
+        ``raws`` may be a function that returns them (parsing a request body): it
+        runs off the event loop, in the first stage's job, so a transaction makes
+        one hand-off between threads fewer. What it raises, ``ingest`` raises.
         ``then`` runs in the same transaction after the outcomes are decided
-        (federation stores its reply to the sending peer there).
+        (federation stores its reply to the sending peer there). ``before_write``
+        is awaited once the envelopes are verified, before anything is decided or
+        written; what it raises, ``ingest`` raises, having changed nothing.
         """
         snapshot = self._trust()
+        prepared = await self._prepare(raws, snapshot)
+        if before_write is not None:
+            await before_write()
+        now = self._clock()
+
+        def job(conn: sqlite3.Connection) -> Committed:
+            committed = self._commit(conn, prepared, from_peer, snapshot, now)
+            if then is not None:
+                then(conn, committed.outcomes)
+            return committed
+
+        committed = await self._db.write(job)
+        self._after(committed, from_peer)
+        return committed.outcomes
+
+    async def _prepare(self, raws: Raws, snapshot: TrustSnapshot) -> list[Prepared | Rejected]:
+        """Parse and verify off the event loop: signatures in the worker processes when they
+        run, else everything in the thread pool, in chunks spread over its threads."""
         loop = asyncio.get_running_loop()
+        if self._verifier is not None and self._verifier.ready:
+            stage = self._verifier.executor
+            opened, groups = await loop.run_in_executor(stage, _open_all, raws, snapshot)
+            answers = await self._verifier.run(groups)
+            if answers is not None:
+                return await loop.run_in_executor(stage, _finish_all, opened, answers)
+        if callable(raws):
+            raws = await loop.run_in_executor(self._pool, raws)
         chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]
         prepared: list[Prepared | Rejected] = []
         for part in await asyncio.gather(
             *(loop.run_in_executor(self._pool, _prepare_chunk, chunk, snapshot) for chunk in chunks)
         ):
             prepared.extend(part)
-        now = self._clock()
-
-        def job(conn: sqlite3.Connection) -> list[Outcome]:
-            outcomes = self._commit(conn, prepared, from_peer, snapshot, now)
-            if then is not None:
-                then(conn, outcomes)
-            return outcomes
-
-        outcomes = await self._db.write(job)
-        self._after(outcomes, from_peer)
-        return outcomes
+        return prepared
 
     async def publish(self, build: Callable[[int], Alert], key: NodeKey) -> tuple[Outcome, bytes]:
         """Sign and store an alert of this node's; ``build`` gets the next seq."""
         snapshot = self._trust()
         now = self._clock()
 
-        def job(conn: sqlite3.Connection) -> tuple[Outcome, bytes]:
+        def job(conn: sqlite3.Connection) -> tuple[Committed, bytes]:
             alert = build(store.next_seq(conn, snapshot.policy.own_network))
             raw = encode_envelope(sign(encode_alert(alert), key))
-            (outcome,) = self._commit(conn, [prepare(raw, snapshot)], None, snapshot, now)
+            committed = self._commit(conn, [prepare(raw, snapshot)], None, snapshot, now)
+            (outcome,) = committed.outcomes
             if outcome.status != "accepted":
                 raise BadInput(
                     "AVISA_REFUSED", f"the node's own policy refused it: {outcome.reason}"
                 )
-            return outcome, raw
+            return committed, raw
 
-        outcome, raw = await self._db.write(job)
-        self._after([outcome], None)
-        return outcome, raw
+        committed, raw = await self._db.write(job)
+        self._after(committed, None)
+        return committed.outcomes[0], raw
 
     def _commit(
         self,
@@ -211,36 +320,66 @@ class Pipeline:
         from_peer: str | None,
         snapshot: TrustSnapshot,
         now: datetime,
-    ) -> list[Outcome]:
+    ) -> Committed:
+        writes = Writes(conn, now)
+        known = Known.lookup(conn, (i.alert.id for i in items if isinstance(i, Prepared)))
+        touched: set[str] = set()  # ids an earlier envelope of this job wrote or referenced
         outcomes = []
+        second = int(now.timestamp())
         for item in items:
             if isinstance(item, Rejected):
-                decision, alert = Decision("reject", item.reason), item.alert
-                pos = None
-            else:
-                alert = item.alert
-                # The policy wants how many came before this one; hit() counts it too.
-                recent = self._rates.hit(from_peer, now) - 1 if from_peer else 0
-                state = store.policy_state(conn, alert, from_peer, recent)
-                decision = decide(
-                    item.envelope, alert, item.verification, snapshot.policy, state, now
-                )
-                pos = None
-                if decision.action != "reject":
-                    pos = store.save(
-                        conn, item.incoming, decision, from_peer, now, self._tombstone_ttl
-                    )
-            store.record_decision(conn, now, decision, alert, from_peer)
-            outcomes.append(
-                Outcome(alert.id if alert else None, _status(decision), decision.reason, pos)
+                outcomes.append(Outcome(None, "rejected", item.reason))
+                if self._unverified_rows.keep(from_peer, item.reason, second):
+                    writes.decision(Decision("reject", item.reason), None, from_peer)
+                continue
+            decision, pos = self._decide_and_save(
+                conn, writes, known, touched, item, from_peer, snapshot, now
             )
-        return outcomes
+            writes.decision(decision, item.alert, from_peer)
+            outcomes.append(Outcome(item.alert.id, _status(decision), decision.reason, pos))
+        writes.flush()
+        return Committed(outcomes, writes.queued_for)
 
-    def _after(self, outcomes: Sequence[Outcome], from_peer: str | None) -> None:
-        newest = 0
-        for outcome in outcomes:
-            self._log.decision(outcome.id, from_peer, outcome.status, outcome.reason)
-            self._metrics.decision(outcome.status, outcome.reason, from_peer)
-            newest = max(newest, outcome.pos or 0)
+    def _decide_and_save(
+        self,
+        conn: sqlite3.Connection,
+        writes: Writes,
+        known: Known,
+        touched: set[str],
+        item: Prepared,
+        from_peer: str | None,
+        snapshot: TrustSnapshot,
+        now: datetime,
+    ) -> tuple[Decision, int | None]:
+        """Decide one verified envelope; buffered when its id is new, else one by one."""
+        alert = item.alert
+        # The policy wants how many came before this one; hit() counts it too.
+        recent = self._rates.hit(from_peer, now) - 1 if from_peer else 0
+        new = alert.msg_type == "alert" and alert.id not in touched and known.is_new(alert.id)
+        touched.add(alert.id)
+        touched.update(alert.references)
+        if new:
+            state = new_state(from_peer, recent)
+        else:
+            writes.flush()  # the store must show everything decided before this envelope
+            state = store.policy_state(conn, alert, from_peer, recent)
+        decision = decide(item.envelope, alert, item.verification, snapshot.policy, state, now)
+        if decision.action == "reject":
+            return decision, None
+        if new:
+            keyids = [signature.keyid for signature in item.envelope.signatures]
+            return decision, writes.save_new(item.incoming, keyids, decision, from_peer)
+        writes.saved_one_by_one(decision)
+        return decision, store.save(
+            conn, item.incoming, decision, from_peer, now, self._tombstone_ttl
+        )
+
+    def _after(self, committed: Committed, from_peer: str | None) -> None:
+        """Log, count and announce a committed batch (once per batch, not per outcome)."""
+        outcomes = committed.outcomes
+        self._log.decisions(((o.id, o.status, o.reason) for o in outcomes), from_peer)
+        for (status, reason), count in Counter((o.status, o.reason) for o in outcomes).items():
+            self._metrics.decision(status, reason, from_peer, count)
+        newest = max((o.pos for o in outcomes if o.pos is not None), default=0)
         if newest:
-            self._on_accept(newest)
+            self._on_accept(newest, committed.queued_for)

@@ -129,6 +129,21 @@ def policy_state(
     )
 
 
+INSERT_DECISION = (
+    "INSERT INTO decisions (at, alert_id, network, peer, action, reason) VALUES (?, ?, ?, ?, ?, ?)"
+)
+#: A row for an id the store does not hold (``relay.writes``); ``save`` handles the rest.
+INSERT_NEW_ALERT = (
+    "INSERT INTO alerts (id, network, seq, msg_type, kind, certainty, sent_at, expires_at,"
+    " received_at, state, reason, from_peer, endorsed_by, pos, envelope)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPSERT_ORIGIN = (
+    "INSERT INTO origins (network, max_seq) VALUES (?, ?) ON CONFLICT (network)"
+    " DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)"
+)
+
+
 def record_decision(
     conn: sqlite3.Connection,
     now: datetime,
@@ -137,8 +152,7 @@ def record_decision(
     peer: str | None,
 ) -> None:
     conn.execute(
-        "INSERT INTO decisions (at, alert_id, network, peer, action, reason)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        INSERT_DECISION,
         (
             to_epoch(now),
             alert.id if alert else None,
@@ -187,11 +201,7 @@ def save(
         ),
     )
     gaps.observe(conn, alert.network, alert.seq, from_peer, now)
-    conn.execute(
-        "INSERT INTO origins (network, max_seq) VALUES (?, ?) ON CONFLICT (network)"
-        " DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)",
-        (alert.network, alert.seq),
-    )
+    conn.execute(UPSERT_ORIGIN, (alert.network, alert.seq))
     if not decision.accepted:
         return None
     return publish(conn, alert, now, tombstone_ttl)

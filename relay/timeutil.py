@@ -45,8 +45,10 @@ def format_duration(delta: timedelta) -> str:
 
 
 def to_epoch(moment: datetime) -> int:
-    """Whole seconds since the epoch (what the store keeps)."""
-    return int((moment - EPOCH).total_seconds())
+    """Whole seconds since the epoch (what the store keeps); ``moment`` must be aware."""
+    if moment.tzinfo is None:
+        raise TypeError("to_epoch needs an aware datetime")
+    return int(moment.timestamp())
 
 
 def from_epoch(seconds: int) -> datetime:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 
 import nacl.signing
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keys.fingerprint import fingerprint
 from keys.keyring import Keyring
@@ -107,3 +110,53 @@ def test_signature_in_a_second_spelling_is_refused() -> None:
     )
     with pytest.raises(BadInput):
         open_envelope(encode_envelope(forged))
+
+
+def test_envelope_json_is_read_strictly() -> None:
+    raw = encode_envelope(envelope_for(make_alert(), key(1)))
+    spaced = raw.replace(b'","', b'", "')  # still strict JSON, just not canonical
+    assert open_envelope(spaced)[1] == open_envelope(raw)[1]
+    twice = raw[:-1] + b',"payloadType":"application/vnd.avisa.alert.v1+json"}'
+    with pytest.raises(BadInput):
+        open_envelope(twice)
+
+
+def test_forgery_stops_the_checks_only_when_asked() -> None:
+    envelope = envelope_for(make_alert(), key(1), key(2))
+    sig = envelope.signatures[0].sig
+    bad = Signature(envelope.signatures[0].keyid, ("B" if sig[0] == "A" else "A") + sig[1:])
+    forged = Envelope(envelope.payloadType, envelope.payload, [bad, envelope.signatures[1]])
+    payload = open_envelope(encode_envelope(forged))[1]
+    keyring = Keyring([entry("ventura", key(1)), entry("other", key(2))])
+    assert [c.valid for c in verify(forged, payload, keyring).checks] == [False, True]
+    stopped = verify(forged, payload, keyring, stop_at_forgery=True)
+    assert stopped.forged and [c.valid for c in stopped.checks] == [False]
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    data=st.binary(max_size=40),
+    edits=st.lists(
+        st.tuples(st.integers(0, 80), st.sampled_from("AQgwBRhx+/=\n \x00é")), max_size=3
+    ),
+    cut=st.integers(0, 3),
+)
+def test_canonical_base64_is_exactly_reencoding_equality(
+    data: bytes, edits: list[tuple[int, str]], cut: int
+) -> None:
+    text = base64.b64encode(data).decode()
+    for where, char in edits:
+        at = min(where, len(text))
+        text = text[:at] + char + text[at + 1 :]
+    text = text[: len(text) - cut] if cut < len(text) else text
+    try:
+        expected: bytes | None = base64.b64decode(text, validate=True)
+        if base64.b64encode(expected).decode() != text:
+            expected = None
+    except (ValueError, binascii.Error):
+        expected = None
+    try:
+        got: bytes | None = canonical_b64decode(text)
+    except ValueError:
+        got = None
+    assert got == expected

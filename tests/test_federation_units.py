@@ -11,9 +11,10 @@ import pytest
 
 from keys.keyring import KeyEntry, Keyring
 from relay.envelope import pae
-from relay.errors import Unauthorized
+from relay.errors import BadInput, Unauthorized
 from relay.federation import auth
 from relay.federation.forwarding import outgoing, should_forward, signer_networks
+from relay.federation.inbound import parse_transaction
 from relay.federation.sender import backoff_delay
 from relay.model import encode_envelope
 from tests.helpers import T0, envelope_for, key, make_alert
@@ -144,3 +145,14 @@ def test_endorsement_respects_max_signatures() -> None:
     # Our own alert is never endorsed twice by us.
     own = envelope_for(make_alert("net-m"), me)
     assert outgoing(encode_envelope(own), own, me, True, 8) == encode_envelope(own)
+
+
+def test_transactions_as_senders_build_them_skip_the_whole_body_walk() -> None:
+    one, two = b'{"a":1}', b'{"payloadType":"x","payloadType":"y"}'
+    assert parse_transaction(b'{"envelopes":[' + one + b"," + two + b"]}") == [one, two]
+    # Anything else is read strictly as a whole, as before.
+    assert parse_transaction(b'{"envelopes": [' + one + b"]}") == [one]
+    with pytest.raises(BadInput):
+        parse_transaction(b'{"envelopes": [' + two + b"]}")
+    with pytest.raises(BadInput):
+        parse_transaction(b'{"envelopes":[],"envelopes":[]}')

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from relay.log import REDACTED, redact, scrub
+import json
+
+import pytest
+import structlog
+
+from relay.log import REDACTED, DecisionLog, configure, redact, scrub
 
 
 def test_sensitive_fields_are_dropped() -> None:
@@ -37,3 +42,25 @@ def test_values_that_look_like_addresses_or_phones_are_masked() -> None:
     ):
         assert scrub(kept) == kept
     assert scrub("from ::1 port 8470") == f"from {REDACTED} port 8470"
+
+
+def test_the_quick_check_never_skips_what_a_pattern_would_mask() -> None:
+    # Any script's digits count: a phone number in Arabic-Indic digits is masked too.
+    arabic = "اتصل ٨٠٥٥٥٥٠١٠٠١"
+    assert scrub(arabic) != arabic
+    for plain in ("accepted", "authoritative", "bench-relay", "ventura"):
+        assert scrub(plain) == plain
+
+
+def test_decision_lines_follow_the_level(capsys: pytest.CaptureFixture[str]) -> None:
+    made = [("ventura/01M82V7M000000000000000000", "accepted", "authoritative")] * 3
+    try:
+        configure("info", json_output=True)
+        DecisionLog().decisions(made, "ventura")
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+        assert [(entry["alert_id"], entry["reason"]) for entry in lines] == [made[0][::2]] * 3
+        configure("warning", json_output=True)
+        DecisionLog().decisions(made, "ventura")
+        assert capsys.readouterr().err == ""
+    finally:
+        structlog.reset_defaults()  # later tests must not write to this test's captured stderr

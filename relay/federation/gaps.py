@@ -28,12 +28,27 @@ MAX_GAPS_PER_ORIGIN = 64
 def observe(
     conn: sqlite3.Connection, network: str, seq: int, from_peer: str | None, now: datetime
 ) -> None:
-    if from_peer is None:
-        return
+    if from_peer is not None:
+        observe_at(conn, network, seq, highest_seq(conn, network), from_peer, now)
+
+
+def highest_seq(conn: sqlite3.Connection, network: str) -> int | None:
+    """The origin's highest ``seq`` stored so far (``origins.max_seq``), None before its first."""
     row = conn.execute("SELECT max_seq FROM origins WHERE network = ?", (network,)).fetchone()
-    if row is None:
+    return None if row is None else int(row[0])
+
+
+def observe_at(
+    conn: sqlite3.Connection,
+    network: str,
+    seq: int,
+    top: int | None,
+    from_peer: str | None,
+    now: datetime,
+) -> None:
+    """``observe`` for a caller that already knows the origin's highest ``seq`` (``top``)."""
+    if from_peer is None or top is None:
         return
-    top = int(row[0])
     if seq > top + 1:
         conn.execute(
             "INSERT OR REPLACE INTO seq_gaps (network, seq_from, seq_to, peer, noticed_at)"

@@ -55,8 +55,24 @@ class _TxnBody(msgspec.Struct, forbid_unknown_fields=True):
     envelopes: Annotated[list[msgspec.Raw], msgspec.Meta(max_length=MAX_ENVELOPES)]
 
 
+_txn_decoder = msgspec.json.Decoder(_TxnBody)
+
+
 def parse_transaction(body: bytes) -> list[bytes]:
-    """``{"envelopes": [...]}`` → each envelope's exact bytes; BadInput otherwise."""
+    """``{"envelopes": [...]}`` → each envelope's exact bytes; BadInput otherwise.
+
+    A body exactly as senders build it (``{"envelopes":[`` + the envelopes
+    joined by ``,`` + ``]}``) is recognised by putting it back together; any
+    other body is read strictly first, as a whole. Each envelope is read
+    strictly when the pipeline opens it, so a malformed one is one rejected
+    result.
+    """
+    try:
+        raws = [bytes(raw) for raw in _txn_decoder.decode(body).envelopes]
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        raws = None
+    if raws is not None and body == b'{"envelopes":[' + b",".join(raws) + b"]}":
+        return raws
     value = strict_loads(body)
     if not isinstance(value, dict) or set(value) != {"envelopes"}:
         raise BadInput("AVISA_BAD_REQUEST", 'body must be {"envelopes": [...]}')
@@ -64,7 +80,7 @@ def parse_transaction(body: bytes) -> list[bytes]:
         raise BadInput("AVISA_BAD_REQUEST", "envelopes must be a list")
     if len(value["envelopes"]) > MAX_ENVELOPES:
         raise BadInput("AVISA_TOO_MANY_ENVELOPES", f"at most {MAX_ENVELOPES} envelopes")
-    return [bytes(raw) for raw in msgspec.json.decode(body, type=_TxnBody).envelopes]
+    return [bytes(raw) for raw in _txn_decoder.decode(body).envelopes]
 
 
 def encode_reply(outcomes: list[Outcome]) -> bytes:
@@ -85,12 +101,14 @@ def _stored_reply(
 def _store_reply(
     conn: sqlite3.Connection, origin: str, txn_id: str, now: datetime, reply: bytes
 ) -> bytes:
-    conn.execute(
+    written = conn.execute(
         "INSERT INTO fed_txns (origin, txn_id, at, reply) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (origin, txn_id) DO UPDATE SET at = excluded.at, reply = excluded.reply"
         " WHERE fed_txns.at <= ?",
         (origin, txn_id, to_epoch(now), reply, to_epoch(now - REPLY_TTL)),
-    )
+    ).rowcount
+    if written:
+        return reply
     stored = _stored_reply(conn, origin, txn_id, now)
     return reply if stored is None else stored
 
@@ -145,19 +163,45 @@ async def send(request: web.Request) -> web.Response:
     return web.Response(body=reply, content_type="application/json")
 
 
+class _Answered(Exception):
+    """This (origin, txn_id) was answered within 24 h: its stored reply, byte for byte."""
+
+    def __init__(self, reply: bytes) -> None:
+        super().__init__("transaction already answered")
+        self.reply = reply
+
+
 async def _transaction(node: Node, origin: str, txn_id: str, body: bytes) -> bytes:
     now = node.clock()
-    stored = await node.db.read(lambda conn: _stored_reply(conn, origin, txn_id, now))
-    if stored is not None:
-        return stored
-    loop = asyncio.get_running_loop()
-    raws = await loop.run_in_executor(node.pool, parse_transaction, body)
+    # The stored reply is looked up while the envelopes are parsed and verified
+    # (one thread hand-off fewer on every transaction's path); a stored reply stops
+    # the ingest before it decides or writes anything, so a retry changes nothing.
+    stored = asyncio.ensure_future(
+        node.db.read(lambda conn: _stored_reply(conn, origin, txn_id, now))
+    )
+
+    async def unless_answered() -> None:
+        reply = await stored
+        if reply is not None:
+            raise _Answered(reply)
+
     kept: list[bytes] = []
 
     def remember(conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:
         kept.append(_store_reply(conn, origin, txn_id, now, encode_reply(outcomes)))
 
-    await node.pipeline.ingest(raws, from_peer=origin, then=remember)
+    try:
+        await node.pipeline.ingest(
+            lambda: parse_transaction(body),
+            from_peer=origin,
+            then=remember,
+            before_write=unless_answered,
+        )
+    except _Answered as answered:
+        return answered.reply
+    finally:
+        if not stored.done():
+            stored.cancel()  # the ingest failed first (bad body): the lookup is moot
     return kept[0]
 
 

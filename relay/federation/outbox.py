@@ -59,6 +59,48 @@ class Formed:
     backlog: int
 
 
+INSERT_ROW = (
+    "INSERT INTO outbox (peer, alert_id, priority, expires_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (peer, alert_id) DO NOTHING"
+)
+
+
+class Router:
+    """The outbox rows of newly active messages, with one job's lookups cached.
+
+    Peers and their keys only change in jobs of their own, so within one job
+    the forwarding peers and the network of each keyid are read once.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._peers: list[str] | None = None
+        self._networks: dict[str, str | None] = {}
+
+    def rows(
+        self, alert: Alert, from_peer: str | None, keyids: Sequence[str]
+    ) -> list[tuple[str, str, int, int]]:
+        """(peer, alert id, priority, expiry) for each peer the message should go to."""
+        if self._peers is None:
+            query = "SELECT network FROM peers WHERE forward = 1"
+            self._peers = [network for (network,) in self._conn.execute(query)]
+        if not self._peers:
+            return []
+        unknown = [keyid for keyid in dict.fromkeys(keyids) if keyid not in self._networks]
+        if unknown:
+            self._networks.update(dict.fromkeys(unknown))
+            marks = ",".join("?" * len(unknown))
+            query = f"SELECT keyid, network FROM peer_keys WHERE keyid IN ({marks})"  # noqa: S608
+            self._networks.update(self._conn.execute(query, unknown).fetchall())
+        signers = {net for keyid in keyids if (net := self._networks[keyid]) is not None}
+        priority, expires_at = PRIORITY[alert.msg_type], to_epoch(alert.expires_at)
+        return [
+            (peer, alert.id, priority, expires_at)
+            for peer in self._peers
+            if should_forward(peer, alert.network, from_peer, signers)
+        ]
+
+
 def enqueue(conn: sqlite3.Connection, alert: Alert) -> int:
     """Queue a newly active message for every peer it should go to; returns how many."""
     row = conn.execute(
@@ -67,22 +109,9 @@ def enqueue(conn: sqlite3.Connection, alert: Alert) -> int:
     if row is None:
         return 0
     keyids = [signature.keyid for signature in envelope_decoder.decode(row[0]).signatures]
-    marks = ",".join("?" * len(keyids))
-    signers = {
-        network
-        for (network,) in conn.execute(
-            f"SELECT DISTINCT network FROM peer_keys WHERE keyid IN ({marks})",  # noqa: S608
-            keyids,
-        )
-    }
     queued = 0
-    for (peer,) in conn.execute("SELECT network FROM peers WHERE forward = 1").fetchall():
-        if should_forward(peer, alert.network, row[1], signers):
-            queued += conn.execute(
-                "INSERT INTO outbox (peer, alert_id, priority, expires_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (peer, alert_id) DO NOTHING",
-                (peer, alert.id, PRIORITY[alert.msg_type], to_epoch(alert.expires_at)),
-            ).rowcount
+    for values in Router(conn).rows(alert, row[1], keyids):
+        queued += conn.execute(INSERT_ROW, values).rowcount
     return queued
 
 

@@ -4,7 +4,8 @@ A ``PeerLink`` does one thing at a time, so at most one transaction is ever
 in flight to a peer. Each step:
 
 1. pull catch-up if needed (on start, after an outage ended, after a ``seq``
-   gap was noticed in what the peer delivered);
+   gap was noticed in what the peer delivered; gaps are looked for at most
+   once per ``gap_pull_interval``);
 2. take the transaction in flight, or form a new one of up to ``batch_limit``
    items (cancels, then updates, then alerts; expired and withdrawn items are
    dropped, never sent), endorse where the peer's entry says so, PUT it;
@@ -27,7 +28,9 @@ instead of quarantining everything.
 Batching. While a transaction is in flight, new items wait and go in the
 next one. A link that goes idle and is woken within ``burst_window_s`` of
 its last send lingers ``linger_s`` (real time) so the rest of a burst joins
-the transaction; after a quiet spell a lone alert goes at once.
+the transaction, but only while a burst is evidently under way (its last
+transaction carried more than one item): alerts that arrive one at a time,
+even many a second, each go at once, since lingering would only delay them.
 """
 
 from __future__ import annotations
@@ -136,8 +139,13 @@ class PeerLink:
         self._wake = asyncio.Event()
         self._seen = 0
         self._poison_streak = 0
-        self._last_gap_pull: datetime | None = None
+        self._last_gap_look: datetime | None = None  # the last pull or look at the gaps
         self._last_sent = -1e9  # time.monotonic() of the last transaction sent
+        self._last_size = 0  # items in it
+        # The feed head when the outbox last held nothing for this peer (None: not
+        # known to be empty), and when that was looked at (time.monotonic()).
+        self._empty_at: int | None = None
+        self._empty_checked = 0.0
 
     @property
     def _timing(self) -> Timing:
@@ -145,6 +153,7 @@ class PeerLink:
 
     def wake(self) -> None:
         """Look again now (trust changed), even in the middle of a backoff."""
+        self._empty_at = None
         self._wake.set()
 
     def peer_alive(self) -> None:
@@ -176,7 +185,9 @@ class PeerLink:
             if paused:
                 return paused
         if not peer.policy.forward:
-            await self._refresh()
+            if not self._known_empty():
+                await self._refresh()
+                self._known_empty_now(self._seen)
             return None
         txn = await self._form()
         if txn is None:
@@ -185,11 +196,30 @@ class PeerLink:
 
     # --- pushing ------------------------------------------------------------
 
+    def _known_empty(self) -> bool:
+        """The outbox held nothing for this peer at the last look, no accepted batch since
+        may have queued anything for it (``FeedSignal``), and the look is recent."""
+        return (
+            self._empty_at is not None
+            and time.monotonic() - self._empty_checked < IDLE_RECHECK_S
+            and not self._node.feed.may_have_queued(self.network, self._empty_at)
+        )
+
+    def _known_empty_now(self, head: int | None) -> None:
+        self._empty_at, self._empty_checked = head, time.monotonic()
+
     async def _form(self) -> outbox.Txn | None:
-        # Most wakes are for messages this peer does not get: find that out with a read.
-        if not await self._node.db.read(lambda conn: outbox.has_items(conn, self.network)):
+        # Most wakes are for messages this peer does not get: the feed signal says so
+        # without a read; otherwise a read says whether anything waits.
+        if self._known_empty():
             self.status.backlog = 0
             return None
+        head = self._node.feed.head
+        if not await self._node.db.read(lambda conn: outbox.has_items(conn, self.network)):
+            self.status.backlog = 0
+            self._known_empty_now(head)
+            return None
+        self._known_empty_now(None)
         now, limit, txn_id = self._node.clock(), self.batch_limit, secrets.token_hex(16)
         formed = await self._node.db.write(
             lambda conn: outbox.next_txn(conn, self.network, now, limit, txn_id)
@@ -218,7 +248,7 @@ class PeerLink:
         if len(envelopes) != len(built):
             await self._drop_uncapped(txn, built)
             return 0.0
-        self._last_sent = time.monotonic()
+        self._last_sent, self._last_size = time.monotonic(), len(envelopes)
         try:
             results = await self._fed.client.send(self.network, peer.url, txn.txn_id, envelopes)
         except PeerRefused as exc:
@@ -287,9 +317,12 @@ class PeerLink:
     # --- pulling -------------------------------------------------------------
 
     async def _gap_pull_due(self) -> bool:
-        last, interval = self._last_gap_pull, self._timing.gap_pull_interval
-        if last is not None and self._node.clock() - last < interval:
+        """A gap waits for a pull; looked for at most once per ``gap_pull_interval``
+        (pulls are no more frequent than that anyway), not at every step."""
+        last, now = self._last_gap_look, self._node.clock()
+        if last is not None and now - last < self._timing.gap_pull_interval:
             return False
+        self._last_gap_look = now
         return await self._node.db.read(lambda conn: gaps.needs_pull(conn, self.network))
 
     async def _pull(self, peer: PeerRecord) -> float | None:
@@ -305,7 +338,7 @@ class PeerLink:
             self.pull_needed = False
             return None
         now = node.clock()
-        self._last_gap_pull = now
+        self._last_gap_look = now
 
         def job(conn: Any) -> None:
             gaps.mark_pulled(conn, self.network)
@@ -376,13 +409,15 @@ class PeerLink:
             if "wake" in woke:
                 return
             if woke.get("feed"):
+                queued = feed.may_have_queued(self.network, self._seen)
                 self._seen = feed.head
-                await self._refresh()
+                if queued:
+                    await self._refresh()
 
     async def _idle(self) -> None:
         woke = await _race(
             feed=self._node.feed.wait_beyond(self._seen, IDLE_RECHECK_S), wake=self._wake.wait()
         )
-        in_burst = time.monotonic() - self._last_sent < self._timing.burst_window_s
-        if woke.get("feed") and in_burst:
+        recent = time.monotonic() - self._last_sent < self._timing.burst_window_s
+        if woke.get("feed") and recent and self._last_size > 1:
             await asyncio.sleep(self._timing.linger_s)

@@ -1,0 +1,55 @@
+"""The writer thread: a failing job leaves nothing behind, alone or in a batch."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from relay.db import Database
+
+
+def _put(key: str, fail: bool = False):  # type: ignore[no-untyped-def]
+    def job(conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO meta (key, value) VALUES (?, 'x')", (key,))
+        if fail:
+            raise ValueError("this job fails after writing")
+        return key
+
+    return job
+
+
+async def _keys(db: Database) -> set[str]:
+    rows = await db.read(lambda conn: conn.execute("SELECT key FROM meta").fetchall())
+    return {key for (key,) in rows} - {"trust_version"}
+
+
+async def test_a_failing_job_alone_leaves_nothing(tmp_path: Path) -> None:
+    db = Database(tmp_path / "a.db")
+    try:
+        with pytest.raises(ValueError):
+            await db.write(_put("lost", fail=True))
+        assert await db.write(_put("kept")) == "kept"
+        assert await _keys(db) == {"kept"}
+    finally:
+        db.close()
+
+
+async def test_a_failing_job_in_a_batch_is_undone_alone(tmp_path: Path) -> None:
+    db = Database(tmp_path / "b.db")
+    gate = threading.Event()
+    try:
+        # The writer is held by the first job (alone, or with the three that follow it)
+        # until all four are queued, so the three run in one batch of several jobs.
+        holding = asyncio.ensure_future(db.write(lambda conn: gate.wait(10)))
+        jobs = [db.write(_put("one")), db.write(_put("lost", fail=True)), db.write(_put("two"))]
+        gate.set()
+        results = await asyncio.gather(holding, *jobs, return_exceptions=True)
+        assert results[1:] == ["one", results[2], "two"]
+        assert isinstance(results[2], ValueError)
+        assert await _keys(db) == {"one", "two"}
+    finally:
+        db.close()

@@ -1,0 +1,101 @@
+"""Verification in worker processes says exactly what verification in threads says."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from keys.keyring import KeyEntry, Keyring
+from relay.envelope import open_envelope, plan_verification, run_plan
+from relay.model import Envelope, Signature, encode_envelope
+from relay.verifier import VerifierPool, decode_group, encode_group
+from relay.verify_worker import check_body
+from tests.helpers import envelope_for, key, make_alert
+from tests.test_pipeline_batch import mixed, tables, twin
+
+KNOWN = Keyring([KeyEntry("a", key(1).public_key), KeyEntry("b", key(2).public_key)])
+
+
+def spoiled(envelope: Envelope, index: int) -> Envelope:
+    """The same envelope with signature ``index`` altered (a forgery of a known key)."""
+    signatures = list(envelope.signatures)
+    keyid, sig = signatures[index].keyid, signatures[index].sig
+    signatures[index] = Signature(keyid, ("B" if sig[0] == "A" else "A") + sig[1:])
+    return Envelope(envelope.payloadType, envelope.payload, signatures)
+
+
+def cases() -> list[Envelope]:
+    alert = make_alert("a")
+    three = envelope_for(alert, key(1), key(2), key(3))  # key 3 is unknown
+    twice = Envelope(three.payloadType, three.payload, [*three.signatures, three.signatures[0]])
+    return [
+        three,
+        twice,
+        spoiled(three, 0),  # forged first: nothing after it is checked
+        spoiled(three, 1),
+        spoiled(three, 2),  # an unknown key's bad signature is not a forgery
+        envelope_for(alert, key(3)),
+        spoiled(envelope_for(alert, key(2), key(1)), 1),
+    ]
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_worker_answers_decode_to_what_threads_compute(index: int) -> None:
+    envelope, payload = open_envelope(encode_envelope(cases()[index]))
+    plan = plan_verification(envelope, payload, KNOWN)
+    group, count = encode_group(plan)
+    answers = check_body(group)
+    assert len(answers) == count
+    assert decode_group(plan, answers) == run_plan(plan, stop_at_forgery=True)
+
+
+async def test_pool_verifies_in_processes_and_falls_back_when_a_worker_dies() -> None:
+    pool = VerifierPool(2)
+    await pool.start()
+    try:
+        assert pool.ready
+        plans = []
+        for envelope in cases():
+            opened, payload = open_envelope(encode_envelope(envelope))
+            plans.append(plan_verification(opened, payload, KNOWN))
+        answers = await pool.run([encode_group(plan) for plan in plans])
+        assert answers is not None
+        assert [decode_group(p, a) for p, a in zip(plans, answers, strict=True)] == [
+            run_plan(plan, stop_at_forgery=True) for plan in plans
+        ]
+        for worker in pool._workers:
+            os.kill(worker.process.pid, signal.SIGKILL)
+        for _ in range(200):
+            if not pool.ready:
+                break
+            await asyncio.sleep(0.01)
+        assert not pool.ready
+        assert await pool.run([encode_group(plans[0])]) is None  # the caller verifies itself
+    finally:
+        await pool.stop()
+
+
+@pytest.mark.parametrize(("rate_limit", "batch"), [(600, 50), (8, 50), (600, 3), (8, 4)])
+async def test_pipeline_with_workers_decides_and_stores_the_same(
+    tmp_path: Path, rate_limit: int, batch: int
+) -> None:
+    envelopes = mixed() + mixed()[:6]  # the repeats meet ids an earlier batch stored
+    async with (
+        twin(tmp_path, "workers", rate_limit) as workers,
+        twin(tmp_path, "threads", rate_limit) as threads,
+    ):
+        await workers.verifier.start()
+        assert workers.verifier.ready
+        with_workers, in_threads = [], []
+        for start in range(0, len(envelopes), batch):
+            part = envelopes[start : start + batch]
+            with_workers += await workers.pipeline.ingest(part, from_peer="relay")
+            in_threads += await threads.pipeline.ingest(part, from_peer="relay")
+        assert [(o.id, o.status, o.reason, o.pos) for o in with_workers] == [
+            (o.id, o.status, o.reason, o.pos) for o in in_threads
+        ]
+        assert await tables(workers) == await tables(threads)
