@@ -133,6 +133,7 @@ class VerifierPool:
         self._workers: list[_Worker] = []
         self._ids = itertools.count(1)
         self._ready = False
+        self.requests = 0  # batches sent to the workers (tests see which path ran)
         # The Python around the checks (parsing, planning, decoding payloads) runs
         # here, on one thread: with the signatures in the workers it is all GIL-bound,
         # so a second thread would only contend with the database writer for the GIL.
@@ -195,6 +196,7 @@ class VerifierPool:
         if not self._ready or not live:
             return None
         parts = _split(groups, len(live))
+        self.requests += 1
         asks = []
         for part in parts:
             worker = min(live, key=lambda w: w.outstanding)

@@ -12,6 +12,7 @@ import pytest
 from keys.keyring import KeyEntry, Keyring
 from relay.envelope import open_envelope, plan_verification, run_plan
 from relay.model import Envelope, Signature, encode_envelope
+from relay.pipeline import INLINE_ENVELOPES
 from relay.verifier import VerifierPool, decode_group, encode_group
 from relay.verify_worker import check_body
 from tests.helpers import envelope_for, key, make_alert
@@ -99,3 +100,16 @@ async def test_pipeline_with_workers_decides_and_stores_the_same(
             (o.id, o.status, o.reason, o.pos) for o in in_threads
         ]
         assert await tables(workers) == await tables(threads)
+
+
+async def test_a_few_envelopes_are_verified_in_the_parse_thread(tmp_path: Path) -> None:
+    """A small transaction skips the round trip to a worker process (latency on a busy
+    host); a full one goes to the workers."""
+    envelopes = mixed()
+    assert len(envelopes) > INLINE_ENVELOPES
+    async with twin(tmp_path, "workers", 600) as node:
+        await node.verifier.start()
+        await node.pipeline.ingest(envelopes[:INLINE_ENVELOPES], from_peer="relay")
+        assert node.verifier.requests == 0
+        await node.pipeline.ingest(envelopes[INLINE_ENVELOPES:], from_peer="relay")
+        assert node.verifier.requests == 1
