@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -331,7 +331,13 @@ async def linked(http: aiohttp.ClientSession, node: NodeProcess) -> bool:
     return bool(peers) and all(peer.get("last_success") for peer in peers)
 
 
-async def follow(http: aiohttp.ClientSession, node: NodeProcess, arrived: dict[str, float]) -> None:
+class Followable(Protocol):
+    url: str
+
+    def headers(self) -> dict[str, str]: ...
+
+
+async def follow(http: aiohttp.ClientSession, node: Followable, arrived: dict[str, float]) -> None:
     """Note when each alert id first appears on ``node``'s SSE stream (it is committed)."""
     async with http.get(
         node.url + "/api/v1/stream", headers=node.headers(), timeout=aiohttp.ClientTimeout()

@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.harness import SIGHTING
+from bench.harness import SIGHTING, follow
 from keys import nodekey
 from keys.keyring import KeyEntry
 from relay import datadir, db, trust
@@ -113,17 +113,6 @@ async def linked(http: aiohttp.ClientSession, node: Node) -> bool:
     except aiohttp.ClientError:
         return False
     return bool(peers) and all(p.get("last_success") for p in peers)
-
-
-async def follow(http: aiohttp.ClientSession, node: Node, arrived: dict[str, float]) -> None:
-    async with http.get(node.url + "/api/v1/stream", headers=node.headers()) as reply:
-        event = ""
-        async for raw in reply.content:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event == "alert":
-                arrived.setdefault(json.loads(line[6:])["alert"]["id"], time.perf_counter())
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:

@@ -164,6 +164,35 @@ def record_decision(
     )
 
 
+def alert_row(
+    item: Incoming,
+    decision: Decision,
+    from_peer: str | None,
+    received_s: int,
+    pos: int | None,
+    endorsed_by_json: str,
+) -> tuple[object, ...]:
+    """The ``alerts`` row of an accepted or held alert, in the column order of its INSERTs."""
+    alert = item.alert
+    return (
+        alert.id,
+        alert.network,
+        alert.seq,
+        alert.msg_type,
+        alert.kind,
+        alert.certainty,
+        to_epoch(alert.sent_at),
+        to_epoch(alert.expires_at),
+        received_s,
+        "active" if decision.accepted else "held",
+        decision.reason,
+        from_peer,
+        endorsed_by_json,
+        pos,
+        item.envelope_bytes,
+    )
+
+
 def save(
     conn: sqlite3.Connection,
     item: Incoming,
@@ -174,31 +203,15 @@ def save(
 ) -> int | None:
     """Store an accepted or held alert; returns its feed position if accepted."""
     alert = item.alert
-    state: State = "active" if decision.accepted else "held"
     conn.execute(
         "INSERT INTO alerts (id, network, seq, msg_type, kind, certainty, sent_at, expires_at,"
         " received_at, state, reason, from_peer, endorsed_by, pos, envelope)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason,"
         " endorsed_by = excluded.endorsed_by, envelope = excluded.envelope,"
         " from_peer = excluded.from_peer, received_at = excluded.received_at"
         " WHERE alerts.state = 'held'",
-        (
-            alert.id,
-            alert.network,
-            alert.seq,
-            alert.msg_type,
-            alert.kind,
-            alert.certainty,
-            to_epoch(alert.sent_at),
-            to_epoch(alert.expires_at),
-            to_epoch(now),
-            state,
-            decision.reason,
-            from_peer,
-            json.dumps(item.endorsed_by),
-            item.envelope_bytes,
-        ),
+        alert_row(item, decision, from_peer, to_epoch(now), None, json.dumps(item.endorsed_by)),
     )
     gaps.observe(conn, alert.network, alert.seq, from_peer, now)
     conn.execute(UPSERT_ORIGIN, (alert.network, alert.seq))

@@ -139,25 +139,8 @@ class Writes:
             self._outbox.extend(rows)
             if self.queued_for is not None:
                 self.queued_for.update(peer for peer, _, _, _ in rows)
-        self._alerts.append(
-            (
-                alert.id,
-                alert.network,
-                alert.seq,
-                alert.msg_type,
-                alert.kind,
-                alert.certainty,
-                to_epoch(alert.sent_at),
-                to_epoch(alert.expires_at),
-                self._now_s,
-                "active" if decision.accepted else "held",
-                decision.reason,
-                from_peer,
-                _endorsers_json(tuple(item.endorsed_by)),
-                pos,
-                item.envelope_bytes,
-            )
-        )
+        endorsers = _endorsers_json(tuple(item.endorsed_by))
+        self._alerts.append(store.alert_row(item, decision, from_peer, self._now_s, pos, endorsers))
         return pos
 
     def decision(self, decision: Decision, alert: Alert | None, peer: str | None) -> None:
