@@ -85,7 +85,14 @@ def ingest_pool_size(sizes: Sizes, verify_all: float) -> int:
     return -(-wanted // sizes.batch) * sizes.batch
 
 
-async def ingest_phase(
+#: Ingest is run again (on a fresh node) while other processes, or the hypervisor
+#: (steal time), kept more than this many CPUs busy: a ratio measured on a
+#: machine that gave a third of a core away says little. Every attempt is reported.
+QUIET_CPUS = 0.3
+INGEST_ATTEMPTS = 3
+
+
+async def ingest_once(
     root: Path, sizes: Sizes, origin: FakePeer, relay: FakePeer, bodies: list[bytes]
 ) -> dict[str, Any]:
     node = NodeProcess(root, "bench-ingest")
@@ -106,6 +113,29 @@ async def ingest_phase(
             result = report(tally, sizes.batch, sizes.in_flight)
             result["rss_mb"], result["peak_rss_mb"] = node.memory_mb()
     return result
+
+
+async def ingest_phase(
+    root: Path, sizes: Sizes, origin: FakePeer, relay: FakePeer, bodies: list[bytes]
+) -> dict[str, Any]:
+    """The quietest of up to ``INGEST_ATTEMPTS`` runs (the first one quiet enough)."""
+    attempts: list[dict[str, Any]] = []
+    for attempt in range(INGEST_ATTEMPTS):
+        if attempt:
+            progress(
+                f"ingest again: other processes used {attempts[-1]['other_processes_cpus']} CPUs"
+            )
+        directory = root / f"attempt-{attempt + 1}"
+        directory.mkdir()
+        attempts.append(await ingest_once(directory, sizes, origin, relay, bodies))
+        if attempts[-1]["other_processes_cpus"] <= QUIET_CPUS:
+            break
+    chosen = min(attempts, key=lambda result: result["other_processes_cpus"])
+    chosen["attempts"] = [
+        {key: result[key] for key in ("alerts_per_s", "other_processes_cpus")}
+        for result in attempts
+    ]
+    return chosen
 
 
 async def node_phases(
