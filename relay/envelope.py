@@ -176,17 +176,22 @@ class Plan:
     signatures: tuple[bytes, ...]
 
 
+def keys_to_check(keyids: Sequence[str], keyring: Keyring) -> tuple[KeyEntry | None, ...]:
+    """Per signature, the key to check it with: None for an unknown keyid, and for a
+    keyid that signed before (a key counts once however often it signs)."""
+    entries, seen = [], set()
+    for keyid in keyids:
+        entries.append(None if keyid in seen else keyring.get(keyid))
+        seen.add(keyid)
+    return tuple(entries)
+
+
 def plan_verification(envelope: Envelope, payload: bytes, keyring: Keyring) -> Plan:
-    keyids, entries, seen = [], [], set()
-    for signature in envelope.signatures:
-        entry = keyring.get(signature.keyid)
-        keyids.append(signature.keyid)
-        entries.append(None if signature.keyid in seen else entry)
-        seen.add(signature.keyid)
+    keyids = tuple(signature.keyid for signature in envelope.signatures)
     return Plan(
         pae(envelope.payloadType, payload),
-        tuple(keyids),
-        tuple(entries),
+        keyids,
+        keys_to_check(keyids, keyring),
         tuple(binascii.a2b_base64(signature.sig) for signature in envelope.signatures),
     )
 
@@ -205,10 +210,16 @@ def run_plan(plan: Plan, stop_at_forgery: bool) -> list[bool]:
 
 def conclude(plan: Plan, valid: Sequence[bool]) -> Verification:
     """The verification of the first ``len(valid)`` signatures."""
+    return concluded(plan.keyids, plan.entries, valid)
+
+
+def concluded(
+    keyids: Sequence[str], entries: Sequence[KeyEntry | None], valid: Sequence[bool]
+) -> Verification:
     return Verification(
         tuple(
             SignatureCheck(keyid, entry, ok)
-            for keyid, entry, ok in zip(plan.keyids, plan.entries, valid, strict=False)
+            for keyid, entry, ok in zip(keyids, entries, valid, strict=False)
         )
     )
 

@@ -39,6 +39,8 @@ from relay.envelope import (
     Plan,
     Verification,
     conclude,
+    concluded,
+    keys_to_check,
     open_envelope,
     plan_verification,
     run_plan,
@@ -52,6 +54,7 @@ from relay.model import (
     Alert,
     Envelope,
     NonCanonical,
+    Signature,
     decode_alert,
     encode_alert,
     encode_envelope,
@@ -59,7 +62,7 @@ from relay.model import (
 from relay.policy import Decision, decide
 from relay.timeutil import Clock
 from relay.trust import TrustSnapshot
-from relay.verifier import VerifierPool, decode_group, encode_group
+from relay.verifier import VerifierPool, WorkerOpened, encode_keys
 from relay.writes import Known, Writes, new_state
 
 Status = Literal["accepted", "duplicate", "held", "rejected"]
@@ -136,9 +139,22 @@ def prepare(raw: bytes, snapshot: TrustSnapshot) -> Prepared | Rejected:
 
 
 def finish(opened: Opened, valid: Sequence[bool]) -> Prepared | Rejected:
+    return _checked(opened.envelope, opened.payload, conclude(opened.plan, valid))
+
+
+def from_worker(result: WorkerOpened | str, snapshot: TrustSnapshot) -> Prepared | Rejected:
+    """``finish`` for an envelope a verification worker opened and checked."""
+    if isinstance(result, str):
+        return Rejected(result)
+    signatures = [Signature(keyid, sig) for keyid, sig in result.signatures]
+    envelope = Envelope(ALERT_PAYLOAD_TYPE, result.payload_b64, signatures)
+    keyids = [keyid for keyid, _ in result.signatures]
+    verification = concluded(keyids, keys_to_check(keyids, snapshot.keyring), result.valid)
+    return _checked(envelope, result.payload, verification)
+
+
+def _checked(envelope: Envelope, payload: bytes, verification: Verification) -> Prepared | Rejected:
     """What is left once the signatures are checked: refuse forgeries, decode the payload."""
-    envelope, payload = opened.envelope, opened.payload
-    verification = conclude(opened.plan, valid)
     if verification.forged:
         return Rejected("bad_signature")
     if not verification.any_valid:
@@ -158,27 +174,18 @@ def _prepare_chunk(raws: Sequence[bytes], snapshot: TrustSnapshot) -> list[Prepa
     return [prepare(raw, snapshot) for raw in raws]
 
 
-def _open_all(
+def _read_or_prepare(
     raws: Raws, snapshot: TrustSnapshot
-) -> tuple[list[Opened | Rejected], list[tuple[bytes, int]]] | list[Prepared | Rejected]:
-    """Envelopes opened and framed for the workers, or, for a few, already verified here."""
-    opened = [open_for_checks(raw, snapshot) for raw in (raws() if callable(raws) else raws)]
-    if len(opened) <= INLINE_ENVELOPES:
-        return [
-            item if isinstance(item, Rejected) else finish(item, run_plan(item.plan, True))
-            for item in opened
-        ]
-    return opened, [encode_group(item.plan) for item in opened if isinstance(item, Opened)]
+) -> tuple[Sequence[bytes], list[Prepared | Rejected] | None]:
+    """The envelopes, and, when they are few, already prepared here."""
+    raws = raws() if callable(raws) else raws
+    return raws, _prepare_chunk(raws, snapshot) if len(raws) <= INLINE_ENVELOPES else None
 
 
-def _finish_all(
-    opened: Sequence[Opened | Rejected], answers: Sequence[bytes]
+def _from_workers(
+    results: Sequence[WorkerOpened | str], snapshot: TrustSnapshot
 ) -> list[Prepared | Rejected]:
-    results = iter(answers)
-    return [
-        item if isinstance(item, Rejected) else finish(item, decode_group(item.plan, next(results)))
-        for item in opened
-    ]
+    return [from_worker(result, snapshot) for result in results]
 
 
 def _status(decision: Decision) -> Status:
@@ -247,6 +254,7 @@ class Pipeline:
         self._on_accept = on_accept
         self._metrics = metrics
         self._verifier = verifier
+        self._keys: tuple[TrustSnapshot | None, bytes] = (None, b"")
         self._rates = RateCounter()
         self._unverified_rows = RowSampler()
 
@@ -283,19 +291,25 @@ class Pipeline:
         self._after(committed, from_peer)
         return committed.outcomes
 
+    def _keys_of(self, snapshot: TrustSnapshot) -> bytes:
+        """The snapshot's public keys in the workers' framing (framed once per snapshot)."""
+        if self._keys[0] is not snapshot:
+            self._keys = (snapshot, encode_keys(snapshot.keyring))
+        return self._keys[1]
+
     async def _prepare(self, raws: Raws, snapshot: TrustSnapshot) -> list[Prepared | Rejected]:
         """Parse and verify off the event loop: signatures in the worker processes when they
         run, else everything in the thread pool, in chunks spread over its threads."""
         loop = asyncio.get_running_loop()
         if self._verifier is not None and self._verifier.ready:
             stage = self._verifier.executor
-            framed = await loop.run_in_executor(stage, _open_all, raws, snapshot)
-            if isinstance(framed, list):
-                return framed
-            opened, groups = framed
-            answers = await self._verifier.run(groups)
-            if answers is not None:
-                return await loop.run_in_executor(stage, _finish_all, opened, answers)
+            read, few = await loop.run_in_executor(stage, _read_or_prepare, raws, snapshot)
+            if few is not None:
+                return few
+            results = await self._verifier.run(read, self._keys_of(snapshot))
+            if results is not None:
+                return await loop.run_in_executor(stage, _from_workers, results, snapshot)
+            raws = read
         if callable(raws):
             raws = await loop.run_in_executor(self._pool, raws)
         chunks = [raws[i : i + CHUNK] for i in range(0, len(raws), CHUNK)]

@@ -1,20 +1,22 @@
-"""Ed25519 verification in worker processes (``relay.verify_worker``).
+"""Envelopes opened and verified in worker processes (``relay.verify_worker``).
 
 Why processes: PyNaCl releases the GIL while it verifies, but each call has
 to take the GIL back when it returns, and under load it waits for whichever
-thread holds it (the database writer, the event loop, the other verifier).
+thread holds it (the database writer, the event loop, the parse stage).
 Profiling a loaded node on two cores showed its verification threads
 spending about as long waiting for the GIL as verifying. A worker process
-has a GIL of its own; the node only frames the work and reads the answers
-(``run``), on the event loop, without blocking it.
+has a GIL of its own. Workers also do the strict reading of each envelope
+(JSON, canonical base64), which the node's process would otherwise do under
+its GIL; the node frames the raw envelopes and the public keys (``run``, on
+the event loop) and reads the answers back (``read_answer``).
 
 The pool is an optimisation with a fallback, never a dependency: until its
 workers have answered a first request (they start in the background, after
 the node is up) and after a worker fails, ``run`` returns None and the
 pipeline verifies in its thread pool exactly as it always did. Workers get
-public keys, signatures and signed bytes, nothing secret, and answer one
-byte per signature; their answers are read under the same size limits as
-anything else (one per signature asked, in order).
+public keys and envelopes, nothing secret. An answer is read under bounds
+(one result per envelope, every length inside the answer); one that does not
+parse raises ``WorkerGone`` and the batch is verified in threads.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import struct
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,38 +32,96 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from relay.envelope import Plan
-from relay.verify_worker import GROUP, HEADER, INVALID, SKIPPED, VALID
+from keys.keyring import Keyring
+from relay.verify_worker import (
+    HEADER,
+    MALFORMED,
+    OPENED,
+    SIG_B64_LEN,
+    TOO_LARGE,
+    U8,
+    U16,
+    U32,
+    UNSUPPORTED,
+)
 
 START_TIMEOUT_S = 30.0
 _log = structlog.get_logger("avisa.verifier")
+_REFUSALS = {
+    TOO_LARGE: "too_large",
+    MALFORMED: "malformed",
+    UNSUPPORTED: "unsupported_payload_type",
+}
 
 
-def encode_group(plan: Plan) -> tuple[bytes, int]:
-    """One envelope's checks in the worker's framing, and how many signatures it sends."""
-    pairs = [
-        entry.public_key + signature
-        for entry, signature in zip(plan.entries, plan.signatures, strict=True)
-        if entry is not None
-    ]
-    return GROUP.pack(len(plan.message), len(pairs)) + plan.message + b"".join(pairs), len(pairs)
+def encode_keys(keyring: Keyring) -> bytes:
+    """The public keys a request lets the workers use, in their framing."""
+    entries = [(entry.keyid.encode("ascii"), entry.public_key) for entry in keyring]
+    return U16.pack(len(entries)) + b"".join(
+        U8.pack(len(keyid)) + keyid + public_key for keyid, public_key in entries
+    )
 
 
-def decode_group(plan: Plan, results: bytes) -> list[bool]:
-    """The worker's answers as ``envelope.run_plan(plan, stop_at_forgery=True)`` gives them."""
-    valid: list[bool] = []
-    answers = iter(results)
-    for entry in plan.entries:
-        if entry is None:
-            valid.append(False)
-            continue
-        answer = next(answers)
-        if answer == SKIPPED:
-            break
-        valid.append(answer == VALID)
-        if answer == INVALID:
-            break
-    return valid
+def encode_envelopes(raws: Sequence[bytes]) -> bytes:
+    return U16.pack(len(raws)) + b"".join(U32.pack(len(raw)) + raw for raw in raws)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOpened:
+    """What a worker read from one envelope, and which of its signatures verify."""
+
+    payload_b64: str
+    payload: bytes
+    signatures: list[tuple[str, str]]  # (keyid, sig) as in the envelope
+    valid: list[bool]  # as envelope.run_plan(..., stop_at_forgery=True) gives them
+
+
+def read_answer(answer: bytes, count: int) -> list[WorkerOpened | str]:
+    """``count`` results: what was opened, or the refusal reason. Raises ``WorkerGone``."""
+    try:
+        results, offset = [], 0
+        for _ in range(count):
+            result, offset = _read_result(answer, offset)
+            results.append(result)
+    except (struct.error, UnicodeDecodeError, KeyError, ValueError):
+        raise WorkerGone("an answer that does not parse") from None
+    if offset != len(answer):
+        raise WorkerGone("an answer longer than its results")
+    return results
+
+
+def _take(answer: bytes, offset: int, size: int) -> tuple[bytes, int]:
+    end = offset + size
+    if end > len(answer):
+        raise ValueError("past the end")
+    return answer[offset:end], end
+
+
+def _read_result(answer: bytes, offset: int) -> tuple[WorkerOpened | str, int]:
+    (status,) = U8.unpack_from(answer, offset)
+    offset += 1
+    if status != OPENED:
+        return _REFUSALS[status], offset
+    (size,) = U32.unpack_from(answer, offset)
+    payload_b64, offset = _take(answer, offset + 4, size)
+    (size,) = U32.unpack_from(answer, offset)
+    payload, offset = _take(answer, offset + 4, size)
+    (count,) = U8.unpack_from(answer, offset)
+    offset += 1
+    signatures = []
+    for _ in range(count):
+        (size,) = U8.unpack_from(answer, offset)
+        keyid, offset = _take(answer, offset + 1, size)
+        sig, offset = _take(answer, offset, SIG_B64_LEN)
+        signatures.append((keyid.decode("ascii"), sig.decode("ascii")))
+    (checked,) = U8.unpack_from(answer, offset)
+    flags, offset = _take(answer, offset + 1, checked)
+    if checked > count:
+        raise ValueError("more checks than signatures")
+    opened = WorkerOpened(
+        payload_b64.decode("ascii"), payload, signatures, [flag == 1 for flag in flags]
+    )
+    return opened, offset
 
 
 class WorkerGone(Exception):
@@ -71,13 +132,13 @@ class WorkerGone(Exception):
 class _Worker:
     process: asyncio.subprocess.Process
     pending: dict[int, asyncio.Future[bytes]] = field(default_factory=dict)
-    outstanding: int = 0  # signatures asked and not yet answered
+    outstanding: int = 0  # envelopes asked about and not yet answered
     alive: bool = True
     reader: asyncio.Task[None] | None = None
 
-    async def ask(self, ident: int, body: bytes, signatures: int) -> bytes:
-        """Send one request and wait for its answer; the caller has added ``signatures``
-        to ``outstanding`` already (so the next choice of worker sees this one busy)."""
+    async def ask(self, ident: int, body: bytes, envelopes: int) -> list[WorkerOpened | str]:
+        """Send one request and read its answer; the caller has added ``envelopes`` to
+        ``outstanding`` already (so the next choice of worker sees this one busy)."""
         assert self.process.stdin is not None
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self.pending[ident] = future
@@ -90,11 +151,12 @@ class _Worker:
             raise WorkerGone(str(exc)) from None
         finally:
             self.pending.pop(ident, None)
-            self.outstanding -= signatures
-        if len(answer) != signatures:
+            self.outstanding -= envelopes
+        try:
+            return read_answer(answer, envelopes)
+        except WorkerGone:
             self.fail()
-            raise WorkerGone("answer of the wrong length")
-        return answer
+            raise
 
     async def read_answers(self) -> None:
         stdout = self.process.stdout
@@ -190,44 +252,30 @@ class VerifierPool:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker.reader
 
-    async def run(self, groups: Sequence[tuple[bytes, int]]) -> list[bytes] | None:
-        """Each group's answers (``encode_group``'s output in, bytes out), or None to fall back."""
+    async def run(self, raws: Sequence[bytes], keys: bytes) -> list[WorkerOpened | str] | None:
+        """What the workers read from each of ``raws``, in order, or None to fall back.
+        ``keys`` is ``encode_keys`` of the trust snapshot the batch is judged by."""
         live = [worker for worker in self._workers if worker.alive]
         if not self._ready or not live:
             return None
-        parts = _split(groups, len(live))
         self.requests += 1
         asks = []
-        for part in parts:
+        for part in parts(len(raws), len(live)):
             worker = min(live, key=lambda w: w.outstanding)
-            body = b"".join(group for group, _ in part)
-            signatures = sum(count for _, count in part)
-            worker.outstanding += signatures
-            asks.append(asyncio.ensure_future(worker.ask(next(self._ids), body, signatures)))
+            size = part.stop - part.start
+            worker.outstanding += size
+            body = keys + encode_envelopes(raws[part])
+            asks.append(asyncio.ensure_future(worker.ask(next(self._ids), body, size)))
         answers = await asyncio.gather(*asks, return_exceptions=True)
-        if any(isinstance(answer, BaseException) for answer in answers):
-            return None
-        results: list[bytes] = []
-        for part, answer in zip(parts, answers, strict=True):
-            assert isinstance(answer, bytes)
-            offset = 0
-            for _, count in part:
-                results.append(answer[offset : offset + count])
-                offset += count
+        results: list[WorkerOpened | str] = []
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                return None
+            results.extend(answer)
         return results
 
 
-def _split(groups: Sequence[tuple[bytes, int]], ways: int) -> list[Sequence[tuple[bytes, int]]]:
-    """Contiguous parts with about the same number of signatures each."""
-    total = sum(count for _, count in groups)
-    share = max(1, -(-total // ways))
-    parts: list[Sequence[tuple[bytes, int]]] = []
-    start = taken = 0
-    for index, (_, count) in enumerate(groups):
-        taken += count
-        if taken >= share and len(parts) < ways - 1:
-            parts.append(groups[start : index + 1])
-            start, taken = index + 1, 0
-    if start < len(groups) or not parts:
-        parts.append(groups[start:])
-    return parts
+def parts(count: int, ways: int) -> list[slice]:
+    """``count`` envelopes in at most ``ways`` contiguous parts of about the same size."""
+    share = max(1, -(-count // max(ways, 1)))
+    return [slice(start, min(start + share, count)) for start in range(0, count, share)]

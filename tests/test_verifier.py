@@ -10,10 +10,17 @@ from pathlib import Path
 import pytest
 
 from keys.keyring import KeyEntry, Keyring
-from relay.envelope import open_envelope, plan_verification, run_plan
-from relay.model import Envelope, Signature, encode_envelope
-from relay.pipeline import INLINE_ENVELOPES
-from relay.verifier import VerifierPool, decode_group, encode_group
+from relay.model import MAX_ENVELOPE_BYTES, Envelope, Signature, encode_envelope
+from relay.pipeline import INLINE_ENVELOPES, Prepared, Rejected, from_worker, prepare
+from relay.policy import Policy
+from relay.trust import TrustSnapshot
+from relay.verifier import (
+    VerifierPool,
+    WorkerGone,
+    encode_envelopes,
+    encode_keys,
+    read_answer,
+)
 from relay.verify_worker import check_body
 from tests.helpers import envelope_for, key, make_alert
 from tests.test_pipeline_batch import mixed, tables, twin
@@ -44,14 +51,47 @@ def cases() -> list[Envelope]:
     ]
 
 
-@pytest.mark.parametrize("index", range(7))
-def test_worker_answers_decode_to_what_threads_compute(index: int) -> None:
-    envelope, payload = open_envelope(encode_envelope(cases()[index]))
-    plan = plan_verification(envelope, payload, KNOWN)
-    group, count = encode_group(plan)
-    answers = check_body(group)
-    assert len(answers) == count
-    assert decode_group(plan, answers) == run_plan(plan, stop_at_forgery=True)
+SNAPSHOT = TrustSnapshot(policy=Policy("here"), keyring=KNOWN)
+
+
+def raws() -> list[bytes]:
+    """The signature cases, and envelopes refused before any signature is checked."""
+    good = encode_envelope(cases()[0])
+    other_type = Envelope("text/plain", cases()[0].payload, list(cases()[0].signatures))
+    return [
+        *(encode_envelope(envelope) for envelope in cases()),
+        good.replace(b'"payloadType"', b'"payloadType" '),  # not canonical, still strict JSON
+        b"{" + good,  # not JSON
+        good[:-1] + b',"extra":1}',  # unknown field
+        encode_envelope(other_type),
+        b" " * (MAX_ENVELOPE_BYTES + 1),
+    ]
+
+
+def by_worker(raw: bytes) -> Prepared | Rejected:
+    body = encode_keys(KNOWN) + encode_envelopes([raw])
+    (result,) = read_answer(check_body(body), 1)
+    return from_worker(result, SNAPSHOT)
+
+
+@pytest.mark.parametrize("index", range(len(raws())))
+def test_a_worker_prepares_what_the_node_prepares_itself(index: int) -> None:
+    raw = raws()[index]
+    assert by_worker(raw) == prepare(raw, SNAPSHOT)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"",
+        b"\x07",
+        b"\x00\xff\xff\xff\xff",
+        check_body(encode_keys(KNOWN) + encode_envelopes([encode_envelope(cases()[0])])) + b"\x00",
+    ],
+)
+def test_an_answer_that_does_not_parse_is_a_gone_worker(answer: bytes) -> None:
+    with pytest.raises(WorkerGone):
+        read_answer(answer, 1)
 
 
 async def test_pool_verifies_in_processes_and_falls_back_when_a_worker_dies() -> None:
@@ -59,14 +99,11 @@ async def test_pool_verifies_in_processes_and_falls_back_when_a_worker_dies() ->
     await pool.start()
     try:
         assert pool.ready
-        plans = []
-        for envelope in cases():
-            opened, payload = open_envelope(encode_envelope(envelope))
-            plans.append(plan_verification(opened, payload, KNOWN))
-        answers = await pool.run([encode_group(plan) for plan in plans])
-        assert answers is not None
-        assert [decode_group(p, a) for p, a in zip(plans, answers, strict=True)] == [
-            run_plan(plan, stop_at_forgery=True) for plan in plans
+        keys = encode_keys(KNOWN)
+        results = await pool.run(raws(), keys)
+        assert results is not None
+        assert [from_worker(r, SNAPSHOT) for r in results] == [
+            prepare(raw, SNAPSHOT) for raw in raws()
         ]
         for worker in pool._workers:
             os.kill(worker.process.pid, signal.SIGKILL)
@@ -75,7 +112,7 @@ async def test_pool_verifies_in_processes_and_falls_back_when_a_worker_dies() ->
                 break
             await asyncio.sleep(0.01)
         assert not pool.ready
-        assert await pool.run([encode_group(plans[0])]) is None  # the caller verifies itself
+        assert await pool.run(raws()[:1], keys) is None  # the caller verifies itself
     finally:
         await pool.stop()
 
