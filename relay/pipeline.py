@@ -62,7 +62,7 @@ from relay.model import (
 from relay.policy import Decision, decide
 from relay.timeutil import Clock
 from relay.trust import TrustSnapshot
-from relay.verifier import VerifierPool, WorkerOpened, encode_keys
+from relay.verifier import VerifierPool, WorkerGone, WorkerOpened, encode_keys, read_answers
 from relay.writes import Known, Writes, new_state
 
 Status = Literal["accepted", "duplicate", "held", "rejected"]
@@ -183,8 +183,13 @@ def _read_or_prepare(
 
 
 def _from_workers(
-    results: Sequence[WorkerOpened | str], snapshot: TrustSnapshot
-) -> list[Prepared | Rejected]:
+    answers: Sequence[tuple[bytes, int]], snapshot: TrustSnapshot
+) -> list[Prepared | Rejected] | None:
+    """The workers' answers read and finished; None when one does not parse."""
+    try:
+        results = read_answers(answers)
+    except WorkerGone:
+        return None
     return [from_worker(result, snapshot) for result in results]
 
 
@@ -306,9 +311,12 @@ class Pipeline:
             read, few = await loop.run_in_executor(stage, _read_or_prepare, raws, snapshot)
             if few is not None:
                 return few
-            results = await self._verifier.run(read, self._keys_of(snapshot))
-            if results is not None:
-                return await loop.run_in_executor(stage, _from_workers, results, snapshot)
+            answers = await self._verifier.run(read, self._keys_of(snapshot))
+            if answers is not None:
+                done = await loop.run_in_executor(stage, _from_workers, answers, snapshot)
+                if done is not None:
+                    return done
+                self._verifier.distrust()
             raws = read
         if callable(raws):
             raws = await loop.run_in_executor(self._pool, raws)

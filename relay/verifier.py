@@ -136,7 +136,7 @@ class _Worker:
     alive: bool = True
     reader: asyncio.Task[None] | None = None
 
-    async def ask(self, ident: int, body: bytes, envelopes: int) -> list[WorkerOpened | str]:
+    async def ask(self, ident: int, body: bytes, envelopes: int) -> bytes:
         """Send one request and read its answer; the caller has added ``envelopes`` to
         ``outstanding`` already (so the next choice of worker sees this one busy)."""
         assert self.process.stdin is not None
@@ -152,11 +152,7 @@ class _Worker:
         finally:
             self.pending.pop(ident, None)
             self.outstanding -= envelopes
-        try:
-            return read_answer(answer, envelopes)
-        except WorkerGone:
-            self.fail()
-            raise
+        return answer
 
     async def read_answers(self) -> None:
         stdout = self.process.stdout
@@ -252,27 +248,44 @@ class VerifierPool:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker.reader
 
-    async def run(self, raws: Sequence[bytes], keys: bytes) -> list[WorkerOpened | str] | None:
-        """What the workers read from each of ``raws``, in order, or None to fall back.
-        ``keys`` is ``encode_keys`` of the trust snapshot the batch is judged by."""
+    async def run(self, raws: Sequence[bytes], keys: bytes) -> list[tuple[bytes, int]] | None:
+        """The workers' answers about ``raws``: (answer, how many envelopes it covers) per
+        part, in order, for ``read_answers``; or None to fall back. ``keys`` is
+        ``encode_keys`` of the trust snapshot the batch is judged by."""
         live = [worker for worker in self._workers if worker.alive]
         if not self._ready or not live:
             return None
         self.requests += 1
-        asks = []
+        asks, sizes = [], []
         for part in parts(len(raws), len(live)):
             worker = min(live, key=lambda w: w.outstanding)
             size = part.stop - part.start
             worker.outstanding += size
             body = keys + encode_envelopes(raws[part])
             asks.append(asyncio.ensure_future(worker.ask(next(self._ids), body, size)))
+            sizes.append(size)
         answers = await asyncio.gather(*asks, return_exceptions=True)
-        results: list[WorkerOpened | str] = []
-        for answer in answers:
-            if isinstance(answer, BaseException):
-                return None
-            results.extend(answer)
-        return results
+        if any(isinstance(answer, BaseException) for answer in answers):
+            return None
+        return [
+            (answer, size)
+            for answer, size in zip(answers, sizes, strict=True)
+            if isinstance(answer, bytes)
+        ]
+
+    def distrust(self) -> None:
+        """An answer did not parse: stop every worker (the node verifies in threads)."""
+        _log.error("a verification worker answered nonsense; stopping the workers")
+        for worker in self._workers:
+            worker.fail()
+
+
+def read_answers(answers: Sequence[tuple[bytes, int]]) -> list[WorkerOpened | str]:
+    """Every part's results, in order (off the event loop). Raises ``WorkerGone``."""
+    results: list[WorkerOpened | str] = []
+    for answer, count in answers:
+        results.extend(read_answer(answer, count))
+    return results
 
 
 def parts(count: int, ways: int) -> list[slice]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from keys.keyring import KeyEntry, Keyring
+from relay import pipeline
 from relay.model import MAX_ENVELOPE_BYTES, Envelope, Signature, encode_envelope
 from relay.pipeline import INLINE_ENVELOPES, Prepared, Rejected, from_worker, prepare
 from relay.policy import Policy
@@ -20,6 +21,7 @@ from relay.verifier import (
     encode_envelopes,
     encode_keys,
     read_answer,
+    read_answers,
 )
 from relay.verify_worker import check_body
 from tests.helpers import envelope_for, key, make_alert
@@ -100,9 +102,9 @@ async def test_pool_verifies_in_processes_and_falls_back_when_a_worker_dies() ->
     try:
         assert pool.ready
         keys = encode_keys(KNOWN)
-        results = await pool.run(raws(), keys)
-        assert results is not None
-        assert [from_worker(r, SNAPSHOT) for r in results] == [
+        answers = await pool.run(raws(), keys)
+        assert answers is not None
+        assert [from_worker(r, SNAPSHOT) for r in read_answers(answers)] == [
             prepare(raw, SNAPSHOT) for raw in raws()
         ]
         for worker in pool._workers:
@@ -150,3 +152,24 @@ async def test_a_few_envelopes_are_verified_in_the_parse_thread(tmp_path: Path) 
         assert node.verifier.requests == 0
         await node.pipeline.ingest(envelopes[INLINE_ENVELOPES:], from_peer="relay")
         assert node.verifier.requests == 1
+
+
+async def test_an_answer_that_does_not_parse_stops_the_workers_and_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def nonsense(answers: object) -> list[object]:
+        raise WorkerGone("an answer that does not parse")
+
+    envelopes = mixed()
+    async with (
+        twin(tmp_path, "workers", 600) as workers,
+        twin(tmp_path, "threads", 600) as threads,
+    ):
+        await workers.verifier.start()
+        monkeypatch.setattr(pipeline, "read_answers", nonsense)
+        with_workers = await workers.pipeline.ingest(envelopes, from_peer="relay")
+        in_threads = await threads.pipeline.ingest(envelopes, from_peer="relay")
+        assert workers.verifier.requests == 1
+        assert not workers.verifier.ready
+        assert with_workers == in_threads
+        assert await tables(workers) == await tables(threads)
