@@ -29,7 +29,6 @@ the room, and ``org.avisa.alert_id`` for machine readers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
@@ -53,6 +52,7 @@ from bridges.base import (
 from bridges.matrix_session import MatrixSession, txn_id
 from bridges.render import Rendered, Signers, Status, render
 from relay import store
+from relay.aio import cancel_all
 from relay.config import MatrixBridge, MatrixRoute
 from relay.errors import TransportError
 from relay.model import Alert
@@ -352,11 +352,7 @@ class MatrixBridgeRunner:
                 await self.sleep(backoff.next_delay())
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks.clear()
         await self.session.close()
 

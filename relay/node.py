@@ -33,6 +33,7 @@ from keys.keyring import KeyEntry, Keyring
 from keys.nodekey import NodeKey
 from relay import config as config_mod
 from relay import store, trust
+from relay.aio import cancel_all
 from relay.config import Config
 from relay.db import Database
 from relay.errors import ConfigError, KeyFileError
@@ -215,11 +216,7 @@ class Node:
         for bridge in bridges:
             await bridge.stop()
         await self.federation.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks.clear()
         await self.verifier.stop()
         self.verifier.executor.shutdown(wait=True)

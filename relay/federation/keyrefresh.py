@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from keys import peerstore
+from relay.aio import cancel_all
 from relay.errors import BadInput
 from relay.federation.transport import PeerRefused, PeerUnavailable
 
@@ -100,7 +101,4 @@ class KeyRefresher:
         return True
 
     async def stop(self) -> None:
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(list(self._tasks.values()))

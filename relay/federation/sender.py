@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from relay.aio import cancel_all
 from relay.errors import TransportError
 from relay.federation import catchup, gaps, outbox
 from relay.federation.forwarding import outgoing
@@ -118,9 +119,7 @@ async def _race(**waits: Awaitable[object]) -> dict[str, object]:
     try:
         await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks.values():
-            task.cancel()
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        await cancel_all(tasks.values())
     return {
         name: task.result()
         for name, task in tasks.items()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import structlog
 
+from relay.aio import cancel_all
 from relay.errors import BadInput
 from relay.federation import gaps, outbox
 from relay.federation.keyrefresh import KeyRefresher
@@ -116,9 +117,7 @@ class Federation:
         await self.keys.stop()
         tasks = [*self._tasks.values(), *self._key_tasks.values()]
         self._key_tasks.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(tasks)
         self._tasks.clear()
         if self._session is not None:
             await self._session.close()
