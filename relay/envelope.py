@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import msgspec
 import nacl.bindings
@@ -113,8 +112,7 @@ def payload_bytes(envelope: Envelope) -> bytes:
     return payload
 
 
-@dataclass(frozen=True, slots=True)
-class SignatureCheck:
+class SignatureCheck(msgspec.Struct, frozen=True):
     """One signature's outcome: ``entry`` is None when the keyid is unknown."""
 
     keyid: str
@@ -122,8 +120,7 @@ class SignatureCheck:
     valid: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Verification:
+class Verification(msgspec.Struct, frozen=True):
     checks: tuple[SignatureCheck, ...]
 
     @property
@@ -160,8 +157,7 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> boo
     return True
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(msgspec.Struct, frozen=True):
     """What verifying one envelope takes: its PAE and, per signature, the key to use.
 
     ``entries[i]`` is None for a keyid the keyring does not know and for a

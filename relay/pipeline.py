@@ -77,8 +77,7 @@ CHUNK = 8
 INLINE_ENVELOPES = CHUNK
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True):
     id: str | None
     status: Status
     reason: str
@@ -93,15 +92,13 @@ class Committed:
     queued_for: set[str] | None
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(msgspec.Struct, frozen=True):
     """Refused before the policy: the input never verified, so it names no alert."""
 
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
+class Prepared(msgspec.Struct, frozen=True):
     envelope: Envelope
     verification: Verification
     incoming: store.Incoming
@@ -111,8 +108,7 @@ class Prepared:
         return self.incoming.alert
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
+class Opened(msgspec.Struct, frozen=True):
     """An envelope that parsed, with the signature checks it needs (``envelope.Plan``)."""
 
     envelope: Envelope

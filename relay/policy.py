@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+import msgspec
+
 from relay.envelope import Verification
 from relay.model import CERTAINTIES, KINDS, Alert, Envelope
 
@@ -67,8 +69,7 @@ REASONS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     action: Action
     reason: str
 
@@ -105,8 +106,7 @@ class Policy:
     bridge_certainties: frozenset[str] = frozenset({"confirmed", "false"})
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyState:
+class PolicyState(msgspec.Struct, frozen=True):
     """What the store knows about this alert's id at decision time."""
 
     stored: Literal["no", "held", "accepted"] = "no"

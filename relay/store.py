@@ -74,8 +74,7 @@ class StoredAlert:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
+class Incoming(msgspec.Struct, frozen=True):
     """An envelope that parsed, verified and decoded; ready for policy."""
 
     envelope_bytes: bytes

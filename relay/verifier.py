@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import msgspec
 import structlog
 
 from keys.keyring import Keyring
@@ -66,8 +67,7 @@ def encode_envelopes(raws: Sequence[bytes]) -> bytes:
     return U16.pack(len(raws)) + b"".join(U32.pack(len(raw)) + raw for raw in raws)
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerOpened:
+class WorkerOpened(msgspec.Struct, frozen=True):
     """What a worker read from one envelope, and which of its signatures verify."""
 
     payload_b64: str
