@@ -67,6 +67,10 @@ def encode_envelopes(raws: Sequence[bytes]) -> bytes:
     return U16.pack(len(raws)) + b"".join(U32.pack(len(raw)) + raw for raw in raws)
 
 
+class WorkerGone(Exception):
+    """A worker exited or answered out of turn; its batches go back to the threads."""
+
+
 class WorkerOpened(msgspec.Struct, frozen=True):
     """What a worker read from one envelope, and which of its signatures verify."""
 
@@ -122,10 +126,6 @@ def _read_result(answer: bytes, offset: int) -> tuple[WorkerOpened | str, int]:
         payload_b64.decode("ascii"), payload, signatures, [flag == 1 for flag in flags]
     )
     return opened, offset
-
-
-class WorkerGone(Exception):
-    """A worker exited or answered out of turn; its batches go back to the threads."""
 
 
 @dataclass(eq=False)
