@@ -215,17 +215,24 @@ class Federation3:
             self.stop()
 
 
-def _stop_on_sigterm() -> None:
+def _stop_on_signals() -> None:
+    """Ctrl-C or SIGTERM stops the demo; a second one (a repeated Ctrl-C, or make
+    passing its own SIGTERM on) must not cut the nodes' shutdown short with a traceback:
+    every node is stopped within a bounded time anyway (``process.terminate``)."""
+
     def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
+    signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
 
 
 def main(args: argparse.Namespace) -> int:
     from relay.demo_story import play
 
-    _stop_on_sigterm()
+    _stop_on_signals()
     with contextlib.ExitStack() as stack:
         workdir = args.workdir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="avisa-demo-"))

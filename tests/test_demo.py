@@ -66,7 +66,13 @@ def test_interactive_demo_prints_access_and_stops_on_ctrl_c(tmp_path: Path) -> N
     assert "token avisa_" in output and "http://127.0.0.1:" in output
     assert len(processes_mentioning(str(workdir))) >= 3  # the three nodes run
     process.send_signal(signal.SIGINT)
+    while not any("Stopping the demo nodes" in line for line in lines):
+        assert time.monotonic() < deadline and process.poll() is None, "".join(lines)
+        lines.append(process.stdout.readline())
+    process.send_signal(signal.SIGTERM)  # a second signal, as make passes its own on
+    rest = process.stdout.read()
     assert process.wait(timeout=60) == 0
+    assert "Traceback" not in rest, rest
     assert processes_mentioning(str(workdir)) == []
 
 
