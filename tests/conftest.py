@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,3 +70,12 @@ async def running(tmp_path: Path, clock: FakeClock) -> AsyncIterator[RunningNode
         yield RunningNode(node, url, token, http, node.data_dir)
     await runner.cleanup()
     await node.stop()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Any]]:
+    """``tests.test_federation_process.Proc`` nodes a test started; stopped afterwards."""
+    started: list[Any] = []
+    yield started
+    for proc in started:
+        proc.stop()

@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,8 @@ def set_clock(path: Path, moment: datetime) -> None:
 class Proc:
     """One node as an ``avisa run`` subprocess."""
 
+    log_level = "warning"
+
     def __init__(self, data: Path, port: int, env: dict[str, str]) -> None:
         self.data, self.port, self.env = data, port, env
         self.url = f"http://127.0.0.1:{port}"
@@ -50,7 +51,7 @@ class Proc:
     async def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [*AVISA, "run", "--data", str(self.data), "--log-level", "warning"],
+                [*AVISA, "run", "--data", str(self.data), "--log-level", self.log_level],
                 env=self.env,
                 stderr=log,
                 stdout=subprocess.DEVNULL,
@@ -74,14 +75,6 @@ class Proc:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=20)
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.stop()
 
 
 def setup_node(tmp_path: Path, network: str, port: int) -> Path:

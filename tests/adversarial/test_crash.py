@@ -28,7 +28,6 @@ import re
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -77,14 +76,6 @@ def query(proc: Proc, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
     finally:
         conn.close()
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.stop()
 
 
 async def test_sigkill_while_accepting_and_forwarding_loses_and_duplicates_nothing(

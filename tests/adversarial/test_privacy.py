@@ -24,7 +24,6 @@ phone number.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import sqlite3
@@ -59,31 +58,7 @@ _PHONE = re.compile(rb"\(?[0-9]{3}\)?[ .-][0-9]{3}[ .-][0-9]{4}(?![0-9])|\+[0-9]
 class DebugProc(Proc):
     """``avisa run`` logging everything it would log at debug level."""
 
-    async def start(self) -> None:
-        import subprocess
-
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*_avisa(), "run", "--data", str(self.data), "--log-level", "debug"],
-                env=self.env,
-                stderr=log,
-                stdout=subprocess.DEVNULL,
-            )
-
-        def announced() -> bool:
-            assert self.process is not None and self.process.poll() is None, self.log.read_text()
-            try:
-                return json.loads((self.data / "run.json").read_text())["pid"] == self.process.pid
-            except (OSError, ValueError):
-                return False
-
-        await wait_for(announced, timeout=30, what=f"{self.data.name} started")
-
-
-def _avisa() -> list[str]:
-    from tests.test_cli import AVISA
-
-    return list(AVISA)
+    log_level = "debug"
 
 
 def b64_forms(marker: bytes) -> list[bytes]:
@@ -165,14 +140,6 @@ def alert_count(proc: Proc) -> int:
         return int(conn.execute("SELECT count(*) FROM alerts").fetchone()[0])
     finally:
         conn.close()
-
-
-@pytest.fixture
-def procs() -> Any:
-    started: list[Proc] = []
-    yield started
-    for proc in started:
-        proc.stop()
 
 
 async def test_nothing_of_an_alert_outlives_retention(tmp_path: Path, procs: list[Proc]) -> None:
