@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -264,7 +264,7 @@ class Pipeline:
         raws: Raws,
         from_peer: str | None,
         then: Callable[[sqlite3.Connection, list[Outcome]], None] | None = None,
-        before_write: Callable[[], Awaitable[None]] | None = None,
+        first: Callable[[sqlite3.Connection], None] | None = None,
     ) -> list[Outcome]:
         """Run envelopes from one source through the pipeline; one outcome each, in order.
 
@@ -272,17 +272,18 @@ class Pipeline:
         runs off the event loop, in the first stage's job, so a transaction makes
         one hand-off between threads fewer. What it raises, ``ingest`` raises.
         ``then`` runs in the same transaction after the outcomes are decided
-        (federation stores its reply to the sending peer there). ``before_write``
-        is awaited once the envelopes are verified, before anything is decided or
-        written; what it raises, ``ingest`` raises, having changed nothing.
+        (federation stores its reply to the sending peer there). ``first`` runs in
+        the same job before anything is decided; what it raises, ``ingest``
+        raises, having changed nothing (federation answers a retried transaction
+        from its stored reply that way, in the transaction that would store it).
         """
         snapshot = self._trust()
         prepared = await self._prepare(raws, snapshot)
-        if before_write is not None:
-            await before_write()
         now = self._clock()
 
         def job(conn: sqlite3.Connection) -> Committed:
+            if first is not None:
+                first(conn)
             committed = self._commit(conn, prepared, from_peer, snapshot, now)
             if then is not None:
                 then(conn, committed.outcomes)
