@@ -23,8 +23,10 @@ from relay.model import (
     Certainty,
     Kind,
     MsgType,
+    Text,
     Texts,
     UtcTime,
+    text_problem,
 )
 from relay.timeutil import parse_duration, whole_seconds
 
@@ -50,9 +52,24 @@ class Draft(Struct, forbid_unknown_fields=True, frozen=True):
     expires_in: Annotated[str, Meta(pattern=r"^[0-9]{1,6}[smhd]$")] | None = None
     observed_at: UtcTime | None = None
 
+    def __post_init__(self) -> None:
+        _refuse_controls(self.area, self.text)
+
 
 class CancelDraft(Struct, forbid_unknown_fields=True, frozen=True):
     text: Texts
+
+    def __post_init__(self) -> None:
+        _refuse_controls(_NO_AREA, self.text)
+
+
+_NO_AREA = Area(label="-", geohash="0000", radius_m=0, codes=[])
+
+
+def _refuse_controls(area: Area, texts: dict[str, Text]) -> None:
+    where = text_problem(area, texts)
+    if where is not None:  # msgspec reports a ValueError here as a 400 at the body
+        raise ValueError(f"control character in text at `{where}`")
 
 
 def expiry(draft: Draft, now: datetime, max_lifetime: timedelta) -> datetime:

@@ -302,6 +302,22 @@ async def test_expires_at_and_lifetime_bounds(running: RunningNode) -> None:
         assert (status, problem["errcode"]) == (400, "AVISA_BAD_DRAFT"), bad
 
 
+async def test_control_characters_in_draft_text_are_a_400_naming_the_field(
+    running: RunningNode,
+) -> None:
+    for bad, where in (
+        ({**DRAFT, "area": {**DRAFT["area"], "label": "a\u0007b"}}, "area.label"),
+        ({**DRAFT, "text": {"en": {"headline": "two\nlines", "body": ""}}}, "en.headline"),
+        ({**DRAFT, "text": {"en": {"headline": "ok", "body": "bell\u0007"}}}, "en.body"),
+    ):
+        status, problem = await running.call("POST", "/api/v1/alerts", json=bad)
+        assert status == 400 and where in problem["error"], (bad, problem)
+    status, _ = await running.call(
+        "POST", "/api/v1/alerts", json={**DRAFT, "text": {"en": {"headline": "ok", "body": "a\nb"}}}
+    )
+    assert status == 201
+
+
 @pytest.mark.parametrize(
     "alert_path", ["ventura/01M82V7M000000000000000000", "ventura%2F01M82V7M000000000000000000"]
 )

@@ -94,3 +94,44 @@ def test_invalid_utf8_and_deep_nesting_are_decode_errors() -> None:
         decode_alert(b'{"id":"\xff"}')
     with pytest.raises((msgspec.DecodeError, msgspec.ValidationError)):
         decode_alert(b"[" * 5000 + b"]" * 5000)
+
+
+SINGLE_LINE = [("area", "label"), ("text.en", "headline")]
+MULTI_LINE = [("text.en", "body"), ("text.en", "instruction")]
+FORBIDDEN_ANYWHERE = ["\x00", "\x07", "\x0b", "\x1b", "\x1f", "\x7f", "\r"]
+
+
+def _with_text(where: str, field: str, value: str) -> bytes:
+    def change(document: dict) -> None:  # type: ignore[type-arg]
+        target = document
+        for part in where.split("."):
+            target = target[part]
+        target[field] = value
+
+    return mutate(change)
+
+
+@pytest.mark.parametrize(("where", "field"), SINGLE_LINE + MULTI_LINE)
+@pytest.mark.parametrize("control", FORBIDDEN_ANYWHERE)
+def test_control_characters_in_human_text_are_refused(where: str, field: str, control: str) -> None:
+    with pytest.raises(msgspec.ValidationError, match=f"{where}.{field}"):
+        decode_alert(_with_text(where, field, f"ICE{control}here"))
+
+
+@pytest.mark.parametrize(("where", "field"), SINGLE_LINE)
+@pytest.mark.parametrize("control", ["\n", "\t"])
+def test_single_line_text_refuses_newline_and_tab(where: str, field: str, control: str) -> None:
+    with pytest.raises(msgspec.ValidationError, match=f"{where}.{field}"):
+        decode_alert(_with_text(where, field, f"ICE{control}here"))
+
+
+@pytest.mark.parametrize(("where", "field"), MULTI_LINE)
+def test_multi_line_text_keeps_newlines_tabs_quotes_and_backslashes(where: str, field: str) -> None:
+    raw = _with_text(where, field, 'Line one\n\tLine "two" \\ é ✓')
+    assert b"\\" in raw  # the escaped forms: this takes the field-by-field path
+    assert encode_alert(decode_alert(raw)) == raw
+
+
+def test_quotes_and_backslashes_are_fine_in_single_line_text() -> None:
+    raw = _with_text("text.en", "headline", 'ICE "at" the park \\ now')
+    assert decode_alert(raw).text["en"].headline == 'ICE "at" the park \\ now'
