@@ -111,6 +111,7 @@ class Writes:
         self._decisions: list[tuple[object, ...]] = []
         self._origins: dict[str, int] = {}
         self._tops: dict[str, int | None] = {}
+        self._gaps: dict[str, gaps.OriginGaps] = {}
         self._head: int | None = None
         self._router = outbox.Router(conn)
         #: Peers whose outbox got rows in this job; None once that is not known
@@ -155,7 +156,10 @@ class Writes:
             top = self._tops[network]
         else:
             top = gaps.highest_seq(self._conn, network)
-        gaps.observe_at(self._conn, network, seq, top, from_peer, self._now)
+        if from_peer is not None and top is not None and seq != top + 1:
+            if network not in self._gaps:
+                self._gaps[network] = gaps.OriginGaps(self._conn, network)
+            self._gaps[network].observe(seq, top, from_peer, self._now_s)
         highest = seq if top is None else max(top, seq)
         self._tops[network] = self._origins[network] = highest
 
@@ -172,5 +176,7 @@ class Writes:
         insert_rows(conn, store.UPSERT_ORIGIN, list(self._origins.items()))
         insert_rows(conn, outbox.INSERT_ROW, self._outbox)
         insert_rows(conn, store.INSERT_DECISION, self._decisions)
+        for origin_gaps in self._gaps.values():
+            origin_gaps.save(conn)
         self._alerts, self._feed, self._outbox, self._decisions = [], [], [], []
-        self._origins, self._tops, self._head = {}, {}, None
+        self._origins, self._tops, self._gaps, self._head = {}, {}, {}, None

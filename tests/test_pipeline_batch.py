@@ -154,6 +154,27 @@ async def test_batches_in_a_row_equal_one_by_one(tmp_path: Path) -> None:
         assert await tables(batched) == await tables(single)
 
 
+async def test_out_of_order_transactions_and_the_gap_cap_equal_one_by_one(
+    tmp_path: Path,
+) -> None:
+    """Later transactions first, then the earlier ones fill their gaps; more gaps than
+    an origin may keep (every other seq, 70 times): gap rows are the same either way."""
+    seqs = [*range(41, 61), *range(1, 21), *range(21, 41), *range(200, 341, 2), *range(201, 260, 2)]
+    envelopes = [raw_envelope(make_alert("origin", seq=n), ORIGIN, RELAY) for n in seqs]
+    async with (
+        twin(tmp_path, "batched", 10_000) as batched,
+        twin(tmp_path, "single", 10_000) as single,
+    ):
+        for start in range(0, len(envelopes), 20):
+            await batched.pipeline.ingest(envelopes[start : start + 20], from_peer="relay")
+        for raw in envelopes:
+            await single.pipeline.ingest([raw], from_peer="relay")
+        together, alone = await tables(batched), await tables(single)
+        assert together == alone
+        # 71 gaps opened, the 64 highest kept (201..211 forgotten), 213..259 filled.
+        assert len(together["seq_gaps"]) == 64 - 24
+
+
 async def test_a_flood_of_forgeries_leaves_a_bounded_decision_log(tmp_path: Path) -> None:
     async with twin(tmp_path, "flooded", 600) as node:
         flood = [forged(seq) for seq in range(1, 301)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
+from typing import NamedTuple
 
 from relay.timeutil import to_epoch
 
@@ -81,6 +82,66 @@ def _fill(conn: sqlite3.Connection, network: str, seq: int) -> None:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (network, low, high, peer, noticed_at, pulled),
             )
+
+
+class Gap(NamedTuple):
+    seq_from: int
+    seq_to: int
+    peer: str | None
+    noticed_at: int
+    pulled: int
+
+
+class OriginGaps:
+    """One origin's gaps in memory for a writer job: read once, written back once.
+
+    ``observe`` has exactly the effect ``observe_at`` has on the table, message
+    by message; ``save`` writes the outcome with one DELETE and one INSERT.
+    When a peer's transactions land out of order, each message of the earlier
+    one fills a gap: three statements per message one by one, none here.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, network: str) -> None:
+        rows = conn.execute(
+            "SELECT seq_from, seq_to, peer, noticed_at, pulled FROM seq_gaps"
+            " WHERE network = ? ORDER BY seq_from",
+            (network,),
+        ).fetchall()
+        self.network = network
+        self.gaps = [Gap(*row) for row in rows]
+        self.changed = False
+
+    def observe(self, seq: int, top: int, from_peer: str, now_s: int) -> None:
+        if seq > top + 1:
+            kept = [gap for gap in self.gaps if gap.seq_from != top + 1]
+            kept.append(Gap(top + 1, seq - 1, from_peer, now_s, 0))
+            self.gaps = sorted(kept)[-MAX_GAPS_PER_ORIGIN:]
+            self.changed = True
+        elif seq <= top:
+            self._fill(seq)
+
+    def _fill(self, seq: int) -> None:
+        for index, gap in enumerate(self.gaps):
+            if gap.seq_from <= seq <= gap.seq_to:
+                parts = [
+                    gap._replace(seq_from=low, seq_to=high)
+                    for low, high in ((gap.seq_from, seq - 1), (seq + 1, gap.seq_to))
+                    if low <= high
+                ]
+                self.gaps[index : index + 1] = parts
+                self.changed = True
+                return
+
+    def save(self, conn: sqlite3.Connection) -> None:
+        if not self.changed:
+            return
+        conn.execute("DELETE FROM seq_gaps WHERE network = ?", (self.network,))
+        conn.executemany(
+            "INSERT INTO seq_gaps (network, seq_from, seq_to, peer, noticed_at, pulled)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(self.network, *gap) for gap in self.gaps],
+        )
+        self.changed = False
 
 
 def needs_pull(conn: sqlite3.Connection, peer: str) -> bool:
