@@ -14,6 +14,7 @@ import gc
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 import structlog
@@ -39,6 +40,8 @@ IDLE_TIMEOUT_S = 30.0
 # Written while the node runs: its pid and the port it actually bound (for --listen :0).
 RUN_FILE = "run.json"
 GC_YOUNG_THRESHOLD = 20_000
+# How long a thread may hold the GIL while another waits (CPython's default: 5 ms).
+SWITCH_INTERVAL_S = 0.02
 _log = structlog.get_logger("avisa.app")
 
 
@@ -83,6 +86,20 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 20)
 
 
+def lengthen_switch_interval() -> None:
+    """Let the node's threads hand the GIL over where they block, not every 5 ms.
+
+    The event loop, the parse stage and the database writer all wait on I/O
+    (sockets, pipes, SQLite) every few hundred microseconds, and hand the GIL
+    over there anyway. A forced switch on top of that only adds context
+    switches: in six interleaved runs of ``python -m bench.cpu_split``, 20 ms
+    ingested 3-25% more alerts per second than the default, at 2-10% less
+    node CPU per alert. No thread of the node runs pure Python for anything
+    like 20 ms, so the event loop's latency does not change.
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
 def test_clock_override() -> Clock | None:
     """``AVISA_TEST_CLOCK_FILE``: tests that run whole processes move time through a file."""
     path = os.environ.get(TEST_CLOCK_ENV)
@@ -108,6 +125,7 @@ async def run_until_stopped(data_dir: Path, clock: Clock = system_clock) -> None
         runner, port = await serve(node, node.config.listen_host, node.config.listen_port)
         node.start_verifier()
         settle_garbage_collector()
+        lengthen_switch_interval()
     except BaseException:
         await node.stop()
         raise
