@@ -6,7 +6,8 @@ For those, everything the decision needs from the store is known before
 anything is written: one query per table (``Known``) says which of the
 job's ids the store already holds or has tombstoned. Their rows (alert,
 feed entry, the origin's highest ``seq``, outbox rows, decision) are
-buffered in ``Writes`` and go in with one multi-row INSERT per table.
+buffered in ``Writes`` and go in with one multi-row INSERT per table; an
+origin's ``seq`` gaps are read once and written back once (``gaps.OriginGaps``).
 
 Everything else — updates and cancels, ids the store already knows, an id
 that an earlier envelope of the same job wrote or referenced — takes the
