@@ -34,7 +34,7 @@ bitflips: $(STAMP)
 
 # Figures of issue 7 as one JSON object (a few minutes; see bench/README.md).
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	@$(BIN)/python -m bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
