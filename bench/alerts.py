@@ -19,10 +19,10 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from keys.nodekey import NodeKey
-from relay.drafts import ulid
-from relay.envelope import endorse, sign
-from relay.model import Alert, Area, Envelope, Signature, Text, encode_alert, encode_envelope
+from keys.core.signing import NodeKey
+from relay.core.drafts import ulid
+from relay.core.envelope import endorse, sign
+from relay.core.model import Alert, Area, Envelope, Signature, Text, encode_alert, encode_envelope
 
 TEXT = {
     "es": Text(

@@ -32,8 +32,8 @@ from aiohttp import web
 
 from bench.alerts import signed_envelopes
 from bench.harness import free_port
-from keys.nodekey import NodeKey
-from relay.envelope import open_envelope, pae
+from keys.core.signing import NodeKey
+from relay.core.envelope import open_envelope, pae
 
 
 def _typical_message() -> tuple[bytes, bytes, bytes]:

@@ -33,13 +33,14 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 
-from keys import nodekey
-from keys.keyring import KeyEntry
-from keys.nodekey import NodeKey
-from relay import datadir, db, trust
+from keys.core.keyring import KeyEntry
+from keys.core.signing import NodeKey
+from keys.store import nodekey
+from relay.cli import datadir
+from relay.core.policy import PeerPolicy
 from relay.federation.auth import authorization
-from relay.policy import PeerPolicy
-from relay.timeutil import TEST_CLOCK_ENV, system_clock
+from relay.runtime.clock import TEST_CLOCK_ENV, system_clock
+from relay.storage import db, trust
 
 # The draft every benchmark publishes: a confirmed sighting with both languages.
 SIGHTING = {
@@ -198,7 +199,7 @@ class NodeProcess:
     def start(self) -> float:
         """Launch ``avisa run``; returns the ``time.perf_counter()`` of the launch."""
         env = {k: v for k, v in os.environ.items() if k != TEST_CLOCK_ENV}
-        command = [sys.executable, "-m", "relay.cli", "run", "--data", str(self.data)]
+        command = [sys.executable, "-m", "relay", "run", "--data", str(self.data)]
         started = time.perf_counter()
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(

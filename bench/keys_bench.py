@@ -8,7 +8,7 @@
   (the worst order: one rotation per pass).
 - ``requeue_<n>_ms``: after a revocation, re-decide n active alerts that
   rested on the revoked key (real SQLite file) and move them to held.
-- ``rotate_cli_ms``: ``keys.ops.rotate`` on a data directory (plain key file).
+- ``rotate_cli_ms``: ``keys.store.own_ops.rotate`` on a data directory (plain key file).
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from keys import ops, peerstore, trustops
-from keys.apply import apply_document
-from keys.card import (
+from keys.cards.apply import apply_document
+from keys.cards.card import (
     KEYS_PAYLOAD_TYPE,
     CurrentKey,
     KeyDocument,
@@ -33,16 +32,19 @@ from keys.card import (
     encode_document,
     verify_key_document,
 )
-from keys.keyring import KeyEntry
-from keys.keyset import revoke_key
-from keys.nodekey import NodeKey
-from keys.statements import b64
-from relay import config as config_mod
-from relay import datadir, db, store
-from relay.envelope import endorse, sign
-from relay.model import encode_envelope
-from relay.policy import Decision
-from relay.timeutil import FakeClock
+from keys.cards.keyset import revoke_key
+from keys.cards.statements import b64
+from keys.core.keyring import KeyEntry
+from keys.core.signing import NodeKey
+from keys.store import own_ops as ops
+from keys.store import peer_ops as trustops
+from keys.store import peerstore
+from relay.cli import datadir
+from relay.core.envelope import endorse, sign
+from relay.core.model import encode_envelope
+from relay.core.policy import Decision
+from relay.runtime.clock import FakeClock
+from relay.storage import configfile, db, store
 from tests.helpers import T0, key, make_alert, raw_envelope
 from tests.key_helpers import document, rotation
 
@@ -101,7 +103,7 @@ def requeue_ms(n: int) -> float:
                 )
 
         db.transaction(conn, fill)
-        config = config_mod.load(home)
+        config = configfile.load(home)
         own = ops.own_keyring(conn, config, home)
         known = peerstore.load_known(conn)
         result = revoke_key(known, "la", peer.keyid, T0 - timedelta(minutes=1), T0)

@@ -31,11 +31,12 @@ from typing import Any
 import aiohttp
 
 from bench.harness import SIGHTING, follow
-from keys import nodekey
-from keys.keyring import KeyEntry
-from relay import datadir, db, trust
-from relay.policy import PeerPolicy
-from relay.timeutil import TEST_CLOCK_ENV, system_clock
+from keys.core.keyring import KeyEntry
+from keys.store import nodekey
+from relay.cli import datadir
+from relay.core.policy import PeerPolicy
+from relay.runtime.clock import TEST_CLOCK_ENV, system_clock
+from relay.storage import db, trust
 
 
 def free_port() -> int:
@@ -78,7 +79,7 @@ class Node:
             [
                 sys.executable,
                 "-m",
-                "relay.cli",
+                "relay",
                 "run",
                 "--data",
                 str(self.data),

@@ -27,12 +27,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bridges.localsynapse import launch
+from bridges.matrix.localsynapse import launch
 from bridges.runner import start_bridges
-from keys.files import write_private
-from relay import datadir, drafts, log
-from relay.model import Area, Text
-from relay.node import Node
+from keys.store.files import write_private
+from relay.cli import datadir
+from relay.core import drafts
+from relay.core.model import Area, Text
+from relay.runtime import log
+from relay.runtime.node import Node
 from tests.matrix.reader import Reader
 
 

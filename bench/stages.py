@@ -33,17 +33,18 @@ from typing import Any
 import nacl.bindings
 
 from bench.alerts import signed_envelopes
-from keys.keyring import KeyEntry, Keyring
-from keys.nodekey import NodeKey
-from relay import db, envelope, trust
-from relay.envelope import open_envelope, pae
+from keys.core.keyring import KeyEntry, Keyring
+from keys.core.signing import NodeKey
+from relay.core import envelope
+from relay.core.envelope import open_envelope, pae
+from relay.core.policy import PeerPolicy, Policy
 from relay.federation.inbound import parse_transaction
-from relay.log import DecisionLog
-from relay.metrics import Metrics
-from relay.pipeline import Pipeline, Prepared, Rejected, prepare
-from relay.policy import PeerPolicy, Policy
-from relay.timeutil import system_clock
-from relay.trust import PeerRecord, TrustSnapshot
+from relay.runtime.clock import system_clock
+from relay.runtime.log import DecisionLog
+from relay.runtime.metrics import Metrics
+from relay.runtime.pipeline import Pipeline, Prepared, Rejected, prepare
+from relay.storage import db, trust
+from relay.storage.trust import PeerRecord, TrustSnapshot
 
 BATCH = 50
 

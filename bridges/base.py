@@ -23,7 +23,7 @@ retried like a transport failure, and after a few tries on the same item
 skipped, so a poison item never stalls a route. Time and sleep are injected:
 backoff is tested on a fake clock without waiting.
 
-``RouteFilter`` is the pure part: area (``relay.policy.area_matches``), kind,
+``RouteFilter`` is the pure part: area (``relay.core.policy.area_matches``), kind,
 certainty and language.
 """
 
@@ -41,13 +41,13 @@ from typing import Any, Protocol
 import structlog
 
 from bridges.render import pick_languages
-from relay import store
-from relay.db import Database
-from relay.errors import AvisaError, TransportError
-from relay.model import Alert
-from relay.node import FeedSignal, Service
-from relay.policy import area_matches
-from relay.timeutil import Clock, rfc3339
+from relay.core.errors import AvisaError, TransportError
+from relay.core.model import Alert
+from relay.core.policy import area_matches
+from relay.core.times import Clock, rfc3339
+from relay.runtime.node import FeedSignal, Service
+from relay.storage import store
+from relay.storage.db import Database
 
 Sleep = Callable[[float], Awaitable[None]]
 Record = Callable[[sqlite3.Connection], None]
@@ -74,7 +74,7 @@ Bridge = Service
 
 
 class FeedSource(Protocol):
-    """The parts of ``relay.node.Node`` a route reads from."""
+    """The parts of ``relay.runtime.node.Node`` a route reads from."""
 
     db: Database
     clock: Clock

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Literal
 
-from relay.model import Alert, Text
+from relay.core.model import Alert, Text
 
 Status = Literal["active", "cancelled", "superseded", "expired"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from bridges.base import Bridge, Sleep
-from relay.node import Node
+from relay.runtime.node import Node
 
 
 def start_bridges(
@@ -22,7 +22,7 @@ def start_bridges(
     configs = node.config.bridges.matrix
     if not configs:
         return []
-    from bridges.matrix import MatrixBridgeRunner
+    from bridges.matrix.bridge import MatrixBridgeRunner
 
     bridges = [
         MatrixBridgeRunner(node, config, index, sleep=sleep, idle_wait=idle_wait)

@@ -2,9 +2,9 @@
 
 Each input's first byte picks a target; the rest is the data:
 
-0. an envelope as a peer sends it → ``relay.pipeline.prepare`` (size limit,
+0. an envelope as a peer sends it → ``relay.runtime.pipeline.prepare`` (size limit,
    strict parse, canonical base64, Ed25519 against the keyring, canonical
-   payload decode) → ``relay.policy.decide``;
+   payload decode) → ``relay.core.policy.decide``;
 1. payload bytes, signed here with the trusted peer's key so they get past
    the signature → the same path; the first three bytes also vary the
    clock and what the store knows, so the fuzzer reaches every branch of
@@ -33,13 +33,14 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from relay import drafts, httpio
-    from relay.envelope import sign
-    from relay.errors import BadInput
+    from relay.core import drafts
+    from relay.core.envelope import sign
+    from relay.core.errors import BadInput
+    from relay.core.model import encode_alert, encode_envelope
+    from relay.core.policy import PolicyState, decide
     from relay.federation.inbound import parse_transaction
-    from relay.model import encode_alert, encode_envelope
-    from relay.pipeline import Prepared, prepare
-    from relay.policy import PolicyState, decide
+    from relay.runtime import httpio
+    from relay.runtime.pipeline import Prepared, prepare
     from tests.adversarial import bitflip
     from tests.adversarial.kit import PEER, PEER_KEY
     from tests.helpers import T0

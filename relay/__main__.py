@@ -1,5 +1,5 @@
 import sys
 
-from relay.cli import main
+from relay.entry import main
 
 sys.exit(main())

@@ -10,10 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from relay import datadir, db, trust
-from relay.app import serve
-from relay.node import Node
-from relay.timeutil import FakeClock
+from relay.cli import datadir
+from relay.http.app import serve
+from relay.runtime.clock import FakeClock
+from relay.runtime.node import Node
+from relay.storage import db, trust
 from tests.helpers import T0
 
 

@@ -25,12 +25,13 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from keys.keyring import KeyEntry
-from relay import datadir, trust
-from relay.app import serve
-from relay.node import Node
-from relay.policy import PeerPolicy
-from relay.timeutil import FakeClock
+from keys.core.keyring import KeyEntry
+from relay.cli import datadir
+from relay.core.policy import PeerPolicy
+from relay.http.app import serve
+from relay.runtime.clock import FakeClock
+from relay.runtime.node import Node
+from relay.storage import trust
 from tests.conftest import RunningNode
 from tests.helpers import wait_for
 from tests.test_api import DRAFT

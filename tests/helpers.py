@@ -8,11 +8,11 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from keys.keyring import KeyEntry
-from keys.nodekey import NodeKey
-from relay.drafts import ulid
-from relay.envelope import endorse, sign
-from relay.model import Alert, Area, Envelope, Text, encode_alert, encode_envelope
+from keys.core.keyring import KeyEntry
+from keys.core.signing import NodeKey
+from relay.core.drafts import ulid
+from relay.core.envelope import endorse, sign
+from relay.core.model import Alert, Area, Envelope, Text, encode_alert, encode_envelope
 
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 _counter = iter(range(1, 1 << 30))

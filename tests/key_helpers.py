@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from keys.card import KEYS_PAYLOAD_TYPE, VerifiedDocument, build_key_document, verify_key_document
-from keys.keyring import KeyEntry
-from keys.nodekey import NodeKey
-from keys.statements import (
+from keys.cards.card import (
+    KEYS_PAYLOAD_TYPE,
+    VerifiedDocument,
+    build_key_document,
+    verify_key_document,
+)
+from keys.cards.statements import (
     REVOCATION_PAYLOAD_TYPE,
     ROTATION_PAYLOAD_TYPE,
     RevocationStatement,
@@ -16,8 +19,10 @@ from keys.statements import (
     b64,
     encode,
 )
-from relay.envelope import endorse, sign
-from relay.model import Envelope, encode_envelope
+from keys.core.keyring import KeyEntry
+from keys.core.signing import NodeKey
+from relay.core.envelope import endorse, sign
+from relay.core.model import Envelope, encode_envelope
 from tests.helpers import T0
 
 URL = "https://avisa.example.org"

@@ -10,7 +10,7 @@ from typing import Any
 import nacl.signing
 import pytest
 
-from relay import db, trust
+from relay.storage import db, trust
 from tests.conftest import RunningNode
 from tests.helpers import wait_for
 
@@ -162,8 +162,8 @@ async def test_restart_keeps_everything_and_seq_continues(tmp_path, clock) -> No
 
 
 async def start_node_again(data_dir, clock):  # type: ignore[no-untyped-def]
-    from relay.app import serve
-    from relay.node import Node
+    from relay.http.app import serve
+    from relay.runtime.node import Node
 
     node = Node.load(data_dir, clock)
     await node.start()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from relay import datadir
+from relay.cli import datadir
 from tests.conftest import RunningNode
 
 BRIDGE = """

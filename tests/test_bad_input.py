@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from relay.envelope import sign
-from relay.model import Envelope, encode_alert, encode_envelope
+from relay.core.envelope import sign
+from relay.core.model import Envelope, encode_alert, encode_envelope
 from tests.conftest import RunningNode
 from tests.helpers import envelope_for, key, make_alert
 from tests.test_api import DRAFT

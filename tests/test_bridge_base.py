@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from bridges import matrix_store
 from bridges.base import (
     Delivered,
     Outcome,
@@ -28,10 +27,11 @@ from bridges.base import (
     Undeliverable,
     load_cursor,
 )
-from relay import store
-from relay.errors import TransportError
-from relay.node import Node
-from relay.timeutil import FakeClock
+from bridges.matrix import store as matrix_store
+from relay.core.errors import TransportError
+from relay.runtime.clock import FakeClock
+from relay.runtime.node import Node
+from relay.storage import store
 from tests.conftest import start_node
 from tests.helpers import T0, make_alert, raw_envelope, wait_for
 
@@ -218,7 +218,7 @@ def test_route_filter() -> None:
 
 
 def test_matrix_posts_follow_a_chain_to_its_root(tmp_path: Path) -> None:
-    from relay.db import open_sync
+    from relay.storage.db import open_sync
 
     conn = open_sync(tmp_path / "db.sqlite")
     route, expires = "matrix:@a:x:#r:x", T0 + timedelta(hours=1)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from keys.files import is_private
-from relay.cli import build_parser, main
+from keys.store.files import is_private
+from relay.cli.main import build_parser, main
 
-AVISA = [sys.executable, "-m", "relay.cli"]
+AVISA = [sys.executable, "-m", "relay"]
 
 
 def avisa(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from relay.config import parse, render
-from relay.errors import ConfigError
+from relay.core.config import parse, render
+from relay.core.errors import ConfigError
 
 GOOD = render("ventura", "127.0.0.1:8470", "https://avisa.example.org")
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bridges.matrix_session import read_secret
-from relay.config import parse, render
-from relay.errors import ConfigError
+from bridges.matrix.session import read_secret
+from relay.core.config import parse, render
+from relay.core.errors import ConfigError
 
 BASE = render("ventura", "127.0.0.1:8470", "https://avisa.example.org")
 BRIDGE = """

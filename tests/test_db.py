@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.db import Database
+from relay.storage.db import Database
 
 
 def _put(key: str, fail: bool = False):  # type: ignore[no-untyped-def]

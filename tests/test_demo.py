@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-AVISA = [sys.executable, "-m", "relay.cli", "demo"]
+AVISA = [sys.executable, "-m", "relay", "demo"]
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.config import parse
+from relay.core.config import parse
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
 HARDENING = (

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys.fingerprint import fingerprint
-from keys.keyring import Keyring
-from relay.envelope import canonical_b64decode, open_envelope, pae, verify, verify_strict
-from relay.errors import BadInput
-from relay.model import Envelope, Signature, encode_alert, encode_envelope
+from keys.core.fingerprint import fingerprint
+from keys.core.keyring import Keyring
+from relay.core.envelope import canonical_b64decode, open_envelope, pae, verify, verify_strict
+from relay.core.errors import BadInput
+from relay.core.model import Envelope, Signature, encode_alert, encode_envelope
 from tests.helpers import entry, envelope_for, key, make_alert
 
 # Known answers for the seed 32 x 0x01 (committed so other implementations can compare).

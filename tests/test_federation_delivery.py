@@ -9,7 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from relay.timeutil import FakeClock, rfc3339
+from relay.core.times import rfc3339
+from relay.runtime.clock import FakeClock
 from tests.fedkit import Front, Member, headline_of, members, pulled, trusts
 from tests.helpers import wait_for
 

@@ -15,14 +15,14 @@ import aiohttp
 import nacl.signing
 import pytest
 
-from keys.card import verify_key_document
-from keys.keyring import KeyEntry
-from keys.nodekey import NodeKey
-from relay import trust
+from keys.cards.card import verify_key_document
+from keys.core.keyring import KeyEntry
+from keys.core.signing import NodeKey
+from relay.core.policy import PeerPolicy
 from relay.federation.auth import authorization
 from relay.federation.inbound import TXN_BODY_MAX
-from relay.policy import PeerPolicy
-from relay.timeutil import FakeClock
+from relay.runtime.clock import FakeClock
+from relay.storage import trust
 from tests.fedkit import Member, members
 from tests.helpers import key, make_alert, raw_envelope, wait_for
 

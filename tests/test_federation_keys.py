@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from keys import ops
-from relay.timeutil import FakeClock
+from keys.store import own_ops as ops
+from relay.runtime.clock import FakeClock
 from tests.fedkit import members, pulled, trusts
 from tests.helpers import wait_for
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from relay.explain import explain
-from relay.timeutil import FakeClock
+from relay.runtime.clock import FakeClock
+from relay.runtime.explain import explain
 from tests.fedkit import Member, decision_for, members, pulled, trusts
 from tests.helpers import wait_for
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from keys.keyring import KeyEntry
-from relay import datadir, trust
-from relay.federation import outbox
-from relay.node import Node
-from relay.policy import PeerPolicy
-from relay.timeutil import FakeClock
+from keys.core.keyring import KeyEntry
+from relay.cli import datadir
+from relay.core.policy import PeerPolicy
+from relay.runtime.clock import FakeClock
+from relay.runtime.node import Node
+from relay.storage import outbox, trust
 from tests.helpers import key, make_alert, raw_envelope
 
 ORIGIN, SIGNER, QUIET, PLAIN = key(1), key(2), key(3), key(4)
@@ -72,7 +72,7 @@ async def test_held_alerts_are_queued_only_once_a_reviewer_accepts(node: Node) -
     assert (outcome.status, outcome.reason) == ("held", "outside_speaks_for")
     assert await rows(node) == []
     # The reviewer's accept goes through the same store.publish as everything else.
-    from relay import store
+    from relay.storage import store
 
     now = node.clock()
     await node.db.write(lambda c: store.publish(c, outside, now, node.tombstone_ttl))

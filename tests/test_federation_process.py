@@ -14,11 +14,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from keys import nodekey
-from keys.keyring import KeyEntry
-from relay import datadir, db, trust
-from relay.policy import PeerPolicy
-from relay.timeutil import TEST_CLOCK_ENV, FakeClock, rfc3339
+from keys.core.keyring import KeyEntry
+from keys.store import nodekey
+from relay.cli import datadir
+from relay.core.policy import PeerPolicy
+from relay.core.times import rfc3339
+from relay.runtime.clock import TEST_CLOCK_ENV, FakeClock
+from relay.storage import db, trust
 from tests.helpers import T0, wait_for
 from tests.test_api import DRAFT
 from tests.test_cli import AVISA

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from keys.card import (
+from keys.cards.card import (
     CurrentKey,
     KeyDocument,
     KeyDocumentError,
@@ -19,9 +19,9 @@ from keys.card import (
     encode_document,
     verify_key_document,
 )
-from keys.keyring import KeyEntry
-from keys.statements import b64
-from relay.model import MAX_ENVELOPE_BYTES, encode_envelope
+from keys.cards.statements import b64
+from keys.core.keyring import KeyEntry
+from relay.core.model import MAX_ENVELOPE_BYTES, encode_envelope
 from tests.helpers import T0, key, make_alert, raw_envelope
 from tests.key_helpers import URL, revocation, rotation, signed_document
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from keys import nodekey
-from keys.files import is_private
-from keys.nodekey import NodeKey
-from relay.errors import KeyFileError
+from keys.core.signing import NodeKey
+from keys.store import nodekey
+from keys.store.files import is_private
+from relay.core.errors import KeyFileError
 
 
 def test_plain_key_round_trips_and_is_0600(tmp_path: Path) -> None:

@@ -21,13 +21,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from keys import ops, peerstore, trustops
-from keys.files import write_private
-from keys.fingerprint import fingerprint
-from relay import datadir
-from relay.model import encode_envelope
-from relay.node import Node
-from relay.timeutil import FakeClock
+from keys.core.fingerprint import fingerprint
+from keys.store import own_ops as ops
+from keys.store import peer_ops as trustops
+from keys.store import peerstore
+from keys.store.files import write_private
+from relay.cli import datadir
+from relay.core.model import encode_envelope
+from relay.runtime.clock import FakeClock
+from relay.runtime.node import Node
 from tests.conftest import RunningNode, start_node
 from tests.helpers import T0, make_alert, raw_envelope, wait_for
 from tests.test_api import DRAFT

@@ -14,12 +14,12 @@ import base64
 import hashlib
 from datetime import UTC, datetime
 
-from keys.card import build_key_document, verify_key_document
-from keys.fingerprint import fingerprint, matches
-from keys.nodekey import NodeKey
-from keys.statements import ROTATION_PAYLOAD_TYPE, make_rotation
-from relay.envelope import pae
-from relay.model import encode_envelope
+from keys.cards.card import build_key_document, verify_key_document
+from keys.cards.statements import ROTATION_PAYLOAD_TYPE, make_rotation
+from keys.core.fingerprint import fingerprint, matches
+from keys.core.signing import NodeKey
+from relay.core.envelope import pae
+from relay.core.model import encode_envelope
 
 SEED_1 = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
 SEED_2 = "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"

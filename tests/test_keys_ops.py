@@ -12,15 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from keys import nodekey, ops, ownkeys
-from keys.card import verify_key_document
-from keys.files import is_private
-from keys.statements import REVOCATION_PAYLOAD_TYPE, ROTATION_PAYLOAD_TYPE
-from relay import config as config_mod
-from relay import datadir
-from relay.errors import BadInput, KeyFileError
-from relay.model import encode_envelope
-from relay.timeutil import FakeClock
+from keys.cards.card import verify_key_document
+from keys.cards.statements import REVOCATION_PAYLOAD_TYPE, ROTATION_PAYLOAD_TYPE
+from keys.core.signing import NodeKey
+from keys.store import nodekey, ownkeys
+from keys.store import own_ops as ops
+from keys.store.files import is_private
+from relay.cli import datadir
+from relay.core import config as config_mod
+from relay.core.errors import BadInput, KeyFileError
+from relay.core.model import encode_envelope
+from relay.runtime.clock import FakeClock
 from tests.helpers import T0
 
 PASSPHRASE = b"correct horse battery staple"
@@ -114,7 +116,7 @@ def test_passphrase_failures_are_clear_and_touch_nothing(
 
 def test_a_rotation_interrupted_before_commit_is_undone(home: Path) -> None:
     before = key_file(home).read_bytes()
-    ownkeys.stage(home, nodekey.NodeKey.generate(), None)
+    ownkeys.stage(home, NodeKey.generate(), None)
     key = ownkeys.load_signing_key(home, "ventura", None)
     assert key_file(home).read_bytes() == before and key.keyid == nodekey.load(key_file(home)).keyid
     assert not (home / ownkeys.NEXT_NAME).exists()
@@ -218,7 +220,7 @@ def test_bad_at(text: str, message: str) -> None:
 
 def avisa(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "relay.cli", *args],
+        [sys.executable, "-m", "relay", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys.apply import apply_document
-from keys.keyring import KeyEntry
-from keys.nodekey import NodeKey
-from relay.model import Envelope
+from keys.cards.apply import apply_document
+from keys.core.keyring import KeyEntry
+from keys.core.signing import NodeKey
+from relay.core.model import Envelope
 from tests.helpers import T0, key
 from tests.key_helpers import document, revocation, rotation
 

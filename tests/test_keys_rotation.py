@@ -13,13 +13,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from keys.apply import apply_document
-from keys.keyring import KeyEntry, Keyring
-from keys.keyset import revoke_key
-from keys.nodekey import NodeKey
-from relay.envelope import pae, verify
-from relay.model import Envelope, Signature
-from relay.policy import PeerPolicy, Policy, PolicyState, decide
+from keys.cards.apply import apply_document
+from keys.cards.keyset import revoke_key
+from keys.core.keyring import KeyEntry, Keyring
+from keys.core.signing import NodeKey
+from relay.core.envelope import pae, verify
+from relay.core.model import Envelope, Signature
+from relay.core.policy import PeerPolicy, Policy, PolicyState, decide
 from tests.helpers import T0, envelope_for, key, make_alert
 from tests.key_helpers import document, revocation, rotation
 

@@ -16,18 +16,19 @@ from pathlib import Path
 
 import pytest
 
-from keys import ops, trustops
-from keys.card import CurrentKey, KeyDocument, encode_document
-from keys.cardcheck import CardRefused
-from keys.fingerprint import fingerprint
-from keys.keyring import KeyEntry
-from keys.nodekey import read_public
-from keys.statements import b64
-from relay import config as config_mod
-from relay import datadir
-from relay.errors import BadInput
-from relay.model import encode_envelope
-from relay.timeutil import FakeClock
+from keys.cards.card import CurrentKey, KeyDocument, encode_document
+from keys.cards.cardcheck import CardRefused
+from keys.cards.statements import b64
+from keys.core.fingerprint import fingerprint
+from keys.core.keyring import KeyEntry
+from keys.store import own_ops as ops
+from keys.store import peer_ops as trustops
+from keys.store.nodekey import read_public
+from relay.cli import datadir
+from relay.core import config as config_mod
+from relay.core.errors import BadInput
+from relay.core.model import encode_envelope
+from relay.runtime.clock import FakeClock
 from tests.helpers import T0, key
 from tests.key_helpers import URL, document, revocation, rotation, signed_document
 

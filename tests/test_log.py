@@ -7,7 +7,7 @@ import json
 import pytest
 import structlog
 
-from relay.log import REDACTED, DecisionLog, configure, redact, scrub
+from relay.runtime.log import REDACTED, DecisionLog, configure, redact, scrub
 
 
 def test_sensitive_fields_are_dropped() -> None:

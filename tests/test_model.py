@@ -7,7 +7,7 @@ import json
 import msgspec
 import pytest
 
-from relay.model import NonCanonical, decode_alert, encode_alert
+from relay.core.model import NonCanonical, decode_alert, encode_alert
 from tests.helpers import make_alert
 
 

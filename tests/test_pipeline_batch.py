@@ -1,7 +1,7 @@
 """One transaction of many envelopes leaves exactly what the same envelopes sent one by one do.
 
 The writer job buffers the rows of plain new alerts and writes them per
-table (``relay.writes``); everything else goes one by one after a flush.
+table (``relay.storage.writes``); everything else goes one by one after a flush.
 These tests send a mix chosen to cross every boundary between the two paths
 (duplicates, updates and cancels of alerts in the same batch, an update that
 arrives before its original, held and re-held alerts, seq gaps, forgeries,
@@ -19,14 +19,15 @@ from typing import Any
 
 import pytest
 
-from keys.keyring import KeyEntry
-from relay import datadir, trust
-from relay.envelope import sign
-from relay.model import Envelope, Signature, encode_alert, encode_envelope
-from relay.node import Node
-from relay.pipeline import Outcome
-from relay.policy import PeerPolicy
-from relay.timeutil import FakeClock
+from keys.core.keyring import KeyEntry
+from relay.cli import datadir
+from relay.core.envelope import sign
+from relay.core.model import Envelope, Signature, encode_alert, encode_envelope
+from relay.core.policy import PeerPolicy
+from relay.runtime.clock import FakeClock
+from relay.runtime.node import Node
+from relay.runtime.pipeline import Outcome
+from relay.storage import trust
 from tests.helpers import T0, key, make_alert, raw_envelope
 
 ORIGIN, RELAY, DOWN, STRANGER = key(1), key(2), key(3), key(9)

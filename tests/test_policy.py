@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from keys.keyring import Keyring
-from relay.envelope import verify
-from relay.model import Envelope, encode_alert
-from relay.policy import PeerPolicy, Policy, PolicyState, area_matches, decide, inside_scope
+from keys.core.keyring import Keyring
+from relay.core.envelope import verify
+from relay.core.model import Envelope, encode_alert
+from relay.core.policy import PeerPolicy, Policy, PolicyState, area_matches, decide, inside_scope
 from tests.helpers import T0, entry, envelope_for, key, make_alert
 
 LA = dict(codes=("fips:06037",), geohash="9q5ctr")

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from bridges.matrix import edit_content
+from bridges.matrix.bridge import edit_content
 from bridges.render import (
     MAX_RENDERED_BYTES,
     Signers,
@@ -17,7 +17,7 @@ from bridges.render import (
     render,
     rendered_size,
 )
-from relay.model import Alert, Text
+from relay.core.model import Alert, Text
 from tests.helpers import T0, make_alert
 
 SIGNERS = Signers("ventura", ("santa-barbara", "la"))

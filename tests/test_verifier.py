@@ -9,13 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from keys.keyring import KeyEntry, Keyring
-from relay import pipeline
-from relay.model import MAX_ENVELOPE_BYTES, Envelope, Signature, encode_envelope
-from relay.pipeline import INLINE_ENVELOPES, Prepared, Rejected, from_worker, prepare
-from relay.policy import Policy
-from relay.trust import TrustSnapshot
-from relay.verifier import (
+from keys.core.keyring import KeyEntry, Keyring
+from relay.core.model import MAX_ENVELOPE_BYTES, Envelope, Signature, encode_envelope
+from relay.core.policy import Policy
+from relay.runtime import pipeline
+from relay.runtime.pipeline import INLINE_ENVELOPES, Prepared, Rejected, from_worker, prepare
+from relay.runtime.verifier import (
     VerifierPool,
     WorkerGone,
     encode_envelopes,
@@ -23,7 +22,8 @@ from relay.verifier import (
     read_answer,
     read_answers,
 )
-from relay.verify_worker import check_body
+from relay.runtime.verify_worker import check_body
+from relay.storage.trust import TrustSnapshot
 from tests.helpers import envelope_for, key, make_alert
 from tests.test_pipeline_batch import mixed, tables, twin
 

@@ -9,7 +9,7 @@
 - ``sender``: one task per peer that pushes the outbox and pulls catch-up.
 - ``catchup``: serving and pulling ``/federation/v1/alerts``.
 - ``inbound``: the ``/federation/v1/*`` routes.
-- ``keydoc``: the key document (placeholder until ``keys.card``).
+- ``keydoc``: the key document (placeholder until ``keys.cards.card``).
 - ``service``: ``Federation``, which the node owns and starts.
 
 This ``__init__`` imports nothing, so the store can import ``outbox`` and

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from keys.keyring import KeyEntry, Keyring
-from keys.nodekey import NodeKey
-from relay.envelope import canonical_b64decode, pae, verify_signature
-from relay.errors import Unauthorized
-from relay.model import NETWORK_PATTERN
-from relay.timeutil import to_epoch
+from keys.core.keyring import KeyEntry, Keyring
+from keys.core.signing import NodeKey
+from relay.core.envelope import canonical_b64decode, pae, verify_signature
+from relay.core.errors import Unauthorized
+from relay.core.model import NETWORK_PATTERN
+from relay.core.times import to_epoch
 
 REQUEST_TYPE: Final = "application/vnd.avisa.request.v1"
 MAX_SKEW_S: Final = 300

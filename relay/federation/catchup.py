@@ -24,15 +24,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from keys.nodekey import NodeKey
-from relay import store
-from relay.db import Database
-from relay.federation.forwarding import outgoing, should_forward, signer_networks
+from keys.core.signing import NodeKey
+from relay.core.forwarding import outgoing, should_forward, signer_networks
+from relay.core.model import envelope_decoder
+from relay.core.times import Clock, to_epoch
 from relay.federation.transport import PeerClient
-from relay.model import envelope_decoder
-from relay.pipeline import Outcome
-from relay.timeutil import Clock, to_epoch
-from relay.trust import PeerRecord, TrustSnapshot
+from relay.runtime.pipeline import Outcome
+from relay.storage import store
+from relay.storage.db import Database
+from relay.storage.trust import PeerRecord, TrustSnapshot
 
 PAGE_LIMIT_MAX = 100
 PAGE_LIMIT_DEFAULT = 50

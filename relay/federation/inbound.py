@@ -30,24 +30,25 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from keys import ops
-from keys.keyring import KeyEntry
-from relay.api import NODE
-from relay.errors import BadInput
+from keys.core.keyring import KeyEntry
+from keys.store import own_ops as ops
+from relay.core.errors import BadInput
+from relay.core.model import MAX_ENVELOPE_BYTES, encode_envelope
+from relay.core.times import to_epoch
 from relay.federation import auth, catchup
-from relay.federation.service import REPLY_TTL
-from relay.httpio import read_body, strict_loads
-from relay.model import MAX_ENVELOPE_BYTES, encode_envelope
-from relay.node import Node
-from relay.pipeline import Outcome
-from relay.timeutil import to_epoch
-from relay.trust import PeerRecord
+from relay.federation.service import REPLY_TTL, Federation
+from relay.runtime.httpio import read_body, strict_loads
+from relay.runtime.node import Node
+from relay.runtime.pipeline import Outcome
+from relay.storage.trust import PeerRecord
 
 MAX_ENVELOPES = 50
 TXN_BODY_MAX = MAX_ENVELOPES * (MAX_ENVELOPE_BYTES + 64) + 1024
 _TXN_ID = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 _CURSOR = re.compile(r"[0-9]{1,18}")
 routes = web.RouteTableDef()
+#: The ``Federation`` whose routes these are (set by ``relay.http.app.build_app``).
+FEDERATION: web.AppKey[Federation] = web.AppKey("federation", Federation)
 
 
 class _TxnBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -121,7 +122,8 @@ class Checked:
     peer: PeerRecord
 
 
-def _precheck(request: web.Request, node: Node) -> Checked:
+def _precheck(request: web.Request, federation: Federation) -> Checked:
+    node = federation.node
     snapshot = node.trust
     header = request.headers.get("Authorization")
     try:
@@ -133,31 +135,32 @@ def _precheck(request: web.Request, node: Node) -> Checked:
             # Perhaps the peer rotated: its key document will say (rate-limited).
             origin = auth.parse(header).origin
             if origin in snapshot.peers:
-                node.federation.keys.soon(origin)
+                federation.keys.soon(origin)
         raise
     return Checked(request_auth, entry, snapshot.peers[request_auth.origin])
 
 
-def _verify(request: web.Request, node: Node, checked: Checked, body: bytes) -> str:
+def _verify(request: web.Request, federation: Federation, checked: Checked, body: bytes) -> str:
     """The signature holds: count the request against its peer and return the peer."""
     auth.check_signature(checked.auth, checked.key, request.method, request.raw_path, body)
     origin = checked.peer.network
-    node.federation.gate.count(origin, node.clock(), checked.peer.policy.rate_limit_per_min)
-    node.federation.peer_alive(origin)
+    federation.gate.count(origin, federation.node.clock(), checked.peer.policy.rate_limit_per_min)
+    federation.peer_alive(origin)
     return origin
 
 
 @routes.put("/federation/v1/send/{txn_id}")
 async def send(request: web.Request) -> web.Response:
-    node = request.app[NODE]
+    federation = request.app[FEDERATION]
+    node = federation.node
     txn_id = request.match_info["txn_id"]
     if not _TXN_ID.fullmatch(txn_id):
         raise BadInput("AVISA_BAD_TXN_ID", "txn_id must be 1-64 of A-Z a-z 0-9 . _ ~ -")
-    checked = _precheck(request, node)
-    with node.federation.gate.admit(checked.peer.network):
+    checked = _precheck(request, federation)
+    with federation.gate.admit(checked.peer.network):
         body = await read_body(request, TXN_BODY_MAX)
-        origin = _verify(request, node, checked, body)
-        async with node.federation.txn_lock(origin, txn_id):
+        origin = _verify(request, federation, checked, body)
+        async with federation.txn_lock(origin, txn_id):
             reply = await _transaction(node, origin, txn_id, body)
     return web.Response(body=reply, content_type="application/json")
 
@@ -198,10 +201,11 @@ async def _transaction(node: Node, origin: str, txn_id: str, body: bytes) -> byt
 
 @routes.get("/federation/v1/alerts")
 async def alerts(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    checked = _precheck(request, node)
-    with node.federation.gate.admit(checked.peer.network):
-        caller = _verify(request, node, checked, b"")
+    federation = request.app[FEDERATION]
+    node = federation.node
+    checked = _precheck(request, federation)
+    with federation.gate.admit(checked.peer.network):
+        caller = _verify(request, federation, checked, b"")
         since = request.query.get("since", "0")
         if not _CURSOR.fullmatch(since):
             raise BadInput("AVISA_BAD_QUERY", "since must be a cursor from an earlier reply")
@@ -221,7 +225,8 @@ async def alerts(request: web.Request) -> web.Response:
 
 @routes.get("/federation/v1/keys")
 async def key_document(request: web.Request) -> web.Response:
-    node = request.app[NODE]
+    federation = request.app[FEDERATION]
+    node = federation.node
     key, now = node.key, node.clock()
     document = await node.db.read(lambda conn: ops.key_document(conn, node.config, key, now))
     return web.Response(body=encode_envelope(document), content_type="application/json")

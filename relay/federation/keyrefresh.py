@@ -1,11 +1,11 @@
 """Following peers' keys: fetch their key documents and apply what they say.
 
 A peer that rotates or revokes a key says so in its key document
-(``GET /federation/v1/keys``), as statements signed the way ``keys.statements``
+(``GET /federation/v1/keys``), as statements signed the way ``keys.cards.statements``
 requires. This node fetches each trusted peer's document when its link
 starts, every ``REFRESH`` after that, and soon after a request from that peer
 failed for an unknown key (at most once per ``MIN_GAP`` per peer, so a
-stranger cannot make us fetch in a loop). ``keys.peerstore.store_document``
+stranger cannot make us fetch in a loop). ``keys.store.peerstore.store_document``
 verifies the document and only ever narrows trust, except through a rotation
 statement signed by the old and the new key; when it changed anything, the
 trust snapshot is reloaded at once.
@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from keys import peerstore
-from relay.aio import cancel_all
-from relay.errors import BadInput
+from keys.store import peerstore
+from relay.core.errors import BadInput
 from relay.federation.transport import PeerRefused, PeerUnavailable
+from relay.runtime.aio import cancel_all
 
 if TYPE_CHECKING:
     from relay.federation.service import Federation

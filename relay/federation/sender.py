@@ -47,14 +47,15 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from relay.aio import cancel_all
-from relay.errors import TransportError
-from relay.federation import catchup, gaps, outbox
-from relay.federation.forwarding import outgoing
+from relay.core.errors import TransportError
+from relay.core.forwarding import outgoing
+from relay.core.model import envelope_decoder
+from relay.core.times import Sleep, rfc3339
+from relay.federation import catchup
 from relay.federation.transport import PeerRefused, PeerUnavailable, Result
-from relay.model import envelope_decoder
-from relay.timeutil import Sleep, rfc3339
-from relay.trust import PeerRecord
+from relay.runtime.aio import cancel_all
+from relay.storage import gaps, outbox
+from relay.storage.trust import PeerRecord
 
 if TYPE_CHECKING:
     from relay.federation.service import Federation

@@ -23,18 +23,19 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import structlog
 
-from relay.aio import cancel_all
-from relay.errors import BadInput
-from relay.federation import gaps, outbox
+from relay.core.errors import BadInput
+from relay.core.times import parse_duration, to_epoch
 from relay.federation.keyrefresh import KeyRefresher
 from relay.federation.sender import LinkStatus, PeerLink, Timing
 from relay.federation.transport import PeerClient
-from relay.metrics import _labels
-from relay.pipeline import RateCounter
-from relay.timeutil import parse_duration, sleeper, to_epoch
+from relay.runtime.aio import cancel_all
+from relay.runtime.clock import sleeper
+from relay.runtime.metrics import _labels
+from relay.runtime.pipeline import RateCounter
+from relay.storage import gaps, outbox
 
 if TYPE_CHECKING:
-    from relay.node import Node
+    from relay.runtime.node import Node
 
 REPLY_TTL = timedelta(hours=24)
 MAX_IN_FLIGHT_PER_PEER = 4

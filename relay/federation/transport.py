@@ -30,12 +30,12 @@ import msgspec
 from msgspec import Meta, Struct
 from yarl import URL
 
-from keys.nodekey import NodeKey
-from relay.errors import AvisaError, BadInput, TransportError
+from keys.core.signing import NodeKey
+from relay.core.errors import AvisaError, BadInput, TransportError
+from relay.core.model import MAX_ENVELOPE_BYTES
+from relay.core.times import Clock
 from relay.federation.auth import authorization
-from relay.httpio import strict_loads
-from relay.model import MAX_ENVELOPE_BYTES
-from relay.timeutil import Clock
+from relay.runtime.httpio import strict_loads
 
 MAX_SEND_REPLY = 256 * 1024
 PAGE_REPLY_SLACK = 64 * 1024

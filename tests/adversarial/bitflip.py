@@ -9,9 +9,9 @@ the policy as it stands (the control). A *flip* changes one bit of
 - the signature (the 64 raw bytes, re-encoded as base64), or
 - the keyid (the text as it travels, ``ed25519:`` and 32 hex digits),
 
-and the flipped envelope goes through ``relay.pipeline.prepare`` (size limit,
+and the flipped envelope goes through ``relay.runtime.pipeline.prepare`` (size limit,
 strict parse, canonical base64, Ed25519 against the keyring, canonical
-payload decode) and, if it got that far, ``relay.policy.decide``. The bar is
+payload decode) and, if it got that far, ``relay.core.policy.decide``. The bar is
 zero accepted.
 
 ``plan(stride)`` picks the flips: stride 1 is every bit of every envelope
@@ -39,13 +39,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from keys.keyring import KeyEntry, Keyring
-from relay.drafts import ulid
-from relay.envelope import sign
-from relay.model import Envelope, Signature, encode_alert, encode_envelope
-from relay.pipeline import Prepared, prepare
-from relay.policy import PeerPolicy, Policy, PolicyState, decide
-from relay.trust import TrustSnapshot
+from keys.core.keyring import KeyEntry, Keyring
+from relay.core.drafts import ulid
+from relay.core.envelope import sign
+from relay.core.model import Envelope, Signature, encode_alert, encode_envelope
+from relay.core.policy import PeerPolicy, Policy, PolicyState, decide
+from relay.runtime.pipeline import Prepared, prepare
+from relay.storage.trust import TrustSnapshot
 from tests.adversarial.kit import PEER, PEER_KEY, TARGET
 from tests.helpers import T0, key, make_alert
 

@@ -33,12 +33,12 @@ from typing import Any
 
 from aiohttp import web
 
-from keys.keyring import KeyEntry
-from keys.nodekey import NodeKey
-from relay import trust
+from keys.core.keyring import KeyEntry
+from keys.core.signing import NodeKey
+from relay.core.policy import PeerPolicy
 from relay.federation.auth import authorization
-from relay.policy import PeerPolicy
-from relay.timeutil import FakeClock
+from relay.runtime.clock import FakeClock
+from relay.storage import trust
 from tests.fedkit import Member, members
 from tests.helpers import key, wait_for
 

@@ -16,8 +16,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from relay.model import encode_envelope
-from relay.timeutil import FakeClock
+from relay.core.model import encode_envelope
+from relay.runtime.clock import FakeClock
 from tests.adversarial import bitflip
 from tests.adversarial.kit import figure, table_rows, target_node
 

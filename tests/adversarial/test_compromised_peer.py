@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 
 from bridges.base import Delivered, Outcome, RouteConsumer, RouteFilter, Skipped
-from keys.keyring import KeyEntry, Keyring
-from relay import store
-from relay.envelope import open_envelope, verify
+from keys.core.keyring import KeyEntry, Keyring
+from relay.core.envelope import open_envelope, verify
+from relay.core.model import decode_alert
+from relay.core.policy import PeerPolicy, Policy, PolicyState, decide
 from relay.federation.auth import authorization
-from relay.model import decode_alert
-from relay.policy import PeerPolicy, Policy, PolicyState, decide
-from relay.timeutil import FakeClock
+from relay.runtime.clock import FakeClock
+from relay.storage import store
 from tests.adversarial.kit import QuietPeer, figure, trust_peer, txn
 from tests.fedkit import Member, members, pulled, trusts
 from tests.helpers import T0, key, make_alert, new_id, raw_envelope, wait_for

@@ -35,11 +35,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from keys import nodekey
-from keys.keyring import KeyEntry
-from relay import db, trust
-from relay.policy import PeerPolicy
-from relay.timeutil import TEST_CLOCK_ENV
+from keys.core.keyring import KeyEntry
+from keys.store import nodekey
+from relay.core.policy import PeerPolicy
+from relay.runtime.clock import TEST_CLOCK_ENV
+from relay.storage import db, trust
 from tests.adversarial.kit import figure
 from tests.helpers import T0, wait_for
 from tests.test_api import DRAFT

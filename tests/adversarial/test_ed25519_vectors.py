@@ -1,4 +1,4 @@
-"""Ed25519 edge cases against ``relay.envelope.verify_signature``.
+"""Ed25519 edge cases against ``relay.core.envelope.verify_signature``.
 
 Two sources:
 
@@ -28,13 +28,13 @@ import json
 from collections import Counter
 from typing import Any
 
-from keys.keyring import KeyEntry, Keyring
-from keys.nodekey import NodeKey
-from relay.envelope import pae, sign, verify_signature
-from relay.model import Envelope, Signature, encode_alert, encode_envelope
-from relay.pipeline import Rejected, prepare
-from relay.policy import Policy
-from relay.trust import TrustSnapshot
+from keys.core.keyring import KeyEntry, Keyring
+from keys.core.signing import NodeKey
+from relay.core.envelope import pae, sign, verify_signature
+from relay.core.model import Envelope, Signature, encode_alert, encode_envelope
+from relay.core.policy import Policy
+from relay.runtime.pipeline import Rejected, prepare
+from relay.storage.trust import TrustSnapshot
 from tests.adversarial.kit import figure
 from tests.helpers import make_alert
 

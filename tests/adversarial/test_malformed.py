@@ -10,7 +10,7 @@ parsing, not the request signature.
 Bodies that a server answers before reading them all (10 MB, slow-loris)
 go over a raw socket (``kit.raw_exchange``), so the test sees what a real
 client sees. The slow-loris deadline is shortened for the test
-(``relay.httpio.BODY_DEADLINE_S``); what is shown is that a trickling body
+(``relay.runtime.httpio.BODY_DEADLINE_S``); what is shown is that a trickling body
 is cut off with a 408 while the node keeps serving others.
 """
 
@@ -30,8 +30,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from relay import app, httpio
-from relay.timeutil import FakeClock
+from relay.http import app
+from relay.runtime import httpio
+from relay.runtime.clock import FakeClock
 from tests.adversarial.kit import (
     PEER_KEY,
     Target,

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from relay.app import serve
-from relay.node import Node
-from relay.timeutil import FakeClock, parse_duration
+from relay.core.times import parse_duration
+from relay.http.app import serve
+from relay.runtime.clock import FakeClock
+from relay.runtime.node import Node
 from tests.adversarial.kit import figure
 from tests.fedkit import Member, members, pulled, trusts
 from tests.helpers import wait_for

@@ -34,8 +34,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from keys import nodekey
-from relay.timeutil import TEST_CLOCK_ENV
+from keys.store import nodekey
+from relay.runtime.clock import TEST_CLOCK_ENV
 from tests.adversarial.kit import figure
 from tests.helpers import T0, wait_for
 from tests.test_api import DRAFT

@@ -19,10 +19,10 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keys.keyring import KeyEntry, Keyring
-from relay.envelope import endorse as add_endorsement
-from relay.envelope import open_envelope, sign, verify
-from relay.model import (
+from keys.core.keyring import KeyEntry, Keyring
+from relay.core.envelope import endorse as add_endorsement
+from relay.core.envelope import open_envelope, sign, verify
+from relay.core.model import (
     ALERT_ID_PATTERN,
     CERTAINTIES,
     KINDS,
@@ -38,9 +38,9 @@ from relay.model import (
     encode_alert,
     encode_envelope,
 )
-from relay.pipeline import Prepared, prepare
-from relay.policy import PeerPolicy, Policy, PolicyState, decide
-from relay.trust import TrustSnapshot
+from relay.core.policy import PeerPolicy, Policy, PolicyState, decide
+from relay.runtime.pipeline import Prepared, prepare
+from relay.storage.trust import TrustSnapshot
 from tests.helpers import key, make_alert
 
 SIGNER, OTHER = key(51), key(52)

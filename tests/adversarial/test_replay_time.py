@@ -28,11 +28,11 @@ from typing import Any
 
 import pytest
 
-from keys.keyring import KeyEntry
-from relay import trust
-from relay.app import serve
-from relay.node import Node
-from relay.timeutil import FakeClock
+from keys.core.keyring import KeyEntry
+from relay.http.app import serve
+from relay.runtime.clock import FakeClock
+from relay.runtime.node import Node
+from relay.storage import trust
 from tests.adversarial.kit import PEER, PEER_KEY, Target, figure, target_node, txn
 from tests.fedkit import Member
 from tests.helpers import T0, key, make_alert, raw_envelope

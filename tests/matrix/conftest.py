@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from bridges.localsynapse import Homeserver, Registered, launch
+from bridges.matrix.localsynapse import Homeserver, Registered, launch
 from bridges.runner import start_bridges
-from keys.files import write_private
-from relay.node import Node
-from relay.timeutil import FakeClock
+from keys.store.files import write_private
+from relay.runtime.clock import FakeClock
+from relay.runtime.node import Node
 from tests.conftest import start_node
 from tests.matrix.reader import Reader
 

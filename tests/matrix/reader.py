@@ -21,7 +21,7 @@ import aiohttp
 from nio import AsyncClient, AsyncClientConfig, MegolmEvent, RoomMessage
 from nio.store import SqliteStore
 
-from bridges.localsynapse import Homeserver, Registered
+from bridges.matrix.localsynapse import Homeserver, Registered
 from tests.helpers import wait_for
 
 ALERT_ID = "org.avisa.alert_id"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from relay.timeutil import FakeClock
+from relay.runtime.clock import FakeClock
 from tests.helpers import wait_for
 from tests.matrix.api import DRAFT, Api, route
 from tests.matrix.conftest import Sleeps, World

@@ -6,7 +6,7 @@ import stat
 
 import aiohttp
 
-from relay.timeutil import FakeClock
+from relay.runtime.clock import FakeClock
 from tests.helpers import wait_for
 from tests.matrix.api import Api, route
 from tests.matrix.conftest import World, set_power

@@ -21,10 +21,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bridges import matrix_store
-from keys.files import write_private
-from relay import datadir
-from relay.timeutil import FakeClock
+from bridges.matrix import store as matrix_store
+from keys.store.files import write_private
+from relay.cli import datadir
+from relay.runtime.clock import FakeClock
 from tests.helpers import wait_for
 from tests.matrix.api import Api, route
 from tests.matrix.conftest import Sleeps, World

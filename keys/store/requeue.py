@@ -1,0 +1,84 @@
+"""After a revocation: alerts that rested on the revoked key go back to review.
+
+When a key is revoked from ``revoked_at``, everything this node received at
+or after that moment on that key's word is suspect. Revocation is rare and
+the active set is small, so the scan reads every active alert received since
+the earliest new ``revoked_at`` that came from a peer and carries a signature
+by a newly revoked key, and runs the very same ``decide`` again, as of its
+``received_at``, with the keyring that now knows of the revocation. An alert
+that other valid signatures still carry (an endorsement that satisfies the
+policy) stays; any other goes to ``held`` with reason ``revoked_key`` for a
+reviewer, and its feed rows are removed so no consumer that has not seen it
+yet ever will.
+
+Alerts published here through the authenticated API (``from_peer`` is NULL)
+never rested on a signature, so they are left alone. The caller owns the
+transaction; this runs inside it.
+
+Limits, documented for operators: a bridge that already showed the alert is
+not told (there is no "withdrawn" feed event yet), and an update or cancel
+moved back to ``held`` does not undo what it already replaced.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from datetime import datetime
+
+from relay.core.envelope import payload_bytes, verify
+from relay.core.model import Envelope, decode_alert, envelope_decoder
+from relay.core.policy import Decision, PolicyState, decide
+from relay.core.times import from_epoch, to_epoch
+from relay.storage import store
+from relay.storage.trust import TrustSnapshot
+
+REASON = "revoked_key"
+
+
+def _rests_on_revoked(
+    envelope: Envelope, received_at: datetime, revoked: Mapping[str, datetime]
+) -> bool:
+    return any(
+        signature.keyid in revoked and received_at >= revoked[signature.keyid]
+        for signature in envelope.signatures
+    )
+
+
+def requeue_revoked(
+    conn: sqlite3.Connection,
+    snapshot: TrustSnapshot,
+    revoked: Mapping[str, datetime],
+    now: datetime,
+) -> list[str]:
+    """Move alerts that no longer pass without the revoked keys to ``held``; their ids."""
+    if not revoked:
+        return []
+    since = to_epoch(min(revoked.values()))
+    rows = conn.execute(
+        "SELECT id, envelope, received_at, from_peer FROM alerts"
+        " WHERE state = 'active' AND from_peer IS NOT NULL AND received_at >= ?"
+        " ORDER BY received_at",
+        (since,),
+    ).fetchall()
+    moved = []
+    for alert_id, raw, received, from_peer in rows:
+        received_at = from_epoch(received)
+        envelope = envelope_decoder.decode(raw)
+        if not _rests_on_revoked(envelope, received_at, revoked):
+            continue
+        payload = payload_bytes(envelope)
+        alert = decode_alert(payload)
+        verification = verify(envelope, payload, snapshot.keyring)
+        state = PolicyState(from_peer=from_peer)
+        decision = decide(envelope, alert, verification, snapshot.policy, state, received_at)
+        if decision.accepted:
+            continue
+        conn.execute(
+            "UPDATE alerts SET state = 'held', reason = ?, pos = NULL WHERE id = ?",
+            (REASON, alert_id),
+        )
+        conn.execute("DELETE FROM feed WHERE alert_id = ?", (alert_id,))
+        store.record_decision(conn, now, Decision("hold", REASON), alert, from_peer)
+        moved.append(str(alert_id))
+    return moved

@@ -1,0 +1,107 @@
+"""Creating a node's data directory (``avisa init``) and backing it up (``avisa backup``).
+
+The directory is created 0700 and receives ``avisa.toml``, ``node.key``
+(0600, optionally passphrase-sealed), the SQLite database with its schema,
+and ``operator.token`` (0600) holding an admin token whose hash alone is in
+the database. ``init`` refuses to touch a directory that already holds a node,
+so a typo can never overwrite a key.
+
+``backup`` copies a data directory, running or not, into a new private
+directory: the database through SQLite's online backup API (a consistent
+snapshot even while the node writes), every other file byte for byte with
+owner-only permissions. Restoring is copying the directory back.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from keys.core.signing import NodeKey
+from keys.store import nodekey, ownkeys
+from keys.store.files import write_private
+from relay.core import config as config_mod
+from relay.core.errors import ConfigError
+from relay.core.model import NETWORK_PATTERN
+from relay.core.times import Clock
+from relay.runtime.clock import system_clock
+from relay.storage import db, trust
+
+
+@dataclass(frozen=True, slots=True)
+class Initialized:
+    data_dir: Path
+    network: str
+    keyid: str
+    fingerprint: str
+    token: str
+
+
+def initialize(
+    data_dir: Path,
+    network: str,
+    listen: str = "127.0.0.1:8470",
+    url: str = "",
+    passphrase: bytes | None = None,
+    clock: Clock = system_clock,
+) -> Initialized:
+    if not re.match(NETWORK_PATTERN, network):
+        raise ConfigError("--network", "lowercase letters, digits, '.' and '-', 2 to 63 long")
+    config_path = data_dir / config_mod.CONFIG_NAME
+    if config_path.exists() or (data_dir / config_mod.KEY_NAME).exists():
+        raise ConfigError(str(data_dir), "already holds a node; refusing to overwrite its key")
+    url = url or f"http://{listen}"
+    text = config_mod.render(network, listen, url)
+    config_mod.parse(text, str(config_path))  # what init writes must load
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = NodeKey.generate()
+    nodekey.save(data_dir / config_mod.KEY_NAME, key, passphrase)
+    conn = db.open_sync(data_dir / config_mod.DB_NAME)
+    try:
+        token = db.transaction(conn, lambda c: trust.add_token(c, "admin", "init", clock()))
+        ownkeys.ensure_current(conn, network, key)
+    finally:
+        conn.close()
+    write_private(data_dir / config_mod.TOKEN_NAME, (token + "\n").encode())
+    write_private(config_path, text.encode(), mode=0o644)
+    return Initialized(data_dir, network, key.keyid, key.fingerprint, token)
+
+
+_NOT_BACKED_UP = {"run.json", "node.log"}
+
+
+def backup(data_dir: Path, out_dir: Path) -> list[Path]:
+    """Copy ``data_dir`` into the new directory ``out_dir``; returns what was written."""
+    if not (data_dir / config_mod.CONFIG_NAME).exists():
+        raise ConfigError(str(data_dir), "not a node's data directory")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ConfigError(str(out_dir), "exists and is not empty; give a new directory")
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    written = [_backup_database(data_dir / config_mod.DB_NAME, out_dir / config_mod.DB_NAME)]
+    for source in sorted(data_dir.rglob("*")):
+        relative = source.relative_to(data_dir)
+        if (
+            source.is_dir()
+            or relative.name in _NOT_BACKED_UP
+            or relative.name.startswith(config_mod.DB_NAME)
+        ):
+            continue
+        target = out_dir / relative
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(target, source.read_bytes())
+        written.append(target)
+    return written
+
+
+def _backup_database(source: Path, target: Path) -> Path:
+    live = db.open_readonly(source)
+    copy = sqlite3.connect(target)
+    try:
+        live.backup(copy)
+    finally:
+        copy.close()
+        live.close()
+    target.chmod(0o600)
+    return target

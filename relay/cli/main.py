@@ -1,0 +1,240 @@
+"""``avisa``: the command line (DESIGN §7).
+
+Each command group registers itself on the parser (``relay.cli.alert``,
+``relay.cli.keys``, …), so this module stays the table of contents. Commands
+return an exit code: 0 done, 1 refused or failed (with one clear line on
+stderr), 2 usage. No command prints a traceback for an expected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from keys.core.fingerprint import fingerprint
+from keys.core.keyring import keyid_for
+from keys.store import nodekey
+from relay.cli import datadir
+from relay.core import config as config_mod
+from relay.core.errors import AvisaError
+from relay.runtime import log
+from relay.runtime.node import passphrase_from_environment
+from relay.storage import configfile, db, trust
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def data_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data", type=Path, required=True, metavar="DIR", help="the node's data directory"
+    )
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    result = datadir.initialize(
+        args.data,
+        args.network,
+        args.listen,
+        args.url or "",
+        passphrase_from_environment(Path(args.passphrase_file) if args.passphrase_file else None),
+    )
+    print(f"Initialized node '{result.network}' in {result.data_dir}")
+    print(f"  key id:       {result.keyid}")
+    print(f"  fingerprint:  {result.fingerprint}")
+    print(f"  admin token:  {result.data_dir / config_mod.TOKEN_NAME}")
+    print("Read the fingerprint to neighbouring operators over a separate channel.")
+    print(f"Start the node with: avisa run --data {result.data_dir}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from relay.http.app import run_until_stopped
+
+    log.configure(args.log_level)
+    asyncio.run(run_until_stopped(args.data))
+    return 0
+
+
+def _print_fields(info: Mapping[str, object], as_json: bool, width: int) -> None:
+    if as_json:
+        print(json.dumps(info))
+        return
+    for name, value in info.items():
+        print(f"{name + ':':{width}} {value}")
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    config = configfile.load(args.data)
+    public = nodekey.read_public(args.data / config_mod.KEY_NAME)
+    info = {
+        "network": config.node.network,
+        "keyid": keyid_for(public),
+        "public_key": nodekey._b64(public),
+        "fingerprint": fingerprint(public),
+    }
+    _print_fields(info, args.json, 13)
+    return 0
+
+
+def cmd_token_add(args: argparse.Namespace) -> int:
+    from relay.runtime.clock import system_clock
+
+    conn = db.open_sync(args.data / config_mod.DB_NAME)
+    try:
+        token = db.transaction(
+            conn, lambda c: trust.add_token(c, args.role, args.label, system_clock())
+        )
+    finally:
+        conn.close()
+    print(token)
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    written = datadir.backup(args.data, args.out)
+    print(f"backed up {len(written)} files to {args.out}")
+    if not nodekey.is_encrypted(args.data / config_mod.KEY_NAME):
+        print(
+            "warning: node.key is not passphrase-protected; keep this backup encrypted and offline",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    conn = db.open_sync(args.data / config_mod.DB_NAME)
+    try:
+        tokens = trust.list_tokens(conn)
+    finally:
+        conn.close()
+    for info in tokens:
+        print(f"{info.token_id}  {info.role:9}  {info.created_at:%Y-%m-%d %H:%M}Z  {info.label}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    conn = db.open_sync(args.data / config_mod.DB_NAME)
+    try:
+        db.transaction(conn, lambda c: trust.revoke_token(c, args.token_id))
+    finally:
+        conn.close()
+    print(f"revoked {args.token_id}; the running node stops accepting it within seconds")
+    return 0
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    from relay.runtime.explain import explain
+
+    _print_fields(explain(args.data, Path(args.envelope), args.from_peer), args.json, 16)
+    return 0
+
+
+def _register_node(commands: Any) -> None:
+    init = commands.add_parser("init", help="create a node's data directory, key and token")
+    data_arg(init)
+    init.add_argument("--network", required=True, help="this network's id, e.g. ventura")
+    init.add_argument("--listen", default="127.0.0.1:8470", metavar="HOST:PORT")
+    init.add_argument("--url", help="how peers reach this node (default http://LISTEN)")
+    init.add_argument("--passphrase-file", help="seal node.key with the passphrase in this file")
+    init.set_defaults(func=cmd_init)
+
+    run = commands.add_parser("run", help="run the node until Ctrl-C or SIGTERM")
+    data_arg(run)
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    run.set_defaults(func=cmd_run)
+
+    backup = commands.add_parser(
+        "backup", help="copy the data directory (a consistent database snapshot) while it runs"
+    )
+    data_arg(backup)
+    backup.add_argument("--out", type=Path, required=True, metavar="NEW_DIR")
+    backup.set_defaults(func=cmd_backup)
+
+
+def _register_keys(commands: Any) -> None:
+    from relay.cli import keys as keys_cli
+
+    keys = commands.add_parser("keys", help="this node's signing key")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    show = key_commands.add_parser("show", help="print network, key id and fingerprint")
+    data_arg(show)
+    show.add_argument("--json", action="store_true", help="one JSON object")
+    show.set_defaults(func=cmd_keys_show)
+    keys_cli.register_keys(key_commands)
+    keys_cli.register_trust(commands)
+
+
+def _register_tokens(commands: Any) -> None:
+    token = commands.add_parser("token", help="operator API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    add = token_commands.add_parser("add", help="create a token and print it once")
+    data_arg(add)
+    add.add_argument("--role", required=True, choices=trust.ROLES)
+    add.add_argument("--label", default="", help="who holds it (not shown to anyone else)")
+    add.set_defaults(func=cmd_token_add)
+    listing = token_commands.add_parser(
+        "list", help="tokens by id, role and label (never the token)"
+    )
+    data_arg(listing)
+    listing.set_defaults(func=cmd_token_list)
+    revoke = token_commands.add_parser("revoke", help="stop accepting a token")
+    revoke.add_argument("token_id", metavar="TOKEN_ID", help="as 'avisa token list' shows it")
+    data_arg(revoke)
+    revoke.set_defaults(func=cmd_token_revoke)
+
+
+def _register_policy(commands: Any) -> None:
+    policy = commands.add_parser("policy", help="the trust policy")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    explain = policy_commands.add_parser(
+        "explain", help="what this node would decide for an envelope file, and why (no changes)"
+    )
+    explain.add_argument("envelope", metavar="ENVELOPE_FILE")
+    data_arg(explain)
+    explain.add_argument("--from-peer", help="judge it as if this peer had sent it")
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(func=cmd_policy_explain)
+
+
+#: Adds a command to ``avisa``'s sub-parsers (``relay.demo.command.register``).
+Register = Callable[[Any], None]
+
+
+def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
+    from relay.cli import alert as cli_alert
+
+    parser = argparse.ArgumentParser(
+        prog="avisa", description="Avisa: a federated relay for verified rapid-response alerts."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _register_node(commands)
+    _register_keys(commands)
+    _register_tokens(commands)
+    cli_alert.register(commands)
+    _register_policy(commands)
+    for register in extra:
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, extra: Sequence[Register] = ()) -> int:
+    """``avisa``; ``extra`` adds commands of the layers above the CLI (the demo)."""
+    parser = build_parser(extra)
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except AvisaError as exc:
+        print(f"avisa: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

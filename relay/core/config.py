@@ -1,0 +1,240 @@
+"""``avisa.toml``: one typed msgspec decode, then semantic checks.
+
+The decode rejects unknown keys and wrong types anywhere in the file; its
+error names the setting (``policy.max_age``, ``bridges.matrix[0].routes[1].room``).
+Semantic checks that types
+cannot express (a listen address that parses, durations that make sense
+together) raise ``ConfigError`` with the same kind of path. The result is
+immutable; the running node builds its ``Policy`` from it plus the peers the
+operator trusted (kept in the store, managed by ``avisa trust``).
+
+Pure: ``parse`` takes the file's bytes; ``relay.storage.configfile`` reads it.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import timedelta
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from relay.core.errors import ConfigError
+from relay.core.model import CERTAINTIES, NETWORK_PATTERN, Certainty, Kind, LangTag
+from relay.core.times import parse_duration
+
+CONFIG_NAME = "avisa.toml"
+KEY_NAME = "node.key"
+TOKEN_NAME = "operator.token"  # noqa: S105 - a file name, not a secret
+DB_NAME = "avisa.db"
+
+Duration = Annotated[str, Meta(pattern=r"^[0-9]{1,6}[smhd]$")]
+
+
+class NodeSection(Struct, forbid_unknown_fields=True, frozen=True):
+    network: Annotated[str, Meta(pattern=NETWORK_PATTERN)]
+    listen: str = "127.0.0.1:8470"
+    url: str = ""
+    passphrase_file: str = ""
+
+
+class PolicySection(Struct, forbid_unknown_fields=True, frozen=True):
+    max_age: Duration = "7d"
+    rotation_grace: Duration = "1d"
+    max_future_skew: Duration = "5m"
+    max_lifetime: Duration = "7d"
+    min_endorsements: Annotated[int, Meta(ge=0, le=8)] = 1
+    max_signatures: Annotated[int, Meta(ge=1, le=16)] = 8
+    on_fail: Literal["hold", "reject"] = "hold"
+    hold_certainties: list[Certainty] = []
+    bridge_certainties: list[Certainty] = msgspec.field(
+        default_factory=lambda: ["confirmed", "false"]
+    )
+
+
+class StoreSection(Struct, forbid_unknown_fields=True, frozen=True):
+    retention: Duration = "7d"
+    purge_interval: Duration = "10m"
+    decision_log_max: Annotated[int, Meta(ge=100, le=10_000_000)] = 100_000
+
+
+# An area code as alerts carry them, or a geohash prefix (1-9 characters).
+RouteArea = Annotated[
+    str,
+    Meta(
+        pattern=r"^(fips:[0-9]{2,5}|zip:[0-9]{5}|iso:[a-z]{2}(-[a-z0-9]{1,3})?|[0-9b-hjkmnp-z]{1,9})$"
+    ),
+]
+RoomRef = Annotated[str, Meta(pattern=r"^[#!][^:\s]{1,200}:[A-Za-z0-9.:\[\]-]{1,255}$")]
+UserId = Annotated[str, Meta(pattern=r"^@[a-z0-9._=/+-]{1,200}:[A-Za-z0-9.:\[\]-]{1,255}$")]
+
+
+class MatrixRoute(Struct, forbid_unknown_fields=True, frozen=True):
+    """One room and what reaches it; empty lists mean "all"."""
+
+    room: RoomRef
+    areas: Annotated[list[RouteArea], Meta(max_length=256)] = []
+    kinds: list[Kind] = []
+    languages: Annotated[list[LangTag], Meta(max_length=8)] = []
+    # None: the node's policy.bridge_certainties.
+    certainties: list[Certainty] | None = None
+    encrypted: bool = False
+    timezone: Annotated[str, Meta(max_length=64)] = "UTC"
+    msgtype: Literal["m.notice", "m.text"] = "m.notice"
+
+
+class MatrixBridge(Struct, forbid_unknown_fields=True, frozen=True):
+    homeserver: str
+    user_id: UserId
+    routes: Annotated[list[MatrixRoute], Meta(max_length=64)]
+    password_file: str = ""
+    access_token_file: str = ""
+    device_name: Annotated[str, Meta(max_length=100)] = "Avisa relay"
+    expiry_check: Duration = "1m"
+    retry_max: Duration = "5m"
+
+
+class BridgesSection(Struct, forbid_unknown_fields=True, frozen=True):
+    matrix: Annotated[list[MatrixBridge], Meta(max_length=8)] = []
+
+
+class Config(Struct, forbid_unknown_fields=True, frozen=True):
+    node: NodeSection
+    policy: PolicySection = PolicySection()
+    store: StoreSection = StoreSection()
+    bridges: BridgesSection = BridgesSection()
+
+    @property
+    def listen_host(self) -> str:
+        return self.node.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.node.listen.rpartition(":")[2])
+
+    @property
+    def public_url(self) -> str:
+        return self.node.url or f"http://{self.node.listen}"
+
+    def duration(self, section: str, name: str) -> timedelta:
+        return parse_duration(str(getattr(getattr(self, section), name)))
+
+
+_PATH_IN_MESSAGE = re.compile(r"at `\$\.?([^`]*)`")
+_LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
+
+
+def parse(text: bytes | str, source: str = CONFIG_NAME) -> Config:
+    """Decode and check a config; ``ConfigError`` names the bad setting."""
+    try:
+        config = msgspec.toml.decode(text, type=Config)
+    except msgspec.ValidationError as exc:
+        match = _PATH_IN_MESSAGE.search(str(exc))
+        path = match.group(1) if match else source
+        message = _PATH_IN_MESSAGE.sub("", str(exc)).rstrip(" -")
+        raise ConfigError(path, message) from None
+    except msgspec.DecodeError as exc:
+        raise ConfigError(source, f"not valid TOML: {exc}") from None
+    check(config)
+    return config
+
+
+def check(config: Config) -> None:
+    listen = _LISTEN.match(config.node.listen)
+    if listen is None or not 0 <= int(listen.group(2)) <= 65535:
+        raise ConfigError("node.listen", "must be HOST:PORT, for example 127.0.0.1:8470")
+    if config.node.url and not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", config.node.url):
+        raise ConfigError("node.url", "must be an http:// or https:// URL")
+    policy = config.policy
+    if config.duration("policy", "max_future_skew") > timedelta(hours=1):
+        raise ConfigError("policy.max_future_skew", "more than 1h lets stale clocks in")
+    if config.duration("policy", "max_age") > config.duration("policy", "max_lifetime"):
+        raise ConfigError("policy.max_age", "must not exceed policy.max_lifetime")
+    for name in ("hold_certainties", "bridge_certainties"):
+        values = getattr(policy, name)
+        if len(set(values)) != len(values) or not set(values) <= set(CERTAINTIES):
+            raise ConfigError(f"policy.{name}", "lists a certainty twice")
+    for section, name in (("policy", "max_age"), ("store", "retention")):
+        if config.duration(section, name) <= timedelta(0):
+            raise ConfigError(f"{section}.{name}", "must be more than zero")
+    users = [bridge.user_id for bridge in config.bridges.matrix]
+    if len(set(users)) != len(users):
+        raise ConfigError("bridges.matrix", "two bridges log in as the same user_id")
+    for index, bridge in enumerate(config.bridges.matrix):
+        check_matrix(bridge, f"bridges.matrix[{index}]", policy.bridge_certainties)
+
+
+def _data_relative(value: str) -> bool:
+    """A relative path that stays inside the data directory (no ``/`` start, no ``..``)."""
+    return bool(value) and not value.startswith("/") and ".." not in value.split("/")
+
+
+def check_matrix(bridge: MatrixBridge, where: str, allowed: list[Certainty]) -> None:
+    if not re.match(r"^https?://[^\s/?#]+/?$", bridge.homeserver):
+        raise ConfigError(f"{where}.homeserver", "must be http(s)://HOST[:PORT], no path")
+    secrets = [name for name in ("password_file", "access_token_file") if getattr(bridge, name)]
+    if len(secrets) != 1:
+        raise ConfigError(where, "give exactly one of password_file or access_token_file")
+    if not _data_relative(getattr(bridge, secrets[0])):
+        raise ConfigError(f"{where}.{secrets[0]}", "must be a path inside the data directory")
+    for name in ("expiry_check", "retry_max"):
+        if parse_duration(getattr(bridge, name)) < timedelta(seconds=1):
+            raise ConfigError(f"{where}.{name}", "must be at least 1s")
+    if not bridge.routes:
+        raise ConfigError(f"{where}.routes", "a bridge needs at least one route")
+    rooms = [route.room for route in bridge.routes]
+    for index, route in enumerate(bridge.routes):
+        _check_route(route, f"{where}.routes[{index}]", allowed)
+        if route.room in rooms[:index]:
+            raise ConfigError(
+                f"{where}.routes[{index}].room", "another route of this bridge has it"
+            )
+
+
+def _check_route(route: MatrixRoute, where: str, allowed: list[Certainty]) -> None:
+    for name in ("areas", "kinds", "languages", "certainties"):
+        values = getattr(route, name) or []
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{where}.{name}", "lists a value twice")
+    outside = set(route.certainties or ()) - set(allowed)
+    if outside:
+        raise ConfigError(
+            f"{where}.certainties",
+            f"{sorted(outside)} not in policy.bridge_certainties {allowed}",
+        )
+    if route.timezone != "UTC":
+        try:
+            zoneinfo.ZoneInfo(route.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{where}.timezone", "not an IANA time zone name") from None
+
+
+def render(network: str, listen: str, url: str) -> str:
+    """The commented ``avisa.toml`` that ``avisa init`` writes."""
+    return f"""\
+# Avisa node configuration. Every setting is documented in docs/config.md.
+
+[node]
+network = "{network}"          # this coalition's network id (in every alert id)
+listen = "{listen}"     # where the API and federation endpoints listen
+url = "{url}"  # how peers reach this node (put a TLS proxy in front)
+# passphrase_file = "passphrase"   # if node.key is passphrase-protected
+
+[policy]
+max_age = "7d"                 # refuse alerts signed longer ago (7d: whatever is unexpired)
+rotation_grace = "1d"          # a rotated-out key still counts for what it signed before
+max_future_skew = "5m"         # refuse alerts signed further in the future
+max_lifetime = "7d"            # refuse alerts that would live longer
+min_endorsements = 1           # for alerts from unknown origins or outside speaks_for
+max_signatures = 8             # ends long relay chains
+on_fail = "hold"               # "hold" for review, or "reject"
+hold_certainties = []          # e.g. ["unconfirmed"]: always review these from peers
+bridge_certainties = ["confirmed", "false"]   # what reaches Matrix/feeds
+
+[store]
+retention = "7d"               # delete alerts this long after they expire
+purge_interval = "10m"
+decision_log_max = 100000
+"""

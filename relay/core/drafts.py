@@ -1,0 +1,147 @@
+"""Operator drafts → alerts this node signs (pure; the caller passes time and entropy).
+
+A draft is what a publisher sends to ``POST /api/v1/alerts``: the alert's
+content without the fields the node fills (``id``, ``network``, ``seq``,
+``sent_at``). Bounds are the payload's own, so a draft that decodes builds an
+alert that will decode. Updates and cancels name the message they replace and
+carry its reference chain forward, so a node that missed an intermediate
+update still knows what the newest message replaces.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from msgspec import Meta, Struct
+
+from relay.core.errors import BadInput
+from relay.core.model import (
+    Agencies,
+    Alert,
+    Area,
+    Certainty,
+    Kind,
+    MsgType,
+    Text,
+    Texts,
+    UtcTime,
+    text_problem,
+)
+from relay.core.times import parse_duration, whole_seconds
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+MAX_REFERENCES = 32
+
+
+def ulid(now: datetime, randomness: bytes) -> str:
+    """A ULID: 48-bit millisecond time + 80 random bits, Crockford base32."""
+    if len(randomness) != 10:
+        raise ValueError("a ULID needs 10 random bytes")
+    value = (int(now.timestamp() * 1000) << 80) | int.from_bytes(randomness, "big")
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+class Draft(Struct, forbid_unknown_fields=True, frozen=True):
+    kind: Kind
+    certainty: Certainty
+    area: Area
+    text: Texts
+    agencies: Agencies = []
+    expires_at: UtcTime | None = None
+    expires_in: Annotated[str, Meta(pattern=r"^[0-9]{1,6}[smhd]$")] | None = None
+    observed_at: UtcTime | None = None
+
+    def __post_init__(self) -> None:
+        _refuse_controls(self.area, self.text)
+
+
+class CancelDraft(Struct, forbid_unknown_fields=True, frozen=True):
+    text: Texts
+
+    def __post_init__(self) -> None:
+        _refuse_controls(_NO_AREA, self.text)
+
+
+_NO_AREA = Area(label="-", geohash="0000", radius_m=0, codes=[])
+
+
+def _refuse_controls(area: Area, texts: dict[str, Text]) -> None:
+    where = text_problem(area, texts)
+    if where is not None:  # msgspec reports a ValueError here as a 400 at the body
+        raise ValueError(f"control character in text at `{where}`")
+
+
+def expiry(draft: Draft, now: datetime, max_lifetime: timedelta) -> datetime:
+    if (draft.expires_at is None) == (draft.expires_in is None):
+        raise BadInput("AVISA_BAD_DRAFT", "give exactly one of expires_at or expires_in")
+    expires = (
+        draft.expires_at
+        if draft.expires_at is not None
+        else now + parse_duration(draft.expires_in or "")
+    )
+    expires = whole_seconds(expires)
+    if expires <= now:
+        raise BadInput("AVISA_BAD_DRAFT", "the alert would already be expired")
+    if expires - now > max_lifetime:
+        raise BadInput("AVISA_BAD_DRAFT", f"expiry beyond policy.max_lifetime ({max_lifetime})")
+    return expires
+
+
+def build(
+    draft: Draft,
+    *,
+    network: str,
+    seq: int,
+    alert_id: str,
+    now: datetime,
+    max_lifetime: timedelta,
+    msg_type: MsgType = "alert",
+    references: tuple[str, ...] = (),
+) -> Alert:
+    now = whole_seconds(now)
+    observed = whole_seconds(draft.observed_at) if draft.observed_at else now
+    if observed > now:
+        raise BadInput("AVISA_BAD_DRAFT", "observed_at is in the future")
+    return Alert(
+        id=alert_id,
+        network=network,
+        seq=seq,
+        msg_type=msg_type,
+        references=list(references),
+        kind=draft.kind,
+        certainty=draft.certainty,
+        observed_at=observed,
+        sent_at=now,
+        expires_at=expiry(draft, now, max_lifetime),
+        area=draft.area,
+        agencies=list(draft.agencies),
+        text=dict(draft.text),
+    )
+
+
+def chain(previous: Alert) -> tuple[str, ...]:
+    """References for a message replacing ``previous``: it, then what it replaced."""
+    return (previous.id, *previous.references)[:MAX_REFERENCES]
+
+
+def cancel_of(
+    previous: Alert, cancel: CancelDraft, *, seq: int, alert_id: str, now: datetime
+) -> Alert:
+    """A cancel keeps the original's kind, area and expiry so it travels where it went."""
+    now = whole_seconds(now)
+    return Alert(
+        id=alert_id,
+        network=previous.network,
+        seq=seq,
+        msg_type="cancel",
+        references=list(chain(previous)),
+        kind=previous.kind,
+        certainty=previous.certainty,
+        observed_at=now,
+        sent_at=now,
+        expires_at=max(previous.expires_at, now + timedelta(minutes=1)),
+        area=previous.area,
+        agencies=list(previous.agencies),
+        text=dict(cancel.text),
+    )

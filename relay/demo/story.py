@@ -1,0 +1,286 @@
+"""The scenario ``avisa demo`` narrates, each step checked against the nodes' APIs.
+
+1. Ventura publishes a confirmed sighting: Los Angeles accepts it (Ventura
+   speaks for its own county), relays it to Orange with its endorsement, and
+   Orange, which does not know Ventura, accepts it because Los Angeles vouched.
+2. Los Angeles reports an unconfirmed sighting: Ventura shows it, Orange holds
+   it for review (its policy), and Orange's reviewer then accepts it.
+3. Los Angeles debunks a rumor (certainty ``false``): it spreads as fast as an
+   alert.
+4. Ventura cancels its sighting: it is withdrawn everywhere.
+5. Los Angeles publishes about Santa Ana, outside its own county: Ventura holds
+   it for review and Orange rejects it, each by its own policy, with a reason.
+
+A step passes when every node shows what the narration says within a
+deadline; the demo prints how long each took. With ``--matrix`` Ventura's
+alerts also go to a room on a local Synapse, read back here as a member would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from relay.demo.matrix import MatrixRoom
+from relay.demo.run import DemoNode, Federation3
+
+STEP_DEADLINE_S = 20.0
+
+
+class StepFailed(Exception):
+    pass
+
+
+def draft(kind: str, certainty: str, label: str, geohash: str, code: str,
+          es: str, en: str, body_es: str = "", body_en: str = "") -> dict[str, Any]:  # fmt: skip
+    return {
+        "kind": kind,
+        "certainty": certainty,
+        "area": {"label": label, "geohash": geohash, "radius_m": 800, "codes": [code]},
+        "agencies": ["ice"],
+        "text": {"es": {"headline": es, "body": body_es}, "en": {"headline": en, "body": body_en}},
+        "expires_in": "4h",
+    }
+
+
+class Story:
+    def __init__(self, federation: Federation3, http: aiohttp.ClientSession,
+                 room: MatrixRoom | None) -> None:  # fmt: skip
+        self.federation = federation
+        self.http = http
+        self.room = room
+        self.passed = 0
+        self.failed = 0
+
+    async def call(self, node: DemoNode, method: str, path: str, body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {node.token}"}
+        async with self.http.request(method, node.url + path, json=body, headers=headers) as r:
+            reply = await r.json(content_type=None)
+            if r.status >= 400:
+                raise StepFailed(f"{node.name}: {reply.get('errcode')}: {reply.get('error')}")
+            return reply
+
+    async def publish(self, node: DemoNode, body: dict[str, Any]) -> tuple[str, float]:
+        reply = await self.call(node, "POST", "/api/v1/alerts", body)
+        return str(reply["id"]), time.monotonic()
+
+    async def until(self, check: Callable[[], Awaitable[bool]], what: str, since: float) -> float:
+        deadline = time.monotonic() + STEP_DEADLINE_S
+        while not await check():
+            if time.monotonic() > deadline:
+                raise StepFailed(f"not seen within {STEP_DEADLINE_S:.0f} s: {what}")
+            await asyncio.sleep(0.01)
+        return (time.monotonic() - since) * 1000
+
+    async def state(self, node: DemoNode, alert_id: str) -> dict[str, Any] | None:
+        headers = {"Authorization": f"Bearer {node.token}"}
+        async with self.http.get(f"{node.url}/api/v1/alerts/{alert_id}", headers=headers) as r:
+            return dict(await r.json()) if r.status == 200 else None
+
+    async def shows(self, node: DemoNode, alert_id: str, state: str, since: float) -> float:
+        async def check() -> bool:
+            shown = await self.state(node, alert_id)
+            return shown is not None and shown["state"] == state
+
+        return await self.until(check, f"{alert_id} {state} at {node.name}", since)
+
+    async def decided(self, node: DemoNode, alert_id: str, reason: str, since: float) -> float:
+        async def check() -> bool:
+            reply = await self.call(node, "GET", "/api/v1/decisions?limit=200")
+            return any(
+                d["alert_id"] == alert_id and d["reason"] == reason for d in reply["decisions"]
+            )
+
+        return await self.until(check, f"{reason} for {alert_id} at {node.name}", since)
+
+    async def step(self, title: str, play: Callable[[], Awaitable[None]]) -> None:
+        print(f"\n▶ {title}")
+        try:
+            await play()
+        except (StepFailed, aiohttp.ClientError) as exc:
+            self.failed += 1
+            print(f"  ✗ {exc}")
+        else:
+            self.passed += 1
+
+
+class Scenario:
+    """The five steps; each method is one, narrated and checked."""
+
+    def __init__(self, story: Story) -> None:
+        self.story = story
+        self.ventura, self.la, self.orange = (
+            story.federation[name] for name in ("ventura", "la", "orange")
+        )
+        self.sighting_id = ""
+
+    async def run(self) -> None:
+        story = self.story
+        await story.step("A confirmed sighting in Oxnard, published by Ventura", self.sighting)
+        await story.step("An unconfirmed report from Los Angeles", self.unconfirmed)
+        await story.step("Los Angeles debunks a rumor (certainty: false)", self.rumor)
+        await story.step("Ventura withdraws its sighting", self.cancel)
+        await story.step("Los Angeles reports from Santa Ana, outside its own county", self.outside)
+
+    async def sighting(self) -> None:
+        story, ventura, la, orange = self.story, self.ventura, self.la, self.orange
+        alert_id, t0 = await story.publish(
+            ventura,
+            draft(
+                "sighting",
+                "confirmed",
+                "Colonia, Oxnard",
+                "9q5681",
+                "fips:06111",
+                "ICE confirmado cerca de la escuela Ramona",
+                "ICE confirmed near Ramona school",
+                "Verificado por el equipo de respuesta rápida.",
+                "Verified by the rapid-response team.",
+            ),
+        )
+        self.sighting_id = alert_id
+        print(f"  ventura signed {alert_id}")
+        ms = await story.shows(la, alert_id, "active", t0)
+        print(f"  ✓ la shows it after {ms:.0f} ms (ventura speaks for fips:06111)")
+        ms = await story.shows(orange, alert_id, "active", t0)
+        shown = await story.state(orange, alert_id)
+        assert shown is not None
+        if shown["endorsed_by"] != ["la"]:
+            raise StepFailed(f"orange shows it endorsed by {shown['endorsed_by']}, not la")
+        await story.decided(orange, alert_id, "endorsed", t0)
+        print(
+            f"  ✓ orange shows it after {ms:.0f} ms: it does not know ventura, but la endorsed it"
+        )
+        if (room := story.room) is not None:
+            ms = await story.until(lambda: room.has(alert_id), "the Matrix room", t0)
+            print(f"  ✓ posted in {room.alias} after {ms:.0f} ms:")
+            for line in room.body(alert_id).splitlines()[:4]:
+                print(f"      │ {line}")
+
+    async def unconfirmed(self) -> None:
+        story, ventura, la, orange = self.story, self.ventura, self.la, self.orange
+        alert_id, t0 = await story.publish(
+            la,
+            draft(
+                "sighting",
+                "unconfirmed",
+                "Boyle Heights",
+                "9q5cw5",
+                "fips:06037",
+                "Posible operativo en Whittier Blvd, sin confirmar",
+                "Possible operation on Whittier Blvd, unconfirmed",
+            ),
+        )
+        ms = await story.shows(ventura, alert_id, "active", t0)
+        print(f"  ✓ ventura shows it after {ms:.0f} ms")
+        ms = await story.shows(orange, alert_id, "held", t0)
+        await story.decided(orange, alert_id, "review_certainty", t0)
+        print(f"  ✓ orange holds it for review after {ms:.0f} ms (hold_certainties: unconfirmed)")
+        await story.call(orange, "POST", f"/api/v1/held/{alert_id}/accept")
+        await story.shows(orange, alert_id, "active", t0)
+        print("  ✓ orange's reviewer accepts it: now shown there too")
+
+    async def rumor(self) -> None:
+        story, ventura, la, orange = self.story, self.ventura, self.la, self.orange
+        alert_id, t0 = await story.publish(
+            la,
+            draft(
+                "rumor",
+                "false",
+                "Whittier Blvd checkpoint",
+                "9q5cw5",
+                "fips:06037",
+                "FALSO: no hay retén en Whittier Blvd",
+                "FALSE: there is no checkpoint on Whittier",
+                "Verificado en el lugar: es un rumor.",
+                "Checked on site: it is a rumor.",
+            ),
+        )
+        shown = [await story.shows(node, alert_id, "active", t0) for node in (ventura, orange)]
+        print(
+            f"  ✓ the debunk reached ventura and orange after {max(shown):.0f} ms,"
+            " as fast as an alert"
+        )
+
+    async def cancel(self) -> None:
+        story, ventura, la, orange = self.story, self.ventura, self.la, self.orange
+        t0 = time.monotonic()
+        await story.call(
+            ventura,
+            "POST",
+            f"/api/v1/alerts/{self.sighting_id}/cancel",
+            {
+                "text": {
+                    "es": {"headline": "Retirada: ya se fueron", "body": ""},
+                    "en": {"headline": "Withdrawn: they left", "body": ""},
+                }
+            },
+        )
+        for node in (la, orange):
+            ms = await story.shows(node, self.sighting_id, "cancelled", t0)
+            print(f"  ✓ withdrawn at {node.name} after {ms:.0f} ms")
+        if (room := story.room) is not None:
+            await story.until(lambda: room.edited(self.sighting_id), "the room edit", t0)
+            print(f"  ✓ the message in {room.alias} was edited to say it was withdrawn")
+
+    async def outside(self) -> None:
+        story, ventura, la, orange = self.story, self.ventura, self.la, self.orange
+        alert_id, t0 = await story.publish(
+            la,
+            draft(
+                "checkpoint",
+                "confirmed",
+                "Santa Ana",
+                "9mupvz",
+                "fips:06059",
+                "Retén en Santa Ana",
+                "Checkpoint in Santa Ana",
+            ),
+        )
+        ms = await story.decided(orange, alert_id, "outside_speaks_for", t0)
+        print(
+            f"  ✓ orange rejected it after {ms:.0f} ms: outside_speaks_for"
+            " (la speaks for fips:06037 only; orange's policy rejects such alerts)"
+        )
+        await story.shows(ventura, alert_id, "held", t0)
+        print("  ✓ ventura holds it for its reviewers instead: each node's policy is its own")
+
+
+async def play(federation: Federation3, *, scenario_only: bool, matrix: bool) -> int:
+    print("Avisa demo: three regional networks on this machine.\n")
+    print("Setting up (what each coalition's operator would type):")
+    federation.setup(print)
+    room = await MatrixRoom.open(federation) if matrix else None
+    try:
+        with federation.running():
+            print("\nAll three nodes are running.")
+            async with aiohttp.ClientSession() as http:
+                story = Story(federation, http, room)
+                await Scenario(story).run()
+            print(
+                f"\n{story.passed} of {story.passed + story.failed} steps happened as narrated."
+                if not story.failed
+                else f"\n{story.failed} step(s) FAILED."
+            )
+            if scenario_only:
+                return 0 if not story.failed else 1
+            _print_access(federation, room)
+            await asyncio.Event().wait()
+            return 0
+    finally:
+        if room is not None:
+            await room.close()
+
+
+def _print_access(federation: Federation3, room: MatrixRoom | None) -> None:
+    print("\nThe nodes keep running; try the API or the CLI against them:")
+    for node in federation.nodes.values():
+        print(f"  {node.name:8} {node.url}   token {node.token}")
+        print(f"           avisa alert list --data {node.data}")
+    if room is not None:
+        print(room.how_to_read())
+    print("\nCtrl-C stops every node.")

@@ -1,0 +1,371 @@
+"""The local operator API (DESIGN §6): publish, review, read, stream.
+
+Handlers are thin: authenticate, read a bounded strict body, call the
+pipeline or a store query, shape the reply. Alert ids contain a ``/``
+(``network/ULID``), so routes take them as two path segments.
+
+Roles: ``publisher`` publishes, updates and cancels; ``reviewer`` works the
+held queue; ``admin`` may do both. Every role may read. ``/healthz`` and
+``/metrics`` need no token and reveal no alert content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from relay.core import drafts
+from relay.core.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
+from relay.core.policy import Decision, area_matches
+from relay.runtime.httpio import ascii_count, read_body, read_json, respond, strict_loads
+from relay.runtime.node import Node
+from relay.storage import store
+from relay.storage.trust import Role, role_for
+
+NODE: web.AppKey[Node] = web.AppKey("node", Node)
+STREAMS = web.AppKey("streams", set[asyncio.Task[Any]])
+API_BODY_MAX = 64 * 1024
+NO_BODY_MAX = 1024
+MAX_STREAMS = 64
+KEEPALIVE_S = 15.0
+_json = msgspec.json.Encoder()
+routes = web.RouteTableDef()
+
+PUBLISH: tuple[Role, ...] = ("publisher", "admin")
+REVIEW: tuple[Role, ...] = ("reviewer", "admin")
+READ: tuple[Role, ...] = ("publisher", "reviewer", "admin")
+
+
+def _node(request: web.Request) -> Node:
+    return request.app[NODE]
+
+
+def require(request: web.Request, allowed: tuple[Role, ...]) -> Role:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("AVISA_UNAUTHORIZED", "send Authorization: Bearer <token>")
+    role = role_for(token.strip(), _node(request).trust.tokens)
+    if role is None:
+        raise Unauthorized("AVISA_UNAUTHORIZED", "unknown token")
+    if role not in allowed:
+        raise Forbidden(f"the {role} role may not do this")
+    return role
+
+
+def _alert_id(request: web.Request) -> str:
+    return f"{request.match_info['network']}/{request.match_info['ulid']}"
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    value = ascii_count(raw)
+    if value is None or not low <= value <= high:
+        raise BadInput("AVISA_BAD_QUERY", f"{name} must be an integer from {low} to {high}")
+    return value
+
+
+def _new_id(node: Node, now: datetime) -> str:
+    return f"{node.network}/{drafts.ulid(now, os.urandom(10))}"
+
+
+async def _signed(node: Node, build: Any) -> web.Response:
+    outcome, raw = await node.pipeline.publish(build, await node.signing_key())
+    return respond({"id": outcome.id, "envelope": msgspec.Raw(raw)}, 201)
+
+
+# --- publishing -------------------------------------------------------------
+
+
+async def _publish_draft(request: web.Request, *, replaces: str | None = None) -> web.Response:
+    """Sign a draft as a new alert, or as the update of ``replaces``."""
+    require(request, PUBLISH)
+    node = _node(request)
+    draft = await read_json(request, API_BODY_MAX, drafts.Draft)
+    previous = await _own_current(node, replaces) if replaces else None
+    now = node.clock()
+    alert_id = _new_id(node, now)
+    lifetime = node.trust.policy.max_lifetime
+    return await _signed(
+        node,
+        lambda seq: drafts.build(
+            draft,
+            network=node.network,
+            seq=seq,
+            alert_id=alert_id,
+            now=now,
+            max_lifetime=lifetime,
+            msg_type="update" if previous else "alert",
+            references=drafts.chain(previous.alert) if previous else (),
+        ),
+    )
+
+
+@routes.post("/api/v1/alerts")
+async def publish(request: web.Request) -> web.Response:
+    return await _publish_draft(request)
+
+
+async def _own_current(node: Node, alert_id: str) -> store.StoredAlert:
+    """The alert an update or cancel replaces: ours, shown, not yet replaced."""
+    stored = await node.db.read(lambda conn: store.get(conn, alert_id))
+    if stored is None:
+        raise NotFound(f"no alert {alert_id}")
+    if stored.alert.network != node.network:
+        raise Forbidden("only the origin network can update or cancel an alert")
+    state = stored.view_state(node.clock())
+    if state != "active":
+        raise Conflict(f"AVISA_{state.upper()}", f"alert {alert_id} is {state}")
+    return stored
+
+
+@routes.post("/api/v1/alerts/{network}/{ulid}/update")
+async def update(request: web.Request) -> web.Response:
+    return await _publish_draft(request, replaces=_alert_id(request))
+
+
+@routes.post("/api/v1/alerts/{network}/{ulid}/cancel")
+async def cancel(request: web.Request) -> web.Response:
+    require(request, PUBLISH)
+    node = _node(request)
+    body = await read_json(request, API_BODY_MAX, drafts.CancelDraft)
+    previous = await _own_current(node, _alert_id(request))
+    now = node.clock()
+    alert_id = _new_id(node, now)
+    return await _signed(
+        node,
+        lambda seq: drafts.cancel_of(
+            previous.alert,
+            body,
+            seq=seq,
+            alert_id=alert_id,
+            now=now,
+        ),
+    )
+
+
+# --- reading ----------------------------------------------------------------
+
+
+@routes.get("/api/v1/alerts")
+async def list_alerts(request: web.Request) -> web.Response:
+    require(request, READ)
+    node = _node(request)
+    active = request.query.get("active", "false")
+    if active not in ("true", "false"):
+        raise BadInput("AVISA_BAD_QUERY", "active must be true or false")
+    area = request.query.get("area", "")
+    if len(area) > 40:
+        raise BadInput("AVISA_BAD_QUERY", "area is a code or a geohash prefix")
+    limit = _int_param(request, "limit", 100, 1, 1000)
+    now = node.clock()
+    rows = await node.db.read(
+        lambda conn: store.listing(
+            conn,
+            now,
+            active_only=active == "true",
+            limit=limit,
+            keep=lambda alert: not area or area_matches(alert, area),
+        )
+    )
+    views = [row.view(now) for row in rows]
+    return respond({"alerts": views})
+
+
+@routes.get("/api/v1/alerts/{network}/{ulid}")
+async def get_alert(request: web.Request) -> web.Response:
+    require(request, READ)
+    node = _node(request)
+    alert_id = _alert_id(request)
+    stored = await node.db.read(lambda conn: store.get(conn, alert_id))
+    if stored is None:
+        raise NotFound(f"no alert {alert_id}")
+    view = msgspec.to_builtins(stored.view(node.clock()))
+    view["envelope"] = msgspec.Raw(stored.envelope)
+    return respond(view)
+
+
+@routes.get("/api/v1/stream")
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events from the feed; resumes from ``Last-Event-ID``."""
+    require(request, READ)
+    node = _node(request)
+    resume = request.headers.get("Last-Event-ID") or request.query.get("since")
+    position = ascii_count(resume)
+    if resume is not None and position is None:
+        raise BadInput("AVISA_BAD_QUERY", "Last-Event-ID must be a feed position")
+    if node.metrics.sse_clients >= MAX_STREAMS:
+        raise BadInput("AVISA_TOO_MANY_STREAMS", "too many open streams", 429)
+    pos = position if position is not None else node.feed.head
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    node.metrics.sse_clients += 1
+    streams = request.app[STREAMS]
+    task = asyncio.current_task()
+    assert task is not None
+    streams.add(task)
+    try:
+        await _pump(node, response, pos)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        streams.discard(task)
+        node.metrics.sse_clients -= 1
+    return response
+
+
+async def close_streams(app: web.Application) -> None:
+    """On shutdown, end open streams now instead of at their next keepalive."""
+    streams = app[STREAMS]
+    for task in [*streams]:
+        task.cancel()
+
+
+async def _pump(node: Node, response: web.StreamResponse, cursor: int) -> None:
+    while True:
+        rows = await node.db.read(partial(store.feed_since, pos=cursor, limit=100))
+        for pos, stored in rows:
+            data = _json.encode(stored.view(node.clock())).decode()
+            event = stored.alert.msg_type
+            await response.write(f"id: {pos}\nevent: {event}\ndata: {data}\n\n".encode())
+            cursor = pos
+        if not rows and not await node.feed.wait_beyond(cursor, KEEPALIVE_S):
+            await response.write(b": keepalive\n\n")
+
+
+# --- review -----------------------------------------------------------------
+
+
+@routes.get("/api/v1/held")
+async def held(request: web.Request) -> web.Response:
+    require(request, READ)
+    node = _node(request)
+    now = node.clock()
+    rows = await node.db.read(
+        lambda conn: store.listing(conn, now, active_only=False, held=True, limit=1000)
+    )
+    items = []
+    for row in rows:
+        item = msgspec.to_builtins(row.view(now))
+        item |= {"reason": row.reason, "from_peer": row.from_peer}
+        items.append(item)
+    return respond({"held": items})
+
+
+async def _no_body(request: web.Request) -> None:
+    """A call that takes no body accepts none, or ``{}``: a body meant for
+    something else must not be read as a yes."""
+    if not request.body_exists:
+        return
+    if strict_loads(await read_body(request, NO_BODY_MAX)) != {}:
+        raise BadInput("AVISA_BAD_REQUEST", "this call takes no body (or {})")
+
+
+@routes.post("/api/v1/held/{network}/{ulid}/{verdict:accept|reject}")
+async def review(request: web.Request) -> web.Response:
+    require(request, REVIEW)
+    await _no_body(request)
+    node = _node(request)
+    alert_id = _alert_id(request)
+    verdict = request.match_info["verdict"]
+    now = node.clock()
+
+    def job(conn: sqlite3.Connection) -> int | None:
+        stored = store.get(conn, alert_id)
+        if stored is None or stored.state != "held":
+            raise NotFound(f"no held alert {alert_id}")
+        alert = stored.alert
+        if verdict == "reject":
+            store.reject_held(conn, alert_id, now, node.tombstone_ttl)
+            store.record_decision(conn, now, Decision("reject", "reviewer"), alert, None)
+            return None
+        if alert.expires_at <= now:
+            raise Conflict("AVISA_EXPIRED", f"alert {alert_id} has expired")
+        if store.policy_state(conn, alert, None).references_cancelled:
+            raise Conflict("AVISA_CANCELLED", "it updates an alert that was cancelled")
+        pos = store.publish(conn, alert, now, node.tombstone_ttl)
+        store.record_decision(conn, now, Decision("accept", "reviewer"), alert, None)
+        return pos
+
+    pos = await node.db.write(job)
+    if pos:
+        node.feed.advance(pos)
+    return respond({"id": alert_id, "state": "active" if verdict == "accept" else "rejected"})
+
+
+@routes.get("/api/v1/decisions")
+async def decisions(request: web.Request) -> web.Response:
+    require(request, READ)
+    node = _node(request)
+    limit = _int_param(request, "limit", 100, 1, 1000)
+    rows = await node.db.read(lambda conn: store.decisions(conn, limit))
+    return respond({"decisions": rows})
+
+
+@routes.get("/api/v1/peers")
+async def peers(request: web.Request) -> web.Response:
+    require(request, READ)
+    node = _node(request)
+    result = []
+    for record in node.trust.peers.values():
+        policy = record.policy
+        entry: dict[str, Any] = {
+            "network": record.network,
+            "url": record.url,
+            "speaks_for": list(policy.speaks_for),
+            "kinds": sorted(policy.kinds),
+            "certainties": sorted(policy.certainties),
+            "forward": policy.forward,
+            "endorse": policy.endorse,
+            "keys": [key.keyid for key in record.keys],
+        }
+        entry |= node.peer_status(record.network)
+        result.append(entry)
+    return respond({"peers": result})
+
+
+@routes.get("/api/v1/bridges")
+async def bridges(request: web.Request) -> web.Response:
+    """Each bridge and route: cursor, backlog, last success, last error, backoff."""
+    require(request, READ)
+    node = _node(request)
+    return respond({"bridges": [bridge.status() for bridge in node.bridges]})
+
+
+# --- health -----------------------------------------------------------------
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    node = _node(request)
+    return respond({"status": "ok", "network": node.network, "keyid": node.key.keyid})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    node = _node(request)
+    now = node.clock()
+    counts = await node.db.read(lambda conn: store.counts(conn, now))
+    gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
+        "avisa_alerts": {(("state", state),): float(n) for state, n in counts.items()},
+        "avisa_feed_position": {(): float(node.feed.head)},
+        "avisa_db_commits": {(): float(node.db.commits)},
+        "avisa_sse_clients": {(): float(node.metrics.sse_clients)},
+        "avisa_verify_workers": {(): float(node.verifier.alive)},
+    }
+    return web.Response(text=node.metrics.render(gauges), content_type="text/plain")

@@ -1,0 +1,68 @@
+"""``avisa policy explain``: the decision for an envelope file, without side effects.
+
+It opens the store read-only, builds the same trust snapshot the node uses,
+and runs the same ``prepare`` and ``decide`` as the pipeline, so what it
+prints is what the node would do now. Nothing is written: no decision row,
+no seq, no tombstone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from keys.store import nodekey, ownkeys
+from relay.core import config as config_mod
+from relay.core.errors import ConfigError
+from relay.core.model import MAX_ENVELOPE_BYTES
+from relay.core.policy import decide, inside_scope
+from relay.core.times import Clock
+from relay.runtime.clock import system_clock
+from relay.runtime.pipeline import Rejected, prepare
+from relay.storage import configfile, db, store, trust
+
+
+def explain(
+    data_dir: Path, envelope_path: Path, from_peer: str | None, clock: Clock = system_clock
+) -> dict[str, Any]:
+    config = configfile.load(data_dir)
+    public = nodekey.read_public(data_dir / config_mod.KEY_NAME)
+    try:
+        with envelope_path.open("rb") as handle:
+            raw = handle.read(MAX_ENVELOPE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(str(envelope_path), f"cannot read ({exc.strerror})") from None
+    conn = db.open_readonly(data_dir / config_mod.DB_NAME)
+    try:
+        own = ownkeys.own_entries(conn, config.node.network, public)
+        snapshot = trust.load_snapshot(conn, config, own)
+        prepared = prepare(raw, snapshot)
+        now = clock()
+        if isinstance(prepared, Rejected):
+            return {"decision": "reject", "reason": prepared.reason}
+        alert = prepared.alert
+        state = store.policy_state(conn, alert, from_peer)
+        decision = decide(
+            prepared.envelope, alert, prepared.verification, snapshot.policy, state, now
+        )
+    finally:
+        conn.close()
+    origin_peer = snapshot.policy.peers.get(alert.network)
+    return {
+        "alert_id": alert.id,
+        "origin": alert.network,
+        "decision": decision.action,
+        "reason": decision.reason,
+        "signatures": [
+            f"{check.keyid} "
+            + (
+                f"{check.entry.network} {'valid' if check.valid else 'INVALID'}"
+                if check.entry
+                else "unknown key"
+            )
+            for check in prepared.verification.checks
+        ],
+        "endorsed_by": prepared.incoming.endorsed_by,
+        "inside_speaks_for": bool(origin_peer and inside_scope(alert, origin_peer.speaks_for)),
+        "stored_here": state.stored,
+    }

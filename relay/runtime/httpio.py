@@ -1,0 +1,119 @@
+"""HTTP edges shared by the local API and federation: bodies in, errors out.
+
+Request bodies are read under a byte limit and a deadline (a slow-loris body
+gets 408, an oversized one 413 before it is buffered), must be
+``application/json``, and pass a strict JSON reading before typed decoding
+(``relay.core.strictjson``). Two parsers therefore cannot disagree about what a
+body said.
+
+One middleware turns every error into ``{"errcode", "error"}``: ``BadInput``
+keeps its status, aiohttp's own 4xx get an errcode, anything unexpected is
+logged and answered with a bare 500 that carries no detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import structlog
+from aiohttp import web
+
+from relay.core.errors import BadInput
+from relay.core.strictjson import strict_loads
+
+__all__ = ["strict_loads"]  # re-exported: the shell's one way to read JSON
+
+T = TypeVar("T")
+BODY_DEADLINE_S = 10.0
+_encoder = msgspec.json.Encoder()
+_log = structlog.get_logger("avisa.http")
+
+
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def ascii_count(text: str | None) -> int | None:
+    """A non-negative count or position written in ASCII digits, else None.
+
+    ``str.isdigit`` also says yes to "²" (which ``int`` refuses) and to
+    "٣" (which ``int`` reads as 3): a query must mean one thing to everyone.
+    """
+    if text is None or not _DIGITS.fullmatch(text):
+        return None
+    return int(text)
+
+
+def convert(value: Any, type_: type[T], errcode: str = "AVISA_BAD_REQUEST") -> T:
+    try:
+        return msgspec.convert(value, type_)
+    except msgspec.ValidationError as exc:
+        raise BadInput(errcode, str(exc)) from None
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    content_type = request.headers.get("Content-Type", "")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise BadInput("AVISA_UNSUPPORTED_MEDIA_TYPE", "send Content-Type: application/json", 415)
+    if request.content_length is not None and request.content_length > limit:
+        raise BadInput("AVISA_TOO_LARGE", f"body over {limit} bytes", 413)
+    chunks, size = [], 0
+    try:
+        async with asyncio.timeout(BODY_DEADLINE_S):
+            async for chunk in request.content.iter_chunked(64 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    raise BadInput("AVISA_TOO_LARGE", f"body over {limit} bytes", 413)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BadInput("AVISA_TIMEOUT", "request body too slow", 408) from None
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request, limit: int, type_: type[T]) -> T:
+    return convert(strict_loads(await read_body(request, limit)), type_)
+
+
+def respond(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=_encoder.encode(data), status=status, content_type="application/json")
+
+
+def error_response(status: int, errcode: str, message: str) -> web.Response:
+    return respond({"errcode": errcode, "error": message}, status)
+
+
+_HTTP_CODES = {
+    404: "AVISA_NOT_FOUND",
+    405: "AVISA_METHOD_NOT_ALLOWED",
+    413: "AVISA_TOO_LARGE",
+    400: "AVISA_BAD_REQUEST",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_middleware(on_error: Callable[[str, int], None]) -> Any:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except BadInput as exc:
+            on_error(exc.errcode, exc.status)
+            return error_response(exc.status, exc.errcode, exc.message)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            errcode = _HTTP_CODES.get(exc.status, "AVISA_HTTP_ERROR")
+            on_error(errcode, exc.status)
+            return error_response(exc.status, errcode, exc.reason)
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception:  # noqa: BLE001 - the last line of defence: no trace leaks
+            _log.exception("internal error", path=request.path, method=request.method)
+            on_error("AVISA_INTERNAL", 500)
+            return error_response(500, "AVISA_INTERNAL", "internal error (logged)")
+
+    return middleware

@@ -1,0 +1,150 @@
+"""A verification worker process: opens envelopes and checks their signatures.
+
+    python -m relay.runtime.verify_worker    (started by ``relay.runtime.verifier.VerifierPool``)
+
+It holds no secret and no state between requests: each request carries the
+public keys it may use (keyid → key) and the envelopes' raw bytes. For each
+envelope it does what the node's own ``pipeline.open_for_checks`` and
+``envelope.run_plan(..., stop_at_forgery=True)`` do — the strict, canonical
+reading of the envelope and of its base64 (``envelope.open_envelope``), the
+payload type, and the Ed25519 checks of every signature of a known key, up to
+the first that fails — and answers with the parts the node needs to carry on
+without reading the envelope again. The node decodes the payload itself, with
+its own strict decoder, and applies the policy.
+
+Frames (little-endian), one answer per request, in order:
+
+    request  = id:u32 size:u32 body[size]
+    body     = keys:u16 (keyid_len:u8 keyid public_key[32])* count:u16 (size:u32 envelope)*
+    answer   = id:u32 size:u32 result*                  (one per envelope, in order)
+    result   = refusal:u8                               (TOO_LARGE, MALFORMED, UNSUPPORTED)
+             | OPENED:u8 b64_len:u32 payload_b64 size:u32 payload
+               count:u8 (keyid_len:u8 keyid sig_b64[88])*count checked:u8 valid:u8*checked
+
+``valid`` is 1 or 0 per signature checked; a signature by an unknown (or
+repeated) keyid is 0 and checking goes on; the first signature of a known key
+that fails ends the checks (the envelope is forged whatever follows, so a
+flood of forgeries costs one verification per envelope).
+
+It lowers its own CPU priority to the least (niceness 19): the node's process
+does the work that has to happen in order (decoding, the database writer, the
+event loop) and must not wait behind a verification, while the workers soak
+up whatever CPU it leaves.
+"""
+
+from __future__ import annotations
+
+import binascii
+import contextlib
+import os
+import struct
+import sys
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from relay.core.envelope import open_envelope, pae, verify_signature
+from relay.core.errors import BadInput
+from relay.core.model import ALERT_PAYLOAD_TYPE
+
+HEADER = struct.Struct("<II")
+U8, U16, U32 = struct.Struct("<B"), struct.Struct("<H"), struct.Struct("<I")
+OPENED, TOO_LARGE, MALFORMED, UNSUPPORTED = 0, 1, 2, 3
+SIG_B64_LEN = 88
+MAX_FRAME = 64 * 1024 * 1024
+NICENESS = 19
+
+
+def _sized(data: bytes) -> bytes:
+    return U32.pack(len(data)) + data
+
+
+def _short(text: str) -> bytes:
+    data = text.encode("ascii")
+    return U8.pack(len(data)) + data
+
+
+def open_and_check(raw: bytes, keys: dict[str, bytes]) -> bytes:
+    """One envelope's ``result`` frame."""
+    try:
+        envelope, payload = open_envelope(raw)
+    except BadInput as exc:
+        return U8.pack(TOO_LARGE if exc.status == 413 else MALFORMED)
+    if envelope.payloadType != ALERT_PAYLOAD_TYPE:
+        return U8.pack(UNSUPPORTED)
+    message = pae(envelope.payloadType, payload)
+    valid = bytearray()
+    seen: set[str] = set()
+    for signature in envelope.signatures:
+        key = None if signature.keyid in seen else keys.get(signature.keyid)
+        seen.add(signature.keyid)
+        ok = key is not None and verify_signature(key, message, binascii.a2b_base64(signature.sig))
+        valid.append(ok)
+        if key is not None and not ok:
+            break
+    signatures = b"".join(_short(s.keyid) + s.sig.encode("ascii") for s in envelope.signatures)
+    return b"".join(
+        (
+            U8.pack(OPENED),
+            _sized(envelope.payload.encode("ascii")),
+            _sized(payload),
+            U8.pack(len(envelope.signatures)),
+            signatures,
+            U8.pack(len(valid)),
+            bytes(valid),
+        )
+    )
+
+
+def _read_keys(body: bytes, offset: int) -> tuple[dict[str, bytes], int]:
+    (count,) = U16.unpack_from(body, offset)
+    offset += U16.size
+    keys: dict[str, bytes] = {}
+    for _ in range(count):
+        (length,) = U8.unpack_from(body, offset)
+        keyid = body[offset + 1 : offset + 1 + length].decode("ascii")
+        offset += 1 + length
+        keys[keyid] = body[offset : offset + 32]
+        offset += 32
+    return keys, offset
+
+
+def _envelopes(body: bytes, offset: int) -> Iterator[bytes]:
+    (count,) = U16.unpack_from(body, offset)
+    offset += U16.size
+    for _ in range(count):
+        (size,) = U32.unpack_from(body, offset)
+        offset += U32.size
+        yield body[offset : offset + size]
+        offset += size
+
+
+def check_body(body: bytes) -> bytes:
+    """The answer to one request body (empty for an empty body: the start-up ping)."""
+    if not body:
+        return b""
+    keys, offset = _read_keys(body, 0)
+    return b"".join(open_and_check(raw, keys) for raw in _envelopes(body, offset))
+
+
+def _read(stream: BinaryIO, size: int) -> bytes | None:
+    data = stream.read(size)
+    return data if data is not None and len(data) == size else None
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
+    while (header := _read(stdin, HEADER.size)) is not None:
+        ident, size = HEADER.unpack(header)
+        if size > MAX_FRAME:
+            return
+        body = _read(stdin, size)
+        if body is None:
+            return
+        results = check_body(body)
+        stdout.write(HEADER.pack(ident, len(results)) + results)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(OSError):  # a sandbox may forbid it; the worker still works
+        os.nice(NICENESS)
+    serve(sys.stdin.buffer, sys.stdout.buffer)

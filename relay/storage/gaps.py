@@ -1,0 +1,170 @@
+"""Gaps in an origin's ``seq``: messages this node has evidently not seen (plain SQL).
+
+Each origin numbers the messages it signs 1, 2, 3, … (DESIGN §2). When a
+message from a peer carries a ``seq`` more than one above the highest this
+node has stored for that origin, the numbers between are recorded as a gap,
+with the peer that delivered it; a message that later fills a number splits
+or closes its gap. A new gap asks the sender task for that peer to pull
+catch-up (``needs_pull``); after the pull the gap is marked ``pulled`` so it
+triggers no more pulls, but stays on record until it ages out.
+
+Gaps are normal: a node never gets messages its peers refused, did not
+forward, or withdrew before sending. They are a hint to look, never an error.
+The first message seen from an origin opens no gap: a node that joins late
+cannot know what came before. ``observe`` runs in the transaction that
+stores the message, before the origin's ``max_seq`` moves.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import NamedTuple
+
+from relay.core.times import to_epoch
+
+MAX_GAPS_PER_ORIGIN = 64
+
+
+def observe(
+    conn: sqlite3.Connection, network: str, seq: int, from_peer: str | None, now: datetime
+) -> None:
+    if from_peer is not None:
+        observe_at(conn, network, seq, highest_seq(conn, network), from_peer, now)
+
+
+def highest_seq(conn: sqlite3.Connection, network: str) -> int | None:
+    """The origin's highest ``seq`` stored so far (``origins.max_seq``), None before its first."""
+    row = conn.execute("SELECT max_seq FROM origins WHERE network = ?", (network,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def observe_at(
+    conn: sqlite3.Connection,
+    network: str,
+    seq: int,
+    top: int | None,
+    from_peer: str | None,
+    now: datetime,
+) -> None:
+    """``observe`` for a caller that already knows the origin's highest ``seq`` (``top``)."""
+    if from_peer is None or top is None:
+        return
+    if seq > top + 1:
+        conn.execute(
+            "INSERT OR REPLACE INTO seq_gaps (network, seq_from, seq_to, peer, noticed_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (network, top + 1, seq - 1, from_peer, to_epoch(now)),
+        )
+        conn.execute(
+            "DELETE FROM seq_gaps WHERE network = ? AND seq_from NOT IN (SELECT seq_from"
+            " FROM seq_gaps WHERE network = ? ORDER BY seq_from DESC LIMIT ?)",
+            (network, network, MAX_GAPS_PER_ORIGIN),
+        )
+    elif seq <= top:
+        _fill(conn, network, seq)
+
+
+def _fill(conn: sqlite3.Connection, network: str, seq: int) -> None:
+    gap = conn.execute(
+        "SELECT seq_from, seq_to, peer, noticed_at, pulled FROM seq_gaps"
+        " WHERE network = ? AND seq_from <= ? AND seq_to >= ?",
+        (network, seq, seq),
+    ).fetchone()
+    if gap is None:
+        return
+    seq_from, seq_to, peer, noticed_at, pulled = gap
+    conn.execute("DELETE FROM seq_gaps WHERE network = ? AND seq_from = ?", (network, seq_from))
+    for low, high in ((seq_from, seq - 1), (seq + 1, seq_to)):
+        if low <= high:
+            conn.execute(
+                "INSERT INTO seq_gaps (network, seq_from, seq_to, peer, noticed_at, pulled)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (network, low, high, peer, noticed_at, pulled),
+            )
+
+
+class Gap(NamedTuple):
+    seq_from: int
+    seq_to: int
+    peer: str | None
+    noticed_at: int
+    pulled: int
+
+
+class OriginGaps:
+    """One origin's gaps in memory for a writer job: read once, written back once.
+
+    ``observe`` has exactly the effect ``observe_at`` has on the table, message
+    by message; ``save`` writes the outcome with one DELETE and one INSERT.
+    When a peer's transactions land out of order, each message of the earlier
+    one fills a gap: three statements per message one by one, none here.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, network: str) -> None:
+        rows = conn.execute(
+            "SELECT seq_from, seq_to, peer, noticed_at, pulled FROM seq_gaps"
+            " WHERE network = ? ORDER BY seq_from",
+            (network,),
+        ).fetchall()
+        self.network = network
+        self.gaps = [Gap(*row) for row in rows]
+        self.changed = False
+
+    def observe(self, seq: int, top: int, from_peer: str, now_s: int) -> None:
+        if seq > top + 1:
+            kept = [gap for gap in self.gaps if gap.seq_from != top + 1]
+            kept.append(Gap(top + 1, seq - 1, from_peer, now_s, 0))
+            self.gaps = sorted(kept)[-MAX_GAPS_PER_ORIGIN:]
+            self.changed = True
+        elif seq <= top:
+            self._fill(seq)
+
+    def _fill(self, seq: int) -> None:
+        for index, gap in enumerate(self.gaps):
+            if gap.seq_from <= seq <= gap.seq_to:
+                parts = [
+                    gap._replace(seq_from=low, seq_to=high)
+                    for low, high in ((gap.seq_from, seq - 1), (seq + 1, gap.seq_to))
+                    if low <= high
+                ]
+                self.gaps[index : index + 1] = parts
+                self.changed = True
+                return
+
+    def save(self, conn: sqlite3.Connection) -> None:
+        if not self.changed:
+            return
+        conn.execute("DELETE FROM seq_gaps WHERE network = ?", (self.network,))
+        conn.executemany(
+            "INSERT INTO seq_gaps (network, seq_from, seq_to, peer, noticed_at, pulled)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(self.network, *gap) for gap in self.gaps],
+        )
+        self.changed = False
+
+
+def needs_pull(conn: sqlite3.Connection, peer: str) -> bool:
+    """A gap noticed in what ``peer`` delivered that no pull has looked at yet."""
+    row = conn.execute(
+        "SELECT 1 FROM seq_gaps WHERE peer = ? AND pulled = 0 LIMIT 1", (peer,)
+    ).fetchone()
+    return row is not None
+
+
+def mark_pulled(conn: sqlite3.Connection, peer: str) -> None:
+    conn.execute("UPDATE seq_gaps SET pulled = 1 WHERE peer = ? AND pulled = 0", (peer,))
+
+
+def open_gaps(conn: sqlite3.Connection, limit: int = 100) -> list[tuple[str, int, int]]:
+    return [
+        (str(network), int(low), int(high))
+        for network, low, high in conn.execute(
+            "SELECT network, seq_from, seq_to FROM seq_gaps ORDER BY network, seq_from LIMIT ?",
+            (limit,),
+        )
+    ]
+
+
+def purge(conn: sqlite3.Connection, noticed_before: datetime) -> None:
+    conn.execute("DELETE FROM seq_gaps WHERE noticed_at <= ?", (to_epoch(noticed_before),))

@@ -1,0 +1,389 @@
+"""What the node keeps about alerts: rows, the feed, tombstones, decisions.
+
+All functions here take an open ``sqlite3.Connection`` and run inside a
+transaction the caller owns (a ``Database.write`` job, or ``db.transaction``
+for the CLI), so an accepted alert, its feed row, its effects on the alerts it
+updates or cancels and its decision are written together or not at all.
+
+``alerts`` keeps each envelope as the bytes the node verified (the payload
+exactly as signed) plus the few columns queries need. ``feed`` is the
+append-only change log in acceptance order; its ``pos`` is the cursor for the
+SSE stream, bridges and federation catch-up. A cancel or update leaves a
+``tombstone`` for every id it names, kept longer than any alert could live, so
+a withdrawn alert can never be replayed back in. Making a message active also
+queues it for the peers it goes to (``federation.outbox.enqueue``) and storing
+one notes gaps in its origin's ``seq`` (``federation.gaps``), in the same
+transaction. ``purge`` deletes what has passed retention; with
+``secure_delete`` and a WAL truncate afterwards the bytes leave the file.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import msgspec
+
+from relay.core.envelope import payload_bytes
+from relay.core.model import Alert, decode_alert, envelope_decoder
+from relay.core.policy import Decision, PolicyState
+from relay.core.times import from_epoch, to_epoch
+from relay.storage import gaps, outbox
+
+State = Literal["active", "held", "cancelled", "superseded"]
+ViewState = Literal["active", "held", "cancelled", "superseded", "expired"]
+
+
+class AlertView(msgspec.Struct, frozen=True):
+    """One alert as the local API shows it (DESIGN §6)."""
+
+    alert: Alert
+    origin: str
+    endorsed_by: list[str]
+    state: ViewState
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    alert: Alert
+    envelope: bytes
+    endorsed_by: list[str]
+    state: State
+    reason: str
+    received_at: datetime
+    from_peer: str | None
+    pos: int | None
+
+    def view_state(self, now: datetime) -> ViewState:
+        if self.state == "active" and self.alert.expires_at <= now:
+            return "expired"
+        return self.state
+
+    def view(self, now: datetime) -> AlertView:
+        return AlertView(
+            alert=self.alert,
+            origin=self.alert.network,
+            endorsed_by=self.endorsed_by,
+            state=self.view_state(now),
+            received_at=self.received_at,
+        )
+
+
+class Incoming(msgspec.Struct, frozen=True):
+    """An envelope that parsed, verified and decoded; ready for policy."""
+
+    envelope_bytes: bytes
+    alert: Alert
+    endorsed_by: list[str]
+
+
+_COLUMNS = "envelope, endorsed_by, state, reason, received_at, from_peer, pos"
+
+
+def _row_to_stored(row: Sequence[Any]) -> StoredAlert:
+    envelope, endorsed_by, state, reason, received_at, from_peer, pos = row
+    alert = decode_alert(payload_bytes(envelope_decoder.decode(envelope)))
+    return StoredAlert(
+        alert=alert,
+        envelope=bytes(envelope),
+        endorsed_by=json.loads(endorsed_by),
+        state=state,
+        reason=reason,
+        received_at=from_epoch(received_at),
+        from_peer=from_peer,
+        pos=pos,
+    )
+
+
+# --- the write side -------------------------------------------------------
+
+
+def policy_state(
+    conn: sqlite3.Connection, alert: Alert, from_peer: str | None, recent_from_peer: int = 0
+) -> PolicyState:
+    row = conn.execute("SELECT state FROM alerts WHERE id = ?", (alert.id,)).fetchone()
+    stored: Literal["no", "held", "accepted"] = (
+        "no" if row is None else "held" if row[0] == "held" else "accepted"
+    )
+    tomb = conn.execute("SELECT kind FROM tombstones WHERE id = ?", (alert.id,)).fetchone()
+    cancelled_refs = bool(alert.references) and (
+        conn.execute(
+            f"SELECT 1 FROM tombstones WHERE kind = 'cancelled' AND id IN "
+            f"({','.join('?' * len(alert.references))}) LIMIT 1",
+            alert.references,
+        ).fetchone()
+        is not None
+    )
+    return PolicyState(
+        stored=stored,
+        tombstone=None if tomb is None else tomb[0],
+        references_cancelled=cancelled_refs,
+        from_peer=from_peer,
+        recent_from_peer=recent_from_peer,
+    )
+
+
+INSERT_DECISION = (
+    "INSERT INTO decisions (at, alert_id, network, peer, action, reason) VALUES (?, ?, ?, ?, ?, ?)"
+)
+#: A row for an id the store does not hold (``relay.storage.writes``); ``save`` handles the rest.
+INSERT_NEW_ALERT = (
+    "INSERT INTO alerts (id, network, seq, msg_type, kind, certainty, sent_at, expires_at,"
+    " received_at, state, reason, from_peer, endorsed_by, pos, envelope)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+UPSERT_ORIGIN = (
+    "INSERT INTO origins (network, max_seq) VALUES (?, ?) ON CONFLICT (network)"
+    " DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)"
+)
+
+
+def record_decision(
+    conn: sqlite3.Connection,
+    now: datetime,
+    decision: Decision,
+    alert: Alert | None,
+    peer: str | None,
+) -> None:
+    conn.execute(
+        INSERT_DECISION,
+        (
+            to_epoch(now),
+            alert.id if alert else None,
+            alert.network if alert else None,
+            peer,
+            decision.action,
+            decision.reason,
+        ),
+    )
+
+
+def alert_row(
+    item: Incoming,
+    decision: Decision,
+    from_peer: str | None,
+    received_s: int,
+    pos: int | None,
+    endorsed_by_json: str,
+) -> tuple[object, ...]:
+    """The ``alerts`` row of an accepted or held alert, in the column order of its INSERTs."""
+    alert = item.alert
+    return (
+        alert.id,
+        alert.network,
+        alert.seq,
+        alert.msg_type,
+        alert.kind,
+        alert.certainty,
+        to_epoch(alert.sent_at),
+        to_epoch(alert.expires_at),
+        received_s,
+        "active" if decision.accepted else "held",
+        decision.reason,
+        from_peer,
+        endorsed_by_json,
+        pos,
+        item.envelope_bytes,
+    )
+
+
+def save(
+    conn: sqlite3.Connection,
+    item: Incoming,
+    decision: Decision,
+    from_peer: str | None,
+    now: datetime,
+    tombstone_ttl: timedelta,
+) -> int | None:
+    """Store an accepted or held alert; returns its feed position if accepted."""
+    alert = item.alert
+    conn.execute(
+        "INSERT INTO alerts (id, network, seq, msg_type, kind, certainty, sent_at, expires_at,"
+        " received_at, state, reason, from_peer, endorsed_by, pos, envelope)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason,"
+        " endorsed_by = excluded.endorsed_by, envelope = excluded.envelope,"
+        " from_peer = excluded.from_peer, received_at = excluded.received_at"
+        " WHERE alerts.state = 'held'",
+        alert_row(item, decision, from_peer, to_epoch(now), None, json.dumps(item.endorsed_by)),
+    )
+    gaps.observe(conn, alert.network, alert.seq, from_peer, now)
+    conn.execute(UPSERT_ORIGIN, (alert.network, alert.seq))
+    if not decision.accepted:
+        return None
+    return publish(conn, alert, now, tombstone_ttl)
+
+
+def publish(conn: sqlite3.Connection, alert: Alert, now: datetime, tombstone_ttl: timedelta) -> int:
+    """Make a stored alert active: feed row, its effect on what it references, outbox rows."""
+    cursor = conn.execute(
+        "INSERT INTO feed (alert_id, event) VALUES (?, ?)", (alert.id, alert.msg_type)
+    )
+    pos = int(cursor.lastrowid or 0)
+    conn.execute("UPDATE alerts SET state = 'active', pos = ? WHERE id = ?", (pos, alert.id))
+    if alert.msg_type != "alert":
+        _apply_references(conn, alert, to_epoch(now + tombstone_ttl))
+    outbox.enqueue(conn, alert)
+    return pos
+
+
+def _apply_references(conn: sqlite3.Connection, alert: Alert, keep_until: int) -> None:
+    kind = "cancelled" if alert.msg_type == "cancel" else "superseded"
+    for ref in alert.references:
+        conn.execute(
+            "UPDATE alerts SET state = ? WHERE id = ? AND state != 'cancelled'", (kind, ref)
+        )
+        conn.execute(
+            "INSERT INTO tombstones (id, kind, by_id, keep_until) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, by_id = excluded.by_id,"
+            " keep_until = max(keep_until, excluded.keep_until)"
+            " WHERE excluded.kind = 'cancelled' OR tombstones.kind = 'superseded'",
+            (ref, kind, alert.id, keep_until),
+        )
+
+
+def next_seq(conn: sqlite3.Connection, network: str) -> int:
+    row = conn.execute("SELECT max_seq FROM origins WHERE network = ?", (network,)).fetchone()
+    seq = 1 if row is None else int(row[0]) + 1
+    conn.execute(
+        "INSERT INTO origins (network, max_seq) VALUES (?, ?) ON CONFLICT (network)"
+        " DO UPDATE SET max_seq = excluded.max_seq",
+        (network, seq),
+    )
+    return seq
+
+
+def reject_held(
+    conn: sqlite3.Connection, alert_id: str, now: datetime, tombstone_ttl: timedelta
+) -> bool:
+    """Drop a held alert and remember the verdict, so no peer can re-queue it."""
+    cursor = conn.execute("DELETE FROM alerts WHERE id = ? AND state = 'held'", (alert_id,))
+    if cursor.rowcount == 0:
+        return False
+    conn.execute(
+        "INSERT OR IGNORE INTO tombstones (id, kind, by_id, keep_until)"
+        " VALUES (?, 'rejected', 'reviewer', ?)",
+        (alert_id, to_epoch(now + tombstone_ttl)),
+    )
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeCounts:
+    alerts: int
+    tombstones: int
+    decisions: int
+
+
+def purge(
+    conn: sqlite3.Connection, now: datetime, retention: timedelta, decision_log_max: int
+) -> PurgeCounts:
+    """Delete alerts ``retention`` after expiry, stale tombstones, old decisions."""
+    cutoff = to_epoch(now - retention)
+    conn.execute(
+        "DELETE FROM feed WHERE alert_id IN (SELECT id FROM alerts WHERE expires_at <= ?)",
+        (cutoff,),
+    )
+    alerts = conn.execute("DELETE FROM alerts WHERE expires_at <= ?", (cutoff,)).rowcount
+    tombstones = conn.execute(
+        "DELETE FROM tombstones WHERE keep_until <= ?", (to_epoch(now),)
+    ).rowcount
+    decisions = conn.execute(
+        "DELETE FROM decisions WHERE at <= ? OR n <= (SELECT max(n) FROM decisions) - ?",
+        (cutoff, decision_log_max),
+    ).rowcount
+    return PurgeCounts(alerts, tombstones, decisions)
+
+
+# --- the read side --------------------------------------------------------
+
+
+def get(conn: sqlite3.Connection, alert_id: str) -> StoredAlert | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+    return None if row is None else _row_to_stored(row)
+
+
+def listing(
+    conn: sqlite3.Connection,
+    now: datetime,
+    *,
+    active_only: bool,
+    held: bool = False,
+    limit: int = 100,
+    keep: Callable[[Alert], bool] = lambda alert: True,
+) -> list[StoredAlert]:
+    """Newest first, up to ``limit`` for which ``keep`` holds.
+
+    ``active_only`` hides cancelled, superseded and expired alerts.
+    """
+    params: tuple[int, ...] = ()
+    if held:
+        where = "state = 'held'"
+    elif active_only:
+        where, params = "state = 'active' AND expires_at > ?", (to_epoch(now),)
+    else:
+        where = "state != 'held'"
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM alerts WHERE {where} ORDER BY received_at DESC, rowid DESC",
+        params,
+    )
+    found: list[StoredAlert] = []
+    for row in rows:
+        stored = _row_to_stored(row)
+        if keep(stored.alert):
+            found.append(stored)
+            if len(found) == limit:
+                break
+    return found
+
+
+def feed_since(conn: sqlite3.Connection, pos: int, limit: int) -> list[tuple[int, StoredAlert]]:
+    """Accepted messages after ``pos`` in acceptance order (cursor consumers)."""
+    rows = conn.execute(
+        f"SELECT feed.pos, {', '.join('a.' + c.strip() for c in _COLUMNS.split(','))}"
+        " FROM feed JOIN alerts AS a ON a.id = feed.alert_id"
+        " WHERE feed.pos > ? ORDER BY feed.pos LIMIT ?",
+        (pos, limit),
+    ).fetchall()
+    return [(int(row[0]), _row_to_stored(row[1:])) for row in rows]
+
+
+def feed_head(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'feed'").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+class DecisionRow(msgspec.Struct, frozen=True):
+    at: datetime
+    alert_id: str | None
+    network: str | None
+    peer: str | None
+    decision: str
+    reason: str
+
+
+def decisions(conn: sqlite3.Connection, limit: int) -> list[DecisionRow]:
+    rows = conn.execute(
+        "SELECT at, alert_id, network, peer, action, reason FROM decisions ORDER BY n DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [
+        DecisionRow(from_epoch(at), alert_id, network, peer, action, reason)
+        for at, alert_id, network, peer, action, reason in rows
+    ]
+
+
+def counts(conn: sqlite3.Connection, now: datetime) -> dict[str, int]:
+    """Gauges for /metrics: alerts by shown state."""
+    result = dict.fromkeys(("active", "held", "cancelled", "superseded", "expired"), 0)
+    for state, expired, count in conn.execute(
+        "SELECT state, expires_at <= ?, count(*) FROM alerts GROUP BY 1, 2", (to_epoch(now),)
+    ):
+        key = "expired" if state == "active" and expired else state
+        result[key] += int(count)
+    return result

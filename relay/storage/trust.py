@@ -1,0 +1,258 @@
+"""Who this node trusts: peers, their keys, operator tokens; and the snapshot.
+
+Peers and tokens live in the store so that ``avisa trust …`` and ``avisa
+token …`` can change them while the node runs: each change bumps
+``meta.trust_version`` in the same transaction, and the running node reloads
+a new immutable ``TrustSnapshot`` when it sees the version move. Decisions
+always use one snapshot from start to end.
+
+Operator tokens are 32 random bytes shown once; only their SHA-256 is stored,
+and a presented token is compared against every stored hash in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from keys.core.keyring import KeyEntry, Keyring
+from relay.core.config import Config
+from relay.core.errors import BadInput
+from relay.core.model import CERTAINTIES, KINDS
+from relay.core.policy import PeerPolicy, Policy
+from relay.core.times import from_epoch, parse_duration, to_epoch
+
+Role = Literal["publisher", "reviewer", "admin"]
+ROLES: tuple[Role, ...] = ("publisher", "reviewer", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRecord:
+    network: str
+    url: str
+    keys: tuple[KeyEntry, ...]
+    policy: PeerPolicy
+
+
+# --- tokens ---------------------------------------------------------------
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def add_token(conn: sqlite3.Connection, role: Role, label: str, now: datetime) -> str:
+    """Create a token; the raw value is returned once and never stored."""
+    token = "avisa_" + secrets.token_urlsafe(32)
+    conn.execute(
+        "INSERT INTO tokens (hash, role, label, created_at) VALUES (?, ?, ?, ?)",
+        (token_hash(token), role, label, to_epoch(now)),
+    )
+    bump_version(conn)
+    return token
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    """What may be shown about a token: never the token, only its hash's prefix."""
+
+    token_id: str
+    role: Role
+    label: str
+    created_at: datetime
+
+
+def list_tokens(conn: sqlite3.Connection) -> list[TokenInfo]:
+    rows = conn.execute("SELECT hash, role, label, created_at FROM tokens ORDER BY created_at")
+    return [
+        TokenInfo(bytes(h)[:6].hex(), role, label, from_epoch(at)) for h, role, label, at in rows
+    ]
+
+
+def revoke_token(conn: sqlite3.Connection, token_id: str) -> int:
+    """Delete the tokens whose hash starts with ``token_id`` (as ``list_tokens`` shows it)."""
+    if not re.fullmatch(r"[0-9a-f]{6,64}", token_id):
+        raise BadInput("AVISA_USAGE", "a token id is the hex shown by 'avisa token list'")
+    matches = [
+        bytes(h)
+        for (h,) in conn.execute("SELECT hash FROM tokens")
+        if bytes(h).hex().startswith(token_id)
+    ]
+    if len(matches) != 1:
+        raise BadInput("AVISA_USAGE", f"{len(matches)} tokens match {token_id}; give exactly one")
+    conn.execute("DELETE FROM tokens WHERE hash = ?", (matches[0],))
+    bump_version(conn)
+    return 1
+
+
+def load_tokens(conn: sqlite3.Connection) -> tuple[tuple[bytes, Role], ...]:
+    return tuple((bytes(h), role) for h, role in conn.execute("SELECT hash, role FROM tokens"))
+
+
+def role_for(token: str, tokens: Iterable[tuple[bytes, Role]]) -> Role | None:
+    """The token's role, comparing against every stored hash in constant time."""
+    presented = token_hash(token)
+    found: Role | None = None
+    for stored, role in tokens:
+        if hmac.compare_digest(stored, presented):
+            found = role
+    return found
+
+
+# --- peers ----------------------------------------------------------------
+
+
+def bump_version(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'trust_version'")
+
+
+def trust_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'trust_version'").fetchone()
+    return int(row[0])
+
+
+def _epoch_or_none(moment: datetime | None) -> int | None:
+    return None if moment is None else to_epoch(moment)
+
+
+def save_peer(conn: sqlite3.Connection, record: PeerRecord, now: datetime) -> None:
+    """Insert or replace a peer and its keys."""
+    policy = record.policy
+    conn.execute(
+        "INSERT INTO peers (network, url, speaks_for, kinds, certainties, rate_limit_per_min,"
+        " forward, endorse, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (network) DO UPDATE SET url = excluded.url,"
+        " speaks_for = excluded.speaks_for, kinds = excluded.kinds,"
+        " certainties = excluded.certainties,"
+        " rate_limit_per_min = excluded.rate_limit_per_min,"
+        " forward = excluded.forward, endorse = excluded.endorse",
+        (
+            record.network,
+            record.url,
+            json.dumps(list(policy.speaks_for)),
+            json.dumps(sorted(policy.kinds)),
+            json.dumps(sorted(policy.certainties)),
+            policy.rate_limit_per_min,
+            int(policy.forward),
+            int(policy.endorse),
+            to_epoch(now),
+        ),
+    )
+    for key in record.keys:
+        save_key(conn, key)
+    bump_version(conn)
+
+
+def save_key(conn: sqlite3.Connection, key: KeyEntry) -> None:
+    conn.execute(
+        "INSERT INTO peer_keys (keyid, network, public_key, valid_from, valid_until, revoked_at)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (keyid) DO UPDATE SET"
+        " valid_from = excluded.valid_from, valid_until = excluded.valid_until,"
+        " revoked_at = coalesce(peer_keys.revoked_at, excluded.revoked_at)"
+        " WHERE peer_keys.network = excluded.network",
+        (
+            key.keyid,
+            key.network,
+            key.public_key,
+            _epoch_or_none(key.valid_from),
+            _epoch_or_none(key.valid_until),
+            _epoch_or_none(key.revoked_at),
+        ),
+    )
+    bump_version(conn)
+
+
+def remove_peer(conn: sqlite3.Connection, network: str) -> bool:
+    removed = conn.execute("DELETE FROM peers WHERE network = ?", (network,)).rowcount > 0
+    bump_version(conn)
+    return removed
+
+
+def _maybe_time(value: int | None) -> datetime | None:
+    return None if value is None else from_epoch(value)
+
+
+def load_peers(conn: sqlite3.Connection) -> list[PeerRecord]:
+    keys: dict[str, list[KeyEntry]] = {}
+    for network, public_key, valid_from, valid_until, revoked_at in conn.execute(
+        "SELECT network, public_key, valid_from, valid_until, revoked_at FROM peer_keys"
+        " ORDER BY rowid"
+    ):
+        keys.setdefault(network, []).append(
+            KeyEntry(
+                network,
+                bytes(public_key),
+                _maybe_time(valid_from),
+                _maybe_time(valid_until),
+                _maybe_time(revoked_at),
+            )
+        )
+    records = []
+    for row in conn.execute(
+        "SELECT network, url, speaks_for, kinds, certainties, rate_limit_per_min, forward,"
+        " endorse FROM peers ORDER BY network"
+    ):
+        network, url, speaks_for, kinds, certainties, rate, forward, endorse = row
+        policy = PeerPolicy(
+            network=network,
+            speaks_for=tuple(json.loads(speaks_for)),
+            kinds=frozenset(json.loads(kinds)) & frozenset(KINDS),
+            certainties=frozenset(json.loads(certainties)) & frozenset(CERTAINTIES),
+            rate_limit_per_min=int(rate),
+            forward=bool(forward),
+            endorse=bool(endorse),
+        )
+        records.append(PeerRecord(network, url, tuple(keys.get(network, ())), policy))
+    return records
+
+
+# --- the snapshot ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrustSnapshot:
+    policy: Policy
+    keyring: Keyring
+    peers: dict[str, PeerRecord] = field(default_factory=dict)
+    tokens: tuple[tuple[bytes, Role], ...] = ()
+    version: int = 0
+
+
+def policy_from_config(config: Config, peers: Iterable[PeerRecord]) -> Policy:
+    section = config.policy
+    return Policy(
+        own_network=config.node.network,
+        peers={record.network: record.policy for record in peers},
+        max_age=parse_duration(section.max_age),
+        rotation_grace=parse_duration(section.rotation_grace),
+        max_future_skew=parse_duration(section.max_future_skew),
+        max_lifetime=parse_duration(section.max_lifetime),
+        min_endorsements=section.min_endorsements,
+        max_signatures=section.max_signatures,
+        on_fail=section.on_fail,
+        hold_certainties=frozenset(section.hold_certainties),
+        bridge_certainties=frozenset(section.bridge_certainties),
+    )
+
+
+def load_snapshot(
+    conn: sqlite3.Connection, config: Config, own_keys: Iterable[KeyEntry]
+) -> TrustSnapshot:
+    peers = load_peers(conn)
+    own_network = config.node.network
+    entries = [*own_keys, *(key for p in peers if p.network != own_network for key in p.keys)]
+    return TrustSnapshot(
+        policy=policy_from_config(config, peers),
+        keyring=Keyring(entries),
+        peers={peer.network: peer for peer in peers},
+        tokens=load_tokens(conn),
+        version=trust_version(conn),
+    )
