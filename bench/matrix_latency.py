@@ -29,12 +29,12 @@ from typing import Any
 
 from bridges.matrix.localsynapse import launch
 from bridges.runner import start_bridges
-from keys.store.files import write_private
 from relay.cli import datadir
 from relay.core import drafts
 from relay.core.model import Area, Text
 from relay.runtime import log
 from relay.runtime.node import Node
+from relay.storage.files import write_private
 from tests.matrix.reader import Reader
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from keys.store.files import is_private
 from relay.cli.main import build_parser, main
+from relay.storage.files import is_private
 
 AVISA = [sys.executable, "-m", "relay"]
 

@@ -9,8 +9,8 @@ import pytest
 
 from keys.core.signing import NodeKey
 from keys.store import nodekey
-from keys.store.files import is_private
 from relay.core.errors import KeyFileError
+from relay.storage.files import is_private
 
 
 def test_plain_key_round_trips_and_is_0600(tmp_path: Path) -> None:

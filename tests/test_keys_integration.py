@@ -25,11 +25,11 @@ from keys.core.fingerprint import fingerprint
 from keys.store import own_ops as ops
 from keys.store import peer_ops as trustops
 from keys.store import peerstore
-from keys.store.files import write_private
 from relay.cli import datadir
 from relay.core.model import encode_envelope
 from relay.runtime.clock import FakeClock
 from relay.runtime.node import Node
+from relay.storage.files import write_private
 from tests.conftest import RunningNode, start_node
 from tests.helpers import T0, make_alert, raw_envelope, wait_for
 from tests.test_api import DRAFT

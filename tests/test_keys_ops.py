@@ -17,12 +17,12 @@ from keys.cards.statements import REVOCATION_PAYLOAD_TYPE, ROTATION_PAYLOAD_TYPE
 from keys.core.signing import NodeKey
 from keys.store import nodekey, ownkeys
 from keys.store import own_ops as ops
-from keys.store.files import is_private
 from relay.cli import datadir
 from relay.core import config as config_mod
 from relay.core.errors import BadInput, KeyFileError
 from relay.core.model import encode_envelope
 from relay.runtime.clock import FakeClock
+from relay.storage.files import is_private
 from tests.helpers import T0
 
 PASSPHRASE = b"correct horse battery staple"

@@ -51,11 +51,11 @@ from nio.store import SqliteStore
 
 from bridges.base import Backoff, RateLimited, Sleep, Undeliverable
 from bridges.matrix.store import device_for, save_device
-from keys.store.files import is_private, write_private
 from relay.core.config import MatrixBridge
 from relay.core.errors import ConfigError, TransportError
 from relay.core.times import Clock
 from relay.storage.db import Database
+from relay.storage.files import is_private, write_private
 
 SYNC_TIMEOUT_MS = 30_000
 REQUEST_DEADLINE_S = 30.0

@@ -4,7 +4,7 @@ The file is JSON so an operator can see what it is, and holds the 32-byte
 seed either in the clear (protected by mode 0600 and the host) or sealed with
 a passphrase: argon2id (PyNaCl ``pwhash``, moderate limits) derives a key for
 ``SecretBox``. A wrong passphrase is reported as such and never touches the
-file. Writes are atomic and private (``keys.store.files``).
+file. Writes are atomic and private (``relay.storage.files``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import nacl.secret
 import nacl.utils
 
 from keys.core.signing import NodeKey
-from keys.store.files import is_private, write_private
 from relay.core.errors import KeyFileError
+from relay.storage.files import is_private, write_private
 
 FORMAT = "avisa-node-key-v1"
 _OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_MODERATE

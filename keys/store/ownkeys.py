@@ -34,13 +34,13 @@ from pathlib import Path
 from keys.core.keyring import KeyEntry, keyid_for
 from keys.core.signing import NodeKey
 from keys.store import nodekey
-from keys.store.files import fsync_dir
 from relay.core import config as config_mod
 from relay.core.envelope import open_envelope
 from relay.core.errors import KeyFileError
 from relay.core.model import Envelope
 from relay.core.times import from_epoch, to_epoch
 from relay.storage import db, trust
+from relay.storage.files import fsync_dir
 
 NEXT_NAME = "node.key.next"
 LOCK_NAME = "keys.lock"

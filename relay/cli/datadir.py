@@ -21,13 +21,13 @@ from pathlib import Path
 
 from keys.core.signing import NodeKey
 from keys.store import nodekey, ownkeys
-from keys.store.files import write_private
 from relay.core import config as config_mod
 from relay.core.errors import ConfigError
 from relay.core.model import NETWORK_PATTERN
 from relay.core.times import Clock
 from relay.runtime.clock import system_clock
 from relay.storage import db, trust
+from relay.storage.files import write_private
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,13 +20,13 @@ import msgspec
 from keys.cards.keyset import Change
 from keys.store import own_ops as ops
 from keys.store import peer_ops as trustops
-from keys.store.files import write_private
 from relay.core.errors import ConfigError
 from relay.core.model import CERTAINTIES, KINDS
 from relay.core.times import rfc3339
 from relay.runtime.clock import system_clock
 from relay.runtime.node import read_passphrase
 from relay.storage import configfile
+from relay.storage.files import write_private
 
 
 def _data(parser: argparse.ArgumentParser) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import quote
 
 from bridges.matrix.localsynapse import Homeserver, Registered, launch
-from keys.store.files import write_private
 from relay.core import config as config_mod
 from relay.demo.run import Federation3
+from relay.storage.files import write_private
 
 ROOM_ALIAS = "alerts-ventura"
 

@@ -21,7 +21,6 @@ import structlog
 from aiohttp import web
 
 from bridges.runner import start_bridges
-from keys.store.files import write_private
 from relay.core.errors import ConfigError
 from relay.core.times import Clock
 from relay.federation import inbound
@@ -30,6 +29,7 @@ from relay.http import api
 from relay.runtime.clock import TEST_CLOCK_ENV, file_clock, system_clock
 from relay.runtime.httpio import error_middleware
 from relay.runtime.node import Node
+from relay.storage.files import write_private
 
 # Large enough for a federation transaction (50 envelopes of 64 KiB); each
 # route applies its own, smaller limit while reading.

@@ -19,9 +19,9 @@ import pytest
 
 from bridges.matrix.localsynapse import Homeserver, Registered, launch
 from bridges.runner import start_bridges
-from keys.store.files import write_private
 from relay.runtime.clock import FakeClock
 from relay.runtime.node import Node
+from relay.storage.files import write_private
 from tests.conftest import start_node
 from tests.matrix.reader import Reader
 

@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 
 from bridges.matrix import store as matrix_store
-from keys.store.files import write_private
 from relay.cli import datadir
 from relay.runtime.clock import FakeClock
+from relay.storage.files import write_private
 from tests.helpers import wait_for
 from tests.matrix.api import Api, route
 from tests.matrix.conftest import Sleeps, World
