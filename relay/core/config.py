@@ -100,11 +100,46 @@ class BridgesSection(Struct, forbid_unknown_fields=True, frozen=True):
     matrix: Annotated[list[MatrixBridge], Meta(max_length=8)] = []
 
 
+class DeskMatrix(Struct, forbid_unknown_fields=True, frozen=True):
+    """The desk room: new tips are posted there, listed verifiers act with ``!claim 12``."""
+
+    homeserver: str
+    user_id: UserId
+    room: RoomRef
+    verifiers: Annotated[list[UserId], Meta(max_length=256)] = []
+    publishers: Annotated[list[UserId], Meta(max_length=256)] = []
+    password_file: str = ""
+    access_token_file: str = ""
+    device_name: Annotated[str, Meta(max_length=100)] = "Avisa desk"
+    encrypted: bool = False
+    retry_max: Duration = "5m"
+
+
+class DeskSection(Struct, forbid_unknown_fields=True, frozen=True):
+    """Tips and the verification desk (DESIGN §10)."""
+
+    tip_ttl: Duration = "12h"
+    retention: Duration = "7d"
+    cluster_window: Duration = "2h"
+    # Geohash characters two tips must share to corroborate (5: about 5 km).
+    cluster_precision: Annotated[int, Meta(ge=4, le=7)] = 5
+    confirmations: Annotated[int, Meta(ge=1, le=5)] = 1
+    max_open_tips: Annotated[int, Meta(ge=10, le=1_000_000)] = 10_000
+    # Region for phone numbers written without +country (ISO 3166 code).
+    phone_region: Annotated[str, Meta(pattern=r"^[A-Z]{2}$")] = "US"
+    # Public form: posts per client per hour, and the header naming the client
+    # when a proxy stands in front ("" = the connection's own address).
+    report_per_hour: Annotated[int, Meta(ge=1, le=1000)] = 10
+    client_header: Annotated[str, Meta(pattern=r"^([A-Za-z0-9-]{1,64})?$")] = ""
+    matrix: DeskMatrix | None = None
+
+
 class Config(Struct, forbid_unknown_fields=True, frozen=True):
     node: NodeSection
     policy: PolicySection = PolicySection()
     store: StoreSection = StoreSection()
     bridges: BridgesSection = BridgesSection()
+    desk: DeskSection = DeskSection()
 
     @property
     def listen_host(self) -> str:
@@ -159,6 +194,7 @@ def check(config: Config) -> None:
     for section, name in (("policy", "max_age"), ("store", "retention")):
         if config.duration(section, name) <= timedelta(0):
             raise ConfigError(f"{section}.{name}", "must be more than zero")
+    check_desk(config.desk)
     users = [bridge.user_id for bridge in config.bridges.matrix]
     if len(set(users)) != len(users):
         raise ConfigError("bridges.matrix", "two bridges log in as the same user_id")
@@ -169,6 +205,26 @@ def check(config: Config) -> None:
 def _data_relative(value: str) -> bool:
     """A relative path that stays inside the data directory (no ``/`` start, no ``..``)."""
     return bool(value) and not value.startswith("/") and ".." not in value.split("/")
+
+
+def check_desk(desk: DeskSection) -> None:
+    for name in ("tip_ttl", "retention", "cluster_window"):
+        if parse_duration(getattr(desk, name)) <= timedelta(0):
+            raise ConfigError(f"desk.{name}", "must be more than zero")
+    if parse_duration(desk.retention) < parse_duration(desk.tip_ttl):
+        raise ConfigError("desk.retention", "must not be shorter than desk.tip_ttl")
+    room = desk.matrix
+    if room is None:
+        return
+    if not re.match(r"^https?://[^\s/?#]+/?$", room.homeserver):
+        raise ConfigError("desk.matrix.homeserver", "must be http(s)://HOST[:PORT], no path")
+    secrets = [name for name in ("password_file", "access_token_file") if getattr(room, name)]
+    if len(secrets) != 1:
+        raise ConfigError("desk.matrix", "give exactly one of password_file or access_token_file")
+    if not _data_relative(getattr(room, secrets[0])):
+        raise ConfigError(f"desk.matrix.{secrets[0]}", "must be a path inside the data directory")
+    if not room.verifiers:
+        raise ConfigError("desk.matrix.verifiers", "list the Matrix ids of the verifiers")
 
 
 def check_matrix(bridge: MatrixBridge, where: str, allowed: list[Certainty]) -> None:
@@ -237,4 +293,11 @@ bridge_certainties = ["confirmed", "false"]   # what reaches Matrix/feeds
 retention = "7d"               # delete alerts this long after they expire
 purge_interval = "10m"
 decision_log_max = 100000
+
+[desk]
+tip_ttl = "12h"                # an open tip nobody finished closes itself after this
+retention = "7d"               # every tip and its history is deleted this long after it came in
+cluster_window = "2h"          # tips this close in time and place corroborate each other
+confirmations = 1              # distinct verifiers who must confirm before publishing
+max_open_tips = 10000          # past this, the oldest unclaimed tips expire first
 """

@@ -1,0 +1,125 @@
+"""Publishing from a tip: the publisher's partial draft, completed from the tip (pure).
+
+``POST /api/v1/tips/{id}/publish`` (and ``!publish`` in the desk room) takes
+a ``TipDraft``: every field of an alert draft (DESIGN §6) is optional, and
+what is missing comes from the tip: the area from ``where``, the observed
+time, the agencies, a kind from the tip's activity. The certainty is the
+desk's, never the publisher's wish: ``confirmed`` once enough verifiers
+confirmed, ``false`` (and ``kind=rumor``) for a false alarm. Missing text
+becomes a short bilingual headline naming the place.
+
+The reporter's own words are never copied into the alert: a tip's text may
+name people, plates or the reporter, and an alert describes activity only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+import msgspec
+from msgspec import Meta, Struct
+
+from relay.core.drafts import Draft
+from relay.core.errors import BadInput
+from relay.core.model import KINDS, Agencies, Area, Certainty, Kind, Radius, Text, Texts, UtcTime
+from relay.core.tips import Tip
+
+DEFAULT_RADIUS_M: Final = 500
+DEFAULT_EXPIRES_IN: Final = "4h"
+
+
+class TipDraft(Struct, forbid_unknown_fields=True, frozen=True):
+    kind: Kind | None = None
+    certainty: Certainty | None = None
+    area: Area | None = None
+    radius_m: Radius | None = None
+    text: Texts | None = None
+    agencies: Agencies | None = None
+    expires_at: UtcTime | None = None
+    expires_in: Annotated[str, Meta(pattern=r"^[0-9]{1,6}[smhd]$")] | None = None
+    observed_at: UtcTime | None = None
+
+
+_HEADLINES: Final = {
+    "confirmed": {
+        "es": "Actividad confirmada: {place}",
+        "en": "Confirmed activity: {place}",
+    },
+    "false": {
+        "es": "Rumor falso: {place}",
+        "en": "False rumor: {place}",
+    },
+}
+_BODIES: Final = {
+    "confirmed": {
+        "es": "Verificado en el lugar por la red de respuesta rápida.",
+        "en": "Verified on site by the rapid-response network.",
+    },
+    "false": {
+        "es": "Lo verificamos: no hay actividad de inmigración aquí. No comparta el rumor.",
+        "en": "We checked: there is no immigration activity here. Do not share the rumor.",
+    },
+}
+
+
+def default_text(certainty: Certainty, place: str) -> dict[str, Text]:
+    key = "false" if certainty == "false" else "confirmed"
+    place = place[:100]
+    return {
+        lang: Text(headline=_HEADLINES[key][lang].format(place=place), body=_BODIES[key][lang])
+        for lang in ("es", "en")
+    }
+
+
+def _kind(tip: Tip, certainty: Certainty, draft: TipDraft) -> Kind:
+    if certainty == "false":
+        if draft.kind not in (None, "rumor"):
+            raise BadInput("AVISA_BAD_DRAFT", "a false alarm is published as kind rumor")
+        return "rumor"
+    if draft.kind is not None:
+        if draft.kind == "rumor":
+            raise BadInput("AVISA_BAD_DRAFT", "a confirmed tip is not published as a rumor")
+        return draft.kind
+    activity = (tip.activity or "").strip().lower()
+    return activity if activity in KINDS and activity != "rumor" else "sighting"  # type: ignore[return-value]
+
+
+def _area(tip: Tip, draft: TipDraft) -> Area:
+    if draft.area is not None:
+        return draft.area
+    if tip.where.geohash is None:
+        raise BadInput(
+            "AVISA_BAD_DRAFT", "the tip has no geohash: give the alert's area in the draft"
+        )
+    return Area(
+        label=tip.where.label,
+        geohash=tip.where.geohash,
+        radius_m=DEFAULT_RADIUS_M if draft.radius_m is None else draft.radius_m,
+        codes=list(tip.where.codes),
+    )
+
+
+def prefill(tip: Tip, draft: TipDraft, certainty: Certainty) -> Draft:
+    """The full alert draft: the publisher's fields, the rest from the tip."""
+    if draft.certainty is not None and draft.certainty != certainty:
+        raise BadInput(
+            "AVISA_BAD_DRAFT", f"the desk's outcome makes this alert's certainty {certainty}"
+        )
+    area = _area(tip, draft)
+    expires_in = draft.expires_in
+    if draft.expires_at is None and expires_in is None:
+        expires_in = DEFAULT_EXPIRES_IN
+    fields = {
+        "kind": _kind(tip, certainty, draft),
+        "certainty": certainty,
+        "area": area,
+        "text": draft.text or default_text(certainty, area.label),
+        "agencies": list(draft.agencies if draft.agencies is not None else tip.agencies),
+        "expires_at": draft.expires_at,
+        "expires_in": expires_in,
+        "observed_at": draft.observed_at or tip.observed_at,
+    }
+    try:
+        return msgspec.convert(fields, Draft, from_attributes=True)
+    except msgspec.ValidationError as exc:
+        raise BadInput("AVISA_BAD_DRAFT", str(exc)) from None
