@@ -149,7 +149,8 @@ def ci(
     reporter: bytes | None = None,
     channel: str = "web",
 ) -> ClusterInput:
-    return ClusterInput(tip_id, T0 + timedelta(minutes=minutes), geohash, codes, reporter, channel)
+    at = T0 + timedelta(minutes=minutes)
+    return ClusterInput(tip_id, minutes, at, geohash, codes, reporter, channel)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Creating a node's data directory (``avisa init``) and backing it up (``avisa backup``).
 
 The directory is created 0700 and receives ``avisa.toml``, ``node.key``
-(0600, optionally passphrase-sealed), the SQLite database with its schema,
+(0600, optionally passphrase-sealed), ``desk.key`` (0600, seals reporters'
+phone numbers), the SQLite database with its schema,
 and ``operator.token`` (0600) holding an admin token whose hash alone is in
 the database. ``init`` refuses to touch a directory that already holds a node,
 so a typo can never overwrite a key.
@@ -26,7 +27,7 @@ from relay.core.errors import ConfigError
 from relay.core.model import NETWORK_PATTERN
 from relay.core.times import Clock
 from relay.runtime.clock import system_clock
-from relay.storage import db, trust
+from relay.storage import db, sealkey, trust
 from relay.storage.files import write_private
 
 
@@ -64,6 +65,7 @@ def initialize(
         ownkeys.ensure_current(conn, network, key)
     finally:
         conn.close()
+    sealkey.load_or_create(data_dir)  # DIR/desk.key: seals reporters' phone numbers
     write_private(data_dir / config_mod.TOKEN_NAME, (token + "\n").encode())
     write_private(config_path, text.encode(), mode=0o644)
     return Initialized(data_dir, network, key.keyid, key.fingerprint, token)

@@ -87,7 +87,8 @@ def cmd_token_add(args: argparse.Namespace) -> int:
     conn = db.open_sync(args.data / config_mod.DB_NAME)
     try:
         token = db.transaction(
-            conn, lambda c: trust.add_token(c, args.role, args.label, system_clock())
+            conn,
+            lambda c: trust.add_token(c, trust.parse_roles(args.role), args.label, system_clock()),
         )
     finally:
         conn.close()
@@ -113,7 +114,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     for info in tokens:
-        print(f"{info.token_id}  {info.role:9}  {info.created_at:%Y-%m-%d %H:%M}Z  {info.label}")
+        print(f"{info.token_id}  {info.role:16}  {info.created_at:%Y-%m-%d %H:%M}Z  {info.label}")
     return 0
 
 
@@ -174,7 +175,12 @@ def _register_tokens(commands: Any) -> None:
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
     add = token_commands.add_parser("add", help="create a token and print it once")
     data_arg(add)
-    add.add_argument("--role", required=True, choices=trust.ROLES)
+    add.add_argument(
+        "--role",
+        required=True,
+        metavar="ROLE[,ROLE]",
+        help=f"one or more of {', '.join(trust.ROLES)}, e.g. --role intake,verifier",
+    )
     add.add_argument("--label", default="", help="who holds it (not shown to anyone else)")
     add.set_defaults(func=cmd_token_add)
     listing = token_commands.add_parser(

@@ -255,6 +255,7 @@ class Tip(Struct, frozen=True, omit_defaults=True):
 
 class ClusterInput(Struct, frozen=True):
     id: str
+    number: int
     received_at: datetime
     geohash: str | None
     codes: tuple[str, ...]
@@ -280,7 +281,7 @@ def clusters(tips: Sequence[ClusterInput], window: timedelta, precision: int) ->
     Union-find over pairs; tips are few (``max_open_tips`` bounds them) and
     sorted by time, so only pairs within ``window`` are compared.
     """
-    ordered = sorted(tips, key=lambda tip: (tip.received_at, tip.id))
+    ordered = sorted(tips, key=lambda tip: (tip.received_at, tip.number))
     parent = list(range(len(ordered)))
 
     def root(i: int) -> int:

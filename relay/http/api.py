@@ -4,8 +4,12 @@ Handlers are thin: authenticate, read a bounded strict body, call the
 pipeline or a store query, shape the reply. Alert ids contain a ``/``
 (``network/ULID``), so routes take them as two path segments.
 
-Roles: ``publisher`` publishes, updates and cancels; ``reviewer`` works the
-held queue; ``admin`` may do both. Every role may read. ``/healthz`` and
+Roles (a token may hold several): ``publisher`` publishes, updates and
+cancels; ``reviewer`` works the held queue; ``admin`` may do everything.
+Every role may read alerts. The desk's roles (``intake``, ``verifier``) and
+its endpoints are in ``relay.http.desk``. ``require`` is the one check: 401
+for no or an unknown token, 403 ``AVISA_FORBIDDEN`` naming what the token's
+roles may not do. ``/healthz`` and
 ``/metrics`` need no token and reveal no alert content.
 """
 
@@ -27,7 +31,7 @@ from relay.core.policy import Decision, area_matches
 from relay.runtime.httpio import ascii_count, read_body, read_json, respond, strict_loads
 from relay.runtime.node import Node
 from relay.storage import store
-from relay.storage.trust import Role, role_for
+from relay.storage.trust import ROLES, Role, Roles, roles_for, token_id
 
 NODE: web.AppKey[Node] = web.AppKey("node", Node)
 STREAMS = web.AppKey("streams", set[asyncio.Task[Any]])
@@ -40,24 +44,37 @@ routes = web.RouteTableDef()
 
 PUBLISH: tuple[Role, ...] = ("publisher", "admin")
 REVIEW: tuple[Role, ...] = ("reviewer", "admin")
-READ: tuple[Role, ...] = ("publisher", "reviewer", "admin")
+READ: tuple[Role, ...] = ROLES
 
 
 def _node(request: web.Request) -> Node:
     return request.app[NODE]
 
 
-def require(request: web.Request, allowed: tuple[Role, ...]) -> Role:
+class Caller(msgspec.Struct, frozen=True):
+    """Who made a request: the token's id (never the token) and its roles."""
+
+    token_id: str
+    roles: Roles
+
+
+def caller(request: web.Request, allowed: tuple[Role, ...]) -> Caller:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("AVISA_UNAUTHORIZED", "send Authorization: Bearer <token>")
-    role = role_for(token.strip(), _node(request).trust.tokens)
-    if role is None:
+    roles = roles_for(token.strip(), _node(request).trust.tokens)
+    if roles is None:
         raise Unauthorized("AVISA_UNAUTHORIZED", "unknown token")
-    if role not in allowed:
-        raise Forbidden(f"the {role} role may not do this")
-    return role
+    if not roles & {*allowed, "admin"}:
+        held = ", ".join(sorted(roles))
+        raise Forbidden(f"a token with the roles {held} may not do this")
+    return Caller(token_id(token.strip()), roles)
+
+
+def require(request: web.Request, allowed: tuple[Role, ...]) -> Roles:
+    """The caller's roles, once one of them is in ``allowed`` (admin always is)."""
+    return caller(request, allowed).roles
 
 
 def _alert_id(request: web.Request) -> str:
@@ -92,22 +109,8 @@ async def _publish_draft(request: web.Request, *, replaces: str | None = None) -
     node = _node(request)
     draft = await read_json(request, API_BODY_MAX, drafts.Draft)
     previous = await _own_current(node, replaces) if replaces else None
-    now = node.clock()
-    alert_id = _new_id(node, now)
-    lifetime = node.trust.policy.max_lifetime
-    return await _signed(
-        node,
-        lambda seq: drafts.build(
-            draft,
-            network=node.network,
-            seq=seq,
-            alert_id=alert_id,
-            now=now,
-            max_lifetime=lifetime,
-            msg_type="update" if previous else "alert",
-            references=drafts.chain(previous.alert) if previous else (),
-        ),
-    )
+    alert_id, raw = await node.publish_draft(draft, previous.alert if previous else None)
+    return respond({"id": alert_id, "envelope": msgspec.Raw(raw)}, 201)
 
 
 @routes.post("/api/v1/alerts")

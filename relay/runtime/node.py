@@ -32,16 +32,20 @@ from keys.core.keyring import KeyEntry, Keyring
 from keys.core.signing import NodeKey
 from keys.store import ownkeys
 from relay.core import config as config_mod
+from relay.core import drafts
 from relay.core.config import Config
+from relay.core.drafts import Draft
 from relay.core.errors import ConfigError, KeyFileError
+from relay.core.model import Alert
 from relay.core.times import Clock, parse_duration
 from relay.runtime.aio import cancel_all
 from relay.runtime.clock import system_clock
+from relay.runtime.desk import Desk
 from relay.runtime.log import DecisionLog
 from relay.runtime.metrics import Metrics
 from relay.runtime.pipeline import Pipeline
 from relay.runtime.verifier import VerifierPool
-from relay.storage import configfile, store, trust
+from relay.storage import configfile, sealkey, store, trust
 from relay.storage.db import Database
 from relay.storage.trust import TrustSnapshot
 
@@ -195,6 +199,11 @@ class Node:
         self.bridges: list[Service] = []
         # Attached by the composition root (``relay.http.app.serve``) once built.
         self.federation: PeerLinks | None = None
+        # The desk's sealing key is created on the first start of an older data dir.
+        self.desk = Desk(
+            self.db, sealkey.load_or_create(data_dir), clock, config.desk, self.publish_draft
+        )
+        self.metrics.collectors.append(self.desk.metrics_lines)
 
     @classmethod
     def load(cls, data_dir: Path, clock: Clock = system_clock) -> Node:
@@ -303,10 +312,34 @@ class Node:
         await self._reload_if_changed()
         return self.key
 
+    async def publish_draft(self, draft: Draft, replaces: Alert | None = None) -> tuple[str, bytes]:
+        """Sign ``draft`` as a new alert of ours (or the update of ``replaces``) through
+        the pipeline; the one way the API and the desk publish. Returns id and envelope."""
+        now = self.clock()
+        alert_id = f"{self.network}/{drafts.ulid(now, os.urandom(10))}"
+        lifetime = self.trust.policy.max_lifetime
+
+        def build(seq: int) -> Alert:
+            return drafts.build(
+                draft,
+                network=self.network,
+                seq=seq,
+                alert_id=alert_id,
+                now=now,
+                max_lifetime=lifetime,
+                msg_type="update" if replaces else "alert",
+                references=drafts.chain(replaces) if replaces else (),
+            )
+
+        outcome, raw = await self.pipeline.publish(build, await self.signing_key())
+        assert outcome.id is not None
+        return outcome.id, raw
+
     async def purge_once(self) -> store.PurgeCounts:
         now = self.clock()
         limit = self.config.store.decision_log_max
         counts = await self.db.write(lambda conn: store.purge(conn, now, self.retention, limit))
+        await self.desk.housekeeping()
         await self.db.checkpoint()
         if counts.alerts or counts.tombstones:
             _log.info(

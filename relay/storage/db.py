@@ -219,6 +219,48 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX matrix_posts_root ON matrix_posts (route, root_event_id);
         """,
     ),
+    (
+        # The verification desk (relay.storage.tips): tips, their history, a
+        # per-node tip number; tokens hold a comma-separated set of roles.
+        "0400_desk",
+        """
+        CREATE TABLE tips (
+            id TEXT PRIMARY KEY,
+            number INTEGER NOT NULL UNIQUE,
+            state TEXT NOT NULL CHECK (state IN ('new', 'claimed', 'confirmed',
+                'false_alarm', 'unable', 'duplicate', 'published', 'closed')),
+            channel TEXT NOT NULL,
+            received_at INTEGER NOT NULL,
+            geohash TEXT,
+            codes TEXT NOT NULL,
+            reporter BLOB,
+            contact BLOB,
+            source_ref TEXT UNIQUE,
+            alert_id TEXT,
+            body BLOB NOT NULL
+        );
+        CREATE INDEX tips_state ON tips (state, received_at);
+        CREATE INDEX tips_received ON tips (received_at);
+        CREATE TABLE tip_history (
+            n INTEGER PRIMARY KEY AUTOINCREMENT,
+            tip_id TEXT NOT NULL REFERENCES tips (id) ON DELETE CASCADE,
+            event BLOB NOT NULL
+        );
+        CREATE INDEX tip_history_tip ON tip_history (tip_id, n);
+        CREATE TABLE tip_numbers (last INTEGER NOT NULL);
+        INSERT INTO tip_numbers (last) VALUES (0);
+        CREATE TABLE tokens_with_roles (
+            hash BLOB PRIMARY KEY,
+            roles TEXT NOT NULL CHECK (roles != ''),
+            label TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        INSERT INTO tokens_with_roles (hash, roles, label, created_at)
+            SELECT hash, role, label, created_at FROM tokens;
+        DROP TABLE tokens;
+        ALTER TABLE tokens_with_roles RENAME TO tokens
+        """,
+    ),
 ]
 
 

@@ -8,6 +8,10 @@ always use one snapshot from start to end.
 
 Operator tokens are 32 random bytes shown once; only their SHA-256 is stored,
 and a presented token is compared against every stored hash in constant time.
+A token holds one or more roles (DESIGN §6, §10): ``intake`` submits and reads
+tips, ``verifier`` claims them and records outcomes, ``publisher`` signs
+alerts (from tips too), ``reviewer`` works the held queue, ``admin`` may do
+everything. Tokens made before roles were sets keep their one role.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from relay.core.model import CERTAINTIES, KINDS
 from relay.core.policy import PeerPolicy, Policy
 from relay.core.times import from_epoch, parse_duration, to_epoch
 
-Role = Literal["publisher", "reviewer", "admin"]
-ROLES: tuple[Role, ...] = ("publisher", "reviewer", "admin")
+Role = Literal["intake", "verifier", "publisher", "reviewer", "admin"]
+ROLES: tuple[Role, ...] = ("intake", "verifier", "publisher", "reviewer", "admin")
+Roles = frozenset[Role]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +54,30 @@ def token_hash(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def add_token(conn: sqlite3.Connection, role: Role, label: str, now: datetime) -> str:
-    """Create a token; the raw value is returned once and never stored."""
+def parse_roles(text: str) -> Roles:
+    """``"intake,verifier"`` → the set; ``BadInput`` for an unknown or empty role."""
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in ROLES]
+    if not names or unknown:
+        raise BadInput("AVISA_USAGE", f"roles are a comma-separated list of {', '.join(ROLES)}")
+    return frozenset(names)  # type: ignore[arg-type]
+
+
+def _roles_text(roles: Iterable[Role]) -> str:
+    return ",".join(role for role in ROLES if role in set(roles))
+
+
+def add_token(
+    conn: sqlite3.Connection, role: Role | Iterable[Role], label: str, now: datetime
+) -> str:
+    """Create a token with one role or several; the raw value is returned once, never stored."""
+    roles: Roles = frozenset((role,) if isinstance(role, str) else role)
+    if not roles or not roles <= set(ROLES):
+        raise BadInput("AVISA_USAGE", f"roles are some of {', '.join(ROLES)}")
     token = "avisa_" + secrets.token_urlsafe(32)
     conn.execute(
-        "INSERT INTO tokens (hash, role, label, created_at) VALUES (?, ?, ?, ?)",
-        (token_hash(token), role, label, to_epoch(now)),
+        "INSERT INTO tokens (hash, roles, label, created_at) VALUES (?, ?, ?, ?)",
+        (token_hash(token), _roles_text(roles), label, to_epoch(now)),
     )
     bump_version(conn)
     return token
@@ -65,15 +88,25 @@ class TokenInfo:
     """What may be shown about a token: never the token, only its hash's prefix."""
 
     token_id: str
-    role: Role
+    roles: Roles
     label: str
     created_at: datetime
 
+    @property
+    def role(self) -> str:
+        """The roles as ``avisa token list`` prints them."""
+        return _roles_text(self.roles)
+
+
+def _stored_roles(text: str) -> Roles:
+    return frozenset(name for name in text.split(",") if name in ROLES)
+
 
 def list_tokens(conn: sqlite3.Connection) -> list[TokenInfo]:
-    rows = conn.execute("SELECT hash, role, label, created_at FROM tokens ORDER BY created_at")
+    rows = conn.execute("SELECT hash, roles, label, created_at FROM tokens ORDER BY created_at")
     return [
-        TokenInfo(bytes(h)[:6].hex(), role, label, from_epoch(at)) for h, role, label, at in rows
+        TokenInfo(bytes(h)[:6].hex(), _stored_roles(roles), label, from_epoch(at))
+        for h, roles, label, at in rows
     ]
 
 
@@ -93,17 +126,25 @@ def revoke_token(conn: sqlite3.Connection, token_id: str) -> int:
     return 1
 
 
-def load_tokens(conn: sqlite3.Connection) -> tuple[tuple[bytes, Role], ...]:
-    return tuple((bytes(h), role) for h, role in conn.execute("SELECT hash, role FROM tokens"))
+def load_tokens(conn: sqlite3.Connection) -> tuple[tuple[bytes, Roles], ...]:
+    return tuple(
+        (bytes(h), _stored_roles(roles))
+        for h, roles in conn.execute("SELECT hash, roles FROM tokens")
+    )
 
 
-def role_for(token: str, tokens: Iterable[tuple[bytes, Role]]) -> Role | None:
-    """The token's role, comparing against every stored hash in constant time."""
+def token_id(token: str) -> str:
+    """How a token is named in lists and a tip's history: its hash's first 6 bytes."""
+    return token_hash(token)[:6].hex()
+
+
+def roles_for(token: str, tokens: Iterable[tuple[bytes, Roles]]) -> Roles | None:
+    """The token's roles, comparing against every stored hash in constant time."""
     presented = token_hash(token)
-    found: Role | None = None
-    for stored, role in tokens:
+    found: Roles | None = None
+    for stored, roles in tokens:
         if hmac.compare_digest(stored, presented):
-            found = role
+            found = roles
     return found
 
 
@@ -222,7 +263,7 @@ class TrustSnapshot:
     policy: Policy
     keyring: Keyring
     peers: dict[str, PeerRecord] = field(default_factory=dict)
-    tokens: tuple[tuple[bytes, Role], ...] = ()
+    tokens: tuple[tuple[bytes, Roles], ...] = ()
     version: int = 0
 
 

@@ -1,0 +1,329 @@
+"""The verification desk of a running node: tips in, checked, published (DESIGN §10).
+
+``Desk`` is the one door for tips, whoever brings them: the public form and
+the API (``relay.http.desk``), the SMS and CAP bridges (``submit``,
+``update_from_source``, ``close_from_source``), the desk room in Matrix. It
+applies the core's rules (``relay.core.tips``) to the rows of
+``relay.storage.tips``.
+
+The reporter is protected here: a contact is normalised to E.164
+(``relay.core.phone``), turned into a keyed hash (what corroboration
+counts) and sealed (``relay.core.sealing``, key ``DIR/desk.key``) before
+anything is written; it is opened only to send the reporter one reply
+through ``reply_sender`` (set by the SMS bridge) when the tip is published,
+and the row loses it when the tip leaves the open states. Nothing here logs
+a tip's text, place or contact: logs and metrics get counts.
+
+Changes of a tip are serialised by one lock, so "confirmed by two verifiers"
+is still true when the alert is signed: publishing reads the tip, checks the
+two-person rule, signs through the node's one publishing path
+(``publish_draft``: the same pipeline as ``POST /api/v1/alerts``) and records
+the alert's id on the tip, with no other change in between. The tip itself
+never reaches the pipeline: only the draft the publisher completed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+
+import msgspec
+import structlog
+
+from relay.core import phone, tips
+from relay.core.config import DeskSection
+from relay.core.drafts import Draft, ulid
+from relay.core.errors import BadInput
+from relay.core.sealing import Sealer, SealError
+from relay.core.times import Clock, parse_duration
+from relay.core.tipdrafts import TipDraft, prefill
+from relay.core.tips import Outcome, Tip, TipEvent, TipIn
+from relay.storage import tips as tip_store
+from relay.storage.db import Database
+
+_log = structlog.get_logger("avisa.desk")
+PublishDraft = Callable[[Draft], Awaitable[tuple[str, bytes]]]
+ReplySender = Callable[[str, str, str], Awaitable[None]]
+MAX_SOURCE_REF = 300
+MAX_LIST = 1000
+
+_REPLIES = {
+    "confirmed": {
+        "es": "Avisa: gracias por su reporte. Lo verificamos y enviamos una alerta.",
+        "en": "Avisa: thank you for your report. We verified it and sent an alert.",
+    },
+    "false": {
+        "es": "Avisa: gracias por su reporte. Lo verificamos: era un rumor falso.",
+        "en": "Avisa: thank you for your report. We checked it: it was a false rumor.",
+    },
+}
+
+
+def reply_language(language: str | None) -> str:
+    return "en" if (language or "").lower().startswith("en") else "es"
+
+
+class Desk:
+    """Tips and the desk's actions on them; ``node.desk``."""
+
+    def __init__(
+        self,
+        db: Database,
+        sealer: Sealer,
+        clock: Clock,
+        section: DeskSection,
+        publish_draft: PublishDraft,
+    ) -> None:
+        self.db = db
+        self.sealer = sealer
+        self.clock = clock
+        self.section = section
+        self.tip_ttl = parse_duration(section.tip_ttl)
+        self.retention = parse_duration(section.retention)
+        self.cluster_window = parse_duration(section.cluster_window)
+        self._publish_draft = publish_draft
+        self._lock = asyncio.Lock()
+        self.reply_sender: ReplySender | None = None
+        # Called with each new tip (the desk room posts it); must not block.
+        self.on_new: list[Callable[[Tip], None]] = []
+        self.counters: Counter[tuple[str, str]] = Counter()
+
+    # --- the interface bridges use ------------------------------------------
+
+    async def submit(
+        self,
+        tip: TipIn,
+        *,
+        contact: str | None = None,
+        reporter: bytes | None = None,
+        source_ref: str | None = None,
+    ) -> str:
+        """Store a new tip; returns its id (a ``source_ref`` seen before: that tip's id)."""
+        tip = tips.clean(tip)
+        sealed = None
+        if contact is not None:
+            number = phone.normalize(contact, self.section.phone_region).encode()
+            reporter = self.sealer.keyed_hash(number, b"tip-reporter")
+            sealed = self.sealer.seal(number)
+            del number
+        if reporter is not None and not 8 <= len(reporter) <= 64:
+            raise BadInput("AVISA_BAD_TIP", "a reporter hash is 8-64 bytes")
+        _check_source_ref(source_ref)
+        now = self.clock()
+        tip_id = ulid(now, os.urandom(10))
+        max_open = self.section.max_open_tips
+
+        def job(conn: sqlite3.Connection) -> tuple[str, list[str]]:
+            if source_ref is not None:
+                known = tip_store.by_source(conn, source_ref)
+                if known is not None:
+                    return known, []
+            evicted = tip_store.make_room(conn, now, max_open)
+            tip_store.insert(
+                conn, tip_id, tip, now, reporter=reporter, contact=sealed, source_ref=source_ref
+            )
+            return tip_id, evicted
+
+        try:
+            stored_id, evicted = await self.db.write(job)
+        except BadInput as exc:
+            self.counters[("refused", exc.errcode)] += 1
+            raise
+        if stored_id != tip_id:
+            return stored_id
+        self.counters[("submitted", tip.channel)] += 1
+        self.counters[("expired", "desk_full")] += len(evicted)
+        if self.on_new:
+            shown = await self.get(tip_id)
+            for notify in self.on_new:
+                notify(shown)
+        return tip_id
+
+    async def update_from_source(self, source_ref: str, tip: TipIn) -> bool:
+        """Replace an open tip's content from its source; False if none is open."""
+        _check_source_ref(source_ref)
+        tip = tips.clean(tip)
+        now = self.clock()
+
+        def job(conn: sqlite3.Connection) -> bool:
+            tip_id = tip_store.by_source(conn, source_ref)
+            if tip_id is None or tip_store.state_of(conn, tip_id) not in tips.OPEN_STATES:
+                return False
+            tip_store.replace_body(conn, tip_id, tip)
+            tip_store.record(conn, tip_id, TipEvent(at=now, actor="source", action="update"))
+            return True
+
+        async with self._lock:
+            return await self.db.write(job)
+
+    async def close_from_source(self, source_ref: str, note: str) -> bool:
+        """Close the tip its source withdrew; False if there is none or it is closed."""
+        _check_source_ref(source_ref)
+        now = self.clock()
+        event = _event(now, "source", "close", note=note[:1000] or None)
+
+        def job(conn: sqlite3.Connection) -> bool:
+            tip_id = tip_store.by_source(conn, source_ref)
+            if tip_id is None or tip_store.state_of(conn, tip_id) == "closed":
+                return False
+            tip_store.record(conn, tip_id, event)
+            return True
+
+        async with self._lock:
+            return await self.db.write(job)
+
+    # --- the desk's actions -------------------------------------------------
+
+    async def claim(self, ref: str, actor: str, note: str | None = None) -> Tip:
+        return await self._act(ref, _event(self.clock(), actor, "claim", note=note))
+
+    async def outcome(
+        self,
+        ref: str,
+        actor: str,
+        outcome: Outcome,
+        note: str | None = None,
+        duplicate_of: str | None = None,
+    ) -> Tip:
+        if outcome == "duplicate":
+            if duplicate_of is None:
+                raise BadInput("AVISA_BAD_REQUEST", "a duplicate names duplicate_of")
+            duplicate_of = await self.db.read(lambda c: tip_store.find(c, duplicate_of or ""))
+        elif duplicate_of is not None:
+            raise BadInput("AVISA_BAD_REQUEST", "duplicate_of goes with outcome duplicate")
+        event = _event(
+            self.clock(), actor, "outcome", outcome=outcome, note=note, duplicate_of=duplicate_of
+        )
+        return await self._act(ref, event)
+
+    async def close(self, ref: str, actor: str, note: str | None = None) -> Tip:
+        return await self._act(ref, _event(self.clock(), actor, "close", note=note))
+
+    async def _act(self, ref: str, event: TipEvent) -> Tip:
+        async with self._lock:
+
+            def job(conn: sqlite3.Connection) -> str:
+                tip_id = tip_store.find(conn, ref)
+                if event.duplicate_of == tip_id:
+                    raise BadInput("AVISA_BAD_REQUEST", "a tip is not a duplicate of itself")
+                tip_store.record(conn, tip_id, event)
+                return tip_id
+
+            tip_id = await self.db.write(job)
+        self.counters[(event.action, event.outcome or "")] += 1
+        return await self.get(tip_id)
+
+    async def publish(self, ref: str, actor: str, draft: TipDraft) -> tuple[str, bytes]:
+        """Sign the alert the tip became; returns its id and envelope bytes."""
+        async with self._lock:
+            tip = await self.get(ref)
+            certainty = tips.publish_certainty(tip.state, tip.history, self.section.confirmations)
+            alert_id, envelope = await self._publish_draft(prefill(tip, draft, certainty))
+            event = _event(self.clock(), actor, "publish", alert_id=alert_id)
+
+            def job(conn: sqlite3.Connection) -> bytes | None:
+                sealed = tip_store.sealed_contact(conn, tip.id)
+                tip_store.record(conn, tip.id, event, state="published")
+                return sealed
+
+            sealed = await self.db.write(job)
+        self.counters[("publish", certainty)] += 1
+        await self._reply(sealed, tip.language, certainty)
+        return alert_id, envelope
+
+    async def _reply(self, sealed: bytes | None, language: str | None, certainty: str) -> None:
+        send = self.reply_sender
+        if sealed is None or send is None:
+            return
+        lang = reply_language(language)
+        try:
+            number = self.sealer.open(sealed).decode()
+            await send(number, lang, _REPLIES[certainty][lang])
+        except (SealError, OSError, BadInput) as exc:
+            self.counters[("reply_failed", type(exc).__name__)] += 1
+            _log.warning("reply to reporter failed", error_type=type(exc).__name__)
+        else:
+            self.counters[("replied", "")] += 1
+
+    # --- reading ------------------------------------------------------------
+
+    async def get(self, ref: str) -> Tip:
+        def job(conn: sqlite3.Connection) -> Tip:
+            return tip_store.get(conn, tip_store.find(conn, ref))
+
+        return _counted(await self.db.read(job))
+
+    async def listing(
+        self, *, open_only: bool = True, cluster: bool = False, limit: int = 200
+    ) -> list[Tip]:
+        """Newest first; with ``cluster`` each tip says what corroborates it."""
+        limit = max(1, min(limit, MAX_LIST))
+
+        def job(
+            conn: sqlite3.Connection,
+        ) -> tuple[list[Tip], list[tips.ClusterInput]]:
+            found = tip_store.listing(conn, open_only=open_only, limit=limit)
+            if not cluster or not found:
+                return found, []
+            since = min(tip.received_at for tip in found) - self.cluster_window * 4
+            return found, tip_store.cluster_inputs(conn, since)
+
+        found, inputs = await self.db.read(job)
+        shown = [_counted(tip) for tip in found]
+        if not cluster:
+            return shown
+        groups = tips.clusters(inputs, self.cluster_window, self.section.cluster_precision)
+        return [msgspec.structs.replace(tip, cluster=groups.get(tip.id)) for tip in shown]
+
+    # --- housekeeping -------------------------------------------------------
+
+    async def housekeeping(self) -> tuple[int, int]:
+        """Expire open tips past ``tip_ttl``, purge tips past ``retention``."""
+        now = self.clock()
+        ttl, retention = self.tip_ttl, self.retention
+
+        def job(conn: sqlite3.Connection) -> tuple[int, int]:
+            expired = tip_store.expire(conn, now, ttl)
+            return len(expired), tip_store.purge(conn, now, retention)
+
+        async with self._lock:
+            expired, purged = await self.db.write(job)
+        self.counters[("expired", "ttl")] += expired
+        self.counters[("purged", "")] += purged
+        if expired or purged:
+            _log.info("desk housekeeping", tips_expired=expired, tips_purged=purged)
+        return expired, purged
+
+    def metrics_lines(self) -> Iterable[str]:
+        yield "# HELP avisa_desk_events_total Desk events by kind (counts only, never content)."
+        yield "# TYPE avisa_desk_events_total counter"
+        for (event, detail), count in sorted(self.counters.items()):
+            yield f'avisa_desk_events_total{{event="{event}",detail="{detail}"}} {count}'
+
+
+def _counted(tip: Tip) -> Tip:
+    return msgspec.structs.replace(tip, confirmations=len(tips.confirmers(tip.history)))
+
+
+def _event(now: datetime, actor: str, action: str, **fields: object) -> TipEvent:
+    """A history event, its bounds checked like a body's (``BadInput`` 400)."""
+    given = {name: value for name, value in fields.items() if value is not None}
+    try:
+        return msgspec.convert(
+            {"at": now, "actor": actor, "action": action, **given},
+            TipEvent,
+            from_attributes=True,
+        )
+    except msgspec.ValidationError as exc:
+        raise BadInput("AVISA_BAD_REQUEST", str(exc)) from None
+
+
+def _check_source_ref(source_ref: str | None) -> None:
+    if source_ref is None:
+        return
+    if not 1 <= len(source_ref) <= MAX_SOURCE_REF or not source_ref.isprintable():
+        raise BadInput("AVISA_BAD_TIP", f"a source_ref is 1-{MAX_SOURCE_REF} printable characters")
