@@ -2,7 +2,9 @@
 
 Kept apart from the adapters so that importing it costs nothing: matrix-nio
 (an optional extra) is imported only when a ``[[bridges.matrix]]`` section
-exists. Secret files are read here, before anything is started, so a missing
+exists, the CAP importer only when ``[[bridges.cap.sources]]`` lists a
+source (the CAP export has no running part: ``relay.http.cap`` serves it).
+Secret files are read here, before anything is started, so a missing
 or world-readable secret stops ``avisa run`` with a ``ConfigError`` that
 names the setting.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 
 from bridges.base import Bridge, Sleep
+from relay.core.errors import ConfigError
 from relay.runtime.node import Node
 
 
@@ -19,15 +22,22 @@ def start_bridges(
     node: Node, *, sleep: Sleep = asyncio.sleep, idle_wait: float = 30.0
 ) -> list[Bridge]:
     """Build every configured bridge, then start them; returns them running."""
+    bridges: list[Bridge] = []
     configs = node.config.bridges.matrix
-    if not configs:
-        return []
-    from bridges.matrix.bridge import MatrixBridgeRunner
+    if configs:
+        from bridges.matrix.bridge import MatrixBridgeRunner
 
-    bridges = [
-        MatrixBridgeRunner(node, config, index, sleep=sleep, idle_wait=idle_wait)
-        for index, config in enumerate(configs)
-    ]
+        bridges += [
+            MatrixBridgeRunner(node, config, index, sleep=sleep, idle_wait=idle_wait)
+            for index, config in enumerate(configs)
+        ]
+    if node.config.bridges.cap.sources:
+        from bridges.cap.importer import CapImporter
+
+        desk = getattr(node, "desk", None)
+        if desk is None:
+            raise ConfigError("bridges.cap.sources", "CAP import needs the node's tip desk")
+        bridges.append(CapImporter(node, desk, sleep=sleep))
     for bridge in bridges:
-        bridge.start()
-    return list(bridges)
+        bridge.start()  # type: ignore[attr-defined]
+    return bridges

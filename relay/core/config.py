@@ -96,8 +96,29 @@ class MatrixBridge(Struct, forbid_unknown_fields=True, frozen=True):
     retry_max: Duration = "5m"
 
 
+class CapSource(Struct, forbid_unknown_fields=True, frozen=True):
+    """A CAP message or an Atom/RSS index of them, polled for tips (DESIGN §12)."""
+
+    url: Annotated[str, Meta(max_length=2000)]
+    every: Duration = "2m"
+    # Shown in status instead of the URL (which may carry a key in its query).
+    name: Annotated[str, Meta(max_length=100)] = ""
+
+
+class CapBridge(Struct, forbid_unknown_fields=True, frozen=True):
+    """``[bridges.cap]``: the CAP 1.2 / Atom export, and CAP sources read as tips."""
+
+    public: bool = False
+    # None: the node's policy.bridge_certainties (by default confirmed and false).
+    certainties: list[Certainty] | None = None
+    max_entries: Annotated[int, Meta(ge=1, le=5000)] = 1000
+    max_document_bytes: Annotated[int, Meta(ge=4096, le=16 * 1024 * 1024)] = 2 * 1024 * 1024
+    sources: Annotated[list[CapSource], Meta(max_length=32)] = []
+
+
 class BridgesSection(Struct, forbid_unknown_fields=True, frozen=True):
     matrix: Annotated[list[MatrixBridge], Meta(max_length=8)] = []
+    cap: CapBridge = CapBridge()
 
 
 class DeskMatrix(Struct, forbid_unknown_fields=True, frozen=True):
@@ -200,6 +221,7 @@ def check(config: Config) -> None:
         raise ConfigError("bridges.matrix", "two bridges log in as the same user_id")
     for index, bridge in enumerate(config.bridges.matrix):
         check_matrix(bridge, f"bridges.matrix[{index}]", policy.bridge_certainties)
+    check_cap(config.bridges.cap, policy.bridge_certainties)
 
 
 def _data_relative(value: str) -> bool:
@@ -247,6 +269,31 @@ def check_matrix(bridge: MatrixBridge, where: str, allowed: list[Certainty]) -> 
             raise ConfigError(
                 f"{where}.routes[{index}].room", "another route of this bridge has it"
             )
+
+
+_SOURCE_URL = re.compile(r"^https?://[^\s/?#@]+(/[^\s#]*)?$")
+
+
+def check_cap(cap: CapBridge, allowed: list[Certainty]) -> None:
+    values = cap.certainties or []
+    if len(set(values)) != len(values):
+        raise ConfigError("bridges.cap.certainties", "lists a value twice")
+    outside = set(values) - set(allowed)
+    if outside:
+        raise ConfigError(
+            "bridges.cap.certainties",
+            f"{sorted(outside)} not in policy.bridge_certainties {allowed}",
+        )
+    urls: list[str] = []
+    for index, source in enumerate(cap.sources):
+        where = f"bridges.cap.sources[{index}]"
+        if not _SOURCE_URL.match(source.url):
+            raise ConfigError(f"{where}.url", "must be an http:// or https:// URL (no user@)")
+        if source.url in urls:
+            raise ConfigError(f"{where}.url", "another source has it")
+        urls.append(source.url)
+        if parse_duration(source.every) < timedelta(seconds=5):
+            raise ConfigError(f"{where}.every", "must be at least 5s")
 
 
 def _check_route(route: MatrixRoute, where: str, allowed: list[Certainty]) -> None:

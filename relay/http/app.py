@@ -20,12 +20,13 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from bridges.cap.export import CapExport
 from bridges.runner import start_bridges
 from relay.core.errors import ConfigError
 from relay.core.times import Clock
 from relay.federation import inbound
 from relay.federation.service import Federation
-from relay.http import api
+from relay.http import api, cap
 from relay.runtime.clock import TEST_CLOCK_ENV, file_clock, system_clock
 from relay.runtime.httpio import error_middleware
 from relay.runtime.node import Node
@@ -59,6 +60,8 @@ def build_app(node: Node, federation: Federation) -> web.Application:
     app.on_shutdown.append(api.close_streams)
     app.add_routes(api.routes)
     app.add_routes(inbound.routes)
+    app[cap.CAP_EXPORT] = CapExport(node)
+    app.add_routes(cap.routes)
     return app
 
 

@@ -261,6 +261,37 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE tokens_with_roles RENAME TO tokens
         """,
     ),
+    (
+        # CAP import (bridges/cap): each outside message read (by CAP's own key,
+        # sender,identifier) and the desk tip it filed or changed; index entries
+        # already read; each source's HTTP validators.
+        "0600_cap",
+        """
+        CREATE TABLE cap_imports (
+            ref TEXT PRIMARY KEY,
+            root TEXT NOT NULL,
+            source TEXT NOT NULL,
+            msg_type TEXT NOT NULL,
+            sent INTEGER NOT NULL,
+            expires_at INTEGER,
+            outcome TEXT NOT NULL,
+            keep_until INTEGER NOT NULL
+        );
+        CREATE INDEX cap_imports_keep ON cap_imports (keep_until);
+        CREATE TABLE cap_entries (
+            source TEXT NOT NULL,
+            entry TEXT NOT NULL,
+            keep_until INTEGER NOT NULL,
+            PRIMARY KEY (source, entry)
+        );
+        CREATE INDEX cap_entries_keep ON cap_entries (keep_until);
+        CREATE TABLE cap_sources (
+            source TEXT PRIMARY KEY,
+            etag TEXT,
+            last_modified TEXT
+        );
+        """,
+    ),
 ]
 
 

@@ -1,0 +1,462 @@
+"""Polling outside CAP sources and filing what they say as tips (DESIGN §12).
+
+Each ``[[bridges.cap.sources]]`` entry gets one ``SourcePoller``: every
+``every`` it makes a conditional GET (``If-None-Match`` / ``If-Modified-Since``
+from the last answer, kept in SQLite), reads a CAP message or an Atom/RSS
+index of them, and hands each new message to the desk:
+
+- an Alert that has not expired → ``desk.submit`` (``channel = "cap"``,
+  ``source_ref = sender,identifier``): a tip, never a publication;
+- an Update of a message we filed → ``desk.update_from_source`` on the tip
+  of the chain's first message (an Update of something we never saw is filed
+  as a new tip);
+- a Cancel of a message we filed → ``desk.close_from_source``.
+
+Index entries already read are remembered (``bridges.cap.store``), so an
+unchanged entry costs nothing; messages behind links are fetched at most
+four at a time, and only from the source's own origin (scheme, host, port):
+an index cannot make the node contact another host. Messages of one poll are
+taken oldest first, so an Update in the same index as its Alert finds it.
+
+Nothing stops a poller but ``stop()``. A document that fails any check in
+``bridges.cap.parse`` is counted under its reason and logged with the reason
+only; a source that fails (connection, timeout, an HTTP error) is retried
+after ``bridges.base.Backoff`` (starting at ``every``, doubling up to an hour);
+an unexpected error is logged and the next poll comes as usual. Per-source
+counters are the bridge's ``status()``, shown by ``GET /api/v1/bridges``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+import structlog
+
+from bridges.base import Backoff, Sleep
+from bridges.cap import store as cap_store
+from bridges.cap.parse import (
+    CapMessage,
+    IndexEntry,
+    Limits,
+    Refused,
+    index_entries,
+    kind_of,
+    parse_document,
+    read_cap,
+)
+from bridges.cap.totip import Unmappable, to_tip
+from relay.core.config import CapSource, Config
+from relay.core.errors import AvisaError, TransportError
+from relay.core.times import Clock, parse_duration, rfc3339, to_epoch
+from relay.core.tips import TipIn
+from relay.runtime.aio import cancel_all
+from relay.storage.db import Database
+
+_log = structlog.get_logger("avisa.cap")
+FETCH_TIMEOUT_S = 30.0
+LINKED_AT_ONCE = 4
+MAX_INDEX_ENTRIES = 2000
+MAX_BACKOFF_S = 3600.0
+CLOSE_NOTE = "Cancelada por la fuente (CAP Cancel) / Cancelled by the source (CAP Cancel)"
+ACCEPT = (
+    "application/cap+xml, application/atom+xml, application/rss+xml,"
+    " application/xml;q=0.9, text/xml;q=0.9"
+)
+
+
+class TipDesk(Protocol):
+    """The desk's side of the tip interface (``relay.runtime.desk.Desk``)."""
+
+    async def submit(
+        self,
+        tip: TipIn,
+        *,
+        contact: str | None = None,
+        reporter: bytes | None = None,
+        source_ref: str | None = None,
+    ) -> str: ...
+
+    async def update_from_source(self, source_ref: str, tip: TipIn) -> bool: ...
+
+    async def close_from_source(self, source_ref: str, note: str) -> bool: ...
+
+
+class ImportNode(Protocol):
+    """What the importer reads of ``relay.runtime.node.Node``."""
+
+    db: Database
+    clock: Clock
+    config: Config
+    retention: timedelta
+
+
+def source_label(source: CapSource) -> str:
+    """How a source is named in status and logs: its name, or its URL without query."""
+    if source.name:
+        return source.name
+    parts = urlsplit(source.url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def same_origin(a: str, b: str) -> bool:
+    first, second = urlsplit(a), urlsplit(b)
+    return (first.scheme, first.netloc) == (second.scheme, second.netloc)
+
+
+def _when(moment: datetime | None) -> str | None:
+    return rfc3339(moment) if moment else None
+
+
+def _bump(counts: dict[str, int], key: str) -> None:
+    counts[key] = counts.get(key, 0) + 1
+
+
+@dataclass(slots=True)
+class SourceStatus:
+    name: str
+    every: str
+    polls: int = 0
+    not_modified: int = 0
+    documents: int = 0
+    messages: int = 0
+    filed: int = 0
+    updated: int = 0
+    closed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)
+    last_poll: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    backoff_until: datetime | None = None
+    failures: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "every": self.every,
+            "polls": self.polls,
+            "not_modified": self.not_modified,
+            "documents": self.documents,
+            "messages": self.messages,
+            "filed": self.filed,
+            "updated": self.updated,
+            "closed": self.closed,
+            "skipped": dict(sorted(self.skipped.items())),
+            "refused": dict(sorted(self.refused.items())),
+            "last_poll": _when(self.last_poll),
+            "last_success": _when(self.last_success),
+            "last_error": self.last_error,
+            "last_error_at": _when(self.last_error_at),
+            "backoff_until": _when(self.backoff_until),
+            "failures": self.failures,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    status: int
+    body: bytes = b""
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+class SourcePoller:
+    def __init__(
+        self,
+        node: ImportNode,
+        desk: TipDesk,
+        source: CapSource,
+        http: Callable[[], aiohttp.ClientSession],
+        *,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.node = node
+        self.desk = desk
+        self.source = source
+        self.http = http
+        self.sleep = sleep
+        self.every = parse_duration(source.every).total_seconds()
+        self.backoff = Backoff(cap=max(self.every, MAX_BACKOFF_S), base=self.every)
+        cap = node.config.bridges.cap
+        self.limits = Limits(max_bytes=cap.max_document_bytes)
+        self.status = SourceStatus(source_label(source), source.every)
+
+    # --- the loop -----------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            await self.sleep(await self.poll())
+
+    async def poll(self) -> float:
+        """One poll, whatever happens; returns how long to wait before the next."""
+        now = self.node.clock()
+        self.status.polls += 1
+        self.status.last_poll = now
+        try:
+            await self.poll_once()
+        except TransportError as exc:
+            wait = self.backoff.next_delay()
+            self._failed(str(exc), now)
+            self.status.backoff_until = now + timedelta(seconds=wait)
+            _log.warning("cap source failed", source=self.status.name, error=str(exc), wait=wait)
+            return wait
+        except Exception as exc:  # noqa: BLE001 - a bug must not stop the poller
+            _log.exception("cap poll failed", source=self.status.name)
+            self._failed(f"internal error ({type(exc).__name__}, logged)", now)
+            return self.every
+        self.backoff.reset()
+        self.status.failures = 0
+        self.status.backoff_until = None
+        self.status.last_success = now
+        return self.every
+
+    def _failed(self, error: str, now: datetime) -> None:
+        self.status.failures += 1
+        self.status.last_error = error[:300]
+        self.status.last_error_at = now
+
+    async def poll_once(self) -> None:
+        url = self.source.url
+        etag, modified = await self.node.db.read(partial(cap_store.validators, source=url))
+        fetched = await self.fetch(url, etag, modified)
+        if fetched.status == 304:
+            self.status.not_modified += 1
+            return
+        await self.read_document(fetched.body)
+        await self.node.db.write(
+            partial(
+                cap_store.save_validators,
+                source=url,
+                etag=fetched.etag,
+                last_modified=fetched.last_modified,
+            )
+        )
+
+    # --- HTTP ---------------------------------------------------------------
+
+    async def fetch(
+        self, url: str, etag: str | None = None, modified: str | None = None
+    ) -> Fetched:
+        headers = {"Accept": ACCEPT}
+        if etag:
+            headers["If-None-Match"] = etag
+        if modified:
+            headers["If-Modified-Since"] = modified
+        limit = self.limits.max_bytes
+        try:
+            async with self.http().get(url, headers=headers, allow_redirects=False) as response:
+                if response.status == 304:
+                    return Fetched(304)
+                if response.status != 200:
+                    raise TransportError(f"HTTP {response.status}")
+                if (response.content_length or 0) > limit:
+                    return Fetched(200, b"\0" * (limit + 1))
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > limit:
+                        break
+                return Fetched(
+                    200,
+                    bytes(body),
+                    response.headers.get("ETag"),
+                    response.headers.get("Last-Modified"),
+                )
+        except (aiohttp.ClientError, TimeoutError, UnicodeError, ValueError) as exc:
+            raise TransportError(f"cannot fetch ({type(exc).__name__})") from None
+
+    # --- documents ----------------------------------------------------------
+
+    def refused(self, exc: Refused) -> None:
+        _bump(self.status.refused, exc.reason)
+        _log.warning(
+            "cap document refused", source=self.status.name, reason=exc.reason, at=exc.where
+        )
+
+    def skipped(self, reason: str) -> None:
+        _bump(self.status.skipped, reason)
+
+    async def read_document(self, body: bytes) -> None:
+        self.status.documents += 1
+        try:
+            root = parse_document(body, self.limits)
+            kind = kind_of(root)
+            if kind == "cap":
+                messages = [read_cap(root)]
+            else:
+                await self.read_index(index_entries(root, MAX_INDEX_ENTRIES))
+                return
+        except Refused as exc:
+            self.refused(exc)
+            return
+        await self.take_all(messages)
+
+    async def read_index(self, entries: Sequence[IndexEntry]) -> None:
+        url = self.source.url
+        keys = [entry.key for entry in entries]
+        seen = await self.node.db.read(partial(cap_store.seen_entries, source=url, keys=keys))
+        fresh = [entry for entry in entries if entry.key not in seen]
+        gate = asyncio.Semaphore(LINKED_AT_ONCE)
+        results = await asyncio.gather(*(self.entry_message(entry, gate) for entry in fresh))
+        messages = [message for done, message in results if message is not None]
+        await self.take_all(messages)
+        done_keys = [entry.key for entry, (done, _) in zip(fresh, results, strict=True) if done]
+        keep = to_epoch(self.node.clock() + self.node.retention)
+        await self.node.db.write(
+            partial(cap_store.mark_entries, source=url, keys=done_keys, keep_until=keep)
+        )
+
+    async def entry_message(
+        self, entry: IndexEntry, gate: asyncio.Semaphore
+    ) -> tuple[bool, CapMessage | None]:
+        """The entry's message; ``(False, None)`` when it should be tried again later."""
+        try:
+            if entry.embedded is not None:
+                return True, read_cap(entry.embedded)
+            if not entry.link:
+                self.skipped("no_cap")
+                return True, None
+            link = urljoin(self.source.url, entry.link)
+            if not same_origin(link, self.source.url):
+                self.skipped("foreign_link")
+                return True, None
+            async with gate:
+                fetched = await self.fetch(link)
+            root = parse_document(fetched.body, self.limits)
+            if kind_of(root) != "cap":
+                raise Refused("not_cap")
+            return True, read_cap(root)
+        except Refused as exc:
+            self.refused(exc)
+            return True, None
+        except TransportError:
+            self.skipped("fetch_failed")
+            return False, None
+
+    async def take_all(self, messages: Sequence[CapMessage]) -> None:
+        for message in sorted(messages, key=lambda m: m.sent):
+            self.status.messages += 1
+            await self.take(message)
+
+    # --- one message --------------------------------------------------------
+
+    async def take(self, message: CapMessage) -> str:
+        """File, update or close a tip for ``message``; returns what was done."""
+        now = self.node.clock()
+        refs = [message.ref, *(reference.ref for reference in message.references)]
+        known = await self.node.db.read(partial(cap_store.known, refs=refs))
+        if message.ref in known:
+            outcome, root = "duplicate", known[message.ref].root
+        else:
+            roots = [known[ref].root for ref in refs[1:] if ref in known]
+            outcome, root = await self._act(message, roots[0] if roots else None, now)
+            await self._remember(message, root, outcome, now)
+        if outcome in ("filed", "updated", "closed"):
+            setattr(self.status, outcome, getattr(self.status, outcome) + 1)
+        else:
+            self.skipped(outcome)
+        return outcome
+
+    async def _act(self, message: CapMessage, root: str | None, now: datetime) -> tuple[str, str]:
+        if message.status != "Actual":
+            return "not_actual", message.ref
+        if message.msg_type not in ("Alert", "Update", "Cancel"):
+            return "not_an_alert", message.ref
+        if message.msg_type == "Cancel":
+            if root is None:
+                return "cancel_unknown", message.ref
+            note = CLOSE_NOTE + (f": {message.note[:800]}" if message.note else "")
+            closed = await self.desk.close_from_source(root, note)
+            return ("closed" if closed else "tip_gone"), root
+        expires = message.expires()
+        if expires is not None and expires <= now:
+            return "expired", root or message.ref
+        try:
+            tip = to_tip(message)
+        except Unmappable:
+            return "unmappable", root or message.ref
+        if message.msg_type == "Update" and root is not None:
+            updated = await self.desk.update_from_source(root, tip)
+            return ("updated" if updated else "tip_gone"), root
+        try:
+            await self.desk.submit(tip, source_ref=message.ref)
+        except (AvisaError, ValueError):  # the desk already holds this source_ref
+            return "duplicate", message.ref
+        return "filed", message.ref
+
+    async def _remember(self, message: CapMessage, root: str, outcome: str, now: datetime) -> None:
+        expires = message.expires()
+        last = max(expires or message.sent, now)
+        item = cap_store.Imported(
+            ref=message.ref,
+            root=root,
+            source=self.source.url,
+            msg_type=message.msg_type,
+            sent=to_epoch(message.sent),
+            expires_at=to_epoch(expires) if expires else None,
+            outcome=outcome,
+            keep_until=to_epoch(last + self.node.retention),
+        )
+        await self.node.db.write(partial(cap_store.record, item=item))
+
+
+class CapImporter:
+    """The running CAP import: one poller per source, a shared HTTP session, purging."""
+
+    def __init__(
+        self,
+        node: ImportNode,
+        desk: TipDesk,
+        *,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.node = node
+        self._session: aiohttp.ClientSession | None = None
+        self.pollers = [
+            SourcePoller(node, desk, source, self.session, sleep=sleep)
+            for source in node.config.bridges.cap.sources
+        ]
+        self._tasks: list[asyncio.Task[None]] = []
+        self.sleep = sleep
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S),
+                headers={"User-Agent": "Avisa CAP importer"},
+                max_line_size=8190,
+                max_field_size=8190,
+            )
+        return self._session
+
+    def start(self) -> None:
+        for poller in self.pollers:
+            self._tasks.append(asyncio.create_task(poller.run(), name="avisa-cap-poll"))
+        self._tasks.append(asyncio.create_task(self._purge_loop(), name="avisa-cap-purge"))
+
+    async def _purge_loop(self) -> None:
+        while True:
+            await self.sleep(600.0)
+            try:
+                now_s = to_epoch(self.node.clock())
+                await self.node.db.write(partial(cap_store.purge, now_s=now_s))
+            except Exception:  # noqa: BLE001 - housekeeping must outlive one failure
+                _log.exception("cap purge failed")
+
+    async def stop(self) -> None:
+        await cancel_all(self._tasks)
+        self._tasks.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def status(self) -> dict[str, Any]:
+        return {"type": "cap", "sources": [poller.status.as_dict() for poller in self.pollers]}
