@@ -431,8 +431,8 @@ class IndexEntry:
 
 
 def _atom_link(entry: etree._Element) -> str | None:
-    links = [
-        (link.get("rel", "alternate"), link.get("type", ""), link.get("href", ""))
+    links: list[tuple[str, str, str]] = [
+        (str(link.get("rel", "alternate")), str(link.get("type", "")), str(link.get("href", "")))
         for link in entry.iterfind(_A + "link")
     ]
     for _rel, media, href in links:

@@ -46,7 +46,8 @@ def encode(lat: float, lon: float, precision: int) -> str:
     if not 1 <= precision <= 12:
         raise ValueError("precision is 1 to 12 characters")
     lat_low, lat_high, lon_low, lon_high = -90.0, 90.0, -180.0, 180.0
-    chars, bits, count, even = [], 0, 0, True
+    chars: list[str] = []
+    bits, count, even = 0, 0, True
     while len(chars) < precision:
         if even:
             middle = (lon_low + lon_high) / 2
