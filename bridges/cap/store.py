@@ -37,11 +37,9 @@ def known(conn: sqlite3.Connection, refs: Iterable[str]) -> dict[str, Imported]:
     if not wanted:
         return {}
     marks = ",".join("?" * len(wanted))
-    rows = conn.execute(
-        "SELECT ref, root, source, msg_type, sent, expires_at, outcome, keep_until"
-        f" FROM cap_imports WHERE ref IN ({marks})",  # noqa: S608 - placeholders only
-        wanted,
-    ).fetchall()
+    columns = "ref, root, source, msg_type, sent, expires_at, outcome, keep_until"
+    query = f"SELECT {columns} FROM cap_imports WHERE ref IN ({marks})"  # noqa: S608
+    rows = conn.execute(query, wanted).fetchall()
     return {row[0]: Imported(*row) for row in rows}
 
 
