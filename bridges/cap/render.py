@@ -41,7 +41,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from bridges.render import clean, template_for
+from bridges.render import clean as clean_bidi
+from bridges.render import template_for
 from relay.core import geohash
 from relay.core.model import Alert
 from relay.core.times import EPOCH
@@ -80,7 +81,16 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 def _x(value: str) -> str:
     """Escape for XML text."""
+    if value.isascii() and value.isprintable():  # the common case: no scan for odd chars
+        if "&" in value or "<" in value or ">" in value:
+            return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return value
     return _NOT_XML.sub("\ufffd", value).translate(_TEXT_ESCAPES)
+
+
+def clean(text: str) -> str:
+    """Without bidirectional overrides (``bridges.render.clean``); ASCII has none."""
+    return text if text.isascii() else clean_bidi(text)
 
 
 def _attr(value: str) -> str:
@@ -90,11 +100,13 @@ def _attr(value: str) -> str:
 
 def cap_time(moment: datetime) -> str:
     """``2026-11-23T12:00:00+00:00``: CAP's dateTime form (its XSD forbids Z)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    if moment.tzinfo is not UTC or moment.microsecond:  # alert times are whole UTC seconds
+        moment = moment.astimezone(UTC).replace(microsecond=0)
+    return moment.isoformat()
 
 
 def atom_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return cap_time(moment)[:19] + "Z"
 
 
 def ulid_time(alert_id: str) -> datetime:
@@ -237,24 +249,22 @@ def render_entry(alert: Alert, link: str) -> str:
     """One ``<entry>``: links to the CAP message and carries its key fields."""
     lang = next(iter(alert.text))
     summary = clean(alert.text[lang].body) or clean(alert.text[lang].headline)
-    return "".join(
-        [
-            f"<entry><id>{_x(link)}</id><title>{_x(entry_title(alert))}</title>",
-            f"<updated>{atom_time(alert.sent_at)}</updated>",
-            f"<published>{atom_time(alert.sent_at)}</published>",
-            f"<author><name>{_x(alert.network)}</name></author>",
-            f'<link rel="alternate" type="{CAP_MEDIA_TYPE}" href="{_attr(link)}"/>',
-            f'<category term="{_attr(alert.kind)}"/>',
-            f"<summary>{_x(summary)}</summary>",
-            f"<cap:identifier>{_x(alert.id)}</cap:identifier>",
-            f"<cap:sent>{cap_time(alert.sent_at)}</cap:sent>",
-            f"<cap:msgType>{MSG_TYPE[alert.msg_type]}</cap:msgType>",
-            "<cap:status>Actual</cap:status>",
-            f"<cap:certainty>{CERTAINTY[alert.certainty]}</cap:certainty>",
-            f"<cap:expires>{cap_time(alert.expires_at)}</cap:expires>",
-            f"<cap:areaDesc>{_x(clean(alert.area.label))}</cap:areaDesc>",
-            "</entry>",
-        ]
+    sent = cap_time(alert.sent_at)
+    atom_sent = sent[:19] + "Z"
+    href = _attr(link)
+    # One f-string: a feed renders a thousand of these. Network, id and kind match
+    # strict patterns (relay.core.model) and need no escaping.
+    return (
+        f"<entry><id>{href}</id><title>{_x(entry_title(alert))}</title>"
+        f"<updated>{atom_sent}</updated><published>{atom_sent}</published>"
+        f"<author><name>{alert.network}</name></author>"
+        f'<link rel="alternate" type="{CAP_MEDIA_TYPE}" href="{href}"/>'
+        f'<category term="{alert.kind}"/><summary>{_x(summary)}</summary>'
+        f"<cap:identifier>{alert.id}</cap:identifier><cap:sent>{sent}</cap:sent>"
+        f"<cap:msgType>{MSG_TYPE[alert.msg_type]}</cap:msgType><cap:status>Actual</cap:status>"
+        f"<cap:certainty>{CERTAINTY[alert.certainty]}</cap:certainty>"
+        f"<cap:expires>{cap_time(alert.expires_at)}</cap:expires>"
+        f"<cap:areaDesc>{_x(clean(alert.area.label))}</cap:areaDesc></entry>"
     )
 
 
