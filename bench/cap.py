@@ -192,6 +192,8 @@ async def import_rate(alerts: list[tuple[Alert, bytes]], embedded: bool) -> dict
     state["index"] = atom_index(fresh, base, embedded)
     with tempfile.TemporaryDirectory() as tmp:
         result = datadir.initialize(Path(tmp) / "b", "oxnard", "127.0.0.1:0")
+        config = result.data_dir / "avisa.toml"  # room for 1,000 embedded messages
+        config.write_text(config.read_text() + "\n[bridges.cap]\nmax_document_bytes = 16777216\n")
         node = Node.load(result.data_dir)
         await node.start()
         desk = CountingDesk()

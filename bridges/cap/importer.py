@@ -342,28 +342,45 @@ class SourcePoller:
             return False, None
 
     async def take_all(self, messages: Sequence[CapMessage]) -> None:
-        for message in sorted(messages, key=lambda m: m.sent):
-            self.status.messages += 1
-            await self.take(message)
+        """Take messages oldest first; what was read is recorded in one write.
+
+        A crash before that write only repeats work the desk refuses to do
+        twice (``source_ref`` is unique per node), so batching loses nothing.
+        """
+        ordered = sorted(messages, key=lambda message: message.sent)
+        refs = [ref for message in ordered for ref in _refs(message)]
+        known = await self.node.db.read(partial(cap_store.known, refs=refs))
+        done: list[cap_store.Imported] = []
+        try:
+            for message in ordered:
+                self.status.messages += 1
+                item = await self.take(message, known)
+                if item is not None:
+                    done.append(item)
+                    known[item.ref] = item
+        finally:
+            if done:
+                await self.node.db.write(partial(cap_store.record_all, items=done))
 
     # --- one message --------------------------------------------------------
 
-    async def take(self, message: CapMessage) -> str:
-        """File, update or close a tip for ``message``; returns what was done."""
+    async def take(
+        self, message: CapMessage, known: dict[str, cap_store.Imported]
+    ) -> cap_store.Imported | None:
+        """File, update or close a tip for ``message``; what to remember of it."""
         now = self.node.clock()
-        refs = [message.ref, *(reference.ref for reference in message.references)]
-        known = await self.node.db.read(partial(cap_store.known, refs=refs))
+        item = None
         if message.ref in known:
-            outcome, root = "duplicate", known[message.ref].root
+            outcome = "duplicate"
         else:
-            roots = [known[ref].root for ref in refs[1:] if ref in known]
+            roots = [known[ref].root for ref in _refs(message)[1:] if ref in known]
             outcome, root = await self._act(message, roots[0] if roots else None, now)
-            await self._remember(message, root, outcome, now)
+            item = self._imported(message, root, outcome, now)
         if outcome in ("filed", "updated", "closed"):
             setattr(self.status, outcome, getattr(self.status, outcome) + 1)
         else:
             self.skipped(outcome)
-        return outcome
+        return item
 
     async def _act(self, message: CapMessage, root: str | None, now: datetime) -> tuple[str, str]:
         if message.status != "Actual":
@@ -392,10 +409,12 @@ class SourcePoller:
             return "duplicate", message.ref
         return "filed", message.ref
 
-    async def _remember(self, message: CapMessage, root: str, outcome: str, now: datetime) -> None:
+    def _imported(
+        self, message: CapMessage, root: str, outcome: str, now: datetime
+    ) -> cap_store.Imported:
         expires = message.expires()
         last = max(expires or message.sent, now)
-        item = cap_store.Imported(
+        return cap_store.Imported(
             ref=message.ref,
             root=root,
             source=self.source.url,
@@ -405,7 +424,11 @@ class SourcePoller:
             outcome=outcome,
             keep_until=to_epoch(last + self.node.retention),
         )
-        await self.node.db.write(partial(cap_store.record, item=item))
+
+
+def _refs(message: CapMessage) -> list[str]:
+    """The message's own key, then the keys of what it replaces."""
+    return [message.ref, *(reference.ref for reference in message.references)]
 
 
 class CapImporter:

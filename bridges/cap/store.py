@@ -32,40 +32,38 @@ class Imported:
     keep_until: int
 
 
+_CHUNK = 500  # host parameters per statement, well under SQLite's limit
+
+
 def known(conn: sqlite3.Connection, refs: Iterable[str]) -> dict[str, Imported]:
     wanted = list(dict.fromkeys(refs))
-    if not wanted:
-        return {}
-    marks = ",".join("?" * len(wanted))
     columns = "ref, root, source, msg_type, sent, expires_at, outcome, keep_until"
-    query = f"SELECT {columns} FROM cap_imports WHERE ref IN ({marks})"  # noqa: S608
-    rows = conn.execute(query, wanted).fetchall()
-    return {row[0]: Imported(*row) for row in rows}
+    found: dict[str, Imported] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        query = f"SELECT {columns} FROM cap_imports WHERE ref IN ({marks})"  # noqa: S608
+        found.update((row[0], Imported(*row)) for row in conn.execute(query, chunk))
+    return found
 
 
-def record(conn: sqlite3.Connection, item: Imported) -> None:
-    conn.execute(
+def record_all(conn: sqlite3.Connection, items: Iterable[Imported]) -> None:
+    conn.executemany(
         "INSERT OR IGNORE INTO cap_imports"
         " (ref, root, source, msg_type, sent, expires_at, outcome, keep_until)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            item.ref,
-            item.root,
-            item.source,
-            item.msg_type,
-            item.sent,
-            item.expires_at,
-            item.outcome,
-            item.keep_until,
-        ),
+        [
+            (i.ref, i.root, i.source, i.msg_type, i.sent, i.expires_at, i.outcome, i.keep_until)
+            for i in items
+        ],
     )
 
 
 def seen_entries(conn: sqlite3.Connection, source: str, keys: Iterable[str]) -> set[str]:
     wanted = list(dict.fromkeys(keys))
     seen: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
             f"SELECT entry FROM cap_entries WHERE source = ? AND entry IN ({marks})",  # noqa: S608
