@@ -95,6 +95,8 @@ def clean(text: str) -> str:
 
 def _attr(value: str) -> str:
     """Escape for a double-quoted attribute."""
+    if value.isascii() and value.isprintable() and not any(c in value for c in '&<>"'):
+        return value
     return _NOT_XML.sub("\ufffd", value).translate(_ATTR_ESCAPES)
 
 
