@@ -42,6 +42,8 @@ def test_scenario_only_passes_and_leaves_no_process(tmp_path: Path) -> None:
         "holds it for review",
         "debunk reached",
         "withdrawn at orange",
+        "in ventura's CAP feed (/cap/v1/feed.atom): Alert",
+        "CAP feed carries the Cancel of ventura/",
         "outside_speaks_for",
     ):
         assert phrase in result.stdout, phrase

@@ -226,7 +226,11 @@ class SourcePoller:
     async def poll_once(self) -> None:
         url = self.source.url
         etag, modified = await self.node.db.read(partial(cap_store.validators, source=url))
-        fetched = await self.fetch(url, etag, modified)
+        try:
+            fetched = await self.fetch(url, etag, modified)
+        except Refused as exc:
+            self.refused(exc)
+            return
         if fetched.status == 304:
             self.status.not_modified += 1
             return
@@ -258,12 +262,12 @@ class SourcePoller:
                 if response.status != 200:
                     raise TransportError(f"HTTP {response.status}")
                 if (response.content_length or 0) > limit:
-                    return Fetched(200, b"\0" * (limit + 1))
+                    raise Refused("too_large")
                 body = bytearray()
                 async for chunk in response.content.iter_chunked(64 * 1024):
                     body += chunk
-                    if len(body) > limit:
-                        break
+                    if len(body) > limit:  # counted after decompression: no gzip bomb
+                        raise Refused("too_large")
                 return Fetched(
                     200,
                     bytes(body),

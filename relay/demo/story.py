@@ -7,7 +7,9 @@
    it for review (its policy), and Orange's reviewer then accepts it.
 3. Los Angeles debunks a rumor (certainty ``false``): it spreads as fast as an
    alert.
-4. Ventura cancels its sighting: it is withdrawn everywhere.
+   Ventura's CAP 1.2 / Atom feed lists it for alert hubs and newsrooms.
+4. Ventura cancels its sighting: it is withdrawn everywhere, and its CAP feed
+   now carries the Cancel.
 5. Los Angeles publishes about Santa Ana, outside its own county: Ventura holds
    it for review and Orange rejects it, each by its own policy, with a reason.
 
@@ -25,6 +27,7 @@ from typing import Any
 
 import aiohttp
 
+from bridges.cap.parse import CapMessage, Limits, parse_document, read_cap
 from relay.demo.matrix import MatrixRoom
 from relay.demo.run import DemoNode, Federation3
 
@@ -97,6 +100,17 @@ class Story:
 
         return await self.until(check, f"{reason} for {alert_id} at {node.name}", since)
 
+    async def cap_entry(self, node: DemoNode, alert_id: str) -> CapMessage:
+        """The CAP message the node's Atom feed lists for ``alert_id``, read back as a hub would."""
+        headers = {"Authorization": f"Bearer {node.token}"}
+        async with self.http.get(f"{node.url}/cap/v1/feed.atom", headers=headers) as r:
+            feed = await r.read()
+        if alert_id.encode() not in feed:
+            raise StepFailed(f"{alert_id} is not in {node.name}'s CAP feed")
+        async with self.http.get(f"{node.url}/cap/v1/alerts/{alert_id}.xml", headers=headers) as r:
+            message = await r.read()
+        return read_cap(parse_document(message, Limits()))
+
     async def step(self, title: str, play: Callable[[], Awaitable[None]]) -> None:
         print(f"\n▶ {title}")
         try:
@@ -155,6 +169,12 @@ class Scenario:
         print(
             f"  ✓ orange shows it after {ms:.0f} ms: it does not know ventura, but la endorsed it"
         )
+        cap = await story.cap_entry(ventura, alert_id)
+        info = cap.infos[0]
+        print(
+            f"  ✓ in ventura's CAP feed (/cap/v1/feed.atom): {cap.msg_type}, sent"
+            f" {cap.sent.isoformat()}, certainty {info.certainty}, «{info.headline}»"
+        )
         if (room := story.room) is not None:
             ms = await story.until(lambda: room.has(alert_id), "the Matrix room", t0)
             print(f"  ✓ posted in {room.alias} after {ms:.0f} ms:")
@@ -209,7 +229,7 @@ class Scenario:
     async def cancel(self) -> None:
         story, ventura, la, orange = self.story, self.ventura, self.la, self.orange
         t0 = time.monotonic()
-        await story.call(
+        reply = await story.call(
             ventura,
             "POST",
             f"/api/v1/alerts/{self.sighting_id}/cancel",
@@ -223,6 +243,10 @@ class Scenario:
         for node in (la, orange):
             ms = await story.shows(node, self.sighting_id, "cancelled", t0)
             print(f"  ✓ withdrawn at {node.name} after {ms:.0f} ms")
+        cap = await story.cap_entry(ventura, reply["id"])
+        print(
+            f"  ✓ ventura's CAP feed carries the {cap.msg_type} of {cap.references[0].identifier}"
+        )
         if (room := story.room) is not None:
             await story.until(lambda: room.edited(self.sighting_id), "the room edit", t0)
             print(f"  ✓ the message in {room.alias} was edited to say it was withdrawn")

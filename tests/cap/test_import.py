@@ -285,3 +285,13 @@ async def test_round_trip_export_on_a_import_on_b(
         await source.poll()
         assert [r for r, _ in desk.closed] == [ref]
         assert len(desk.tips) == 1
+
+
+async def test_an_oversized_document_is_refused_unread(
+    node: RunningNode, clock: FakeClock, origin: Origin, http: aiohttp.ClientSession
+) -> None:
+    origin.files["/big.cap"] = b"<alert>" + b" " * (3 * 1024 * 1024) + b"</alert>"
+    desk = FakeDesk()
+    source = poller(node, desk, origin.url + "/big.cap", http)
+    assert await source.poll() == 120.0
+    assert source.status.refused == {"too_large": 1} and source.status.failures == 0
