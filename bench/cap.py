@@ -32,6 +32,7 @@ import msgspec
 from aiohttp import web
 
 from bridges.cap.export import CapExport
+from bridges.cap.importer import SourcePoller
 from bridges.cap.render import ATOM_NS, CAP_NS, render_alert, render_entry
 from keys.core.signing import NodeKey
 from relay.cli import datadir
@@ -165,14 +166,6 @@ def atom_index(alerts: list[tuple[Alert, bytes]], base: str, embedded: bool) -> 
 
 
 async def import_rate(alerts: list[tuple[Alert, bytes]], embedded: bool) -> dict[str, Any]:
-    try:
-        import relay.core.tips  # noqa: F401 - the desk's tip types (issue 17)
-    except ImportError:  # until the desk lands: the agreed types, as the tests use them
-        from tests.cap.standin import install_tips_module
-
-        install_tips_module()
-    from bridges.cap.importer import SourcePoller
-
     # Only Alerts: each becomes one tip (updates and cancels would need their originals).
     fresh = [(a, e) for a, e in alerts if a.msg_type == "alert"]
     messages = {f"/m/{a.id}.xml": render_alert(a, e) for a, e in fresh}

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 
 from bridges.base import Bridge, Sleep
-from relay.core.errors import ConfigError
 from relay.runtime.node import Node
 
 
@@ -34,10 +33,7 @@ def start_bridges(
     if node.config.bridges.cap.sources:
         from bridges.cap.importer import CapImporter
 
-        desk = getattr(node, "desk", None)
-        if desk is None:
-            raise ConfigError("bridges.cap.sources", "CAP import needs the node's tip desk")
-        bridges.append(CapImporter(node, desk, sleep=sleep))
+        bridges.append(CapImporter(node, node.desk, sleep=sleep))
     for bridge in bridges:
         bridge.start()  # type: ignore[attr-defined]
     return bridges

@@ -53,7 +53,7 @@ from bridges.cap.parse import (
 )
 from bridges.cap.totip import Unmappable, to_tip
 from relay.core.config import CapSource, Config
-from relay.core.errors import AvisaError, TransportError
+from relay.core.errors import BadInput, TransportError
 from relay.core.times import Clock, parse_duration, rfc3339, to_epoch
 from relay.core.tips import TipIn
 from relay.runtime.aio import cancel_all
@@ -409,8 +409,8 @@ class SourcePoller:
             return ("updated" if updated else "tip_gone"), root
         try:
             await self.desk.submit(tip, source_ref=message.ref)
-        except (AvisaError, ValueError):  # the desk already holds this source_ref
-            return "duplicate", message.ref
+        except BadInput:  # a rule of the desk's (text of invisible characters only)
+            return "refused_by_desk", message.ref
         return "filed", message.ref
 
     def _imported(

@@ -27,6 +27,7 @@ carries the document's content.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Iterator
@@ -327,9 +328,20 @@ class CapMessage:
         return max(moments) if moments else None
 
 
+MAX_SOURCE_REF = 300  # what the desk takes (relay.runtime.desk)
+
+
 def source_ref(sender: str, identifier: str) -> str:
-    """How the desk knows an outside message: ``sender,identifier`` (CAP's own key)."""
-    return f"{sender},{identifier}"
+    """How the desk knows an outside message: ``sender,identifier`` (CAP's own key).
+
+    One longer than the desk takes, or with a character it refuses, is cut and
+    given a hash of the whole, the same way every time.
+    """
+    ref = f"{sender},{identifier}"
+    if len(ref) <= MAX_SOURCE_REF and ref.isprintable():
+        return ref
+    digest = hashlib.blake2b(ref.encode(), digest_size=16).hexdigest()
+    return "".join(c if c.isprintable() else "?" for c in ref[:200]) + "#" + digest
 
 
 def _text(element: etree._Element | None) -> str:

@@ -14,7 +14,6 @@ from relay.core.errors import ConfigError
 from relay.runtime.clock import FakeClock
 from relay.storage.files import write_private
 from tests.cap.kit import cap_node
-from tests.cap.standin import FakeDesk
 
 BASE = render("ventura", "127.0.0.1:8470", "https://avisa.example.org")
 CAP = """
@@ -84,7 +83,7 @@ async def test_cap_status_command(
         async def wait_forever(seconds: float) -> None:
             await asyncio.Event().wait()
 
-        importer = CapImporter(node.node, FakeDesk(), sleep=wait_forever)
+        importer = CapImporter(node.node, node.node.desk, sleep=wait_forever)
         node.node.bridges = [importer]
         await importer.pollers[0].poll()  # port 9: nothing listens, so it fails
         port = int(node.url.rsplit(":", 1)[1])

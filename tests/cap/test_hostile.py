@@ -223,3 +223,12 @@ async def test_xxe_samples_read_no_file_and_contact_no_host(tmp_path: Path, name
     with watch_file(secret) as seen:
         assert secret.read_text() == marker
     assert seen
+
+
+def test_source_refs_fit_the_desk() -> None:
+    assert parse.source_ref("KSTO@NWS.NOAA.GOV", "KSTO1") == "KSTO@NWS.NOAA.GOV,KSTO1"
+    long = parse.source_ref("s" * 200, "i" * 200)
+    odd = parse.source_ref("sender", "id\u200bwith-zero-width")
+    for ref in (long, odd):
+        assert len(ref) <= parse.MAX_SOURCE_REF and ref.isprintable()
+    assert long == parse.source_ref("s" * 200, "i" * 200) != parse.source_ref("s" * 200, "i" * 199)

@@ -19,7 +19,7 @@ from bridges.cap.parse import source_ref
 from relay.core.config import CapSource
 from relay.runtime.clock import FakeClock
 from tests.cap.kit import DRAFT, HOSTILE, cap_node, fixture, publish
-from tests.cap.standin import FakeDesk
+from tests.cap.spy import DeskSpy
 from tests.conftest import RunningNode
 from tests.helpers import wait_for
 
@@ -77,7 +77,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def poller(
-    node: RunningNode, desk: FakeDesk, url: str, http: aiohttp.ClientSession, every: str = "2m"
+    node: RunningNode, desk: DeskSpy, url: str, http: aiohttp.ClientSession, every: str = "2m"
 ) -> SourcePoller:
     return SourcePoller(node.node, desk, CapSource(url=url, every=every), lambda: http)
 
@@ -100,10 +100,10 @@ async def test_a_cap_message_becomes_a_tip_once_and_polls_are_conditional(
 ) -> None:
     clock.now = BEFORE_STORM_ENDS
     origin.files["/storm.cap"] = fixture("thunderstorm.cap")
-    desk = FakeDesk()
+    desk = DeskSpy(node.node.desk)
     source = poller(node, desk, origin.url + "/storm.cap", http)
     assert await source.poll() == 120.0
-    tip = desk.tip_for(THUNDERSTORM_REF)
+    tip = await desk.tip_for(THUNDERSTORM_REF)
     assert tip.channel == "cap" and tip.text.startswith("SEVERE THUNDERSTORM WARNING")
     assert tip.where.label.startswith("EXTREME NORTH CENTRAL TUOLUMNE COUNTY")
     assert tip.where.codes == ["fips:06109", "fips:06009", "fips:06003"]
@@ -115,7 +115,7 @@ async def test_a_cap_message_becomes_a_tip_once_and_polls_are_conditional(
     # A restart keeps the validators and what was filed.
     again = poller(node, desk, origin.url + "/storm.cap", http)
     await again.poll()
-    assert again.status.not_modified == 1 and len(desk.tips) == 1
+    assert again.status.not_modified == 1 and len(await node.node.desk.listing()) == 1
 
 
 async def test_expired_and_test_messages_are_not_filed(
@@ -127,13 +127,13 @@ async def test_expired_and_test_messages_are_not_filed(
         .replace(b"<status>Actual</status>", b"<status>Test</status>")
         .replace(b"KSTO1055887203", b"KSTO-TEST")
     )
-    desk = FakeDesk()
+    desk = DeskSpy(node.node.desk)
     storm = poller(node, desk, origin.url + "/storm.cap", http)
     await storm.poll()
     clock.now = BEFORE_STORM_ENDS
     test = poller(node, desk, origin.url + "/test.cap", http)
     await test.poll()
-    assert desk.tips == {}
+    assert await node.node.desk.listing() == []
     assert storm.status.skipped == {"expired": 1} and test.status.skipped == {"not_actual": 1}
 
 
@@ -141,14 +141,14 @@ async def test_hostile_documents_are_counted_and_the_poller_goes_on(
     node: RunningNode, clock: FakeClock, origin: Origin, http: aiohttp.ClientSession
 ) -> None:
     clock.now = BEFORE_STORM_ENDS
-    desk = FakeDesk()
+    desk = DeskSpy(node.node.desk)
     source = poller(node, desk, origin.url + "/feed", http)
     with structlog.testing.capture_logs() as logs:
         for name in HOSTILE:
             origin.files["/feed"] = fixture(name)
             assert await source.poll() == 120.0
     assert source.status.refused == {"dtd": 2, "invalid": 2}
-    assert source.status.failures == 0 and desk.tips == {}
+    assert source.status.failures == 0 and await node.node.desk.listing() == []
     logged = repr(logs)
     for secret in ("KSTO", "passwd", "Windsor", "thunderstorm", "12345"):
         assert secret not in logged
@@ -182,17 +182,19 @@ async def test_an_index_files_new_entries_updates_and_closes(
     origin.files["/index"] = atom(
         [("b", "/b.cap"), ("a", "/a.cap"), ("far", "http://198.51.100.7/x.cap")], origin.url
     )
-    desk = FakeDesk()
+    desk = DeskSpy(node.node.desk)
     source = poller(node, desk, origin.url + "/index", http)
     await source.poll()
     assert list(desk.by_ref) == [THUNDERSTORM_REF]  # the Update found its Alert: one tip
-    assert desk.updates[0][1].text.startswith("STORM WARNING EXTENDED")
+    assert desk.updates == [THUNDERSTORM_REF]
+    assert (await desk.tip_for(THUNDERSTORM_REF)).text.startswith("STORM WARNING EXTENDED")
     assert source.status.skipped == {"foreign_link": 1}
     fetched = len(origin.hits)
     origin.files["/index"] = atom([("c", "/c.cap"), ("b", "/b.cap"), ("a", "/a.cap")], origin.url)
     await source.poll()
     assert [path for path, _ in origin.hits[fetched:]] == ["/index", "/c.cap"]  # a, b: known
     assert desk.closed and desk.closed[0][0] == THUNDERSTORM_REF
+    assert (await desk.tip_for(THUNDERSTORM_REF)).state == "closed"
     assert (source.status.filed, source.status.updated, source.status.closed) == (1, 1, 1)
 
 
@@ -202,7 +204,7 @@ async def test_a_failing_source_backs_off_then_recovers(
     clock.now = BEFORE_STORM_ENDS
     origin.files["/storm.cap"] = fixture("thunderstorm.cap")
     origin.fail = 3
-    desk = FakeDesk()
+    desk = DeskSpy(node.node.desk)
     source = poller(node, desk, origin.url + "/storm.cap", http, every="10s")
     assert [await source.poll() for _ in range(3)] == [10.0, 20.0, 40.0]
     assert source.status.failures == 3 and source.status.last_error == "HTTP 503"
@@ -217,7 +219,7 @@ async def test_status_in_the_api(tmp_path: Path, clock: FakeClock, origin: Origi
     origin.files["/storm.cap"] = fixture("thunderstorm.cap")
     extra = f'\n[[bridges.cap.sources]]\nurl = "{origin.url}/storm.cap?key=SECRET"\nevery = "5s"\n'
     async with cap_node(tmp_path, clock, extra=extra) as node:
-        importer = CapImporter(node.node, FakeDesk(), sleep=_never_again)
+        importer = CapImporter(node.node, node.node.desk, sleep=_never_again)
         node.node.bridges = [importer]
         importer.start()
         await wait_for(lambda: importer.pollers[0].status.last_success, what="a poll")
@@ -248,11 +250,11 @@ async def test_round_trip_export_on_a_import_on_b(
     ):
         draft = dict(DRAFT, observed_at="2026-11-23T11:55:00Z")
         sent = await publish(a, **draft)
-        desk = FakeDesk()
+        desk = DeskSpy(b.node.desk)
         source = poller(b, desk, a.url + "/cap/v1/feed.atom", http)
         await source.poll()
         ref = source_ref("ventura", sent["id"])
-        tip = desk.tip_for(ref)
+        tip = await desk.tip_for(ref)
         assert tip.text.startswith("Operativo de ICE en el parque Colonia\n\nVerificado")
         assert tip.text.endswith("Llame a la línea: 805-555-0100.")
         assert tip.language == "es"
@@ -275,7 +277,7 @@ async def test_round_trip_export_on_a_import_on_b(
         )
         assert status == 201
         await source.poll()
-        assert [r for r, _ in desk.updates] == [ref]
+        assert desk.updates == [ref]
         clock.advance("1m")
         status, _ = await a.call(
             "POST",
@@ -284,14 +286,15 @@ async def test_round_trip_export_on_a_import_on_b(
         )
         await source.poll()
         assert [r for r, _ in desk.closed] == [ref]
-        assert len(desk.tips) == 1
+        (only,) = await b.node.desk.listing(open_only=False)
+        assert only.state == "closed" and only.channel == "cap"
 
 
 async def test_an_oversized_document_is_refused_unread(
     node: RunningNode, clock: FakeClock, origin: Origin, http: aiohttp.ClientSession
 ) -> None:
     origin.files["/big.cap"] = b"<alert>" + b" " * (3 * 1024 * 1024) + b"</alert>"
-    desk = FakeDesk()
+    desk = DeskSpy(node.node.desk)
     source = poller(node, desk, origin.url + "/big.cap", http)
     assert await source.poll() == 120.0
     assert source.status.refused == {"too_large": 1} and source.status.failures == 0
