@@ -33,7 +33,9 @@ def start_bridges(
     if node.config.bridges.cap.sources:
         from bridges.cap.importer import CapImporter
 
-        bridges.append(CapImporter(node, node.desk, sleep=sleep))
+        importer = CapImporter(node, node.desk, sleep=sleep)
+        node.metrics.collectors.append(importer.metrics_lines)
+        bridges.append(importer)
     for bridge in bridges:
         bridge.start()  # type: ignore[attr-defined]
     return bridges

@@ -29,7 +29,7 @@ counters are the bridge's ``status()``, shown by ``GET /api/v1/bridges``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -69,6 +69,10 @@ ACCEPT = (
     "application/cap+xml, application/atom+xml, application/rss+xml,"
     " application/xml;q=0.9, text/xml;q=0.9"
 )
+
+
+class Gone(TransportError):
+    """404 or 410: a linked message that is not coming back (a source URL still backs off)."""
 
 
 class TipDesk(Protocol):
@@ -259,6 +263,8 @@ class SourcePoller:
             async with self.http().get(url, headers=headers, allow_redirects=False) as response:
                 if response.status == 304:
                     return Fetched(304)
+                if response.status in (404, 410):
+                    raise Gone(f"HTTP {response.status}")
                 if response.status != 200:
                     raise TransportError(f"HTTP {response.status}")
                 if (response.content_length or 0) > limit:
@@ -340,6 +346,9 @@ class SourcePoller:
             return True, read_cap(root)
         except Refused as exc:
             self.refused(exc)
+            return True, None
+        except Gone:
+            self.skipped("link_gone")
             return True, None
         except TransportError:
             self.skipped("fetch_failed")
@@ -487,3 +496,24 @@ class CapImporter:
 
     def status(self) -> dict[str, Any]:
         return {"type": "cap", "sources": [poller.status.as_dict() for poller in self.pollers]}
+
+    def metrics_lines(self) -> Iterable[str]:
+        """Per source (by its place in the config: a URL may hold a key), for /metrics."""
+        yield "# HELP avisa_cap_source_total CAP source events: polls, tips, skips, refusals."
+        yield "# TYPE avisa_cap_source_total counter"
+        for index, poller in enumerate(self.pollers):
+            status = poller.status
+            events = {
+                ("poll", "all"): status.polls,
+                ("poll", "not_modified"): status.not_modified,
+                ("tip", "filed"): status.filed,
+                ("tip", "updated"): status.updated,
+                ("tip", "closed"): status.closed,
+                **{("skipped", reason): n for reason, n in status.skipped.items()},
+                **{("refused", reason): n for reason, n in status.refused.items()},
+            }
+            for (event, detail), count in sorted(events.items()):
+                yield (
+                    f'avisa_cap_source_total{{source="{index}",event="{event}",'
+                    f'detail="{detail}"}} {count}'
+                )

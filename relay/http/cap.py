@@ -29,7 +29,7 @@ def _export(request: web.Request) -> CapExport:
 
 def _allowed(request: web.Request) -> bool:
     """Public feeds need nothing; otherwise a token of a role that reads."""
-    if api._node(request).config.bridges.cap.public:
+    if request.app[api.NODE].config.bridges.cap.public:
         return True
     api.require(request, api.READ)
     return False
@@ -40,7 +40,7 @@ def _base(request: web.Request) -> str:
 
     A URL on port 0 (a node told to bind any free port) is no address at all.
     """
-    configured = api._node(request).config.node.url.rstrip("/")
+    configured = request.app[api.NODE].config.node.url.rstrip("/")
     if configured and not configured.endswith(":0"):
         return configured
     return f"{request.scheme}://{request.host}"

@@ -298,3 +298,30 @@ async def test_an_oversized_document_is_refused_unread(
     source = poller(node, desk, origin.url + "/big.cap", http)
     assert await source.poll() == 120.0
     assert source.status.refused == {"too_large": 1} and source.status.failures == 0
+
+
+async def test_avisa_run_wiring_polls_rss_and_counts_in_metrics(
+    tmp_path: Path, clock: FakeClock, origin: Origin
+) -> None:
+    """Through ``start_bridges`` (what ``avisa run`` calls): an RSS 2.0 index is read,
+    its same-origin item filed at the node's desk, and /metrics counts it."""
+    from bridges.runner import start_bridges
+
+    clock.now = BEFORE_STORM_ENDS
+    origin.files["/storm.cap"] = fixture("thunderstorm.cap")
+    origin.files["/rss.xml"] = (
+        "<rss version='2.0'><channel><title>t</title><item><title>x</title>"
+        f"<link>{origin.url}/storm.cap</link><guid>storm</guid></item>"
+        "<item><link>/missing.cap</link></item></channel></rss>"
+    ).encode()
+    extra = f'\n[[bridges.cap.sources]]\nurl = "{origin.url}/rss.xml"\nevery = "5s"\n'
+    async with cap_node(tmp_path, clock, extra=extra) as node:
+        node.node.bridges = start_bridges(node.node)
+        (importer,) = node.node.bridges
+        await wait_for(lambda: importer.status()["sources"][0]["filed"] == 1, what="the tip")
+        (tip,) = await node.node.desk.listing()
+        assert tip.channel == "cap" and tip.text.startswith("SEVERE THUNDERSTORM")
+        source = importer.status()["sources"][0]
+        assert source["skipped"] == {"link_gone": 1}  # /missing.cap: 404
+        status, body = await node.call("GET", "/metrics")
+        assert 'avisa_cap_source_total{source="0",event="tip",detail="filed"} 1' in body.decode()
