@@ -143,6 +143,7 @@ def watch_file(path: Path) -> Iterator[list[str]]:
     fd = libc.inotify_init1(os.O_NONBLOCK)
     assert fd >= 0
     assert libc.inotify_add_watch(fd, str(path).encode(), IN_OPEN | IN_ACCESS) >= 0
+    _install_audit_hook()
     _ARMED.append((str(path), seen))
     try:
         yield seen
@@ -169,7 +170,14 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         seen.append(f"audit: connect {args[1:]}")
 
 
-sys.addaudithook(_audit)
+_HOOKED: list[bool] = []
+
+
+def _install_audit_hook() -> None:
+    """Once per process, and only when a test watches (a hook cannot be removed)."""
+    if not _HOOKED:
+        sys.addaudithook(_audit)
+        _HOOKED.append(True)
 
 
 def _xxe_document(template: bytes, marker_file: Path, port: int) -> bytes:
