@@ -325,3 +325,24 @@ async def test_avisa_run_wiring_polls_rss_and_counts_in_metrics(
         assert source["skipped"] == {"link_gone": 1}  # /missing.cap: 404
         status, body = await node.call("GET", "/metrics")
         assert 'avisa_cap_source_total{source="0",event="tip",detail="filed"} 1' in body.decode()
+
+
+async def test_a_bug_behind_the_poller_does_not_stop_it(
+    node: RunningNode, clock: FakeClock, origin: Origin, http: aiohttp.ClientSession
+) -> None:
+    clock.now = BEFORE_STORM_ENDS
+    origin.files["/storm.cap"] = fixture("thunderstorm.cap")
+    desk = DeskSpy(node.node.desk)
+    source = poller(node, desk, origin.url + "/storm.cap", http)
+
+    async def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("a bug")
+
+    desk.submit = broken  # type: ignore[method-assign]
+    with structlog.testing.capture_logs() as logs:
+        assert await source.poll() == 120.0
+    assert source.status.last_error == "internal error (RuntimeError, logged)"
+    assert "KSTO" not in repr(logs)
+    del desk.submit  # the real one again: the message was not marked as read
+    await source.poll()
+    assert source.status.filed == 1 and source.status.failures == 0
