@@ -214,6 +214,7 @@ Register = Callable[[Any], None]
 def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
     from relay.cli import alert as cli_alert
     from relay.cli import cap as cli_cap
+    from relay.cli import tip as cli_tip
 
     parser = argparse.ArgumentParser(
         prog="avisa", description="Avisa: a federated relay for verified rapid-response alerts."
@@ -223,6 +224,7 @@ def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
     _register_keys(commands)
     _register_tokens(commands)
     cli_alert.register(commands)
+    cli_tip.register(commands)
     _register_policy(commands)
     cli_cap.register(commands)
     for register in extra:

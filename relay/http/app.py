@@ -26,7 +26,7 @@ from relay.core.errors import ConfigError
 from relay.core.times import Clock
 from relay.federation import inbound
 from relay.federation.service import Federation
-from relay.http import api, cap
+from relay.http import api, cap, desk, report
 from relay.runtime.clock import TEST_CLOCK_ENV, file_clock, system_clock
 from relay.runtime.httpio import error_middleware
 from relay.runtime.node import Node
@@ -57,11 +57,14 @@ def build_app(node: Node, federation: Federation) -> web.Application:
     app[api.NODE] = node
     app[inbound.FEDERATION] = federation
     app[api.STREAMS] = set()
+    app[report.LIMITER] = report.ClientLimiter(node.config.desk.report_per_hour)
     app.on_shutdown.append(api.close_streams)
     app.add_routes(api.routes)
     app.add_routes(inbound.routes)
     app[cap.CAP_EXPORT] = CapExport(node)
     app.add_routes(cap.routes)
+    app.add_routes(desk.routes)
+    app.add_routes(report.routes)
     return app
 
 

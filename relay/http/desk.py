@@ -1,0 +1,143 @@
+"""The desk's operator API (DESIGN §10): tips in, claimed, checked, published.
+
+Thin handlers over ``node.desk``: authenticate with the token's roles
+(``relay.http.api.caller``), read a bounded strict body, act, answer. Who
+acted is recorded as ``token:<id>`` (the hash prefix ``avisa token list``
+shows), never the token. No endpoint returns a contact or a reporter hash:
+``Tip`` has no field for either.
+
+| role       | may                                                        |
+|------------|------------------------------------------------------------|
+| intake     | submit tips, read them                                     |
+| verifier   | read tips, claim, record an outcome, close                 |
+| publisher  | publish an alert from a tip (and read tips)                |
+| admin      | everything                                                 |
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+from msgspec import Meta
+
+from relay.core.errors import BadInput
+from relay.core.tipdrafts import TipDraft
+from relay.core.tips import Note, Outcome, TipIn
+from relay.http.api import API_BODY_MAX, NODE, Caller, caller
+from relay.runtime.desk import Desk
+from relay.runtime.httpio import ascii_count, read_json, respond
+from relay.storage.trust import Role
+
+routes = web.RouteTableDef()
+TIP_BODY_MAX = 16 * 1024
+
+INTAKE: tuple[Role, ...] = ("intake",)
+READ: tuple[Role, ...] = ("intake", "verifier", "publisher")
+VERIFY: tuple[Role, ...] = ("verifier",)
+PUBLISH: tuple[Role, ...] = ("publisher",)
+
+
+class TipPost(TipIn, frozen=True, forbid_unknown_fields=True):
+    """``POST /api/v1/tips``: a tip and, optionally, a phone number to reply to."""
+
+    contact: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
+
+
+class NoteBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    note: Note | None = None
+
+
+class OutcomeBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    outcome: Outcome
+    note: Note | None = None
+    duplicate_of: Annotated[str, Meta(max_length=26)] | None = None
+
+
+def _desk(request: web.Request) -> Desk:
+    return request.app[NODE].desk
+
+
+def actor(who: Caller) -> str:
+    return f"token:{who.token_id}"
+
+
+def _ref(request: web.Request) -> str:
+    ref = request.match_info["tip"]
+    if len(ref) > 26 or not ref.isascii() or not ref.isalnum():
+        raise BadInput("AVISA_BAD_QUERY", "a tip is named by its id or its number")
+    return ref
+
+
+async def _body_or_empty(request: web.Request, type_: type[msgspec.Struct]) -> msgspec.Struct:
+    if not request.body_exists:
+        return type_()
+    return await read_json(request, API_BODY_MAX, type_)
+
+
+@routes.post("/api/v1/tips")
+async def submit(request: web.Request) -> web.Response:
+    caller(request, INTAKE)
+    posted = await read_json(request, TIP_BODY_MAX, TipPost)
+    fields = msgspec.structs.asdict(posted)
+    contact = fields.pop("contact")
+    tip_id = await _desk(request).submit(TipIn(**fields), contact=contact)
+    return respond({"id": tip_id}, 201)
+
+
+@routes.get("/api/v1/tips")
+async def listing(request: web.Request) -> web.Response:
+    caller(request, READ)
+    state = request.query.get("state", "open")
+    cluster = request.query.get("cluster", "false")
+    if state not in ("open", "all") or cluster not in ("true", "false"):
+        raise BadInput("AVISA_BAD_QUERY", "state is open or all; cluster is true or false")
+    limit = ascii_count(request.query.get("limit", "200"))
+    if limit is None or not 1 <= limit <= 1000:
+        raise BadInput("AVISA_BAD_QUERY", "limit must be an integer from 1 to 1000")
+    found = await _desk(request).listing(
+        open_only=state == "open", cluster=cluster == "true", limit=limit
+    )
+    return respond({"tips": found})
+
+
+@routes.get("/api/v1/tips/{tip}")
+async def get_tip(request: web.Request) -> web.Response:
+    caller(request, READ)
+    return respond(await _desk(request).get(_ref(request)))
+
+
+@routes.post("/api/v1/tips/{tip}/claim")
+async def claim(request: web.Request) -> web.Response:
+    who = caller(request, VERIFY)
+    body = await _body_or_empty(request, NoteBody)
+    assert isinstance(body, NoteBody)
+    return respond(await _desk(request).claim(_ref(request), actor(who), body.note))
+
+
+@routes.post("/api/v1/tips/{tip}/outcome")
+async def outcome(request: web.Request) -> web.Response:
+    who = caller(request, VERIFY)
+    body = await read_json(request, API_BODY_MAX, OutcomeBody)
+    shown = await _desk(request).outcome(
+        _ref(request), actor(who), body.outcome, body.note, body.duplicate_of
+    )
+    return respond(shown)
+
+
+@routes.post("/api/v1/tips/{tip}/close")
+async def close(request: web.Request) -> web.Response:
+    who = caller(request, VERIFY)
+    body = await _body_or_empty(request, NoteBody)
+    assert isinstance(body, NoteBody)
+    return respond(await _desk(request).close(_ref(request), actor(who), body.note))
+
+
+@routes.post("/api/v1/tips/{tip}/publish")
+async def publish(request: web.Request) -> web.Response:
+    who = caller(request, PUBLISH)
+    draft = await _body_or_empty(request, TipDraft)
+    assert isinstance(draft, TipDraft)
+    alert_id, envelope = await _desk(request).publish(_ref(request), actor(who), draft)
+    return respond({"id": alert_id, "envelope": msgspec.Raw(envelope)}, 201)

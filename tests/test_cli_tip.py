@@ -1,0 +1,43 @@
+"""``avisa tip …`` and ``avisa token add --role a,b`` against a real ``avisa run``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.test_cli import avisa, node_dir, running_node  # noqa: F401 - fixtures
+
+
+def test_tip_workflow_from_the_command_line(running_node: Path) -> None:  # noqa: F811
+    data = str(running_node)
+    tip_id = avisa(
+        "tip", "add", "--text", "Dos camionetas", "--place", "Colonia park", "--geohash",
+        "9q4gch", "--code", "zip:93030", "--contact", "(805) 555-0143", "--language", "es",
+        "--data", data,
+    ).stdout.strip()  # fmt: skip
+    assert len(tip_id) == 26
+    listed = avisa("tip", "list", "--cluster", "--data", data).stdout
+    assert listed.startswith("#1 ") and "Colonia park: Dos camionetas" in listed
+    assert "555" not in listed
+    refused = avisa("tip", "outcome", "1", "confirmed", "--data", data, check=False)
+    assert refused.returncode == 1 and "claim" in refused.stderr
+    assert "claim" in avisa("tip", "claim", "1", "--note", "voy", "--data", data).stdout
+    avisa("tip", "outcome", tip_id, "confirmed", "--note", "vi dos", "--data", data)
+    alert_id = avisa("tip", "publish", "1", "--expires-in", "2h", "--data", data).stdout.strip()
+    assert alert_id.startswith("ventura/")
+    shown = json.loads(avisa("tip", "show", "1", "--json", "--data", data).stdout)
+    assert (shown["state"], shown["alert_id"]) == ("published", alert_id)
+    human = avisa("tip", "show", tip_id, "--data", data).stdout
+    assert "vi dos" in human and "555" not in human
+    assert "closed" in avisa("tip", "close", "1", "--data", data).stdout
+    assert avisa("tip", "list", "--data", data).stdout == ""
+    assert "#1" in avisa("tip", "list", "--all", "--data", data).stdout
+
+
+def test_token_with_several_roles(running_node: Path) -> None:  # noqa: F811
+    data = str(running_node)
+    avisa("token", "add", "--role", "intake,verifier", "--label", "desk phone", "--data", data)
+    listed = avisa("token", "list", "--data", data).stdout
+    assert any("intake,verifier" in line and "desk phone" in line for line in listed.splitlines())
+    refused = avisa("token", "add", "--role", "intake,boss", "--data", data, check=False)
+    assert refused.returncode == 1 and "verifier" in refused.stderr
