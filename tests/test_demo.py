@@ -36,8 +36,9 @@ def test_scenario_only_passes_and_leaves_no_process(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "5 of 5 steps happened as narrated" in result.stdout
+    assert "6 of 6 steps happened as narrated" in result.stdout
     for phrase in (
+        "the tip itself stayed at ventura",
         "la endorsed it",
         "holds it for review",
         "debunk reached",

@@ -1,5 +1,9 @@
 """The scenario ``avisa demo`` narrates, each step checked against the nodes' APIs.
 
+0. A resident reports what they saw on Ventura's public form (``/report``);
+   Ventura's desk sees the tip, a verifier claims it, goes to look and
+   confirms it, a publisher signs the alert, and Los Angeles shows it. The
+   tip itself never leaves Ventura.
 1. Ventura publishes a confirmed sighting: Los Angeles accepts it (Ventura
    speaks for its own county), relays it to Orange with its endorsement, and
    Orange, which does not know Ventura, accepts it because Los Angeles vouched.
@@ -123,7 +127,7 @@ class Story:
 
 
 class Scenario:
-    """The five steps; each method is one, narrated and checked."""
+    """The six steps; each method is one, narrated and checked."""
 
     def __init__(self, story: Story) -> None:
         self.story = story
@@ -134,11 +138,55 @@ class Scenario:
 
     async def run(self) -> None:
         story = self.story
+        await story.step("A resident's report becomes a verified alert at Ventura's desk", self.tip)
         await story.step("A confirmed sighting in Oxnard, published by Ventura", self.sighting)
         await story.step("An unconfirmed report from Los Angeles", self.unconfirmed)
         await story.step("Los Angeles debunks a rumor (certainty: false)", self.rumor)
         await story.step("Ventura withdraws its sighting", self.cancel)
         await story.step("Los Angeles reports from Santa Ana, outside its own county", self.outside)
+
+    async def tip(self) -> None:
+        story, ventura, la = self.story, self.ventura, self.la
+        form = {
+            "text": "Dos camionetas blancas y agentes con chalecos en la calle Cooper",
+            "place": "Calle Cooper y 5th, Oxnard",
+            "zip": "93030",
+            "when": "15",
+            "agency": "ice",
+        }
+        async with story.http.post(f"{ventura.url}/report?lang=es", data=form) as reply:
+            receipt = await reply.text()
+            if reply.status != 200 or "Gracias" not in receipt:
+                raise StepFailed(f"the public form answered {reply.status}")
+        print("  a resident sent it on ventura's public form /report (the receipt shows no id)")
+        listed = await story.call(ventura, "GET", "/api/v1/tips?cluster=true")
+        tip = listed["tips"][0]
+        number = tip["number"]
+        print(f"  ✓ ventura's desk sees tip #{number} ({tip['channel']}): {tip['where']['label']}")
+        await story.call(ventura, "POST", f"/api/v1/tips/{number}/claim", {"note": "Voy"})
+        print(f"  ✓ a verifier claims #{number} and goes to look")
+        await story.call(
+            ventura,
+            "POST",
+            f"/api/v1/tips/{number}/outcome",
+            {"outcome": "confirmed", "note": "Vi dos camionetas y cuatro agentes"},
+        )
+        print("  ✓ they confirm it on site")
+        t0 = time.monotonic()
+        published = await story.call(
+            ventura,
+            "POST",
+            f"/api/v1/tips/{number}/publish",
+            {
+                "area": {"label": "Cooper St, Oxnard", "geohash": "9q5681", "radius_m": 500,
+                         "codes": ["fips:06111"]},
+                "expires_in": "3h",
+            },
+        )  # fmt: skip
+        alert_id = published["id"]
+        print(f"  ✓ a publisher signs {alert_id} from it (text prefilled in es and en)")
+        ms = await story.shows(la, alert_id, "active", t0)
+        print(f"  ✓ la shows the alert after {ms:.0f} ms; the tip itself stayed at ventura")
 
     async def sighting(self) -> None:
         story, ventura, la, orange = self.story, self.ventura, self.la, self.orange
