@@ -2,11 +2,11 @@
 
 Kept apart from the adapters so that importing it costs nothing: matrix-nio
 (an optional extra) is imported only when a ``[[bridges.matrix]]`` section
-exists, the CAP importer only when ``[[bridges.cap.sources]]`` lists a
-source (the CAP export has no running part: ``relay.http.cap`` serves it).
-Secret files are read here, before anything is started, so a missing
-or world-readable secret stops ``avisa run`` with a ``ConfigError`` that
-names the setting.
+or a ``[desk.matrix]`` section (the desk room) exists, the CAP importer only
+when ``[[bridges.cap.sources]]`` lists a source (the CAP export has no
+running part: ``relay.http.cap`` serves it). Secret files are read here,
+before anything is started, so a missing or world-readable secret stops
+``avisa run`` with a ``ConfigError`` that names the setting.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from relay.runtime.node import Node
 def start_bridges(
     node: Node, *, sleep: Sleep = asyncio.sleep, idle_wait: float = 30.0
 ) -> list[Bridge]:
-    """Build every configured bridge, then start them; returns them running."""
+    """Build every configured bridge (and the desk room), then start them; returns them running."""
     bridges: list[Bridge] = []
     configs = node.config.bridges.matrix
     if configs:
@@ -30,6 +30,10 @@ def start_bridges(
             MatrixBridgeRunner(node, config, index, sleep=sleep, idle_wait=idle_wait)
             for index, config in enumerate(configs)
         ]
+    if node.config.desk.matrix is not None:
+        from bridges.matrix.deskroom import DeskRoom
+
+        bridges.append(DeskRoom(node, node.config.desk.matrix, sleep=sleep))
     if node.config.bridges.cap.sources:
         from bridges.cap.importer import CapImporter
 

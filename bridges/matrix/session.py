@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -122,8 +122,14 @@ class MatrixSession:
         clock: Clock,
         sleep: Sleep,
         retry_max: float,
+        sync_filter: dict[str, Any] | None = None,
     ) -> None:
         self.config = bridge
+        # The alert bridge only sends; the desk room also reads every message.
+        self.sync_filter = sync_filter or _SYNC_FILTER
+        # nio event callbacks (function, event types) given to every client this
+        # session makes; they run inside sync, so they must only queue work.
+        self.callbacks: list[tuple[Callable[..., Awaitable[None]], tuple[type, ...]]] = []
         self.where = where
         self.db = db
         self.clock = clock
@@ -183,13 +189,16 @@ class MatrixSession:
             store_sync_tokens=False,
             pickle_key=self._pickle_key(),
         )
-        return AsyncClient(
+        client = AsyncClient(
             self.config.homeserver.rstrip("/"),
             self.config.user_id,
             device_id=device_id or "",
             store_path=str(self.store_dir),
             config=config,
         )
+        for callback, types in self.callbacks:
+            client.add_event_callback(callback, types)
+        return client
 
     async def _login(self) -> None:
         await self.close()
@@ -232,7 +241,7 @@ class MatrixSession:
         response = await self._ask(
             client.sync(
                 timeout=0 if full_state else SYNC_TIMEOUT_MS,
-                sync_filter=_SYNC_FILTER,
+                sync_filter=self.sync_filter,
                 full_state=full_state,
                 set_presence="offline",
             ),

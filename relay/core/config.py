@@ -217,6 +217,8 @@ def check(config: Config) -> None:
             raise ConfigError(f"{section}.{name}", "must be more than zero")
     check_desk(config.desk)
     users = [bridge.user_id for bridge in config.bridges.matrix]
+    if config.desk.matrix is not None and config.desk.matrix.user_id in users:
+        raise ConfigError("desk.matrix.user_id", "give the desk room its own Matrix user")
     if len(set(users)) != len(users):
         raise ConfigError("bridges.matrix", "two bridges log in as the same user_id")
     for index, bridge in enumerate(config.bridges.matrix):

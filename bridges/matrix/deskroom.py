@@ -1,0 +1,293 @@
+"""The desk room in Matrix (``[desk.matrix]``): tips posted, verifiers act by message.
+
+Volunteers already live in chat; a phone-only verifier can work the desk
+without a web page. The bot logs in with its own ``MatrixSession`` (its own
+user, so its device and keys are its own), joins one room, and:
+
+- posts every new tip (``Desk.on_new``): its number, channel, place, the
+  reporter's words and what corroborates it ("3 reports, 2 reporters") —
+  never a contact, which a ``Tip`` does not hold. The words go out as plain
+  ``body`` and as ``html.escape``d ``formatted_body``: HTML in a tip is text.
+  ``m.mentions: {}`` keeps a tip's "@room" from pinging anyone;
+- reads commands from the room: ``!claim 12 [note]``, ``!confirmed 12 [note]``,
+  ``!false 12``, ``!unable 12``, ``!duplicate 12 9``, ``!close 12`` from the
+  listed ``verifiers``, ``!publish 12`` from the listed ``publishers``, and
+  answers each in the room (a reply to the command). The actor in the tip's
+  history is the sender's Matrix id, so the two-person rule counts people.
+
+nio runs event callbacks inside sync, so the callback only queues (bounded;
+overflow is counted and answered with nothing); one worker does the desk's
+work and the sends, in order. Messages that arrived before the bot's first
+sync finished are history, not commands, and are ignored. Sends carry a
+transaction id derived from the tip or the command's event id, so a retry
+never posts twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+from collections import OrderedDict
+from typing import Any, Final
+
+import structlog
+from nio import MatrixRoom, RoomMessageText
+
+from bridges.base import Backoff, Sleep
+from bridges.matrix.session import MatrixSession, txn_id
+from relay.core.config import DeskMatrix, MatrixBridge
+from relay.core.errors import BadInput, TransportError
+from relay.core.times import parse_duration
+from relay.core.tipdrafts import TipDraft
+from relay.core.tips import Tip
+from relay.runtime.aio import cancel_all
+from relay.runtime.node import Node
+
+HTML_FORMAT: Final = "org.matrix.custom.html"
+QUEUE_MAX: Final = 1000
+SEEN_MAX: Final = 4096
+SEND_TRIES: Final = 5
+_COMMAND: Final = re.compile(
+    r"^!(claim|confirmed|false|unable|duplicate|close|publish)\s+#?([0-9]{1,9})(?:\s+(.*))?$",
+    re.DOTALL | re.IGNORECASE,
+)
+_OUTCOMES: Final = {"confirmed": "confirmed", "false": "false_alarm", "unable": "unable"}
+_DONE: Final = {
+    "claim": ("tomado por", "claimed by"),
+    "confirmed": ("confirmado por", "confirmed by"),
+    "false": ("falsa alarma según", "false alarm per"),
+    "unable": ("no se pudo verificar, según", "could not be checked, per"),
+    "duplicate": ("duplicado, según", "duplicate, per"),
+    "close": ("cerrado por", "closed by"),
+}
+HELP: Final = (
+    "Comandos / commands: !claim N · !confirmed N [nota/note] · !false N · !unable N ·"
+    " !duplicate N M · !close N · !publish N"
+)
+# Every message of the room, not only the last one per sync: commands must not be lost.
+_DESK_FILTER: Final[dict[str, Any]] = {
+    "presence": {"not_types": ["*"]},
+    "account_data": {"not_types": ["*"]},
+    "room": {
+        "timeline": {"limit": 50},
+        "ephemeral": {"not_types": ["*"]},
+        "account_data": {"not_types": ["*"]},
+    },
+}
+_log = structlog.get_logger("avisa.deskroom")
+
+
+def tip_content(tip: Tip) -> dict[str, Any]:
+    """A new tip as a message: plain text, and the same escaped as HTML."""
+    cluster = tip.cluster
+    backed = ""
+    if cluster is not None and cluster.tips > 1:
+        backed = (
+            f"{cluster.tips} reportes/reports, {cluster.reporters} personas/reporters,"
+            f" {len(cluster.channels)} medios/channels ({', '.join(cluster.channels)})"
+        )
+    head = f"Reporte / Tip #{tip.number} · {tip.channel} · {tip.where.label}"
+    details = [f"{name}: {value}" for name, value in (
+        ("agencias/agencies", ", ".join(tip.agencies)), ("vehículos/vehicles", tip.vehicles),
+        ("tamaño/size", tip.size),
+    ) if value]  # fmt: skip
+    lines = [head, tip.text, *details, *([backed] if backed else []), f"!claim {tip.number}"]
+    quoted = html.escape(tip.text).replace("\n", "<br>")
+    rich = [
+        f"<b>{html.escape(head)}</b>",
+        f"<blockquote>{quoted}</blockquote>",
+        *(html.escape(line) for line in details),
+        *([f"<i>{html.escape(backed)}</i>"] if backed else []),
+        f"<code>!claim {tip.number}</code>",
+    ]
+    return {
+        "msgtype": "m.text",
+        "body": "\n".join(lines),
+        "format": HTML_FORMAT,
+        "formatted_body": "<br>".join(rich),
+        "m.mentions": {},
+        "org.avisa.tip": tip.number,
+    }
+
+
+def reply_content(text: str, event_id: str) -> dict[str, Any]:
+    return {
+        "msgtype": "m.notice",
+        "body": text,
+        "m.mentions": {},
+        "m.relates_to": {"m.in_reply_to": {"event_id": event_id}},
+    }
+
+
+class DeskRoom:
+    """The desk room's bot; a ``node.bridges`` service."""
+
+    def __init__(self, node: Node, config: DeskMatrix, *, sleep: Sleep = asyncio.sleep) -> None:
+        self.node = node
+        self.config = config
+        self.desk = node.desk
+        retry_max = parse_duration(config.retry_max).total_seconds()
+        login = MatrixBridge(
+            homeserver=config.homeserver,
+            user_id=config.user_id,
+            routes=[],
+            password_file=config.password_file,
+            access_token_file=config.access_token_file,
+            device_name=config.device_name,
+        )
+        self.session = MatrixSession(
+            login, "desk.matrix", node.data_dir, node.db, node.clock, sleep, retry_max,
+            sync_filter=_DESK_FILTER,
+        )  # fmt: skip
+        self.session.callbacks.append((self._on_message, (RoomMessageText,)))
+        self.sleep = sleep
+        self.verifiers = frozenset(config.verifiers)
+        self.publishers = frozenset(config.publishers)
+        self.room_id: str | None = None
+        self._work: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(QUEUE_MAX)
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.posted = 0
+        self.handled = 0
+        self.dropped = 0
+        self.last_error: str | None = None
+        self.desk.on_new.append(self._on_new_tip)
+
+    # --- intake (never blocks) ------------------------------------------------
+
+    def _queue(self, item: tuple[str, Any]) -> None:
+        try:
+            self._work.put_nowait(item)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def _on_new_tip(self, tip: Tip) -> None:
+        self._queue(("tip", tip.id))
+
+    async def _on_message(self, room: MatrixRoom, event: RoomMessageText) -> None:
+        if room.room_id != self.room_id or event.sender == self.config.user_id:
+            return
+        if not self.session.ready.is_set() or event.event_id in self._seen:
+            return  # history from before the first sync, or seen already
+        self._seen[event.event_id] = None
+        while len(self._seen) > SEEN_MAX:
+            self._seen.popitem(last=False)
+        body = (event.body or "").strip()
+        if body.startswith("!"):
+            self._queue(("command", (event.sender, body[:2000], event.event_id)))
+
+    # --- the worker -----------------------------------------------------------
+
+    def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.session.run(), name="avisa-desk-sync"))
+        self._tasks.append(asyncio.create_task(self._run(), name="avisa-desk-room"))
+
+    async def _run(self) -> None:
+        backoff = Backoff(cap=parse_duration(self.config.retry_max).total_seconds())
+        while self.room_id is None:
+            try:
+                room_id = await self.session.join(self.config.room)
+                if self.config.encrypted and not self.session.is_encrypted(room_id):
+                    await self.session.enable_encryption(room_id)
+                self.room_id = room_id
+            except TransportError as exc:
+                self.last_error = str(exc)
+                await self.sleep(backoff.next_delay())
+        while True:
+            kind, item = await self._work.get()
+            if kind == "tip":
+                await self._post_tip(item)
+            else:
+                await self._command(*item)
+
+    async def _send(self, content: dict[str, Any], txn: str) -> None:
+        assert self.room_id is not None
+        backoff = Backoff(cap=parse_duration(self.config.retry_max).total_seconds())
+        for _ in range(SEND_TRIES):
+            try:
+                await self.session.send(self.room_id, content, txn)
+                self.last_error = None
+                return
+            except TransportError as exc:
+                self.last_error = str(exc)
+                await self.sleep(getattr(exc, "retry_after", None) or backoff.next_delay())
+        self.dropped += 1
+        _log.warning("desk room send gave up", error=self.last_error)
+
+    async def _post_tip(self, tip_id: str) -> None:
+        try:
+            listed = await self.desk.listing(open_only=False, cluster=True, limit=200)
+            tip = next((t for t in listed if t.id == tip_id), None) or await self.desk.get(tip_id)
+        except BadInput:
+            return  # gone already (purged)
+        await self._send(tip_content(tip), txn_id(f"desk:{self.config.room}", tip.id, "new"))
+        self.posted += 1
+
+    async def _command(self, sender: str, body: str, event_id: str) -> None:
+        text = await self._act(sender, body)
+        await self._send(
+            reply_content(text, event_id), txn_id(f"desk:{self.config.room}", event_id, "reply")
+        )
+        self.handled += 1
+
+    async def _act(self, sender: str, body: str) -> str:
+        match = _COMMAND.match(body)
+        if match is None:
+            return HELP
+        verb, number, rest = match.group(1).lower(), match.group(2), (match.group(3) or "").strip()
+        allowed = self.publishers if verb == "publish" else self.verifiers
+        if sender not in allowed:
+            return f"✗ #{number}: {sender} no puede / may not: !{verb}"
+        try:
+            return await self._do(verb, number, rest, sender)
+        except BadInput as exc:
+            return f"✗ #{number}: {exc.errcode}: {exc.message}"
+
+    async def _do(self, verb: str, number: str, rest: str, sender: str) -> str:
+        desk, note = self.desk, rest[:1000] or None
+        if verb == "publish":
+            alert_id, _ = await desk.publish(number, sender, TipDraft())
+            return f"✓ #{number} publicado / published: {alert_id}"
+        if verb == "claim":
+            await desk.claim(number, sender, note)
+        elif verb == "close":
+            await desk.close(number, sender, note)
+        elif verb == "duplicate":
+            other, _, note_rest = rest.partition(" ")
+            if not other.lstrip("#").isdigit():
+                return f"✗ #{number}: !duplicate {number} N (N: el original / the original)"
+            await desk.outcome(number, sender, "duplicate", note_rest[:1000] or None,
+                               other.lstrip("#"))  # fmt: skip
+        else:
+            shown = await desk.outcome(number, sender, _OUTCOMES[verb], note)  # type: ignore[arg-type]
+            if verb == "confirmed":
+                needed = desk.section.confirmations
+                return (
+                    f"✓ #{number} confirmado por / confirmed by {sender}"
+                    f" ({shown.confirmations}/{needed})"
+                )
+        es, en = _DONE[verb]
+        return f"✓ #{number} {es} / {en} {sender}"
+
+    # --- Service ----------------------------------------------------------------
+
+    async def stop(self) -> None:
+        if self._on_new_tip in self.desk.on_new:
+            self.desk.on_new.remove(self._on_new_tip)
+        await cancel_all(self._tasks)
+        self._tasks.clear()
+        await self.session.close()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "type": "desk-matrix",
+            "user_id": self.config.user_id,
+            "room_id": self.room_id,
+            "logged_in": self.session.ready.is_set(),
+            "last_error": self.last_error,
+            "tips_posted": self.posted,
+            "commands_handled": self.handled,
+            "dropped": self.dropped,
+            "queued": self._work.qsize(),
+        }
