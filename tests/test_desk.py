@@ -17,6 +17,7 @@ from relay.core.errors import BadInput, Conflict
 from relay.core.tipdrafts import TipDraft
 from relay.core.tips import TipIn, Where
 from relay.runtime.clock import FakeClock
+from relay.runtime.node import Node
 from relay.storage import db, trust
 from relay.storage.sealkey import SEAL_KEY_NAME
 from tests.conftest import RunningNode, start_node
@@ -203,3 +204,20 @@ async def test_tokens_hold_several_roles_and_old_tokens_keep_theirs(tmp_path: Pa
     with pytest.raises(BadInput):
         trust.parse_roles("intake,boss")
     conn.close()
+
+
+async def test_an_older_data_dir_gets_its_desk_key_on_first_start(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    node, runner, _, _ = await start_node(tmp_path, clock)
+    data_dir = node.data_dir
+    await runner.cleanup()
+    await node.stop()
+    (data_dir / SEAL_KEY_NAME).unlink()
+    fresh = Node.load(data_dir, clock)
+    try:
+        assert (data_dir / SEAL_KEY_NAME).stat().st_mode & 0o777 == 0o600
+        tip_id = await fresh.desk.submit(tip(), contact=PHONE)
+        assert (await fresh.desk.get(tip_id)).state == "new"
+    finally:
+        await fresh.stop()

@@ -148,6 +148,11 @@ async def test_listing_shows_clusters_and_never_a_contact(running: RunningNode) 
         3,
         ["hotline", "sms"],
     )
+    async with running.http.get(running.url + "/metrics") as reply:
+        metrics = await reply.text()
+    assert 'avisa_tips{state="new"} 4' in metrics
+    assert 'avisa_desk_events_total{event="submitted",detail="hotline"} 3' in metrics
+    assert "camionetas" not in metrics and "555" not in metrics and "Colonia" not in metrics
 
 
 @pytest.mark.parametrize(

@@ -314,3 +314,37 @@ def test_desk_config_defaults_and_checks() -> None:
         with pytest.raises(ConfigError) as refused:
             config_mod.parse(text)
         assert refused.value.path == path
+
+
+def test_desk_matrix_config_is_checked() -> None:
+    base = config_mod.render("ventura", "127.0.0.1:1", "")
+    room = """
+[desk.matrix]
+homeserver = "http://127.0.0.1:8008"
+user_id = "@desk:localhost"
+room = "#desk:localhost"
+verifiers = ["@ana:localhost"]
+password_file = "desk.secret"
+"""
+    assert config_mod.parse(base + room).desk.matrix is not None
+    for broken, path in [
+        (room.replace('password_file = "desk.secret"', ""), "desk.matrix"),
+        (room.replace('verifiers = ["@ana:localhost"]', ""), "desk.matrix.verifiers"),
+        (room.replace("desk.secret", "../desk.secret"), "desk.matrix.password_file"),
+        (room.replace("http://127.0.0.1:8008", "ftp://x"), "desk.matrix.homeserver"),
+        (room.replace("@ana:localhost", "ana"), "desk.matrix.verifiers[0]"),
+    ]:
+        with pytest.raises(ConfigError) as refused:
+            config_mod.parse(base + broken)
+        assert refused.value.path == path
+    bridge = """
+[[bridges.matrix]]
+homeserver = "http://127.0.0.1:8008"
+user_id = "@desk:localhost"
+password_file = "m.secret"
+[[bridges.matrix.routes]]
+room = "#alerts:localhost"
+"""
+    with pytest.raises(ConfigError) as refused:
+        config_mod.parse(base + room + bridge)
+    assert refused.value.path == "desk.matrix.user_id"

@@ -31,6 +31,7 @@ from relay.core.policy import Decision, area_matches
 from relay.runtime.httpio import ascii_count, read_body, read_json, respond, strict_loads
 from relay.runtime.node import Node
 from relay.storage import store
+from relay.storage import tips as tip_store
 from relay.storage.trust import ROLES, Role, Roles, roles_for, token_id
 
 NODE: web.AppKey[Node] = web.AppKey("node", Node)
@@ -364,8 +365,10 @@ async def metrics(request: web.Request) -> web.Response:
     node = _node(request)
     now = node.clock()
     counts = await node.db.read(lambda conn: store.counts(conn, now))
+    tip_counts = await node.db.read(tip_store.counts)
     gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
         "avisa_alerts": {(("state", state),): float(n) for state, n in counts.items()},
+        "avisa_tips": {(("state", state),): float(n) for state, n in tip_counts.items()},
         "avisa_feed_position": {(): float(node.feed.head)},
         "avisa_db_commits": {(): float(node.db.commits)},
         "avisa_sse_clients": {(): float(node.metrics.sse_clients)},
