@@ -22,15 +22,18 @@ from relay.runtime.clock import FakeClock
 from relay.runtime.node import Node
 from relay.storage.files import write_private
 from tests.adversarial.kit import figure
+from tests.conftest import start_node
 from tests.fedkit import members, trusts
 from tests.helpers import wait_for
 from tests.matrix.conftest import Sleeps, World
-from tests.matrix.reader import Seen
+from tests.matrix.reader import Seen, history
 
 PHONE = "(805) 555-0143"
 
 
-def desk_toml(world: World, room: str, *, publishers: list[str] | None = None) -> str:
+def desk_toml(
+    world: World, room: str, *, publishers: list[str] | None = None, encrypted: bool = False
+) -> str:
     verifiers = [world.reader.user.user_id, world.owner.user_id]
     publishers = publishers if publishers is not None else [world.reader.user.user_id]
     quoted = ", ".join(f'"{user}"' for user in verifiers)
@@ -43,6 +46,7 @@ room = "{room}"
 verifiers = [{quoted}]
 publishers = [{pubs}]
 password_file = "desk-matrix.secret"
+encrypted = {"true" if encrypted else "false"}
 """
 
 
@@ -162,14 +166,51 @@ async def test_desk_room_posts_tips_and_takes_commands(world: World, clock: Fake
         await node.stop()
 
 
-async def world_start(world: World, clock: FakeClock, alias: str) -> tuple[Node, Any, str, str]:
-    from tests.conftest import start_node
-
-    node, runner, url, token = await start_node(
-        world.tmp, clock, "ventura", desk_toml(world, alias)
-    )
+async def world_start(
+    world: World, clock: FakeClock, alias: str, *, encrypted: bool = False
+) -> tuple[Node, Any, str, str]:
+    extra = desk_toml(world, alias, encrypted=encrypted)
+    node, runner, url, token = await start_node(world.tmp, clock, "ventura", extra)
     start_desk_room(world, node)
     return node, runner, url, token
+
+
+async def test_encrypted_desk_room_reads_and_answers_encrypted_commands(
+    world: World, clock: FakeClock
+) -> None:
+    alias, room_id = await world.room(encrypted=True)
+    node, runner, _, _ = await world_start(world, clock, alias, encrypted=True)
+    try:
+        await wait_for(lambda: bot_ready(node), 60, "the desk bot in its room")
+        await node.desk.submit(a_tip("Tres agentes Kinkajou5"), contact=PHONE)
+        post = await tip_post(world, room_id, 1)
+        assert post.decrypted and "Kinkajou5" in post.content["body"]
+        client, bot = world.reader.client, world.bot.user_id
+        await wait_for(
+            lambda: any(client.device_store.active_user_devices(bot)), 60, "the bot's device keys"
+        )
+        sent = await client.room_send(
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": "!claim 1 voy"},
+            ignore_unverified_devices=True,
+        )
+        event_id = str(getattr(sent, "event_id", ""))
+        assert event_id, sent
+        await wait_for(lambda: reply_to(world, event_id) is not None, 60, "the answer")
+        answer = reply_to(world, event_id)
+        assert answer is not None and answer.decrypted and "claimed by" in answer.content["body"]
+        assert (await node.desk.get("1")).state == "claimed"
+        events = [
+            e
+            for e in await history(world.homeserver, world.owner, room_id)
+            if e["type"].startswith("m.room.") and e.get("state_key") is None
+        ]
+        assert {e["type"] for e in events} == {"m.room.encrypted"}
+        assert "Kinkajou5" not in str(events) and "!claim" not in str(events)
+    finally:
+        await runner.cleanup()
+        await node.stop()
 
 
 ROUNDS = 10
