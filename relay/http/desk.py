@@ -16,7 +16,7 @@ shows), never the token. No endpoint returns a contact or a reporter hash:
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -55,6 +55,9 @@ class OutcomeBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     duplicate_of: Annotated[str, Meta(max_length=26)] | None = None
 
 
+B = TypeVar("B", NoteBody, TipDraft)
+
+
 def _desk(request: web.Request) -> Desk:
     return request.app[NODE].desk
 
@@ -70,7 +73,8 @@ def _ref(request: web.Request) -> str:
     return ref
 
 
-async def _body_or_empty(request: web.Request, type_: type[msgspec.Struct]) -> msgspec.Struct:
+async def _body_or_empty(request: web.Request, type_: type[B]) -> B:
+    """The body as ``type_``; no body at all reads as ``{}``."""
     if not request.body_exists:
         return type_()
     return await read_json(request, API_BODY_MAX, type_)
@@ -112,7 +116,6 @@ async def get_tip(request: web.Request) -> web.Response:
 async def claim(request: web.Request) -> web.Response:
     who = caller(request, VERIFY)
     body = await _body_or_empty(request, NoteBody)
-    assert isinstance(body, NoteBody)
     return respond(await _desk(request).claim(_ref(request), actor(who), body.note))
 
 
@@ -130,7 +133,6 @@ async def outcome(request: web.Request) -> web.Response:
 async def close(request: web.Request) -> web.Response:
     who = caller(request, VERIFY)
     body = await _body_or_empty(request, NoteBody)
-    assert isinstance(body, NoteBody)
     return respond(await _desk(request).close(_ref(request), actor(who), body.note))
 
 
@@ -138,6 +140,5 @@ async def close(request: web.Request) -> web.Response:
 async def publish(request: web.Request) -> web.Response:
     who = caller(request, PUBLISH)
     draft = await _body_or_empty(request, TipDraft)
-    assert isinstance(draft, TipDraft)
     alert_id, envelope = await _desk(request).publish(_ref(request), actor(who), draft)
     return respond({"id": alert_id, "envelope": msgspec.Raw(envelope)}, 201)
