@@ -221,3 +221,16 @@ async def test_an_older_data_dir_gets_its_desk_key_on_first_start(
         assert (await fresh.desk.get(tip_id)).state == "new"
     finally:
         await fresh.stop()
+
+
+async def test_a_tips_history_is_bounded(running: RunningNode) -> None:
+    from relay.storage.tips import MAX_HISTORY
+
+    desk = running.node.desk
+    tip_id = await desk.submit(tip())
+    for _ in range(MAX_HISTORY):
+        await desk.claim(tip_id, "ana")
+    with pytest.raises(Conflict) as busy:
+        await desk.claim(tip_id, "ana")
+    assert busy.value.errcode == "AVISA_TIP_BUSY"
+    assert (await desk.close(tip_id, "ana")).state == "closed"

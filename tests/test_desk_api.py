@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from relay.http.report import ClientLimiter
+from relay.http.report import ClientLimiter, client_address
 from relay.runtime.clock import FakeClock
 from relay.storage import db, trust
 from tests.conftest import RunningNode
@@ -282,6 +282,16 @@ async def test_a_flood_from_one_client_is_mostly_429_and_changes_nothing_else(
     metrics = "\n".join(running.node.desk.metrics_lines())
     assert f'detail="AVISA_RATE_LIMITED"}} {10_000 - allowed}' in metrics
     assert "127.0.0.1" not in metrics
+
+
+def test_client_behind_a_proxy_is_named_by_the_configured_header() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    request = make_mocked_request(
+        "POST", "/report", headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.7"}
+    )
+    assert client_address(request, "X-Forwarded-For") == "198.51.100.7"
+    assert client_address(request, "") == client_address(request, "X-Real-IP")
 
 
 def test_limiter_refills_forgets_and_stays_bounded() -> None:

@@ -8,7 +8,8 @@ never in this file) and an outside reference (a CAP alert's
 counter (``tip_numbers``) so a verifier can type ``!claim 12``.
 
 Every change of state appends one ``tip_history`` row in the same
-transaction, so the desk's state and its history never disagree. A tip
+transaction, so the desk's state and its history never disagree; a tip
+holds at most ``MAX_HISTORY`` claims, outcomes and updates. A tip
 leaving the open states (published, closed, expired) loses its contact at
 once. ``purge`` deletes tips and their history ``retention`` after they came
 in; with ``secure_delete`` and the WAL truncate the node runs after purging,
@@ -31,7 +32,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from relay.core.errors import BadInput, NotFound
+from relay.core.errors import BadInput, Conflict, NotFound
 from relay.core.times import from_epoch, to_epoch
 from relay.core.tips import (
     OPEN_STATES,
@@ -49,6 +50,8 @@ _encoder = msgspec.json.Encoder()
 _OPEN = tuple(sorted(OPEN_STATES))
 _OPEN_SQL = "state IN (" + ",".join("?" * len(_OPEN)) + ")"
 _COLUMNS = "id, number, state, channel, received_at, alert_id, body"
+# Events one tip may collect; closing, publishing and expiry are always recorded.
+MAX_HISTORY = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +160,12 @@ def record(
     drops the contact in the same transaction."""
     current = state_of(conn, tip_id)
     after = state if state is not None else step(current, event)
+    if event.action in ("claim", "outcome", "update"):
+        (events,) = conn.execute(
+            "SELECT count(*) FROM tip_history WHERE tip_id = ?", (tip_id,)
+        ).fetchone()
+        if events >= MAX_HISTORY:
+            raise Conflict("AVISA_TIP_BUSY", f"the tip has {MAX_HISTORY} events; close it")
     contact = "contact" if after in OPEN_STATES else "NULL"
     conn.execute(
         f"UPDATE tips SET state = ?, contact = {contact},"  # noqa: S608 - two fixed words
