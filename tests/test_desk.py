@@ -191,7 +191,7 @@ async def test_tokens_hold_several_roles_and_old_tokens_keep_theirs(tmp_path: Pa
         "INSERT INTO tokens (hash, role, label, created_at) VALUES (?, 'reviewer', 'old', 0)",
         (trust.token_hash("avisa_old"),),
     )
-    assert db.migrate(conn)[-1] == "0400_desk"
+    assert "0400_desk" in db.migrate(conn)
     tokens = trust.load_tokens(conn)
     assert trust.roles_for("avisa_old", tokens) == frozenset({"reviewer"})
     both = db.transaction(
