@@ -1,0 +1,70 @@
+"""The public form in a real headless Chromium with JavaScript switched off, phone-sized.
+
+A resident on a cheap phone: 360×640 screen, no JavaScript. The form must be
+usable as plain HTML: switch to Spanish/English by a link, type, tick a box,
+choose from a list, submit, and land on the receipt, which names no tip id.
+Skipped only when Chromium or its driver is not installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+
+import pytest
+
+from tests.conftest import RunningNode
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("chromium") and shutil.which("chromedriver")),
+    reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)",
+)
+
+
+def _fill_and_send(url: str) -> tuple[str, str, bool]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or ""
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=360,640"):
+        options.add_argument(argument)
+    options.add_experimental_option(
+        "prefs", {"profile.managed_default_content_settings.javascript": 2}
+    )
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=options)
+    try:
+        driver.set_page_load_timeout(30)
+        # The control: a page's own script cannot even change its title here.
+        driver.get("data:text/html,<title>plain</title><script>document.title='ran'</script>")
+        scripting = driver.title == "ran"
+        driver.get(url + "/report")
+        driver.find_element(By.LINK_TEXT, "English").click()
+        english = driver.find_element(By.TAG_NAME, "h1").text
+        driver.find_element(By.LINK_TEXT, "Español").click()
+        driver.find_element(By.NAME, "text").send_keys("Dos camionetas <b>blancas</b>")
+        driver.find_element(By.NAME, "place").send_keys("Calle Cooper y 5th")
+        driver.find_element(By.NAME, "zip").send_keys("93030")
+        Select(driver.find_element(By.NAME, "when")).select_by_value("15")
+        driver.find_element(By.CSS_SELECTOR, "input[value=ice]").click()
+        driver.find_element(By.NAME, "contact").send_keys("805 555 0143")
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        return english, driver.find_element(By.TAG_NAME, "body").text, scripting
+    finally:
+        driver.quit()
+
+
+async def test_a_phone_without_javascript_sends_a_tip(running: RunningNode) -> None:
+    english, receipt, scripting = await asyncio.to_thread(_fill_and_send, running.url)
+    assert not scripting
+    assert english == "Report immigration enforcement activity"
+    assert "Gracias. Recibimos su reporte." in receipt
+    (tip,) = await running.node.desk.listing()
+    assert (tip.channel, tip.language, tip.where.label) == ("web", "es", "Calle Cooper y 5th")
+    assert tip.text == "Dos camionetas <b>blancas</b>" and tip.agencies == ["ice"]
+    assert tip.where.codes == ["zip:93030"] and tip.observed_at is not None
+    assert tip.id not in receipt and re.search(r"[0-9A-HJKMNP-TV-Z]{26}", receipt) is None
+    assert "555" not in receipt
