@@ -140,7 +140,23 @@ async def _endpoints(target: Target) -> list[Endpoint]:
     assert status == 200 and json.loads(reply)["results"][0]["status"] == "held", reply
     cancel = json.dumps({"text": {"en": {"headline": "Withdrawn", "body": ""}}}).encode()
     inside = make_alert("net-a", codes=("fips:06037",))
+    tip = {"text": "two vans", "where": {"label": "Colonia", "geohash": "9q4gch"}}
+    status, body = await target.api("POST", "/api/v1/tips", json.dumps(tip).encode())
+    assert status == 201, body
+    tip_path = "/api/v1/tips/" + json.loads(body)["id"]
+    status, body = await target.api("POST", tip_path + "/claim", b"{}")
+    assert status == 200, body
+    status, body = await target.api("POST", tip_path + "/outcome", b'{"outcome": "confirmed"}')
+    assert status == 200, body
     return [
+        Endpoint("tip", "POST", "/api/v1/tips", json.dumps(tip).encode()),
+        # An empty body reads as {} where a note is optional: skipped like "no body".
+        Endpoint("tip claim", "POST", tip_path + "/claim", b'{"note": "x"}', False, True),
+        Endpoint("tip outcome", "POST", tip_path + "/outcome", b'{"outcome": "confirmed"}'),
+        Endpoint(
+            "tip publish", "POST", tip_path + "/publish", b'{"expires_in": "2h"}', False, True
+        ),
+        Endpoint("tip close", "POST", tip_path + "/close", b'{"note": "x"}', False, True),
         Endpoint("publish", "POST", "/api/v1/alerts", json.dumps(DRAFT).encode()),
         Endpoint("update", "POST", f"/api/v1/alerts/{own}/update", json.dumps(DRAFT).encode()),
         Endpoint("cancel", "POST", f"/api/v1/alerts/{own}/cancel", cancel),
@@ -260,6 +276,12 @@ QUERIES = [
     "/api/v1/alerts?limit=" + "9" * 5000,
     "/api/v1/alerts?limit=%FF",
     "/api/v1/alerts?area=" + "9" * 41,
+    "/api/v1/tips?state=closed",
+    "/api/v1/tips?cluster=yes",
+    "/api/v1/tips?limit=%C2%B2",
+    "/api/v1/tips?limit=" + "9" * 5000,
+    "/api/v1/tips/" + "9" * 30,
+    "/api/v1/tips/%00",
     "/api/v1/decisions?limit=0",
     "/api/v1/decisions?limit=%C2%B2",
     "/api/v1/decisions?limit=%D9%A3",
