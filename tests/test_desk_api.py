@@ -90,11 +90,18 @@ async def test_roles_and_the_whole_workflow(running: RunningNode) -> None:
     assert status == 200 and shown["state"] == "claimed"
     status, body = await as_(running, publisher, "POST", f"/api/v1/tips/{tip_id}/publish", {})
     assert (status, body["errcode"]) == (409, "AVISA_NEEDS_CONFIRMATION")
+    status, body = await as_(running, publisher, "GET", f"/api/v1/tips/{tip_id}/draft")
+    assert (status, body["errcode"]) == (409, "AVISA_NEEDS_CONFIRMATION")
     for token in (verifier, other):
         found = {"outcome": "confirmed", "note": "vi dos camionetas"}
         status, shown = await as_(running, token, "POST", f"/api/v1/tips/{tip_id}/outcome", found)
         assert status == 200, shown
     assert shown["confirmations"] == 2
+    status, draft = await as_(running, publisher, "GET", f"/api/v1/tips/{tip_id}/draft")
+    assert status == 200 and draft["certainty"] == "confirmed", draft
+    assert draft["area"]["label"] == "Colonia park, Oxnard" and set(draft["text"]) == {"es", "en"}
+    status, body = await as_(running, verifier, "GET", f"/api/v1/tips/{tip_id}/draft")
+    assert status == 403
     status, published = await as_(running, publisher, "POST", f"/api/v1/tips/{tip_id}/publish",
                                   {"expires_in": "2h"})  # fmt: skip
     assert status == 201, published

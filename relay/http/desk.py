@@ -10,7 +10,7 @@ shows), never the token. No endpoint returns a contact or a reporter hash:
 |------------|------------------------------------------------------------|
 | intake     | submit tips, read them                                     |
 | verifier   | read tips, claim, record an outcome, close                 |
-| publisher  | publish an alert from a tip (and read tips)                |
+| publisher  | publish an alert from a tip, see its prefilled draft, read |
 | admin      | everything                                                 |
 """
 
@@ -134,6 +134,13 @@ async def close(request: web.Request) -> web.Response:
     who = caller(request, VERIFY)
     body = await _body_or_empty(request, NoteBody)
     return respond(await _desk(request).close(_ref(request), actor(who), body.note))
+
+
+@routes.get("/api/v1/tips/{tip}/draft")
+async def draft(request: web.Request) -> web.Response:
+    """The prefilled draft a publisher would start from (409 until it may be published)."""
+    caller(request, PUBLISH)
+    return respond(await _desk(request).draft_for(_ref(request)))
 
 
 @routes.post("/api/v1/tips/{tip}/publish")

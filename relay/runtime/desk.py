@@ -235,6 +235,13 @@ class Desk:
         await self._reply(sealed, tip.language, certainty)
         return alert_id, envelope
 
+    async def draft_for(self, ref: str) -> Draft:
+        """The alert draft ``publish`` would sign now with nothing added (for a
+        publisher to review and edit); ``Conflict`` while the tip may not be published."""
+        tip = await self.get(ref)
+        certainty = tips.publish_certainty(tip.state, tip.history, self.section.confirmations)
+        return prefill(tip, TipDraft(), certainty)
+
     async def _reply(self, sealed: bytes | None, language: str | None, certainty: str) -> None:
         send = self.reply_sender
         if sealed is None or send is None:
