@@ -82,8 +82,12 @@ async def test_update_supersedes_and_cancel_leaves_a_tombstone(running: RunningN
     ]
     _, old = await running.call("GET", path(first["id"]))
     assert old["state"] == "superseded"
-    status, problem = await running.call("POST", path(first["id"]) + "/update", json=DRAFT)
-    assert (status, problem["errcode"]) == (409, "AVISA_SUPERSEDED")
+    # An update of the superseded id follows to the newest version and says so.
+    status, again = await running.call("POST", path(first["id"]) + "/update", json={})
+    assert (status, again["replaces"]) == (201, updated["id"])
+    payload = independent_verify(again["envelope"], running.node.key.public_key)
+    assert payload["references"] == [updated["id"], first["id"]]
+    assert payload["text"]["en"]["headline"] == "Moved to 5th St"  # carried over
 
     status, cancelled = await running.call(
         "POST",
@@ -93,10 +97,14 @@ async def test_update_supersedes_and_cancel_leaves_a_tombstone(running: RunningN
     assert status == 201
     payload = independent_verify(cancelled["envelope"], running.node.key.public_key)
     assert payload["msg_type"] == "cancel"
-    assert payload["references"] == [updated["id"], first["id"]]
-    assert [p["seq"] for p in [payload]] == [3]
+    assert cancelled["cancels"] == again["id"]
+    assert payload["references"] == [again["id"], updated["id"], first["id"]]
+    assert [p["seq"] for p in [payload]] == [4]
+    # A cancel is never in force: nothing is active, and the withdrawal shows as cancelled.
     _, active = await running.call("GET", "/api/v1/alerts?active=true")
-    assert [a["alert"]["msg_type"] for a in active["alerts"]] == ["cancel"]
+    assert active["alerts"] == []
+    _, withdrawal = await running.call("GET", path(cancelled["id"]))
+    assert withdrawal["state"] == "cancelled"
     _, upd = await running.call("GET", path(updated["id"]))
     assert upd["state"] == "cancelled"
 

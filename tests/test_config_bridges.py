@@ -109,7 +109,7 @@ def test_a_bridge_needs_routes_and_one_login_per_user() -> None:
     no_routes = BRIDGE.split("[[bridges.matrix.routes]]", maxsplit=1)[0]
     with pytest.raises(ConfigError) as error:
         parse(BASE + no_routes)
-    assert error.value.path == "bridges.matrix[0]"  # routes is required
+    assert str(error.value) == "bridges.matrix[0].routes: is required"
     with pytest.raises(ConfigError) as error:
         parse(BASE + no_routes + "routes = []\n")
     assert error.value.path == "bridges.matrix[0].routes"

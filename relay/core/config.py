@@ -21,16 +21,17 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from relay.core import readable
 from relay.core.errors import ConfigError
 from relay.core.model import CERTAINTIES, NETWORK_PATTERN, Certainty, Kind, LangTag
-from relay.core.times import parse_duration
+from relay.core.times import DURATION_PATTERN, parse_duration
 
 CONFIG_NAME = "avisa.toml"
 KEY_NAME = "node.key"
 TOKEN_NAME = "operator.token"  # noqa: S105 - a file name, not a secret
 DB_NAME = "avisa.db"
 
-Duration = Annotated[str, Meta(pattern=r"^[0-9]{1,6}[smhd]$")]
+Duration = Annotated[str, Meta(pattern=DURATION_PATTERN)]
 
 
 class NodeSection(Struct, forbid_unknown_fields=True, frozen=True):
@@ -61,14 +62,23 @@ class StoreSection(Struct, forbid_unknown_fields=True, frozen=True):
 
 
 # An area code as alerts carry them, or a geohash prefix (1-9 characters).
-RouteArea = Annotated[
-    str,
-    Meta(
-        pattern=r"^(fips:[0-9]{2,5}|zip:[0-9]{5}|iso:[a-z]{2}(-[a-z0-9]{1,3})?|[0-9b-hjkmnp-z]{1,9})$"
+ROUTE_AREA_PATTERN = (
+    r"^(fips:[0-9]{2,5}|zip:[0-9]{5}|iso:[a-z]{2}(-[a-z0-9]{1,3})?|[0-9b-hjkmnp-z]{1,9})$"
+)
+ROOM_PATTERN = r"^[#!][^:\s]{1,200}:[A-Za-z0-9.:\[\]-]{1,255}$"
+USER_ID_PATTERN = r"^@[a-z0-9._=/+-]{1,200}:[A-Za-z0-9.:\[\]-]{1,255}$"
+RouteArea = Annotated[str, Meta(pattern=ROUTE_AREA_PATTERN)]
+RoomRef = Annotated[str, Meta(pattern=ROOM_PATTERN)]
+UserId = Annotated[str, Meta(pattern=USER_ID_PATTERN)]
+# What the config's own patterns accept, for readable errors (``relay.core.readable``).
+_ACCEPTS = {
+    ROUTE_AREA_PATTERN: readable.Accepts(
+        "an area code (fips:, zip:, iso:) or a geohash prefix of 1 to 9 characters",
+        "fips:06111 or 9q4g",
     ),
-]
-RoomRef = Annotated[str, Meta(pattern=r"^[#!][^:\s]{1,200}:[A-Za-z0-9.:\[\]-]{1,255}$")]
-UserId = Annotated[str, Meta(pattern=r"^@[a-z0-9._=/+-]{1,200}:[A-Za-z0-9.:\[\]-]{1,255}$")]
+    ROOM_PATTERN: readable.Accepts("a room alias or id", "#avisa-alerts:example.org"),
+    USER_ID_PATTERN: readable.Accepts("a Matrix user id", "@avisa-bot:example.org"),
+}
 
 
 class MatrixRoute(Struct, forbid_unknown_fields=True, frozen=True):
@@ -178,19 +188,16 @@ class Config(Struct, forbid_unknown_fields=True, frozen=True):
         return parse_duration(str(getattr(getattr(self, section), name)))
 
 
-_PATH_IN_MESSAGE = re.compile(r"at `\$\.?([^`]*)`")
 _LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 
 
 def parse(text: bytes | str, source: str = CONFIG_NAME) -> Config:
     """Decode and check a config; ``ConfigError`` names the bad setting."""
     try:
-        config = msgspec.toml.decode(text, type=Config)
-    except msgspec.ValidationError as exc:
-        match = _PATH_IN_MESSAGE.search(str(exc))
-        path = match.group(1) if match else source
-        message = _PATH_IN_MESSAGE.sub("", str(exc)).rstrip(" -")
-        raise ConfigError(path, message) from None
+        raw = msgspec.toml.decode(text)
+        config = readable.convert(raw, Config, accepts=_ACCEPTS)
+    except readable.Invalid as exc:
+        raise ConfigError(exc.path or source, exc.sentence) from None
     except msgspec.DecodeError as exc:
         raise ConfigError(source, f"not valid TOML: {exc}") from None
     check(config)

@@ -11,8 +11,9 @@ update still knows what the newest message replaces.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
+import msgspec
 from msgspec import Meta, Struct
 
 from relay.core.errors import BadInput
@@ -28,7 +29,13 @@ from relay.core.model import (
     UtcTime,
     text_problem,
 )
-from relay.core.times import parse_duration, whole_seconds
+from relay.core.times import (
+    DURATION_PATTERN,
+    format_duration,
+    parse_duration,
+    rfc3339,
+    whole_seconds,
+)
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 MAX_REFERENCES = 32
@@ -49,7 +56,7 @@ class Draft(Struct, forbid_unknown_fields=True, frozen=True):
     text: Texts
     agencies: Agencies = []
     expires_at: UtcTime | None = None
-    expires_in: Annotated[str, Meta(pattern=r"^[0-9]{1,6}[smhd]$")] | None = None
+    expires_in: Annotated[str, Meta(pattern=DURATION_PATTERN)] | None = None
     observed_at: UtcTime | None = None
 
     def __post_init__(self) -> None:
@@ -72,6 +79,52 @@ def _refuse_controls(area: Area, texts: dict[str, Text]) -> None:
         raise ValueError(f"control character in text at `{where}`")
 
 
+NO_AREA_CODE = (
+    "the area has a geohash but no area code: a peer that trusts this node for area codes"
+    " (speaks_for fips:..., zip:..., iso:...) will hold this alert for review"
+    " (outside_speaks_for); give one, e.g. --code fips:06111 (API: area.codes)"
+)
+
+
+def tidy(raw: Any) -> Any:
+    """What a person may type either way: a geohash or code in upper case is lower-cased."""
+    area = raw.get("area") if isinstance(raw, dict) else None
+    if isinstance(area, dict):
+        if isinstance(area.get("geohash"), str):
+            area["geohash"] = area["geohash"].lower()
+        if isinstance(area.get("codes"), list):
+            area["codes"] = [c.lower() if isinstance(c, str) else c for c in area["codes"]]
+    return raw
+
+
+def carried(previous: Alert, raw: Any) -> Any:
+    """An update's draft: the fields it gives, the rest from the version it replaces.
+
+    ``area`` is merged key by key (a new geohash keeps the label); ``text``
+    and ``agencies`` are replaced whole when given. Without an expiry the
+    update keeps the one it replaces.
+    """
+    if not isinstance(raw, dict):
+        return raw
+    merged: dict[str, Any] = {
+        "kind": previous.kind,
+        "certainty": previous.certainty,
+        "agencies": list(previous.agencies),
+        "text": msgspec.to_builtins(previous.text),
+        **raw,
+    }
+    area = msgspec.to_builtins(previous.area)
+    merged["area"] = {**area, **raw["area"]} if isinstance(raw.get("area"), dict) else area
+    if "expires_at" not in raw and "expires_in" not in raw:
+        merged["expires_at"] = rfc3339(previous.expires_at)
+    return merged
+
+
+def warnings(draft: Draft) -> list[str]:
+    """What is allowed but probably not meant, said back to the publisher."""
+    return [] if draft.area.codes else [NO_AREA_CODE]
+
+
 def expiry(draft: Draft, now: datetime, max_lifetime: timedelta) -> datetime:
     if (draft.expires_at is None) == (draft.expires_in is None):
         raise BadInput("AVISA_BAD_DRAFT", "give exactly one of expires_at or expires_in")
@@ -84,7 +137,11 @@ def expiry(draft: Draft, now: datetime, max_lifetime: timedelta) -> datetime:
     if expires <= now:
         raise BadInput("AVISA_BAD_DRAFT", "the alert would already be expired")
     if expires - now > max_lifetime:
-        raise BadInput("AVISA_BAD_DRAFT", f"expiry beyond policy.max_lifetime ({max_lifetime})")
+        raise BadInput(
+            "AVISA_BAD_DRAFT",
+            f"the alert would expire in {format_duration(expires - now)}, beyond this node's"
+            f" policy.max_lifetime ({format_duration(max_lifetime)}); give a shorter expiry",
+        )
     return expires
 
 

@@ -47,12 +47,14 @@ _LINES_CONTROLS: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 Network = Annotated[str, Meta(pattern=NETWORK_PATTERN)]
 AlertId = Annotated[str, Meta(pattern=ALERT_ID_PATTERN)]
 UtcTime = Annotated[datetime, Meta(tz=True)]
-AreaCode = Annotated[
-    str, Meta(pattern=r"^(fips:[0-9]{2,5}|zip:[0-9]{5}|iso:[a-z]{2}(-[a-z0-9]{1,3})?)$")
-]
-Geohash = Annotated[str, Meta(pattern=r"^[0-9b-hjkmnp-z]{4,9}$")]
-Agency = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
-LangTag = Annotated[str, Meta(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")]
+AREA_CODE_PATTERN: Final = r"^(fips:[0-9]{2,5}|zip:[0-9]{5}|iso:[a-z]{2}(-[a-z0-9]{1,3})?)$"
+GEOHASH_PATTERN: Final = r"^[0-9b-hjkmnp-z]{4,9}$"
+AGENCY_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,31}$"
+LANG_PATTERN: Final = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$"
+AreaCode = Annotated[str, Meta(pattern=AREA_CODE_PATTERN)]
+Geohash = Annotated[str, Meta(pattern=GEOHASH_PATTERN)]
+Agency = Annotated[str, Meta(pattern=AGENCY_PATTERN)]
+LangTag = Annotated[str, Meta(pattern=LANG_PATTERN)]
 KeyId = Annotated[str, Meta(pattern=r"^ed25519:[0-9a-f]{32}$")]
 Base64Sig = Annotated[str, Meta(pattern=r"^[A-Za-z0-9+/]{86}==$")]
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
 
+DURATION_PATTERN = r"^[0-9]{1,6}[smhd]$"
 _DURATION = re.compile(r"^([0-9]{1,6})(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

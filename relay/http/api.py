@@ -28,7 +28,14 @@ from aiohttp import web
 from relay.core import drafts
 from relay.core.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
 from relay.core.policy import Decision, area_matches
-from relay.runtime.httpio import ascii_count, read_body, read_json, respond, strict_loads
+from relay.runtime.httpio import (
+    ascii_count,
+    convert,
+    read_body,
+    read_json,
+    respond,
+    strict_loads,
+)
 from relay.runtime.node import Node
 from relay.storage import store
 from relay.storage import tips as tip_store
@@ -96,22 +103,28 @@ def _new_id(node: Node, now: datetime) -> str:
     return f"{node.network}/{drafts.ulid(now, os.urandom(10))}"
 
 
-async def _signed(node: Node, build: Any) -> web.Response:
+async def _signed(node: Node, build: Any, **extra: Any) -> web.Response:
     outcome, raw = await node.pipeline.publish(build, await node.signing_key())
-    return respond({"id": outcome.id, "envelope": msgspec.Raw(raw)}, 201)
+    return respond({"id": outcome.id, "envelope": msgspec.Raw(raw), **extra}, 201)
 
 
 # --- publishing -------------------------------------------------------------
 
 
 async def _publish_draft(request: web.Request, *, replaces: str | None = None) -> web.Response:
-    """Sign a draft as a new alert, or as the update of ``replaces``."""
+    """Sign a draft as a new alert, or as the update of ``replaces`` (or of its newest
+    version); an update's draft gives only what changes (``drafts.carried``)."""
     require(request, PUBLISH)
     node = _node(request)
-    draft = await read_json(request, API_BODY_MAX, drafts.Draft)
+    raw = drafts.tidy(strict_loads(await read_body(request, API_BODY_MAX)))
     previous = await _own_current(node, replaces) if replaces else None
-    alert_id, raw = await node.publish_draft(draft, previous.alert if previous else None)
-    return respond({"id": alert_id, "envelope": msgspec.Raw(raw)}, 201)
+    draft = convert(drafts.carried(previous.alert, raw) if previous else raw, drafts.Draft)
+    alert_id, envelope = await node.publish_draft(draft, previous.alert if previous else None)
+    reply: dict[str, Any] = {"id": alert_id, "envelope": msgspec.Raw(envelope)}
+    reply["warnings"] = drafts.warnings(draft)
+    if previous:
+        reply["replaces"] = previous.alert.id
+    return respond(reply, 201)
 
 
 @routes.post("/api/v1/alerts")
@@ -120,15 +133,22 @@ async def publish(request: web.Request) -> web.Response:
 
 
 async def _own_current(node: Node, alert_id: str) -> store.StoredAlert:
-    """The alert an update or cancel replaces: ours, shown, not yet replaced."""
+    """The alert an update or cancel replaces: ours, shown, and the newest version
+    of ``alert_id`` (an id an update superseded leads to the update)."""
     stored = await node.db.read(lambda conn: store.get(conn, alert_id))
     if stored is None:
         raise NotFound(f"no alert {alert_id}")
     if stored.alert.network != node.network:
         raise Forbidden("only the origin network can update or cancel an alert")
+    newest, cancelled = await node.db.read(lambda conn: store.newest_version(conn, alert_id))
+    if cancelled:
+        raise Conflict("AVISA_CANCELLED", f"alert {alert_id} is cancelled (by {newest})")
+    if newest != alert_id:
+        found = await node.db.read(lambda conn: store.get(conn, newest))
+        stored = found or stored
     state = stored.view_state(node.clock())
     if state != "active":
-        raise Conflict(f"AVISA_{state.upper()}", f"alert {alert_id} is {state}")
+        raise Conflict(f"AVISA_{state.upper()}", f"alert {stored.alert.id} is {state}")
     return stored
 
 
@@ -154,6 +174,7 @@ async def cancel(request: web.Request) -> web.Response:
             alert_id=alert_id,
             now=now,
         ),
+        cancels=previous.alert.id,
     )
 
 

@@ -22,6 +22,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
+from relay.core import readable
 from relay.core.errors import BadInput
 from relay.core.strictjson import strict_loads
 
@@ -48,9 +49,10 @@ def ascii_count(text: str | None) -> int | None:
 
 
 def convert(value: Any, type_: type[T], errcode: str = "AVISA_BAD_REQUEST") -> T:
+    """Typed decoding; a failure names the field, what it accepts and an example."""
     try:
-        return msgspec.convert(value, type_)
-    except msgspec.ValidationError as exc:
+        return readable.convert(value, type_)
+    except readable.Invalid as exc:
         raise BadInput(errcode, str(exc)) from None
 
 

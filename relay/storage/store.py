@@ -35,6 +35,7 @@ from relay.core.times import from_epoch, to_epoch
 from relay.storage import gaps, outbox
 
 State = Literal["active", "held", "cancelled", "superseded"]
+MAX_CHAIN = 64  # updates followed from a superseded id to its newest version
 ViewState = Literal["active", "held", "cancelled", "superseded", "expired"]
 
 
@@ -60,6 +61,8 @@ class StoredAlert:
     pos: int | None
 
     def view_state(self, now: datetime) -> ViewState:
+        if self.state == "active" and self.alert.msg_type == "cancel":
+            return "cancelled"  # a withdrawal is never in force
         if self.state == "active" and self.alert.expires_at <= now:
             return "expired"
         return self.state
@@ -303,6 +306,20 @@ def purge(
 # --- the read side --------------------------------------------------------
 
 
+def newest_version(conn: sqlite3.Connection, alert_id: str) -> tuple[str, str | None]:
+    """Follow "superseded by" from ``alert_id``: (the newest id, ``cancelled`` or None)."""
+    for _ in range(MAX_CHAIN):
+        row = conn.execute(
+            "SELECT kind, by_id FROM tombstones WHERE id = ?", (alert_id,)
+        ).fetchone()
+        if row is None or row[0] == "rejected":
+            return alert_id, None
+        if row[0] == "cancelled":
+            return str(row[1]), "cancelled"
+        alert_id = str(row[1])
+    return alert_id, None
+
+
 def get(conn: sqlite3.Connection, alert_id: str) -> StoredAlert | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
     return None if row is None else _row_to_stored(row)
@@ -319,13 +336,16 @@ def listing(
 ) -> list[StoredAlert]:
     """Newest first, up to ``limit`` for which ``keep`` holds.
 
-    ``active_only`` hides cancelled, superseded and expired alerts.
+    ``active_only`` hides cancelled, superseded and expired alerts, and cancels.
     """
     params: tuple[int, ...] = ()
     if held:
         where = "state = 'held'"
     elif active_only:
-        where, params = "state = 'active' AND expires_at > ?", (to_epoch(now),)
+        where, params = (
+            "state = 'active' AND msg_type != 'cancel' AND expires_at > ?",
+            (to_epoch(now),),
+        )
     else:
         where = "state != 'held'"
     rows = conn.execute(
@@ -381,9 +401,12 @@ def decisions(conn: sqlite3.Connection, limit: int) -> list[DecisionRow]:
 def counts(conn: sqlite3.Connection, now: datetime) -> dict[str, int]:
     """Gauges for /metrics: alerts by shown state."""
     result = dict.fromkeys(("active", "held", "cancelled", "superseded", "expired"), 0)
-    for state, expired, count in conn.execute(
-        "SELECT state, expires_at <= ?, count(*) FROM alerts GROUP BY 1, 2", (to_epoch(now),)
+    for state, expired, cancel, count in conn.execute(
+        "SELECT state, expires_at <= ?, msg_type = 'cancel', count(*) FROM alerts"
+        " GROUP BY 1, 2, 3",
+        (to_epoch(now),),
     ):
-        key = "expired" if state == "active" and expired else state
+        key = "cancelled" if state == "active" and cancel else state
+        key = "expired" if key == "active" and expired else key
         result[key] += int(count)
     return result
