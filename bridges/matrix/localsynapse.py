@@ -73,7 +73,7 @@ def _python_in(venv: Path) -> Path:
 def ensure_installed() -> tuple[Path, float]:
     """The venv's python, and how long this call took (installing, or waiting for
     another process that was installing); about 0 when it was already there."""
-    CACHE.mkdir(exist_ok=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
     stamp = VENV / (".installed-" + hashlib.sha256(SYNAPSE_SPEC.encode()).hexdigest()[:12])
     started = time.monotonic()
     with open(CACHE / "synapse-install.lock", "w") as lock:

@@ -7,7 +7,9 @@ nothing) and bumps ``trust_version`` so a running node reloads.
 - ``add``: the key ceremony's last step. The card is checked by
   ``keys.cards.cardcheck.check_card`` against the fingerprint the operator typed; the
   peer's scope comes from the options, and when the peer is already trusted
-  every option not given keeps its current value.
+  every option not given keeps its current value. For a peer already trusted,
+  whose card is signed by a key we hold, the fingerprint may be left out: that
+  key was verified when it was first trusted.
 - ``update``: apply a newer card or key document of a peer already trusted,
   without a fingerprint: only what chains to keys we trust is taken.
 - ``revoke``: an operator's decision that a peer key is void from a time on.
@@ -26,6 +28,8 @@ from typing import Any
 from keys.cards.card import KeyDocumentError, VerifiedDocument, verify_key_document
 from keys.cards.cardcheck import CardPlan, CardRefused, check_card
 from keys.cards.keyset import revoke_key
+from keys.cards.statements import public_key_bytes
+from keys.core.fingerprint import fingerprint
 from keys.core.keyring import KeyEntry
 from keys.store import peerstore
 from keys.store.own_ops import key_view, open_store, own_keyring, parse_at, resolve_keyid
@@ -119,7 +123,21 @@ class Added:
     held_again: list[str]
 
 
-def add(data_dir: Path, raw: bytes, typed_fingerprint: str, scope: Scope, clock: Clock) -> Added:
+def _fingerprint_on_file(known: Sequence[KeyEntry], verified: VerifiedDocument) -> str:
+    """The fingerprint of a card key we already trust, for a card given without one."""
+    trusted = {e.keyid for e in known if e.network == verified.network and e.revoked_at is None}
+    for key in verified.document.keys:
+        if key.keyid in trusted:
+            return fingerprint(public_key_bytes(key.public_key))
+    raise CardRefused(
+        f"{verified.network} is not trusted here yet, or its card holds a key we have not"
+        " verified: give --fingerprint with the 30 digits its operator reads to you"
+    )
+
+
+def add(
+    data_dir: Path, raw: bytes, typed_fingerprint: str | None, scope: Scope, clock: Clock
+) -> Added:
     verified = _verified_card(raw)
     network = verified.network
     with open_store(data_dir) as (config, conn):
@@ -128,10 +146,11 @@ def add(data_dir: Path, raw: bytes, typed_fingerprint: str, scope: Scope, clock:
         def job(c: sqlite3.Connection) -> Added:
             now = clock()
             last = peerstore.last_document(c, network)
+            known = peerstore.load_known(c)
             plan = check_card(
-                [*peerstore.load_known(c), *own],
+                [*known, *own],
                 verified,
-                typed_fingerprint,
+                typed_fingerprint or _fingerprint_on_file(known, verified),
                 now,
                 config.node.network,
                 last[0] if last else None,

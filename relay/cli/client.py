@@ -1,8 +1,12 @@
 """A small synchronous client for the local API, used by the CLI.
 
-It reads the node's address from ``avisa.toml`` and the operator token from
-``operator.token`` in the data directory, so an operator never types either.
-Errors come back as ``ClientError`` with the node's own ``errcode`` and text.
+It reads the node's address from ``avisa.toml`` (or the port a running node
+announced in ``run.json``) and the operator token from ``operator.token`` in
+the data directory, so an operator never types either. Before the first call
+it asks the node answering there who it is (``/healthz``): a ``run.json``
+copied with a data directory, or another node on the same port, must not
+receive this directory's commands. Errors come back as ``ClientError`` with
+the node's own ``errcode`` and text.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from keys.core.keyring import keyid_for
+from keys.store import nodekey, ownkeys
 from relay.core import config as config_mod
 from relay.core.errors import AvisaError
-from relay.storage import configfile
+from relay.storage import configfile, db
 
 TIMEOUT_S = 30
 
@@ -35,13 +41,36 @@ def _running_port(data_dir: Path) -> int | None:
     return port if isinstance(port, int) else None
 
 
+def own_keyids(data_dir: Path) -> set[str]:
+    """Every key id this data directory's node has signed with (current and past)."""
+    keyids = {keyid_for(nodekey.read_public(data_dir / config_mod.KEY_NAME))}
+    try:
+        conn = db.open_readonly(data_dir / config_mod.DB_NAME)
+    except AvisaError:
+        return keyids
+    try:
+        network = configfile.load(data_dir).node.network
+        keyids |= {entry.keyid for entry in ownkeys.history(conn, network)}
+    finally:
+        conn.close()
+    return keyids
+
+
 class NodeClient:
-    def __init__(self, base_url: str, token: str) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        token_source: str = "the token given",  # noqa: S107 - a description, not a token
+        expect: tuple[str, set[str], Path] | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
+        self.token_source = token_source
+        self.expect = expect  # (network, key ids, data dir) the answering node must match
 
     @classmethod
-    def for_data_dir(cls, data_dir: Path) -> NodeClient:
+    def for_data_dir(cls, data_dir: Path, token: str | None = None) -> NodeClient:
         config = configfile.load(data_dir)
         host = config.listen_host
         if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard bind is reached locally
@@ -50,15 +79,44 @@ class NodeClient:
             host = f"[{host}]"
         port = _running_port(data_dir) or config.listen_port
         token_path = data_dir / config_mod.TOKEN_NAME
+        source = "the new token" if token else str(token_path)
         try:
-            token = token_path.read_text().strip()
+            token = token or token_path.read_text().strip()
         except OSError:
             raise ClientError(
                 f"cannot read {token_path}; is this a node's data directory?"
             ) from None
-        return cls(f"http://{host}:{port}", token)
+        expect = (config.node.network, own_keyids(data_dir), data_dir)
+        return cls(f"http://{host}:{port}", token, source, expect)
+
+    def _check_identity(self) -> None:
+        """Refuse to talk to a node that is not the one of this data directory."""
+        if self.expect is None:
+            return
+        network, keyids, data_dir = self.expect
+        self.expect = None
+        health = self._request("GET", "/healthz", None)
+        if not isinstance(health, dict):
+            return
+        if health.get("network") != network or health.get("keyid") not in keyids:
+            raise ClientError(
+                f"the node answering at {self.base_url} is {health.get('network')}"
+                f" ({health.get('keyid')}), not the node of {data_dir} ({network});"
+                f" its run.json is stale or another node took the port: start this one with"
+                f" 'avisa run --data {data_dir}'",
+                "AVISA_WRONG_NODE",
+            )
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
+        self._check_identity()
+        try:
+            return self._request(method, path, body)
+        except ClientError as exc:
+            if exc.errcode == "AVISA_UNAUTHORIZED":
+                raise ClientError(f"{exc} (read from {self.token_source})", exc.errcode) from None
+            raise
+
+    def _request(self, method: str, path: str, body: Any) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(  # noqa: S310 - the URL is the node's own
             self.base_url + path,

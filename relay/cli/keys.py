@@ -20,7 +20,7 @@ import msgspec
 from keys.cards.keyset import Change
 from keys.store import own_ops as ops
 from keys.store import peer_ops as trustops
-from relay.core.errors import ConfigError
+from relay.core.errors import BadInput, ConfigError
 from relay.core.model import CERTAINTIES, KINDS
 from relay.core.times import rfc3339
 from relay.runtime.clock import system_clock
@@ -30,9 +30,9 @@ from relay.storage.files import write_private
 
 
 def _data(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data", type=Path, required=True, metavar="DIR", help="the node's data directory"
-    )
+    from relay.cli.datadir import data_arg
+
+    data_arg(parser)
 
 
 def _passphrase_arg(parser: argparse.ArgumentParser) -> None:
@@ -160,7 +160,20 @@ def _print_changes(changes: tuple[Change, ...]) -> None:
         print(f"  {change.action:20} {change.keyid}  {change.detail}")
 
 
+def _card_path(args: argparse.Namespace) -> Path:
+    """The card file, also when a many-valued option took it (``--speaks-for A B card.json``)."""
+    if args.card is not None:
+        return Path(args.card)
+    for name in ("speaks_for", "kinds", "certainties"):
+        values = getattr(args, name) or []
+        if values and Path(values[-1]).is_file():
+            setattr(args, name, values[:-1] or None)
+            return Path(values[-1])
+    raise BadInput("AVISA_USAGE", "give the card file: avisa trust add CARD_FILE ...")
+
+
 def cmd_trust_add(args: argparse.Namespace) -> int:
+    card = _card_path(args)
     scope = trustops.Scope(
         speaks_for=args.speaks_for,
         kinds=args.kinds,
@@ -169,9 +182,7 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
         forward=args.forward,
         endorse=args.endorse,
     )
-    added = trustops.add(
-        args.data, trustops.read_card(Path(args.card)), args.fingerprint, scope, system_clock
-    )
+    added = trustops.add(args.data, trustops.read_card(card), args.fingerprint, scope, system_clock)
     plan, policy = added.plan, added.policy
     verb = "Updated" if plan.already_trusted else "Trusted"
     print(f"{verb} {plan.network} ({plan.url}).")
@@ -235,23 +246,39 @@ def cmd_trust_revoke(args: argparse.Namespace) -> int:
 
 
 def _add_options(add: argparse.ArgumentParser) -> None:
-    add.add_argument("card", metavar="CARD_FILE", help="the card the other operator exported")
+    add.add_argument(
+        "card",
+        nargs="?",
+        metavar="CARD_FILE",
+        help="the card the other operator exported",
+    )
     add.add_argument(
         "--fingerprint",
-        required=True,
         metavar="FP",
-        help="the 30 digits the other operator read to you over a separate channel",
+        help="the 30 digits the other operator read to you over a separate channel"
+        " (not needed again to change the settings of a peer already trusted)",
     )
     add.add_argument(
         "--speaks-for",
         nargs="+",
+        action="extend",
         metavar="CODE",
         help="area codes (fips:06037, zip:93101, iso:us-ca) or geohash prefixes where its"
         " own alerts are authoritative",
     )
-    add.add_argument("--kinds", nargs="+", choices=KINDS, help="accepted kinds (default: all)")
     add.add_argument(
-        "--certainties", nargs="+", choices=CERTAINTIES, help="accepted certainties (default: all)"
+        "--kinds",
+        nargs="+",
+        action="extend",
+        metavar="KIND",
+        help=f"accepted kinds, some of {', '.join(KINDS)} (default: all)",
+    )
+    add.add_argument(
+        "--certainties",
+        nargs="+",
+        action="extend",
+        metavar="CERTAINTY",
+        help=f"accepted certainties, some of {', '.join(CERTAINTIES)} (default: all)",
     )
     add.add_argument("--rate-limit", type=int, metavar="N", help="envelopes per minute (600)")
     add.add_argument(
@@ -282,7 +309,7 @@ def register_trust(commands: Any) -> None:
         "update",
         help="apply a newer card or key document of a trusted peer (rotations, revocations)",
     )
-    update.add_argument("card", metavar="CARD_FILE")
+    update.add_argument("card", metavar="CARD_FILE", help="the peer's newer card or key document")
     _data(update)
     update.set_defaults(func=cmd_trust_update)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from keys.core.keyring import keyid_for
 from keys.store import nodekey
 from relay.cli import datadir
 from relay.core import config as config_mod
-from relay.core.errors import AvisaError
+from relay.core.errors import AvisaError, ConfigError
 from relay.runtime import log
 from relay.runtime.node import passphrase_from_environment
 from relay.storage import configfile, db, trust
@@ -29,10 +31,8 @@ from relay.storage import configfile, db, trust
 Command = Callable[[argparse.Namespace], int]
 
 
-def data_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data", type=Path, required=True, metavar="DIR", help="the node's data directory"
-    )
+data_arg = datadir.data_arg
+JSON_HELP = "print one JSON object instead of lines"
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -44,6 +44,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         passphrase_from_environment(Path(args.passphrase_file) if args.passphrase_file else None),
     )
     print(f"Initialized node '{result.network}' in {result.data_dir}")
+    if result.kept_config:
+        print(f"  kept the avisa.toml already there (listen {args.listen!r} was not used)")
     print(f"  key id:       {result.keyid}")
     print(f"  fingerprint:  {result.fingerprint}")
     print(f"  admin token:  {result.data_dir / config_mod.TOKEN_NAME}")
@@ -52,11 +54,31 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+_BIND_ERRORS = {
+    errno.EADDRINUSE: "is already in use (another avisa node, or another program)",
+    errno.EACCES: "needs privileges (ports below 1024)",
+    errno.EADDRNOTAVAIL: "is not an address of this machine",
+}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from relay.http.app import run_until_stopped
+    from relay.storage import runlock
 
     log.configure(args.log_level)
-    asyncio.run(run_until_stopped(args.data))
+    with runlock.hold(args.data):
+        try:
+            asyncio.run(run_until_stopped(args.data))
+        except OSError as exc:
+            if exc.errno not in _BIND_ERRORS:
+                raise
+            listen = configfile.load(args.data).node.listen
+            raise ConfigError(
+                f"{args.data / config_mod.CONFIG_NAME}: node.listen",
+                f"{listen} {_BIND_ERRORS[exc.errno]}; set node.listen to a free HOST:PORT"
+                " (e.g. 127.0.0.1:8471) and node.url to match (docs/operator-guide.md,"
+                " 'A second node on one machine')",
+            ) from None
     return 0
 
 
@@ -81,6 +103,9 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
     return 0
 
 
+TOKEN_WAIT_S = 10.0
+
+
 def cmd_token_add(args: argparse.Namespace) -> int:
     from relay.runtime.clock import system_clock
 
@@ -92,8 +117,28 @@ def cmd_token_add(args: argparse.Namespace) -> int:
         )
     finally:
         conn.close()
+    _wait_until_accepted(args.data, token)
     print(token)
     return 0
+
+
+def _wait_until_accepted(data_dir: Path, token: str) -> None:
+    """A running node reloads tokens within seconds: return once it takes this one."""
+    from relay.cli.client import ClientError, NodeClient
+
+    try:
+        client = NodeClient.for_data_dir(data_dir, token=token)
+    except ClientError:
+        return  # the node is not running: it reads the token when it starts
+    deadline = time.monotonic() + TOKEN_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            client.call("GET", "/api/v1/alerts?limit=1")
+            return
+        except ClientError as exc:
+            if exc.errcode != "AVISA_UNAUTHORIZED":
+                return  # not running, or another problem the token's user will see
+        time.sleep(0.1)
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
@@ -131,7 +176,17 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 def cmd_policy_explain(args: argparse.Namespace) -> int:
     from relay.runtime.explain import explain
 
-    _print_fields(explain(args.data, Path(args.envelope), args.from_peer), args.json, 16)
+    result = explain(args.data, Path(args.envelope), args.from_peer)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    signatures = result.pop("signatures", [])
+    endorsed = result.pop("endorsed_by", None)
+    _print_fields(result, False, 18)
+    if endorsed is not None:
+        print(f"{'endorsed by:':18} {', '.join(endorsed) or '(no one)'}")
+    for number, line in enumerate(signatures, 1):
+        print(f"{f'signature {number}:':18} {line}")
     return 0
 
 
@@ -139,21 +194,45 @@ def _register_node(commands: Any) -> None:
     init = commands.add_parser("init", help="create a node's data directory, key and token")
     data_arg(init)
     init.add_argument("--network", required=True, help="this network's id, e.g. ventura")
-    init.add_argument("--listen", default="127.0.0.1:8470", metavar="HOST:PORT")
-    init.add_argument("--url", help="how peers reach this node (default http://LISTEN)")
-    init.add_argument("--passphrase-file", help="seal node.key with the passphrase in this file")
+    init.add_argument(
+        "--listen",
+        default="127.0.0.1:8470",
+        metavar="HOST:PORT",
+        help="where this node accepts connections (node.listen; default 127.0.0.1:8470;"
+        " a second node on one machine needs another port)",
+    )
+    init.add_argument(
+        "--url",
+        help="the address peers use to reach this node (node.url; default http://LISTEN)",
+    )
+    init.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        help="seal node.key with the passphrase in this file",
+    )
     init.set_defaults(func=cmd_init)
 
     run = commands.add_parser("run", help="run the node until Ctrl-C or SIGTERM")
     data_arg(run)
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning"],
+        help="how much the node logs (default info: one line per decision)",
+    )
     run.set_defaults(func=cmd_run)
 
     backup = commands.add_parser(
         "backup", help="copy the data directory (a consistent database snapshot) while it runs"
     )
     data_arg(backup)
-    backup.add_argument("--out", type=Path, required=True, metavar="NEW_DIR")
+    backup.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="NEW_DIR",
+        help="a new (or empty) directory to copy into",
+    )
     backup.set_defaults(func=cmd_backup)
 
 
@@ -164,7 +243,7 @@ def _register_keys(commands: Any) -> None:
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     show = key_commands.add_parser("show", help="print network, key id and fingerprint")
     data_arg(show)
-    show.add_argument("--json", action="store_true", help="one JSON object")
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
     show.set_defaults(func=cmd_keys_show)
     keys_cli.register_keys(key_commands)
     keys_cli.register_trust(commands)
@@ -200,11 +279,28 @@ def _register_policy(commands: Any) -> None:
     explain = policy_commands.add_parser(
         "explain", help="what this node would decide for an envelope file, and why (no changes)"
     )
-    explain.add_argument("envelope", metavar="ENVELOPE_FILE")
+    explain.add_argument(
+        "envelope",
+        metavar="ENVELOPE_FILE",
+        help='a signed alert: the "envelope" of GET /api/v1/alerts/ID, or a file a peer sent',
+    )
     data_arg(explain)
-    explain.add_argument("--from-peer", help="judge it as if this peer had sent it")
-    explain.add_argument("--json", action="store_true")
+    explain.add_argument(
+        "--from-peer",
+        metavar="NETWORK",
+        help="judge it as if this trusted peer had sent it (default: as if fetched directly)",
+    )
+    explain.add_argument("--json", action="store_true", help=JSON_HELP)
     explain.set_defaults(func=cmd_policy_explain)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("avisa")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 #: Adds a command to ``avisa``'s sub-parsers (``relay.demo.command.register``).
@@ -218,6 +314,9 @@ def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="avisa", description="Avisa: a federated relay for verified rapid-response alerts."
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"avisa {_version()}", help="print the version"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register_node(commands)
@@ -237,6 +336,8 @@ def main(argv: Sequence[str] | None = None, extra: Sequence[Register] = ()) -> i
     parser = build_parser(extra)
     args = parser.parse_args(argv)
     try:
+        if "data" in vars(args):
+            args.data = datadir.resolve(args.data)
         code: int = args.func(args)
     except AvisaError as exc:
         print(f"avisa: {exc}", file=sys.stderr)

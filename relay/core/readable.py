@@ -116,7 +116,8 @@ def explain(
         hint = f"; known here: {', '.join(known)}" if known else ""
         return name(_dotted(segments)), f"unknown setting '{field.group(1)}'{hint}"
     if is_key and isinstance(info, inspect.DictType):
-        info, got = info.key_type, _bad_key(got, info.key_type, table)
+        key_type: Any = info.key_type
+        info, got = key_type, _bad_key(got, key_type)
     return name(_dotted(segments)), _sentence(problem, info, got, table)
 
 
@@ -169,7 +170,7 @@ def _field_names(info: Any) -> list[str]:
     return []
 
 
-def _bad_key(mapping: Any, key_type: Any, table: Mapping[str, Accepts]) -> Any:
+def _bad_key(mapping: Any, key_type: Any) -> Any:
     if not isinstance(mapping, dict):
         return None
     pattern = getattr(key_type, "pattern", None)
@@ -183,7 +184,7 @@ def _sentence(problem: str, info: Any, got: Any, table: Mapping[str, Accepts]) -
     shown = f"got {got!r}; " if isinstance(got, str | int | float) and len(repr(got)) < 80 else ""
     if isinstance(info, inspect.LiteralType):
         return f"{shown}expected one of {', '.join(str(v) for v in info.values)}"
-    if isinstance(info, inspect.StrType) and info.pattern in table:
+    if isinstance(info, inspect.StrType) and info.pattern is not None and info.pattern in table:
         accepts = table[info.pattern]
         hint = _did_you_mean(info.pattern, got)
         return f"{shown}expected {accepts.what}, for example {accepts.example}{hint}"

@@ -31,7 +31,9 @@ class MatrixRoom:
 
     @classmethod
     async def open(cls, federation: Federation3) -> MatrixRoom:
-        print("\nStarting a local Synapse homeserver (installed into .cache the first time)…")
+        from bridges.matrix.localsynapse import CACHE
+
+        print(f"\nStarting a local Synapse homeserver (installed into {CACHE} the first time)…")
         server, _ = await asyncio.to_thread(launch, federation.workdir / "synapse")
         try:
             member = await server.register("member")

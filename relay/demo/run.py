@@ -23,6 +23,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,6 +76,30 @@ def cli(*argv: str) -> str:
     if code != 0:
         raise AvisaError(f"avisa {' '.join(argv[:2])} failed: {err.getvalue().strip()}")
     return out.getvalue()
+
+
+def avisa_command() -> str:
+    """How to type ``avisa`` in this shell: the bare name when the PATH finds this
+    installation, else the path of the script next to this Python (``.venv/bin/avisa``)."""
+    script = Path(sys.executable).parent / "avisa"
+    found = shutil.which("avisa")
+    if found and script.exists() and Path(found).resolve() == script.resolve():
+        return "avisa"
+    if not script.exists():
+        return f"{sys.executable} -m relay"
+    with contextlib.suppress(ValueError):
+        return str(script.relative_to(Path.cwd()))
+    return str(script)
+
+
+def refuse_used_workdir(workdir: Path) -> None:
+    """A demo's nodes start from scratch: a workdir of an earlier run is not reused."""
+    used = [region.name for region in REGIONS if (workdir / region.name).exists()]
+    if used:
+        raise AvisaError(
+            f"{workdir} already holds the demo nodes of an earlier run ({', '.join(used)});"
+            f" give a new --workdir, or delete that directory first"
+        )
 
 
 def free_port() -> int:
@@ -237,6 +262,7 @@ def main(args: argparse.Namespace) -> int:
         workdir = args.workdir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="avisa-demo-"))
         )
+        refuse_used_workdir(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         federation = Federation3(workdir)
         try:

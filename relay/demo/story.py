@@ -27,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from bridges.cap.parse import CapMessage, Limits, parse_document, read_cap
 from relay.demo.matrix import MatrixRoom
-from relay.demo.run import DemoNode, Federation3
+from relay.demo.run import DemoNode, Federation3, avisa_command
 
 STEP_DEADLINE_S = 20.0
 
@@ -349,10 +350,15 @@ async def play(federation: Federation3, *, scenario_only: bool, matrix: bool) ->
 
 
 def _print_access(federation: Federation3, room: MatrixRoom | None) -> None:
+    avisa = avisa_command()
     print("\nThe nodes keep running; try the API or the CLI against them:")
     for node in federation.nodes.values():
         print(f"  {node.name:8} {node.url}   token {node.token}")
-        print(f"           avisa alert list --data {node.data}")
+        print(f"           {avisa} alert list --data {node.data}")
+    if avisa != "avisa":
+        activate = Path(avisa).parent / "activate"
+        hint = f" (or 'source {activate}' first, then type avisa)" if activate.exists() else ""
+        print(f"  avisa is not on your PATH: type {avisa}{hint}")
     if room is not None:
         print(room.how_to_read())
     print("\nCtrl-C stops every node.")

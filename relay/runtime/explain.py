@@ -36,6 +36,11 @@ def explain(
     try:
         own = ownkeys.own_entries(conn, config.node.network, public)
         snapshot = trust.load_snapshot(conn, config, own)
+        if from_peer is not None and from_peer not in snapshot.policy.peers:
+            known = ", ".join(sorted(snapshot.policy.peers)) or "none yet"
+            raise ConfigError(
+                "--from-peer", f"{from_peer!r} is not a trusted peer here (trusted: {known})"
+            )
         prepared = prepare(raw, snapshot)
         now = clock()
         if isinstance(prepared, Rejected):

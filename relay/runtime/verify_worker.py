@@ -37,14 +37,26 @@ from __future__ import annotations
 import binascii
 import contextlib
 import os
+import signal
 import struct
 import sys
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from relay.core.envelope import open_envelope, pae, verify_signature
-from relay.core.errors import BadInput
-from relay.core.model import ALERT_PAYLOAD_TYPE
+
+def quiet_on_signals() -> None:
+    """Ctrl-C reaches the whole terminal's process group: leave it to the node, which
+    closes our stdin (we then end), and let SIGTERM end us without a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+if __name__ == "__main__":  # before the imports below, so a Ctrl-C during them is quiet too
+    quiet_on_signals()
+
+from relay.core.envelope import open_envelope, pae, verify_signature  # noqa: E402
+from relay.core.errors import BadInput  # noqa: E402
+from relay.core.model import ALERT_PAYLOAD_TYPE  # noqa: E402
 
 HEADER = struct.Struct("<II")
 U8, U16, U32 = struct.Struct("<B"), struct.Struct("<H"), struct.Struct("<I")
@@ -147,4 +159,5 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
 if __name__ == "__main__":
     with contextlib.suppress(OSError):  # a sandbox may forbid it; the worker still works
         os.nice(NICENESS)
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    with contextlib.suppress(BrokenPipeError, KeyboardInterrupt):
+        serve(sys.stdin.buffer, sys.stdout.buffer)

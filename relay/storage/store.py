@@ -402,8 +402,7 @@ def counts(conn: sqlite3.Connection, now: datetime) -> dict[str, int]:
     """Gauges for /metrics: alerts by shown state."""
     result = dict.fromkeys(("active", "held", "cancelled", "superseded", "expired"), 0)
     for state, expired, cancel, count in conn.execute(
-        "SELECT state, expires_at <= ?, msg_type = 'cancel', count(*) FROM alerts"
-        " GROUP BY 1, 2, 3",
+        "SELECT state, expires_at <= ?, msg_type = 'cancel', count(*) FROM alerts GROUP BY 1, 2, 3",
         (to_epoch(now),),
     ):
         key = "cancelled" if state == "active" and cancel else state
