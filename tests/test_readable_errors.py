@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from relay.core import drafts, readable
-from relay.core.config import render
 from relay.core.config import parse as parse_config
+from relay.core.config import render
 from relay.core.errors import ConfigError
 from tests.conftest import RunningNode
 from tests.test_api import DRAFT, path

@@ -322,14 +322,14 @@ def register_trust(commands: Any) -> None:
     listing.set_defaults(func=cmd_trust_list)
 
     remove = actions.add_parser("remove", help="stop trusting a peer and forget its keys")
-    remove.add_argument("network", metavar="NETWORK")
+    remove.add_argument("network", metavar="NETWORK", help="as 'avisa trust list' shows it")
     _data(remove)
     remove.set_defaults(func=cmd_trust_remove)
 
     revoke = actions.add_parser(
         "revoke", help="revoke a peer's key by operator decision (seized or lost)"
     )
-    revoke.add_argument("network", metavar="NETWORK")
+    revoke.add_argument("network", metavar="NETWORK", help="the peer whose key it is")
     revoke.add_argument("keyid", metavar="KEYID", help="as 'avisa trust list' shows it")
     revoke.add_argument("--at", metavar="TIME", help="RFC 3339; default now")
     _data(revoke)
