@@ -290,7 +290,7 @@ async def test_area_filter_and_health_and_metrics(running: RunningNode) -> None:
     async with running.http.get(running.url + "/metrics") as response:
         text = await response.text()
     assert 'avisa_alerts{state="active"} 2' in text
-    assert 'avisa_decisions_total{status="accepted",reason="local",peer="local"} 2' in text
+    assert 'avisa_decisions_total{decision="accept",reason="local",peer="local"} 2' in text
 
 
 async def test_expires_at_and_lifetime_bounds(running: RunningNode) -> None:

@@ -166,3 +166,31 @@ def test_readable_names_dict_keys_and_lists_with_the_callers_names() -> None:
     assert str(error.value) == (
         "--agency: got 'ICE'; expected a lowercase word, for example ice, cbp, police or unknown"
     )
+
+
+def test_decisions_use_one_vocabulary_in_logs_and_metrics(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    import structlog
+
+    from relay.runtime.log import DecisionLog, configure
+    from relay.runtime.metrics import Metrics
+
+    made = [
+        ("ventura/01M82V7M000000000000000000", status, "x")
+        for status in ("accepted", "held", "rejected", "duplicate")
+    ]
+    try:
+        configure("info", json_output=True)
+        DecisionLog().decisions(made, "ventura")
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        structlog.reset_defaults()
+    assert [line["decision"] for line in lines] == ["accept", "hold", "reject", "reject"]
+    metrics = Metrics()
+    metrics.decision("accepted", "local", None)
+    assert 'avisa_decisions_total{decision="accept",reason="local",peer="local"} 1' in (
+        metrics.render({})
+    )

@@ -69,6 +69,16 @@ REASONS = (
 )
 
 
+# What the federation protocol answers per envelope (``accepted``, ``duplicate``, ``held``,
+# ``rejected``: DESIGN §5) in the one decision vocabulary of the API, logs, metrics and docs.
+DECISION_OF_STATUS: dict[str, Action] = {
+    "accepted": "accept",
+    "duplicate": "reject",
+    "held": "hold",
+    "rejected": "reject",
+}
+
+
 class Decision(msgspec.Struct, frozen=True):
     action: Action
     reason: str

@@ -24,6 +24,8 @@ from typing import Any
 
 import structlog
 
+from relay.core.policy import DECISION_OF_STATUS
+
 SENSITIVE_KEYS = frozenset(
     {
         "text", "headline", "body", "instruction", "label", "area", "geohash",
@@ -126,6 +128,7 @@ class DecisionLog:
             self.decision(alert_id, peer, decision, reason)
 
     def decision(self, alert_id: str | None, peer: str | None, decision: str, reason: str) -> None:
+        decision = DECISION_OF_STATUS.get(decision, decision)  # accept, hold or reject
         if reason in self.SAMPLED:
             second = int(time.monotonic())
             start, shown, suppressed = self._window.get(reason, (second, 0, 0))

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
+from relay.core.policy import DECISION_OF_STATUS
+
 
 def _labels(pairs: Mapping[str, str]) -> str:
     if not pairs:
@@ -29,18 +31,21 @@ class Metrics:
         self.sse_clients = 0
 
     def decision(self, status: str, reason: str, peer: str | None, count: int = 1) -> None:
-        self.decisions[(status, reason, peer or "local")] += count
+        """Counted as accept, hold or reject (the pipeline's ``accepted``… map onto them)."""
+        word = DECISION_OF_STATUS.get(status, status)
+        self.decisions[(word, reason, peer or "local")] += count
 
     def http_error(self, errcode: str, status: int) -> None:
         self.http_errors[(errcode, status)] += 1
 
     def render(self, gauges: Mapping[str, Mapping[tuple[tuple[str, str], ...], float]]) -> str:
         lines = [
-            "# HELP avisa_decisions_total Policy decisions by outcome, reason and sending peer.",
+            "# HELP avisa_decisions_total Policy decisions (accept, hold, reject) by reason and"
+            " sending peer.",
             "# TYPE avisa_decisions_total counter",
         ]
-        for (status, reason, peer), count in sorted(self.decisions.items()):
-            decided = _labels({"status": status, "reason": reason, "peer": peer})
+        for (decision, reason, peer), count in sorted(self.decisions.items()):
+            decided = _labels({"decision": decision, "reason": reason, "peer": peer})
             lines.append(f"avisa_decisions_total{decided} {count}")
         lines += [
             "# HELP avisa_http_errors_total Refused HTTP requests by errcode.",
