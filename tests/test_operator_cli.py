@@ -381,3 +381,35 @@ def test_policy_explain_prints_lines_and_refuses_an_unknown_peer(
         "decision:          reject",
         "reason:            unknown_key",
     ]
+
+
+def test_a_stopped_node_is_named_with_the_command_that_starts_it(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = init(tmp_path / "ventura", listen=f"127.0.0.1:{port}")
+    result = avisa("alert", "list", "--data", str(data), ok=False)
+    assert result.stderr.strip() == (
+        f"avisa: cannot reach the node at http://127.0.0.1:{port} (connection refused);"
+        f" is 'avisa run --data {data}' running?"
+    )
+
+
+def test_update_with_a_body_alone_says_what_else_it_needs(node: Path) -> None:
+    result = avisa("alert", "update", "ventura/X", "--body", "en=More", "--data", str(node),
+                   ok=False)  # fmt: skip
+    assert result.stderr.strip() == (
+        "avisa: --body/--instruction in en need a --text en=HEADLINE too"
+        " (the text is given whole, also in an update)"
+    )
+
+
+def test_alert_show_envelope_feeds_policy_explain(live: Running, tmp_path: Path) -> None:
+    data = str(live.data)
+    alert_id = avisa(*PUBLISH, "--geohash", "9q4gch", "--code", "fips:06111", "--data", data)
+    envelope = tmp_path / "envelope.json"
+    shown = avisa("alert", "show", alert_id.stdout.strip(), "--envelope", "--data", data)
+    envelope.write_text(shown.stdout)
+    lines = avisa("policy", "explain", str(envelope), "--data", data).stdout.splitlines()
+    assert lines[2:4] == ["decision:          reject", "reason:            duplicate"]
+    assert "inside_speaks_for: no" in lines

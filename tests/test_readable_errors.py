@@ -194,3 +194,15 @@ def test_decisions_use_one_vocabulary_in_logs_and_metrics(
     assert 'avisa_decisions_total{decision="accept",reason="local",peer="local"} 1' in (
         metrics.render({})
     )
+
+
+def test_a_url_on_this_host_must_name_the_listening_port() -> None:
+    text = render("la", "127.0.0.1:8471", "http://127.0.0.1:8470")
+    with pytest.raises(ConfigError) as error:
+        parse_config(text)
+    assert str(error.value) == (
+        "node.url: names port 8470 of this host but node.listen is 127.0.0.1:8471;"
+        " peers would reach another program: give both the same port"
+    )
+    parse_config(render("la", "127.0.0.1:8471", "https://avisa.la.example.org"))
+    parse_config(render("la", "127.0.0.1:8471", "http://localhost:8471"))

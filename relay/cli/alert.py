@@ -63,11 +63,15 @@ def _texts(args: argparse.Namespace) -> dict[str, dict[str, str]]:
     headlines = _by_language(args.text, "--text")
     bodies = _by_language(args.body, "--body")
     instructions = _by_language(getattr(args, "instruction", None), "--instruction")
+    stray = sorted((set(bodies) | set(instructions)) - set(headlines))
+    if stray:
+        raise BadInput(
+            "AVISA_USAGE",
+            f"--body/--instruction in {', '.join(stray)} need a --text {stray[0]}=HEADLINE too"
+            " (the text is given whole, also in an update)",
+        )
     if not headlines:
         raise BadInput("AVISA_USAGE", 'give at least one --text LANG=HEADLINE, e.g. --text es="…"')
-    stray = (set(bodies) | set(instructions)) - set(headlines)
-    if stray:
-        raise BadInput("AVISA_USAGE", f"--body/--instruction for {sorted(stray)} need a --text")
     texts: dict[str, dict[str, str]] = {}
     for lang, headline in headlines.items():
         texts[lang] = {"headline": headline, "body": bodies.get(lang, "")}
@@ -96,7 +100,7 @@ def _draft(args: argparse.Namespace) -> dict[str, Any]:
             "certainty": args.certainty,
             "area": area or None,
             "agencies": args.agency,
-            "text": _texts(args) if args.text else None,
+            "text": _texts(args) if args.text or args.body or args.instruction else None,
             "expires_in": args.expires_in,
             "observed_at": args.observed_at,
         }
@@ -171,6 +175,17 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     reply = client.call("POST", f"/api/v1/alerts/{_path(args.id)}/cancel", {"text": _texts(args)})
     print(reply["id"])
     _followed(args.id, reply.get("cancels"))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    reply = NodeClient.for_data_dir(args.data).call("GET", f"/api/v1/alerts/{_path(args.id)}")
+    if args.envelope:
+        print(json.dumps(reply["envelope"]))  # the signed file 'avisa policy explain' reads
+    elif args.json:
+        print(json.dumps(reply))
+    else:
+        print(_line(reply))
     return 0
 
 
@@ -310,6 +325,18 @@ def register(commands: Any) -> None:
     data_arg(cancel)
     _text_options(cancel)
     cancel.set_defaults(func=cmd_cancel)
+
+    show = actions.add_parser("show", help="one alert, or its signed envelope (--envelope)")
+    show.add_argument("id", metavar="ID", help="as 'avisa alert list' shows it")
+    data_arg(show)
+    shown = show.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print one JSON object")
+    shown.add_argument(
+        "--envelope",
+        action="store_true",
+        help="print the signed envelope alone: a file for 'avisa policy explain'",
+    )
+    show.set_defaults(func=cmd_show)
 
     listing = actions.add_parser("list", help="alerts this node holds")
     data_arg(listing)

@@ -68,6 +68,7 @@ class NodeClient:
         self.token = token
         self.token_source = token_source
         self.expect = expect  # (network, key ids, data dir) the answering node must match
+        self.data_dir = expect[2] if expect else None
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, token: str | None = None) -> NodeClient:
@@ -134,6 +135,9 @@ class NodeClient:
             except (ValueError, KeyError, TypeError):
                 raise ClientError(f"HTTP {exc.code} from the node") from None
         except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            why = getattr(reason, "strerror", None) or str(reason)
+            run = f"avisa run --data {self.data_dir}" if self.data_dir else "avisa run"
             raise ClientError(
-                f"cannot reach the node at {self.base_url} ({exc}); is 'avisa run' running?"
+                f"cannot reach the node at {self.base_url} ({why.lower()}); is '{run}' running?"
             ) from None

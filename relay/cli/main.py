@@ -87,7 +87,8 @@ def _print_fields(info: Mapping[str, object], as_json: bool, width: int) -> None
         print(json.dumps(info))
         return
     for name, value in info.items():
-        print(f"{name + ':':{width}} {value}")
+        shown = ("yes" if value else "no") if isinstance(value, bool) else value
+        print(f"{name + ':':{width}} {shown}")
 
 
 def cmd_keys_show(args: argparse.Namespace) -> int:

@@ -210,6 +210,7 @@ def check(config: Config) -> None:
         raise ConfigError("node.listen", "must be HOST:PORT, for example 127.0.0.1:8470")
     if config.node.url and not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", config.node.url):
         raise ConfigError("node.url", "must be an http:// or https:// URL")
+    _check_url_matches_listen(config)
     policy = config.policy
     if config.duration("policy", "max_future_skew") > timedelta(hours=1):
         raise ConfigError("policy.max_future_skew", "more than 1h lets stale clocks in")
@@ -231,6 +232,27 @@ def check(config: Config) -> None:
     for index, bridge in enumerate(config.bridges.matrix):
         check_matrix(bridge, f"bridges.matrix[{index}]", policy.bridge_certainties)
     check_cap(config.bridges.cap, policy.bridge_certainties)
+
+
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+_URL_HOST_PORT = re.compile(r"^(https?)://(\[[^\]]+\]|[^:/]+)(?::([0-9]{1,5}))?")
+
+
+def _check_url_matches_listen(config: Config) -> None:
+    """A url naming this very host must name the port it listens on: a second node set up
+    by changing only ``listen`` would otherwise hand its peers the first node's address."""
+    match = _URL_HOST_PORT.match(config.public_url)
+    if match is None or config.listen_port == 0:
+        return
+    scheme, host, port = match.group(1), match.group(2).strip("[]"), match.group(3)
+    url_port = int(port) if port else (443 if scheme == "https" else 80)
+    same_host = host == config.listen_host or {host, config.listen_host} <= _LOOPBACK
+    if same_host and url_port != config.listen_port:
+        raise ConfigError(
+            "node.url",
+            f"names port {url_port} of this host but node.listen is {config.node.listen};"
+            " peers would reach another program: give both the same port",
+        )
 
 
 def _data_relative(value: str) -> bool:
