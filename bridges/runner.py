@@ -1,20 +1,41 @@
 """Starting the bridges a node's config asks for.
 
 Kept apart from the adapters so that importing it costs nothing: matrix-nio
-(an optional extra) is imported only when a ``[[bridges.matrix]]`` section
-or a ``[desk.matrix]`` section (the desk room) exists, the CAP importer only
-when ``[[bridges.cap.sources]]`` lists a source (the CAP export has no
-running part: ``relay.http.cap`` serves it). Secret files are read here,
-before anything is started, so a missing or world-readable secret stops
+is imported only when a ``[[bridges.matrix]]`` section or a ``[desk.matrix]``
+section (the desk room) exists (and, in an environment that lacks it, the
+operator is told what to install), the CAP importer only when
+``[[bridges.cap.sources]]`` lists a source (the CAP export has no running
+part: ``relay.http.cap`` serves it). Secret files are read here, before
+anything is started, so a missing or world-readable secret stops
 ``avisa run`` with a ``ConfigError`` that names the setting.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 from bridges.base import Bridge, Sleep
+from relay.core.errors import ConfigError
 from relay.runtime.node import Node
+
+NIO_REQUIREMENT = "matrix-nio[e2e]>=0.26,<0.27"
+
+
+@contextlib.contextmanager
+def _needs_nio(setting: str) -> Iterator[None]:
+    """An environment without matrix-nio is told what to install, not shown a traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "nio":
+            raise
+        raise ConfigError(
+            setting,
+            f"needs matrix-nio, which this Python lacks: pip install '{NIO_REQUIREMENT}'"
+            " into Avisa's environment (or reinstall Avisa)",
+        ) from None
 
 
 def start_bridges(
@@ -24,14 +45,16 @@ def start_bridges(
     bridges: list[Bridge] = []
     configs = node.config.bridges.matrix
     if configs:
-        from bridges.matrix.bridge import MatrixBridgeRunner
+        with _needs_nio("bridges.matrix"):
+            from bridges.matrix.bridge import MatrixBridgeRunner
 
         bridges += [
             MatrixBridgeRunner(node, config, index, sleep=sleep, idle_wait=idle_wait)
             for index, config in enumerate(configs)
         ]
     if node.config.desk.matrix is not None:
-        from bridges.matrix.deskroom import DeskRoom
+        with _needs_nio("desk.matrix"):
+            from bridges.matrix.deskroom import DeskRoom
 
         bridges.append(DeskRoom(node, node.config.desk.matrix, sleep=sleep))
     if node.config.bridges.cap.sources:

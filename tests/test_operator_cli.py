@@ -413,3 +413,28 @@ def test_alert_show_envelope_feeds_policy_explain(live: Running, tmp_path: Path)
     lines = avisa("policy", "explain", str(envelope), "--data", data).stdout.splitlines()
     assert lines[2:4] == ["decision:          reject", "reason:            duplicate"]
     assert "inside_speaks_for: no" in lines
+
+
+def test_a_matrix_bridge_without_matrix_nio_says_what_to_install(
+    node: Path, tmp_path: Path
+) -> None:
+    shadow = tmp_path / "shadow" / "nio"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'nio'\", name='nio')\n"
+    )
+    (node / "matrix.password").write_text("secret\n")
+    (node / "matrix.password").chmod(0o600)
+    with (node / "avisa.toml").open("a") as config:
+        config.write(
+            '\n[[bridges.matrix]]\nhomeserver = "http://127.0.0.1:9"\n'
+            'user_id = "@avisa:localhost"\npassword_file = "matrix.password"\n'
+            '[[bridges.matrix.routes]]\nroom = "#alerts:localhost"\n'
+        )
+    path = os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")])
+    result = avisa("run", "--data", str(node), ok=False, env={"PYTHONPATH": path})
+    assert last_line(result) == (
+        "avisa: bridges.matrix: needs matrix-nio, which this Python lacks:"
+        " pip install 'matrix-nio[e2e]>=0.26,<0.27' into Avisa's environment"
+        " (or reinstall Avisa)"
+    )
