@@ -50,7 +50,7 @@ def test_config_errors_read_as_sentences(policy: dict[str, str], message: str) -
 
 def test_an_unknown_setting_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError) as error:
-        parse_config(_config() + "max_agee = 3\n")
+        parse_config(_config().replace("[store]\n", "[store]\nmax_agee = 3\n"))
     assert str(error.value) == (
         "store: unknown setting 'max_agee'; known here: retention, purge_interval, decision_log_max"
     )
