@@ -438,3 +438,26 @@ def test_a_matrix_bridge_without_matrix_nio_says_what_to_install(
         " pip install 'matrix-nio[e2e]>=0.26,<0.27' into Avisa's environment"
         " (or reinstall Avisa)"
     )
+
+
+def test_init_on_a_port_in_use_says_so_before_run(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = avisa(
+            "init", "--data", str(tmp_path / "la"), "--network", "la", "--listen",
+            f"127.0.0.1:{port}",
+        ).stdout.splitlines()  # fmt: skip
+    assert (
+        f"Note: 127.0.0.1:{port} is in use now (another node?). Before 'avisa run', set"
+        f" node.listen and node.url in {tmp_path / 'la' / 'avisa.toml'} to a free port."
+    ) in out
+
+
+def test_held_accept_of_nothing_points_to_the_queue(live: Running) -> None:
+    result = avisa("held", "accept", "ventura/01M94KP6JJDQJTMV2NMAV38Q1B", "--data",
+                   str(live.data), ok=False)  # fmt: skip
+    assert result.stderr.strip() == (
+        "avisa: no held alert ventura/01M94KP6JJDQJTMV2NMAV38Q1B (avisa held list shows what waits)"
+    )

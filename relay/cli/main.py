@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import errno
 import json
+import socket
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -49,9 +50,30 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"  key id:       {result.keyid}")
     print(f"  fingerprint:  {result.fingerprint}")
     print(f"  admin token:  {result.data_dir / config_mod.TOKEN_NAME}")
+    if _port_taken(args.listen):
+        print(
+            f"Note: {args.listen} is in use now (another node?). Before 'avisa run', set"
+            f" node.listen and node.url in {result.data_dir / config_mod.CONFIG_NAME}"
+            " to a free port."
+        )
     print("Read the fingerprint to neighbouring operators over a separate channel.")
     print(f"Start the node with: avisa run --data {result.data_dir}")
     return 0
+
+
+def _port_taken(listen: str) -> bool:
+    """Whether something listens on ``listen`` now (as ``avisa run`` would bind it)."""
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit() or int(port) == 0:
+        return False
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 _BIND_ERRORS = {

@@ -313,7 +313,7 @@ async def review(request: web.Request) -> web.Response:
     def job(conn: sqlite3.Connection) -> int | None:
         stored = store.get(conn, alert_id)
         if stored is None or stored.state != "held":
-            raise NotFound(f"no held alert {alert_id}")
+            raise NotFound(f"no held alert {alert_id} (avisa held list shows what waits)")
         alert = stored.alert
         if verdict == "reject":
             store.reject_held(conn, alert_id, now, node.tombstone_ttl)
