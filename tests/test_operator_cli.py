@@ -461,3 +461,17 @@ def test_held_accept_of_nothing_points_to_the_queue(live: Running) -> None:
     assert result.stderr.strip() == (
         "avisa: no held alert ventura/01M94KP6JJDQJTMV2NMAV38Q1B (avisa held list shows what waits)"
     )
+
+
+def test_speaks_for_digits_alone_ask_for_the_prefix(tmp_path: Path) -> None:
+    ventura, la = init(tmp_path / "ventura"), init(tmp_path / "la", "la")
+    card, fingerprint = _card(la, tmp_path / "la.card.json")
+    result = avisa("trust", "add", str(card), "--fingerprint", fingerprint, "--speaks-for",
+                   "06037", "--data", str(ventura), ok=False)  # fmt: skip
+    assert result.stderr.strip() == (
+        "avisa: --speaks-for 06037: did you mean fips:06037? (a code needs its fips:, zip: or"
+        " iso: prefix; digits alone would be a geohash prefix off West Africa)"
+    )
+    added = avisa("trust", "add", str(card), "--fingerprint", fingerprint, "--speaks-for",
+                  "FIPS:06037", "--data", str(ventura))  # fmt: skip
+    assert "  speaks for: fips:06037" in added.stdout.splitlines()

@@ -58,7 +58,15 @@ class Scope:
 
     def policy(self, network: str, current: PeerPolicy | None) -> PeerPolicy:
         base = current or PeerPolicy(network)
-        speaks_for = base.speaks_for if self.speaks_for is None else tuple(self.speaks_for)
+        given = None if self.speaks_for is None else tuple(c.lower() for c in self.speaks_for)
+        speaks_for = base.speaks_for if given is None else given
+        county = next((code for code in given or () if re.fullmatch(r"[0-9]{2,5}", code)), None)
+        if county:
+            raise BadInput(
+                "AVISA_BAD_SCOPE",
+                f"--speaks-for {county}: did you mean fips:{county}? (a code needs its fips:,"
+                " zip: or iso: prefix; digits alone would be a geohash prefix off West Africa)",
+            )
         bad = [code for code in speaks_for if not _SCOPE.match(code)]
         if bad or len(speaks_for) > MAX_SCOPE or len(set(speaks_for)) != len(speaks_for):
             raise BadInput(
