@@ -188,7 +188,7 @@ async def test_a_flood_of_forgeries_leaves_a_bounded_decision_log(tmp_path: Path
         assert len(outcomes) == 300
         rows = (await tables(node))["decisions"]
         assert 1 <= len(rows) <= 10  # at most 10 a second per peer and reason
-        assert node.metrics.decisions[("rejected", "bad_signature", "relay")] == 300
+        assert node.metrics.decisions[("reject", "bad_signature", "relay")] == 300
         assert isinstance(node.clock, FakeClock)
         node.clock.advance("1s")
         await node.pipeline.ingest(flood[:50], from_peer="relay")
