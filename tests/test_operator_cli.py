@@ -327,7 +327,8 @@ def test_init_uses_a_lone_avisa_toml(tmp_path: Path) -> None:
     out = avisa("init", "--data", str(data), "--network", "ventura").stdout.splitlines()
     assert out[:2] == [
         f"Initialized node 'ventura' in {data}",
-        "  kept the avisa.toml already there (listen '127.0.0.1:8470' was not used)",
+        "  kept the avisa.toml already there: listen 127.0.0.1:8471, url http://127.0.0.1:8471"
+        " (--listen and --url are not used)",
     ]
     again = avisa("init", "--data", str(data), "--network", "ventura", ok=False)
     assert again.stderr.strip() == (

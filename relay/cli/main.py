@@ -46,13 +46,18 @@ def cmd_init(args: argparse.Namespace) -> int:
     )
     print(f"Initialized node '{result.network}' in {result.data_dir}")
     if result.kept_config:
-        print(f"  kept the avisa.toml already there (listen {args.listen!r} was not used)")
+        kept = configfile.load(result.data_dir)
+        print(
+            f"  kept the avisa.toml already there: listen {kept.node.listen},"
+            f" url {kept.public_url} (--listen and --url are not used)"
+        )
     print(f"  key id:       {result.keyid}")
     print(f"  fingerprint:  {result.fingerprint}")
     print(f"  admin token:  {result.data_dir / config_mod.TOKEN_NAME}")
-    if _port_taken(args.listen):
+    listen = configfile.load(result.data_dir).node.listen
+    if _port_taken(listen):
         print(
-            f"Note: {args.listen} is in use now (another node?). Before 'avisa run', set"
+            f"Note: {listen} is in use now (another node?). Before 'avisa run', set"
             f" node.listen and node.url in {result.data_dir / config_mod.CONFIG_NAME}"
             " to a free port."
         )
