@@ -27,6 +27,7 @@ from aiohttp import web
 
 from relay.core import drafts
 from relay.core.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
+from relay.core.model import Alert
 from relay.core.policy import Decision, area_matches
 from relay.runtime.httpio import (
     ascii_count,
@@ -193,14 +194,15 @@ async def list_alerts(request: web.Request) -> web.Response:
         raise BadInput("AVISA_BAD_QUERY", "area is a code or a geohash prefix")
     limit = _int_param(request, "limit", 100, 1, 1000)
     now = node.clock()
+    in_force = active == "true"
+
+    def keep(alert: Alert) -> bool:
+        if in_force and alert.msg_type == "cancel":
+            return False  # a withdrawal is never in force
+        return not area or area_matches(alert, area)
+
     rows = await node.db.read(
-        lambda conn: store.listing(
-            conn,
-            now,
-            active_only=active == "true",
-            limit=limit,
-            keep=lambda alert: not area or area_matches(alert, area),
-        )
+        lambda conn: store.listing(conn, now, active_only=in_force, limit=limit, keep=keep)
     )
     views = [row.view(now) for row in rows]
     return respond({"alerts": views})

@@ -336,16 +336,14 @@ def listing(
 ) -> list[StoredAlert]:
     """Newest first, up to ``limit`` for which ``keep`` holds.
 
-    ``active_only`` hides cancelled, superseded and expired alerts, and cancels.
+    ``active_only`` hides cancelled, superseded and expired alerts (a cancel message
+    stays: the CAP feed carries it while it matters; the API leaves it out).
     """
     params: tuple[int, ...] = ()
     if held:
         where = "state = 'held'"
     elif active_only:
-        where, params = (
-            "state = 'active' AND msg_type != 'cancel' AND expires_at > ?",
-            (to_epoch(now),),
-        )
+        where, params = "state = 'active' AND expires_at > ?", (to_epoch(now),)
     else:
         where = "state != 'held'"
     rows = conn.execute(
