@@ -141,11 +141,13 @@ def _register_add(actions: Any) -> None:
     add.add_argument("--place", required=True, help="where: a place people recognise")
     add.add_argument("--geohash", help="4 to 7 characters, if known")
     add.add_argument("--code", action="append", help="area code: zip:93030, fips:06111")
-    add.add_argument("--channel", default="hotline", choices=CHANNELS)
+    add.add_argument(
+        "--channel", default="hotline", choices=CHANNELS, help="how it came in (default hotline)"
+    )
     add.add_argument("--language", help="the caller's language, e.g. es")
     add.add_argument("--agency", action="append", help="ice, cbp, police, unknown …")
     add.add_argument("--activity", help="e.g. checkpoint, workplace, sighting")
-    add.add_argument("--vehicles")
+    add.add_argument("--vehicles", help="vehicles seen, e.g. 'two white vans'")
     add.add_argument("--size", help="how many agents")
     add.add_argument("--observed-at", help="RFC 3339 UTC time it was seen")
     add.add_argument("--contact", help="phone to reply to (sealed at once, never shown)")
@@ -159,13 +161,13 @@ def _register_actions(actions: Any) -> None:
     data_arg(listing)
     listing.add_argument("--all", action="store_true", help="closed and published ones too")
     listing.add_argument("--cluster", action="store_true", help="show what corroborates each")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="print one JSON object")
     listing.set_defaults(func=cmd_list)
 
     show = actions.add_parser("show", help="one tip and its history")
     show.add_argument("tip", metavar="TIP", help="its id or number")
     data_arg(show)
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="print one JSON object")
     show.set_defaults(func=cmd_show)
 
     for name, func, text in (
@@ -173,28 +175,44 @@ def _register_actions(actions: Any) -> None:
         ("close", cmd_close, "close it without an alert (verifier)"),
     ):
         action = actions.add_parser(name, help=text)
-        action.add_argument("tip", metavar="TIP")
+        action.add_argument("tip", metavar="TIP", help="its id or number")
         data_arg(action)
-        action.add_argument("--note")
+        action.add_argument("--note", help="a word for the other volunteers (kept in its history)")
         action.set_defaults(func=func)
 
     outcome = actions.add_parser("outcome", help="record what you found (verifier)")
-    outcome.add_argument("tip", metavar="TIP")
-    outcome.add_argument("outcome", choices=OUTCOMES)
+    outcome.add_argument("tip", metavar="TIP", help="its id or number")
+    outcome.add_argument("outcome", choices=OUTCOMES, help="what you found")
     data_arg(outcome)
-    outcome.add_argument("--note")
-    outcome.add_argument("--duplicate-of", metavar="TIP")
+    outcome.add_argument("--note", help="a word for the other volunteers (kept in its history)")
+    outcome.add_argument(
+        "--duplicate-of", metavar="TIP", help="with outcome duplicate: the tip it repeats"
+    )
     outcome.set_defaults(func=cmd_outcome)
 
     publish = actions.add_parser(
         "publish", help="sign the alert a confirmed tip or false alarm becomes; prints its id"
     )
-    publish.add_argument("tip", metavar="TIP")
+    publish.add_argument("tip", metavar="TIP", help="its id or number")
     data_arg(publish)
-    publish.add_argument("--kind", choices=KINDS)
-    publish.add_argument("--text", action="append", metavar="LANG=HEADLINE")
-    publish.add_argument("--body", action="append", metavar="LANG=BODY")
-    publish.add_argument("--instruction", action="append", metavar="LANG=TEXT")
+    publish.add_argument(
+        "--kind", choices=KINDS, help="what is happening (default: from the tip's activity)"
+    )
+    publish.add_argument(
+        "--text",
+        action="append",
+        metavar="LANG=HEADLINE",
+        help='headline per language, e.g. --text es="…" (default: prefilled from the tip)',
+    )
+    publish.add_argument(
+        "--body", action="append", metavar="LANG=BODY", help="details per language"
+    )
+    publish.add_argument(
+        "--instruction",
+        action="append",
+        metavar="LANG=TEXT",
+        help="what people should do, per language",
+    )
     publish.add_argument("--expires-in", help="e.g. 2h (default 4h)")
-    publish.add_argument("--radius-m", type=int)
+    publish.add_argument("--radius-m", type=int, help="metres around the place (default 500)")
     publish.set_defaults(func=cmd_publish)
