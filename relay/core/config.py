@@ -165,12 +165,24 @@ class DeskSection(Struct, forbid_unknown_fields=True, frozen=True):
     matrix: DeskMatrix | None = None
 
 
+class DeskWebSection(Struct, forbid_unknown_fields=True, frozen=True):
+    """The web desk (DESIGN §13): the map's tiles, sessions, the TLS proxy."""
+
+    # Empty: no tiles at all, so looking at the map tells no tile server where.
+    tile_url: Annotated[str, Meta(max_length=300)] = ""
+    tile_attribution: Annotated[str, Meta(max_length=300)] = ""
+    session_ttl: Duration = "12h"
+    # Proxies whose X-Forwarded-Proto is believed (the session cookie turns Secure).
+    trusted_proxies: Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(max_length=16)] = []
+
+
 class Config(Struct, forbid_unknown_fields=True, frozen=True):
     node: NodeSection
     policy: PolicySection = PolicySection()
     store: StoreSection = StoreSection()
     bridges: BridgesSection = BridgesSection()
     desk: DeskSection = DeskSection()
+    desk_web: DeskWebSection = DeskWebSection()
 
     @property
     def listen_host(self) -> str:
@@ -224,6 +236,7 @@ def check(config: Config) -> None:
         if config.duration(section, name) <= timedelta(0):
             raise ConfigError(f"{section}.{name}", "must be more than zero")
     check_desk(config.desk)
+    check_desk_web(config.desk_web)
     users = [bridge.user_id for bridge in config.bridges.matrix]
     if config.desk.matrix is not None and config.desk.matrix.user_id in users:
         raise ConfigError("desk.matrix.user_id", "give the desk room its own Matrix user")
@@ -253,6 +266,21 @@ def _check_url_matches_listen(config: Config) -> None:
             f"names port {url_port} of this host but node.listen is {config.node.listen};"
             " peers would reach another program: give both the same port",
         )
+
+
+_TILE_URL = re.compile(r"^https?://[A-Za-z0-9.:\[\]-]+/[^\s\"'<>]*$")
+
+
+def check_desk_web(section: DeskWebSection) -> None:
+    if section.tile_url and not _TILE_URL.match(section.tile_url):
+        raise ConfigError(
+            "desk_web.tile_url",
+            "must be an http(s) URL such as https://tiles.example/{z}/{x}/{y}.png",
+        )
+    if parse_duration(section.session_ttl) <= timedelta(0):
+        raise ConfigError("desk_web.session_ttl", "must be more than zero")
+    if parse_duration(section.session_ttl) > timedelta(days=7):
+        raise ConfigError("desk_web.session_ttl", "at most 7d: a lost laptop stays signed in")
 
 
 def _data_relative(value: str) -> bool:

@@ -104,9 +104,10 @@ def _new_id(node: Node, now: datetime) -> str:
     return f"{node.network}/{drafts.ulid(now, os.urandom(10))}"
 
 
-async def _signed(node: Node, build: Any, **extra: Any) -> web.Response:
+async def _signed(node: Node, build: Any) -> tuple[str, bytes]:
     outcome, raw = await node.pipeline.publish(build, await node.signing_key())
-    return respond({"id": outcome.id, "envelope": msgspec.Raw(raw), **extra}, 201)
+    assert outcome.id is not None  # an accepted outcome always names its alert
+    return outcome.id, raw
 
 
 # --- publishing -------------------------------------------------------------
@@ -158,25 +159,42 @@ async def update(request: web.Request) -> web.Response:
     return await _publish_draft(request, replaces=_alert_id(request))
 
 
+async def sign_draft(
+    node: Node, draft: drafts.Draft, *, replaces: str | None = None
+) -> tuple[str, bytes]:
+    """Sign a complete draft as a new alert, or as the update of ``replaces`` (the web
+    desk's forms send whole drafts): (id, envelope)."""
+    previous = await _own_current(node, replaces) if replaces else None
+    return await node.publish_draft(draft, previous.alert if previous else None)
+
+
 @routes.post("/api/v1/alerts/{network}/{ulid}/cancel")
 async def cancel(request: web.Request) -> web.Response:
     require(request, PUBLISH)
-    node = _node(request)
     body = await read_json(request, API_BODY_MAX, drafts.CancelDraft)
-    previous = await _own_current(node, _alert_id(request))
+    cancel_id, raw, cancels = await sign_cancel(_node(request), _alert_id(request), body)
+    return respond({"id": cancel_id, "envelope": msgspec.Raw(raw), "cancels": cancels}, 201)
+
+
+async def sign_cancel(
+    node: Node, alert_id: str, body: drafts.CancelDraft
+) -> tuple[str, bytes, str]:
+    """Sign the cancel of our own ``alert_id`` (its newest version): the cancel's id,
+    its envelope, and the id it cancels."""
+    previous = await _own_current(node, alert_id)
     now = node.clock()
-    alert_id = _new_id(node, now)
-    return await _signed(
+    cancel_id = _new_id(node, now)
+    signed_id, raw = await _signed(
         node,
         lambda seq: drafts.cancel_of(
             previous.alert,
             body,
             seq=seq,
-            alert_id=alert_id,
+            alert_id=cancel_id,
             now=now,
         ),
-        cancels=previous.alert.id,
     )
+    return signed_id, raw, previous.alert.id
 
 
 # --- reading ----------------------------------------------------------------
@@ -307,9 +325,14 @@ async def _no_body(request: web.Request) -> None:
 async def review(request: web.Request) -> web.Response:
     require(request, REVIEW)
     await _no_body(request)
-    node = _node(request)
     alert_id = _alert_id(request)
     verdict = request.match_info["verdict"]
+    await apply_review(_node(request), alert_id, accept=verdict == "accept")
+    return respond({"id": alert_id, "state": "active" if verdict == "accept" else "rejected"})
+
+
+async def apply_review(node: Node, alert_id: str, accept: bool) -> None:
+    """A reviewer's verdict on a held alert: publish it, or reject it for good."""
     now = node.clock()
 
     def job(conn: sqlite3.Connection) -> int | None:
@@ -317,7 +340,7 @@ async def review(request: web.Request) -> web.Response:
         if stored is None or stored.state != "held":
             raise NotFound(f"no held alert {alert_id} (avisa held list shows what waits)")
         alert = stored.alert
-        if verdict == "reject":
+        if not accept:
             store.reject_held(conn, alert_id, now, node.tombstone_ttl)
             store.record_decision(conn, now, Decision("reject", "reviewer"), alert, None)
             return None
@@ -332,7 +355,6 @@ async def review(request: web.Request) -> web.Response:
     pos = await node.db.write(job)
     if pos:
         node.feed.advance(pos)
-    return respond({"id": alert_id, "state": "active" if verdict == "accept" else "rejected"})
 
 
 @routes.get("/api/v1/decisions")
@@ -347,7 +369,11 @@ async def decisions(request: web.Request) -> web.Response:
 @routes.get("/api/v1/peers")
 async def peers(request: web.Request) -> web.Response:
     require(request, READ)
-    node = _node(request)
+    return respond({"peers": peer_listing(_node(request))})
+
+
+def peer_listing(node: Node) -> list[dict[str, Any]]:
+    """Each trusted peer: its policy, its keys, and its link's status."""
     result = []
     for record in node.trust.peers.values():
         policy = record.policy
@@ -363,7 +389,7 @@ async def peers(request: web.Request) -> web.Response:
         }
         entry |= node.peer_status(record.network)
         result.append(entry)
-    return respond({"peers": result})
+    return result
 
 
 @routes.get("/api/v1/bridges")

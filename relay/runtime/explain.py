@@ -8,8 +8,12 @@ no seq, no tombstone.
 
 from __future__ import annotations
 
+import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from keys.store import nodekey, ownkeys
 from relay.core import config as config_mod
@@ -41,17 +45,30 @@ def explain(
             raise ConfigError(
                 "--from-peer", f"{from_peer!r} is not a trusted peer here (trusted: {known})"
             )
-        prepared = prepare(raw, snapshot)
-        now = clock()
-        if isinstance(prepared, Rejected):
-            return {"decision": "reject", "reason": prepared.reason}
-        alert = prepared.alert
-        state = store.policy_state(conn, alert, from_peer)
-        decision = decide(
-            prepared.envelope, alert, prepared.verification, snapshot.policy, state, now
-        )
+        return explain_envelope(conn, snapshot, raw, from_peer, clock())
     finally:
         conn.close()
+
+
+def explain_envelope(
+    conn: sqlite3.Connection,
+    snapshot: trust.TrustSnapshot,
+    raw: bytes,
+    from_peer: str | None,
+    now: datetime,
+    *,
+    as_new: bool = False,
+) -> dict[str, Any]:
+    """The decision for ``raw`` under ``snapshot``; ``as_new`` ignores that it is stored
+    (the web desk explains a held alert as the policy would judge it arriving now)."""
+    prepared = prepare(raw, snapshot)
+    if isinstance(prepared, Rejected):
+        return {"decision": "reject", "reason": prepared.reason}
+    alert = prepared.alert
+    state = store.policy_state(conn, alert, from_peer)
+    if as_new:
+        state = msgspec.structs.replace(state, stored="no")
+    decision = decide(prepared.envelope, alert, prepared.verification, snapshot.policy, state, now)
     origin_peer = snapshot.policy.peers.get(alert.network)
     return {
         "alert_id": alert.id,

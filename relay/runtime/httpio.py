@@ -56,10 +56,12 @@ def convert(value: Any, type_: type[T], errcode: str = "AVISA_BAD_REQUEST") -> T
         raise BadInput(errcode, str(exc)) from None
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+async def read_body(
+    request: web.Request, limit: int, media_type: str = "application/json"
+) -> bytes:
     content_type = request.headers.get("Content-Type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise BadInput("AVISA_UNSUPPORTED_MEDIA_TYPE", "send Content-Type: application/json", 415)
+    if content_type.split(";")[0].strip().lower() != media_type:
+        raise BadInput("AVISA_UNSUPPORTED_MEDIA_TYPE", f"send Content-Type: {media_type}", 415)
     if request.content_length is not None and request.content_length > limit:
         raise BadInput("AVISA_TOO_LARGE", f"body over {limit} bytes", 413)
     chunks, size = [], 0

@@ -140,7 +140,11 @@ def token_id(token: str) -> str:
 
 def roles_for(token: str, tokens: Iterable[tuple[bytes, Roles]]) -> Roles | None:
     """The token's roles, comparing against every stored hash in constant time."""
-    presented = token_hash(token)
+    return roles_for_hash(token_hash(token), tokens)
+
+
+def roles_for_hash(presented: bytes, tokens: Iterable[tuple[bytes, Roles]]) -> Roles | None:
+    """``roles_for`` of a token known only by its hash (a web desk session keeps no token)."""
     found: Roles | None = None
     for stored, roles in tokens:
         if hmac.compare_digest(stored, presented):

@@ -1,0 +1,258 @@
+"""The desk's words in Spanish and English, and how a request picks one.
+
+A ``?lang=`` query switches and is remembered in a cookie; otherwise the
+cookie; otherwise the browser's ``Accept-Language`` (first of es/en by
+weight); otherwise Spanish, which most of the volunteers read first.
+Templates call ``t("key")``; a key missing in one language falls back to the
+other, then to the key itself, so a page never breaks over a word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from aiohttp import web
+
+LANGUAGES = ("es", "en")
+DEFAULT = "es"
+COOKIE = "avisa_lang"
+
+_EN: dict[str, str] = {
+    "brand": "Avisa desk",
+    "nav.tips": "Tips",
+    "nav.alerts": "Alerts",
+    "nav.held": "Held",
+    "nav.peers": "Peers",
+    "nav.bridges": "Bridges",
+    "nav.decisions": "Decisions",
+    "nav.logout": "Sign out",
+    "nav.menu": "Desk pages",
+    "lang.other": "Español",
+    "login.title": "Sign in to the desk",
+    "login.token": "Operator token",
+    "login.help": "Paste the token your coordinator gave you. It is never shown again.",
+    "login.submit": "Sign in",
+    "login.bad": "That token is not known here.",
+    "login.expired": "Your session ended. Sign in again.",
+    "live": "Live",
+    "roles": "Roles",
+    "empty": "Nothing here right now.",
+    "error": "Could not do that",
+    "done": "Done.",
+    "forbidden": "Your role may not do this.",
+    "notfound": "There is no such page.",
+    "alerts.title": "Alerts",
+    "alerts.map": "Map of alert areas",
+    "alerts.nomap": "No tiles: areas are drawn on a blank map.",
+    "alerts.active_only": "Active only",
+    "alerts.show_all": "Show all",
+    "alerts.origin": "Origin",
+    "alerts.endorsed": "Endorsed by",
+    "alerts.certainty": "Certainty",
+    "alerts.expires": "Expires",
+    "alerts.kind": "Kind",
+    "alerts.area": "Area",
+    "alerts.state": "State",
+    "alerts.received": "Received",
+    "alerts.update": "Update",
+    "alerts.cancel": "Cancel alert",
+    "alerts.cancel_note": "Why (sent with the cancel)",
+    "alerts.headline": "Headline",
+    "alerts.body": "Text",
+    "alerts.expires_in": "Expires in",
+    "alerts.send_update": "Sign and send update",
+    "alerts.send_cancel": "Sign and send cancel",
+    "alerts.cancel_headline": "Alert cancelled",
+    "held.title": "Held for review",
+    "held.from_peer": "Sent by",
+    "held.reason": "Why it was held",
+    "held.explain": "What the policy says now",
+    "held.signatures": "Signatures",
+    "held.inside": "Inside the origin's area",
+    "held.accept": "Accept and publish",
+    "held.reject": "Reject",
+    "peers.title": "Peers",
+    "peers.url": "Address",
+    "peers.last_success": "Last contact",
+    "peers.backlog": "Waiting to send",
+    "peers.backoff": "Retry in",
+    "peers.last_error": "Last error",
+    "peers.failures": "Failures in a row",
+    "peers.speaks_for": "Speaks for",
+    "peers.keys": "Key fingerprints (read aloud to compare)",
+    "peers.healthy": "healthy",
+    "peers.trouble": "trouble",
+    "peers.never": "never",
+    "bridges.title": "Bridges",
+    "bridges.none": "No bridge is configured on this node.",
+    "bridges.routes": "Routes",
+    "decisions.title": "Decisions",
+    "decisions.action": "Action",
+    "decisions.reason": "Reason",
+    "decisions.network": "Network or peer",
+    "decisions.at": "When",
+    "decisions.alert": "Alert",
+    "decisions.peer": "Peer",
+    "decisions.any": "any",
+    "decisions.filter": "Filter",
+    "tips.title": "Tips",
+    "yes": "yes",
+    "no": "no",
+    "state.active": "active",
+    "state.cancelled": "cancelled",
+    "state.superseded": "superseded",
+    "state.expired": "expired",
+    "state.held": "held",
+    "certainty.confirmed": "confirmed",
+    "certainty.unconfirmed": "unconfirmed",
+    "certainty.false": "false (debunked)",
+    "action.accept": "accept",
+    "action.hold": "hold",
+    "action.reject": "reject",
+    "ago": "{} ago",
+    "in": "in {}",
+}
+
+_ES: dict[str, str] = {
+    "brand": "Mesa de Avisa",
+    "nav.tips": "Reportes",
+    "nav.alerts": "Alertas",
+    "nav.held": "En espera",
+    "nav.peers": "Redes aliadas",
+    "nav.bridges": "Puentes",
+    "nav.decisions": "Decisiones",
+    "nav.logout": "Salir",
+    "nav.menu": "Páginas de la mesa",
+    "lang.other": "English",
+    "login.title": "Entrar a la mesa",
+    "login.token": "Clave de operador",
+    "login.help": "Pegue la clave que le dio su coordinador. No se vuelve a mostrar.",
+    "login.submit": "Entrar",
+    "login.bad": "Esa clave no se conoce aquí.",
+    "login.expired": "Su sesión terminó. Entre de nuevo.",
+    "live": "En vivo",
+    "roles": "Funciones",
+    "empty": "Nada por ahora.",
+    "error": "No se pudo hacer",
+    "done": "Hecho.",
+    "forbidden": "Su función no permite esto.",
+    "notfound": "Esa página no existe.",
+    "alerts.title": "Alertas",
+    "alerts.map": "Mapa de las zonas de alerta",
+    "alerts.nomap": "Sin mapa base: las zonas se dibujan sobre un fondo en blanco.",
+    "alerts.active_only": "Solo activas",
+    "alerts.show_all": "Ver todas",
+    "alerts.origin": "Origen",
+    "alerts.endorsed": "Respaldada por",
+    "alerts.certainty": "Certeza",
+    "alerts.expires": "Vence",
+    "alerts.kind": "Tipo",
+    "alerts.area": "Zona",
+    "alerts.state": "Estado",
+    "alerts.received": "Recibida",
+    "alerts.update": "Actualizar",
+    "alerts.cancel": "Cancelar alerta",
+    "alerts.cancel_note": "Motivo (va con la cancelación)",
+    "alerts.headline": "Titular",
+    "alerts.body": "Texto",
+    "alerts.expires_in": "Vence en",
+    "alerts.send_update": "Firmar y enviar actualización",
+    "alerts.send_cancel": "Firmar y enviar cancelación",
+    "alerts.cancel_headline": "Alerta cancelada",
+    "held.title": "En espera de revisión",
+    "held.from_peer": "Enviada por",
+    "held.reason": "Por qué quedó en espera",
+    "held.explain": "Lo que dice la política ahora",
+    "held.signatures": "Firmas",
+    "held.inside": "Dentro de la zona del origen",
+    "held.accept": "Aceptar y publicar",
+    "held.reject": "Rechazar",
+    "peers.title": "Redes aliadas",
+    "peers.url": "Dirección",
+    "peers.last_success": "Último contacto",
+    "peers.backlog": "Por enviar",
+    "peers.backoff": "Reintento en",
+    "peers.last_error": "Último error",
+    "peers.failures": "Fallas seguidas",
+    "peers.speaks_for": "Habla por",
+    "peers.keys": "Huellas de clave (léalas en voz alta para comparar)",
+    "peers.healthy": "bien",
+    "peers.trouble": "con problemas",
+    "peers.never": "nunca",
+    "bridges.title": "Puentes",
+    "bridges.none": "Este nodo no tiene puentes configurados.",
+    "bridges.routes": "Rutas",
+    "decisions.title": "Decisiones",
+    "decisions.action": "Acción",
+    "decisions.reason": "Motivo",
+    "decisions.network": "Red o aliada",
+    "decisions.at": "Cuándo",
+    "decisions.alert": "Alerta",
+    "decisions.peer": "Aliada",
+    "decisions.any": "cualquiera",
+    "decisions.filter": "Filtrar",
+    "tips.title": "Reportes",
+    "yes": "sí",
+    "no": "no",
+    "state.active": "activa",
+    "state.cancelled": "cancelada",
+    "state.superseded": "reemplazada",
+    "state.expired": "vencida",
+    "state.held": "en espera",
+    "certainty.confirmed": "confirmada",
+    "certainty.unconfirmed": "sin confirmar",
+    "certainty.false": "falsa (desmentida)",
+    "action.accept": "aceptar",
+    "action.hold": "retener",
+    "action.reject": "rechazar",
+    "ago": "hace {}",
+    "in": "en {}",
+}
+
+MESSAGES: Mapping[str, Mapping[str, str]] = {"en": _EN, "es": _ES}
+
+
+def add(language: str, words: Mapping[str, str]) -> None:
+    """Another module's words (the tips page keeps its own next to its code)."""
+    table = MESSAGES[language]
+    assert isinstance(table, dict)
+    table.update(words)
+
+
+def translator(language: str) -> Callable[[str], str]:
+    primary = MESSAGES.get(language, MESSAGES[DEFAULT])
+    other = MESSAGES["en" if language == "es" else "es"]
+
+    def t(key: str) -> str:
+        return primary.get(key) or other.get(key) or key
+
+    return t
+
+
+def from_accept_language(header: str) -> str | None:
+    """The first of our languages the browser asks for, by weight, then by order."""
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate(header.split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                continue
+        primary = tag.strip().lower().split("-")[0]
+        if primary in LANGUAGES and weight > 0:
+            ranked.append((-weight, index, primary))
+    return min(ranked)[2] if ranked else None
+
+
+def choose(request: web.Request) -> tuple[str, bool]:
+    """The request's language, and whether the query just switched it (set the cookie)."""
+    asked = request.query.get("lang")
+    if asked in LANGUAGES:
+        return asked, True
+    cookie = request.cookies.get(COOKIE)
+    if cookie in LANGUAGES:
+        return cookie, False
+    browser = from_accept_language(request.headers.get("Accept-Language", ""))
+    return browser or DEFAULT, False

@@ -1,0 +1,142 @@
+"""Desk sessions: a token typed once, then a cookie; CSRF on every change.
+
+``/desk/login`` checks an operator token against the stored token hashes and
+opens a session. The browser gets a random session id in an ``HttpOnly``,
+``SameSite=Strict`` cookie (``Secure`` when the request came over TLS, or
+through a proxy named in ``[desk_web] trusted_proxies`` that says so in
+``X-Forwarded-Proto``). The node keeps, in memory only, the SHA-256 of the
+session id (a memory dump or a log line never yields a usable cookie), the
+SHA-256 of the token (never the token), a CSRF token and an expiry. Roles are
+looked up again from the token hash on every request, so revoking a token
+ends its sessions at once. Sessions expire after ``[desk_web] session_ttl``;
+at most ``MAX_SESSIONS`` live, the oldest giving way. A restart signs
+everyone out, which a desk can live with.
+
+Every state change is a POST carrying the session's CSRF token, compared in
+constant time; a POST whose ``Origin`` or ``Sec-Fetch-Site`` says it came from
+another site is refused before that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from yarl import URL
+
+from relay.core.errors import Forbidden
+from relay.storage.trust import Role, role_for_hash, token_hash
+
+COOKIE = "avisa_desk"
+MAX_SESSIONS = 1000
+MAX_TOKEN_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token_hash: bytes
+    csrf: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """Who is at the desk for this request."""
+
+    roles: frozenset[Role]
+    csrf: str
+
+    def may(self, allowed: tuple[Role, ...]) -> bool:
+        return bool(self.roles & set(allowed))
+
+
+def _key(session_id: str) -> bytes:
+    return hashlib.sha256(session_id.encode()).digest()
+
+
+class Sessions:
+    def __init__(self, ttl: timedelta, limit: int = MAX_SESSIONS) -> None:
+        self.ttl = ttl
+        self.limit = limit
+        self._by_key: OrderedDict[bytes, Session] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def open(self, token: str, now: datetime) -> str:
+        """A new session for ``token`` (already checked); returns the cookie value."""
+        self._forget_expired(now)
+        while len(self._by_key) >= self.limit:
+            self._by_key.popitem(last=False)
+        session_id = secrets.token_urlsafe(32)
+        self._by_key[_key(session_id)] = Session(
+            token_hash(token), secrets.token_urlsafe(32), now + self.ttl
+        )
+        return session_id
+
+    def find(self, session_id: str | None, now: datetime) -> Session | None:
+        if not session_id or len(session_id) > 100:
+            return None
+        session = self._by_key.get(_key(session_id))
+        if session is None or session.expires_at <= now:
+            return None
+        return session
+
+    def close(self, session_id: str | None) -> None:
+        if session_id:
+            self._by_key.pop(_key(session_id), None)
+
+    def _forget_expired(self, now: datetime) -> None:
+        for key in [k for k, s in self._by_key.items() if s.expires_at <= now]:
+            del self._by_key[key]
+
+
+def user_for(session: Session, tokens: tuple[tuple[bytes, Role], ...]) -> User | None:
+    role = role_for_hash(session.token_hash, tokens)
+    if role is None:
+        return None
+    return User(frozenset({role}), session.csrf)
+
+
+def over_tls(request: web.Request, trusted_proxies: list[str]) -> bool:
+    if request.secure:
+        return True
+    if request.remote in trusted_proxies:
+        return request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    return False
+
+
+def set_cookie(
+    response: web.StreamResponse, name: str, value: str, *, secure: bool, max_age: int | None
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        path="/desk",
+        httponly=True,
+        samesite="Strict",
+        secure=secure,
+        max_age=max_age,
+    )
+
+
+def same_site(request: web.Request) -> bool:
+    """Not a cross-site POST: the browser says so (Origin, Sec-Fetch-Site)."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return origin is None
+    url = URL(origin)
+    return url.host == request.url.host and url.port == request.url.port
+
+
+def check_csrf(user: User, presented: str | None) -> None:
+    if not presented or not hmac.compare_digest(presented.encode(), user.csrf.encode()):
+        raise Forbidden("the form is stale or came from elsewhere; reload the page")

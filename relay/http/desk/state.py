@@ -1,0 +1,27 @@
+"""What the desk keeps while the node runs: its sessions, settings and live streams."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from relay.core.config import DeskWebSection
+from relay.core.times import parse_duration
+from relay.http.desk.session import Sessions
+
+
+@dataclass
+class DeskState:
+    sessions: Sessions
+    settings: DeskWebSection
+    streams: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @classmethod
+    def from_config(cls, section: DeskWebSection) -> DeskState:
+        return cls(Sessions(parse_duration(section.session_ttl)), section)
+
+
+DESK: web.AppKey[DeskState] = web.AppKey("desk", DeskState)

@@ -1,0 +1,60 @@
+/* Avisa desk: the map, the live mark, nothing else. No inline script anywhere
+   (the Content-Security-Policy forbids it); htmx does partial updates. */
+(function () {
+  "use strict";
+
+  var map = null;
+  var layer = null;
+  var fitted = false;
+
+  var COLORS = { confirmed: "#b4233c", unconfirmed: "#b26a00", "false": "#4a5568" };
+
+  function draw() {
+    var box = document.getElementById("map");
+    if (!box || typeof L === "undefined") return;
+    if (!map) {
+      map = L.map(box, { zoomControl: true, attributionControl: !!box.dataset.tiles });
+      if (box.dataset.tiles) {
+        L.tileLayer(box.dataset.tiles, { attribution: box.dataset.attribution || "", maxZoom: 18 }).addTo(map);
+      }
+      layer = L.featureGroup().addTo(map);
+      map.setView([20, 0], 2);
+    }
+    layer.clearLayers();
+    var items = document.querySelectorAll("#alerts [data-geo]");
+    items.forEach(function (item) {
+      var d = item.dataset;
+      var color = COLORS[d.certainty] || "#2b6cb0";
+      var faded = d.state !== "active";
+      var style = { color: color, weight: 2, opacity: faded ? 0.4 : 0.9, fillOpacity: faded ? 0.05 : 0.15, dashArray: faded ? "4 4" : null };
+      var cell = L.rectangle([[+d.s, +d.w], [+d.n, +d.e]], style);
+      var mark = L.circleMarker([+d.lat, +d.lon], { radius: 7, color: color, weight: 2, fillColor: color, fillOpacity: faded ? 0.3 : 0.9 });
+      var group = [cell, mark];
+      if (+d.r > 0) group.push(L.circle([+d.lat, +d.lon], { radius: +d.r, color: color, weight: 1, fillOpacity: 0.1, opacity: faded ? 0.4 : 0.9 }));
+      group.forEach(function (shape) {
+        shape.bindTooltip(d.title);
+        shape.on("click", function () { item.scrollIntoView({ behavior: "smooth", block: "center" }); });
+        layer.addLayer(shape);
+      });
+      item.classList.add("on-map");
+    });
+    if (items.length && !fitted) {
+      map.fitBounds(layer.getBounds(), { padding: [24, 24], maxZoom: 14 });
+      fitted = true;
+    } else if (items.length) {
+      map.fitBounds(layer.getBounds(), { padding: [24, 24], maxZoom: 14 });
+    }
+    box.dataset.drawn = String(items.length);
+  }
+
+  function live(on) {
+    var mark = document.getElementById("live");
+    if (mark) mark.classList.toggle("on", on);
+  }
+
+  document.addEventListener("DOMContentLoaded", draw);
+  document.addEventListener("htmx:afterSettle", draw);
+  document.addEventListener("htmx:sseOpen", function () { live(true); });
+  document.addEventListener("htmx:sseError", function () { live(false); });
+  document.addEventListener("htmx:sseClose", function () { live(false); });
+})();

@@ -1,0 +1,98 @@
+"""What each template is given: plain dicts and strings, shaped from the store.
+
+Templates stay dumb: times are already relative phrases, an alert's area is
+already a box and a circle to draw, and what the user may do is already a
+yes or no. Text from alerts is passed as it is; Jinja's autoescape makes it
+text in the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from keys.core.fingerprint import fingerprint
+from relay.core.geohash import bounds
+from relay.core.model import Alert, Text
+from relay.core.times import rfc3339
+from relay.storage.store import StoredAlert
+
+
+def span(seconds: float) -> str:
+    """``3d 4h``, ``2h 5m``, ``40s``: two units at most, for quick reading."""
+    seconds = int(abs(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m"
+    return f"{secs}s"
+
+
+def relative(moment: datetime | None, now: datetime, t: Callable[[str], str]) -> str:
+    if moment is None:
+        return "—"
+    delta = (moment - now).total_seconds()
+    return t("in").format(span(delta)) if delta >= 0 else t("ago").format(span(delta))
+
+
+def text_for(alert: Alert, language: str) -> Text:
+    """The alert's text in the reader's language, else its first language."""
+    return alert.text.get(language) or next(iter(alert.text.values()))
+
+
+def alert_row(
+    stored: StoredAlert,
+    now: datetime,
+    language: str,
+    t: Callable[[str], str],
+    *,
+    own_network: str,
+    may_publish: bool,
+) -> dict[str, Any]:
+    alert = stored.alert
+    text = text_for(alert, language)
+    state = stored.view_state(now)
+    box = bounds(alert.area.geohash)
+    lat, lon = box.center
+    return {
+        "id": alert.id,
+        "network": alert.network,
+        "ulid": alert.id.partition("/")[2],
+        "headline": text.headline,
+        "body": text.body,
+        "instruction": text.instruction or "",
+        "texts": {lang: {"headline": x.headline, "body": x.body} for lang, x in alert.text.items()},
+        "kind": alert.kind,
+        "certainty": alert.certainty,
+        "state": state,
+        "origin": alert.network,
+        "endorsed_by": stored.endorsed_by,
+        "expires_at": rfc3339(alert.expires_at),
+        "expires": relative(alert.expires_at, now, t),
+        "received": relative(stored.received_at, now, t),
+        "area": alert.area.label,
+        "codes": alert.area.codes,
+        "geo": {
+            "s": box.south,
+            "w": box.west,
+            "n": box.north,
+            "e": box.east,
+            "lat": lat,
+            "lon": lon,
+            "r": alert.area.radius_m,
+        },
+        "editable": may_publish and alert.network == own_network and state == "active",
+    }
+
+
+@lru_cache(maxsize=256)
+def cached_fingerprint(public_key: bytes) -> str:
+    """Fingerprints cost thousands of hashes each; keys change rarely."""
+    return fingerprint(public_key)
