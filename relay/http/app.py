@@ -26,7 +26,7 @@ from relay.core.errors import ConfigError
 from relay.core.times import Clock
 from relay.federation import inbound
 from relay.federation.service import Federation
-from relay.http import api, cap, desk, report
+from relay.http import api, cap, desk, report, webdesk
 from relay.runtime.clock import TEST_CLOCK_ENV, file_clock, system_clock
 from relay.runtime.httpio import error_middleware
 from relay.runtime.node import Node
@@ -65,6 +65,7 @@ def build_app(node: Node, federation: Federation) -> web.Application:
     app.add_routes(cap.routes)
     app.add_routes(desk.routes)
     app.add_routes(report.routes)
+    webdesk.setup(app, node)
     return app
 
 

@@ -25,8 +25,8 @@ from aiohttp import web
 from yarl import URL
 
 from relay.http.api import NODE
-from relay.http.desk import i18n, live, pages
-from relay.http.desk.state import DESK, DeskState
+from relay.http.webdesk import i18n, live, pages
+from relay.http.webdesk.state import DESK, DeskState
 from relay.runtime.node import Node
 
 STATIC = Path(__file__).parent / "static"

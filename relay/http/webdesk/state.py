@@ -10,7 +10,7 @@ from aiohttp import web
 
 from relay.core.config import DeskWebSection
 from relay.core.times import parse_duration
-from relay.http.desk.session import Sessions
+from relay.http.webdesk.session import Sessions
 
 
 @dataclass

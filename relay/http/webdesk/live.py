@@ -18,8 +18,8 @@ from aiohttp import web
 
 from relay.core.errors import BadInput
 from relay.http import api
-from relay.http.desk.pages import EVERYONE, current_user, need, node_of
-from relay.http.desk.state import DESK
+from relay.http.webdesk.pages import EVERYONE, current_user, need, node_of
+from relay.http.webdesk.state import DESK
 from relay.runtime.node import Node
 
 routes = web.RouteTableDef()

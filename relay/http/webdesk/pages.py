@@ -31,8 +31,8 @@ from relay.core.errors import BadInput, Forbidden
 from relay.core.model import KINDS
 from relay.core.times import rfc3339
 from relay.http import api
-from relay.http.desk import i18n, views
-from relay.http.desk.session import (
+from relay.http.webdesk import i18n, views
+from relay.http.webdesk.session import (
     COOKIE,
     User,
     check_csrf,
@@ -41,7 +41,7 @@ from relay.http.desk.session import (
     set_cookie,
     user_for,
 )
-from relay.http.desk.state import DESK
+from relay.http.webdesk.state import DESK
 from relay.runtime.explain import explain_envelope
 from relay.runtime.httpio import read_body
 from relay.runtime.node import Node
