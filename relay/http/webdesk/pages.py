@@ -186,9 +186,15 @@ async def error_pages(
         key = {403: "forbidden", 404: "notfound"}.get(exc.status, "error")
         context = {"title_key": key, "code": exc.errcode}
         return render(request, "error.html", context, user=current_user(request), status=exc.status)
-    except web.HTTPNotFound:
-        context = {"title_key": "notfound", "code": "AVISA_NOT_FOUND"}
-        return render(request, "error.html", context, user=current_user(request), status=404)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        key = "notfound" if exc.status == 404 else "error"
+        context = {"title_key": key, "code": f"HTTP {exc.status}"}
+        page = render(request, "error.html", context, user=current_user(request), status=exc.status)
+        if "HX-Redirect" in exc.headers:
+            page.headers["HX-Redirect"] = exc.headers["HX-Redirect"]
+        return page
 
 
 # --- login ------------------------------------------------------------------

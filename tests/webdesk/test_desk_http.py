@@ -1,0 +1,269 @@
+"""The web desk's security and behaviour over plain HTTP, on real nodes (issue 20).
+
+Sessions, cookies, CSRF, the security headers, what each role is shown and
+refused, escaping, and that forms change exactly what the API would.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from relay.runtime.clock import FakeClock
+from relay.storage import trust
+from tests.conftest import RunningNode, start_node
+from tests.fedkit import members, pulled, trusts
+from tests.helpers import wait_for
+from tests.test_api import DRAFT
+from tests.webdesk.deskclient import DeskClient
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+async def node(tmp_path: Path, clock: FakeClock) -> AsyncIterator[RunningNode]:
+    extra = '\n[desk_web]\ntrusted_proxies = ["127.0.0.2"]\nsession_ttl = "2h"\n'
+    started, runner, url, token = await start_node(tmp_path, clock, config_extra=extra)
+    async with aiohttp.ClientSession() as http:
+        yield RunningNode(started, url, token, http, started.data_dir)
+    await runner.cleanup()
+    await started.stop()
+
+
+@pytest.fixture
+async def desk(node: RunningNode) -> AsyncIterator[DeskClient]:
+    client = DeskClient.open(node.url)
+    yield client
+    await client.close()
+
+
+async def token_for(node: RunningNode, role: str) -> str:
+    made = await node.node.db.write(
+        lambda conn: trust.add_token(conn, role, role, node.node.clock())  # type: ignore[arg-type]
+    )
+    await node.node.reload_trust()
+    return made
+
+
+async def publish(node: RunningNode, **changes: object) -> str:
+    status, body = await node.call("POST", "/api/v1/alerts", json={**DRAFT, **changes})
+    assert status == 201, body
+    return str(body["id"])
+
+
+async def test_pages_need_a_session_and_carry_strict_headers(
+    node: RunningNode, desk: DeskClient
+) -> None:
+    for path in ("/desk/", "/desk/alerts", "/desk/held", "/desk/peers", "/desk/decisions"):
+        status, _, headers = await desk.page(path)
+        assert status == 303 and headers["Location"] == "/desk/login", path
+    status, _, headers = await desk.page("/desk/alerts", **{"HX-Request": "true"})
+    assert status == 401 and headers["HX-Redirect"].startswith("/desk/login")
+    status, text, headers = await desk.page("/desk/login")
+    assert status == 200 and 'name="token"' in text
+    csp = headers["Content-Security-Policy"]
+    assert "script-src 'self';" in csp and "style-src 'self';" in csp
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert "<script>" not in text.replace("<script src=", "")  # no inline script
+    assert "style=" not in text and "<style" not in text
+
+
+async def test_login_sets_a_strict_cookie_and_a_wrong_token_is_refused(
+    node: RunningNode, desk: DeskClient
+) -> None:
+    response = await desk.login("avisa_not-a-token")
+    assert response.status == 401
+    assert "avisa_desk" not in response.cookies
+    response = await desk.login(node.token)
+    assert response.status == 303
+    cookie = response.cookies["avisa_desk"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/desk"
+    assert not cookie["secure"]  # plain http, no trusted proxy
+    assert node.token not in cookie.value
+    status, text, _ = await desk.page("/desk/alerts")
+    assert status == 200 and "ventura" in text
+
+
+async def test_secure_cookie_only_behind_a_trusted_tls_proxy(node: RunningNode) -> None:
+    untrusted = DeskClient.open(node.url)
+    try:
+        response = await untrusted.login(node.token, **{"X-Forwarded-Proto": "https"})
+        assert not response.cookies["avisa_desk"]["secure"]  # 127.0.0.1 is not the proxy
+    finally:
+        await untrusted.close()
+    node.node.config.desk_web.trusted_proxies.append("127.0.0.1")
+    try:
+        proxied = DeskClient.open(node.url)
+        response = await proxied.login(node.token, **{"X-Forwarded-Proto": "https"})
+        assert response.cookies["avisa_desk"]["secure"]
+        await proxied.close()
+    finally:
+        node.node.config.desk_web.trusted_proxies.remove("127.0.0.1")
+
+
+async def test_sessions_expire_and_end_with_their_token(
+    node: RunningNode, desk: DeskClient, clock: FakeClock
+) -> None:
+    reviewer = await token_for(node, "reviewer")
+    await desk.login(reviewer)
+    assert (await desk.page("/desk/held"))[0] == 200
+    clock.advance(timedelta(hours=2, seconds=1))
+    assert (await desk.page("/desk/held"))[0] == 303
+    await desk.login(reviewer)
+    assert (await desk.page("/desk/held"))[0] == 200
+    token_id = (await node.node.db.read(trust.list_tokens))[-1].token_id
+    await node.node.db.write(lambda conn: trust.revoke_token(conn, token_id))
+    await node.node.reload_trust()
+    assert (await desk.page("/desk/held"))[0] == 303
+
+
+async def test_every_change_needs_the_csrf_token(node: RunningNode, desk: DeskClient) -> None:
+    alert_id = await publish(node)
+    await desk.login(node.token)
+    path = f"/desk/alerts/{alert_id}/cancel"
+    assert (await desk.post(path, {"note": "x"}))[0] == 403
+    assert (await desk.post(path, {"note": "x", "csrf": "forged"}))[0] == 403
+    token = await desk.csrf()
+    cross = {"Sec-Fetch-Site": "cross-site"}
+    assert (await desk.post(path, {"note": "x", "csrf": token}, **cross))[0] == 403
+    status, body = await node.call("GET", f"/api/v1/alerts/{alert_id}")
+    assert body["state"] == "active"  # nothing changed
+    status, _, headers = await desk.post(path, {"note": "gone", "csrf": token})
+    assert status == 303 and headers["Location"] == "/desk/alerts?done=1"
+    status, body = await node.call("GET", f"/api/v1/alerts/{alert_id}")
+    assert body["state"] == "cancelled"
+    # logging out needs the token too, and ends the session
+    assert (await desk.post("/desk/logout", {}))[0] == 403
+    assert (await desk.post("/desk/logout", {"csrf": token}))[0] == 303
+    assert (await desk.page("/desk/alerts"))[0] == 303
+
+
+async def test_alert_text_is_always_escaped(node: RunningNode, desk: DeskClient) -> None:
+    text = {"es": {"headline": HOSTILE, "body": f'"><img src=x onerror=alert(2)>{HOSTILE}'}}
+    await publish(node, text=text)
+    await desk.login(node.token)
+    _, page, _ = await desk.page("/desk/alerts")
+    assert HOSTILE not in page and "<img src=x" not in page
+    assert html.escape(HOSTILE, quote=False) in page
+
+
+async def test_what_a_role_may_not_do_is_not_shown_and_refused(
+    node: RunningNode, desk: DeskClient
+) -> None:
+    alert_id = await publish(node)
+    reviewer = await token_for(node, "reviewer")
+    await desk.login(reviewer)
+    _, page, _ = await desk.page("/desk/alerts")
+    assert alert_id.partition("/")[2] in page
+    assert "/update" not in page and "/cancel" not in page
+    csrf = await desk.csrf("/desk/held")
+    form = {"csrf": csrf, "expires_in": "4h", "headline_es": "x"}
+    status, _, _ = await desk.post(f"/desk/alerts/{alert_id}/update", form)
+    assert status == 403
+    status, body = await node.call("GET", f"/api/v1/alerts/{alert_id}")
+    assert body["state"] == "active"
+
+    publisher = await token_for(node, "publisher")
+    other = DeskClient.open(node.url)
+    try:
+        await other.login(publisher)
+        _, page, _ = await other.page("/desk/alerts")
+        assert f"/desk/alerts/{alert_id}/update" in page
+        csrf = await other.csrf()
+        status, _, _ = await other.post(f"/desk/held/{alert_id}/accept", {"csrf": csrf})
+        assert status == 403
+    finally:
+        await other.close()
+
+
+async def test_update_from_the_desk_signs_a_new_version(
+    node: RunningNode, desk: DeskClient
+) -> None:
+    alert_id = await publish(node)
+    await desk.login(node.token)
+    csrf = await desk.csrf()
+    form = {
+        "csrf": csrf,
+        "headline_es": "ICE se fue del parque",
+        "body_es": "Ya no están.",
+        "headline_en": "ICE left the park",
+        "body_en": "Gone.",
+        "certainty": "confirmed",
+        "expires_in": "1h",
+    }
+    status, _, headers = await desk.post(f"/desk/alerts/{alert_id}/update", form)
+    assert status == 303 and headers["Location"].endswith("done=1")
+    _, body = await node.call("GET", "/api/v1/alerts?active=true")
+    (current,) = body["alerts"]
+    assert current["alert"]["references"] == [alert_id]
+    assert current["alert"]["text"]["es"]["headline"] == "ICE se fue del parque"
+    # a form that makes no valid draft goes back with its error code
+    form["expires_in"] = "99y"
+    status, _, headers = await desk.post(f"/desk/alerts/{current['alert']['id']}/update", form)
+    assert status == 303 and headers["Location"].endswith("error=AVISA_BAD_DRAFT")
+
+
+async def test_language_follows_the_browser_and_the_switch(
+    node: RunningNode, desk: DeskClient
+) -> None:
+    _, page, _ = await desk.page("/desk/login", **{"Accept-Language": "en-US,en;q=0.9"})
+    assert "Sign in to the desk" in page and 'lang="en"' in page
+    _, page, _ = await desk.page("/desk/login", **{"Accept-Language": "fr, es;q=0.5"})
+    assert "Entrar a la mesa" in page
+    _, page, headers = await desk.page("/desk/login?lang=en", **{"Accept-Language": "es"})
+    assert "Sign in to the desk" in page and "avisa_lang=en" in headers["Set-Cookie"]
+    _, page, _ = await desk.page("/desk/login", **{"Accept-Language": "es"})
+    assert "Sign in to the desk" in page  # the cookie wins over the browser
+
+
+async def test_held_alert_explained_and_accepted_from_the_desk(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    async with members(tmp_path, clock, ["ventura", "oxnard"]) as nodes:
+        a, b = nodes["ventura"], nodes["oxnard"]
+        await trusts(a, b)
+        await trusts(b, a, speaks_for=("fips:01",))  # oxnard holds ventura's fips:06 alerts
+        await wait_for(lambda: pulled(b, "ventura"), what="oxnard pulled from ventura")
+        alert_id = str((await a.publish())["id"])
+        await wait_for(
+            lambda: _state(b, alert_id, "held"), what="the alert held at oxnard"
+        )
+        desk = DeskClient.open(b.url)
+        try:
+            await desk.login(b.token)
+            _, page, _ = await desk.page("/desk/held")
+            assert "outside_speaks_for" in page and "ventura" in page
+            assert f"/desk/held/{alert_id}/accept" in page
+            _, decisions, _ = await desk.page("/desk/decisions?action=hold")
+            assert "outside_speaks_for" in decisions and "authoritative" not in decisions
+            csrf = await desk.csrf("/desk/held")
+            status, _, headers = await desk.post(f"/desk/held/{alert_id}/accept", {"csrf": csrf})
+            assert status == 303 and headers["Location"] == "/desk/held?done=1"
+            assert await _state(b, alert_id, "active")
+            _, page, _ = await desk.page("/desk/peers")
+            assert "ventura" in page and 'class="fp"' in page
+        finally:
+            await desk.close()
+
+
+async def _state(member: RunningNode, alert_id: str, state: str) -> bool:
+    status, body = await member.call("GET", f"/api/v1/alerts/{alert_id}")
+    return status == 200 and body["state"] == state
+
+
+async def test_the_stream_says_which_part_changed(node: RunningNode, desk: DeskClient) -> None:
+    await desk.login(node.token)
+    async with desk.http.get(desk.base + "/desk/stream") as stream:
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        assert await stream.content.readline() == b"retry: 2000\n"
+        await stream.content.readline()
+        await publish(node)
+        assert await stream.content.readline() == b"event: alerts\n"
