@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench fuzz bitflips clean
+.PHONY: demo test browser lint bench fuzz bitflips clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -17,7 +17,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/avisa demo
 
-test: $(STAMP)
+# The web desk's browser tests drive Debian's headless Chromium (never a downloaded one).
+BROWSER_PKGS := chromium chromium-driver
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y --no-install-recommends $(BROWSER_PKGS) || \
+		{ apt-get update && apt-get install -y --no-install-recommends $(BROWSER_PKGS); }; \
+	else \
+		echo "The web desk tests need Chromium: sudo apt-get install -y $(BROWSER_PKGS)"; exit 1; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/pytest -q
 
 # Coverage-guided fuzzing of parse → verify → policy for a fixed time (docs/security.md).

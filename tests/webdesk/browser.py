@@ -62,6 +62,7 @@ def missing() -> str | None:
 class Seen:
     console_errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
 
 
 class Browser:
@@ -81,7 +82,7 @@ class Browser:
         options.add_argument("--lang=es")
         options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
         self.driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-        self.driver.set_page_load_timeout(30)
+        self.driver.set_page_load_timeout(90)  # two cores, many tests
         self.seen = Seen()
 
     async def do(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -101,9 +102,13 @@ class Browser:
             if value:
                 return value
             if time.monotonic() > deadline:
-                page = await self.do(lambda: self.driver.page_source[:3000])
+                page = await self.do(lambda: self.driver.page_source[-3000:])
                 url = await self.do(lambda: self.driver.current_url)
-                raise AssertionError(f"timed out waiting for {what or script} at {url}: {page}")
+                seen = await self.do(self.drain)
+                raise AssertionError(
+                    f"timed out waiting for {what or script} at {url}: "
+                    f"console {seen.console_errors}, requests {seen.requests[-5:]} {seen.events}: {page}"
+                )
             await asyncio.sleep(0.02)
 
     async def login(self, base: str, token: str) -> None:
@@ -125,6 +130,8 @@ class Browser:
             message = json.loads(entry["message"])["message"]
             if message.get("method") == "Network.requestWillBeSent":
                 seen.requests.append(message["params"]["request"]["url"])
+            elif message.get("method") in ("Network.loadingFailed", "Network.responseReceived"):
+                seen.events.append(json.dumps(message["params"])[:300])
         self.seen.console_errors += seen.console_errors
         self.seen.requests += seen.requests
         return seen

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from relay.runtime.clock import FakeClock
-from tests.fedkit import members, pulled, trusts
+from tests.fedkit import Member, members, pulled, trusts
 from tests.helpers import wait_for
+from tests.test_api import DRAFT
 from tests.webdesk.browser import Browser
 
 pytestmark = pytest.mark.slow
@@ -65,3 +66,38 @@ async def test_an_alert_reaches_both_desks_live(
         await browser.wait("document.getElementById('map').dataset.drawn === '1'")
         assert await browser.js("return document.querySelectorAll('path.leaflet-interactive').length") >= 2
         await browser.check_page("alerts-peer")
+
+        # Outside ventura's fips:06 at oxnard: held there for review, with the reason.
+        outside = {**DRAFT["area"], "label": "Phoenix", "geohash": "9tbq", "codes": ["fips:04013"]}
+        held_id = (await a.publish(area=outside))["id"]
+        await wait_for(lambda: _held(b, held_id), what="the alert held at oxnard")
+        await browser.get(desk_b + "/desk/held")
+        await browser.wait("document.querySelector('#held-list .card') !== null")
+        await browser.check_page("held")
+        await browser.js(
+            "document.querySelector('form[action$=\"/accept\"] button').click();"
+        )
+        await browser.wait("document.querySelector('.flash.good') !== null", what="accepted")
+        assert (await b.alert(held_id) or {}).get("state") == "active"
+
+        for page in ("peers", "bridges", "decisions"):
+            await browser.get(desk_b + f"/desk/{page}")
+            await browser.check_page(page)
+        await browser.js("document.getElementById('f-action').value = 'accept';"
+                         "document.getElementById('f-action').dispatchEvent("
+                         "new Event('change', {bubbles: true}));")
+        await browser.wait(
+            "[...document.querySelectorAll('#decisions-list .badge')]"
+            ".every(b => b.classList.contains('a-accept'))", what="filtered list"
+        )
+        await browser.wait("location.search.includes('action=accept')", what="filter in URL")
+
+        await browser.get(a.url + "/desk/alerts?lang=en")
+        assert await browser.js("return document.documentElement.lang") == "en"
+        await browser.js("document.querySelector('form.logout button').click();")
+        await browser.wait("document.getElementById('token') !== null", what="signed out")
+        await browser.check_page("login")
+
+
+async def _held(member: Member, alert_id: str) -> bool:
+    return (await member.alert(alert_id) or {}).get("state") == "held"

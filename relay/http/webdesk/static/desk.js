@@ -47,14 +47,37 @@
     box.dataset.drawn = String(items.length);
   }
 
+  /* The live feed: /desk/stream says which part changed ("alerts", "tips");
+     parts listening with hx-trigger="desk:alerts from:body" fetch themselves
+     again. Closed when the page is hidden: a page kept in the back/forward
+     cache must not hold one of the browser's six connections to the node. */
+  var source = null;
+
   function live(on) {
     var mark = document.getElementById("live");
     if (mark) mark.classList.toggle("on", on);
   }
 
-  document.addEventListener("DOMContentLoaded", draw);
+  function connect() {
+    if (source || !document.body.dataset.stream || typeof EventSource === "undefined") return;
+    source = new EventSource(document.body.dataset.stream);
+    source.onopen = function () { live(true); };
+    source.onerror = function () { live(source && source.readyState === EventSource.OPEN); };
+    ["alerts", "tips"].forEach(function (part) {
+      source.addEventListener(part, function () {
+        if (window.htmx) window.htmx.trigger(document.body, "desk:" + part);
+      });
+    });
+  }
+
+  function disconnect() {
+    if (source) source.close();
+    source = null;
+    live(false);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { draw(); connect(); });
   document.addEventListener("htmx:afterSettle", draw);
-  document.addEventListener("htmx:sseOpen", function () { live(true); });
-  document.addEventListener("htmx:sseError", function () { live(false); });
-  document.addEventListener("htmx:sseClose", function () { live(false); });
+  window.addEventListener("pagehide", disconnect);
+  window.addEventListener("pageshow", function (event) { if (event.persisted) connect(); });
 })();
