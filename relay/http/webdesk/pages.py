@@ -46,14 +46,14 @@ from relay.runtime.explain import explain_envelope
 from relay.runtime.httpio import read_body
 from relay.runtime.node import Node
 from relay.storage import store
-from relay.storage.trust import Role, role_for
+from relay.storage.trust import ROLES, Role, roles_for
 
 routes = web.RouteTableDef()
 _log = structlog.get_logger("avisa.desk")
 
 FORM_MAX = 32 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
-EVERYONE: tuple[Role, ...] = ("intake", "verifier", "publisher", "reviewer", "admin")  # type: ignore[assignment]
+EVERYONE: tuple[Role, ...] = ROLES
 OPERATIONS = api.READ
 EXPIRIES = ("1h", "4h", "12h", "24h", "3d")
 _OUTCOME = re.compile(r"^[A-Za-z_]{1,40}$")
@@ -96,7 +96,7 @@ def nav(user: User | None) -> list[tuple[str, str]]:
 
 # The tips page registers itself here once the desk's tips exist.
 PAGES: set[str] = {"alerts", "held", "peers", "bridges", "decisions"}
-TIPS_VIEW: tuple[Role, ...] = ("intake", "verifier", "publisher", "admin")  # type: ignore[assignment]
+TIPS_VIEW: tuple[Role, ...] = ("intake", "verifier", "publisher")
 
 
 def render(
@@ -222,7 +222,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     token = form.get("token", "").strip()[:200]
     node = node_of(request)
     desk = request.app[DESK]
-    if not token or role_for(token, node.trust.tokens) is None:
+    if not token or roles_for(token, node.trust.tokens) is None:
         node.metrics.http_error("AVISA_UNAUTHORIZED", 401)
         return render(request, "login.html", {"message": "login.bad"}, user=None, status=401)
     session_id = desk.sessions.open(token, node.clock())

@@ -30,7 +30,7 @@ from aiohttp import web
 from yarl import URL
 
 from relay.core.errors import Forbidden
-from relay.storage.trust import Role, role_for_hash, token_hash
+from relay.storage.trust import Role, Roles, roles_for_hash, token_hash
 
 COOKIE = "avisa_desk"
 MAX_SESSIONS = 1000
@@ -48,11 +48,18 @@ class Session:
 class User:
     """Who is at the desk for this request."""
 
-    roles: frozenset[Role]
+    roles: Roles
     csrf: str
+    # As the API names a caller in a tip's history: the token hash's first 6 bytes.
+    token_id: str
 
     def may(self, allowed: tuple[Role, ...]) -> bool:
-        return bool(self.roles & set(allowed))
+        """Admin may do everything, as in the API (``relay.http.api.caller``)."""
+        return bool(self.roles & {*allowed, "admin"})
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.token_id}"
 
 
 def _key(session_id: str) -> bytes:
@@ -96,11 +103,11 @@ class Sessions:
             del self._by_key[key]
 
 
-def user_for(session: Session, tokens: tuple[tuple[bytes, Role], ...]) -> User | None:
-    role = role_for_hash(session.token_hash, tokens)
-    if role is None:
+def user_for(session: Session, tokens: tuple[tuple[bytes, Roles], ...]) -> User | None:
+    roles = roles_for_hash(session.token_hash, tokens)
+    if roles is None:
         return None
-    return User(frozenset({role}), session.csrf)
+    return User(roles, session.csrf, session.token_hash[:6].hex())
 
 
 def over_tls(request: web.Request, trusted_proxies: list[str]) -> bool:
