@@ -45,9 +45,7 @@ class DeskClient:
         assert match, "no CSRF token on the page"
         return match.group(1)
 
-    async def post(
-        self, path: str, form: dict[str, str], **headers: str
-    ) -> tuple[int, str, Any]:
+    async def post(self, path: str, form: dict[str, str], **headers: str) -> tuple[int, str, Any]:
         async with self.http.post(
             self.base + path, data=form, headers=headers, allow_redirects=False
         ) as r:

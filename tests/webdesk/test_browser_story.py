@@ -64,7 +64,10 @@ async def test_an_alert_reaches_both_desks_live(
         await browser.get(desk_b + "/desk/alerts")
         await browser.wait(card, what="the alert on oxnard's desk")
         await browser.wait("document.getElementById('map').dataset.drawn === '1'")
-        assert await browser.js("return document.querySelectorAll('path.leaflet-interactive').length") >= 2
+        assert (
+            await browser.js("return document.querySelectorAll('path.leaflet-interactive').length")
+            >= 2
+        )
         await browser.check_page("alerts-peer")
 
         # Outside ventura's fips:06 at oxnard: held there for review, with the reason.
@@ -74,21 +77,22 @@ async def test_an_alert_reaches_both_desks_live(
         await browser.get(desk_b + "/desk/held")
         await browser.wait("document.querySelector('#held-list .card') !== null")
         await browser.check_page("held")
-        await browser.js(
-            "document.querySelector('form[action$=\"/accept\"] button').click();"
-        )
+        await browser.js("document.querySelector('form[action$=\"/accept\"] button').click();")
         await browser.wait("document.querySelector('.flash.good') !== null", what="accepted")
         assert (await b.alert(held_id) or {}).get("state") == "active"
 
         for page in ("peers", "bridges", "decisions"):
             await browser.get(desk_b + f"/desk/{page}")
             await browser.check_page(page)
-        await browser.js("document.getElementById('f-action').value = 'accept';"
-                         "document.getElementById('f-action').dispatchEvent("
-                         "new Event('change', {bubbles: true}));")
+        await browser.js(
+            "document.getElementById('f-action').value = 'accept';"
+            "document.getElementById('f-action').dispatchEvent("
+            "new Event('change', {bubbles: true}));"
+        )
         await browser.wait(
             "[...document.querySelectorAll('#decisions-list .badge')]"
-            ".every(b => b.classList.contains('a-accept'))", what="filtered list"
+            ".every(b => b.classList.contains('a-accept'))",
+            what="filtered list",
         )
         await browser.wait("location.search.includes('action=accept')", what="filter in URL")
 

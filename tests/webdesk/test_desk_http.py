@@ -233,9 +233,7 @@ async def test_held_alert_explained_and_accepted_from_the_desk(
         await trusts(b, a, speaks_for=("fips:01",))  # oxnard holds ventura's fips:06 alerts
         await wait_for(lambda: pulled(b, "ventura"), what="oxnard pulled from ventura")
         alert_id = str((await a.publish())["id"])
-        await wait_for(
-            lambda: _state(b, alert_id, "held"), what="the alert held at oxnard"
-        )
+        await wait_for(lambda: _state(b, alert_id, "held"), what="the alert held at oxnard")
         desk = DeskClient.open(b.url)
         try:
             await desk.login(b.token)

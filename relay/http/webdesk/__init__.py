@@ -11,7 +11,8 @@ from the node only, nothing inline), ``X-Frame-Options: DENY`` and
 sub-application, before the API's JSON error middleware would see them.
 
 Modules: ``session`` (login, cookies, CSRF), ``i18n`` (es/en), ``pages``
-(the handlers), ``views`` (what a template is given), ``live`` (the stream).
+(the handlers), ``tips`` (the tips page), ``views`` (what a template is
+given), ``live`` (the stream).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from aiohttp import web
 from yarl import URL
 
 from relay.http.api import NODE
-from relay.http.webdesk import i18n, live, pages
+from relay.http.webdesk import i18n, live, pages, tips
 from relay.http.webdesk.state import DESK, DeskState
 from relay.runtime.node import Node
 
@@ -76,6 +77,7 @@ def build(node: Node) -> web.Application:
     desk.on_shutdown.append(live.close_streams)
     desk.add_routes(pages.routes)
     desk.add_routes(live.routes)
+    tips.register(desk)
     desk.router.add_static("/static", STATIC, name="static")
     return desk
 

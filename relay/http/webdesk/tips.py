@@ -1,0 +1,234 @@
+"""The tips page (DESIGN §10, §13): new and claimed tips, their clusters, and
+claim → outcome → publish, all through ``node.desk`` as the tip API does.
+
+A verifier sees Claim, an outcome form and Close; a publisher sees the
+alert that publishing would sign, prefilled by the desk's own ``prefill``
+(so the form shows exactly what the API would complete), editable, and only
+once the two-person rule allows it: the card says how many distinct
+verifiers have confirmed and how many the node asks for. The reporter's
+words are shown to the desk (escaped) and never copied into the alert.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from multidict import MultiDict
+
+from relay.core.errors import BadInput
+from relay.core.tipdrafts import TipDraft, prefill
+from relay.core.tips import OUTCOMES, Tip, confirmers, publish_certainty
+from relay.http.webdesk import i18n, live, views
+from relay.http.webdesk.pages import (
+    PAGES,
+    TIPS_VIEW,
+    act,
+    need,
+    node_of,
+    partial,
+    read_form,
+    render,
+)
+from relay.http.webdesk.session import User
+from relay.runtime.desk import Desk
+from relay.runtime.node import Node
+from relay.storage.trust import Role
+
+routes = web.RouteTableDef()
+VERIFY: tuple[Role, ...] = ("verifier",)
+PUBLISH: tuple[Role, ...] = ("publisher",)
+EXPIRIES = ("1h", "2h", "4h", "12h", "24h")
+
+
+def _desk(node: Node) -> Desk:
+    return node.desk
+
+
+def tips_mark(node: Node) -> object:
+    """Changes whenever the desk took, changed or published a tip (its counters)."""
+    return sum(node.desk.counters.values())
+
+
+def _ref(request: web.Request) -> str:
+    ref = request.match_info["tip"]
+    if len(ref) > 26 or not ref.isascii() or not ref.isalnum():
+        raise BadInput("AVISA_BAD_QUERY", "a tip is named by its id or its number")
+    return ref
+
+
+def tip_card(tip: Tip, user: User, node: Node, t: Any) -> dict[str, Any]:
+    now = node.clock()
+    needed = node.desk.section.confirmations
+    confirmed_by = confirmers(tip.history)
+    certainty = _certainty(tip, needed)
+    draft = _draft_view(tip, certainty) if certainty and user.may(PUBLISH) else None
+    return {
+        "tip": tip,
+        "received": views.relative(tip.received_at, now, t),
+        "observed": views.relative(tip.observed_at, now, t) if tip.observed_at else "",
+        "history": [
+            {
+                "ago": views.relative(event.at, now, t),
+                "actor": event.actor,
+                "mine": event.actor == user.actor,
+                "action": event.action,
+                "outcome": event.outcome or "",
+                "note": event.note or "",
+                "alert_id": event.alert_id or "",
+            }
+            for event in tip.history
+        ],
+        "confirmations": len(confirmed_by),
+        "needed": needed,
+        "i_confirmed": user.actor in confirmed_by,
+        "certainty": certainty,
+        "draft": draft,
+        "open": tip.state not in ("published", "closed"),
+    }
+
+
+def _certainty(tip: Tip, needed: int) -> str | None:
+    try:
+        return publish_certainty(tip.state, tip.history, needed)
+    except BadInput:
+        return None
+
+
+def _draft_view(tip: Tip, certainty: Any) -> dict[str, Any] | None:
+    """What publishing would sign now, or None when the tip has no place to map."""
+    try:
+        draft = prefill(tip, TipDraft(), certainty)
+    except BadInput:
+        return {"needs_area": True, "kind": "", "texts": {}, "radius_m": 500, "geohash": ""}
+    return {
+        "needs_area": False,
+        "kind": draft.kind,
+        "texts": {lang: {"headline": x.headline, "body": x.body} for lang, x in draft.text.items()},
+        "radius_m": draft.area.radius_m,
+        "geohash": draft.area.geohash,
+    }
+
+
+@routes.get("/tips")
+async def tips_page(request: web.Request) -> web.StreamResponse:
+    user = need(request, TIPS_VIEW)
+    node = node_of(request)
+    show_all = request.query.get("all") == "1"
+    found = await _desk(node).listing(open_only=not show_all, cluster=True, limit=200)
+    language, _ = i18n.choose(request)
+    t = i18n.translator(language)
+    context = {
+        "tips": [tip_card(tip, user, node, t) for tip in found],
+        "show_all": show_all,
+        "may_verify": user.may(VERIFY),
+        "may_publish": user.may(PUBLISH),
+        "outcomes": OUTCOMES,
+        "expiries": EXPIRIES,
+        "needed": node.desk.section.confirmations,
+    }
+    template = partial(request, "tips.html", "_tips_list.html")
+    return render(request, template, context, user=user, page="tips")
+
+
+def _note(form: MultiDict[str]) -> str | None:
+    return form.get("note", "").strip()[:1000] or None
+
+
+@routes.post("/tips/{tip}/claim")
+async def claim(request: web.Request) -> web.StreamResponse:
+    user = need(request, VERIFY)
+    form = await read_form(request, user)
+    desk = _desk(node_of(request))
+
+    async def work() -> None:
+        await desk.claim(_ref(request), user.actor, _note(form))
+
+    return await act("/desk/tips", work)
+
+
+@routes.post("/tips/{tip}/outcome")
+async def outcome(request: web.Request) -> web.StreamResponse:
+    user = need(request, VERIFY)
+    form = await read_form(request, user)
+    desk = _desk(node_of(request))
+    chosen = form.get("outcome", "")
+
+    async def work() -> None:
+        if chosen not in OUTCOMES:
+            raise BadInput("AVISA_BAD_REQUEST", "pick an outcome")
+        duplicate_of = form.get("duplicate_of", "").strip().lstrip("#")[:26] or None
+        await desk.outcome(
+            _ref(request),
+            user.actor,
+            chosen,  # type: ignore[arg-type]
+            _note(form),
+            duplicate_of if chosen == "duplicate" else None,
+        )
+
+    return await act("/desk/tips", work)
+
+
+@routes.post("/tips/{tip}/close")
+async def close(request: web.Request) -> web.StreamResponse:
+    user = need(request, VERIFY)
+    form = await read_form(request, user)
+    desk = _desk(node_of(request))
+
+    async def work() -> None:
+        await desk.close(_ref(request), user.actor, _note(form))
+
+    return await act("/desk/tips", work)
+
+
+@routes.post("/tips/{tip}/publish")
+async def publish(request: web.Request) -> web.StreamResponse:
+    user = need(request, PUBLISH)
+    form = await read_form(request, user)
+    desk = _desk(node_of(request))
+
+    async def work() -> None:
+        tip = await desk.get(_ref(request))
+        fields: dict[str, Any] = {}
+        texts = {}
+        for language in i18n.LANGUAGES:
+            headline = form.get(f"headline_{language}", "").strip()
+            if headline:
+                texts[language] = {"headline": headline, "body": form.get(f"body_{language}", "")}
+        if texts:
+            fields["text"] = texts
+        expires_in = form.get("expires_in", "4h")
+        if expires_in not in EXPIRIES:
+            raise BadInput("AVISA_BAD_DRAFT", "pick an expiry")
+        fields["expires_in"] = expires_in
+        radius = form.get("radius_m", "").strip()
+        if radius:
+            fields["radius_m"] = _int(radius)
+        geohash = form.get("geohash", "").strip().lower()
+        if geohash and geohash != tip.where.geohash:
+            fields["area"] = {
+                "label": tip.where.label,
+                "geohash": geohash,
+                "radius_m": fields.get("radius_m", 500),
+                "codes": list(tip.where.codes),
+            }
+        try:
+            draft = msgspec.convert(fields, TipDraft)
+        except msgspec.ValidationError:
+            raise BadInput("AVISA_BAD_DRAFT", "the form does not make a valid alert") from None
+        await desk.publish(tip.id, user.actor, draft)
+
+    return await act("/desk/tips", work)
+
+
+def _int(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 6:
+        raise BadInput("AVISA_BAD_DRAFT", "the radius is a number of metres")
+    return int(text)
+
+
+def register(desk_app: web.Application) -> None:
+    PAGES.add("tips")
+    live.tips_mark = tips_mark
+    desk_app.add_routes(routes)
