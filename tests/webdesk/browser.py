@@ -107,7 +107,8 @@ class Browser:
                 seen = await self.do(self.drain)
                 raise AssertionError(
                     f"timed out waiting for {what or script} at {url}: "
-                    f"console {seen.console_errors}, requests {seen.requests[-5:]} {seen.events}: {page}"
+                    f"console {seen.console_errors}, requests {seen.requests[-5:]} "
+                    f"{seen.events}: {page}"
                 )
             await asyncio.sleep(0.02)
 

@@ -121,11 +121,15 @@ _EN: dict[str, str] = {
     "tips.save_outcome": "Save outcome",
     "tips.close": "Close without alert",
     "tips.publish": "Publish as alert",
-    "tips.publish_help": "Prefilled from the tip. The reporter's own words are never copied into the alert.",
+    "tips.publish_help": (
+        "Prefilled from the tip. The reporter's own words are never copied into the alert."
+    ),
     "tips.geohash": "Geohash",
     "tips.radius": "Radius (m)",
     "tips.sign_publish": "Sign and publish",
-    "tips.needs_more": "Needs {} more confirmation(s) from a different verifier before it can be published.",
+    "tips.needs_more": (
+        "Needs {} more confirmation(s) from a different verifier before it can be published."
+    ),
     "tip.new": "new",
     "tip.claimed": "claimed",
     "tip.confirmed": "confirmed",
@@ -266,7 +270,9 @@ _ES: dict[str, str] = {
     "tips.save_outcome": "Guardar resultado",
     "tips.close": "Cerrar sin alerta",
     "tips.publish": "Publicar como alerta",
-    "tips.publish_help": "Prellenado desde el reporte. Las palabras de quien reportó nunca se copian a la alerta.",
+    "tips.publish_help": (
+        "Prellenado desde el reporte. Las palabras de quien reportó nunca se copian a la alerta."
+    ),
     "tips.geohash": "Geohash",
     "tips.radius": "Radio (m)",
     "tips.sign_publish": "Firmar y publicar",
