@@ -112,6 +112,14 @@ class Browser:
                 )
             await asyncio.sleep(0.02)
 
+    async def new_window(self) -> str:
+        """Open another window (another person's screen) and switch to it; its handle."""
+        await self.do(self.driver.switch_to.new_window, "window")
+        return str(self.driver.current_window_handle)
+
+    async def switch(self, handle: str) -> None:
+        await self.do(self.driver.switch_to.window, handle)
+
     async def login(self, base: str, token: str) -> None:
         await self.get(base + "/desk/login")
         await self.js(
