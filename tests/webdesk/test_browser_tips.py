@@ -43,7 +43,7 @@ async def test_a_reported_tip_becomes_an_alert_on_both_desks(
     async with members(tmp_path, clock, ["ventura", "oxnard"]) as nodes:
         a, b = nodes["ventura"], nodes["oxnard"]
         await trusts(a, b)
-        await trusts(b, a)
+        await trusts(b, a, speaks_for=("fips:06", "zip:93030"))  # the web form gives a ZIP
         await wait_for(lambda: pulled(b, "ventura"), what="oxnard pulled from ventura")
         verifier, publisher = await token(a, "verifier"), await token(a, "publisher")
 

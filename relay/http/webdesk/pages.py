@@ -117,8 +117,15 @@ def render(
     def asset(name: str) -> str:
         return str(static.url_for(filename=name, append_version=True))
 
+    def why(reason: str) -> str:
+        """A policy reason code in words, when the desk has words for it."""
+        key = f"reason.{reason}"
+        words = t(key)
+        return "" if words == key else words
+
     base = {
         "t": t,
+        "why": why,
         "lang": language,
         "other_lang": "en" if language == "es" else "es",
         "user": user,
@@ -427,9 +434,10 @@ async def peers(request: web.Request) -> web.StreamResponse:
                 ],
             }
         )
+    own_keys = {key.keyid: key for key in node.own_keys()}  # the current key is listed twice
     own = [
         {"keyid": key.keyid, "fingerprint": views.cached_fingerprint(key.public_key)}
-        for key in node.own_keys()
+        for key in own_keys.values()
     ]
     context = {"peers": items, "own_keys": own}
     template = partial(request, "peers.html", "_peers_list.html")

@@ -18,6 +18,7 @@ from aiohttp import web
 from multidict import MultiDict
 
 from relay.core.errors import BadInput
+from relay.core.model import Area
 from relay.core.tipdrafts import TipDraft, prefill
 from relay.core.tips import OUTCOMES, Tip, confirmers, publish_certainty
 from relay.http.webdesk import i18n, live, views
@@ -59,6 +60,7 @@ def _ref(request: web.Request) -> str:
 
 
 def tip_card(tip: Tip, user: User, node: Node, t: Any) -> dict[str, Any]:
+    """One tip as the page shows it to ``user``."""
     now = node.clock()
     needed = node.desk.section.confirmations
     confirmed_by = confirmers(tip.history)
@@ -96,18 +98,19 @@ def _certainty(tip: Tip, needed: int) -> str | None:
         return None
 
 
-def _draft_view(tip: Tip, certainty: Any) -> dict[str, Any] | None:
-    """What publishing would sign now, or None when the tip has no place to map."""
-    try:
-        draft = prefill(tip, TipDraft(), certainty)
-    except BadInput:
-        return {"needs_area": True, "kind": "", "texts": {}, "radius_m": 500, "geohash": ""}
+def _draft_view(tip: Tip, certainty: Any) -> dict[str, Any]:
+    """What publishing would sign now. A tip without a geohash (the web form asks
+    for a place and a ZIP code) gets its texts all the same; the publisher adds
+    the geohash."""
+    needs_area = tip.where.geohash is None
+    stand_in = Area(label=tip.where.label, geohash="0000", radius_m=500, codes=[])
+    draft = prefill(tip, TipDraft(area=stand_in if needs_area else None), certainty)
     return {
-        "needs_area": False,
+        "needs_area": needs_area,
         "kind": draft.kind,
         "texts": {lang: {"headline": x.headline, "body": x.body} for lang, x in draft.text.items()},
         "radius_m": draft.area.radius_m,
-        "geohash": draft.area.geohash,
+        "geohash": "" if needs_area else draft.area.geohash,
     }
 
 

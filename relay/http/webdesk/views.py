@@ -39,6 +39,8 @@ def relative(moment: datetime | None, now: datetime, t: Callable[[str], str]) ->
     if moment is None:
         return "—"
     delta = (moment - now).total_seconds()
+    if abs(delta) < 30:
+        return t("now")
     return t("in").format(span(delta)) if delta >= 0 else t("ago").format(span(delta))
 
 
