@@ -184,6 +184,46 @@ class Browser:
         await self.do(self.driver.execute_cdp_cmd, "Emulation.setDeviceMetricsOverride", metrics)
         await self.js("window.dispatchEvent(new Event('resize'));")
 
+    async def weigh(self, url: str, *, cold: bool) -> dict[str, Any]:
+        """Load ``url`` (with an empty cache when ``cold``): the requests that reached the
+        node (not those the browser answered from its cache) and their bytes on the wire."""
+        await self.do(self.drain)
+        if cold:
+            await self.do(self.driver.execute_cdp_cmd, "Network.clearBrowserCache", {})
+        await self.get(url)
+        await self.wait("document.readyState === 'complete'")
+        if await self.js("return !!document.body.dataset.stream"):
+            await self.wait("document.getElementById('live').classList.contains('on')")
+        urls: dict[str, str] = {}
+        sizes: dict[str, int] = {}
+        cached: set[str] = set()
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            params = message.get("params", {})
+            if message.get("method") == "Network.requestWillBeSent":
+                urls[params["requestId"]] = params["request"]["url"]
+            elif message.get("method") == "Network.requestServedFromCache":
+                cached.add(params["requestId"])
+            elif message.get("method") == "Network.responseReceived":
+                if params["response"].get("fromDiskCache"):
+                    cached.add(params["requestId"])
+            elif message.get("method") == "Network.loadingFinished":
+                sizes[params["requestId"]] = int(params["encodedDataLength"])
+            elif message.get("method") == "Network.dataReceived":
+                sizes[params["requestId"]] = sizes.get(params["requestId"], 0) + int(
+                    params.get("encodedDataLength", 0)
+                )
+        fetched = {
+            rid: u
+            for rid, u in urls.items()
+            if not u.startswith(("data:", "chrome:")) and rid not in cached
+        }
+        return {
+            "requests": len(fetched),
+            "bytes": sum(sizes.get(rid, 0) for rid in fetched),
+            "urls": sorted(urlsplit(u).path for u in fetched.values()),
+        }
+
     def quit(self) -> None:
         self.driver.quit()
 
