@@ -88,7 +88,7 @@ async def test_tip_to_desk_row_latency(tmp_path: Path, clock: FakeClock, browser
         await browser.js(
             "window.__seen = {};"
             "const note = () => document.querySelectorAll('#tips .words').forEach(el => {"
-            "  const m = /probe (\\\\d+)/.exec(el.textContent);"
+            "  const m = /probe (\\d+)/.exec(el.textContent);"
             "  if (m && !(m[1] in window.__seen)) window.__seen[m[1]] = Date.now(); });"
             "new MutationObserver(note).observe(document.getElementById('tip-list'),"
             " {childList: true, subtree: true});"
