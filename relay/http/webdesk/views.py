@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from keys.core.fingerprint import fingerprint
-from relay.core.geohash import bounds
+from relay.core.geohash import decode
 from relay.core.model import Alert, Text
 from relay.core.times import rfc3339
 from relay.storage.store import StoredAlert
@@ -61,8 +61,7 @@ def alert_row(
     alert = stored.alert
     text = text_for(alert, language)
     state = stored.view_state(now)
-    box = bounds(alert.area.geohash)
-    lat, lon = box.center
+    lat, lon, lat_half, lon_half = decode(alert.area.geohash)
     return {
         "id": alert.id,
         "network": alert.network,
@@ -82,10 +81,10 @@ def alert_row(
         "area": alert.area.label,
         "codes": alert.area.codes,
         "geo": {
-            "s": box.south,
-            "w": box.west,
-            "n": box.north,
-            "e": box.east,
+            "s": lat - lat_half,
+            "w": lon - lon_half,
+            "n": lat + lat_half,
+            "e": lon + lon_half,
             "lat": lat,
             "lon": lon,
             "r": alert.area.radius_m,
