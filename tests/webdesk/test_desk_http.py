@@ -265,3 +265,28 @@ async def test_the_stream_says_which_part_changed(node: RunningNode, desk: DeskC
         await stream.content.readline()
         await publish(node)
         assert await stream.content.readline() == b"event: alerts\n"
+
+
+class _CapLike:
+    """A bridge as the node holds it: only ``status()`` matters to the page."""
+
+    def status(self) -> dict[str, object]:
+        return {
+            "type": "cap",
+            "sources": [{"name": "<b>county</b>", "polls": 3, "last_error": None}],
+            "last_error": "timeout",
+        }
+
+    async def stop(self) -> None:
+        return None
+
+
+async def test_bridges_show_each_status_and_its_tables(node: RunningNode, desk: DeskClient) -> None:
+    node.node.bridges.append(_CapLike())  # type: ignore[arg-type]
+    try:
+        await desk.login(node.token)
+        _, page, _ = await desk.page("/desk/bridges?lang=en")
+        assert '<h2 class="headline">cap</h2>' in page and "Sources" in page
+        assert "&lt;b&gt;county&lt;/b&gt;" in page and "timeout" in page
+    finally:
+        node.node.bridges.clear()

@@ -454,15 +454,15 @@ async def bridges(request: web.Request) -> web.StreamResponse:
     node = node_of(request)
     items = []
     for bridge in node.bridges:
-        status = bridge.status()
-        routes_ = status.pop("routes", [])
-        items.append(
-            {
-                "type": status.pop("type", "?"),
-                "fields": [(k, _shown(v)) for k, v in status.items()],
-                "routes": [[(k, _shown(v)) for k, v in route.items()] for route in routes_],
-            }
-        )
+        status = dict(bridge.status())
+        kind = str(status.pop("type", "?"))
+        groups = {  # routes (Matrix), sources (CAP): one small table each
+            key: [[(k, _shown(v)) for k, v in row.items()] for row in value]
+            for key, value in status.items()
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
+        }
+        fields = [(k, _shown(v)) for k, v in status.items() if k not in groups]
+        items.append({"type": kind, "fields": fields, "groups": groups})
     context = {"bridges": items}
     template = partial(request, "bridges.html", "_bridges_list.html")
     return render(request, template, context, user=user, page="bridges")
