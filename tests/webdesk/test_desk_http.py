@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from relay.core.tips import TipIn, Where
 from relay.runtime.clock import FakeClock
 from relay.storage import trust
 from tests.conftest import RunningNode, start_node
@@ -265,6 +266,11 @@ async def test_the_stream_says_which_part_changed(node: RunningNode, desk: DeskC
         await stream.content.readline()
         await publish(node)
         assert await stream.content.readline() == b"event: alerts\n"
+        await stream.content.readline()
+        await stream.content.readline()
+        where = Where(label="Colonia", geohash="9q4gch")
+        await node.node.desk.submit(TipIn(text="ICE aquí", where=where), reporter=b"reporter-1")
+        assert await stream.content.readline() == b"event: tips\n"
 
 
 class _CapLike:

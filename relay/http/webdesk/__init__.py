@@ -77,7 +77,7 @@ def build(node: Node) -> web.Application:
     desk.on_shutdown.append(live.close_streams)
     desk.add_routes(pages.routes)
     desk.add_routes(live.routes)
-    tips.register(desk)
+    desk.add_routes(tips.routes)
     desk.router.add_static("/static", STATIC, name="static")
     return desk
 

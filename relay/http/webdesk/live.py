@@ -12,7 +12,6 @@ bounded together with the API's (``api.MAX_STREAMS``) and ended on shutdown.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from aiohttp import web
 
@@ -24,11 +23,13 @@ from relay.runtime.node import Node
 
 routes = web.RouteTableDef()
 KEEPALIVE_S = 15.0
-# How often tips are looked at when the desk offers no change signal.
+# How often the desk's counters are looked at: it offers no change signal to wait on.
 TIPS_POLL_S = 0.25
 
-# The tips page sets this: a cheap value that changes whenever any tip does.
-tips_mark: Callable[[Node], object] | None = None
+
+def tips_mark(node: Node) -> int:
+    """Changes whenever the desk took, changed or published a tip (its counters)."""
+    return sum(node.desk.counters.values())
 
 
 @routes.get("/stream")
@@ -62,23 +63,21 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 async def _pump(request: web.Request, node: Node, response: web.StreamResponse) -> None:
     cursor = node.feed.head
-    mark = tips_mark(node) if tips_mark else None
+    mark = tips_mark(node)
     waited = 0.0
     await response.write(b"retry: 2000\n\n")
     while current_user(request) is not None:
-        tick = TIPS_POLL_S if tips_mark else KEEPALIVE_S
-        moved = await node.feed.wait_beyond(cursor, tick)
+        moved = await node.feed.wait_beyond(cursor, TIPS_POLL_S)
         if moved or node.feed.head > cursor:
             cursor = node.feed.head
             await response.write(f"event: alerts\ndata: {cursor}\n\n".encode())
             waited = 0.0
-        if tips_mark is not None:
-            now_mark = tips_mark(node)
-            if now_mark != mark:
-                mark = now_mark
-                await response.write(b"event: tips\ndata: changed\n\n")
-                waited = 0.0
-        waited += tick
+        now_mark = tips_mark(node)
+        if now_mark != mark:
+            mark = now_mark
+            await response.write(b"event: tips\ndata: changed\n\n")
+            waited = 0.0
+        waited += TIPS_POLL_S
         if waited >= KEEPALIVE_S:
             await response.write(b": keepalive\n\n")
             waited = 0.0

@@ -91,11 +91,9 @@ def nav(user: User | None) -> list[tuple[str, str]]:
         ("bridges", "nav.bridges", OPERATIONS),
         ("decisions", "nav.decisions", OPERATIONS),
     ]
-    return [(path, key) for path, key, allowed in pages if user.may(allowed) and path in PAGES]
+    return [(path, key) for path, key, allowed in pages if user.may(allowed)]
 
 
-# The tips page registers itself here once the desk's tips exist.
-PAGES: set[str] = {"alerts", "held", "peers", "bridges", "decisions"}
 TIPS_VIEW: tuple[Role, ...] = ("intake", "verifier", "publisher")
 
 

@@ -21,9 +21,8 @@ from relay.core.errors import BadInput
 from relay.core.model import Area
 from relay.core.tipdrafts import TipDraft, prefill
 from relay.core.tips import OUTCOMES, Tip, confirmers, publish_certainty
-from relay.http.webdesk import i18n, live, views
+from relay.http.webdesk import i18n, views
 from relay.http.webdesk.pages import (
-    PAGES,
     TIPS_VIEW,
     act,
     need,
@@ -45,11 +44,6 @@ EXPIRIES = ("1h", "2h", "4h", "12h", "24h")
 
 def _desk(node: Node) -> Desk:
     return node.desk
-
-
-def tips_mark(node: Node) -> object:
-    """Changes whenever the desk took, changed or published a tip (its counters)."""
-    return sum(node.desk.counters.values())
 
 
 def _ref(request: web.Request) -> str:
@@ -229,9 +223,3 @@ def _int(text: str) -> int:
     if not text.isascii() or not text.isdigit() or len(text) > 6:
         raise BadInput("AVISA_BAD_DRAFT", "the radius is a number of metres")
     return int(text)
-
-
-def register(desk_app: web.Application) -> None:
-    PAGES.add("tips")
-    live.tips_mark = tips_mark
-    desk_app.add_routes(routes)
