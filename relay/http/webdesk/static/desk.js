@@ -17,6 +17,7 @@
       if (box.dataset.tiles) {
         L.tileLayer(box.dataset.tiles, { attribution: box.dataset.attribution || "", maxZoom: 18 }).addTo(map);
       }
+      L.control.scale({ imperial: true, metric: true }).addTo(map);
       layer = L.featureGroup().addTo(map);
       map.setView([20, 0], 2);
     }
