@@ -59,6 +59,16 @@ async def test_an_alert_reaches_both_desks_live(
         assert await browser.js(f"return {card}.querySelector('.headline').textContent") == HOSTILE
         assert await browser.js("return window.__pwned === undefined")
         await browser.wait("document.getElementById('map').dataset.drawn === '1'")
+        # the map's tooltip shows the headline as text too
+        await browser.js(
+            "document.querySelector('path.leaflet-interactive')"
+            ".dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));"
+        )
+        tooltip = "document.querySelector('.leaflet-tooltip')"
+        await browser.wait(tooltip, what="the tooltip")
+        assert await browser.js(f"return {tooltip}.textContent") == HOSTILE
+        assert await browser.js(f"return {tooltip}.querySelector('img, script') === null")
+        assert await browser.js("return window.__pwned === undefined")
         await browser.check_page("alerts")
 
         await browser.get(desk_b + "/desk/alerts")

@@ -33,7 +33,12 @@
       var group = [cell, mark];
       if (+d.r > 0) group.push(L.circle([+d.lat, +d.lon], { radius: +d.r, color: color, weight: 1, fillOpacity: 0.1, opacity: faded ? 0.4 : 0.9 }));
       group.forEach(function (shape) {
-        shape.bindTooltip(d.title);
+        // Leaflet puts a string tooltip in as HTML: give it a text node, never markup.
+        shape.bindTooltip(function () {
+          var text = document.createElement("span");
+          text.textContent = d.title;
+          return text;
+        });
         shape.on("click", function () { item.scrollIntoView({ behavior: "smooth", block: "center" }); });
         layer.addLayer(shape);
       });
