@@ -157,3 +157,20 @@ async def test_false_alarm_publishes_a_debunk_and_close_needs_a_verifier(
         assert page.count("data-tip=") == 2
     finally:
         await both.close()
+
+
+async def test_the_desk_opens_on_tips_or_alerts_by_role(node: RunningNode) -> None:
+    await submit(node)
+    verifier = await desk_as(node, "verifier")
+    reviewer = await desk_as(node, "reviewer")
+    try:
+        status, page, _ = await verifier.page("/desk/")
+        assert status == 200 and "data-tip=" in page and 'href="/desk/tips" aria-current' in page
+        status, _, headers = await reviewer.page("/desk/")
+        assert status == 303 and headers["Location"] == "/desk/alerts"
+        _, page, _ = await reviewer.page("/desk/alerts")
+        assert 'href="/desk/tips"' not in page  # no tips tab for a reviewer
+        assert (await reviewer.page("/desk/tips"))[0] == 403
+    finally:
+        await verifier.close()
+        await reviewer.close()

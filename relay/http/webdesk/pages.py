@@ -205,13 +205,6 @@ async def error_pages(
 # --- login ------------------------------------------------------------------
 
 
-@routes.get("/")
-async def home(request: web.Request) -> web.StreamResponse:
-    user = need(request, EVERYONE)
-    first = nav(user)
-    raise web.HTTPSeeOther(f"/desk/{first[0][0] if first else 'alerts'}")
-
-
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.StreamResponse:
     expired = "login.expired" if request.query.get("expired") else ""

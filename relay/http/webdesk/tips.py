@@ -23,6 +23,7 @@ from relay.core.tipdrafts import TipDraft, prefill
 from relay.core.tips import OUTCOMES, Tip, confirmers, publish_certainty
 from relay.http.webdesk import i18n, views
 from relay.http.webdesk.pages import (
+    EVERYONE,
     TIPS_VIEW,
     act,
     need,
@@ -106,6 +107,15 @@ def _draft_view(tip: Tip, certainty: Any) -> dict[str, Any]:
         "radius_m": draft.area.radius_m,
         "geohash": "" if needs_area else draft.area.geohash,
     }
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.StreamResponse:
+    """``/desk/`` is the tips page (DESIGN §13), or the alerts for roles without tips."""
+    user = need(request, EVERYONE)
+    if not user.may(TIPS_VIEW):
+        raise web.HTTPSeeOther("/desk/alerts")
+    return await tips_page(request)
 
 
 @routes.get("/tips")
