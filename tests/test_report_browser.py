@@ -3,41 +3,31 @@
 A resident on a cheap phone: 360×640 screen, no JavaScript. The form must be
 usable as plain HTML: switch to Spanish/English by a link, type, tick a box,
 choose from a list, submit, and land on the receipt, which names no tip id.
-Skipped only when Chromium or its driver is not installed.
+Skipped only when Chromium or its driver is not installed. The browser is the web
+desk tests' (``tests/webdesk/browser.py``), with JavaScript switched off.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-import shutil
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import RunningNode
+from tests.webdesk.browser import Browser, fresh_profile, missing
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("chromium") and shutil.which("chromedriver")),
-    reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)",
-)
+pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
 
 
-def _fill_and_send(url: str) -> tuple[str, str, bool]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+def _fill_and_send(url: str, profile: Path) -> tuple[str, str, bool]:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or ""
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=360,640"):
-        options.add_argument(argument)
-    options.add_experimental_option(
-        "prefs", {"profile.managed_default_content_settings.javascript": 2}
-    )
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=options)
+    browser = Browser(profile, javascript=False, window=(360, 640))
+    driver = browser.driver
     try:
-        driver.set_page_load_timeout(30)
         # The control: a page's own script cannot even change its title here.
         driver.get("data:text/html,<title>plain</title><script>document.title='ran'</script>")
         scripting = driver.title == "ran"
@@ -54,11 +44,12 @@ def _fill_and_send(url: str) -> tuple[str, str, bool]:
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         return english, driver.find_element(By.TAG_NAME, "body").text, scripting
     finally:
-        driver.quit()
+        browser.quit()
 
 
-async def test_a_phone_without_javascript_sends_a_tip(running: RunningNode) -> None:
-    english, receipt, scripting = await asyncio.to_thread(_fill_and_send, running.url)
+async def test_a_phone_without_javascript_sends_a_tip(running: RunningNode, tmp_path: Path) -> None:
+    profile = fresh_profile(tmp_path)
+    english, receipt, scripting = await asyncio.to_thread(_fill_and_send, running.url, profile)
     assert not scripting
     assert english == "Report immigration enforcement activity"
     assert "Gracias. Recibimos su reporte." in receipt

@@ -66,7 +66,9 @@ class Seen:
 
 
 class Browser:
-    def __init__(self, profile: Path) -> None:
+    def __init__(
+        self, profile: Path, *, javascript: bool = True, window: tuple[int, int] = DESKTOP
+    ) -> None:
         os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never download
         os.environ.setdefault("SE_AVOID_STATS", "true")
         from selenium import webdriver
@@ -78,7 +80,11 @@ class Browser:
         for flag in FLAGS:
             options.add_argument(flag)
         options.add_argument(f"--user-data-dir={profile}")
-        options.add_argument(f"--window-size={DESKTOP[0]},{DESKTOP[1]}")
+        options.add_argument(f"--window-size={window[0]},{window[1]}")
+        if not javascript:  # a cheap phone's browser, or a resident who switched it off
+            options.add_experimental_option(
+                "prefs", {"profile.managed_default_content_settings.javascript": 2}
+            )
         options.add_argument("--lang=es")
         options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
         self.driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)

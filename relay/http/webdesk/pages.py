@@ -22,7 +22,6 @@ from urllib.parse import parse_qsl
 
 import aiohttp_jinja2
 import msgspec
-import structlog
 from aiohttp import web
 from multidict import MultiDict
 
@@ -49,7 +48,6 @@ from relay.storage import store
 from relay.storage.trust import ROLES, Role, roles_for
 
 routes = web.RouteTableDef()
-_log = structlog.get_logger("avisa.desk")
 
 FORM_MAX = 32 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
