@@ -10,9 +10,10 @@ from the node only, nothing inline), ``X-Frame-Options: DENY`` and
 ``Referrer-Policy: no-referrer``. Errors become HTML pages here, inside the
 sub-application, before the API's JSON error middleware would see them.
 
-Modules: ``session`` (login, cookies, CSRF), ``i18n`` (es/en), ``pages``
-(the handlers), ``tips`` (the tips page), ``views`` (what a template is
-given), ``live`` (the stream).
+Modules: ``session`` (sessions, cookies, CSRF), ``i18n`` (es/en), ``pages``
+(the frame: rendering, forms, errors, login), ``tips``, ``alerts`` (alerts
+and held), ``network`` (peers, bridges, decisions), ``views`` (what a
+template is given), ``live`` (the stream).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from aiohttp import web
 from yarl import URL
 
 from relay.http.api import NODE
-from relay.http.webdesk import i18n, live, pages, tips
+from relay.http.webdesk import alerts, i18n, live, network, pages, tips
 from relay.http.webdesk.state import DESK, DeskState
 from relay.runtime.node import Node
 
@@ -76,6 +77,8 @@ def build(node: Node) -> web.Application:
     desk.on_response_prepare.append(_headers(content_security_policy(section.tile_url)))
     desk.on_shutdown.append(live.close_streams)
     desk.add_routes(pages.routes)
+    desk.add_routes(alerts.routes)
+    desk.add_routes(network.routes)
     desk.add_routes(live.routes)
     desk.add_routes(tips.routes)
     desk.router.add_static("/static", STATIC, name="static")

@@ -1,4 +1,7 @@
-"""The desk's pages and forms (DESIGN §13), except the live stream (``live``).
+"""The desk's frame (DESIGN §13): sessions per request, rendering, forms, errors, login.
+
+The pages live in ``alerts`` (alerts, held), ``network`` (peers, bridges,
+decisions) and ``tips``; the live stream in ``live``.
 
 Each page is one GET that renders the whole page, or only its changing part
 when htmx asks (``HX-Request``), so the live feed can swap just that part.
@@ -7,30 +10,24 @@ redirect back to its page (post/redirect/get), carrying a fixed outcome code
 in the query, never text from the request. What a role may not do, the page
 does not show (``user.may``) and the handler refuses (``need``).
 
-The changes themselves are the API's own (``relay.http.api``): the desk signs
-updates and cancels and applies review verdicts through the same functions,
-so a form and an API call cannot disagree.
+The changes themselves are the API's and the desk's own functions
+(``relay.http.api``, ``node.desk``), so a form and an API call cannot disagree.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
 import aiohttp_jinja2
-import msgspec
 from aiohttp import web
 from multidict import MultiDict
 
-from relay.core import drafts
 from relay.core.errors import BadInput, Forbidden
-from relay.core.model import KINDS
-from relay.core.times import rfc3339
 from relay.http import api
-from relay.http.webdesk import i18n, views
+from relay.http.webdesk import i18n
 from relay.http.webdesk.session import (
     COOKIE,
     User,
@@ -41,10 +38,8 @@ from relay.http.webdesk.session import (
     user_for,
 )
 from relay.http.webdesk.state import DESK
-from relay.runtime.explain import explain_envelope
 from relay.runtime.httpio import read_body
 from relay.runtime.node import Node
-from relay.storage import store
 from relay.storage.trust import ROLES, Role, roles_for
 
 routes = web.RouteTableDef()
@@ -53,7 +48,6 @@ FORM_MAX = 32 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"
 EVERYONE: tuple[Role, ...] = ROLES
 OPERATIONS = api.READ
-EXPIRIES = ("1h", "4h", "12h", "24h", "3d")
 _OUTCOME = re.compile(r"^[A-Za-z_]{1,40}$")
 
 
@@ -241,271 +235,3 @@ async def logout(request: web.Request) -> web.StreamResponse:
     response = web.HTTPSeeOther("/desk/login")
     response.del_cookie(COOKIE, path="/desk")
     raise response
-
-
-# --- alerts -----------------------------------------------------------------
-
-
-@routes.get("/alerts")
-async def alerts(request: web.Request) -> web.StreamResponse:
-    user = need(request, EVERYONE)
-    node = node_of(request)
-    show_all = request.query.get("all") == "1"
-    now = node.clock()
-    rows = await node.db.read(
-        lambda conn: store.listing(conn, now, active_only=not show_all, limit=200)
-    )
-    language, _ = i18n.choose(request)
-    t = i18n.translator(language)
-    may_publish = user.may(api.PUBLISH)
-    items = [
-        views.alert_row(row, now, language, t, own_network=node.network, may_publish=may_publish)
-        for row in rows
-    ]
-    settings = request.app[DESK].settings
-    context = {
-        "alerts": items,
-        "show_all": show_all,
-        "tile_url": settings.tile_url,
-        "tile_attribution": settings.tile_attribution,
-        "expiries": EXPIRIES,
-        "kinds": KINDS,
-    }
-    template = partial(request, "alerts.html", "_alerts_list.html")
-    return render(request, template, context, user=user, page="alerts")
-
-
-def _alert_id(request: web.Request) -> str:
-    return f"{request.match_info['network']}/{request.match_info['ulid']}"
-
-
-def _texts_from_form(form: MultiDict[str], languages: list[str]) -> dict[str, Any]:
-    texts: dict[str, Any] = {}
-    for language in languages:
-        headline = form.get(f"headline_{language}", "").strip()
-        if headline:
-            texts[language] = {"headline": headline, "body": form.get(f"body_{language}", "")}
-    return texts
-
-
-@routes.post("/alerts/{network}/{ulid}/update")
-async def update_alert(request: web.Request) -> web.StreamResponse:
-    user = need(request, api.PUBLISH)
-    form = await read_form(request, user)
-    node = node_of(request)
-    alert_id = _alert_id(request)
-
-    async def work() -> None:
-        stored = await node.db.read(lambda conn: store.get(conn, alert_id))
-        if stored is None:
-            raise BadInput("AVISA_NOT_FOUND", "no such alert", 404)
-        alert = stored.alert
-        expires_in = form.get("expires_in", "")
-        if expires_in not in EXPIRIES:
-            raise BadInput("AVISA_BAD_DRAFT", "pick an expiry")
-        draft = msgspec.convert(
-            {
-                "kind": form.get("kind", alert.kind),
-                "certainty": form.get("certainty", alert.certainty),
-                "area": msgspec.to_builtins(alert.area),
-                "agencies": list(alert.agencies),
-                "text": _texts_from_form(form, list(alert.text)) or msgspec.to_builtins(alert.text),
-                "expires_in": expires_in,
-                "observed_at": rfc3339(alert.observed_at),
-            },
-            drafts.Draft,
-        )
-        await api.sign_draft(node, draft, replaces=alert_id)
-
-    return await act("/desk/alerts", _converting(work))
-
-
-@routes.post("/alerts/{network}/{ulid}/cancel")
-async def cancel_alert(request: web.Request) -> web.StreamResponse:
-    user = need(request, api.PUBLISH)
-    form = await read_form(request, user)
-    node = node_of(request)
-    note = form.get("note", "").strip()[:2000]
-
-    async def work() -> None:
-        text = {
-            language: {
-                "headline": i18n.translator(language)("alerts.cancel_headline"),
-                "body": note,
-            }
-            for language in i18n.LANGUAGES
-        }
-        body = msgspec.convert({"text": text}, drafts.CancelDraft)
-        await api.sign_cancel(node, _alert_id(request), body)
-
-    return await act("/desk/alerts", _converting(work))
-
-
-def _converting(work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-    """A form that does not make a valid draft is a 400, like the API's."""
-
-    async def guarded() -> None:
-        try:
-            await work()
-        except msgspec.ValidationError:
-            raise BadInput("AVISA_BAD_DRAFT", "the form does not make a valid alert") from None
-
-    return guarded
-
-
-# --- held -------------------------------------------------------------------
-
-
-@routes.get("/held")
-async def held(request: web.Request) -> web.StreamResponse:
-    user = need(request, OPERATIONS)
-    node = node_of(request)
-    now = node.clock()
-    language, _ = i18n.choose(request)
-    t = i18n.translator(language)
-
-    def job(conn: Any) -> list[dict[str, Any]]:
-        rows = store.listing(conn, now, active_only=False, held=True, limit=200)
-        items = []
-        for row in rows:
-            item = views.alert_row(
-                row, now, language, t, own_network=node.network, may_publish=False
-            )
-            item["reason"] = row.reason
-            item["from_peer"] = row.from_peer or "—"
-            item["explain"] = explain_envelope(
-                conn, node.trust, row.envelope, row.from_peer, now, as_new=True
-            )
-            items.append(item)
-        return items
-
-    items = await node.db.read(job)
-    context = {"held": items, "may_review": user.may(api.REVIEW)}
-    template = partial(request, "held.html", "_held_list.html")
-    return render(request, template, context, user=user, page="held")
-
-
-@routes.post("/held/{network}/{ulid}/{verdict:accept|reject}")
-async def review(request: web.Request) -> web.StreamResponse:
-    user = need(request, api.REVIEW)
-    await read_form(request, user)
-    node = node_of(request)
-    accept = request.match_info["verdict"] == "accept"
-    return await act("/desk/held", lambda: api.apply_review(node, _alert_id(request), accept))
-
-
-# --- peers, bridges, decisions ----------------------------------------------
-
-
-@routes.get("/peers")
-async def peers(request: web.Request) -> web.StreamResponse:
-    user = need(request, OPERATIONS)
-    node = node_of(request)
-    now = node.clock()
-    language, _ = i18n.choose(request)
-    t = i18n.translator(language)
-    listing = {entry["network"]: entry for entry in api.peer_listing(node)}
-    items = []
-    for record in node.trust.peers.values():
-        entry = listing.get(record.network, {})
-        last = entry.get("last_success")
-        items.append(
-            entry
-            | {
-                "healthy": bool(last) and not entry.get("failures"),
-                "last_contact": views.relative(_parse_time(last), now, t)
-                if last
-                else t("peers.never"),
-                "backoff_text": views.span(entry.get("backoff") or 0),
-                "fingerprints": [
-                    {"keyid": key.keyid, "fingerprint": views.cached_fingerprint(key.public_key)}
-                    for key in record.keys
-                ],
-            }
-        )
-    own_keys = {key.keyid: key for key in node.own_keys()}  # the current key is listed twice
-    own = [
-        {"keyid": key.keyid, "fingerprint": views.cached_fingerprint(key.public_key)}
-        for key in own_keys.values()
-    ]
-    context = {"peers": items, "own_keys": own}
-    template = partial(request, "peers.html", "_peers_list.html")
-    return render(request, template, context, user=user, page="peers")
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-@routes.get("/bridges")
-async def bridges(request: web.Request) -> web.StreamResponse:
-    user = need(request, OPERATIONS)
-    node = node_of(request)
-    items = []
-    for bridge in node.bridges:
-        status = dict(bridge.status())
-        kind = str(status.pop("type", "?"))
-        groups = {  # routes (Matrix), sources (CAP): one small table each
-            key: [[(k, _shown(v)) for k, v in row.items()] for row in value]
-            for key, value in status.items()
-            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
-        }
-        fields = [(k, _shown(v)) for k, v in status.items() if k not in groups]
-        items.append({"type": kind, "fields": fields, "groups": groups})
-    context = {"bridges": items}
-    template = partial(request, "bridges.html", "_bridges_list.html")
-    return render(request, template, context, user=user, page="bridges")
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "✓" if value else "✗"
-    if isinstance(value, list | tuple):
-        return ", ".join(_shown(v) for v in value)
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_shown(v)}" for k, v in value.items())
-    return str(value)
-
-
-DECISION_ACTIONS = ("accept", "hold", "reject")
-
-
-@routes.get("/decisions")
-async def decisions(request: web.Request) -> web.StreamResponse:
-    user = need(request, OPERATIONS)
-    node = node_of(request)
-    now = node.clock()
-    language, _ = i18n.choose(request)
-    t = i18n.translator(language)
-    action = request.query.get("action", "")
-    action = action if action in DECISION_ACTIONS else ""
-    who = request.query.get("network", "").strip().lower()[:64]
-    reason = request.query.get("reason", "")
-    rows = await node.db.read(lambda conn: store.decisions(conn, 1000))
-    reasons = sorted({row.reason for row in rows})
-    reason = reason if reason in reasons else ""
-    shown = [
-        {
-            "at": rfc3339(row.at),
-            "ago": views.relative(row.at, now, t),
-            "alert_id": row.alert_id or "—",
-            "network": row.network or "—",
-            "peer": row.peer or "—",
-            "action": row.decision,
-            "reason": row.reason,
-        }
-        for row in rows
-        if (not action or row.decision == action)
-        and (not reason or row.reason == reason)
-        and (not who or who in (row.network or "") or who in (row.peer or ""))
-    ][:200]
-    context = {
-        "decisions": shown,
-        "actions": DECISION_ACTIONS,
-        "reasons": reasons,
-        "filter": {"action": action, "reason": reason, "network": who},
-    }
-    template = partial(request, "decisions.html", "_decisions_list.html")
-    return render(request, template, context, user=user, page="decisions")

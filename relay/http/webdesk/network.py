@@ -1,0 +1,137 @@
+"""Peers (health, backlog, last error, fingerprints to read aloud), bridges
+(each one's status), and the decision log (filterable)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from relay.core.times import rfc3339
+from relay.http import api
+from relay.http.webdesk import i18n, views
+from relay.http.webdesk.pages import (
+    OPERATIONS,
+    need,
+    node_of,
+    partial,
+    render,
+)
+from relay.storage import store
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/peers")
+async def peers(request: web.Request) -> web.StreamResponse:
+    user = need(request, OPERATIONS)
+    node = node_of(request)
+    now = node.clock()
+    language, _ = i18n.choose(request)
+    t = i18n.translator(language)
+    listing = {entry["network"]: entry for entry in api.peer_listing(node)}
+    items = []
+    for record in node.trust.peers.values():
+        entry = listing.get(record.network, {})
+        last = entry.get("last_success")
+        items.append(
+            entry
+            | {
+                "healthy": bool(last) and not entry.get("failures"),
+                "last_contact": views.relative(_parse_time(last), now, t)
+                if last
+                else t("peers.never"),
+                "backoff_text": views.span(entry.get("backoff") or 0),
+                "fingerprints": [
+                    {"keyid": key.keyid, "fingerprint": views.cached_fingerprint(key.public_key)}
+                    for key in record.keys
+                ],
+            }
+        )
+    own_keys = {key.keyid: key for key in node.own_keys()}  # the current key is listed twice
+    own = [
+        {"keyid": key.keyid, "fingerprint": views.cached_fingerprint(key.public_key)}
+        for key in own_keys.values()
+    ]
+    context = {"peers": items, "own_keys": own}
+    template = partial(request, "peers.html", "_peers_list.html")
+    return render(request, template, context, user=user, page="peers")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@routes.get("/bridges")
+async def bridges(request: web.Request) -> web.StreamResponse:
+    user = need(request, OPERATIONS)
+    node = node_of(request)
+    items = []
+    for bridge in node.bridges:
+        status = dict(bridge.status())
+        kind = str(status.pop("type", "?"))
+        groups = {  # routes (Matrix), sources (CAP): one small table each
+            key: [[(k, _shown(v)) for k, v in row.items()] for row in value]
+            for key, value in status.items()
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
+        }
+        fields = [(k, _shown(v)) for k, v in status.items() if k not in groups]
+        items.append({"type": kind, "fields": fields, "groups": groups})
+    context = {"bridges": items}
+    template = partial(request, "bridges.html", "_bridges_list.html")
+    return render(request, template, context, user=user, page="bridges")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "✓" if value else "✗"
+    if isinstance(value, list | tuple):
+        return ", ".join(_shown(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_shown(v)}" for k, v in value.items())
+    return str(value)
+
+
+DECISION_ACTIONS = ("accept", "hold", "reject")
+
+
+@routes.get("/decisions")
+async def decisions(request: web.Request) -> web.StreamResponse:
+    user = need(request, OPERATIONS)
+    node = node_of(request)
+    now = node.clock()
+    language, _ = i18n.choose(request)
+    t = i18n.translator(language)
+    action = request.query.get("action", "")
+    action = action if action in DECISION_ACTIONS else ""
+    who = request.query.get("network", "").strip().lower()[:64]
+    reason = request.query.get("reason", "")
+    rows = await node.db.read(lambda conn: store.decisions(conn, 1000))
+    reasons = sorted({row.reason for row in rows})
+    reason = reason if reason in reasons else ""
+    shown = [
+        {
+            "at": rfc3339(row.at),
+            "ago": views.relative(row.at, now, t),
+            "alert_id": row.alert_id or "—",
+            "network": row.network or "—",
+            "peer": row.peer or "—",
+            "action": row.decision,
+            "reason": row.reason,
+        }
+        for row in rows
+        if (not action or row.decision == action)
+        and (not reason or row.reason == reason)
+        and (not who or who in (row.network or "") or who in (row.peer or ""))
+    ][:200]
+    context = {
+        "decisions": shown,
+        "actions": DECISION_ACTIONS,
+        "reasons": reasons,
+        "filter": {"action": action, "reason": reason, "network": who},
+    }
+    template = partial(request, "decisions.html", "_decisions_list.html")
+    return render(request, template, context, user=user, page="decisions")
