@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from datetime import timedelta
 
 from relay.http.webdesk.i18n import from_accept_language
@@ -42,3 +43,22 @@ def test_accept_language() -> None:
     assert from_accept_language("en;q=0.2, es;q=0.9") == "es"
     assert from_accept_language("de, fr") is None
     assert from_accept_language("es;q=bogus, en") == "en"
+
+
+def test_every_state_outcome_channel_and_action_has_words_in_both_languages() -> None:
+    from relay.core.model import CERTAINTIES
+    from relay.core.tips import CHANNELS, TIP_STATES, Action
+    from relay.http.webdesk.i18n import MESSAGES
+
+    actions = [*typing.get_args(Action), "accept", "hold", "reject"]
+    keys = [
+        *(f"tip.{s}" for s in TIP_STATES),
+        *(f"channel.{c}" for c in CHANNELS),
+        *(f"certainty.{c}" for c in CERTAINTIES),
+        *(f"state.{s}" for s in ("active", "cancelled", "superseded", "expired", "held")),
+        *(f"action.{a}" for a in actions),
+    ]
+    for language in ("es", "en"):
+        missing = [k for k in keys if k not in MESSAGES[language]]
+        assert not missing, (language, missing)
+    assert set(MESSAGES["es"]) == set(MESSAGES["en"])
