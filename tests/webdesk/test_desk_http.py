@@ -198,6 +198,7 @@ async def test_update_from_the_desk_signs_a_new_version(
         "headline_en": "ICE left the park",
         "body_en": "Gone.",
         "certainty": "confirmed",
+        "kind": "operation",
         "expires_in": "1h",
     }
     status, _, headers = await desk.post(f"/desk/alerts/{alert_id}/update", form)
@@ -206,6 +207,7 @@ async def test_update_from_the_desk_signs_a_new_version(
     (current,) = body["alerts"]
     assert current["alert"]["references"] == [alert_id]
     assert current["alert"]["text"]["es"]["headline"] == "ICE se fue del parque"
+    assert current["alert"]["kind"] == "operation"
     # a form that makes no valid draft goes back with its error code
     form["expires_in"] = "99y"
     status, _, headers = await desk.post(f"/desk/alerts/{current['alert']['id']}/update", form)
