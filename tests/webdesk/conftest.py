@@ -9,7 +9,6 @@ import pytest
 
 from tests.webdesk.browser import SCREENSHOTS, Browser, fresh_profile, missing
 
-
 _used: list[bool] = []
 
 
