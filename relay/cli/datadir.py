@@ -30,7 +30,7 @@ from keys.core.signing import NodeKey
 from keys.store import nodekey, ownkeys
 from relay.core import config as config_mod
 from relay.core.errors import ConfigError
-from relay.core.model import NETWORK_PATTERN
+from relay.core.model import valid_network
 from relay.core.times import Clock
 from relay.runtime.clock import system_clock
 from relay.storage import db, sealkey, trust
@@ -83,8 +83,12 @@ def initialize(
     passphrase: bytes | None = None,
     clock: Clock = system_clock,
 ) -> Initialized:
-    if not re.match(NETWORK_PATTERN, network):
-        raise ConfigError("--network", "lowercase letters, digits, '.' and '-', 2 to 63 long")
+    if not valid_network(network):
+        raise ConfigError(
+            "--network",
+            "2 to 63 characters: labels of a-z, 0-9 and '-' joined by single dots, "
+            "each starting with a letter and not ending with '-' (e.g. la-rrn, oc.resilience)",
+        )
     config_path = data_dir / config_mod.CONFIG_NAME
     for name in (config_mod.KEY_NAME, config_mod.DB_NAME):
         if (data_dir / name).exists():

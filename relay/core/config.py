@@ -23,7 +23,7 @@ from msgspec import Meta, Struct
 
 from relay.core import readable
 from relay.core.errors import ConfigError
-from relay.core.model import CERTAINTIES, NETWORK_PATTERN, Certainty, Kind, LangTag
+from relay.core.model import CERTAINTIES, Certainty, Kind, LangTag, Network
 from relay.core.times import DURATION_PATTERN, parse_duration
 
 CONFIG_NAME = "avisa.toml"
@@ -35,7 +35,7 @@ Duration = Annotated[str, Meta(pattern=DURATION_PATTERN)]
 
 
 class NodeSection(Struct, forbid_unknown_fields=True, frozen=True):
-    network: Annotated[str, Meta(pattern=NETWORK_PATTERN)]
+    network: Network
     listen: str = "127.0.0.1:8470"
     url: str = ""
     passphrase_file: str = ""

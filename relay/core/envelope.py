@@ -27,6 +27,7 @@ from relay.core.errors import BadInput
 from relay.core.model import (
     ALERT_PAYLOAD_TYPE,
     MAX_ENVELOPE_BYTES,
+    MAX_SIGNATURES_HARD,
     Envelope,
     Signature,
     encode_envelope,
@@ -34,6 +35,7 @@ from relay.core.model import (
 )
 from relay.core.strictjson import strict_loads
 
+TOO_MANY_SIGNATURES = "AVISA_TOO_MANY_SIGNATURES"
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
 _base64_decoder = msgspec.json.Decoder(bytes)
@@ -103,7 +105,21 @@ def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
             strict_loads(raw)
         except BadInput as exc:
             raise BadInput("AVISA_BAD_ENVELOPE", f"malformed envelope: {exc.message}") from None
+    if len(envelope.signatures) > MAX_SIGNATURES_HARD:
+        raise BadInput(
+            TOO_MANY_SIGNATURES, f"envelope carries more than {MAX_SIGNATURES_HARD} signatures"
+        )
     return envelope, payload_bytes(envelope)
+
+
+def refusal_reason(exc: BadInput) -> str:
+    """The decision reason for an envelope ``open_envelope`` refused: one per rule, so
+    17 signatures are refused for the same reason as 9 over a policy cap of 8."""
+    if exc.status == 413:
+        return "too_large"
+    if exc.errcode == TOO_MANY_SIGNATURES:
+        return "too_many_signatures"
+    return "malformed"
 
 
 def payload_bytes(envelope: Envelope) -> bytes:

@@ -2,8 +2,9 @@
 
 Every bound of the contract is a ``Meta`` constraint, so it is enforced by the
 decoder itself: a value out of bounds never becomes an object. The one
-exception is the rule that human text holds no control characters, which
-``decode_alert`` checks before it returns (and drafts on decode). Cross-field
+exception is the rule that human text holds no control or invisible format
+characters and a headline something visible, which ``decode_alert`` checks
+before it returns (and drafts on decode). Cross-field
 rules (the id names its network, references match the message type, times
 are UTC) live in ``__post_init__``, which msgspec runs on decode as well.
 
@@ -21,6 +22,7 @@ enforcement activity, never people.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Final, Literal, get_args
 
@@ -33,19 +35,40 @@ MAX_ENVELOPE_BYTES: Final = 64 * 1024
 # Hard ceiling on signatures in any envelope, before policy's max_signatures.
 MAX_SIGNATURES_HARD: Final = 16
 
-NETWORK_PATTERN: Final = r"^[a-z0-9][a-z0-9.-]{1,62}$"
-ULID_PATTERN: Final = r"[0-9A-HJKMNP-TV-Z]{26}"
-ALERT_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9.-]{1,62}/" + ULID_PATTERN + "$"
-# Human text holds no control characters; single-line text not even newlines or
-# tabs. That rule is not a msgspec pattern on each field (five regex calls, about
-# 40% of an alert's decoding): msgspec refuses raw control characters in JSON
-# strings, so a payload without a backslash or a DEL byte cannot hold one in
-# any string, and only other payloads are checked field by field (``text_problem``).
-_LINE_CONTROLS: Final = re.compile(r"[\x00-\x1f\x7f]")
-_LINES_CONTROLS: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# DNS-like labels joined by single dots; a label starts with a letter and does not
+# end with a hyphen. Written so no two ways match one string (no backtracking).
+_LABEL: Final = r"[a-z](?:-*[a-z0-9])*"
+_NETWORK_BODY: Final = _LABEL + r"(?:\." + _LABEL + r")*"
+NETWORK_PATTERN: Final = "^" + _NETWORK_BODY + "$"
+NETWORK_MIN, NETWORK_MAX = 2, 63
+# 26 Crockford base32 digits of a 128-bit value: the first is at most 7.
+ULID_PATTERN: Final = r"[0-7][0-9A-HJKMNP-TV-Z]{25}"
+ALERT_ID_PATTERN: Final = "^" + _NETWORK_BODY + "/" + ULID_PATTERN + "$"
+ALERT_ID_MAX: Final = NETWORK_MAX + 1 + 26
+# Characters that change how text is shown without being seen (docs/protocol.md
+# §3.4): Unicode general category Cf as of Unicode 15 except ZWJ (U+200D) and ZWNJ
+# (U+200C), which Arabic, Persian and Indic scripts and emoji need, plus the line
+# and paragraph separators U+2028/U+2029. The list is fixed here, not read from
+# ``unicodedata``, so the rule does not change with the Python release.
+INVISIBLE_FORMAT: Final = (
+    "\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+    "\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
+)
+# Human text holds none of those and no control characters; single-line text not
+# even newlines or tabs. That rule is not a msgspec pattern on each field (five
+# regex calls, about 40% of an alert's decoding): msgspec refuses raw control
+# characters in JSON strings and every invisible character is outside ASCII, so a
+# pure-ASCII payload without a backslash or a DEL byte cannot hold one, and only
+# other payloads are checked field by field (``text_problem``).
+_LINE_BAD: Final = re.compile("[\x00-\x1f\x7f" + INVISIBLE_FORMAT + "]")
+_LINES_BAD: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f" + INVISIBLE_FORMAT + "]")
 
-Network = Annotated[str, Meta(pattern=NETWORK_PATTERN)]
-AlertId = Annotated[str, Meta(pattern=ALERT_ID_PATTERN)]
+Network = Annotated[
+    str, Meta(min_length=NETWORK_MIN, max_length=NETWORK_MAX, pattern=NETWORK_PATTERN)
+]
+AlertId = Annotated[str, Meta(max_length=ALERT_ID_MAX, pattern=ALERT_ID_PATTERN)]
 UtcTime = Annotated[datetime, Meta(tz=True)]
 AREA_CODE_PATTERN: Final = r"^(fips:[0-9]{2,5}|zip:[0-9]{5}|iso:[a-z]{2}(-[a-z0-9]{1,3})?)$"
 GEOHASH_PATTERN: Final = r"^[0-9b-hjkmnp-z]{4,9}$"
@@ -150,20 +173,44 @@ class Envelope(Struct, forbid_unknown_fields=True, frozen=True):
 
     payloadType: Annotated[str, Meta(max_length=100)]
     payload: Annotated[str, Meta(max_length=MAX_ENVELOPE_BYTES)]
-    signatures: Annotated[list[Signature], Meta(min_length=1, max_length=MAX_SIGNATURES_HARD)]
+    # No max_length here: more than MAX_SIGNATURES_HARD is refused by
+    # ``envelope.open_envelope`` with its own reason, whatever the count.
+    signatures: Annotated[list[Signature], Meta(min_length=1)]
+
+
+_NETWORK_RE: Final = re.compile(_NETWORK_BODY)
+
+
+def valid_network(text: str) -> bool:
+    """The network id grammar of DESIGN §2 (used wherever an id arrives as text)."""
+    return NETWORK_MIN <= len(text) <= NETWORK_MAX and _NETWORK_RE.fullmatch(text) is not None
+
+
+def _visible(text: str) -> bool:
+    """Holds a letter, mark, number, punctuation or symbol (not only spaces)."""
+    return any(unicodedata.category(char)[0] in "LMNPS" for char in text)
 
 
 def text_problem(area: Area, texts: dict[str, Text]) -> str | None:
-    """Where human text holds a control character it may not (``$.text.es.headline``)."""
-    if _LINE_CONTROLS.search(area.label):
+    """Where human text breaks a display rule (``$.text.es.headline``): a control
+    character it may not hold, an invisible format character, or a headline with
+    nothing visible in it."""
+    if _LINE_BAD.search(area.label):
         return "$.area.label"
     for lang, text in texts.items():
-        if _LINE_CONTROLS.search(text.headline):
+        if _LINE_BAD.search(text.headline) or not _visible(text.headline):
             return f"$.text.{lang}.headline"
-        if _LINES_CONTROLS.search(text.body):
+        if _LINES_BAD.search(text.body):
             return f"$.text.{lang}.body"
-        if text.instruction is not None and _LINES_CONTROLS.search(text.instruction):
+        if text.instruction is not None and _LINES_BAD.search(text.instruction):
             return f"$.text.{lang}.instruction"
+    return None
+
+
+def _blank_headline(texts: dict[str, Text]) -> str | None:
+    for lang, text in texts.items():
+        if not _visible(text.headline):
+            return f"$.text.{lang}.headline"
     return None
 
 
@@ -190,10 +237,12 @@ def decode_alert(payload: bytes) -> Alert:
         alert = _alert_decoder.decode(payload)
     except (UnicodeDecodeError, RecursionError) as exc:
         raise msgspec.DecodeError(f"invalid JSON text: {type(exc).__name__}") from None
-    if b"\\" in payload or b"\x7f" in payload:
+    if b"\\" in payload or b"\x7f" in payload or not payload.isascii():
         where = text_problem(alert.area, alert.text)
-        if where is not None:
-            raise msgspec.ValidationError(f"control character in text - at `{where}`")
+    else:
+        where = _blank_headline(alert.text)
+    if where is not None:
+        raise msgspec.ValidationError(f"text not allowed - at `{where}`")
     if alert_encoder.encode(alert) != payload:
         raise NonCanonical("payload bytes are not in canonical form")
     return alert

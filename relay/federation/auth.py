@@ -32,7 +32,7 @@ from keys.core.keyring import KeyEntry, Keyring
 from keys.core.signing import NodeKey
 from relay.core.envelope import canonical_b64decode, pae, verify_signature
 from relay.core.errors import Unauthorized
-from relay.core.model import NETWORK_PATTERN
+from relay.core.model import valid_network
 from relay.core.times import to_epoch
 
 REQUEST_TYPE: Final = "application/vnd.avisa.request.v1"
@@ -40,9 +40,10 @@ MAX_SKEW_S: Final = 300
 SCHEME: Final = "Avisa"
 FIELDS: Final = ("origin", "destination", "keyid", "ts", "sig")
 
-_NETWORK = re.compile(NETWORK_PATTERN.strip("^$"))
 _KEYID = re.compile(r"ed25519:[0-9a-f]{32}")
-_TS = re.compile(r"[0-9]{1,12}")
+# ts is signed as written, so it has exactly one spelling: ASCII decimal without
+# a sign or leading zeros (``str(int)``); "0123" is malformed, not a bad signature.
+_TS = re.compile(r"0|[1-9][0-9]{0,11}")
 _PARAM = re.compile(r'\s*([a-z]+)="([^"\\]*)"\s*')
 
 
@@ -111,8 +112,8 @@ def parse(header: str | None) -> RequestAuth:
     except ValueError:
         sig = b""
     well_formed = (
-        _NETWORK.fullmatch(values["origin"])
-        and _NETWORK.fullmatch(values["destination"])
+        valid_network(values["origin"])
+        and valid_network(values["destination"])
         and _KEYID.fullmatch(values["keyid"])
         and _TS.fullmatch(values["ts"])
         and len(sig) == 64

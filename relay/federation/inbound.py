@@ -37,14 +37,16 @@ from relay.core.model import MAX_ENVELOPE_BYTES, encode_envelope
 from relay.core.times import to_epoch
 from relay.federation import auth, catchup
 from relay.federation.service import REPLY_TTL, Federation
-from relay.runtime.httpio import read_body, strict_loads
+from relay.runtime.httpio import authorization, read_body, strict_loads
 from relay.runtime.node import Node
 from relay.runtime.pipeline import Outcome
 from relay.storage.trust import PeerRecord
 
 MAX_ENVELOPES = 50
 TXN_BODY_MAX = MAX_ENVELOPES * (MAX_ENVELOPE_BYTES + 64) + 1024
-_TXN_ID = re.compile(r"[A-Za-z0-9._~-]{1,64}")
+# RFC 3986 unreserved characters, but never "." or "..": clients and proxies
+# rewrite those as path segments, so they would not arrive as sent.
+_TXN_ID = re.compile(r"(?!\.\.?$)[A-Za-z0-9._~-]{1,64}")
 _CURSOR = re.compile(r"[0-9]{1,18}")
 routes = web.RouteTableDef()
 #: The ``Federation`` whose routes these are (set by ``relay.http.app.build_app``).
@@ -125,7 +127,7 @@ class Checked:
 def _precheck(request: web.Request, federation: Federation) -> Checked:
     node = federation.node
     snapshot = node.trust
-    header = request.headers.get("Authorization")
+    header = authorization(request)
     try:
         request_auth, entry = auth.precheck(
             header, node.network, frozenset(snapshot.peers), snapshot.keyring, node.clock()
@@ -155,7 +157,9 @@ async def send(request: web.Request) -> web.Response:
     node = federation.node
     txn_id = request.match_info["txn_id"]
     if not _TXN_ID.fullmatch(txn_id):
-        raise BadInput("AVISA_BAD_TXN_ID", "txn_id must be 1-64 of A-Z a-z 0-9 . _ ~ -")
+        raise BadInput(
+            "AVISA_BAD_TXN_ID", "txn_id must be 1-64 of A-Z a-z 0-9 . _ ~ -, not . or .."
+        )
     checked = _precheck(request, federation)
     with federation.gate.admit(checked.peer.network):
         body = await read_body(request, TXN_BODY_MAX)

@@ -31,6 +31,7 @@ from relay.core.model import Alert
 from relay.core.policy import Decision, area_matches
 from relay.runtime.httpio import (
     ascii_count,
+    authorization,
     convert,
     read_body,
     read_json,
@@ -68,7 +69,7 @@ class Caller(msgspec.Struct, frozen=True):
 
 
 def caller(request: web.Request, allowed: tuple[Role, ...]) -> Caller:
-    header = request.headers.get("Authorization", "")
+    header = authorization(request) or ""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("AVISA_UNAUTHORIZED", "send Authorization: Bearer <token>")

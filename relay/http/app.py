@@ -27,6 +27,7 @@ from relay.core.times import Clock
 from relay.federation import inbound
 from relay.federation.service import Federation
 from relay.http import api, cap, desk, report, webdesk
+from relay.http.framing import FramingRunner
 from relay.runtime.clock import TEST_CLOCK_ENV, file_clock, system_clock
 from relay.runtime.httpio import error_middleware
 from relay.runtime.node import Node
@@ -72,8 +73,9 @@ def build_app(node: Node, federation: Federation) -> web.Application:
 async def serve(node: Node, host: str, port: int) -> tuple[web.AppRunner, int]:
     federation = Federation(node)
     await node.attach(federation)
-    runner = web.AppRunner(
+    runner = FramingRunner(
         build_app(node, federation),
+        node.metrics.http_error,
         access_log=None,
         handle_signals=False,
         keepalive_timeout=IDLE_TIMEOUT_S,

@@ -23,7 +23,7 @@ import structlog
 from aiohttp import web
 
 from relay.core import readable
-from relay.core.errors import BadInput
+from relay.core.errors import BadInput, Unauthorized
 from relay.core.strictjson import strict_loads
 
 __all__ = ["strict_loads"]  # re-exported: the shell's one way to read JSON
@@ -46,6 +46,15 @@ def ascii_count(text: str | None) -> int | None:
     if text is None or not _DIGITS.fullmatch(text):
         return None
     return int(text)
+
+
+def authorization(request: web.Request) -> str | None:
+    """The one ``Authorization`` header, or None; two of them are refused (401),
+    because a proxy that reads the last could see another caller than we do."""
+    values = request.headers.getall("Authorization", [])
+    if len(values) > 1:
+        raise Unauthorized("AVISA_UNAUTHORIZED", "send one Authorization header, not several")
+    return values[0] if values else None
 
 
 def convert(value: Any, type_: type[T], errcode: str = "AVISA_BAD_REQUEST") -> T:

@@ -107,6 +107,7 @@ class DecisionLog:
             "unknown_key",
             "malformed",
             "too_large",
+            "too_many_signatures",
             "malformed_payload",
             "non_canonical",
             "duplicate",

@@ -41,6 +41,7 @@ from relay.core.envelope import (
     keys_to_check,
     open_envelope,
     plan_verification,
+    refusal_reason,
     run_plan,
     sign,
 )
@@ -120,7 +121,7 @@ def open_for_checks(raw: bytes, snapshot: TrustSnapshot) -> Opened | Rejected:
     try:
         envelope, payload = open_envelope(raw)
     except BadInput as exc:
-        return Rejected("too_large" if exc.status == 413 else "malformed")
+        return Rejected(refusal_reason(exc))
     if envelope.payloadType != ALERT_PAYLOAD_TYPE:
         return Rejected("unsupported_payload_type")
     return Opened(envelope, payload, plan_verification(envelope, payload, snapshot.keyring))

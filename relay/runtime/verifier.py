@@ -40,6 +40,7 @@ from relay.runtime.verify_worker import (
     OPENED,
     SIG_B64_LEN,
     TOO_LARGE,
+    TOO_MANY_SIGNATURES,
     U8,
     U16,
     U32,
@@ -52,6 +53,7 @@ _REFUSALS = {
     TOO_LARGE: "too_large",
     MALFORMED: "malformed",
     UNSUPPORTED: "unsupported_payload_type",
+    TOO_MANY_SIGNATURES: "too_many_signatures",
 }
 
 

@@ -17,7 +17,8 @@ Frames (little-endian), one answer per request, in order:
     request  = id:u32 size:u32 body[size]
     body     = keys:u16 (keyid_len:u8 keyid public_key[32])* count:u16 (size:u32 envelope)*
     answer   = id:u32 size:u32 result*                  (one per envelope, in order)
-    result   = refusal:u8                               (TOO_LARGE, MALFORMED, UNSUPPORTED)
+    result   = refusal:u8                               (TOO_LARGE, MALFORMED, UNSUPPORTED,
+                                                        TOO_MANY_SIGNATURES)
              | OPENED:u8 b64_len:u32 payload_b64 size:u32 payload
                count:u8 (keyid_len:u8 keyid sig_b64[88])*count checked:u8 valid:u8*checked
 
@@ -54,13 +55,23 @@ def quiet_on_signals() -> None:
 if __name__ == "__main__":  # before the imports below, so a Ctrl-C during them is quiet too
     quiet_on_signals()
 
-from relay.core.envelope import open_envelope, pae, verify_signature  # noqa: E402
+from relay.core.envelope import (  # noqa: E402
+    open_envelope,
+    pae,
+    refusal_reason,
+    verify_signature,
+)
 from relay.core.errors import BadInput  # noqa: E402
 from relay.core.model import ALERT_PAYLOAD_TYPE  # noqa: E402
 
 HEADER = struct.Struct("<II")
 U8, U16, U32 = struct.Struct("<B"), struct.Struct("<H"), struct.Struct("<I")
-OPENED, TOO_LARGE, MALFORMED, UNSUPPORTED = 0, 1, 2, 3
+OPENED, TOO_LARGE, MALFORMED, UNSUPPORTED, TOO_MANY_SIGNATURES = 0, 1, 2, 3, 4
+_REFUSAL_CODES = {
+    "too_large": TOO_LARGE,
+    "malformed": MALFORMED,
+    "too_many_signatures": TOO_MANY_SIGNATURES,
+}
 SIG_B64_LEN = 88
 MAX_FRAME = 64 * 1024 * 1024
 NICENESS = 19
@@ -80,7 +91,7 @@ def open_and_check(raw: bytes, keys: dict[str, bytes]) -> bytes:
     try:
         envelope, payload = open_envelope(raw)
     except BadInput as exc:
-        return U8.pack(TOO_LARGE if exc.status == 413 else MALFORMED)
+        return U8.pack(_REFUSAL_CODES[refusal_reason(exc)])
     if envelope.payloadType != ALERT_PAYLOAD_TYPE:
         return U8.pack(UNSUPPORTED)
     message = pae(envelope.payloadType, payload)

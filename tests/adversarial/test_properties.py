@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import unicodedata
 from datetime import UTC, datetime
 
 import msgspec
@@ -23,10 +24,8 @@ from keys.core.keyring import KeyEntry, Keyring
 from relay.core.envelope import endorse as add_endorsement
 from relay.core.envelope import open_envelope, sign, verify
 from relay.core.model import (
-    ALERT_ID_PATTERN,
     CERTAINTIES,
     KINDS,
-    NETWORK_PATTERN,
     ULID_PATTERN,
     Alert,
     Area,
@@ -37,6 +36,7 @@ from relay.core.model import (
     decode_alert,
     encode_alert,
     encode_envelope,
+    valid_network,
 )
 from relay.core.policy import PeerPolicy, Policy, PolicyState, decide
 from relay.runtime.pipeline import Prepared, prepare
@@ -47,11 +47,22 @@ SIGNER, OTHER = key(51), key(52)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 _controls = [chr(c) for c in range(0x20)] + ["\x7f"]
-line = st.characters(exclude_categories=("Cs",), exclude_characters=_controls)
-lines = st.characters(
-    exclude_categories=("Cs",), exclude_characters=[c for c in _controls if c not in "\n\t"]
+# Display rules (docs/protocol.md): no format characters but ZWJ/ZWNJ, no U+2028/9.
+_INVISIBLE = ("Cs", "Cf", "Zl", "Zp")
+_JOINERS = "\u200c\u200d"
+line = st.characters(
+    exclude_categories=_INVISIBLE, exclude_characters=_controls, include_characters=_JOINERS
 )
-networks = st.from_regex(NETWORK_PATTERN, fullmatch=True).filter(lambda n: len(n) <= 20)
+lines = st.characters(
+    exclude_categories=_INVISIBLE,
+    exclude_characters=[c for c in _controls if c not in "\n\t"],
+    include_characters=_JOINERS,
+)
+headlines = st.text(line, min_size=1, max_size=140).filter(
+    lambda h: any(unicodedata.category(c)[0] in "LMNPS" for c in h)
+)
+_SHORT_NETWORK = r"[a-z](-{0,2}[a-z0-9]){0,5}(\.[a-z](-{0,2}[a-z0-9]){0,5}){0,2}"
+networks = st.from_regex(_SHORT_NETWORK, fullmatch=True).filter(valid_network)
 moments = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
 )
@@ -69,7 +80,7 @@ texts = st.dictionaries(
     st.from_regex(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}", fullmatch=True),
     st.builds(
         Text,
-        headline=st.text(line, min_size=1, max_size=140),
+        headline=headlines,
         body=st.text(lines, max_size=2000),
         instruction=st.none() | st.text(lines, max_size=1000),
     ),
@@ -85,7 +96,9 @@ def alerts(draw: st.DrawFn, network: str | None = None) -> Alert:
     alert_id = f"{net}/{draw(st.from_regex(ULID_PATTERN, fullmatch=True))}"
     references: list[str] = []
     if msg_type != "alert":
-        others = st.from_regex(ALERT_ID_PATTERN, fullmatch=True).filter(lambda r: r != alert_id)
+        others = st.builds(
+            "{}/{}".format, networks, st.from_regex(ULID_PATTERN, fullmatch=True)
+        ).filter(lambda r: r != alert_id)
         references = draw(st.lists(others, min_size=1, max_size=4, unique=True))
     return Alert(
         id=alert_id,
