@@ -57,13 +57,45 @@ def _passphrase(args: argparse.Namespace) -> bytes | None:
 # --- avisa keys ----------------------------------------------------------------
 
 
+# Files of a data directory a card must never replace, even with --force.
+_DATA_FILES = ("node.key", "node.key.next", "operator.token", "desk.key", "keys.lock")
+_DATA_SUFFIXES = (".key", ".token", ".toml", ".db", ".db-wal", ".db-shm", ".json", ".lock")
+
+
+def card_target(out: str, data_dir: Path, force: bool) -> Path:
+    """Where ``--out`` may write a card, or a ``ConfigError`` saying why not."""
+    target = Path(out).resolve()
+    if target.is_dir():
+        raise ConfigError("--out", f"{out} is a directory; name a file, e.g. {out}/node.card")
+    if not target.parent.is_dir():
+        raise ConfigError("--out", f"{target.parent} is not an existing directory")
+    data = data_dir.resolve()
+    inside = target.parent == data and (
+        target.name in _DATA_FILES or target.name.endswith(_DATA_SUFFIXES)
+    )
+    same = target.exists() and any(
+        (data / name).exists() and target.samefile(data / name) for name in _DATA_FILES
+    )
+    if inside or same:
+        raise ConfigError(
+            "--out", f"{out} is one of the node's own files; write the card elsewhere"
+        )
+    if target.exists() and not force:
+        raise ConfigError("--out", f"{out} exists; give --force to replace it")
+    return target
+
+
 def cmd_export_card(args: argparse.Namespace) -> int:
+    target = None if args.out is None else card_target(args.out, args.data, args.force)
     envelope = ops.export_card(args.data, _passphrase(args), system_clock)
     card = (json.dumps(msgspec.to_builtins(envelope), indent=2) + "\n").encode()
-    if args.out is None:
+    if target is None:
         sys.stdout.write(card.decode())
         return 0
-    write_private(Path(args.out), card, mode=0o644)
+    try:
+        write_private(target, card, mode=0o644, replace=args.force)
+    except FileExistsError:
+        raise ConfigError("--out", f"{args.out} exists; give --force to replace it") from None
     print(f"Card written to {args.out} (key {envelope.signatures[0].keyid}).")
     print("Send it to the other operator, then read them the fingerprint from")
     print(f"'avisa keys show --data {args.data}' over the phone or in person.")
@@ -123,7 +155,13 @@ def register_keys(actions: Any) -> None:
         "export-card", help="print this node's signed peer card (JSON) for a key ceremony"
     )
     _data(export)
-    export.add_argument("--out", metavar="FILE", help="write the card to FILE instead of stdout")
+    export.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the card to FILE instead of stdout (never over an existing file, "
+        "unless --force; never over the data directory's own files)",
+    )
+    export.add_argument("--force", action="store_true", help="replace FILE if it exists")
     _passphrase_arg(export)
     export.set_defaults(func=cmd_export_card)
 

@@ -21,6 +21,7 @@ failed transaction; a body that is not ``{"envelopes": [...]}`` is a 400.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
+import structlog
 from aiohttp import web
 
 from keys.core.keyring import KeyEntry
@@ -49,6 +51,7 @@ TXN_BODY_MAX = MAX_ENVELOPES * (MAX_ENVELOPE_BYTES + 64) + 1024
 _TXN_ID = re.compile(r"(?!\.\.?$)[A-Za-z0-9._~-]{1,64}")
 _CURSOR = re.compile(r"[0-9]{1,18}")
 routes = web.RouteTableDef()
+_log = structlog.get_logger("avisa.federation")
 #: The ``Federation`` whose routes these are (set by ``relay.http.app.build_app``).
 FEDERATION: web.AppKey[Federation] = web.AppKey("federation", Federation)
 
@@ -90,29 +93,39 @@ def encode_reply(outcomes: list[Outcome]) -> bytes:
     return msgspec.json.encode({"results": results})
 
 
+@dataclass(frozen=True, slots=True)
+class StoredReply:
+    reply: bytes
+    body_sha256: bytes | None  # None for replies stored before migration 0450
+
+
 def _stored_reply(
     conn: sqlite3.Connection, origin: str, txn_id: str, now: datetime
-) -> bytes | None:
+) -> StoredReply | None:
     row = conn.execute(
-        "SELECT reply FROM fed_txns WHERE origin = ? AND txn_id = ? AND at > ?",
+        "SELECT reply, body_sha256 FROM fed_txns WHERE origin = ? AND txn_id = ? AND at > ?",
         (origin, txn_id, to_epoch(now - REPLY_TTL)),
     ).fetchone()
-    return None if row is None else bytes(row[0])
+    return (
+        None
+        if row is None
+        else StoredReply(bytes(row[0]), None if row[1] is None else bytes(row[1]))
+    )
 
 
 def _store_reply(
-    conn: sqlite3.Connection, origin: str, txn_id: str, now: datetime, reply: bytes
+    conn: sqlite3.Connection, origin: str, txn_id: str, now: datetime, reply: bytes, digest: bytes
 ) -> bytes:
     written = conn.execute(
-        "INSERT INTO fed_txns (origin, txn_id, at, reply) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (origin, txn_id) DO UPDATE SET at = excluded.at, reply = excluded.reply"
-        " WHERE fed_txns.at <= ?",
-        (origin, txn_id, to_epoch(now), reply, to_epoch(now - REPLY_TTL)),
+        "INSERT INTO fed_txns (origin, txn_id, at, reply, body_sha256) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (origin, txn_id) DO UPDATE SET at = excluded.at, reply = excluded.reply,"
+        " body_sha256 = excluded.body_sha256 WHERE fed_txns.at <= ?",
+        (origin, txn_id, to_epoch(now), reply, digest, to_epoch(now - REPLY_TTL)),
     ).rowcount
     if written:
         return reply
     stored = _stored_reply(conn, origin, txn_id, now)
-    return reply if stored is None else stored
+    return reply if stored is None else stored.reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +185,10 @@ async def send(request: web.Request) -> web.Response:
 class _Answered(Exception):
     """This (origin, txn_id) was answered within 24 h: its stored reply, byte for byte."""
 
-    def __init__(self, reply: bytes) -> None:
+    def __init__(self, reply: bytes, reused: bool) -> None:
         super().__init__("transaction already answered")
         self.reply = reply
+        self.reused = reused
 
 
 async def _transaction(node: Node, origin: str, txn_id: str, body: bytes) -> bytes:
@@ -184,21 +198,29 @@ async def _transaction(node: Node, origin: str, txn_id: str, body: bytes) -> byt
     # retry is answered exactly as the first time and costs no thread hand-off
     # on every other transaction's path (a retry is verified again first: rare,
     # and no dearer than a new transaction the peer could send instead).
+    digest = hashlib.sha256(body).digest()
+
     def unless_answered(conn: sqlite3.Connection) -> None:
-        reply = _stored_reply(conn, origin, txn_id, now)
-        if reply is not None:
-            raise _Answered(reply)
+        stored = _stored_reply(conn, origin, txn_id, now)
+        if stored is not None:
+            raise _Answered(stored.reply, stored.body_sha256 not in (None, digest))
 
     kept: list[bytes] = []
 
     def remember(conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:
-        kept.append(_store_reply(conn, origin, txn_id, now, encode_reply(outcomes)))
+        kept.append(_store_reply(conn, origin, txn_id, now, encode_reply(outcomes), digest))
 
     try:
         await node.pipeline.ingest(
             lambda: parse_transaction(body), from_peer=origin, then=remember, first=unless_answered
         )
     except _Answered as answered:
+        if answered.reused:
+            # As Matrix does, the first reply stands and the new body is not read; a
+            # sender must never reuse an id (docs/protocol.md §6.3). Counted and logged
+            # so an operator sees a peer that loses envelopes this way.
+            node.metrics.txn_reused[origin] += 1
+            _log.warning("transaction id reused with a different body", peer=origin, txn_id=txn_id)
         return answered.reply
     return kept[0]
 

@@ -27,6 +27,9 @@ class Metrics:
     def __init__(self) -> None:
         self.decisions: Counter[tuple[str, str, str]] = Counter()
         self.http_errors: Counter[tuple[str, int]] = Counter()
+        # Per peer: transaction ids sent again with another body (answered with the
+        # first reply; the new envelopes are not read). See docs/protocol.md §6.3.
+        self.txn_reused: Counter[str] = Counter()
         self.collectors: list[Callable[[], Iterable[str]]] = []
         self.sse_clients = 0
 
@@ -54,6 +57,13 @@ class Metrics:
         for (errcode, code), count in sorted(self.http_errors.items()):
             refused = _labels({"errcode": errcode, "status": str(code)})
             lines.append(f"avisa_http_errors_total{refused} {count}")
+        lines += [
+            "# HELP avisa_federation_txn_reused_total Transaction ids a peer reused"
+            " with a different body.",
+            "# TYPE avisa_federation_txn_reused_total counter",
+        ]
+        for peer, count in sorted(self.txn_reused.items()):
+            lines.append(f"avisa_federation_txn_reused_total{_labels({'peer': peer})} {count}")
         for name, series in gauges.items():
             lines.append(f"# TYPE {name} gauge")
             for pairs, value in series.items():

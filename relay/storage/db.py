@@ -292,6 +292,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0450_protocol",
+        """
+        ALTER TABLE fed_txns ADD COLUMN body_sha256 BLOB;
+        """,
+    ),
 ]
 
 

@@ -14,8 +14,13 @@ import os
 from pathlib import Path
 
 
-def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Atomically replace ``path`` with ``data``, readable by the owner only."""
+def write_private(path: Path, data: bytes, mode: int = 0o600, replace: bool = True) -> None:
+    """Atomically replace ``path`` with ``data``, readable by the owner only.
+
+    With ``replace=False`` an existing ``path`` is left alone and
+    ``FileExistsError`` raised: the file is put in place with ``link``, which
+    never overwrites, so no check-then-write race can clobber a file.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -23,7 +28,11 @@ def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+            tmp.unlink()
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
