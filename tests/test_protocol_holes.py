@@ -112,6 +112,8 @@ INVISIBLE = [
     "\u2028",  # line separator
     "\u2029",  # paragraph separator
     "\U000e0041",  # tag latin capital letter a
+    "\x85",  # next line (a C1 control)
+    "\x9b",  # control sequence introducer (C1)
 ]
 
 

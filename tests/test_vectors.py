@@ -134,3 +134,16 @@ def test_there_are_refused_payloads_for_every_kind_of_rule() -> None:
     reasons = {vector["reason"] for vector in refused}
     assert len(refused) >= 10
     assert {"non_canonical", "malformed_payload", "too_many_signatures", "bad_signature"} <= reasons
+
+
+def test_license_is_agpl_everywhere_it_is_stated() -> None:
+    import tomllib
+
+    root = VECTORS.parent.parent
+    assert (root / "LICENSE").read_text().startswith(
+        "                    GNU AFFERO GENERAL PUBLIC LICENSE\n                       Version 3"
+    )
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "AGPL-3.0-or-later"
+    for doc in [*sorted((root / "docs").glob("*.md")), root / "README.md"]:
+        assert "GNU Affero General Public License" in doc.read_text(), doc.name

@@ -105,11 +105,12 @@ def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
             strict_loads(raw)
         except BadInput as exc:
             raise BadInput("AVISA_BAD_ENVELOPE", f"malformed envelope: {exc.message}") from None
+    payload = payload_bytes(envelope)
     if len(envelope.signatures) > MAX_SIGNATURES_HARD:
         raise BadInput(
             TOO_MANY_SIGNATURES, f"envelope carries more than {MAX_SIGNATURES_HARD} signatures"
         )
-    return envelope, payload_bytes(envelope)
+    return envelope, payload
 
 
 def refusal_reason(exc: BadInput) -> str:

@@ -56,14 +56,14 @@ INVISIBLE_FORMAT: Final = (
     "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
     "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f"
 )
-# Human text holds none of those and no control characters; single-line text not
-# even newlines or tabs. That rule is not a msgspec pattern on each field (five
+# Human text holds none of those and no control characters (C0, DEL, C1); single-line
+# text not even newlines or tabs. That rule is not a msgspec pattern on each field (five
 # regex calls, about 40% of an alert's decoding): msgspec refuses raw control
 # characters in JSON strings and every invisible character is outside ASCII, so a
 # pure-ASCII payload without a backslash or a DEL byte cannot hold one, and only
 # other payloads are checked field by field (``text_problem``).
-_LINE_BAD: Final = re.compile("[\x00-\x1f\x7f" + INVISIBLE_FORMAT + "]")
-_LINES_BAD: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f" + INVISIBLE_FORMAT + "]")
+_LINE_BAD: Final = re.compile("[\x00-\x1f\x7f-\x9f" + INVISIBLE_FORMAT + "]")
+_LINES_BAD: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f" + INVISIBLE_FORMAT + "]")
 
 Network = Annotated[
     str, Meta(min_length=NETWORK_MIN, max_length=NETWORK_MAX, pattern=NETWORK_PATTERN)

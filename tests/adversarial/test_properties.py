@@ -46,7 +46,7 @@ from tests.helpers import key, make_alert
 SIGNER, OTHER = key(51), key(52)
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-_controls = [chr(c) for c in range(0x20)] + ["\x7f"]
+_controls = [chr(c) for c in range(0x20)] + [chr(c) for c in range(0x7F, 0xA0)]
 # Display rules (docs/protocol.md): no format characters but ZWJ/ZWNJ, no U+2028/9.
 _INVISIBLE = ("Cs", "Cf", "Zl", "Zp")
 _JOINERS = "\u200c\u200d"
