@@ -384,3 +384,30 @@ async def test_framing_errors_answer_json_and_log_one_redacted_line(tmp_path: Pa
         (400, "AVISA_BAD_REQUEST")
     ] * 3
     assert {event["error"] for event in framing} <= {"LineTooLong", "BadHttpMessage"}
+
+
+# --- seq gaps in status and metrics ---------------------------------------------
+
+
+async def test_seq_gaps_waiting_to_be_pulled_show_in_peers_and_metrics(b: Member) -> None:
+    first, fifth = make_alert("net-a", seq=1), make_alert("net-a", seq=5)
+    for n, alert in enumerate((first, fifth)):
+        status, _ = await signed(
+            b, "PUT", f"/federation/v1/send/gap-{n}", txn(raw_envelope(alert, A_KEY))
+        )
+        assert status == 200
+    peer = await b.peer("net-a")
+    assert peer["seq_gaps"]["open"] == 1 and peer["seq_gaps"]["missing"] == 3
+    assert peer["seq_gaps"]["newest"][0] | {"pulled": None} == {
+        "origin": "net-a",
+        "from": 2,
+        "to": 4,
+        "pulled": None,
+    }
+    metrics = await b.metrics()
+    assert 'avisa_peer_seq_gaps{peer="net-a"} 1' in metrics
+    assert 'avisa_peer_seq_gap_messages{peer="net-a"} 3' in metrics
+    third = make_alert("net-a", seq=3)
+    status, _ = await signed(b, "PUT", "/federation/v1/send/gap-3", txn(raw_envelope(third, A_KEY)))
+    peer = await b.peer("net-a")
+    assert (peer["seq_gaps"]["open"], peer["seq_gaps"]["missing"]) == (2, 2)

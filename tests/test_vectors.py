@@ -140,8 +140,12 @@ def test_license_is_agpl_everywhere_it_is_stated() -> None:
     import tomllib
 
     root = VECTORS.parent.parent
-    assert (root / "LICENSE").read_text().startswith(
-        "                    GNU AFFERO GENERAL PUBLIC LICENSE\n                       Version 3"
+    assert (
+        (root / "LICENSE")
+        .read_text()
+        .startswith(
+            "                    GNU AFFERO GENERAL PUBLIC LICENSE\n                       Version 3"
+        )
     )
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
     assert project["license"] == "AGPL-3.0-or-later"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from collections.abc import Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -39,7 +40,7 @@ from relay.runtime.httpio import (
     strict_loads,
 )
 from relay.runtime.node import Node
-from relay.storage import store
+from relay.storage import gaps, store
 from relay.storage import tips as tip_store
 from relay.storage.trust import ROLES, Role, Roles, roles_for, token_id
 
@@ -370,11 +371,16 @@ async def decisions(request: web.Request) -> web.Response:
 @routes.get("/api/v1/peers")
 async def peers(request: web.Request) -> web.Response:
     require(request, READ)
-    return respond({"peers": peer_listing(_node(request))})
+    node = _node(request)
+    waiting = await node.db.read(gaps.by_peer)
+    return respond({"peers": peer_listing(node, waiting)})
 
 
-def peer_listing(node: Node) -> list[dict[str, Any]]:
-    """Each trusted peer: its policy, its keys, and its link's status."""
+def peer_listing(
+    node: Node, waiting: Mapping[str, gaps.PeerGaps] | None = None
+) -> list[dict[str, Any]]:
+    """Each trusted peer: its policy, its keys, its link's status, and (given
+    ``waiting``, from ``gaps.by_peer``) the seq gaps it left."""
     result = []
     for record in node.trust.peers.values():
         policy = record.policy
@@ -389,6 +395,14 @@ def peer_listing(node: Node) -> list[dict[str, Any]]:
             "keys": [key.keyid for key in record.keys],
         }
         entry |= node.peer_status(record.network)
+        if waiting is not None:
+            peer_gaps = waiting.get(record.network, gaps.PeerGaps(0, 0, 0, []))
+            entry["seq_gaps"] = {
+                "open": peer_gaps.ranges,
+                "missing": peer_gaps.missing,
+                "unpulled": peer_gaps.unpulled,
+                "newest": peer_gaps.newest,
+            }
         result.append(entry)
     return result
 
@@ -416,6 +430,7 @@ async def metrics(request: web.Request) -> web.Response:
     now = node.clock()
     counts = await node.db.read(lambda conn: store.counts(conn, now))
     tip_counts = await node.db.read(tip_store.counts)
+    waiting = await node.db.read(gaps.by_peer)
     gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
         "avisa_alerts": {(("state", state),): float(n) for state, n in counts.items()},
         "avisa_tips": {(("state", state),): float(n) for state, n in tip_counts.items()},
@@ -423,5 +438,13 @@ async def metrics(request: web.Request) -> web.Response:
         "avisa_db_commits": {(): float(node.db.commits)},
         "avisa_sse_clients": {(): float(node.metrics.sse_clients)},
         "avisa_verify_workers": {(): float(node.verifier.alive)},
+        # seq gaps each peer left that this node is waiting to fill (docs/federation.md)
+        "avisa_peer_seq_gaps": {(("peer", p),): float(g.ranges) for p, g in waiting.items()},
+        "avisa_peer_seq_gap_messages": {
+            (("peer", p),): float(g.missing) for p, g in waiting.items()
+        },
+        "avisa_peer_seq_gaps_unpulled": {
+            (("peer", p),): float(g.unpulled) for p, g in waiting.items()
+        },
     }
     return web.Response(text=node.metrics.render(gauges), content_type="text/plain")

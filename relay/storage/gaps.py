@@ -166,5 +166,37 @@ def open_gaps(conn: sqlite3.Connection, limit: int = 100) -> list[tuple[str, int
     ]
 
 
+class PeerGaps(NamedTuple):
+    """The gaps noticed in what one peer delivered (``/api/v1/peers``, ``/metrics``)."""
+
+    ranges: int  # open gaps
+    missing: int  # messages in them
+    unpulled: int  # gaps no catch-up pull has looked at yet
+    newest: list[dict[str, object]]  # up to ``SHOWN`` of them, newest first
+
+
+SHOWN = 20
+
+
+def by_peer(conn: sqlite3.Connection) -> dict[str, PeerGaps]:
+    """Per peer, the ``seq`` gaps it left that this node is waiting to fill."""
+    found: dict[str, PeerGaps] = {}
+    for peer, ranges, missing, unpulled in conn.execute(
+        "SELECT peer, count(*), sum(seq_to - seq_from + 1), sum(pulled = 0) FROM seq_gaps"
+        " WHERE peer IS NOT NULL GROUP BY peer"
+    ):
+        rows = conn.execute(
+            "SELECT network, seq_from, seq_to, pulled FROM seq_gaps WHERE peer = ?"
+            " ORDER BY noticed_at DESC, network, seq_from LIMIT ?",
+            (peer, SHOWN),
+        ).fetchall()
+        newest: list[dict[str, object]] = [
+            {"origin": origin, "from": int(low), "to": int(high), "pulled": bool(pulled)}
+            for origin, low, high, pulled in rows
+        ]
+        found[str(peer)] = PeerGaps(int(ranges), int(missing), int(unpulled), newest)
+    return found
+
+
 def purge(conn: sqlite3.Connection, noticed_before: datetime) -> None:
     conn.execute("DELETE FROM seq_gaps WHERE noticed_at <= ?", (to_epoch(noticed_before),))
