@@ -9,6 +9,10 @@ left off:
     read the feed after the cursor → filter → deliver (idempotent far side)
       → record what was delivered and move the cursor, in one transaction
 
+A ``withdraw`` event (an accepted alert sent back to review, e.g. its key was
+revoked) goes to ``withdraw`` instead of ``handle``: a bridge that keeps what
+it showed takes it back there.
+
 A process that dies between the far side taking a delivery and that
 transaction delivers the item again on restart; the adapter makes that a
 no-op (Matrix: the same transaction id, derived from alert id and route).
@@ -221,6 +225,12 @@ class RouteConsumer(ABC):
     async def handle(self, pos: int, stored: store.StoredAlert) -> Outcome:
         """Deliver one feed item, idempotently; or say why it is skipped."""
 
+    async def withdraw(self, pos: int, stored: store.StoredAlert) -> Outcome:
+        """Take back ``stored``, accepted earlier and now back in review (its key was
+        revoked): a bridge that keeps what it showed (a Matrix room, a feed) overrides
+        this to retract it. The default has nothing to take back."""
+        return Skipped("withdrawn")
+
     async def periodic(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Work between batches (expiry edits); runs in the route's own task."""
 
@@ -230,13 +240,13 @@ class RouteConsumer(ABC):
         while True:
             await self.retrying(self.periodic)
             rows = await self.node.db.read(
-                partial(store.feed_since, pos=self.status.cursor, limit=BATCH)
+                partial(store.feed_events_since, pos=self.status.cursor, limit=BATCH)
             )
             if not rows:
                 await self.node.feed.wait_beyond(self.status.cursor, self.idle_wait)
                 continue
-            for pos, stored in rows:
-                await self.retrying(partial(self._one, pos, stored))
+            for pos, event, stored in rows:
+                await self.retrying(partial(self._one, pos, stored, event == "withdraw"))
             await self._save_skipped_cursor()
 
     async def retrying(self, work: Callable[[], Awaitable[None]]) -> None:
@@ -264,8 +274,8 @@ class RouteConsumer(ABC):
         self.status.last_error = str(error)[:300]
         self.status.last_error_at = self.node.clock()
 
-    async def _one(self, pos: int, stored: store.StoredAlert) -> None:
-        outcome = await self._guarded(pos, stored)
+    async def _one(self, pos: int, stored: store.StoredAlert, withdrawn: bool = False) -> None:
+        outcome = await self._guarded(pos, stored, withdrawn)
         if isinstance(outcome, Skipped):
             self.status.skipped[outcome.reason] = self.status.skipped.get(outcome.reason, 0) + 1
             self.status.cursor = pos
@@ -286,9 +296,9 @@ class RouteConsumer(ABC):
         else:
             self.status.delivered += 1
 
-    async def _guarded(self, pos: int, stored: store.StoredAlert) -> Outcome:
+    async def _guarded(self, pos: int, stored: store.StoredAlert, withdrawn: bool) -> Outcome:
         try:
-            return await self.handle(pos, stored)
+            return await (self.withdraw if withdrawn else self.handle)(pos, stored)
         except TransportError:
             raise
         except Undeliverable as exc:

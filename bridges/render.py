@@ -36,7 +36,7 @@ from typing import Literal
 
 from relay.core.model import Alert, Text
 
-Status = Literal["active", "cancelled", "superseded", "expired"]
+Status = Literal["active", "cancelled", "superseded", "expired", "held"]
 
 # plain + HTML, measured as ASCII-escaped JSON (the worst case on the wire). An
 # edit carries both twice; base64 for encryption adds a third: 2 x 20 000 x 4/3
@@ -57,6 +57,8 @@ class Template:
     withdrawn_by: str
     expired: str
     expired_note: str
+    held: str
+    held_note: str
     superseded: str
     replaced_text: str
     area: str
@@ -93,6 +95,8 @@ SPANISH = Template(
     withdrawn_by="retirada por",
     expired="⌛ VENCIDA",
     expired_note="Esta alerta ya no está vigente.",
+    held="⏸ RETIRADA PARA REVISIÓN",
+    held_note="Se está revisando quién la firmó: no actúe según esta alerta por ahora.",
     superseded="🔄 ACTUALIZADA",
     replaced_text="La nueva versión ya no corresponde a esta sala.",
     area="Zona",
@@ -129,6 +133,8 @@ ENGLISH = Template(
     withdrawn_by="withdrawn by",
     expired="⌛ EXPIRED",
     expired_note="This alert no longer holds.",
+    held="⏸ WITHDRAWN FOR REVIEW",
+    held_note="Who signed it is being checked: do not act on this alert for now.",
     superseded="🔄 UPDATED",
     replaced_text="The new version no longer concerns this room.",
     area="Area",
@@ -212,6 +218,8 @@ def _header(alert: Alert, status: Status, words: Template) -> list[Line]:
         return [Line(f"{words.withdrawn} · {kind}", "alarm")]
     if status == "expired":
         return [Line(f"{words.expired} · {kind}", "strong"), Line(words.expired_note, "em")]
+    if status == "held":
+        return [Line(f"{words.held} · {kind}", "alarm"), Line(words.held_note, "em")]
     return [Line(f"{words.superseded} · {kind}", "strong"), Line(words.replaced_text, "em")]
 
 
@@ -221,6 +229,10 @@ def _content(
     headline = clean(text.headline)
     if alert.certainty == "false":
         headline = f"{words.false_prefix} {headline}"
+    if status == "held":
+        # Its signer is in doubt: keep only the struck headline, so the room can tell
+        # which message this was, and repeat none of its instructions.
+        return [Line(headline, "del")]
     if status in ("expired", "superseded"):
         lines = [Line(headline, "del")]
     elif alert.certainty == "false":
@@ -338,7 +350,8 @@ def render(
     ``status`` is what the room should see: ``active`` (shown as expired
     once ``now`` passes its expiry), ``cancelled`` (``alert`` is the cancel,
     ``replaced`` the alert it withdraws), ``superseded`` (``alert`` is the old
-    version, replaced by one outside the route) or ``expired``.
+    version, replaced by one outside the route), ``expired`` or ``held`` (taken
+    back for review after it was shown, e.g. its key was revoked).
     """
     if status == "active" and alert.expires_at <= now:
         status = "expired"

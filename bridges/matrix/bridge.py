@@ -12,7 +12,11 @@ and decides, for every accepted message:
   version falls outside the route, says the alert changed and no longer
   concerns the room; a cancel says it was withdrawn and by whom;
 - an update of something never posted here is treated as a new alert; a
-  cancel of something never posted here is not posted at all.
+  cancel of something never posted here is not posted at all;
+- a **withdraw** event (the alert went back to review after it was accepted,
+  e.g. its key was revoked) edits the message to "withdrawn for review",
+  keeping only its struck headline; if a reviewer accepts it again, the next
+  feed event for it edits the message back.
 
 After an outage the route catches up without flooding the room: expired
 messages are skipped, and a message already replaced is skipped in favour
@@ -145,6 +149,12 @@ class MatrixRouteWorker(RouteConsumer):
         if self.room_id is None:
             await self.prepare()
         alert = stored.alert
+        own = await self.node.db.read(
+            partial(matrix_store.own_post, route=self.cursor_name, alert_id=alert.id)
+        )
+        if own is not None and own.status == "withdrawn":
+            # A reviewer accepted again what was withdrawn: show it again, in place.
+            return await self._edit(stored, own, f"reinstate-{pos}")
         prior = None
         if alert.msg_type != "alert":
             prior = await self.node.db.read(
@@ -155,6 +165,30 @@ class MatrixRouteWorker(RouteConsumer):
         if prior is None or prior.room_id != self.room_id:
             return await self._post(stored)
         return await self._edit(stored, prior)
+
+    async def withdraw(self, pos: int, stored: store.StoredAlert) -> Outcome:
+        """The alert went back to review after it was shown here: edit it to say so."""
+        alert = stored.alert
+        own = await self.node.db.read(
+            partial(matrix_store.own_post, route=self.cursor_name, alert_id=alert.id)
+        )
+        if own is None or own.status != "active":
+            return Skipped("not_shown")
+        rendered = self._render(alert, stored, "held")
+        event_id = await self._send(
+            own.room_id,
+            edit_content(rendered, self.route.msgtype, alert.id, own.root_event_id),
+            txn_id(self.cursor_name, alert.id, f"withdraw-{pos}"),
+        )
+        route = self.cursor_name
+
+        def record(conn: sqlite3.Connection) -> None:
+            matrix_store.record_edit(
+                conn, route, own, alert.id, event_id, "withdrawn", alert.expires_at
+            )
+
+        _log.info("withdrawn for review", route=route, alert_id=alert.id)
+        return Delivered(record, edit=True)
 
     async def periodic(self) -> None:
         """Edit messages whose newest version expired; forget old ones."""
@@ -203,7 +237,9 @@ class MatrixRouteWorker(RouteConsumer):
 
         return Delivered(record)
 
-    async def _edit(self, stored: store.StoredAlert, prior: matrix_store.Post) -> Outcome:
+    async def _edit(
+        self, stored: store.StoredAlert, prior: matrix_store.Post, action: str = "edit"
+    ) -> Outcome:
         alert = stored.alert
         if prior.status == "cancelled":
             return Skipped("already_withdrawn")
@@ -225,7 +261,7 @@ class MatrixRouteWorker(RouteConsumer):
         event_id = await self._send(
             prior.room_id,
             edit_content(rendered, self.route.msgtype, alert.id, prior.root_event_id),
-            txn_id(self.cursor_name, alert.id, "edit"),
+            txn_id(self.cursor_name, alert.id, action),
         )
         route = self.cursor_name
 

@@ -4,8 +4,9 @@
 route to the Matrix event it produced, and to the *root*: the original event
 in the room that every later edit replaces (``m.replace`` always points at the
 original, never at an edit). Exactly one row per root is ``current``: the
-newest version, whose status (active, cancelled, superseded, expired) and
-expiry drive the expiry sweep. Rows go when the alerts themselves would
+newest version, whose status (active, cancelled, superseded, expired,
+withdrawn — taken back for review, migration 0450_protocol) and expiry drive
+the expiry sweep. Rows go when the alerts themselves would
 (``retention`` after expiry).
 
 ``matrix_devices`` keeps the device id a password login was given, so the
@@ -25,7 +26,7 @@ from typing import Literal
 
 from relay.core.times import to_epoch
 
-PostStatus = Literal["active", "cancelled", "superseded", "expired"]
+PostStatus = Literal["active", "cancelled", "superseded", "expired", "withdrawn"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,16 @@ def current_post(conn: sqlite3.Connection, route: str, alert_ids: list[str]) -> 
         (route, row[0]),
     ).fetchone()
     return None if current is None else Post(*current)
+
+
+def own_post(conn: sqlite3.Connection, route: str, alert_id: str) -> Post | None:
+    """The message ``alert_id`` itself produced in the route, if it is still current."""
+    row = conn.execute(
+        f"SELECT {_POST} FROM matrix_posts"  # noqa: S608
+        " WHERE route = ? AND alert_id = ? AND current = 1",
+        (route, alert_id),
+    ).fetchone()
+    return None if row is None else Post(*row)
 
 
 def record_root(

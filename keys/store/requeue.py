@@ -8,16 +8,16 @@ by a newly revoked key, and runs the very same ``decide`` again, as of its
 ``received_at``, with the keyring that now knows of the revocation. An alert
 that other valid signatures still carry (an endorsement that satisfies the
 policy) stays; any other goes to ``held`` with reason ``revoked_key`` for a
-reviewer, and its feed rows are removed so no consumer that has not seen it
-yet ever will.
+reviewer; its feed rows are removed so no consumer that has not seen it yet
+ever will, and a ``withdraw`` feed event tells the bridges that showed it to
+take it back (a Matrix room edits the message to "withdrawn for review").
 
 Alerts published here through the authenticated API (``from_peer`` is NULL)
 never rested on a signature, so they are left alone. The caller owns the
 transaction; this runs inside it.
 
-Limits, documented for operators: a bridge that already showed the alert is
-not told (there is no "withdrawn" feed event yet), and an update or cancel
-moved back to ``held`` does not undo what it already replaced.
+Limit, documented for operators: an update or cancel moved back to ``held``
+does not undo what it already replaced.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def requeue_revoked(
             "UPDATE alerts SET state = 'held', reason = ?, pos = NULL WHERE id = ?",
             (REASON, alert_id),
         )
-        conn.execute("DELETE FROM feed WHERE alert_id = ?", (alert_id,))
+        store.withdraw(conn, alert_id)
         store.record_decision(conn, now, Decision("hold", REASON), alert, from_peer)
         moved.append(str(alert_id))
     return moved

@@ -270,13 +270,15 @@ class Node:
             key = await self._rotated_key() or self.key
             network, current = self.network, key.public_key
 
-            def load(conn: sqlite3.Connection) -> tuple[list[KeyEntry], TrustSnapshot]:
+            def load(conn: sqlite3.Connection) -> tuple[list[KeyEntry], TrustSnapshot, int]:
                 own = ownkeys.own_entries(conn, network, current)
-                return own, trust.load_snapshot(conn, self.config, own)
+                return own, trust.load_snapshot(conn, self.config, own), store.feed_head(conn)
 
-            own, snapshot = await self.db.read(load)
+            own, snapshot, head = await self.db.read(load)
             # Key and snapshot change together: never sign with a key the snapshot lacks.
             self.key, self.extra_own_keys, self.trust = key, own, snapshot
+        # A trust change may have withdrawn alerts (a 'withdraw' feed event): wake readers.
+        self.feed.advance(head)
         if self.federation is not None:
             await self.federation.reconcile()
 

@@ -293,9 +293,46 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
+        # fed_txns: the body a reply answered (a reused txn_id is noticed). feed: a
+        # 'withdraw' event, when an accepted alert goes back to review; matrix_posts:
+        # the 'withdrawn' status that event leaves in a room. SQLite cannot change a
+        # CHECK, so both tables are rebuilt, keeping feed's AUTOINCREMENT counter
+        # (positions are cursors and are never reused).
         "0450_protocol",
         """
         ALTER TABLE fed_txns ADD COLUMN body_sha256 BLOB;
+        CREATE TABLE feed_0450 (
+            pos INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id TEXT NOT NULL,
+            event TEXT NOT NULL CHECK (event IN ('alert', 'update', 'cancel', 'withdraw'))
+        );
+        INSERT INTO feed_0450 (pos, alert_id, event) SELECT pos, alert_id, event FROM feed;
+        DELETE FROM sqlite_sequence WHERE name = 'feed_0450';
+        INSERT INTO sqlite_sequence (name, seq)
+            SELECT 'feed_0450', seq FROM sqlite_sequence WHERE name = 'feed';
+        DROP TABLE feed;
+        ALTER TABLE feed_0450 RENAME TO feed;
+        CREATE INDEX feed_alert ON feed (alert_id);
+        CREATE TABLE matrix_posts_0450 (
+            route TEXT NOT NULL,
+            alert_id TEXT NOT NULL,
+            room_id TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            root_id TEXT NOT NULL,
+            root_event_id TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (
+                status IN ('active', 'cancelled', 'superseded', 'expired', 'withdrawn')
+            ),
+            expires_at INTEGER NOT NULL,
+            current INTEGER NOT NULL CHECK (current IN (0, 1)),
+            PRIMARY KEY (route, alert_id)
+        );
+        INSERT INTO matrix_posts_0450 SELECT route, alert_id, room_id, event_id, root_id,
+            root_event_id, status, expires_at, current FROM matrix_posts;
+        DROP TABLE matrix_posts;
+        ALTER TABLE matrix_posts_0450 RENAME TO matrix_posts;
+        CREATE INDEX matrix_posts_due ON matrix_posts (route, current, status, expires_at);
+        CREATE INDEX matrix_posts_root ON matrix_posts (route, root_event_id);
         """,
     ),
 ]

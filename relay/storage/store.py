@@ -360,15 +360,41 @@ def listing(
     return found
 
 
+_FEED_COLUMNS = ", ".join("a." + c.strip() for c in _COLUMNS.split(","))
+
+
 def feed_since(conn: sqlite3.Connection, pos: int, limit: int) -> list[tuple[int, StoredAlert]]:
-    """Accepted messages after ``pos`` in acceptance order (cursor consumers)."""
+    """Accepted messages after ``pos`` in acceptance order (the stream, catch-up)."""
     rows = conn.execute(
-        f"SELECT feed.pos, {', '.join('a.' + c.strip() for c in _COLUMNS.split(','))}"
+        f"SELECT feed.pos, {_FEED_COLUMNS} FROM feed JOIN alerts AS a ON a.id = feed.alert_id"
+        " WHERE feed.pos > ? AND feed.event != 'withdraw' ORDER BY feed.pos LIMIT ?",
+        (pos, limit),
+    ).fetchall()
+    return [(int(row[0]), _row_to_stored(row[1:])) for row in rows]
+
+
+FeedEvent = Literal["alert", "update", "cancel", "withdraw"]
+
+
+def feed_events_since(
+    conn: sqlite3.Connection, pos: int, limit: int
+) -> list[tuple[int, FeedEvent, StoredAlert]]:
+    """Every feed event after ``pos``, withdrawals included (bridges)."""
+    rows = conn.execute(
+        f"SELECT feed.pos, feed.event, {_FEED_COLUMNS}"
         " FROM feed JOIN alerts AS a ON a.id = feed.alert_id"
         " WHERE feed.pos > ? ORDER BY feed.pos LIMIT ?",
         (pos, limit),
     ).fetchall()
-    return [(int(row[0]), _row_to_stored(row[1:])) for row in rows]
+    return [(int(row[0]), row[1], _row_to_stored(row[2:])) for row in rows]
+
+
+def withdraw(conn: sqlite3.Connection, alert_id: str) -> int:
+    """An accepted alert goes back to review: consumers that have not seen it yet never
+    will (its feed rows go), and those that have get a ``withdraw`` event; its position."""
+    conn.execute("DELETE FROM feed WHERE alert_id = ?", (alert_id,))
+    cursor = conn.execute("INSERT INTO feed (alert_id, event) VALUES (?, 'withdraw')", (alert_id,))
+    return int(cursor.lastrowid or 0)
 
 
 def feed_head(conn: sqlite3.Connection) -> int:
