@@ -338,6 +338,7 @@ Register = Callable[[Any], None]
 def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
     from relay.cli import alert as cli_alert
     from relay.cli import cap as cli_cap
+    from relay.cli import outbox as cli_outbox
     from relay.cli import tip as cli_tip
 
     parser = argparse.ArgumentParser(
@@ -354,6 +355,7 @@ def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
     cli_tip.register(commands)
     _register_policy(commands)
     cli_cap.register(commands)
+    cli_outbox.register(commands)
     for register in extra:
         register(commands)
     return parser

@@ -279,3 +279,52 @@ def purge(conn: sqlite3.Connection, now: datetime, quarantine_cutoff: datetime) 
     """Housekeeping: expired items waiting for any peer; quarantine records past retention."""
     conn.execute("DELETE FROM outbox WHERE expires_at <= ? AND txn_id IS NULL", (to_epoch(now),))
     conn.execute("DELETE FROM quarantine WHERE expires_at <= ?", (to_epoch(quarantine_cutoff),))
+
+
+# --- quarantine, for the operator (``avisa outbox list|release``) ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    peer: str
+    alert_id: str
+    at: datetime
+    reason: str
+    state: str  # the alert's state now: active, expired, cancelled, superseded, held, gone
+
+
+def quarantine_listing(
+    conn: sqlite3.Connection, now: datetime, peer: str | None = None, limit: int = 1000
+) -> list[Quarantined]:
+    """Quarantined items, newest first, with what became of each alert since."""
+    rows = conn.execute(
+        "SELECT q.peer, q.alert_id, q.at, q.reason, a.state, a.expires_at FROM quarantine AS q"
+        " LEFT JOIN alerts AS a ON a.id = q.alert_id WHERE ? IS NULL OR q.peer = ?"
+        " ORDER BY q.at DESC, q.peer, q.alert_id LIMIT ?",
+        (peer, peer, limit),
+    ).fetchall()
+    listing = []
+    for peer_name, alert_id, at, reason, stored_state, expires_at in rows:
+        state = "gone" if stored_state is None else str(stored_state)
+        if state == "active" and int(expires_at) <= to_epoch(now):
+            state = "expired"
+        listing.append(Quarantined(peer_name, alert_id, from_epoch(at), reason, state))
+    return listing
+
+
+def release_quarantined(conn: sqlite3.Connection, peer: str, alert_id: str, now: datetime) -> str:
+    """Put a quarantined item back in the peer's queue. ``queued``, or why not:
+    ``unknown`` (not quarantined for that peer), or the alert's state when it can no
+    longer be sent (``gone``, ``expired``, ``cancelled``, ``superseded``, ``held``);
+    those stay in quarantine until it expires."""
+    found = [item for item in quarantine_listing(conn, now, peer) if item.alert_id == alert_id]
+    if not found:
+        return "unknown"
+    if found[0].state != "active":
+        return found[0].state
+    msg_type, expires_at = conn.execute(
+        "SELECT msg_type, expires_at FROM alerts WHERE id = ?", (alert_id,)
+    ).fetchone()
+    conn.execute(INSERT_ROW, (peer, alert_id, PRIORITY[msg_type], expires_at))
+    conn.execute("DELETE FROM quarantine WHERE peer = ? AND alert_id = ?", (peer, alert_id))
+    return "queued"
