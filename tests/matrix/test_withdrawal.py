@@ -65,9 +65,12 @@ async def test_alert_withdrawn_for_review_is_edited_then_reinstated(
             api = Api(url, token, http)
             status, body = await api.call("GET", "/api/v1/held")
             assert [h["alert"]["id"] for h in body["held"]] == [alert.id]
-            await wait_for(api.caught_up, 30, "the route to catch up")
-            state = await api.route_state()
-            assert state["edited"] == 1 and state["delivered"] == 1
+
+            async def recorded() -> bool:
+                state = await api.route_state()
+                return bool(state["edited"] == 1 and state["delivered"] == 1)
+
+            await wait_for(recorded, 30, "the route to record the withdrawal")
 
             # A reviewer looks, and accepts it after all: the room shows it again.
             network, ulid = alert.id.split("/")
