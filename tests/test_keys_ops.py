@@ -262,7 +262,9 @@ def test_cli_ceremony_between_two_nodes(tmp_path: Path) -> None:
     assert "current" in avisa("trust", "list", "ventura", "--data", b).stdout
 
     assert avisa("keys", "rotate", "--data", a).returncode == 0
-    assert avisa("keys", "export-card", "--data", a, "--out", card).returncode == 0
+    # The old card is there: replacing it takes --force (issue 22).
+    assert avisa("keys", "export-card", "--data", a, "--out", card).returncode == 1
+    assert avisa("keys", "export-card", "--data", a, "--out", card, "--force").returncode == 0
     updated = avisa("trust", "update", card, "--data", b)
     assert updated.returncode == 0 and "rotated" in updated.stdout
     assert avisa("trust", "remove", "ventura", "--data", b).returncode == 0
