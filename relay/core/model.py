@@ -62,8 +62,18 @@ INVISIBLE_FORMAT: Final = (
 # characters in JSON strings and every invisible character is outside ASCII, so a
 # pure-ASCII payload without a backslash or a DEL byte cannot hold one, and only
 # other payloads are checked field by field (``text_problem``).
-_LINE_BAD: Final = re.compile("[\x00-\x1f\x7f-\x9f" + INVISIBLE_FORMAT + "]")
-_LINES_BAD: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f" + INVISIBLE_FORMAT + "]")
+_LINE_CONTROLS: Final = re.compile("[\x00-\x1f\x7f]")
+_LINES_CONTROLS: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+# C1 controls and the invisible characters are all outside ASCII: searched for only
+# in text that is not pure ASCII (``str.isascii`` is far cheaper than this class).
+_NON_ASCII_BAD: Final = re.compile("[\x80-\x9f" + INVISIBLE_FORMAT + "]")
+
+
+def _bad(text: str, controls: re.Pattern[str]) -> bool:
+    return controls.search(text) is not None or (
+        not text.isascii() and _NON_ASCII_BAD.search(text) is not None
+    )
+
 
 Network = Annotated[
     str, Meta(min_length=NETWORK_MIN, max_length=NETWORK_MAX, pattern=NETWORK_PATTERN)
@@ -195,14 +205,14 @@ def text_problem(area: Area, texts: dict[str, Text]) -> str | None:
     """Where human text breaks a display rule (``$.text.es.headline``): a control
     character it may not hold, an invisible format character, or a headline with
     nothing visible in it."""
-    if _LINE_BAD.search(area.label):
+    if _bad(area.label, _LINE_CONTROLS):
         return "$.area.label"
     for lang, text in texts.items():
-        if _LINE_BAD.search(text.headline) or not _visible(text.headline):
+        if _bad(text.headline, _LINE_CONTROLS) or not _visible(text.headline):
             return f"$.text.{lang}.headline"
-        if _LINES_BAD.search(text.body):
+        if _bad(text.body, _LINES_CONTROLS):
             return f"$.text.{lang}.body"
-        if text.instruction is not None and _LINES_BAD.search(text.instruction):
+        if text.instruction is not None and _bad(text.instruction, _LINES_CONTROLS):
             return f"$.text.{lang}.instruction"
     return None
 
