@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path

@@ -58,7 +58,9 @@ ACCEPTS: dict[str, Accepts] = {
     LANG_PATTERN: Accepts("a language tag (2 or 3 lowercase letters)", "es, en or es-MX"),
     AGENCY_PATTERN: Accepts("a lowercase word", "ice, cbp, police or unknown"),
     NETWORK_PATTERN: Accepts(
-        "a network id: lowercase letters, digits, '.' and '-', 2 to 63 long", "ventura"
+        "a network id, 2 to 63 long: labels of lowercase letters, digits and '-' joined"
+        " by single dots, each starting with a letter and not ending with '-'",
+        "ventura, la-rrn or oc.resilience",
     ),
     ALERT_ID_PATTERN: Accepts("an alert id NETWORK/ULID", "ventura/01JEXAMPLE0000000000000000"),
 }
