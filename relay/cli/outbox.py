@@ -97,7 +97,9 @@ def register(commands: Any) -> None:
         "release", help="put a quarantined item (or all of a peer's) back in its queue"
     )
     _data(release)
-    release.add_argument("peer", metavar="PEER")
-    release.add_argument("alert_id", metavar="ALERT_ID", nargs="?")
+    release.add_argument("peer", metavar="PEER", help="the peer network it was meant for")
+    release.add_argument(
+        "alert_id", metavar="ALERT_ID", nargs="?", help="the alert id (avisa outbox list)"
+    )
     release.add_argument("--all", action="store_true", help="every item quarantined for PEER")
     release.set_defaults(func=cmd_release)
