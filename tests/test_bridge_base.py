@@ -103,7 +103,11 @@ async def running(consumer: Scripted) -> AsyncIterator[Scripted]:
 async def test_cursor_is_durable_and_a_new_consumer_resumes(node: Node, clock: FakeClock) -> None:
     first = await publish(node, 3)
     async with running(Scripted(node, clock)) as consumer:
-        await wait_for(lambda: len(consumer.delivered) == 3, 10, "three deliveries")
+        await wait_for(
+            lambda: len(consumer.delivered) == 3 and consumer.status.cursor == node.feed.head,
+            10,
+            "three deliveries, recorded",
+        )
     assert consumer.delivered == first
     assert await node.db.read(lambda c: load_cursor(c, "test:route")) == node.feed.head
     seen = await node.db.read(lambda c: [r[0] for r in c.execute("SELECT id FROM seen")])
