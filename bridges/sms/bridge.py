@@ -1,0 +1,547 @@
+"""The text line: follow the feed into a durable queue, send it paced, answer texts.
+
+Three parts run inside the node:
+
+- **the follower** (a ``bridges.base.RouteConsumer`` with the durable cursor
+  ``sms``): for each accepted alert whose certainty is listed, the recipients
+  (subscribers whose areas overlap the alert's, ``relay.core.policy.area_matches``)
+  and one text per subscriber language are written to ``sms_queue`` *in the
+  same transaction that moves the cursor*; an update or cancel goes to the
+  recipients of its original (``bridges.sms.store.enqueue_followup``);
+- **the sender**: claims due rows (marking them ``sending`` on disk first),
+  hands them to the gateway at most ``throughput`` per second with a few in
+  flight, and records the outcome. A gateway that is down or busy (503,
+  timeouts) pauses the sender with ``bridges.base.Backoff``; a refusal fails
+  one row; a carrier opt-out unsubscribes the number;
+- **the inbound side** (``InboundSink``): texts and delivery reports the
+  gateway's webhooks hand over.
+
+Exactly once across crashes: a row is ``sending`` before the gateway hears of
+it and ``sent`` after; a crash in between leaves it in doubt. Every text
+carries its row id in its delivery-report URL, so the gateway's report
+(Kannel's "submitted to SMSC", Twilio's status callback) settles a row in
+doubt as sent. Only a row that no report settles within ``in_doubt_grace``
+is sent again.
+
+Numbers exist in clear only in memory, between opening a sealed row and the
+gateway call; logs and status carry counts, never numbers or texts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import Any, Protocol
+
+import structlog
+
+from bridges.base import (
+    Backoff,
+    Delivered,
+    FeedSource,
+    Outcome,
+    RateLimited,
+    RouteConsumer,
+    Skipped,
+    Sleep,
+    secret_file,
+)
+from bridges.sms import keywords
+from bridges.sms import store as sms_store
+from bridges.sms.compose import Layout, Status, alert_text, language_for, reply_text
+from bridges.sms.gateway import Gateway, Inbound, Outgoing, Refused, Report
+from bridges.sms.gsm import Encoded
+from relay.core import phone
+from relay.core.config import SmsBridge
+from relay.core.errors import TransportError
+from relay.core.model import Alert
+from relay.core.policy import area_matches
+from relay.core.sealing import Sealer
+from relay.core.times import parse_duration, to_epoch
+from relay.runtime.aio import cancel_all
+from relay.runtime.node import Node
+from relay.storage import sealkey, store
+
+CURSOR = "sms"
+HASH_PURPOSE = b"sms-subscriber"
+BATCH = 64
+IN_FLIGHT = 8
+_log = structlog.get_logger("avisa.sms")
+
+
+class TipDesk(Protocol):
+    """The part of ``relay.runtime.desk.Desk`` (DESIGN §10) the line uses."""
+
+    reply_sender: Callable[[str, str, str], Awaitable[None]] | None
+
+    async def submit(self, tip: Any, *, contact: str | None = None) -> str: ...
+
+
+def make_tip(text: str, lang: str) -> Any:
+    """A ``relay.core.tips.TipIn`` for a texted report (the desk's own type)."""
+    tips = importlib.import_module("relay.core.tips")
+    where = tips.Where(label="SMS")
+    return tips.TipIn(text=text[:2000], where=where, channel="sms", language=lang)
+
+
+def make_gateway(config: SmsBridge, data_dir: Any, callback_base: str) -> Gateway:
+    password = secret_file(data_dir, config.password_file, "bridges.sms.password_file", "password")
+    secret = secret_file(
+        data_dir, config.inbound_secret_file, "bridges.sms.inbound_secret_file", "secret"
+    )
+    if config.gateway == "twilio":
+        from bridges.sms.twilio import TwilioGateway
+
+        return TwilioGateway(
+            config.sendsms_url, config.account_sid, password, config.sender, secret, callback_base
+        )
+    from bridges.sms.kannel import KannelGateway
+
+    return KannelGateway(
+        config.sendsms_url, config.username, password, config.sender, secret, callback_base
+    )
+
+
+@dataclass(slots=True)
+class Pacer:
+    """At most ``rate`` starts per second (0: no limit), on the event loop's clock."""
+
+    rate: int
+    next_slot: float = 0.0
+
+    async def slot(self) -> None:
+        if self.rate <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        start = max(now, self.next_slot)
+        self.next_slot = start + 1.0 / self.rate
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+@dataclass(slots=True)
+class SendStats:
+    sent: int = 0
+    refused: int = 0
+    retried: int = 0
+    opted_out: int = 0
+    requeued_in_doubt: int = 0
+    inbound: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
+
+
+class AlertFollower(RouteConsumer):
+    """Turns accepted alerts into queue rows, with the cursor, in one transaction."""
+
+    def __init__(self, line: SmsBridgeRunner, node: FeedSource, **kwargs: Any) -> None:
+        super().__init__(CURSOR, node, **kwargs)
+        self.line = line
+
+    async def prepare(self) -> None:
+        return None
+
+    async def handle(self, pos: int, stored: store.StoredAlert) -> Outcome:
+        alert = stored.alert
+        line = self.line
+        if alert.msg_type != "alert":
+            root = await self.node.db.read(partial(sms_store.root_of, references=alert.references))
+            if root is not None:
+                return self._followup(alert, root)
+            if alert.msg_type == "cancel":
+                return Skipped("not_sent_here")
+        if alert.certainty not in line.config.certainties:
+            return Skipped("certainty")
+        if alert.expires_at <= self.node.clock():
+            return Skipped("expired")
+        if stored.state in ("cancelled", "superseded"):
+            return Skipped("replaced")
+        now = to_epoch(self.node.clock())
+        status: Status = "alert" if alert.msg_type == "alert" else "update"
+
+        def record(conn: sqlite3.Connection) -> None:
+            wanted = [
+                areas
+                for areas in sms_store.area_sets(conn)
+                if any(area_matches(alert, area) for area in areas)
+            ]
+            if wanted:
+                texts = line.texts_for(alert, status, sms_store.languages(conn))
+                if sms_store.enqueue_alert(conn, alert.id, wanted, texts, now):
+                    line.wake_from_thread()
+
+        return Delivered(record)
+
+    def _followup(self, alert: Alert, root: str) -> Outcome:
+        line = self.line
+        cancel = alert.msg_type == "cancel"
+        now = to_epoch(self.node.clock())
+
+        def record(conn: sqlite3.Connection) -> None:
+            texts = line.texts_for(
+                alert, "cancel" if cancel else "update", sms_store.languages(conn)
+            )
+            if sms_store.enqueue_followup(conn, alert.id, root, texts, cancel=cancel, now=now):
+                line.wake_from_thread()
+
+        return Delivered(record, edit=True)
+
+
+class SmsBridgeRunner:
+    """One text line (``[bridges.sms]``) running inside the node."""
+
+    def __init__(
+        self,
+        node: Node,
+        config: SmsBridge,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        idle_wait: float = 30.0,
+        gateway: Gateway | None = None,
+    ) -> None:
+        self.node = node
+        self.config = config
+        self.sleep = sleep
+        self.sealer: Sealer = sealkey.load_or_create(node.data_dir)
+        self.layout = Layout(config.accents, config.max_segments)
+        self.gateway = gateway or make_gateway(config, node.data_dir, node.config.public_url)
+        retry_max = parse_duration(config.retry_max).total_seconds()
+        self.grace = parse_duration(config.in_doubt_grace)
+        self.follower = AlertFollower(
+            self, node, sleep=sleep, retry_max=retry_max, idle_wait=idle_wait
+        )
+        self.backoff = Backoff(cap=retry_max)
+        self.pacer = Pacer(config.throughput)
+        self.stats = SendStats()
+        self.idle_wait = idle_wait
+        self.ready = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._desk_warned = False
+
+    # --- life cycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        desk = self._desk()
+        if desk is not None:
+            desk.reply_sender = self.reply
+        self._tasks.append(
+            asyncio.create_task(self._supervised(self.follower.run), name="sms-feed")
+        )
+        self._tasks.append(asyncio.create_task(self._supervised(self._send_loop), name="sms-send"))
+
+    def listening(self, base_url: str) -> None:
+        """The node's HTTP side is up at ``base_url``: report URLs can be given out."""
+        if not self.node.config.node.url:
+            self.gateway.callback_base = base_url.rstrip("/")  # type: ignore[attr-defined]
+        self.ready.set()
+
+    def web_routes(self) -> list[Any]:
+        return self.gateway.routes(self)
+
+    async def stop(self) -> None:
+        await cancel_all(self._tasks)
+        self._tasks.clear()
+        desk = self._desk()
+        if desk is not None and desk.reply_sender == self.reply:
+            desk.reply_sender = None
+        await self.gateway.close()
+
+    async def _supervised(self, work: Callable[[], Awaitable[None]]) -> None:
+        backoff = Backoff(cap=300.0)
+        while True:
+            try:
+                await work()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - logged; the line must keep running
+                _log.exception("sms task failed; restarting")
+                await self.sleep(backoff.next_delay())
+
+    def status(self) -> dict[str, Any]:
+        stats = self.stats
+        return {
+            "type": "sms",
+            "gateway": self.gateway.name,
+            "ready": self.ready.is_set(),
+            "sent": stats.sent,
+            "refused": stats.refused,
+            "retried": stats.retried,
+            "opted_out_by_carrier": stats.opted_out,
+            "requeued_in_doubt": stats.requeued_in_doubt,
+            "inbound": dict(sorted(stats.inbound.items())),
+            "last_error": stats.last_error,
+            "feed": self.follower.state(int(self.node.feed.head)),
+        }
+
+    async def counts(self) -> dict[str, Any]:
+        """Subscribers per keyword and language, and the queue by state: counts only."""
+        return await self.node.db.read(sms_store.counts)
+
+    # --- texts ------------------------------------------------------------------------
+
+    def texts_for(self, alert: Alert, status: Status, langs: list[str]) -> dict[str, Encoded]:
+        return {
+            lang: alert_text(alert, status, language_for(alert, lang), self.layout)
+            for lang in langs
+        }
+
+    def wake_from_thread(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _desk(self) -> TipDesk | None:
+        return getattr(self.node, "desk", None)
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        await self.ready.wait()
+        while True:
+            await self._requeue_in_doubt()
+            now = to_epoch(self.node.clock())
+            batch = await self.node.db.write(partial(sms_store.claim_due, now=now, limit=BATCH))
+            if not batch:
+                await self._idle()
+                continue
+            await self._send_batch(batch)
+
+    async def _idle(self) -> None:
+        due = await self.node.db.read(sms_store.next_due)
+        wait = self.idle_wait
+        if due is not None:
+            wait = min(wait, max(0.05, due - to_epoch(self.node.clock())))
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), wait)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _requeue_in_doubt(self) -> None:
+        now = self.node.clock()
+        oldest = await self.node.db.read(sms_store.oldest_sending)
+        if oldest is None or oldest >= to_epoch(now - self.grace):
+            return
+        count = await self.node.db.write(
+            partial(
+                sms_store.requeue_in_doubt,
+                sent_before=to_epoch(now - self.grace),
+                now=to_epoch(now),
+            )
+        )
+        self.stats.requeued_in_doubt += count
+        if count:
+            _log.warning("resending texts no delivery report settled", count=count)
+
+    async def _send_batch(self, batch: list[sms_store.Claimed]) -> None:
+        gate = asyncio.Semaphore(IN_FLIGHT)
+        sent: list[tuple[int, str]] = []
+        retry: list[int] = []
+        refused: list[tuple[int, Refused]] = []
+        wait = 0.0
+
+        async def one(item: sms_store.Claimed) -> None:
+            nonlocal wait
+            async with gate:
+                if retry:  # the gateway is failing: leave the rest of the batch queued
+                    retry.append(item.queue_id)
+                    return
+                await self.pacer.slot()
+                try:
+                    number = self.sealer.open(item.sealed).decode()
+                    ref = await self.gateway.send(
+                        Outgoing(item.queue_id, number, item.body, item.coding)  # type: ignore[arg-type]
+                    )
+                except RateLimited as exc:
+                    wait = max(wait, exc.retry_after)
+                    self.stats.last_error = str(exc)[:200]
+                    retry.append(item.queue_id)
+                except TransportError as exc:
+                    self.stats.last_error = str(exc)[:200]
+                    retry.append(item.queue_id)
+                except Refused as exc:
+                    refused.append((item.queue_id, exc))
+                else:
+                    sent.append((item.queue_id, ref))
+
+        await asyncio.gather(*(one(item) for item in batch))
+        if retry:
+            wait = max(wait, self.backoff.next_delay())
+        else:
+            self.backoff.reset()
+        await self.node.db.write(partial(self._record, sent, retry, refused, wait))
+        self.stats.sent += len(sent)
+        self.stats.retried += len(retry)
+        self.stats.refused += len(refused)
+        if retry:
+            _log.warning("sms gateway failing; backing off", queued=len(retry), wait_s=wait)
+            await self.sleep(wait)
+
+    def _record(
+        self,
+        sent: list[tuple[int, str]],
+        retry: list[int],
+        refused: list[tuple[int, Refused]],
+        wait: float,
+        conn: sqlite3.Connection,
+    ) -> None:
+        sms_store.mark_sent(conn, sent)
+        next_at = to_epoch(self.node.clock() + timedelta(seconds=wait))
+        sms_store.mark_retry(conn, retry, next_at)
+        sms_store.mark_failed(conn, [queue_id for queue_id, _ in refused], "refused")
+        for queue_id, exc in refused:
+            if exc.opted_out:
+                self._carrier_opt_out(conn, queue_id)
+
+    def _carrier_opt_out(self, conn: sqlite3.Connection, queue_id: int) -> None:
+        hashed = sms_store.hash_of(conn, queue_id)
+        if hashed is not None and sms_store.unsubscribe(conn, hashed):
+            self.stats.opted_out += 1
+
+    # --- inbound ------------------------------------------------------------------------
+
+    async def reported(self, report: Report) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            known = sms_store.record_report(conn, report.queue_id, report.state, report.detail)
+            if known and report.opted_out:
+                self._carrier_opt_out(conn, report.queue_id)
+            return known
+
+        return bool(await self.node.db.write(job))
+
+    async def received(self, message: Inbound) -> str:
+        outcome = await self._received(message)
+        self.stats.inbound[outcome] = self.stats.inbound.get(outcome, 0) + 1
+        return outcome
+
+    async def _received(self, message: Inbound) -> str:
+        now = to_epoch(self.node.clock())
+        if message.text is None:
+            seen = await self.node.db.write(
+                partial(sms_store.mo_seen, mo_id=message.mo_id, now=now)
+            )
+            return "replayed" if seen else "not_text"
+        number = phone.normalize(message.sender, self.config.region)
+        hashed = self.sealer.keyed_hash(number.encode(), HASH_PURPOSE)
+        command = keywords.parse(message.text, self.config.keywords, self.config.zips)
+        if isinstance(command, keywords.Empty):
+            seen = await self.node.db.write(
+                partial(sms_store.mo_seen, mo_id=message.mo_id, now=now)
+            )
+            return "replayed" if seen else "empty"
+        tip_lang: str | None = None
+        if isinstance(command, keywords.Other) and self._takes_tips():
+            if await self.node.db.read(partial(_seen, mo_id=message.mo_id)):
+                return "replayed"
+            subscribed = await self.node.db.read(partial(sms_store.subscriber, hashed=hashed))
+            tip_lang = subscribed.lang if subscribed else self.config.keywords[0].lang
+            desk = self._desk()
+            assert desk is not None  # noqa: S101 - _takes_tips checked it
+            await desk.submit(make_tip(command.text, tip_lang), contact=number)
+        sealed = self.sealer.seal(number.encode())
+        return await self.node.db.write(
+            partial(self._answer, message.mo_id, hashed, sealed, command, tip_lang, now)
+        )
+
+    def _takes_tips(self) -> bool:
+        if not self.config.tips:
+            return False
+        if self._desk() is None:
+            if not self._desk_warned:
+                _log.warning("bridges.sms.tips is on but this node has no desk; texts get help")
+                self._desk_warned = True
+            return False
+        return True
+
+    def _answer(
+        self,
+        mo_id: str,
+        hashed: bytes,
+        sealed: bytes,
+        command: keywords.Command,
+        tip_lang: str | None,
+        now: int,
+        conn: sqlite3.Connection,
+    ) -> str:
+        """Apply one inbound command and queue its one reply (one transaction)."""
+        if sms_store.mo_seen(conn, mo_id, now):
+            return "replayed"
+        current = sms_store.subscriber(conn, hashed)
+        lang = self._reply_lang(current, command)
+        keyword = self._keyword_for(lang)
+        outcome: str
+        if isinstance(command, keywords.Subscribe):
+            sms_store.subscribe(
+                conn, hashed, sealed, command.keyword, command.lang, command.areas, now
+            )
+            lang, keyword, outcome = command.lang, command.keyword, "subscribed"
+            text = self._reply("subscribed", lang, keyword, zip_code=command.unknown_zip or "")
+        elif isinstance(command, keywords.Stop):
+            sms_store.unsubscribe(conn, hashed)
+            outcome, text = "stopped", self._reply("stopped", lang, keyword)
+        elif isinstance(command, keywords.Start):
+            if current is None:
+                chosen = self._keyword_config(lang)
+                sms_store.subscribe(
+                    conn, hashed, sealed, chosen.word.upper(), chosen.lang, chosen.areas, now
+                )
+            outcome, text = "started", self._reply("started", lang, keyword)
+        elif tip_lang is not None:
+            outcome, text = "tip", self._reply("tip", tip_lang, keyword)
+            lang = tip_lang
+        else:
+            what = "help" if self._takes_tips() else "help_no_tips"
+            outcome = "help" if isinstance(command, keywords.Help) else "unknown"
+            text = self._reply(what, lang, keyword)
+        sms_store.enqueue_reply(conn, hashed, sealed, lang, text, now)
+        self.wake_from_thread()
+        return outcome
+
+    def _reply(self, what: str, lang: str, keyword: str, zip_code: str = "") -> Encoded:
+        return reply_text(
+            what, lang, self.layout, keyword=keyword, zip_code=zip_code, help_texts=self.config.help
+        )
+
+    def _reply_lang(self, current: sms_store.Subscriber | None, command: keywords.Command) -> str:
+        if current is not None:
+            return current.lang
+        hint = getattr(command, "lang", None)
+        return str(hint) if hint else self.config.keywords[0].lang
+
+    def _keyword_config(self, lang: str) -> Any:
+        for keyword in self.config.keywords:
+            if keyword.lang == lang:
+                return keyword
+        return self.config.keywords[0]
+
+    def _keyword_for(self, lang: str) -> str:
+        return str(self._keyword_config(lang).word).upper()
+
+    async def reply(self, number: str, lang: str, text: str) -> None:
+        """The desk's ``reply_sender``: one text to a reporter, through the queue."""
+        e164 = phone.normalize(number, self.config.region)
+        hashed = self.sealer.keyed_hash(e164.encode(), HASH_PURPOSE)
+        sealed = self.sealer.seal(e164.encode())
+        encoded = reply_text_free(text, self.layout)
+        now = to_epoch(self.node.clock())
+        await self.node.db.write(
+            lambda conn: sms_store.enqueue_reply(conn, hashed, sealed, lang, encoded, now)
+        )
+        self._wake.set()
+
+
+def reply_text_free(text: str, layout: Layout) -> Encoded:
+    from bridges.sms.compose import fit
+
+    return fit("", ["", text, ""], "", layout)
+
+
+def _seen(conn: sqlite3.Connection, mo_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM sms_mo WHERE id = ?", (mo_id,)).fetchone() is not None
