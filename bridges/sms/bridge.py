@@ -30,7 +30,9 @@ gateway call; logs and status carry counts, never numbers or texts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import importlib.util
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import structlog
+from aiohttp import web
 
 from bridges.base import (
     Backoff,
@@ -54,7 +57,15 @@ from bridges.base import (
 from bridges.sms import keywords
 from bridges.sms import store as sms_store
 from bridges.sms.compose import Layout, Status, alert_text, language_for, reply_text
-from bridges.sms.gateway import Gateway, Inbound, Outgoing, Refused, Report
+from bridges.sms.gateway import (
+    Gateway,
+    Inbound,
+    Outgoing,
+    Refused,
+    Report,
+    not_found,
+    secret_matches,
+)
 from bridges.sms.gsm import Encoded
 from relay.core import phone
 from relay.core.config import SmsBridge
@@ -89,11 +100,15 @@ def make_tip(text: str, lang: str) -> Any:
     return tips.TipIn(text=text[:2000], where=where, channel="sms", language=lang)
 
 
-def make_gateway(config: SmsBridge, data_dir: Any, callback_base: str) -> Gateway:
-    password = secret_file(data_dir, config.password_file, "bridges.sms.password_file", "password")
-    secret = secret_file(
+def inbound_secret(config: SmsBridge, data_dir: Any) -> str:
+    return secret_file(
         data_dir, config.inbound_secret_file, "bridges.sms.inbound_secret_file", "secret"
     )
+
+
+def make_gateway(config: SmsBridge, data_dir: Any, callback_base: str) -> Gateway:
+    password = secret_file(data_dir, config.password_file, "bridges.sms.password_file", "password")
+    secret = inbound_secret(config, data_dir)
     if config.gateway == "twilio":
         from bridges.sms.twilio import TwilioGateway
 
@@ -209,6 +224,7 @@ class SmsBridgeRunner:
         self.sleep = sleep
         self.sealer: Sealer = sealkey.load_or_create(node.data_dir)
         self.layout = Layout(config.accents, config.max_segments)
+        self.gateway_secret = inbound_secret(config, node.data_dir)
         self.gateway = gateway or make_gateway(config, node.data_dir, node.config.public_url)
         retry_max = parse_duration(config.retry_max).total_seconds()
         self.grace = parse_duration(config.in_doubt_grace)
@@ -240,11 +256,20 @@ class SmsBridgeRunner:
     def listening(self, base_url: str) -> None:
         """The node's HTTP side is up at ``base_url``: report URLs can be given out."""
         if not self.node.config.node.url:
-            self.gateway.callback_base = base_url.rstrip("/")  # type: ignore[attr-defined]
+            self.gateway.callback_base = base_url.rstrip("/")
         self.ready.set()
 
-    def web_routes(self) -> list[Any]:
-        return self.gateway.routes(self)
+    async def webhook(self, request: web.Request) -> web.StreamResponse:
+        """``/sms/v1/{backend}/{secret}[/report]``: 404 unless backend and secret match."""
+        backend = request.match_info.get("backend", "")
+        given = request.match_info.get("secret", "")
+        if backend != self.gateway.name or not secret_matches(given, self.gateway_secret):
+            raise not_found()
+        if request.match_info.get("what") == "report":
+            return await self.gateway.on_report(request, self)
+        if request.method != "POST":
+            raise web.HTTPMethodNotAllowed(request.method, ["POST"])
+        return await self.gateway.on_message(request, self)
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)
@@ -319,10 +344,8 @@ class SmsBridgeRunner:
         if due is not None:
             wait = min(wait, max(0.05, due - to_epoch(self.node.clock())))
         self._wake.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), wait)
-        except asyncio.TimeoutError:
-            pass
 
     async def _requeue_in_doubt(self) -> None:
         now = self.node.clock()
@@ -443,7 +466,7 @@ class SmsBridgeRunner:
             subscribed = await self.node.db.read(partial(sms_store.subscriber, hashed=hashed))
             tip_lang = subscribed.lang if subscribed else self.config.keywords[0].lang
             desk = self._desk()
-            assert desk is not None  # noqa: S101 - _takes_tips checked it
+            assert desk is not None
             await desk.submit(make_tip(command.text, tip_lang), contact=number)
         sealed = self.sealer.seal(number.encode())
         return await self.node.db.write(
@@ -453,7 +476,7 @@ class SmsBridgeRunner:
     def _takes_tips(self) -> bool:
         if not self.config.tips:
             return False
-        if self._desk() is None:
+        if self._desk() is None or importlib.util.find_spec("relay.core.tips") is None:
             if not self._desk_warned:
                 _log.warning("bridges.sms.tips is on but this node has no desk; texts get help")
                 self._desk_warned = True

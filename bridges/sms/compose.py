@@ -4,8 +4,9 @@ An alert becomes one short text in one language: a status word first (what
 matters on a lock screen), the kind and headline, the body, the instruction,
 the area, and how to stop. It must fit ``max_segments``: the body is cut
 first, then the instruction, then the headline, each cut ending in ``...``
-(GSM-7, unlike ``…``). Bidirectional overrides and control characters other
-than a newline never reach a phone.
+(GSM-7, unlike ``…``). The text is one line (parts end in a full stop):
+phones wrap it anyway, and a newline costs a character. Bidirectional
+overrides and control characters never reach a phone.
 
 Replies (subscribed, stopped, help, tip received) exist in Spanish and
 English; the help text can be replaced per language in the config.
@@ -25,7 +26,8 @@ from relay.core.model import Alert, Text
 Accents = Literal["ucs2", "transliterate"]
 Status = Literal["alert", "update", "cancel"]
 
-_UNSAFE = re.compile("[\u202a-\u202e\u2066-\u2069\x00-\x09\x0b-\x1f\x7f]")
+_UNSAFE = re.compile("[\u202a-\u202e\u2066-\u2069\x00-\x1f\x7f]")
+_SPACES = re.compile(r"\s+")
 _CUT = "..."
 
 STATUS_WORDS = {
@@ -85,7 +87,8 @@ class Layout:
 
 
 def clean(text: str) -> str:
-    return _UNSAFE.sub("", text).strip()
+    """One line: no controls, no bidirectional overrides, runs of space as one."""
+    return _SPACES.sub(" ", _UNSAFE.sub(" ", text)).strip()
 
 
 def _template(lang: str) -> Template:
@@ -110,7 +113,12 @@ def _cut(text: str, length: int) -> str:
 
 def _assemble(status: str, headline: str, body: str, instruction: str, tail: str) -> str:
     lines = [f"{status} {headline}".strip(), body, instruction, tail]
-    return "\n".join(line for line in lines if line)
+    return " ".join(_sentence(line) for line in lines if line)
+
+
+def _sentence(text: str) -> str:
+    """One line of the text, ended so the next can follow on the same line."""
+    return text if text[-1] in ".!?:" else text + "."
 
 
 def alert_text(alert: Alert, status: Status, lang: str, layout: Layout) -> Encoded:
@@ -141,10 +149,8 @@ def fit(lead: str, parts: list[str], tail: str, layout: Layout) -> Encoded:
             middle = (low + high + 1) // 2
             trial = list(parts)
             trial[index] = _cut(parts[index], middle)
-            if (
-                encode(_assemble(lead, *trial, tail), layout.accents).segments
-                <= layout.max_segments
-            ):
+            text = _assemble(lead, trial[0], trial[1], trial[2], tail)
+            if encode(text, layout.accents).segments <= layout.max_segments:
                 low = middle
             else:
                 high = middle - 1

@@ -2,9 +2,11 @@
 
 A backend does two things: ``send`` one text (raising ``RateLimited`` or
 ``TransportError`` to be retried, ``Refused`` when the gateway will never
-take it), and contribute the aiohttp routes its gateway calls back on
-(inbound texts and delivery reports), which hand what they received to an
-``InboundSink`` (the bridge). Adding a backend is one module with one class
+take it), and read the requests its gateway calls back with (an inbound text,
+a delivery report), handing what they carry to an ``InboundSink`` (the
+bridge). The routes themselves are the composition root's
+(``relay.http.app``); the bridge checks the secret before a backend sees a
+request. Adding a backend is one module with one class
 satisfying ``Gateway`` plus a line in ``bridges.sms.bridge.make_gateway``.
 
 Every route a backend adds lives under ``/sms/v1/<backend>/{secret}``: a
@@ -78,11 +80,16 @@ class InboundSink(Protocol):
 
 class Gateway(Protocol):
     name: str
+    callback_base: str
 
     async def send(self, message: Outgoing) -> str:
         """Hand one text to the gateway; returns the gateway's id for it."""
 
-    def routes(self, sink: InboundSink) -> list[web.RouteDef]: ...
+    async def on_message(self, request: web.Request, sink: InboundSink) -> web.StreamResponse:
+        """``POST /sms/v1/<name>/{secret}``: one inbound text."""
+
+    async def on_report(self, request: web.Request, sink: InboundSink) -> web.StreamResponse:
+        """``GET|POST /sms/v1/<name>/{secret}/report``: one delivery report."""
 
     async def close(self) -> None: ...
 
@@ -91,9 +98,8 @@ def opted_out(detail: str) -> bool:
     return bool(_OPTED_OUT.search(detail))
 
 
-def secret_matches(request: web.Request, secret: str) -> bool:
-    given = request.match_info.get("secret", "").encode()
-    return hmac.compare_digest(given, secret.encode())
+def secret_matches(given: str, secret: str) -> bool:
+    return hmac.compare_digest(given.encode(), secret.encode())
 
 
 def not_found() -> web.HTTPNotFound:

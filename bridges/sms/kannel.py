@@ -13,12 +13,11 @@ body and its charset in ``Content-Type`` (``mo-recode = true`` turns UCS-2
 into UTF-8 where it can). A body Kannel marks binary (``X-Kannel-Coding: 1``,
 ``application/octet-stream``) or with a UDH (``X-Kannel-UDH``) is not text:
 it is acknowledged and otherwise ignored. Delivery reports come to
-``/sms/v1/kannel/{secret}/dlr?ref=ROW&status=%d&reply=%A``.
+``/sms/v1/kannel/{secret}/report?ref=ROW&status=%d&reply=%A``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import quote
 
 import aiohttp
@@ -35,9 +34,7 @@ from bridges.sms.gateway import (
     ReportState,
     bad_request,
     decode_text,
-    not_found,
     opted_out,
-    secret_matches,
 )
 from relay.core.errors import TransportError
 
@@ -78,7 +75,7 @@ class KannelGateway:
 
     def dlr_url(self, queue_id: int) -> str:
         return (
-            f"{self.callback_base}/sms/v1/kannel/{quote(self.secret, safe='')}/dlr"
+            f"{self.callback_base}/sms/v1/kannel/{quote(self.secret, safe='')}/report"
             f"?ref={queue_id}&status=%d&reply=%A"
         )
 
@@ -99,7 +96,7 @@ class KannelGateway:
             async with self._client().get(self.sendsms_url, params=params) as response:
                 answer = (await response.content.read(2000)).decode("utf-8", "replace").strip()
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransportError(f"kannel unreachable: {type(exc).__name__}") from None
         if status in (200, 202):
             return f"kannel:{message.queue_id}"
@@ -111,22 +108,11 @@ class KannelGateway:
             )
         raise Refused(f"kannel refused ({status}): {answer[:100]}", opted_out=opted_out(answer))
 
-    def routes(self, sink: InboundSink) -> list[web.RouteDef]:
-        async def mo(request: web.Request) -> web.StreamResponse:
-            if not secret_matches(request, self.secret):
-                raise not_found()
-            return await _mo(request, sink)
+    async def on_message(self, request: web.Request, sink: InboundSink) -> web.StreamResponse:
+        return await _mo(request, sink)
 
-        async def dlr(request: web.Request) -> web.StreamResponse:
-            if not secret_matches(request, self.secret):
-                raise not_found()
-            return await _dlr(request, sink)
-
-        return [
-            web.post("/sms/v1/kannel/{secret}", mo),
-            web.get("/sms/v1/kannel/{secret}/dlr", dlr),
-            web.post("/sms/v1/kannel/{secret}/dlr", dlr),
-        ]
+    async def on_report(self, request: web.Request, sink: InboundSink) -> web.StreamResponse:
+        return await _dlr(request, sink)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -8,7 +8,7 @@ auth (account SID, auth token). 201 with the message's ``sid`` is success;
 mobile number) is refused, the first as an opt-out.
 
 In: ``POST /sms/v1/twilio/{secret}`` (an incoming text: ``MessageSid``,
-``From``, ``Body``) and ``POST /sms/v1/twilio/{secret}/status?ref=ROW`` (a
+``From``, ``Body``) and ``POST /sms/v1/twilio/{secret}/report?ref=ROW`` (a
 status callback: ``MessageStatus``, ``ErrorCode``). Both must carry a valid
 ``X-Twilio-Signature``: base64 of HMAC-SHA1, keyed with the auth token, over
 the full URL the service called followed by every form field's name and
@@ -19,7 +19,6 @@ is an empty TwiML ``<Response/>``: answers go out through the queue.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -39,9 +38,7 @@ from bridges.sms.gateway import (
     Report,
     ReportState,
     bad_request,
-    not_found,
     opted_out,
-    secret_matches,
 )
 from relay.core.errors import BadInput, TransportError
 
@@ -100,14 +97,14 @@ class TwilioGateway:
             "To": message.to,
             "From": self.sender,
             "Body": message.text,
-            "StatusCallback": f"{self._base()}/status?ref={message.queue_id}",
+            "StatusCallback": f"{self._base()}/report?ref={message.queue_id}",
         }
         try:
             async with self._client().post(url, data=form) as response:
                 status = response.status
                 answer = await response.json(content_type=None) if status != 204 else {}
                 retry_after = response.headers.get("Retry-After", "1")
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise TransportError(f"twilio unreachable: {type(exc).__name__}") from None
         if not isinstance(answer, dict):
             answer = {}
@@ -124,39 +121,34 @@ class TwilioGateway:
             opted_out=code in OPT_OUT_CODES or opted_out(str(answer.get("message", ""))),
         )
 
-    def routes(self, sink: InboundSink) -> list[web.RouteDef]:
-        async def incoming(request: web.Request) -> web.StreamResponse:
-            form = await self._verified(request, "")
-            sender, sid = form.get("From", ""), form.get("MessageSid", "")
-            if not sender or not sid or len(sid) > 100:
-                return bad_request("AVISA_BAD_SMS", "From and MessageSid are required")
-            media = form.get("NumMedia", "0")
-            text = form.get("Body", "")[:1600] if media in ("", "0") or form.get("Body") else None
-            await sink.received(Inbound(sid, sender, text))
-            return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+    async def on_message(self, request: web.Request, sink: InboundSink) -> web.StreamResponse:
+        form = await self._verified(request, "")
+        sender, sid = form.get("From", ""), form.get("MessageSid", "")
+        if not sender or not sid or len(sid) > 100:
+            return bad_request("AVISA_BAD_SMS", "From and MessageSid are required")
+        media = form.get("NumMedia", "0")
+        text = form.get("Body", "")[:1600] if media in ("", "0") or form.get("Body") else None
+        await sink.received(Inbound(sid, sender, text))
+        return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
-        async def status(request: web.Request) -> web.StreamResponse:
-            ref = request.query.get("ref", "")
-            form = await self._verified(request, f"/status?ref={ref}")
-            if not ref.isdigit() or len(ref) > 18:
-                return bad_request("AVISA_BAD_DLR", "ref must be a number")
-            state = _STATES.get(form.get("MessageStatus", ""))
-            if state is None:
-                return web.Response(status=204)
-            code = form.get("ErrorCode", "")
-            report = Report(int(ref), state, f"twilio {form.get('MessageStatus')} {code}".strip())
-            if code in OPT_OUT_CODES:
-                report = Report(report.queue_id, "failed", report.detail, opted_out=True)
-            if not await sink.reported(report):
-                return web.json_response(
-                    {"errcode": "AVISA_UNKNOWN_MESSAGE", "error": "no such message"}, status=404
-                )
+    async def on_report(self, request: web.Request, sink: InboundSink) -> web.StreamResponse:
+        ref = request.query.get("ref", "")
+        form = await self._verified(request, f"/report?ref={ref}")
+        if not ref.isdigit() or len(ref) > 18:
+            return bad_request("AVISA_BAD_DLR", "ref must be a number")
+        state = _STATES.get(form.get("MessageStatus", ""))
+        if state is None:
             return web.Response(status=204)
-
-        return [
-            web.post("/sms/v1/twilio/{secret}", incoming),
-            web.post("/sms/v1/twilio/{secret}/status", status),
-        ]
+        code = form.get("ErrorCode", "")
+        detail = f"twilio {form.get('MessageStatus')} {code}".strip()
+        report = Report(int(ref), state, detail, opted_out=code in OPT_OUT_CODES)
+        if report.opted_out:
+            report = Report(report.queue_id, "failed", detail, opted_out=True)
+        if not await sink.reported(report):
+            return web.json_response(
+                {"errcode": "AVISA_UNKNOWN_MESSAGE", "error": "no such message"}, status=404
+            )
+        return web.Response(status=204)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -164,9 +156,7 @@ class TwilioGateway:
             self._session = None
 
     async def _verified(self, request: web.Request, suffix: str) -> dict[str, str]:
-        """The form fields, once the secret path and the signature both check out."""
-        if not secret_matches(request, self.secret):
-            raise not_found()
+        """The form fields, once the signature checks out (the secret path already did)."""
         if (request.content_length or 0) > MAX_INBOUND_BYTES:
             raise web.HTTPRequestEntityTooLarge(MAX_INBOUND_BYTES, request.content_length or 0)
         raw = await request.content.read(MAX_INBOUND_BYTES + 1)

@@ -36,6 +36,18 @@ def line_of(node: Node) -> SmsBridgeRunner | None:
     return None
 
 
+async def _webhook(request: web.Request) -> web.StreamResponse:
+    """A gateway calling back (inbound text, delivery report): the line decides."""
+    line = line_of(request.app[NODE])
+    if line is None:
+        raise web.HTTPNotFound()
+    return await line.webhook(request)
+
+
+routes.post("/sms/v1/{backend}/{secret}")(_webhook)
+routes.route("*", "/sms/v1/{backend}/{secret}/{what:report}")(_webhook)
+
+
 @routes.get("/api/v1/sms")
 async def status(request: web.Request) -> web.Response:
     require(request, ("admin",))

@@ -1,0 +1,78 @@
+"""The text line against a real Kannel: MO through fakesmsc, MT read back from it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from relay.runtime.clock import FakeClock
+from tests.sms.kit import PHONE, SHORT_CODE, Line, StandInDesk, need_kannel, start_line, use_stand_in_tips
+
+OTHER = "+18055550199"
+
+
+@pytest.fixture
+async def line(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Line]:
+    need_kannel()
+    use_stand_in_tips(monkeypatch)
+    started = await start_line(tmp_path, clock, desk=StandInDesk())
+    try:
+        yield started
+    finally:
+        await started.stop()
+
+
+async def test_subscribe_alert_stop_through_kannel(line: Line) -> None:
+    phones = line.phones
+    assert phones is not None
+    phones.send(PHONE, SHORT_CODE, "alerta")
+    (welcome,) = await phones.wait_for(1, to=PHONE)
+    assert welcome.sender == SHORT_CODE and welcome.receiver == PHONE
+    assert welcome.text.startswith("Avisa: suscrito") and welcome.coding == "text"
+    counts = await line.counts()
+    assert counts["subscribers"] == 1
+    assert counts["by_keyword"] == [{"keyword": "ALERTA", "lang": "es", "count": 1}]
+
+    await line.publish()
+    _, alert = await phones.wait_for(2, to=PHONE)
+    assert alert.text.startswith("ALERTA CONFIRMADA: Avistamiento. ICE en el parque Colonia")
+    assert "Zona: Colonia, Oxnard" in alert.text and alert.coding == "text"
+
+    phones.send(PHONE, SHORT_CODE, "Alto")
+    *_, bye = await phones.wait_for(3, to=PHONE)
+    assert bye.text.startswith("Avisa: ya no recibira mensajes")
+    await line.wait_counts(lambda c: c["subscribers"] == 0 and c["queued"] == 0)
+    await line.publish()
+    phones.send(OTHER, SHORT_CODE, "HELP")  # something after the alert, to wait on
+    await phones.wait_for(1, to=OTHER)
+    assert len(phones.messages(to=PHONE)) == 3  # no alert after STOP, one confirmation
+
+
+async def test_english_help_tip_and_accents(line: Line) -> None:
+    phones = line.phones
+    assert phones is not None
+    phones.send(OTHER, SHORT_CODE, "HELP")
+    (help_text,) = await phones.wait_for(1, to=OTHER)
+    assert "Text ALERT to subscribe" in help_text.text
+    phones.send(OTHER, SHORT_CODE, "Ayúda")
+    _, ayuda = await phones.wait_for(2, to=OTHER)
+    assert ayuda.text.startswith("Avisa: alertas verificadas") and "ALERTA" in ayuda.text
+
+    phones.send(OTHER, SHORT_CODE, "Dos camionetas de ICE en la calle Cooper")
+    *_, ack = await phones.wait_for(3, to=OTHER)
+    assert ack.text.startswith("Avisa: recibimos su reporte")
+    desk = line.node.desk  # type: ignore[attr-defined]
+    ((tip, contact),) = desk.tips
+    assert contact == OTHER and tip.channel == "sms"
+    assert tip.text == "Dos camionetas de ICE en la calle Cooper"
+
+    phones.send(PHONE, SHORT_CODE, "ALERT")
+    await phones.wait_for(1, to=PHONE)
+    es = {"headline": "Redada en Oxnard", "body": "Más información pronto."}
+    await line.publish(text={"es": es})
+    _, alert = await phones.wait_for(2, to=PHONE)
+    assert alert.coding == "ucs-2" and "Más información pronto." in alert.text
