@@ -255,7 +255,8 @@ class SmsBridgeRunner:
 
     def listening(self, base_url: str) -> None:
         """The node's HTTP side is up at ``base_url``: report URLs can be given out."""
-        if not self.node.config.node.url:
+        configured = self.node.config.node.url.rstrip("/")
+        if not configured or configured.endswith(":0"):
             self.gateway.callback_base = base_url.rstrip("/")
         self.ready.set()
 

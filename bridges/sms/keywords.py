@@ -33,7 +33,7 @@ STOP_WORDS = {
 START_WORDS = {"START": "en", "UNSTOP": "en", "YES": "en"}
 HELP_WORDS = {"HELP": "en", "AYUDA": "es", "INFO": None}
 
-_FIRST_WORD = re.compile(r"^[\W_]*([^\W_]+)[\W_]*(?:\s+(\S+))?", re.UNICODE)
+_FIRST_WORD = re.compile(r"^[\W_]*([^\W_]+)[^\w\s]*(?:\s+(\S+))?", re.UNICODE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ SMSBOX = Path("/usr/sbin/smsbox")
 FAKESMSC = Path("/usr/lib/kannel/test/fakesmsc")
 PACKAGES = "kannel kannel-extras"
 _GOT = re.compile(r"Got message \d+: <(.*)>$")
+_SENT = re.compile(r"fakesmsc: sent message \d+$")
 
 
 def missing() -> str | None:
@@ -161,6 +162,18 @@ class Kannel:
         _wait_port(self.smsbox_port, deadline)
         self._spawn(SMSBOX, "smsbox")
         _wait_port(self.sendsms_port, deadline)
+        self.wait_status("smsbox:", deadline)
+
+    def wait_status(self, needle: str, deadline: float) -> None:
+        """Until the admin status page shows ``needle`` (a box, an SMSC online)."""
+        while time.monotonic() < deadline:
+            try:
+                if needle in self.status():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"Kannel status never showed {needle!r}:\n{self.log_tail()}")
 
     def _spawn(self, program: Path, name: str) -> None:
         out = (self.base / f"{name}.out").open("ab")
@@ -248,15 +261,24 @@ class FakeSmsc:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+        self._sent = 0
+        self._acknowledged = 0
+        self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        kannel.wait_status("(online", time.monotonic() + 15)
 
     def _read(self) -> None:
         assert self.process.stderr is not None  # noqa: S101 - set by Popen above
         for raw in self.process.stderr:
-            match = _GOT.search(raw.decode("utf-8", errors="replace").rstrip("\n"))
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            match = _GOT.search(line)
             if match:
                 self._add(match.group(1))
+            elif _SENT.search(line):
+                with self._changed:
+                    self._acknowledged += 1
+                    self._changed.notify_all()
 
     def _add(self, line: str) -> None:
         sender, receiver, kind, udh, payload = parse_line(line)
@@ -279,10 +301,19 @@ class FakeSmsc:
         """One MO text (at most ~200 bytes: fakesmsc reads 256-byte lines)."""
         self.send_line(f"{sender} {receiver} text {text}")
 
-    def send_line(self, line: str) -> None:
+    def send_line(self, line: str, timeout: float = 10.0) -> None:
+        """Write one MO line and wait until fakesmsc says it sent it.
+
+        One at a time: fakesmsc reads stdin through stdio, so a second line
+        already in its buffer would wait there for more input.
+        """
         assert self.process.stdin is not None  # noqa: S101 - set by Popen above
+        self._sent += 1
         self.process.stdin.write(line.encode() + b"\n")
         self.process.stdin.flush()
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._acknowledged >= self._sent, timeout):
+                raise TimeoutError("fakesmsc did not send the message")
 
     def messages(self, to: str | None = None) -> list[Mt]:
         with self._lock:

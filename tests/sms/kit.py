@@ -180,7 +180,8 @@ class Line:
         counts = await self.counts()
         while not check(counts):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"counts never matched: {counts}")
+                logs = self.kannel.log_tail() if self.kannel else ""
+                raise TimeoutError(f"counts never matched: {counts}\n{logs}")
             await asyncio.sleep(0.02)
             counts = await self.counts()
         return counts

@@ -76,3 +76,29 @@ async def test_english_help_tip_and_accents(line: Line) -> None:
     await line.publish(text={"es": es})
     _, alert = await phones.wait_for(2, to=PHONE)
     assert alert.coding == "ucs-2" and "Más información pronto." in alert.text
+
+
+async def test_cancel_only_to_recipients_and_reports_recorded(line: Line) -> None:
+    phones = line.phones
+    assert phones is not None
+    far = "+18055550111"
+    phones.send(PHONE, SHORT_CODE, "ALERT")
+    phones.send(far, SHORT_CODE, "ALERTA 93101")  # narrowed to a ZIP elsewhere
+    await phones.wait_for(1, to=PHONE)
+    (narrowed,) = await phones.wait_for(1, to=far)
+    assert narrowed.text.startswith("Avisa: suscrito")
+    alert_id = await line.publish()
+    _, original = await phones.wait_for(2, to=PHONE)
+    assert original.text.startswith("CONFIRMED ALERT: Sighting. ICE at Colonia park")
+    await line.cancel(alert_id)
+    *_, cancel = await phones.wait_for(3, to=PHONE)
+    assert cancel.text.startswith("CANCELLED: False alarm")
+    late = "+18055550122"
+    phones.send(late, SHORT_CODE, "ALERT")  # subscribed after the original: no cancel
+    await phones.wait_for(1, to=late)
+    counts = await line.wait_counts(lambda c: c["delivered"] == 5 and c["sent"] == 0)
+    assert counts["failed"] == 0 and counts["queued"] == 0
+    assert len(phones.messages(to=far)) == 1 and len(phones.messages(to=late)) == 1
+    status, body = await line.call("GET", "/api/v1/sms")
+    assert status == 200 and body["subscribers"] == 3 and body["delivered"] == 5
+    assert "805555" not in str(body)  # counts only, never a number
