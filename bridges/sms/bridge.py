@@ -80,7 +80,7 @@ from relay.storage import sealkey, store
 
 CURSOR = "sms"
 HASH_PURPOSE = b"sms-subscriber"
-BATCH = 64
+BATCH = 32  # claimed at once: at most this many are in doubt after a crash
 IN_FLIGHT = 8
 _log = structlog.get_logger("avisa.sms")
 
