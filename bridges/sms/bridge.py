@@ -36,7 +36,6 @@ import importlib.util
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from functools import partial
 from typing import Any, Protocol
 
@@ -400,7 +399,7 @@ class SmsBridgeRunner:
             wait = max(wait, self.backoff.next_delay())
         else:
             self.backoff.reset()
-        await self.node.db.write(partial(self._record, sent, retry, refused, wait))
+        await self.node.db.write(partial(self._record, sent, retry, refused))
         self.stats.sent += len(sent)
         self.stats.retried += len(retry)
         self.stats.refused += len(refused)
@@ -413,12 +412,11 @@ class SmsBridgeRunner:
         sent: list[tuple[int, str]],
         retry: list[int],
         refused: list[tuple[int, Refused]],
-        wait: float,
         conn: sqlite3.Connection,
     ) -> None:
         sms_store.mark_sent(conn, sent)
-        next_at = to_epoch(self.node.clock() + timedelta(seconds=wait))
-        sms_store.mark_retry(conn, retry, next_at)
+        # Due again at once: the sender itself waits ``wait`` before its next claim.
+        sms_store.mark_retry(conn, retry, to_epoch(self.node.clock()))
         sms_store.mark_failed(conn, [queue_id for queue_id, _ in refused], "refused")
         for queue_id, exc in refused:
             if exc.opted_out:

@@ -82,9 +82,10 @@ class TwilioGateway:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
+            basic = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
-                auth=aiohttp.BasicAuth(self.account_sid, self.auth_token),
+                headers={"Authorization": f"Basic {basic}"},
             )
         return self._session
 
