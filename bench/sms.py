@@ -51,7 +51,12 @@ GOALS = {"sms_fanout.ratio": ">= 0.8", "sms_first_ms.p50": "<= 200", "sms_rss_mb
 DRAFT: dict[str, Any] = {
     "kind": "sighting",
     "certainty": "confirmed",
-    "area": {"label": "Colonia, Oxnard", "geohash": "9q4gch", "radius_m": 500, "codes": ["fips:06111"]},
+    "area": {
+        "label": "Colonia, Oxnard",
+        "geohash": "9q4gch",
+        "radius_m": 500,
+        "codes": ["fips:06111"],
+    },
     "agencies": ["ice"],
     "text": {
         "es": {"headline": "ICE en el parque Colonia", "body": "Verificado en el sitio."},
@@ -90,7 +95,9 @@ def seed(data: Path, start: int, count: int) -> None:
             for n in range(start, start + count):
                 number = f"+1{2000000000 + n}".encode()
                 hashed = sealer.keyed_hash(number, HASH_PURPOSE)
-                sms_store.subscribe(c, hashed, sealer.seal(number), "ALERT", "en", ["fips:06111"], 0)
+                sms_store.subscribe(
+                    c, hashed, sealer.seal(number), "ALERT", "en", ["fips:06111"], 0
+                )
 
         db.transaction(conn, job)
     finally:
@@ -101,7 +108,10 @@ def keep_one_subscriber(data: Path) -> None:
     conn = db.open_sync(data / "avisa.db")
     try:
         db.transaction(
-            conn, lambda c: c.execute("DELETE FROM sms_subscribers WHERE rowid > (SELECT MIN(rowid) FROM sms_subscribers)")
+            conn,
+            lambda c: c.execute(
+                "DELETE FROM sms_subscribers WHERE rowid > (SELECT MIN(rowid) FROM sms_subscribers)"
+            ),
         )
     finally:
         conn.close()
@@ -110,7 +120,9 @@ def keep_one_subscriber(data: Path) -> None:
 def unfinished(data: Path) -> int:
     conn = sqlite3.connect(f"file:{data / 'avisa.db'}?mode=ro", uri=True, timeout=30)
     try:
-        row = conn.execute("SELECT COUNT(*) FROM sms_queue WHERE state IN ('queued', 'sending')").fetchone()
+        row = conn.execute(
+            "SELECT COUNT(*) FROM sms_queue WHERE state IN ('queued', 'sending')"
+        ).fetchone()
         queued = conn.execute("SELECT COUNT(*) FROM sms_queue").fetchone()
         return int(row[0]) if queued[0] else -1
     finally:
@@ -118,7 +130,9 @@ def unfinished(data: Path) -> int:
 
 
 async def publish(http: aiohttp.ClientSession, node: NodeProcess, **changes: Any) -> float:
-    async with http.post(f"{node.url}/api/v1/alerts", json={**DRAFT, **changes}, headers=node.headers()) as r:
+    async with http.post(
+        f"{node.url}/api/v1/alerts", json={**DRAFT, **changes}, headers=node.headers()
+    ) as r:
         if r.status != 201:
             raise SystemExit(f"bench.sms: publish answered {r.status}: {await r.text()}")
     return time.monotonic()
@@ -133,15 +147,24 @@ async def wait(check: Any, timeout: float, what: str, every: float = 0.01) -> fl
     return time.monotonic()
 
 
-async def kannel_loop_rate(http: aiohttp.ClientSession, kannel: Kannel, node: NodeProcess, count: int) -> float:
+async def kannel_loop_rate(
+    http: aiohttp.ClientSession, kannel: Kannel, node: NodeProcess, count: int
+) -> float:
     """Kannel's own sendsms rate: a plain sequential loop of the node's request."""
     dlr = f"{node.url}/sms/v1/kannel/{quote(SECRET)}/report?ref=0&status=%d&reply=%A"
     started = time.monotonic()
     for n in range(count):
         params = {
-            "username": kannel.username, "password": kannel.password, "from": "24587",
-            "to": f"+1{3000000000 + n}", "text": "CONFIRMED ALERT: Sighting. ICE at Colonia park. Verified on site.",
-            "charset": "UTF-8", "coding": "0", "dlr-mask": "31", "dlr-url": dlr, "max-messages": "10",
+            "username": kannel.username,
+            "password": kannel.password,
+            "from": "24587",
+            "to": f"+1{3000000000 + n}",
+            "text": "CONFIRMED ALERT: Sighting. ICE at Colonia park. Verified on site.",
+            "charset": "UTF-8",
+            "coding": "0",
+            "dlr-mask": "31",
+            "dlr-url": dlr,
+            "max-messages": "10",
         }
         async with http.get(kannel.sendsms_url, params=params) as r:
             await r.read()
@@ -150,9 +173,15 @@ async def kannel_loop_rate(http: aiohttp.ClientSession, kannel: Kannel, node: No
     return count / (time.monotonic() - started)
 
 
-async def run(root: Path, subscribers: int, alerts: int, memory_subscribers: int, loop_count: int) -> dict[str, Any]:
+async def run(
+    root: Path, subscribers: int, alerts: int, memory_subscribers: int, loop_count: int
+) -> dict[str, Any]:
     node = NodeProcess(root, "bench-sms")
-    kannel = Kannel(root / "kannel", post_url=f"{node.url}/sms/v1/kannel/{SECRET}?from=%p&to=%P&id=%I", log_level=2)
+    kannel = Kannel(
+        root / "kannel",
+        post_url=f"{node.url}/sms/v1/kannel/{SECRET}?from=%p&to=%P&id=%I",
+        log_level=2,
+    )
     toml = node.data / "avisa.toml"
     toml.write_text(toml.read_text() + config(kannel))
     write_private(node.data / "sms.pass", kannel.password.encode())
@@ -173,7 +202,9 @@ async def run(root: Path, subscribers: int, alerts: int, memory_subscribers: int
             await wait(lambda: unfinished(node.data) == 0, 600, "the fan-out")
             last = time.monotonic()
             node_rate = subscribers / (last - accepted)
-            await wait(lambda: len(phones.messages()) >= subscribers, 120, "fakesmsc to see every text")
+            await wait(
+                lambda: len(phones.messages()) >= subscribers, 120, "fakesmsc to see every text"
+            )
             progress(f"Kannel's own rate: {loop_count} sendsms requests in a loop")
             loop_rate = await kannel_loop_rate(http, kannel, node, loop_count)
             results["sms_fanout"] = {
@@ -183,14 +214,16 @@ async def run(root: Path, subscribers: int, alerts: int, memory_subscribers: int
                 "kannel_loop_per_s": round(loop_rate, 1),
                 "ratio": round(node_rate / loop_rate, 3),
             }
-            await wait(lambda: len(phones.messages()) >= subscribers + loop_count, 120, "the loop's texts")
+            await wait(
+                lambda: len(phones.messages()) >= subscribers + loop_count, 120, "the loop's texts"
+            )
             node.stop()
             keep_one_subscriber(node.data)
             node.start()
             await node.healthy(http)
             progress(f"first text latency over {alerts} alerts")
             latencies = []
-            for n in range(alerts):
+            for _ in range(alerts):
                 before = len(phones.messages())
                 sent = await publish(http, node)
                 await wait(lambda b=before: len(phones.arrivals) > b, 30, "a text", every=0.001)
@@ -211,7 +244,9 @@ async def run(root: Path, subscribers: int, alerts: int, memory_subscribers: int
             await asyncio.sleep(3.0)  # sending under way; a figure, not a synchronisation
             rss, peak = node.memory_mb()
             results["sms_rss_mb_100k"] = rss
-            results["details"] = {"sms_memory": {"subscribers": memory_subscribers, "rss_mb": rss, "peak_mb": peak}}
+            results["details"] = {
+                "sms_memory": {"subscribers": memory_subscribers, "rss_mb": rss, "peak_mb": peak}
+            }
         finally:
             node.stop()
             phones.stop()
@@ -221,7 +256,9 @@ async def run(root: Path, subscribers: int, alerts: int, memory_subscribers: int
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.sms", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.sms", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes; figures meaningless")
     args = parser.parse_args()
     reason = missing()

@@ -126,7 +126,7 @@ class Kannel:
     base: Path
     post_url: str
     username: str = "avisa"
-    password: str = "kannel-test-pw"
+    password: str = "kannel-test-pw"  # noqa: S105 - a throwaway local test gateway
     admin_port: int = field(default_factory=free_port)
     smsbox_port: int = field(default_factory=free_port)
     smsc_port: int = field(default_factory=free_port)
@@ -189,7 +189,7 @@ class Kannel:
 
     def status(self) -> str:
         url = f"http://127.0.0.1:{self.admin_port}/status.txt?password={self.password}-admin"
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=5) as response:
             return str(response.read().decode())
 
     def stop(self) -> None:
@@ -269,7 +269,7 @@ class FakeSmsc:
         kannel.wait_status("(online", time.monotonic() + 15)
 
     def _read(self) -> None:
-        assert self.process.stderr is not None  # noqa: S101 - set by Popen above
+        assert self.process.stderr is not None
         for raw in self.process.stderr:
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             match = _GOT.search(line)
@@ -307,7 +307,7 @@ class FakeSmsc:
         One at a time: fakesmsc reads stdin through stdio, so a second line
         already in its buffer would wait there for more input.
         """
-        assert self.process.stdin is not None  # noqa: S101 - set by Popen above
+        assert self.process.stdin is not None
         self._sent += 1
         self.process.stdin.write(line.encode() + b"\n")
         self.process.stdin.flush()
@@ -352,6 +352,3 @@ def installed_hint() -> str:
     which = shutil.which("apt-get")
     how = f"apt-get install -y {PACKAGES}" if which else f"install {PACKAGES}"
     return f"Kannel is not installed: as root, run `{how}` (Debian/Ubuntu)"
-
-
-

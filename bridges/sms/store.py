@@ -158,8 +158,8 @@ def enqueue_alert(
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             total += conn.execute(
-                "INSERT INTO sms_queue (hash, message_id, root_id, state, next_at, created_at)"
-                f" SELECT hash, ?, ?, 'queued', ?, ? FROM sms_subscribers"
+                "INSERT INTO sms_queue (hash, message_id, root_id, state, next_at, created_at)"  # noqa: S608
+                " SELECT hash, ?, ?, 'queued', ?, ? FROM sms_subscribers"
                 f" WHERE lang = ? AND areas IN ({marks})"
                 " ON CONFLICT (hash, message_id) DO NOTHING",
                 (message, alert_id, now, now, lang, *chunk),
@@ -200,7 +200,7 @@ def enqueue_followup(
     )
     conn.execute("DELETE FROM sms_followup")
     conn.execute(
-        "INSERT OR IGNORE INTO sms_followup SELECT hash FROM sms_queue"
+        "INSERT OR IGNORE INTO sms_followup SELECT hash FROM sms_queue"  # noqa: S608
         f" WHERE root_id = ? AND state IN ({marks})",
         (root_id, *states),
     )

@@ -165,7 +165,10 @@ class Line:
         return str(body["id"])
 
     async def cancel(self, alert_id: str) -> str:
-        text = {"es": {"headline": "Falsa alarma", "body": ""}, "en": {"headline": "False alarm", "body": ""}}
+        text = {
+            "es": {"headline": "Falsa alarma", "body": ""},
+            "en": {"headline": "False alarm", "body": ""},
+        }
         status, body = await self.call(
             "POST", f"/api/v1/alerts/{alert_id}/cancel", json={"text": text}
         )
@@ -175,7 +178,9 @@ class Line:
     async def counts(self) -> dict[str, Any]:
         return await self.sms.counts()
 
-    async def wait_counts(self, check: Callable[[dict[str, Any]], bool], timeout: float = 20.0) -> dict[str, Any]:
+    async def wait_counts(
+        self, check: Callable[[dict[str, Any]], bool], timeout: float = 20.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         counts = await self.counts()
         while not check(counts):
@@ -186,8 +191,15 @@ class Line:
             counts = await self.counts()
         return counts
 
-    async def mo(self, body: bytes, *, sender: str = PHONE, mo_id: str = "mo-1",
-                 secret: str = SECRET, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def mo(
+        self,
+        body: bytes,
+        *,
+        sender: str = PHONE,
+        mo_id: str = "mo-1",
+        secret: str = SECRET,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         """Post an MO as Kannel's sms-service would (for input fakesmsc cannot send)."""
         query = {"from": sender, "to": SHORT_CODE, "id": mo_id}
         hdrs = {"Content-Type": 'text/plain; charset="UTF-8"', **(headers or {})}
@@ -219,8 +231,12 @@ async def start_line(
     password: str = "kannel-test-pw",
 ) -> Line:
     kannel = Kannel(tmp / "kannel", post_url="") if with_kannel else None
-    url_out = sendsms_url or (kannel.sendsms_url if kannel else "http://127.0.0.1:9/cgi-bin/sendsms")
-    node, runner, url, token = await start_node(tmp, clock, "ventura", sms_toml(url_out, extra, gateway))
+    url_out = sendsms_url or (
+        kannel.sendsms_url if kannel else "http://127.0.0.1:9/cgi-bin/sendsms"
+    )
+    node, runner, url, token = await start_node(
+        tmp, clock, "ventura", sms_toml(url_out, extra, gateway)
+    )
     write_private(node.data_dir / "sms.pass", password.encode())
     write_private(node.data_dir / "sms-inbound.secret", SECRET.encode())
     if desk is not None:

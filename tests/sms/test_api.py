@@ -37,7 +37,9 @@ async def test_preview_counts_segments_and_recipients(
 
         status, body = await line.call("POST", "/api/v1/sms/preview", json={**DRAFT, "kind": "x"})
         assert status == 400
-        status, body = await line.call("GET", "/api/v1/sms", headers={"Authorization": "Bearer nope"})
+        status, body = await line.call(
+            "GET", "/api/v1/sms", headers={"Authorization": "Bearer nope"}
+        )
         assert status == 401
         status, body = await line.call("GET", "/api/v1/sms")
         assert status == 200 and body["subscribers"] == 3 and body["queued"] + body["sending"] >= 0

@@ -20,7 +20,9 @@ from tests.sms.kit import PHONE, SECRET, Line, StandInDesk, start_line, use_stan
 
 
 @pytest.fixture
-async def line(tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Line]:
+async def line(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Line]:
     use_stand_in_tips(monkeypatch)
     started = await start_line(tmp_path, clock, with_kannel=False, desk=StandInDesk())
     try:
@@ -39,7 +41,9 @@ def snapshot(line: Line) -> dict[str, Any]:
             "sms_messages": "SELECT * FROM sms_messages",
             "sms_mo": "SELECT * FROM sms_mo",
         }
-        return {table: conn.execute(sql + " ORDER BY 1").fetchall() for table, sql in queries.items()}
+        return {
+            table: conn.execute(sql + " ORDER BY 1").fetchall() for table, sql in queries.items()
+        }
     finally:
         conn.close()
 
@@ -53,7 +57,11 @@ async def test_wrong_secret_is_a_plain_404_and_changes_nothing(line: Line) -> No
     status, body = await line.mo(b"ALERTA", secret="wrong-secret")
     async with line.http.post(f"{line.url}/no/such/path") as unknown:
         assert status == unknown.status == 404 and body == await unknown.read()
-    for path in (f"/sms/v1/kannel/{SECRET}x", f"/sms/v1/twilio/{SECRET}", f"/sms/v1/kannel/{SECRET[:-1]}/report?ref=1&status=1"):
+    for path in (
+        f"/sms/v1/kannel/{SECRET}x",
+        f"/sms/v1/twilio/{SECRET}",
+        f"/sms/v1/kannel/{SECRET[:-1]}/report?ref=1&status=1",
+    ):
         async with line.http.post(line.url + path, data=b"ALERTA") as r:
             assert r.status == 404
     assert snapshot(line) == before
@@ -71,7 +79,9 @@ async def test_a_replayed_mo_id_is_answered_once(line: Line) -> None:
 
 
 async def test_odd_number_formats_are_one_subscriber_or_refused(line: Line) -> None:
-    for n, sender in enumerate(["+18055550134", "18055550134", "(805) 555-0134", "+1 805 555 0134", "8055550134"]):
+    for n, sender in enumerate(
+        ["+18055550134", "18055550134", "(805) 555-0134", "+1 805 555 0134", "8055550134"]
+    ):
         status, _ = await line.mo(b"ALERTA", sender=sender, mo_id=f"f{n}")
         assert status == 200, sender
     counts = await line.counts()
@@ -80,8 +90,14 @@ async def test_odd_number_formats_are_one_subscriber_or_refused(line: Line) -> N
     for n, sender in enumerate(["abc", "123", "+", "9" * 80, "24587"]):
         status, body = await line.mo(b"ALERTA", sender=sender, mo_id=f"bad{n}")
         assert status == 400 and b"AVISA_BAD_PHONE" in body and sender.encode() not in body
-    for query in ({"to": "24587", "id": "x"}, {"from": PHONE, "to": "24587"}, {"from": PHONE, "id": "i" * 101}):
-        async with line.http.post(f"{line.url}/sms/v1/kannel/{SECRET}", params=query, data=b"HELP") as r:
+    for query in (
+        {"to": "24587", "id": "x"},
+        {"from": PHONE, "to": "24587"},
+        {"from": PHONE, "id": "i" * 101},
+    ):
+        async with line.http.post(
+            f"{line.url}/sms/v1/kannel/{SECRET}", params=query, data=b"HELP"
+        ) as r:
             assert r.status == 400 and (await r.json())["errcode"] == "AVISA_BAD_SMS"
     assert snapshot(line) == before
 
@@ -93,29 +109,50 @@ async def test_long_binary_udh_and_invalid_utf8(line: Line) -> None:
     ((tip, contact),) = tips(line)
     assert len(tip.text) == 1600 and tip.channel == "sms" and contact == PHONE
     before = snapshot(line)
-    for n, headers in enumerate([{"X-Kannel-Coding": "1"}, {"X-Kannel-UDH": "%05%00%03%01%02%01"}, {"Content-Type": "application/octet-stream"}]):
-        status, _ = await line.mo(b"\x05\x00\x03\x01\x02\x01\xff\xfe binary", mo_id=f"bin{n}", headers=headers)
+    for n, headers in enumerate(
+        [
+            {"X-Kannel-Coding": "1"},
+            {"X-Kannel-UDH": "%05%00%03%01%02%01"},
+            {"Content-Type": "application/octet-stream"},
+        ]
+    ):
+        status, _ = await line.mo(
+            b"\x05\x00\x03\x01\x02\x01\xff\xfe binary", mo_id=f"bin{n}", headers=headers
+        )
         assert status == 200
     after = snapshot(line)
-    assert after["sms_subscribers"] == before["sms_subscribers"] and after["sms_queue"] == before["sms_queue"]
+    assert (
+        after["sms_subscribers"] == before["sms_subscribers"]
+        and after["sms_queue"] == before["sms_queue"]
+    )
     assert len(after["sms_mo"]) == len(before["sms_mo"]) + 3 and len(tips(line)) == 1
-    status, _ = await line.mo(b"ALTO\xff\xfe\xfd", mo_id="bad-utf8-stop")  # the keyword still counts
+    status, _ = await line.mo(
+        b"ALTO\xff\xfe\xfd", mo_id="bad-utf8-stop"
+    )  # the keyword still counts
     status2, _ = await line.mo(b"\xc3\x28\xa0\xa1 ICE aqui", mo_id="bad-utf8-tip")
     assert status == status2 == 200
     assert tips(line)[-1][0].text.endswith(" ICE aqui") and "\ufffd" in tips(line)[-1][0].text
     status, body = await line.mo(b"x" * 9000, mo_id="huge")
     assert status == 413 and b"AVISA_TOO_LARGE" in body
-    status, body = await line.mo("Ayuda 🚨".encode("utf-16-be"), mo_id="ucs2", headers={"Content-Type": "text/plain; charset=UTF-16BE"})
+    status, body = await line.mo(
+        "Ayuda 🚨".encode("utf-16-be"),
+        mo_id="ucs2",
+        headers={"Content-Type": "text/plain; charset=UTF-16BE"},
+    )
     assert status == 200
 
 
 async def test_unknown_words_get_help_when_tips_are_off(tmp_path: Path, clock: FakeClock) -> None:
-    line = await start_line(tmp_path, clock, with_kannel=False, extra="tips = false", desk=StandInDesk())
+    line = await start_line(
+        tmp_path, clock, with_kannel=False, extra="tips = false", desk=StandInDesk()
+    )
     try:
         status, _ = await line.mo(b"PIZZA", mo_id="p1")
         assert status == 200 and tips(line) == []
         conn = sqlite3.connect(line.node.db.path)
-        (body,) = conn.execute("SELECT m.body FROM sms_queue q JOIN sms_messages m ON m.id = q.message_id").fetchone()
+        (body,) = conn.execute(
+            "SELECT m.body FROM sms_queue q JOIN sms_messages m ON m.id = q.message_id"
+        ).fetchone()
         conn.close()
         assert body.startswith("Avisa: alertas verificadas") and "reporte" not in body
     finally:
@@ -136,7 +173,9 @@ async def test_delivery_reports_for_unknown_messages(line: Line) -> None:
     assert snapshot(line) == before
 
 
-async def test_numbers_stay_sealed_and_out_of_the_api(line: Line, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_numbers_stay_sealed_and_out_of_the_api(
+    line: Line, capsys: pytest.CaptureFixture[str]
+) -> None:
     await line.mo(b"ALERTA", mo_id="s1")
     await line.mo(b"hay ICE", mo_id="s2")
     status, body = await line.call("GET", "/api/v1/sms")

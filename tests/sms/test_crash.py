@@ -19,15 +19,13 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from bridges.sms import store as sms_store
 from bridges.sms.bridge import HASH_PURPOSE
 from bridges.sms.localkannel import FakeSmsc, Kannel
-from relay.runtime.clock import FakeClock
 from relay.storage import db, sealkey
 from relay.storage.files import write_private
-from tests.helpers import T0, wait_for
+from tests.helpers import wait_for
 from tests.sms.kit import DRAFT, SECRET, need_kannel, sms_toml
 from tests.test_federation_process import Proc, free_port, setup_node
 
@@ -44,7 +42,9 @@ def seed_subscribers(data: Path) -> list[str]:
         def job(c: sqlite3.Connection) -> None:
             for number in numbers:
                 hashed = sealer.keyed_hash(number.encode(), HASH_PURPOSE)
-                sms_store.subscribe(c, hashed, sealer.seal(number.encode()), "ALERT", "en", ["fips:06111"], 0)
+                sms_store.subscribe(
+                    c, hashed, sealer.seal(number.encode()), "ALERT", "en", ["fips:06111"], 0
+                )
 
         db.transaction(conn, job)
     finally:
@@ -55,7 +55,9 @@ def seed_subscribers(data: Path) -> list[str]:
 def queue_states(data: Path) -> Counter[str]:
     conn = sqlite3.connect(f"file:{data / 'avisa.db'}?mode=ro", uri=True, timeout=30)
     try:
-        return Counter(dict(conn.execute("SELECT state, COUNT(*) FROM sms_queue GROUP BY state").fetchall()))
+        return Counter(
+            dict(conn.execute("SELECT state, COUNT(*) FROM sms_queue GROUP BY state").fetchall())
+        )
     finally:
         conn.close()
 
@@ -64,10 +66,16 @@ async def test_sigkill_mid_fanout_texts_each_subscriber_once(tmp_path: Path) -> 
     need_kannel()
     port = free_port()
     data = setup_node(tmp_path, "ventura", port)
-    kannel = Kannel(tmp_path / "kannel", post_url=f"http://127.0.0.1:{port}/sms/v1/kannel/{SECRET}?from=%p&to=%P&id=%I")
+    kannel = Kannel(
+        tmp_path / "kannel",
+        post_url=f"http://127.0.0.1:{port}/sms/v1/kannel/{SECRET}?from=%p&to=%P&id=%I",
+    )
     extra = 'tips = false\nin_doubt_grace = "2s"\nretry_max = "2s"'
     config = data / "avisa.toml"
-    config.write_text(config.read_text() + sms_toml(kannel.sendsms_url, extra).replace("throughput = 0", "throughput = 100"))
+    config.write_text(
+        config.read_text()
+        + sms_toml(kannel.sendsms_url, extra).replace("throughput = 0", "throughput = 100")
+    )
     write_private(data / "sms.pass", kannel.password.encode())
     write_private(data / "sms-inbound.secret", SECRET.encode())
     env = {k: v for k, v in os.environ.items() if k != "AVISA_TEST_CLOCK_FILE"}
@@ -84,11 +92,21 @@ async def test_sigkill_mid_fanout_texts_each_subscriber_once(tmp_path: Path) -> 
             async with http.post(f"{node.url}/api/v1/alerts", json=DRAFT, headers=headers) as r:
                 assert r.status == 201, await r.text()
         for threshold in KILL_AT:
-            await wait_for(lambda t=threshold: len(phones.messages()) >= t, timeout=60, what=f"{threshold} texts out")
+            await wait_for(
+                lambda t=threshold: len(phones.messages()) >= t,
+                timeout=60,
+                what=f"{threshold} texts out",
+            )
             node.kill()
             await node.start()
-        await wait_for(lambda: len(phones.messages()) >= SUBSCRIBERS, timeout=90, what="every subscriber texted")
-        await wait_for(lambda: set(queue_states(data)) == {"delivered"}, timeout=60, what="all delivered")
+        await wait_for(
+            lambda: len(phones.messages()) >= SUBSCRIBERS,
+            timeout=90,
+            what="every subscriber texted",
+        )
+        await wait_for(
+            lambda: set(queue_states(data)) == {"delivered"}, timeout=60, what="all delivered"
+        )
     finally:
         node.stop()
         phones.stop()

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from bridges.sms.localkannel import FakeSmsc
 from relay.runtime.clock import FakeClock
-from tests.sms.kit import PHONE, SHORT_CODE, Line, StandInDesk, need_kannel, start_line, use_stand_in_tips
+from tests.helpers import wait_for
+from tests.sms.kit import (
+    PHONE,
+    SHORT_CODE,
+    Line,
+    StandInDesk,
+    need_kannel,
+    start_line,
+    use_stand_in_tips,
+)
 
 OTHER = "+18055550199"
 
@@ -102,3 +113,27 @@ async def test_cancel_only_to_recipients_and_reports_recorded(line: Line) -> Non
     status, body = await line.call("GET", "/api/v1/sms")
     assert status == 200 and body["subscribers"] == 3 and body["delivered"] == 5
     assert "805555" not in str(body)  # counts only, never a number
+
+
+async def test_gateway_down_backs_off_then_delivers(
+    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need_kannel()
+    line = await start_line(tmp_path, clock, extra='retry_max = "2s"')
+    try:
+        assert line.phones is not None and line.kannel is not None
+        line.phones.send(PHONE, SHORT_CODE, "ALERT")
+        await line.phones.wait_for(1, to=PHONE)
+        line.phones.stop()
+        line.kannel.stop()
+        await line.publish()
+        await wait_for(lambda: line.sms.stats.retried >= 2, timeout=20, what="retries")
+        counts = await line.counts()
+        assert counts["queued"] + counts["sending"] == 1 and counts["failed"] == 0
+        await asyncio.to_thread(line.kannel.start)
+        line.phones = FakeSmsc(line.kannel)
+        (alert,) = await line.phones.wait_for(1, to=PHONE, timeout=30)
+        assert alert.text.startswith("CONFIRMED ALERT: Sighting.")
+        assert "kannel unreachable" in str(line.sms.status()["last_error"])
+    finally:
+        await line.stop()

@@ -7,7 +7,8 @@ import pytest
 from bridges.sms.compose import Layout, alert_text, reply_text
 from bridges.sms.gsm import encode, is_gsm7, segments, transliterate
 from bridges.sms.keywords import Empty, Help, Other, Start, Stop, Subscribe, parse
-from relay.core.config import SmsKeyword, parse as parse_config, render
+from relay.core.config import SmsKeyword, render
+from relay.core.config import parse as parse_config
 from relay.core.errors import ConfigError
 from tests.helpers import make_alert
 
@@ -80,7 +81,7 @@ def test_accents_choice() -> None:
     assert kept.coding == "ucs2" and kept.text == text
     flat = encode(text, "transliterate")
     assert flat.coding == "gsm7"
-    assert flat.text == "Redada en Oxnard: mas informacion pronto, ¿si? \"Ojo\" - ñandu"
+    assert flat.text == 'Redada en Oxnard: mas informacion pronto, ¿si? "Ojo" - ñandu'
     assert transliterate("ÁÍÓÚ á") == "AIOU a"
     assert encode("hola 🚨", "transliterate").coding == "ucs2"  # nothing to put instead
 
@@ -94,8 +95,12 @@ def test_alert_text_languages_and_bounds() -> None:
     assert cancel.text.startswith("CANCELLED: ICE vehicles")
     long = make_alert(headline="H" * 140)
     body = "Muchísimas patrullas " * 95  # 2,000 characters of UCS-2
-    long = long.__class__(**{**{f: getattr(long, f) for f in long.__struct_fields__},
-                             "text": {"es": long.text["en"].__class__(headline="Redada", body=body[:2000])}})
+    long = long.__class__(
+        **{
+            **{f: getattr(long, f) for f in long.__struct_fields__},
+            "text": {"es": long.text["en"].__class__(headline="Redada", body=body[:2000])},
+        }
+    )
     for limit in (1, 2, 4, 10):
         fitted = alert_text(long, "alert", "es", Layout(max_segments=limit))
         # cut short enough, the text may lose its last accent and fit GSM-7
@@ -119,8 +124,11 @@ def test_replies_per_language() -> None:
     assert reply_text("stopped", "en", layout, keyword="ALERT").text.startswith("Avisa: you will")
     custom = reply_text("help", "es", layout, help_texts={"es": "Llame al 805-555-0100"})
     assert custom.text == "Llame al 805-555-0100"
-    every = [reply_text(w, lang, layout, keyword="ALERTA") for w in
-             ("subscribed", "stopped", "started", "help", "help_no_tips", "tip") for lang in ("es", "en")]
+    every = [
+        reply_text(w, lang, layout, keyword="ALERTA")
+        for w in ("subscribed", "stopped", "started", "help", "help_no_tips", "tip")
+        for lang in ("es", "en")
+    ]
     assert all(r.coding == "gsm7" and r.segments == 1 for r in every)
 
 
@@ -159,9 +167,17 @@ def test_the_design_example_loads() -> None:
         ('sender = "24587"', 'sender = "24587"\nthroughput = -1', "bridges.sms.throughput"),
         ('sender = "24587"', 'sender = "24587"\ngateway = "smpp"', "bridges.sms.gateway"),
         ('sender = "24587"', 'sender = "24587"\ngateway = "twilio"', "bridges.sms.account_sid"),
-        ('sender = "24587"', 'sender = "24587"\npassword_file = "/etc/p"', "bridges.sms.password_file"),
+        (
+            'sender = "24587"',
+            'sender = "24587"\npassword_file = "/etc/p"',
+            "bridges.sms.password_file",
+        ),
         ('sender = "24587"', 'sender = "24587"\nmax_segments = 11', "bridges.sms.max_segments"),
-        ('sender = "24587"', 'sender = "24587"\nsendsms_url = "ftp://x"', "bridges.sms.sendsms_url"),
+        (
+            'sender = "24587"',
+            'sender = "24587"\nsendsms_url = "ftp://x"',
+            "bridges.sms.sendsms_url",
+        ),
         ('sender = "24587"', 'sender = "24587"\ncolour = 1', "bridges.sms"),
     ],
 )

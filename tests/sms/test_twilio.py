@@ -14,9 +14,7 @@ import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 
@@ -38,16 +36,31 @@ class StandIn:
     async def create(self, request: web.Request) -> web.Response:
         expected = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
         if request.headers.get("Authorization") != expected or request.match_info["sid"] != SID:
-            return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+            return web.json_response(
+                {"code": 20003, "message": "Authenticate", "status": 401}, status=401
+            )
         if self.busy:
             self.busy -= 1
-            return web.json_response({"code": 20429, "message": "Too Many Requests", "status": 429}, status=429, headers={"Retry-After": "1"})
+            return web.json_response(
+                {"code": 20429, "message": "Too Many Requests", "status": 429},
+                status=429,
+                headers={"Retry-After": "1"},
+            )
         form = dict(await request.post())
         if form["To"] in self.opted_out:
-            return web.json_response({"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400}, status=400)
+            return web.json_response(
+                {
+                    "code": 21610,
+                    "message": "Attempt to send to unsubscribed recipient",
+                    "status": 400,
+                },
+                status=400,
+            )
         sid = f"SM{len(self.messages):032x}"
         self.messages.append({**{k: str(v) for k, v in form.items()}, "sid": sid})
-        return web.json_response({"sid": sid, "status": "queued", "to": form["To"], "body": form["Body"]}, status=201)
+        return web.json_response(
+            {"sid": sid, "status": "queued", "to": form["To"], "body": form["Body"]}, status=201
+        )
 
 
 @pytest.fixture
@@ -61,8 +74,15 @@ async def world(tmp_path: Path, clock: FakeClock) -> AsyncIterator[tuple[Line, S
     await site.start()
     port = runner.addresses[0][1]
     extra = f'account_sid = "{SID}"\nretry_max = "1s"'
-    line = await start_line(tmp_path, clock, with_kannel=False, gateway="twilio", extra=extra,
-                            sendsms_url=f"http://127.0.0.1:{port}", password=TOKEN)
+    line = await start_line(
+        tmp_path,
+        clock,
+        with_kannel=False,
+        gateway="twilio",
+        extra=extra,
+        sendsms_url=f"http://127.0.0.1:{port}",
+        password=TOKEN,
+    )
     try:
         yield line, stand_in
     finally:
@@ -70,7 +90,9 @@ async def world(tmp_path: Path, clock: FakeClock) -> AsyncIterator[tuple[Line, S
         await runner.cleanup()
 
 
-async def webhook(line: Line, path: str, form: dict[str, str], *, sign_with: str = TOKEN) -> tuple[int, bytes]:
+async def webhook(
+    line: Line, path: str, form: dict[str, str], *, sign_with: str = TOKEN
+) -> tuple[int, bytes]:
     url = f"{line.url}/sms/v1/twilio/{SECRET}{path}"
     headers = {"X-Twilio-Signature": signature(sign_with, url, form)}
     async with line.http.post(url, data=form, headers=headers) as r:
@@ -86,7 +108,13 @@ async def wait_messages(line: Line, stand_in: StandIn, count: int) -> list[dict[
 
 async def test_incoming_signed_texts_and_outgoing_messages(world: tuple[Line, StandIn]) -> None:
     line, stand_in = world
-    form = {"MessageSid": "SM1", "From": PHONE, "To": "+18055550100", "Body": "ALERT", "NumMedia": "0"}
+    form = {
+        "MessageSid": "SM1",
+        "From": PHONE,
+        "To": "+18055550100",
+        "Body": "ALERT",
+        "NumMedia": "0",
+    }
     status, body = await webhook(line, "", form)
     assert status == 200 and body.startswith(b"<?xml") and b"<Response>" in body
     (welcome,) = await wait_messages(line, stand_in, 1)
@@ -98,7 +126,9 @@ async def test_incoming_signed_texts_and_outgoing_messages(world: tuple[Line, St
     _, alert = await wait_messages(line, stand_in, 2)
     assert alert["Body"].startswith("CONFIRMED ALERT: Sighting.")
     callback = alert["StatusCallback"].removeprefix(f"{line.url}/sms/v1/twilio/{SECRET}")
-    status, _ = await webhook(line, callback, {"MessageSid": alert["sid"], "MessageStatus": "delivered"})
+    status, _ = await webhook(
+        line, callback, {"MessageSid": alert["sid"], "MessageStatus": "delivered"}
+    )
     assert status == 204
     counts = await line.wait_counts(lambda c: c["delivered"] == 1)
     assert counts["subscribers"] == 1
@@ -124,7 +154,9 @@ async def test_bad_signatures_and_replays_change_nothing(world: tuple[Line, Stan
     assert len(stand_in.messages) == 1
 
 
-async def test_rate_limits_wait_and_carrier_opt_out_unsubscribes(world: tuple[Line, StandIn]) -> None:
+async def test_rate_limits_wait_and_carrier_opt_out_unsubscribes(
+    world: tuple[Line, StandIn],
+) -> None:
     line, stand_in = world
     stand_in.busy = 2
     form = {"MessageSid": "SM2", "From": PHONE, "To": "+18055550100", "Body": "ALERT"}
