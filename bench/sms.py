@@ -260,14 +260,23 @@ def main() -> int:
         prog="python -m bench.sms", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes; figures meaningless")
+    parser.add_argument(
+        "--sizes", type=int, nargs=4, metavar=("FANOUT", "ALERTS", "MEMORY", "LOOP"), help="sizes"
+    )
+    parser.add_argument("--keep", type=Path, help="run in this directory and keep it (logs)")
     args = parser.parse_args()
     reason = missing()
     if reason:
         print(json.dumps({"skipped": reason}))
         return 0
     sizes = (200, 5, 1000, 100) if args.quick else (10_000, 50, 100_000, 3000)
-    with tempfile.TemporaryDirectory(prefix="avisa-bench-sms-") as root:
-        results = asyncio.run(run(Path(root), *sizes))
+    sizes = tuple(args.sizes) if args.sizes else sizes
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        results = asyncio.run(run(args.keep, *sizes))
+    else:
+        with tempfile.TemporaryDirectory(prefix="avisa-bench-sms-") as root:
+            results = asyncio.run(run(Path(root), *sizes))
     print(json.dumps(results, indent=2))
     return 0
 

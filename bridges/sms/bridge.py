@@ -330,6 +330,8 @@ class SmsBridgeRunner:
     async def _send_loop(self) -> None:
         await self.ready.wait()
         while True:
+            # Cleared before looking, so a wake-up while we look is never lost.
+            self._wake.clear()
             await self._requeue_in_doubt()
             now = to_epoch(self.node.clock())
             batch = await self.node.db.write(partial(sms_store.claim_due, now=now, limit=BATCH))
@@ -343,7 +345,6 @@ class SmsBridgeRunner:
         wait = self.idle_wait
         if due is not None:
             wait = min(wait, max(0.05, due - to_epoch(self.node.clock())))
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), wait)
 

@@ -155,8 +155,6 @@ async def _dlr(request: web.Request, sink: InboundSink) -> web.StreamResponse:
         int(ref), state, f"dlr {status}", opted_out=state == "failed" and opted_out(detail)
     )
     known = await sink.reported(report)
-    if not known:
-        return web.json_response(
-            {"errcode": "AVISA_UNKNOWN_MESSAGE", "error": "no such message"}, status=404
-        )
-    return web.Response(status=200, text="")
+    # 200 either way: Kannel retries any other answer, and a report for a message
+    # the node no longer knows (purged, or never sent by it) has nothing to retry for.
+    return web.Response(status=200, text="" if known else "unknown")

@@ -145,11 +145,9 @@ class TwilioGateway:
         report = Report(int(ref), state, detail, opted_out=code in OPT_OUT_CODES)
         if report.opted_out:
             report = Report(report.queue_id, "failed", detail, opted_out=True)
-        if not await sink.reported(report):
-            return web.json_response(
-                {"errcode": "AVISA_UNKNOWN_MESSAGE", "error": "no such message"}, status=404
-            )
-        return web.Response(status=204)
+        known = await sink.reported(report)
+        # 200 either way: a callback for a message the node forgot is not worth a retry.
+        return web.Response(status=204 if known else 200, text=None if known else "unknown")
 
     async def close(self) -> None:
         if self._session is not None:
