@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -73,7 +72,9 @@ from relay.core.model import Alert
 from relay.core.policy import area_matches
 from relay.core.sealing import Sealer
 from relay.core.times import parse_duration, to_epoch
+from relay.core.tips import TipIn, Where
 from relay.runtime.aio import cancel_all
+from relay.runtime.desk import Desk
 from relay.runtime.node import Node
 from relay.storage import sealkey, store
 
@@ -81,22 +82,17 @@ CURSOR = "sms"
 HASH_PURPOSE = b"sms-subscriber"
 BATCH = 32  # claimed at once: at most this many are in doubt after a crash
 IN_FLIGHT = 8
+MAX_TIP_TEXT = 2000
 _log = structlog.get_logger("avisa.sms")
 
 
-class TipDesk(Protocol):
-    """The part of ``relay.runtime.desk.Desk`` (DESIGN §10) the line uses."""
-
-    reply_sender: Callable[[str, str, str], Awaitable[None]] | None
-
-    async def submit(self, tip: Any, *, contact: str | None = None) -> str: ...
+_TIP_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def make_tip(text: str, lang: str) -> Any:
-    """A ``relay.core.tips.TipIn`` for a texted report (the desk's own type)."""
-    tips = importlib.import_module("relay.core.tips")
-    where = tips.Where(label="SMS")
-    return tips.TipIn(text=text[:2000], where=where, channel="sms", language=lang)
+def make_tip(text: str, lang: str) -> TipIn:
+    """A texted report as the desk takes it: controls (other than newlines) become spaces."""
+    cleaned = _TIP_CONTROLS.sub(" ", text)[:MAX_TIP_TEXT]
+    return TipIn(text=cleaned, where=Where(label="SMS"), channel="sms", language=lang)
 
 
 def inbound_secret(config: SmsBridge, data_dir: Any) -> str:
@@ -238,15 +234,12 @@ class SmsBridgeRunner:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._desk_warned = False
 
     # --- life cycle -----------------------------------------------------------------
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        desk = self._desk()
-        if desk is not None:
-            desk.reply_sender = self.reply
+        self._desk().reply_sender = self.reply
         self._tasks.append(
             asyncio.create_task(self._supervised(self.follower.run), name="sms-feed")
         )
@@ -275,7 +268,7 @@ class SmsBridgeRunner:
         await cancel_all(self._tasks)
         self._tasks.clear()
         desk = self._desk()
-        if desk is not None and desk.reply_sender == self.reply:
+        if desk.reply_sender == self.reply:
             desk.reply_sender = None
         await self.gateway.close()
 
@@ -322,8 +315,8 @@ class SmsBridgeRunner:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    def _desk(self) -> TipDesk | None:
-        return getattr(self.node, "desk", None)
+    def _desk(self) -> Desk:
+        return self.node.desk
 
     # --- sending -----------------------------------------------------------------------
 
@@ -465,23 +458,18 @@ class SmsBridgeRunner:
                 return "replayed"
             subscribed = await self.node.db.read(partial(sms_store.subscriber, hashed=hashed))
             tip_lang = subscribed.lang if subscribed else self.config.keywords[0].lang
-            desk = self._desk()
-            assert desk is not None
-            await desk.submit(make_tip(command.text, tip_lang), contact=number)
+            try:
+                await self._desk().submit(make_tip(command.text, tip_lang), contact=number)
+            except Exception:  # noqa: BLE001 - the sender still gets an answer; logged
+                _log.exception("the desk did not take a texted tip")
+                tip_lang = None
         sealed = self.sealer.seal(number.encode())
         return await self.node.db.write(
             partial(self._answer, message.mo_id, hashed, sealed, command, tip_lang, now)
         )
 
     def _takes_tips(self) -> bool:
-        if not self.config.tips:
-            return False
-        if self._desk() is None or importlib.util.find_spec("relay.core.tips") is None:
-            if not self._desk_warned:
-                _log.warning("bridges.sms.tips is on but this node has no desk; texts get help")
-                self._desk_warned = True
-            return False
-        return True
+        return self.config.tips
 
     def _answer(
         self,

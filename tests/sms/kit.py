@@ -2,17 +2,16 @@
 
 ``Line.start`` picks Kannel's ports first (so the node's config can name its
 sendsms URL), starts the node on 127.0.0.1:0, then Kannel with ``post-url``
-pointing at the node's webhook, then ``fakesmsc`` as the phone network. The
-desk of DESIGN §10 is not on main yet: ``StandInDesk`` takes its place with
-the documented ``submit``/``reply_sender`` interface, in tests only.
+pointing at the node's webhook, then ``fakesmsc`` as the phone network. Texted
+tips go to the node's real desk (DESIGN §10).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,55 +80,6 @@ def need_kannel() -> None:
     reason = missing()
     if reason:
         pytest.skip(f"real Kannel needed: {reason}")
-
-
-@dataclass(frozen=True)
-class StandInWhere:
-    label: str
-    geohash: str | None = None
-    codes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class StandInTip:
-    """``relay.core.tips.TipIn``'s fields the line fills (DESIGN §10)."""
-
-    text: str
-    where: StandInWhere
-    channel: str = "hotline"
-    language: str | None = None
-
-
-def stand_in_tip(text: str, lang: str) -> StandInTip:
-    return StandInTip(text=text[:2000], where=StandInWhere("SMS"), channel="sms", language=lang)
-
-
-def use_stand_in_tips(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Until relay.core.tips lands on main, tips are built as ``StandInTip``."""
-    import importlib.util
-
-    from bridges.sms import bridge
-
-    if importlib.util.find_spec("relay.core.tips") is None:
-        monkeypatch.setattr(bridge, "make_tip", stand_in_tip)
-        real = importlib.util.find_spec
-        monkeypatch.setattr(
-            importlib.util,
-            "find_spec",
-            lambda name, *a: object() if name == "relay.core.tips" else real(name, *a),
-        )
-
-
-@dataclass
-class StandInDesk:
-    """DESIGN §10's desk interface, standing in until relay/runtime/desk.py lands."""
-
-    tips: list[tuple[Any, str | None]] = field(default_factory=list)
-    reply_sender: Callable[[str, str, str], Awaitable[None]] | None = None
-
-    async def submit(self, tip: Any, *, contact: str | None = None, **_: Any) -> str:
-        self.tips.append((tip, contact))
-        return f"tip-{len(self.tips)}"
 
 
 @dataclass
@@ -225,7 +175,6 @@ async def start_line(
     *,
     extra: str = "",
     with_kannel: bool = True,
-    desk: StandInDesk | None = None,
     sendsms_url: str | None = None,
     gateway: str = "kannel",
     password: str = "kannel-test-pw",
@@ -239,8 +188,6 @@ async def start_line(
     )
     write_private(node.data_dir / "sms.pass", password.encode())
     write_private(node.data_dir / "sms-inbound.secret", SECRET.encode())
-    if desk is not None:
-        node.desk = desk  # type: ignore[attr-defined]
     node.bridges = start_bridges(node, idle_wait=0.2)
     line = Line(node, runner, url, token, aiohttp.ClientSession())
     line.sms.listening(url)

@@ -9,28 +9,25 @@ from pathlib import Path
 import pytest
 
 from bridges.sms.localkannel import FakeSmsc
+from relay.core.model import Area, Text
+from relay.core.tipdrafts import TipDraft
 from relay.runtime.clock import FakeClock
 from tests.helpers import wait_for
 from tests.sms.kit import (
     PHONE,
     SHORT_CODE,
     Line,
-    StandInDesk,
     need_kannel,
     start_line,
-    use_stand_in_tips,
 )
 
 OTHER = "+18055550199"
 
 
 @pytest.fixture
-async def line(
-    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Line]:
+async def line(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Line]:
     need_kannel()
-    use_stand_in_tips(monkeypatch)
-    started = await start_line(tmp_path, clock, desk=StandInDesk())
+    started = await start_line(tmp_path, clock)
     try:
         yield started
     finally:
@@ -76,10 +73,21 @@ async def test_english_help_tip_and_accents(line: Line) -> None:
     phones.send(OTHER, SHORT_CODE, "Dos camionetas de ICE en la calle Cooper")
     *_, ack = await phones.wait_for(3, to=OTHER)
     assert ack.text.startswith("Avisa: recibimos su reporte")
-    desk = line.node.desk  # type: ignore[attr-defined]
-    ((tip, contact),) = desk.tips
-    assert contact == OTHER and tip.channel == "sms"
+    (tip,) = await line.node.desk.listing()
+    assert tip.channel == "sms" and tip.language == "es" and tip.where.label == "SMS"
     assert tip.text == "Dos camionetas de ICE en la calle Cooper"
+    # The desk verifies and publishes it: the reporter gets the desk's thanks by text.
+    desk = line.node.desk
+    await desk.claim(tip.id, "ana")
+    await desk.outcome(tip.id, "ana", "confirmed")
+    area = Area(label="Calle Cooper", geohash="9q4gch", radius_m=300, codes=["fips:06111"])
+    text = {"es": Text(headline="ICE en la calle Cooper", body="Verificado.")}
+    await desk.publish(
+        tip.id, "luis", TipDraft(kind="sighting", area=area, text=text, expires_in="2h")
+    )
+    *_, thanks = await phones.wait_for(4, to=OTHER)
+    assert thanks.text == "Avisa: gracias por su reporte. Lo verificamos y enviamos una alerta."
+    assert len(phones.messages(to=OTHER)) == 4  # not a subscriber: no alert text
 
     phones.send(PHONE, SHORT_CODE, "ALERT")
     await phones.wait_for(1, to=PHONE)
@@ -115,9 +123,7 @@ async def test_cancel_only_to_recipients_and_reports_recorded(line: Line) -> Non
     assert "805555" not in str(body)  # counts only, never a number
 
 
-async def test_gateway_down_backs_off_then_delivers(
-    tmp_path: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_gateway_down_backs_off_then_delivers(tmp_path: Path, clock: FakeClock) -> None:
     need_kannel()
     line = await start_line(tmp_path, clock, extra='retry_max = "2s"')
     try:
