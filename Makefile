@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-demo: $(STAMP)
+demo: $(STAMP) kannel
 	$(BIN)/avisa demo
 
 # The web desk's browser tests drive Debian's headless Chromium (never a downloaded one).
