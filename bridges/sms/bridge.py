@@ -35,6 +35,7 @@ import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -82,6 +83,7 @@ CURSOR = "sms"
 HASH_PURPOSE = b"sms-subscriber"
 BATCH = 32  # claimed at once: at most this many are in doubt after a crash
 IN_FLIGHT = 8
+PURGE_EVERY = timedelta(minutes=10)
 MAX_TIP_TEXT = 2000
 _log = structlog.get_logger("avisa.sms")
 
@@ -149,12 +151,25 @@ class SendStats:
 class AlertFollower(RouteConsumer):
     """Turns accepted alerts into queue rows, with the cursor, in one transaction."""
 
-    def __init__(self, line: SmsBridgeRunner, node: FeedSource, **kwargs: Any) -> None:
+    def __init__(
+        self, line: SmsBridgeRunner, node: FeedSource, keep: timedelta, **kwargs: Any
+    ) -> None:
         super().__init__(CURSOR, node, **kwargs)
         self.line = line
+        self.keep = keep
+        self._next_purge = datetime.min.replace(tzinfo=UTC)
 
     async def prepare(self) -> None:
         return None
+
+    async def periodic(self) -> None:
+        """Forget finished queue rows, texts and inbound ids older than ``keep``."""
+        now = self.node.clock()
+        if now < self._next_purge:
+            return
+        before = to_epoch(now - self.keep)
+        await self.node.db.write(partial(sms_store.purge, before=before))
+        self._next_purge = now + PURGE_EVERY
 
     async def handle(self, pos: int, stored: store.StoredAlert) -> Outcome:
         alert = stored.alert
@@ -223,8 +238,10 @@ class SmsBridgeRunner:
         self.gateway = gateway or make_gateway(config, node.data_dir, node.config.public_url)
         retry_max = parse_duration(config.retry_max).total_seconds()
         self.grace = parse_duration(config.in_doubt_grace)
+        # Rows stay while an update or cancel of what they carried may still come.
+        keep = node.tombstone_ttl + node.retention
         self.follower = AlertFollower(
-            self, node, sleep=sleep, retry_max=retry_max, idle_wait=idle_wait
+            self, node, keep, sleep=sleep, retry_max=retry_max, idle_wait=idle_wait
         )
         self.backoff = Backoff(cap=retry_max)
         self.pacer = Pacer(config.throughput)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from relay.runtime.clock import FakeClock
+from tests.helpers import wait_for
 from tests.sms.kit import PHONE, SECRET, Line, start_line
 
 
@@ -181,3 +182,26 @@ async def test_numbers_stay_sealed_and_out_of_the_api(
     raw = line.node.db.path.read_bytes() + Path(str(line.node.db.path) + "-wal").read_bytes()
     for shown in (str(body), str(bridges), capsys.readouterr().out, raw.decode("latin-1")):
         assert "8055550134" not in shown and "805555" not in shown
+
+
+async def test_old_rows_are_purged(line: Line, clock: FakeClock) -> None:
+    await line.mo(b"ALERTA", mo_id="old-1")
+    await line.mo(b"HELP", sender="+18055550199", mo_id="old-2")
+    conn = sqlite3.connect(line.node.db.path)
+    conn.execute("UPDATE sms_queue SET state = 'delivered'")  # as delivery reports would
+    conn.commit()
+    conn.close()
+    clock.advance("15d")  # past max_lifetime + retention
+    line.sms.follower._next_purge = clock()  # due now, instead of in ten minutes
+
+    def left() -> list[int]:
+        conn = sqlite3.connect(line.node.db.path)
+        try:
+            return [
+                conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for table in ("sms_queue", "sms_messages", "sms_mo", "sms_subscribers")
+            ]
+        finally:
+            conn.close()
+
+    await wait_for(lambda: left() == [0, 0, 0, 1], timeout=10, what="the purge")
