@@ -44,7 +44,8 @@ import aiohttp
 
 from bench.harness import NodeProcess, percentile
 from bridges.sms import store as sms_store
-from bridges.sms.bridge import HASH_PURPOSE, IN_FLIGHT
+from bridges.sms.bridge import IN_FLIGHT
+from bridges.sms.inbound import HASH_PURPOSE
 from bridges.sms.localkannel import FakeSmsc, Kannel, missing
 from relay.storage import db, sealkey
 from relay.storage.files import write_private

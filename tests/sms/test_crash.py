@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 
 from bridges.sms import store as sms_store
-from bridges.sms.bridge import HASH_PURPOSE
+from bridges.sms.inbound import HASH_PURPOSE
 from bridges.sms.localkannel import FakeSmsc, Kannel
 from relay.storage import db, sealkey
 from relay.storage.files import write_private
