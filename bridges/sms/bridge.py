@@ -74,8 +74,8 @@ from relay.runtime.node import Node
 from relay.storage import sealkey, store
 
 CURSOR = "sms"
-BATCH = 32  # claimed at once: at most this many are in doubt after a crash
-IN_FLIGHT = 8
+BATCH = 64  # claimed at once: at most this many are in doubt after a crash
+IN_FLIGHT = 16
 PURGE_EVERY = timedelta(minutes=10)
 _log = structlog.get_logger("avisa.sms")
 
