@@ -185,3 +185,21 @@ def test_bad_settings_are_named(old: str, new: str, path: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(BASE + SMS.replace(old, new))
     assert caught.value.args[0] == path or str(caught.value).startswith(path), str(caught.value)
+
+
+async def test_pacer_keeps_to_its_rate() -> None:
+    import asyncio
+
+    from bridges.sms.bridge import Pacer
+
+    loop = asyncio.get_running_loop()
+    pacer = Pacer(200)
+    started = loop.time()
+    for _ in range(41):
+        await pacer.slot()
+    assert loop.time() - started >= 40 / 200 - 0.005  # 41 starts span 40 intervals
+    unpaced = Pacer(0)
+    started = loop.time()
+    for _ in range(1000):
+        await unpaced.slot()
+    assert loop.time() - started < 0.2
