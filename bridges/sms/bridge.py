@@ -21,7 +21,7 @@ it and ``sent`` after; a crash in between leaves it in doubt. Every text
 carries its row id in its delivery-report URL, so the gateway's report
 (Kannel's "submitted to SMSC", Twilio's status callback) settles a row in
 doubt as sent. Only a row that no report settles within ``in_doubt_grace``
-is sent again.
+of the line being up again is sent again.
 
 Numbers exist in clear only in memory, between opening a sealed row and the
 gateway call; logs and status carry counts, never numbers or texts.
@@ -210,6 +210,7 @@ class SmsBridgeRunner(TextAnswers):
         self.gateway = gateway or make_gateway(config, node.data_dir, node.config.public_url)
         retry_max = parse_duration(config.retry_max).total_seconds()
         self.grace = parse_duration(config.in_doubt_grace)
+        self._up_since = node.clock()
         # Rows stay while an update or cancel of what they carried may still come.
         keep = node.tombstone_ttl + node.retention
         self.follower = AlertFollower(
@@ -311,6 +312,7 @@ class SmsBridgeRunner(TextAnswers):
 
     async def _send_loop(self) -> None:
         await self.ready.wait()
+        self._up_since = self.node.clock()
         while True:
             # Cleared before looking, so a wake-up while we look is never lost.
             self._wake.clear()
@@ -332,6 +334,8 @@ class SmsBridgeRunner(TextAnswers):
 
     async def _requeue_in_doubt(self) -> None:
         now = self.node.clock()
+        if now - self._up_since < self.grace:  # reports can only arrive while we are up
+            return
         oldest = await self.node.db.read(sms_store.oldest_sending)
         if oldest is None or oldest >= to_epoch(now - self.grace):
             return
