@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bridges.sms import store as sms_store
 from bridges.sms.inbound import HASH_PURPOSE
