@@ -10,6 +10,9 @@ neither a keyword nor a carrier word becomes a tip at the node's desk
 acknowledgement follows. The answer goes out through the same durable queue
 as alerts, sealed to its number, which is erased once sent.
 
+At most ``MAX_REPLIES_PER_HOUR`` answers go to one number in an hour (a STOP
+is always confirmed); past that a text is still applied, just not answered.
+
 Delivery reports update their queue row; a carrier's "opted out/blocked"
 unsubscribes the number. ``reply`` is the desk's ``reply_sender``.
 """
@@ -39,6 +42,10 @@ from relay.runtime.node import Node
 
 HASH_PURPOSE = b"sms-subscriber"
 MAX_TIP_TEXT = 2000
+# Answers to one number per hour: a number texting in a loop (or a script posting
+# as one) cannot make the line text it without end. A STOP is always confirmed.
+MAX_REPLIES_PER_HOUR = 6
+REPLY_WINDOW_S = 3600
 _log = structlog.get_logger("avisa.sms")
 
 
@@ -173,6 +180,9 @@ class TextAnswers:
             what = "help" if self._takes_tips() else "help_no_tips"
             outcome = "help" if isinstance(command, keywords.Help) else "unknown"
             text = self._reply(what, lang, keyword)
+        recent = sms_store.replies_since(conn, hashed, now - REPLY_WINDOW_S)
+        if recent >= MAX_REPLIES_PER_HOUR and outcome != "stopped":
+            return outcome + "_unanswered"  # applied, but no more answers this hour
         sms_store.enqueue_reply(conn, hashed, sealed, lang, text, now)
         self.wake_from_thread()
         return outcome

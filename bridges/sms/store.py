@@ -133,6 +133,16 @@ def enqueue_reply(
     return int(cursor.lastrowid or 0)
 
 
+def replies_since(conn: sqlite3.Connection, hashed: bytes, since: int) -> int:
+    """Answers (not alerts) queued for this number since ``since``."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM sms_queue q JOIN sms_messages m ON m.id = q.message_id"
+        " WHERE q.hash = ? AND m.alert_id IS NULL AND q.created_at >= ?",
+        (hashed, since),
+    ).fetchone()
+    return int(row[0])
+
+
 def area_sets(conn: sqlite3.Connection) -> list[tuple[str, ...]]:
     rows = conn.execute("SELECT DISTINCT areas FROM sms_subscribers").fetchall()
     return [tuple(json.loads(row[0])) for row in rows]

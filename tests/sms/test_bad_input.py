@@ -205,3 +205,25 @@ async def test_old_rows_are_purged(line: Line, clock: FakeClock) -> None:
             conn.close()
 
     await wait_for(lambda: left() == [0, 0, 0, 1], timeout=10, what="the purge")
+
+
+async def test_answers_to_one_number_are_bounded(line: Line, clock: FakeClock) -> None:
+    for n in range(9):
+        status, _ = await line.mo(b"HELP", mo_id=f"loop-{n}")
+        assert status == 200
+    status, _ = await line.mo(b"STOP", mo_id="loop-stop")
+    assert status == 200
+    conn = sqlite3.connect(line.node.db.path)
+    bodies = [
+        b
+        for (b,) in conn.execute(
+            "SELECT m.body FROM sms_queue q JOIN sms_messages m ON m.id = q.message_id ORDER BY q.id"
+        )
+    ]
+    conn.close()
+    # STOP deleted what was queued for the number, then queued its one confirmation
+    assert len(bodies) == 1 and bodies[0].startswith("Avisa: you will get no more")
+    assert line.sms.stats.inbound.get("help_unanswered") == 3
+    clock.advance("61m")
+    status, _ = await line.mo(b"HELP", mo_id="loop-later")
+    assert status == 200 and line.sms.stats.inbound.get("help") == 7
