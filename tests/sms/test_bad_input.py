@@ -217,7 +217,8 @@ async def test_answers_to_one_number_are_bounded(line: Line, clock: FakeClock) -
     bodies = [
         b
         for (b,) in conn.execute(
-            "SELECT m.body FROM sms_queue q JOIN sms_messages m ON m.id = q.message_id ORDER BY q.id"
+            "SELECT m.body FROM sms_queue q JOIN sms_messages m ON m.id = q.message_id"
+            " ORDER BY q.id"
         )
     ]
     conn.close()
