@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test browser lint bench fuzz bitflips clean
+.PHONY: demo test browser lint bench fuzz bitflips clean kannel
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-demo: $(STAMP)
+demo: $(STAMP) kannel
 	$(BIN)/avisa demo
 
 # The web desk's browser tests drive Debian's headless Chromium (never a downloaded one).
@@ -28,7 +28,23 @@ browser:
 		echo "The web desk tests need Chromium: sudo apt-get install -y $(BROWSER_PKGS)"; exit 1; \
 	fi
 
-test: $(STAMP) browser
+
+# The SMS tests run a real Kannel gateway (Debian kannel + kannel-extras: bearerbox,
+# smsbox, fakesmsc). Installed with apt-get when missing and we are root; otherwise
+# this says what to install, and those tests skip with the same reason.
+KANNEL_FILES := /usr/sbin/bearerbox /usr/sbin/smsbox /usr/lib/kannel/test/fakesmsc
+kannel:
+	@missing=0; for f in $(KANNEL_FILES); do [ -x $$f ] || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Kannel for the SMS tests: apt-get install -y kannel kannel-extras"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kannel kannel-extras; \
+		else \
+			echo "SMS tests need Kannel; as root run: apt-get install -y kannel kannel-extras (skipped until then)"; \
+		fi; \
+	fi
+
+test: $(STAMP) browser kannel
 	$(BIN)/pytest -q
 
 # Coverage-guided fuzzing of parse → verify → policy for a fixed time (docs/security.md).

@@ -40,18 +40,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
 from bridges.render import pick_languages
-from relay.core.errors import AvisaError, TransportError
+from relay.core.errors import AvisaError, ConfigError, TransportError
 from relay.core.model import Alert
 from relay.core.policy import area_matches
 from relay.core.times import Clock, rfc3339
 from relay.runtime.node import FeedSignal, Service
 from relay.storage import store
 from relay.storage.db import Database
+from relay.storage.files import is_private
 
 Sleep = Callable[[float], Awaitable[None]]
 Record = Callable[[sqlite3.Connection], None]
@@ -324,6 +326,20 @@ class RouteConsumer(ABC):
 
     def state(self, head: int) -> dict[str, Any]:
         return self.status.as_dict(head)
+
+
+def secret_file(data_dir: Path, name: str, setting: str, what: str = "secret") -> str:
+    """The one-line secret in ``DIR/name``, which only its owner may read."""
+    path = data_dir / name
+    try:
+        if not is_private(path):
+            raise ConfigError(setting, f"{path} must be readable by its owner only (chmod 600)")
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(setting, f"cannot read {path}: {type(exc).__name__}") from None
+    if not value or "\n" in value:
+        raise ConfigError(setting, f"{path} must hold the {what} on one line")
+    return value
 
 
 def certainties_or(default: Sequence[str], configured: Sequence[str] | None) -> frozenset[str]:

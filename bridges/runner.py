@@ -63,6 +63,12 @@ def start_bridges(
         importer = CapImporter(node, node.desk, sleep=sleep)
         node.metrics.collectors.append(importer.metrics_lines)
         bridges.append(importer)
+    if node.config.bridges.sms is not None:
+        from bridges.sms.bridge import SmsBridgeRunner
+
+        bridges.append(
+            SmsBridgeRunner(node, node.config.bridges.sms, sleep=sleep, idle_wait=idle_wait)
+        )
     for bridge in bridges:
         bridge.start()  # type: ignore[attr-defined]
     return bridges

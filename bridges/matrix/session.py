@@ -49,13 +49,13 @@ from nio import (
 from nio.exceptions import LocalProtocolError, OlmUnverifiedDeviceError
 from nio.store import SqliteStore
 
-from bridges.base import Backoff, RateLimited, Sleep, Undeliverable
+from bridges.base import Backoff, RateLimited, Sleep, Undeliverable, secret_file
 from bridges.matrix.store import device_for, save_device
 from relay.core.config import MatrixBridge
-from relay.core.errors import ConfigError, TransportError
+from relay.core.errors import TransportError
 from relay.core.times import Clock
 from relay.storage.db import Database
-from relay.storage.files import is_private, write_private
+from relay.storage.files import write_private
 
 SYNC_TIMEOUT_MS = 30_000
 REQUEST_DEADLINE_S = 30.0
@@ -78,17 +78,7 @@ def read_secret(data_dir: Path, bridge: MatrixBridge, where: str) -> tuple[str, 
     """``("password" | "access_token", value)`` from the bridge's secret file."""
     kind = "password" if bridge.password_file else "access_token"
     name = bridge.password_file or bridge.access_token_file
-    setting = f"{where}.{kind}_file"
-    path = data_dir / name
-    try:
-        if not is_private(path):
-            raise ConfigError(setting, f"{path} must be readable by its owner only (chmod 600)")
-        value = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(setting, f"cannot read {path}: {type(exc).__name__}") from None
-    if not value or "\n" in value:
-        raise ConfigError(setting, f"{path} must hold the {kind} on one line")
-    return kind, value
+    return kind, secret_file(data_dir, name, f"{where}.{kind}_file", kind)
 
 
 class SessionLost(TransportError):

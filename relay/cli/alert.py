@@ -143,7 +143,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
     draft.setdefault("expires_in", "4h")
     draft.setdefault("area", {}).setdefault("codes", [])
     _check(draft, partial=False)
-    reply = NodeClient.for_data_dir(args.data).call("POST", "/api/v1/alerts", draft)
+    client = NodeClient.for_data_dir(args.data)
+    if args.dry_run_sms:
+        print_sms_preview(client.call("POST", "/api/v1/sms/preview", draft))
+        return 0
+    reply = client.call("POST", "/api/v1/alerts", draft)
     print(reply["id"])
     _warn(reply)
     return 0
@@ -155,6 +159,33 @@ def _followed(asked: str, replaced: str | None) -> None:
             f"avisa: {asked} was updated since; acted on its newest version {replaced}",
             file=sys.stderr,
         )
+
+
+def print_sms_preview(preview: dict[str, Any]) -> None:
+    """What ``--dry-run-sms`` shows: per language, the text, its coding and segments."""
+    if not preview["texted"]:
+        print("not texted: this certainty is not in bridges.sms.certainties")
+    print(
+        f"recipients: {preview['recipients']}  max_segments: {preview['max_segments']}"
+        f"  accents: {preview['accents']}"
+    )
+    for lang, text in preview["texts"].items():
+        coding = "GSM-7" if text["coding"] == "gsm7" else "UCS-2"
+        print(f"[{lang}] {text['segments']} segment(s), {coding}, {len(text['text'])} characters")
+        print(f"  {text['text']}")
+
+
+def cmd_sms_status(args: argparse.Namespace) -> int:
+    reply = NodeClient.for_data_dir(args.data).call("GET", "/api/v1/sms")
+    if args.json:
+        print(json.dumps(reply))
+        return 0
+    print(f"subscribers: {reply['subscribers']}")
+    for entry in reply["by_keyword"]:
+        print(f"  {entry['keyword']} ({entry['lang']}): {entry['count']}")
+    states = ("queued", "sending", "sent", "delivered", "failed")
+    print("  ".join(f"{state}: {reply[state]}" for state in states))
+    return 0
 
 
 def cmd_update(args: argparse.Namespace) -> int:
@@ -311,7 +342,21 @@ def register(commands: Any) -> None:
 
     publish = actions.add_parser("publish", help="sign and publish a verified alert; prints its id")
     _content_options(publish, required=True)
+    publish.add_argument(
+        "--dry-run-sms",
+        action="store_true",
+        help="publish nothing: show the text each SMS language would get, and its segments",
+    )
     publish.set_defaults(func=cmd_publish)
+
+    sms = commands.add_parser("sms", help="the text line ([bridges.sms])")
+    sms_actions = sms.add_subparsers(dest="sms_command", required=True, metavar="ACTION")
+    sms_status = sms_actions.add_parser(
+        "status", help="subscribers per keyword and language, and the queue (counts only)"
+    )
+    data_arg(sms_status)
+    sms_status.add_argument("--json", action="store_true", help="print the API's JSON")
+    sms_status.set_defaults(func=cmd_sms_status)
 
     update = actions.add_parser(
         "update", help="change an alert of ours: give only what changes; prints the new id"

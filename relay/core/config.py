@@ -14,6 +14,7 @@ Pure: ``parse`` takes the file's bytes; ``relay.storage.configfile`` reads it.
 from __future__ import annotations
 
 import re
+import unicodedata
 import zoneinfo
 from datetime import timedelta
 from typing import Annotated, Literal
@@ -126,9 +127,55 @@ class CapBridge(Struct, forbid_unknown_fields=True, frozen=True):
     sources: Annotated[list[CapSource], Meta(max_length=32)] = []
 
 
+KeywordWord = Annotated[str, Meta(pattern=r"^[^\W_]{2,20}$")]
+SmsLang = Annotated[str, Meta(pattern=r"^(es|en)$")]
+Zip = Annotated[str, Meta(pattern=r"^[0-9]{5}$")]
+HelpText = Annotated[str, Meta(min_length=1, max_length=300)]
+
+
+class SmsKeyword(Struct, forbid_unknown_fields=True, frozen=True):
+    """A word that subscribes its sender, in ``lang``, to alerts for ``areas``."""
+
+    word: KeywordWord
+    lang: SmsLang
+    areas: Annotated[list[RouteArea], Meta(min_length=1, max_length=64)]
+
+
+class SmsBridge(Struct, forbid_unknown_fields=True, frozen=True):
+    """``[bridges.sms]``: one text line through Kannel or a Twilio-compatible API (§11)."""
+
+    sender: Annotated[str, Meta(pattern=r"^\+?[0-9A-Za-z]{3,16}$")]
+    keywords: Annotated[list[SmsKeyword], Meta(min_length=1, max_length=16)]
+    gateway: Literal["kannel", "twilio"] = "kannel"
+    sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    username: Annotated[str, Meta(max_length=100)] = "avisa"
+    password_file: str = "sms.pass"  # noqa: S105 - a file name
+    inbound_secret_file: str = "sms-inbound.secret"  # noqa: S105 - a file name
+    # Twilio: the account the Messages API is called for (username is not used).
+    account_sid: Annotated[str, Meta(pattern=r"^(AC[0-9a-f]{32})?$")] = ""
+    throughput: Annotated[int, Meta(ge=0, le=1000)] = 30  # messages per second; 0: unpaced
+    certainties: list[Certainty] = msgspec.field(default_factory=lambda: ["confirmed", "false"])
+    tips: bool = True
+    # Spanish accents are not GSM-7: "ucs2" keeps them (70 characters a segment),
+    # "transliterate" writes a e i o u (160 a segment). See docs/sms.md.
+    accents: Literal["ucs2", "transliterate"] = "ucs2"
+    max_segments: Annotated[int, Meta(ge=1, le=10)] = 4
+    region: Annotated[str, Meta(pattern=r"^[A-Z]{2}$")] = "US"
+    zips: Annotated[
+        dict[Zip, Annotated[list[RouteArea], Meta(min_length=1, max_length=16)]],
+        Meta(max_length=5000),
+    ] = {}
+    help: dict[SmsLang, HelpText] = {}
+    retry_max: Duration = "5m"
+    # A message whose send was cut short by a crash waits this long for its
+    # delivery report before it is sent again (docs/sms.md, "exactly once").
+    in_doubt_grace: Duration = "10m"
+
+
 class BridgesSection(Struct, forbid_unknown_fields=True, frozen=True):
     matrix: Annotated[list[MatrixBridge], Meta(max_length=8)] = []
     cap: CapBridge = CapBridge()
+    sms: SmsBridge | None = None
 
 
 class DeskMatrix(Struct, forbid_unknown_fields=True, frozen=True):
@@ -245,6 +292,8 @@ def check(config: Config) -> None:
     for index, bridge in enumerate(config.bridges.matrix):
         check_matrix(bridge, f"bridges.matrix[{index}]", policy.bridge_certainties)
     check_cap(config.bridges.cap, policy.bridge_certainties)
+    if config.bridges.sms is not None:
+        check_sms(config.bridges.sms)
 
 
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -353,6 +402,41 @@ def check_cap(cap: CapBridge, allowed: list[Certainty]) -> None:
         urls.append(source.url)
         if parse_duration(source.every) < timedelta(seconds=5):
             raise ConfigError(f"{where}.every", "must be at least 5s")
+
+
+# Words the line itself answers (DESIGN §11); a keyword may not take one of them.
+SMS_STOP_WORDS = ("STOP", "ALTO", "STOPALL", "END", "CANCEL", "UNSUBSCRIBE", "QUIT", "BAJA")
+SMS_RESERVED = frozenset((*SMS_STOP_WORDS, "START", "UNSTOP", "YES", "HELP", "AYUDA", "INFO"))
+
+
+def fold_word(word: str) -> str:
+    """Upper case without accents: how keywords are compared (``Ayúda`` → ``AYUDA``)."""
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).upper()
+
+
+def check_sms(sms: SmsBridge) -> None:
+    where = "bridges.sms"
+    if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", sms.sendsms_url):
+        raise ConfigError(f"{where}.sendsms_url", "must be an http(s):// URL without a query")
+    for name in ("password_file", "inbound_secret_file"):
+        if not _data_relative(getattr(sms, name)):
+            raise ConfigError(f"{where}.{name}", "must be a path inside the data directory")
+    if sms.gateway == "twilio" and not sms.account_sid:
+        raise ConfigError(f"{where}.account_sid", "the twilio gateway needs an account_sid")
+    if len(set(sms.certainties)) != len(sms.certainties):
+        raise ConfigError(f"{where}.certainties", "lists a certainty twice")
+    words: list[str] = []
+    for index, keyword in enumerate(sms.keywords):
+        folded = fold_word(keyword.word)
+        if folded in SMS_RESERVED:
+            raise ConfigError(f"{where}.keywords[{index}].word", "is a reserved word (STOP, HELP…)")
+        if folded in words:
+            raise ConfigError(f"{where}.keywords[{index}].word", "another keyword has it")
+        words.append(folded)
+    for name in ("retry_max", "in_doubt_grace"):
+        if parse_duration(getattr(sms, name)) < timedelta(seconds=1):
+            raise ConfigError(f"{where}.{name}", "must be at least 1s")
 
 
 def _check_route(route: MatrixRoute, where: str, allowed: list[Certainty]) -> None:

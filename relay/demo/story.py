@@ -7,6 +7,8 @@
 1. Ventura publishes a confirmed sighting: Los Angeles accepts it (Ventura
    speaks for its own county), relays it to Orange with its endorsement, and
    Orange, which does not know Ventura, accepts it because Los Angeles vouched.
+   When Kannel is installed, Ventura runs a text line: a resident texts
+   ``ALERTA`` first, and gets the sighting and then its withdrawal by text.
 2. Los Angeles reports an unconfirmed sighting: Ventura shows it, Orange holds
    it for review (its policy), and Orange's reviewer then accepts it.
 3. Los Angeles debunks a rumor (certainty ``false``): it spreads as fast as an
@@ -35,6 +37,7 @@ import aiohttp
 from bridges.cap.parse import CapMessage, Limits, parse_document, read_cap
 from relay.demo.matrix import MatrixRoom
 from relay.demo.run import DemoNode, Federation3, avisa_command
+from relay.demo.sms import SHORT_CODE, TextLine
 
 STEP_DEADLINE_S = 20.0
 
@@ -57,10 +60,11 @@ def draft(kind: str, certainty: str, label: str, geohash: str, code: str,
 
 class Story:
     def __init__(self, federation: Federation3, http: aiohttp.ClientSession,
-                 room: MatrixRoom | None) -> None:  # fmt: skip
+                 room: MatrixRoom | None, line: TextLine | None = None) -> None:  # fmt: skip
         self.federation = federation
         self.http = http
         self.room = room
+        self.line = line
         self.passed = 0
         self.failed = 0
 
@@ -140,6 +144,10 @@ class Scenario:
     async def run(self) -> None:
         story = self.story
         await story.step("A resident's report becomes a verified alert at Ventura's desk", self.tip)
+        if story.line is not None:
+            await story.step(
+                f"A resident texts ALERTA to Ventura's line ({SHORT_CODE})", self.texts
+            )
         await story.step("A confirmed sighting in Oxnard, published by Ventura", self.sighting)
         await story.step("An unconfirmed report from Los Angeles", self.unconfirmed)
         await story.step("Los Angeles debunks a rumor (certainty: false)", self.rumor)
@@ -189,6 +197,29 @@ class Scenario:
         ms = await story.shows(la, alert_id, "active", t0)
         print(f"  ✓ la shows the alert after {ms:.0f} ms; the tip itself stayed at ventura")
 
+    async def texts(self) -> None:
+        line = self.story.line
+        assert line is not None
+        await line.text("ALERTA")
+        (welcome,) = await line.received(1, STEP_DEADLINE_S)
+        print(f"  ✓ the resident's phone got: «{welcome.text}»")
+
+    async def _texted(self, count: int, t0: float) -> None:
+        """The resident's phone got text number ``count``: shown with its delay."""
+        line = self.story.line
+        if line is None:
+            return
+        try:
+            latest = (await line.received(count, STEP_DEADLINE_S))[-1]
+        except TimeoutError:
+            raise StepFailed("the resident's phone got no text") from None
+        ms = (time.monotonic() - t0) * 1000
+        coding = "UCS-2" if latest.coding == "ucs-2" else "GSM-7"
+        print(
+            f"  ✓ the resident's phone got it within {ms:.0f} ms (fakesmsc reads once a second;"
+            f" {coding}, {latest.parts} part(s)): «{latest.text}»"
+        )
+
     async def sighting(self) -> None:
         story, ventura, la, orange = self.story, self.ventura, self.la, self.orange
         alert_id, t0 = await story.publish(
@@ -218,6 +249,7 @@ class Scenario:
         print(
             f"  ✓ orange shows it after {ms:.0f} ms: it does not know ventura, but la endorsed it"
         )
+        await self._texted(2, t0)
         cap = await story.cap_entry(ventura, alert_id)
         info = cap.infos[0]
         print(
@@ -296,6 +328,7 @@ class Scenario:
         print(
             f"  ✓ ventura's CAP feed carries the {cap.msg_type} of {cap.references[0].identifier}"
         )
+        await self._texted(3, t0)
         if (room := story.room) is not None:
             await story.until(lambda: room.edited(self.sighting_id), "the room edit", t0)
             print(f"  ✓ the message in {room.alias} was edited to say it was withdrawn")
@@ -327,12 +360,15 @@ async def play(federation: Federation3, *, scenario_only: bool, matrix: bool) ->
     print("Avisa demo: three regional networks on this machine.\n")
     print("Setting up (what each coalition's operator would type):")
     federation.setup(print)
+    line = TextLine.configure(federation)
     room = await MatrixRoom.open(federation) if matrix else None
     try:
         with federation.running():
             print("\nAll three nodes are running.")
+            if line is not None:
+                await line.start()
             async with aiohttp.ClientSession() as http:
-                story = Story(federation, http, room)
+                story = Story(federation, http, room, line)
                 await Scenario(story).run()
             print(
                 f"\n{story.passed} of {story.passed + story.failed} steps happened as narrated."
@@ -345,6 +381,8 @@ async def play(federation: Federation3, *, scenario_only: bool, matrix: bool) ->
             await asyncio.Event().wait()
             return 0
     finally:
+        if line is not None:
+            line.stop()
         if room is not None:
             await room.close()
 

@@ -27,6 +27,7 @@ from relay.core.times import Clock
 from relay.federation import inbound
 from relay.federation.service import Federation
 from relay.http import api, cap, desk, report, webdesk
+from relay.http import sms as sms_api
 from relay.http.framing import FramingRunner
 from relay.runtime.clock import TEST_CLOCK_ENV, file_clock, system_clock
 from relay.runtime.httpio import error_middleware
@@ -67,6 +68,7 @@ def build_app(node: Node, federation: Federation) -> web.Application:
     app.add_routes(desk.routes)
     app.add_routes(report.routes)
     webdesk.setup(app, node)
+    app.add_routes(sms_api.routes)
     return app
 
 
@@ -86,6 +88,9 @@ async def serve(node: Node, host: str, port: int) -> tuple[web.AppRunner, int]:
     await federation.start()  # talk to peers only once they can answer back
     sockets = runner.addresses
     bound = int(sockets[0][1]) if sockets else port
+    line = sms_api.line_of(node)
+    if line is not None:  # delivery-report URLs can name the port actually bound
+        line.listening(f"http://{host}:{bound}")
     return runner, bound
 
 

@@ -335,6 +335,53 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX matrix_posts_root ON matrix_posts (route, root_event_id);
         """,
     ),
+    (
+        # The text line (bridges/sms): subscribers (sealed numbers), texts, the
+        # per-recipient queue, inbound ids already handled.
+        "0500_sms",
+        """
+        CREATE TABLE sms_subscribers (
+            hash BLOB PRIMARY KEY,
+            sealed BLOB NOT NULL,
+            keyword TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            areas TEXT NOT NULL,
+            since INTEGER NOT NULL
+        );
+        CREATE INDEX sms_subscribers_areas ON sms_subscribers (areas);
+        CREATE TABLE sms_messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            alert_id TEXT,
+            root_id TEXT,
+            lang TEXT NOT NULL,
+            body TEXT NOT NULL,
+            coding TEXT NOT NULL CHECK (coding IN ('gsm7', 'ucs2')),
+            segments INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            UNIQUE (alert_id, lang)
+        );
+        CREATE TABLE sms_queue (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            hash BLOB NOT NULL,
+            sealed BLOB,
+            message_id INTEGER NOT NULL REFERENCES sms_messages (id) ON DELETE CASCADE,
+            root_id TEXT,
+            state TEXT NOT NULL
+                CHECK (state IN ('queued', 'sending', 'sent', 'delivered', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at INTEGER NOT NULL,
+            sending_at INTEGER,
+            gateway_ref TEXT,
+            dlr TEXT,
+            created_at INTEGER NOT NULL,
+            UNIQUE (hash, message_id)
+        );
+        CREATE INDEX sms_queue_due ON sms_queue (state, next_at);
+        CREATE INDEX sms_queue_root ON sms_queue (root_id, hash);
+        CREATE TABLE sms_mo (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+        CREATE INDEX sms_mo_at ON sms_mo (at);
+        """,
+    ),
 ]
 
 

@@ -1,0 +1,229 @@
+"""Texts from phones and the gateway's reports: what the line answers (DESIGN §11).
+
+``TextAnswers`` is the inbound half of ``bridges.sms.bridge.SmsBridgeRunner``
+(the ``InboundSink`` its gateway hands requests to). Each inbound text is
+parsed (``bridges.sms.keywords``), applied and answered in **one
+transaction**, together with recording its id: a replayed id changes
+nothing, and a crash leaves either everything or nothing. A text that is
+neither a keyword nor a carrier word becomes a tip at the node's desk
+(``relay.runtime.desk``, DESIGN §10) before that transaction; its
+acknowledgement follows. The answer goes out through the same durable queue
+as alerts, sealed to its number, which is erased once sent.
+
+At most ``MAX_REPLIES_PER_HOUR`` answers go to one number in an hour (a STOP
+is always confirmed); past that a text is still applied, just not answered.
+
+Delivery reports update their queue row; a carrier's "opted out/blocked"
+unsubscribes the number. ``reply`` is the desk's ``reply_sender``.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import structlog
+
+from bridges.sms import keywords
+from bridges.sms import store as sms_store
+from bridges.sms.compose import Layout, fit, reply_text
+from bridges.sms.gateway import Inbound, Report
+from bridges.sms.gsm import Encoded
+from relay.core import phone
+from relay.core.config import SmsBridge
+from relay.core.sealing import Sealer
+from relay.core.times import to_epoch
+from relay.core.tips import TipIn, Where
+from relay.runtime.desk import Desk
+from relay.runtime.node import Node
+
+HASH_PURPOSE = b"sms-subscriber"
+MAX_TIP_TEXT = 2000
+# Answers to one number per hour: a number texting in a loop (or a script posting
+# as one) cannot make the line text it without end. A STOP is always confirmed.
+MAX_REPLIES_PER_HOUR = 6
+REPLY_WINDOW_S = 3600
+_log = structlog.get_logger("avisa.sms")
+
+
+_TIP_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def make_tip(text: str, lang: str) -> TipIn:
+    """A texted report as the desk takes it: controls (other than newlines) become spaces."""
+    cleaned = _TIP_CONTROLS.sub(" ", text)[:MAX_TIP_TEXT]
+    return TipIn(text=cleaned, where=Where(label="SMS"), channel="sms", language=lang)
+
+
+@dataclass(slots=True)
+class LineStats:
+    sent: int = 0
+    refused: int = 0
+    retried: int = 0
+    opted_out: int = 0
+    requeued_in_doubt: int = 0
+    inbound: dict[str, int] = field(default_factory=dict)
+    last_error: str | None = None
+
+
+class TextAnswers:
+    """Inbound texts and delivery reports; mixed into the line's runner."""
+
+    node: Node
+    config: SmsBridge
+    sealer: Sealer
+    layout: Layout
+    stats: LineStats
+
+    def wake_from_thread(self) -> None:
+        raise NotImplementedError
+
+    def wake_now(self) -> None:
+        raise NotImplementedError
+
+    def _desk(self) -> Desk:
+        return self.node.desk
+
+    def _carrier_opt_out(self, conn: sqlite3.Connection, queue_id: int) -> None:
+        hashed = sms_store.hash_of(conn, queue_id)
+        if hashed is not None and sms_store.unsubscribe(conn, hashed):
+            self.stats.opted_out += 1
+
+    async def reported(self, report: Report) -> bool:
+        def job(conn: sqlite3.Connection) -> bool:
+            known = sms_store.record_report(conn, report.queue_id, report.state, report.detail)
+            if known and report.opted_out:
+                self._carrier_opt_out(conn, report.queue_id)
+            return known
+
+        return bool(await self.node.db.write(job))
+
+    async def received(self, message: Inbound) -> str:
+        outcome = await self._received(message)
+        self.stats.inbound[outcome] = self.stats.inbound.get(outcome, 0) + 1
+        return outcome
+
+    async def _received(self, message: Inbound) -> str:
+        now = to_epoch(self.node.clock())
+        if message.text is None:
+            seen = await self.node.db.write(
+                partial(sms_store.mo_seen, mo_id=message.mo_id, now=now)
+            )
+            return "replayed" if seen else "not_text"
+        number = phone.normalize(message.sender, self.config.region)
+        hashed = self.sealer.keyed_hash(number.encode(), HASH_PURPOSE)
+        command = keywords.parse(message.text, self.config.keywords, self.config.zips)
+        if isinstance(command, keywords.Empty):
+            seen = await self.node.db.write(
+                partial(sms_store.mo_seen, mo_id=message.mo_id, now=now)
+            )
+            return "replayed" if seen else "empty"
+        tip_lang: str | None = None
+        if isinstance(command, keywords.Other) and self._takes_tips():
+            if await self.node.db.read(partial(_seen, mo_id=message.mo_id)):
+                return "replayed"
+            subscribed = await self.node.db.read(partial(sms_store.subscriber, hashed=hashed))
+            tip_lang = subscribed.lang if subscribed else self.config.keywords[0].lang
+            try:
+                await self._desk().submit(make_tip(command.text, tip_lang), contact=number)
+            except Exception:  # noqa: BLE001 - the sender still gets an answer; logged
+                _log.exception("the desk did not take a texted tip")
+                tip_lang = None
+        sealed = self.sealer.seal(number.encode())
+        return await self.node.db.write(
+            partial(self._answer, message.mo_id, hashed, sealed, command, tip_lang, now)
+        )
+
+    def _takes_tips(self) -> bool:
+        return self.config.tips
+
+    def _answer(
+        self,
+        mo_id: str,
+        hashed: bytes,
+        sealed: bytes,
+        command: keywords.Command,
+        tip_lang: str | None,
+        now: int,
+        conn: sqlite3.Connection,
+    ) -> str:
+        """Apply one inbound command and queue its one reply (one transaction)."""
+        if sms_store.mo_seen(conn, mo_id, now):
+            return "replayed"
+        current = sms_store.subscriber(conn, hashed)
+        lang = self._reply_lang(current, command)
+        keyword = self._keyword_for(lang)
+        outcome: str
+        if isinstance(command, keywords.Subscribe):
+            sms_store.subscribe(
+                conn, hashed, sealed, command.keyword, command.lang, command.areas, now
+            )
+            lang, keyword, outcome = command.lang, command.keyword, "subscribed"
+            text = self._reply("subscribed", lang, keyword, zip_code=command.unknown_zip or "")
+        elif isinstance(command, keywords.Stop):
+            sms_store.unsubscribe(conn, hashed)
+            outcome, text = "stopped", self._reply("stopped", lang, keyword)
+        elif isinstance(command, keywords.Start):
+            if current is None:
+                chosen = self._keyword_config(lang)
+                sms_store.subscribe(
+                    conn, hashed, sealed, chosen.word.upper(), chosen.lang, chosen.areas, now
+                )
+            outcome, text = "started", self._reply("started", lang, keyword)
+        elif tip_lang is not None:
+            outcome, text = "tip", self._reply("tip", tip_lang, keyword)
+            lang = tip_lang
+        else:
+            what = "help" if self._takes_tips() else "help_no_tips"
+            outcome = "help" if isinstance(command, keywords.Help) else "unknown"
+            text = self._reply(what, lang, keyword)
+        recent = sms_store.replies_since(conn, hashed, now - REPLY_WINDOW_S)
+        if recent >= MAX_REPLIES_PER_HOUR and outcome != "stopped":
+            return outcome + "_unanswered"  # applied, but no more answers this hour
+        sms_store.enqueue_reply(conn, hashed, sealed, lang, text, now)
+        self.wake_from_thread()
+        return outcome
+
+    def _reply(self, what: str, lang: str, keyword: str, zip_code: str = "") -> Encoded:
+        return reply_text(
+            what, lang, self.layout, keyword=keyword, zip_code=zip_code, help_texts=self.config.help
+        )
+
+    def _reply_lang(self, current: sms_store.Subscriber | None, command: keywords.Command) -> str:
+        if current is not None:
+            return current.lang
+        hint = getattr(command, "lang", None)
+        return str(hint) if hint else self.config.keywords[0].lang
+
+    def _keyword_config(self, lang: str) -> Any:
+        for keyword in self.config.keywords:
+            if keyword.lang == lang:
+                return keyword
+        return self.config.keywords[0]
+
+    def _keyword_for(self, lang: str) -> str:
+        return str(self._keyword_config(lang).word).upper()
+
+    async def reply(self, number: str, lang: str, text: str) -> None:
+        """The desk's ``reply_sender``: one text to a reporter, through the queue."""
+        e164 = phone.normalize(number, self.config.region)
+        hashed = self.sealer.keyed_hash(e164.encode(), HASH_PURPOSE)
+        sealed = self.sealer.seal(e164.encode())
+        encoded = reply_text_free(text, self.layout)
+        now = to_epoch(self.node.clock())
+        await self.node.db.write(
+            lambda conn: sms_store.enqueue_reply(conn, hashed, sealed, lang, encoded, now)
+        )
+        self.wake_now()
+
+
+def reply_text_free(text: str, layout: Layout) -> Encoded:
+
+    return fit("", ["", text, ""], "", layout)
+
+
+def _seen(conn: sqlite3.Connection, mo_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM sms_mo WHERE id = ?", (mo_id,)).fetchone() is not None
