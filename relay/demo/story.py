@@ -27,6 +27,7 @@ alerts also go to a room on a local Synapse, read back here as a member would.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -119,6 +120,25 @@ class Story:
         async with self.http.get(f"{node.url}/cap/v1/alerts/{alert_id}.xml", headers=headers) as r:
             message = await r.read()
         return read_cap(parse_document(message, Limits()))
+
+    async def on_map(self, node: DemoNode, alert_id: str) -> tuple[str, str]:
+        """Where ``node``'s web desk puts ``alert_id`` on its map, read as a browser would:
+        sign in with the node's token, then the alerts page's marker (lat, lon)."""
+        ulid = alert_id.split("/", 1)[1]
+        jar = aiohttp.CookieJar(unsafe=True)  # the desk's cookie, on a 127.0.0.1 address
+        async with aiohttp.ClientSession(cookie_jar=jar) as desk:
+            login = {"token": node.token}
+            async with desk.post(f"{node.url}/desk/login", data=login) as r:
+                if r.status != 200:
+                    raise StepFailed(f"{node.name}'s web desk refused its own token ({r.status})")
+            async with desk.get(f"{node.url}/desk/alerts") as r:
+                page = await r.text()
+        marker = re.search(
+            rf'id="alert-{ulid}"[^>]*data-lat="([-0-9.]+)" data-lon="([-0-9.]+)"', page
+        )
+        if marker is None:
+            raise StepFailed(f"{alert_id} is not on {node.name}'s web desk map")
+        return marker.group(1), marker.group(2)
 
     async def step(self, title: str, play: Callable[[], Awaitable[None]]) -> None:
         print(f"\n▶ {title}")
@@ -249,6 +269,8 @@ class Scenario:
         print(
             f"  ✓ orange shows it after {ms:.0f} ms: it does not know ventura, but la endorsed it"
         )
+        lat, lon = await story.on_map(la, alert_id)
+        print(f"  ✓ on la's web desk map (/desk/alerts): a marker at {float(lat):.4f}, {float(lon):.4f}")
         await self._texted(2, t0)
         cap = await story.cap_entry(ventura, alert_id)
         info = cap.infos[0]
@@ -393,6 +415,10 @@ def _print_access(federation: Federation3, room: MatrixRoom | None) -> None:
     for node in federation.nodes.values():
         print(f"  {node.name:8} {node.url}   token {node.token}")
         print(f"           {avisa} alert list --data {node.data}")
+    print("\nThe web desk of each node, in a browser (sign in with its token above):")
+    for node in federation.nodes.values():
+        print(f"  {node.name:8} {node.url}/desk/   (tips, alerts on a map, held, peers)")
+    print(f"  a resident's form: {federation.nodes['ventura'].url}/report")
     if avisa != "avisa":
         activate = Path(avisa).parent / "activate"
         hint = f" (or 'source {activate}' first, then type avisa)" if activate.exists() else ""
