@@ -270,7 +270,8 @@ class Scenario:
             f"  ✓ orange shows it after {ms:.0f} ms: it does not know ventura, but la endorsed it"
         )
         lat, lon = await story.on_map(la, alert_id)
-        print(f"  ✓ on la's web desk map (/desk/alerts): a marker at {float(lat):.4f}, {float(lon):.4f}")
+        where = f"{float(lat):.4f}, {float(lon):.4f}"
+        print(f"  ✓ on la's web desk map (/desk/alerts): a marker at {where}")
         await self._texted(2, t0)
         cap = await story.cap_entry(ventura, alert_id)
         info = cap.infos[0]
