@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from relay.http.report import ClientLimiter, client_address
+from relay.http.clientlimit import ClientLimiter, client_address
 from relay.runtime.clock import FakeClock
 from relay.storage import db, trust
 from tests.conftest import RunningNode

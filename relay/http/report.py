@@ -2,16 +2,17 @@
 
 Plain HTML, Spanish first and English (``?lang=en``), one ``<form>`` that
 works with no JavaScript, no cookies, no images and no outside resources on
-the cheapest phone. Everything the reporter typed goes back out only through
-``html.escape``. The receipt page thanks the reporter and never names the
-tip's id: whoever sees the phone later learns nothing to look up.
+the cheapest phone. The pages are the web desk's kind: Jinja2 templates with
+autoescape (``report*.html`` in the desk's templates, its environment), so
+what the reporter typed goes back out only as text, and one stylesheet
+(``report.css``) from the desk's static files, versioned and cached. So the
+Content-Security-Policy allows no inline style and no script at all. The
+receipt page thanks the reporter and never names the tip's id: whoever sees
+the phone later learns nothing to look up.
 
-Rate limit per client without keeping the client's address anywhere: the
-address (or, behind a proxy, the header ``[desk] client_header`` names) is
-turned into a BLAKE2b hash keyed with a random key that lives in this
-process's memory only, and that hash indexes a token bucket in a bounded,
-least-recently-used table. A restart forgets every bucket and the key. A
-refused post (429) is answered before its body is read and changes nothing.
+Rate limit per client without keeping the client's address anywhere
+(``relay.http.clientlimit``, as ``/desk/login`` does). A refused post (429)
+is answered before its body is read and changes nothing.
 
 Each form carries a random per-form token; its keyed hash is the tip's
 reporter, so two posts from one form count once for corroboration.
@@ -20,14 +21,9 @@ reporter, so two posts from one form count once for corroboration.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import html
 import os
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qs
 
 import msgspec
@@ -36,52 +32,19 @@ from aiohttp import web
 from relay.core.errors import BadInput
 from relay.core.tips import TipIn
 from relay.http.api import NODE
+from relay.http.clientlimit import ClientLimiter, client_address
+from relay.http.webdesk import PUBLIC_PAGES
 from relay.runtime.httpio import BODY_DEADLINE_S
 
 routes = web.RouteTableDef()
 FORM_BODY_MAX: Final = 16 * 1024
-MAX_CLIENTS: Final = 10_000
 AGENCIES: Final = ("ice", "cbp", "police", "unknown")
 MINUTES_AGO: Final = (0, 15, 30, 60, 120)
 
 
-class ClientLimiter:
-    """Token buckets per client, keyed by an in-memory keyed hash of its address."""
-
-    def __init__(
-        self,
-        per_hour: int,
-        max_clients: int = MAX_CLIENTS,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.capacity = float(per_hour)
-        self.refill_per_s = per_hour / 3600.0
-        self.max_clients = max_clients
-        self._monotonic = monotonic
-        self._key = os.urandom(32)
-        self._buckets: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
-        self.refused = 0
-
-    def _client(self, address: str) -> bytes:
-        return hashlib.blake2b(address.encode(), key=self._key, digest_size=16).digest()
-
-    def allow(self, address: str) -> bool:
-        client, now = self._client(address), self._monotonic()
-        tokens, since = self._buckets.pop(client, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - since) * self.refill_per_s)
-        allowed = tokens >= 1.0
-        self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
-        while len(self._buckets) > self.max_clients:
-            self._buckets.popitem(last=False)
-        if not allowed:
-            self.refused += 1
-        return allowed
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-
 LIMITER: web.AppKey[ClientLimiter] = web.AppKey("report_limiter", ClientLimiter)
+# ``ClientLimiter`` too: the composition root builds the form's limiter.
+__all__ = ["LIMITER", "ClientLimiter", "routes"]
 
 TEXT: Final = {
     "es": {
@@ -144,20 +107,12 @@ TEXT: Final = {
     },
 }  # fmt: skip
 
-_STYLE = (
-    "body{font:1rem/1.4 sans-serif;max-width:36rem;margin:0 auto;padding:.5rem}"
-    "label{display:block;margin-top:.8rem;font-weight:bold}"
-    "textarea,input[type=text],input[type=tel],select{width:100%;box-sizing:border-box;"
-    "font-size:1rem;padding:.3rem}"
-    ".check{font-weight:normal;display:inline-block;margin-right:1rem}"
-    "button{margin-top:1rem;font-size:1.1rem;padding:.5rem 1rem}.error{color:#a00}"
-)
 _HEADERS: Final = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 }
 
@@ -166,80 +121,44 @@ def _lang(value: str | None) -> str:
     return "en" if value == "en" else "es"
 
 
-def _page(lang: str, body: str, status: int = 200) -> web.Response:
-    t = TEXT[lang]
-    page = (
-        f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{html.escape(str(t['title']))}</title><style>{_STYLE}</style></head>"
-        f"<body>{body}</body></html>"
-    )
+def _page(
+    request: web.Request, lang: str, template: str, status: int = 200, **context: Any
+) -> web.Response:
+    """A page of the form, rendered with the desk's templates and static files."""
+    pages = request.app[PUBLIC_PAGES]
+    other_lang, other_name = TEXT[lang]["other"]
+    base = {
+        "lang": lang,
+        "t": TEXT[lang],
+        "other_lang": other_lang,
+        "other_name": other_name,
+        "asset": pages.asset,
+    }
+    page = pages.environment.get_template(template).render(base | context)
     return web.Response(
         text=page, status=status, content_type="text/html", charset="utf-8", headers=_HEADERS
     )
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def form_page(lang: str, error: str = "", values: dict[str, str] | None = None) -> str:
-    t, v = TEXT[lang], values or {}
-    other_lang, other_name = t["other"]
-    ago = t["ago"]
-    agency = t["agency"]
-    assert isinstance(ago, dict) and isinstance(agency, dict)
-    options = "".join(
-        f'<option value="{m}"{" selected" if v.get("when") == str(m) else ""}>{_e(ago[m])}</option>'
-        for m in MINUTES_AGO
+def form_page(
+    request: web.Request,
+    lang: str,
+    error: str = "",
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.Response:
+    shown = {name: (values or {}).get(name, "") for name in ("text", "place", "zip", "when")}
+    return _page(
+        request,
+        lang,
+        "report.html",
+        status,
+        error=error,
+        values=shown,
+        form_token=os.urandom(16).hex(),
+        minutes_ago=MINUTES_AGO,
+        agencies=AGENCIES,
     )
-    checks = "".join(
-        f'<label class="check"><input type="checkbox" name="agency" value="{a}"> '
-        f"{_e(agency[a])}</label>"
-        for a in AGENCIES
-    )
-    problem = f'<p class="error" role="alert">{_e(error)}</p>' if error else ""
-    return (
-        f'<p><a href="/report?lang={other_lang}">{_e(other_name)}</a></p>'
-        f"<h1>{_e(t['title'])}</h1><p>{_e(t['intro'])}</p>{problem}"
-        f'<form method="post" action="/report?lang={lang}" accept-charset="utf-8">'
-        f'<input type="hidden" name="t" value="{os.urandom(16).hex()}">'
-        f'<label for="text">{_e(t["text"])}</label>'
-        f'<textarea id="text" name="text" rows="5" maxlength="2000" required>'
-        f"{_e(v.get('text', ''))}</textarea>"
-        f'<label for="place">{_e(t["place"])}</label>'
-        f'<input type="text" id="place" name="place" maxlength="200" required'
-        f' value="{_e(v.get("place", ""))}">'
-        f'<label for="zip">{_e(t["zip"])}</label>'
-        f'<input type="text" id="zip" name="zip" inputmode="numeric" maxlength="5"'
-        f' value="{_e(v.get("zip", ""))}">'
-        f'<label for="when">{_e(t["when"])}</label><select id="when" name="when">{options}'
-        f"</select><fieldset><legend>{_e(t['agencies'])}</legend>{checks}</fieldset>"
-        f'<label for="vehicles">{_e(t["vehicles"])}</label>'
-        f'<input type="text" id="vehicles" name="vehicles" maxlength="200">'
-        f'<label for="size">{_e(t["size"])}</label>'
-        f'<input type="text" id="size" name="size" maxlength="200">'
-        f'<label for="contact">{_e(t["contact"])}</label>'
-        f'<input type="tel" id="contact" name="contact" maxlength="64" autocomplete="off">'
-        f'<button type="submit">{_e(t["send"])}</button></form>'
-    )
-
-
-def receipt_page(lang: str) -> str:
-    t = TEXT[lang]
-    return (
-        f"<h1>{_e(t['thanks'])}</h1><p>{_e(t['thanks_more'])}</p>"
-        f'<p><a href="/report?lang={lang}">{_e(t["again"])}</a></p>'
-    )
-
-
-def client_address(request: web.Request, header: str) -> str:
-    if header:
-        forwarded = request.headers.get(header, "")
-        last = forwarded.rsplit(",", 1)[-1].strip()
-        if last:
-            return last[:100]
-    return request.remote or "?"
 
 
 async def _read_form(request: web.Request) -> dict[str, list[str]]:
@@ -292,7 +211,7 @@ def _minutes(form: dict[str, list[str]]) -> int:
 
 @routes.get("/report")
 async def report_form(request: web.Request) -> web.Response:
-    return _page(_lang(request.query.get("lang")), form_page(_lang(request.query.get("lang"))))
+    return form_page(request, _lang(request.query.get("lang")))
 
 
 @routes.post("/report")
@@ -302,7 +221,7 @@ async def report_post(request: web.Request) -> web.Response:
     limiter = request.app[LIMITER]
     if not limiter.allow(client_address(request, node.config.desk.client_header)):
         node.desk.counters[("refused", "AVISA_RATE_LIMITED")] += 1
-        return _page(lang, f'<p class="error">{_e(TEXT[lang]["slow"])}</p>', 429)
+        return _page(request, lang, "report_refused.html", 429)
     form = await _read_form(request)
     values = {name: _one(form, name) for name in ("text", "place", "zip", "when")}
     desk = node.desk
@@ -315,9 +234,9 @@ async def report_post(request: web.Request) -> web.Response:
         contact = _one(form, "contact") or None
         await desk.submit(tip, contact=contact, reporter=reporter)
     except msgspec.ValidationError:
-        return _page(lang, form_page(lang, str(TEXT[lang]["bad"]), values), 400)
+        return form_page(request, lang, str(TEXT[lang]["bad"]), values, 400)
     except BadInput as exc:
         key = {"AVISA_BAD_PHONE": "bad_phone", "AVISA_DESK_FULL": "full"}.get(exc.errcode, "bad")
         status = exc.status if exc.status in (400, 429) else 400
-        return _page(lang, form_page(lang, str(TEXT[lang][key]), values), status)
-    return _page(lang, receipt_page(lang))
+        return form_page(request, lang, str(TEXT[lang][key]), values, status)
+    return _page(request, lang, "report_receipt.html")

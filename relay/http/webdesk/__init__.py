@@ -18,8 +18,11 @@ template is given), ``live`` (the stream).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import aiohttp_jinja2
 import jinja2
@@ -33,6 +36,18 @@ from relay.runtime.node import Node
 
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class PublicPages:
+    """What the node's public pages (``relay.http.report``) render with: the desk's
+    template environment and its static files, so there is one way to make HTML."""
+
+    environment: jinja2.Environment
+    asset: Callable[[str], str]
+
+
+PUBLIC_PAGES: web.AppKey[PublicPages] = web.AppKey("public_pages", PublicPages)
 
 
 def content_security_policy(tile_url: str) -> str:
@@ -86,13 +101,22 @@ def build(node: Node) -> web.Application:
 
 
 def setup(app: web.Application, node: Node) -> None:
-    """Mount the desk at ``/desk/`` (``/desk`` redirects there)."""
+    """Mount the desk at ``/desk/`` (``/desk`` redirects there); lend its templates and
+    static files to the public pages (``PUBLIC_PAGES``)."""
 
     async def to_desk(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/desk/")
 
     app.router.add_get("/desk", to_desk)
-    app.add_subapp("/desk/", build(node))
+    desk = build(node)
+    app.add_subapp("/desk/", desk)
+    static = cast(web.StaticResource, desk.router["static"])
+
+    @functools.lru_cache(maxsize=16)  # the version hashes the file: once, not per page
+    def asset(name: str) -> str:
+        return str(static.url_for(filename=name, append_version=True))
+
+    app[PUBLIC_PAGES] = PublicPages(aiohttp_jinja2.get_env(desk), asset)
 
 
-__all__ = ["i18n", "setup"]
+__all__ = ["PUBLIC_PAGES", "PublicPages", "i18n", "setup"]
