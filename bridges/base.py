@@ -50,7 +50,8 @@ from relay.core.errors import AvisaError, ConfigError, TransportError
 from relay.core.model import Alert
 from relay.core.policy import area_matches
 from relay.core.times import Clock, rfc3339
-from relay.runtime.node import FeedSignal, Service
+from relay.runtime.feed import FeedSignal
+from relay.runtime.node import Service
 from relay.storage import store
 from relay.storage.db import Database
 from relay.storage.files import is_private

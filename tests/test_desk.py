@@ -6,7 +6,9 @@ face is in ``tests/test_desk_api.py``.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from collections.abc import Awaitable
 from datetime import timedelta
 from pathlib import Path
 
@@ -234,3 +236,43 @@ async def test_a_tips_history_is_bounded(running: RunningNode) -> None:
         await desk.claim(tip_id, "ana")
     assert busy.value.errcode == "AVISA_TIP_BUSY"
     assert (await desk.close(tip_id, "ana")).state == "closed"
+
+
+async def test_every_tip_change_advances_the_desk_signal(
+    running: RunningNode, clock: FakeClock
+) -> None:
+    desk, node = running.node.desk, running.node
+
+    async def advances(change: Awaitable[object]) -> int:
+        """By how much ``change`` moved the signal; one who waited on it woke."""
+        before = desk.changes.head
+        waiting = asyncio.create_task(desk.changes.wait_beyond(before, 30))
+        try:
+            await change
+        finally:
+            if desk.changes.head == before:
+                waiting.cancel()
+        if desk.changes.head == before:
+            return 0
+        assert await asyncio.wait_for(waiting, 5)
+        return desk.changes.head - before
+
+    ref = "sender@example,ID-7"
+    assert await advances(desk.submit(tip(channel="cap"), source_ref=ref)) == 1
+    tip_id = (await desk.listing())[0].id
+    assert await advances(desk.submit(tip(channel="cap"), source_ref=ref)) == 0  # known
+    assert await advances(desk.update_from_source("nobody,X", tip())) == 0
+    with pytest.raises(BadInput):
+        await advances(desk.submit(tip(), contact="call me maybe"))
+    assert await advances(desk.update_from_source(ref, tip("three vans now"))) == 1
+    assert await advances(desk.claim(tip_id, "ana")) == 1
+    assert await advances(desk.outcome(tip_id, "ana", "confirmed")) == 1
+    assert await advances(desk.publish(tip_id, "pat", TipDraft())) == 1
+    assert await advances(desk.close_from_source(ref, "cancelled by sender")) == 1
+    other = await desk.submit(tip("nobody came"))
+    assert await advances(desk.close(other, "ana", "seen")) == 1
+    lapsed = await desk.submit(tip("lapses"))
+    clock.advance("12h")
+    assert await advances(node.purge_once()) == 1
+    assert (await desk.get(lapsed)).state == "closed"
+    assert await advances(node.purge_once()) == 0  # nothing expired or purged

@@ -32,7 +32,7 @@ from relay.core.config import Config
 from relay.core.errors import BadInput, NotFound
 from relay.core.model import Alert
 from relay.core.times import Clock, whole_seconds
-from relay.runtime.node import FeedSignal
+from relay.runtime.feed import FeedSignal
 from relay.storage import store
 from relay.storage.db import Database
 

@@ -20,6 +20,12 @@ two-person rule, signs through the node's one publishing path
 (``publish_draft``: the same pipeline as ``POST /api/v1/alerts``) and records
 the alert's id on the tip, with no other change in between. The tip itself
 never reaches the pipeline: only the draft the publisher completed.
+
+``changes`` (a ``FeedSignal``, as the node's feed) advances after every
+change of any tip, whoever made it: new, updated or closed from its source,
+claimed, judged, published, expired, purged. Who shows tips (the web desk's
+live stream) waits on it instead of looking again and again; the position
+counts changes and says nothing about which tip.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from relay.core.sealing import Sealer, SealError
 from relay.core.times import Clock, parse_duration
 from relay.core.tipdrafts import TipDraft, prefill
 from relay.core.tips import Outcome, Tip, TipEvent, TipIn
+from relay.runtime.feed import FeedSignal
 from relay.storage import tips as tip_store
 from relay.storage.db import Database
 
@@ -91,6 +98,10 @@ class Desk:
         # Called with each new tip (the desk room posts it); must not block.
         self.on_new: list[Callable[[Tip], None]] = []
         self.counters: Counter[tuple[str, str]] = Counter()
+        self.changes = FeedSignal()
+
+    def _changed(self) -> None:
+        self.changes.advance(self.changes.head + 1)
 
     # --- the interface bridges use ------------------------------------------
 
@@ -135,6 +146,7 @@ class Desk:
             raise
         if stored_id != tip_id:
             return stored_id
+        self._changed()
         self.counters[("submitted", tip.channel)] += 1
         self.counters[("expired", "desk_full")] += len(evicted)
         if self.on_new:
@@ -158,7 +170,10 @@ class Desk:
             return True
 
         async with self._lock:
-            return await self.db.write(job)
+            changed = await self.db.write(job)
+        if changed:
+            self._changed()
+        return changed
 
     async def close_from_source(self, source_ref: str, note: str) -> bool:
         """Close the tip its source withdrew; False if there is none or it is closed."""
@@ -174,7 +189,10 @@ class Desk:
             return True
 
         async with self._lock:
-            return await self.db.write(job)
+            changed = await self.db.write(job)
+        if changed:
+            self._changed()
+        return changed
 
     # --- the desk's actions -------------------------------------------------
 
@@ -214,6 +232,7 @@ class Desk:
                 return tip_id
 
             tip_id = await self.db.write(job)
+        self._changed()
         self.counters[(event.action, event.outcome or "")] += 1
         return await self.get(tip_id)
 
@@ -231,6 +250,7 @@ class Desk:
                 return sealed
 
             sealed = await self.db.write(job)
+        self._changed()
         self.counters[("publish", certainty)] += 1
         await self._reply(sealed, tip.language, certainty)
         return alert_id, envelope
@@ -302,6 +322,7 @@ class Desk:
         self.counters[("expired", "ttl")] += expired
         self.counters[("purged", "")] += purged
         if expired or purged:
+            self._changed()
             _log.info("desk housekeeping", tips_expired=expired, tips_purged=purged)
         return expired, purged
 

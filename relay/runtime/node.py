@@ -17,7 +17,6 @@ no queue that could grow.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Iterable
@@ -41,6 +40,7 @@ from relay.core.times import Clock, parse_duration
 from relay.runtime.aio import cancel_all
 from relay.runtime.clock import system_clock
 from relay.runtime.desk import Desk
+from relay.runtime.feed import FeedSignal
 from relay.runtime.log import DecisionLog
 from relay.runtime.metrics import Metrics
 from relay.runtime.pipeline import Pipeline
@@ -51,45 +51,6 @@ from relay.storage.trust import TrustSnapshot
 
 _log = structlog.get_logger("avisa.node")
 TRUST_POLL_S = 2.0
-
-
-class FeedSignal:
-    """The newest feed position, and a way to wait until it moves past yours.
-
-    An advance may say for which peers it queued outbox rows (``queued_for``),
-    so a peer's sender need not look at the outbox after every accepted
-    batch; an advance that does not say counts as "maybe for everyone".
-    """
-
-    def __init__(self, head: int = 0) -> None:
-        self.head = head
-        self._moved = asyncio.Event()
-        self._queued_at: dict[str, int] = {}
-        self._queued_for_anyone_at = head
-
-    def advance(self, pos: int, queued_for: Collection[str] | None = None) -> None:
-        if pos <= self.head:
-            return
-        self.head = pos
-        if queued_for is None:
-            self._queued_for_anyone_at = pos
-        else:
-            for peer in queued_for:
-                self._queued_at[peer] = pos
-        moved, self._moved = self._moved, asyncio.Event()
-        moved.set()
-
-    def may_have_queued(self, peer: str, since: int) -> bool:
-        """Whether an advance past ``since`` may have queued outbox rows for ``peer``."""
-        return max(self._queued_at.get(peer, 0), self._queued_for_anyone_at) > since
-
-    async def wait_beyond(self, pos: int, timeout: float) -> bool:
-        """True once ``head > pos``; False if ``timeout`` seconds pass first."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while self.head <= pos:
-                    await self._moved.wait()
-        return self.head > pos
 
 
 def verify_workers() -> int:

@@ -6,6 +6,7 @@ refused, escaping, and that forms change exactly what the API would.
 
 from __future__ import annotations
 
+import asyncio
 import html
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -273,6 +274,29 @@ async def test_the_stream_says_which_part_changed(node: RunningNode, desk: DeskC
         where = Where(label="Colonia", geohash="9q4gch")
         await node.node.desk.submit(TipIn(text="ICE aquí", where=where), reporter=b"reporter-1")
         assert await stream.content.readline() == b"event: tips\n"
+
+
+async def test_the_stream_wakes_on_any_tip_change_and_ends_with_its_session(
+    node: RunningNode, desk: DeskClient
+) -> None:
+    """A tip changed by its source moves no counter: the desk's signal still wakes the
+    stream. Signing out ends the stream within ``SESSION_CHECK_S``."""
+    where = Where(label="Colonia", geohash="9q4gch")
+    ref = "sender@example,ID-9"
+    await node.node.desk.submit(TipIn(text="ICE aquí", where=where, channel="cap"), source_ref=ref)
+    await desk.login(node.token)
+    async with desk.http.get(desk.base + "/desk/stream") as stream:
+        assert await stream.content.readline() == b"retry: 2000\n"
+        await stream.content.readline()
+        counted = sum(node.node.desk.counters.values())
+        assert await node.node.desk.update_from_source(ref, TipIn(text="ya se fueron", where=where))
+        assert sum(node.node.desk.counters.values()) == counted
+        assert await asyncio.wait_for(stream.content.readline(), 10) == b"event: tips\n"
+        await stream.content.readline()
+        await stream.content.readline()
+        status, _, _ = await desk.post("/desk/logout", {"csrf": await desk.csrf()})
+        assert status == 303
+        assert await asyncio.wait_for(stream.content.read(), 10) == b""  # ended
 
 
 class _CapLike:

@@ -1,12 +1,14 @@
 """``/desk/stream``: the desk's live feed, Server-Sent Events for htmx.
 
 A browser's EventSource cannot send the API's bearer token, so the desk has
-its own stream behind the session cookie. It follows the same feed as
-``/api/v1/stream`` (``node.feed``) and the desk's tips, but sends only which
-part changed (``event: alerts``, ``event: tips``): the page then fetches that
-part as HTML through the session, so one rule (the page handlers) decides
-what a role sees. The stream ends when its session does. Streams are
-bounded together with the API's (``api.MAX_STREAMS``) and ended on shutdown.
+its own stream behind the session cookie. It waits on two signals at once:
+the feed ``/api/v1/stream`` follows (``node.feed``) and the desk's tips
+(``node.desk.changes``); it sends only which part changed (``event:
+alerts``, ``event: tips``): the page then fetches that part as HTML through
+the session, so one rule (the page handlers) decides what a role sees. The
+stream ends when its session does (looked at every ``SESSION_CHECK_S``).
+Streams are bounded together with the API's (``api.MAX_STREAMS``) and ended
+on shutdown.
 """
 
 from __future__ import annotations
@@ -23,13 +25,23 @@ from relay.runtime.node import Node
 
 routes = web.RouteTableDef()
 KEEPALIVE_S = 15.0
-# How often the desk's counters are looked at: it offers no change signal to wait on.
-TIPS_POLL_S = 0.25
+# How soon a stream notices that its session ended (signed out, token revoked,
+# expired): sessions give no signal, so each wait is this long at most.
+SESSION_CHECK_S = 1.0
 
 
-def tips_mark(node: Node) -> int:
-    """Changes whenever the desk took, changed or published a tip (its counters)."""
-    return sum(node.desk.counters.values())
+async def changed(node: Node, cursor: int, mark: int, timeout: float) -> None:
+    """Until the feed moves past ``cursor`` or the desk's tips past ``mark``, or ``timeout``."""
+    waits = [
+        asyncio.ensure_future(node.feed.wait_beyond(cursor, timeout)),
+        asyncio.ensure_future(node.desk.changes.wait_beyond(mark, timeout)),
+    ]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
 
 
 @routes.get("/stream")
@@ -62,25 +74,23 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 
 async def _pump(request: web.Request, node: Node, response: web.StreamResponse) -> None:
-    cursor = node.feed.head
-    mark = tips_mark(node)
-    waited = 0.0
+    cursor, mark = node.feed.head, node.desk.changes.head
+    quiet_since = asyncio.get_running_loop().time()
     await response.write(b"retry: 2000\n\n")
     while current_user(request) is not None:
-        moved = await node.feed.wait_beyond(cursor, TIPS_POLL_S)
-        if moved or node.feed.head > cursor:
+        await changed(node, cursor, mark, SESSION_CHECK_S)
+        now = asyncio.get_running_loop().time()
+        if node.feed.head > cursor:
             cursor = node.feed.head
             await response.write(f"event: alerts\ndata: {cursor}\n\n".encode())
-            waited = 0.0
-        now_mark = tips_mark(node)
-        if now_mark != mark:
-            mark = now_mark
+            quiet_since = now
+        if node.desk.changes.head > mark:
+            mark = node.desk.changes.head
             await response.write(b"event: tips\ndata: changed\n\n")
-            waited = 0.0
-        waited += TIPS_POLL_S
-        if waited >= KEEPALIVE_S:
+            quiet_since = now
+        if now - quiet_since >= KEEPALIVE_S:
             await response.write(b": keepalive\n\n")
-            waited = 0.0
+            quiet_since = now
 
 
 async def close_streams(app: web.Application) -> None:
