@@ -313,6 +313,19 @@ def test_limiter_refills_forgets_and_stays_bounded() -> None:
     assert all(b"a" not in key for key in limiter._buckets)
 
 
+def test_has_room_looks_without_spending_and_keeps_no_address() -> None:
+    now = [0.0]
+    limiter = ClientLimiter(per_hour=2, max_clients=3, monotonic=lambda: now[0])
+    assert limiter.has_room("10.0.0.1") and len(limiter) == 0  # a full bucket is not kept
+    assert limiter.allow("10.0.0.1") and limiter.has_room("10.0.0.1")
+    assert limiter.allow("10.0.0.1") and not limiter.has_room("10.0.0.1")
+    assert limiter.refused == 1
+    now[0] += 1800  # half an hour: one try back
+    assert limiter.has_room("10.0.0.1") and limiter.allow("10.0.0.1")
+    assert not limiter.has_room("10.0.0.1")
+    assert all(b"10.0.0.1" not in key for key in limiter._buckets)
+
+
 # --- two nodes ------------------------------------------------------------------
 
 

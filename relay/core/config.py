@@ -221,6 +221,8 @@ class DeskWebSection(Struct, forbid_unknown_fields=True, frozen=True):
     session_ttl: Duration = "12h"
     # Proxies whose X-Forwarded-Proto is believed (the session cookie turns Secure).
     trusted_proxies: Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(max_length=16)] = []
+    # Failed sign-ins per client per hour (the client named as for the public form).
+    login_failures_per_hour: Annotated[int, Meta(ge=1, le=1000)] = 10
 
 
 class Config(Struct, forbid_unknown_fields=True, frozen=True):

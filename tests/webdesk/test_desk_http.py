@@ -15,8 +15,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from relay.cli import datadir
 from relay.core.tips import TipIn, Where
+from relay.http.app import serve
 from relay.runtime.clock import FakeClock
+from relay.runtime.node import Node
 from relay.storage import trust
 from tests.conftest import RunningNode, start_node
 from tests.fedkit import members, pulled, trusts
@@ -92,6 +95,49 @@ async def test_login_sets_a_strict_cookie_and_a_wrong_token_is_refused(
     assert node.token not in cookie.value
     status, text, _ = await desk.page("/desk/alerts")
     assert status == 200 and "ventura" in text
+
+
+async def test_failed_sign_ins_are_limited_per_client_in_both_languages(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    made = datadir.initialize(tmp_path / "ventura", "ventura", "127.0.0.1:0", clock=clock)
+    config = made.data_dir / "avisa.toml"
+    text = config.read_text().replace("[desk]\n", '[desk]\nclient_header = "X-Real-IP"\n', 1)
+    config.write_text(text + "\n[desk_web]\nlogin_failures_per_hour = 3\n")
+    started = Node.load(made.data_dir, clock)
+    await started.start()
+    runner, port = await serve(started, "127.0.0.1", 0)
+    url, token = f"http://127.0.0.1:{port}", made.token
+    desk = DeskClient.open(url)
+    try:
+        guesser = {"X-Real-IP": "198.51.100.7"}
+        for _ in range(3):
+            assert (await desk.login("avisa_guess", **guesser)).status == 401
+        for language, words in (("es", "Demasiados intentos fallidos"), ("en", "Too many failed")):
+            async with desk.http.post(
+                url + "/desk/login",
+                data={"token": token},  # even the right token: refused before it is looked at
+                headers={**guesser, "Accept-Language": language},
+                allow_redirects=False,
+            ) as reply:
+                page = await reply.text()
+                assert reply.status == 429 and "avisa_desk" not in reply.cookies
+                assert words in page and f'<html lang="{language}">' in page
+                assert reply.headers["Content-Security-Policy"].startswith("default-src 'none'")
+        # another client still signs in; a success spends none of its tries
+        other = {"X-Real-IP": "203.0.113.9"}
+        for _ in range(5):
+            assert (await desk.login(token, **other)).status == 303
+        assert (await desk.login("avisa_guess", **other)).status == 401
+        status, metrics = await RunningNode(started, url, token, desk.http, tmp_path).call(
+            "GET", "/metrics"
+        )
+        assert status == 200 and "198.51.100.7" not in str(metrics)
+        assert "203.0.113.9" not in str(metrics)
+    finally:
+        await desk.close()
+        await runner.cleanup()
+        await started.stop()
 
 
 async def test_secure_cookie_only_behind_a_trusted_tls_proxy(node: RunningNode) -> None:

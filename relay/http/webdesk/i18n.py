@@ -34,6 +34,7 @@ _EN: dict[str, str] = {
     "login.submit": "Sign in",
     "login.bad": "That token is not known here.",
     "login.expired": "Your session ended. Sign in again.",
+    "login.slow": "Too many failed sign-ins from this connection. Wait a while and try again.",
     "live": "Live",
     "roles": "Roles",
     "empty": "Nothing here right now.",
@@ -203,6 +204,8 @@ _ES: dict[str, str] = {
     "login.submit": "Entrar",
     "login.bad": "Esa clave no se conoce aquí.",
     "login.expired": "Su sesión terminó. Entre de nuevo.",
+    "login.slow": "Demasiados intentos fallidos desde esta conexión. Espere un rato e intente"
+    " de nuevo.",
     "live": "En vivo",
     "roles": "Funciones",
     "empty": "Nada por ahora.",

@@ -27,6 +27,7 @@ from multidict import MultiDict
 
 from relay.core.errors import BadInput, Forbidden
 from relay.http import api
+from relay.http.clientlimit import client_address
 from relay.http.webdesk import i18n
 from relay.http.webdesk.session import (
     COOKIE,
@@ -205,14 +206,21 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
+    """Sign in. Failed sign-ins are limited per client, as ``/report`` limits posts: a
+    client out of tries is answered 429 before its body is read or its token checked."""
     if not same_site(request):
         raise Forbidden("a form from another site")
+    node = node_of(request)
+    desk = request.app[DESK]
+    client = client_address(request, node.config.desk.client_header)
+    if not desk.login_failures.has_room(client):
+        node.metrics.http_error("AVISA_RATE_LIMITED", 429)
+        return render(request, "login.html", {"message": "login.slow"}, user=None, status=429)
     body = await read_body(request, FORM_MAX, FORM_TYPE)
     form = MultiDict(parse_qsl(body.decode(errors="replace"), max_num_fields=8))
     token = form.get("token", "").strip()[:200]
-    node = node_of(request)
-    desk = request.app[DESK]
     if not token or roles_for(token, node.trust.tokens) is None:
+        desk.login_failures.allow(client)  # spends one of the client's tries
         node.metrics.http_error("AVISA_UNAUTHORIZED", 401)
         return render(request, "login.html", {"message": "login.bad"}, user=None, status=401)
     session_id = desk.sessions.open(token, node.clock())

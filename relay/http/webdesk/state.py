@@ -1,4 +1,5 @@
-"""What the desk keeps while the node runs: its sessions, settings and live streams."""
+"""What the desk keeps while the node runs: its sessions, settings, live streams, and
+the failed sign-ins per client (``relay.http.clientlimit``, no address kept)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from relay.core.config import DeskWebSection
 from relay.core.times import parse_duration
+from relay.http.clientlimit import ClientLimiter
 from relay.http.webdesk.session import Sessions
 
 
@@ -17,11 +19,13 @@ from relay.http.webdesk.session import Sessions
 class DeskState:
     sessions: Sessions
     settings: DeskWebSection
+    login_failures: ClientLimiter
     streams: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
     def from_config(cls, section: DeskWebSection) -> DeskState:
-        return cls(Sessions(parse_duration(section.session_ttl)), section)
+        failures = ClientLimiter(section.login_failures_per_hour)
+        return cls(Sessions(parse_duration(section.session_ttl)), section, failures)
 
 
 DESK: web.AppKey[DeskState] = web.AppKey("desk", DeskState)
