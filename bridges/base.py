@@ -21,7 +21,8 @@ move the cursor, and that move is written lazily: deciding the skip again
 after a crash gives the same answer.
 
 Failures are typed: ``RateLimited`` waits as long as the far side asked, a
-``TransportError`` backs off exponentially up to a cap, ``Undeliverable``
+``TransportError`` backs off exponentially up to a cap (``relay.core.backoff``,
+without jitter), ``Undeliverable``
 skips the one item it concerns. An unexpected exception is logged and
 retried like a transport failure, and after a few tries on the same item
 skipped, so a poison item never stalls a route. Time and sleep are injected:
@@ -46,6 +47,7 @@ from typing import Any, Protocol
 import structlog
 
 from bridges.render import pick_languages
+from relay.core.backoff import Backoff
 from relay.core.errors import AvisaError, ConfigError, TransportError
 from relay.core.model import Alert
 from relay.core.policy import area_matches
@@ -116,23 +118,7 @@ class RouteFilter:
         return None
 
 
-# --- backoff and status -------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Backoff:
-    """1 s, 2 s, 4 s … up to ``cap``; ``reset`` after a success."""
-
-    cap: float = 300.0
-    base: float = 1.0
-    failures: int = 0
-
-    def next_delay(self) -> float:
-        self.failures += 1
-        return float(min(self.cap, self.base * 2 ** min(self.failures - 1, 32)))
-
-    def reset(self) -> None:
-        self.failures = 0
+# --- status -------------------------------------------------------
 
 
 @dataclass(slots=True)

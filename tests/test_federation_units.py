@@ -10,13 +10,13 @@ import nacl.signing
 import pytest
 
 from keys.core.keyring import KeyEntry, Keyring
+from relay.core.backoff import backoff_delay
 from relay.core.envelope import pae
 from relay.core.errors import BadInput, Unauthorized
 from relay.core.forwarding import outgoing, should_forward, signer_networks
 from relay.core.model import encode_envelope
 from relay.federation import auth
 from relay.federation.inbound import parse_transaction
-from relay.federation.sender import backoff_delay
 from tests.helpers import T0, envelope_for, key, make_alert
 
 A, B = key(1), key(2)

@@ -42,7 +42,6 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from bridges.base import (
-    Backoff,
     Delivered,
     FeedSource,
     Outcome,
@@ -55,6 +54,7 @@ from bridges.base import (
 from bridges.matrix import store as matrix_store
 from bridges.matrix.session import MatrixSession, txn_id
 from bridges.render import Rendered, Signers, Status, render
+from relay.core.backoff import Backoff
 from relay.core.config import MatrixBridge, MatrixRoute
 from relay.core.errors import TransportError
 from relay.core.model import Alert

@@ -38,20 +38,12 @@ from relay.core import config as config_mod
 from relay.core.envelope import open_envelope
 from relay.core.errors import KeyFileError
 from relay.core.model import Envelope
-from relay.core.times import from_epoch, to_epoch
+from relay.core.times import from_epoch_or_none, to_epoch, to_epoch_or_none
 from relay.storage import db, trust
 from relay.storage.files import fsync_dir
 
 NEXT_NAME = "node.key.next"
 LOCK_NAME = "keys.lock"
-
-
-def _time(value: int | None) -> datetime | None:
-    return None if value is None else from_epoch(value)
-
-
-def _epoch(moment: datetime | None) -> int | None:
-    return None if moment is None else to_epoch(moment)
 
 
 # --- the database side ------------------------------------------------------
@@ -63,10 +55,10 @@ def history(conn: sqlite3.Connection, network: str) -> list[KeyEntry]:
         KeyEntry(
             network,
             bytes(public_key),
-            _time(valid_from),
-            _time(valid_until),
-            _time(revoked_at),
-            learned_at=_time(valid_from),
+            from_epoch_or_none(valid_from),
+            from_epoch_or_none(valid_until),
+            from_epoch_or_none(revoked_at),
+            learned_at=from_epoch_or_none(valid_from),
             introduced_by=introduced_by,
         )
         for public_key, valid_from, valid_until, revoked_at, introduced_by in conn.execute(
@@ -122,9 +114,9 @@ def save_entry(conn: sqlite3.Connection, entry: KeyEntry) -> None:
         (
             entry.keyid,
             entry.public_key,
-            _epoch(entry.valid_from),
-            _epoch(entry.valid_until),
-            _epoch(entry.revoked_at),
+            to_epoch_or_none(entry.valid_from),
+            to_epoch_or_none(entry.valid_until),
+            to_epoch_or_none(entry.revoked_at),
             entry.introduced_by,
         ),
     )

@@ -32,16 +32,14 @@ from keys.store.requeue import requeue_revoked
 from relay.core.config import Config
 from relay.core.errors import BadPeerData
 from relay.core.policy import PeerPolicy
-from relay.core.times import from_epoch, parse_duration, to_epoch
+from relay.core.times import (
+    from_epoch,
+    from_epoch_or_none,
+    parse_duration,
+    to_epoch,
+    to_epoch_or_none,
+)
 from relay.storage import trust
-
-
-def _time(value: int | None) -> datetime | None:
-    return None if value is None else from_epoch(value)
-
-
-def _epoch(moment: datetime | None) -> int | None:
-    return None if moment is None else to_epoch(moment)
 
 
 def load_known(conn: sqlite3.Connection) -> list[KeyEntry]:
@@ -50,10 +48,10 @@ def load_known(conn: sqlite3.Connection) -> list[KeyEntry]:
         KeyEntry(
             network,
             bytes(public_key),
-            _time(valid_from),
-            _time(valid_until),
-            _time(revoked_at),
-            _time(learned_at),
+            from_epoch_or_none(valid_from),
+            from_epoch_or_none(valid_until),
+            from_epoch_or_none(revoked_at),
+            from_epoch_or_none(learned_at),
             introduced_by,
         )
         for network, public_key, valid_from, valid_until, revoked_at, learned_at, introduced_by in (
@@ -79,10 +77,10 @@ def save_entries(conn: sqlite3.Connection, entries: Iterable[KeyEntry]) -> None:
                 entry.keyid,
                 entry.network,
                 entry.public_key,
-                _epoch(entry.valid_from),
-                _epoch(entry.valid_until),
-                _epoch(entry.revoked_at),
-                _epoch(entry.learned_at),
+                to_epoch_or_none(entry.valid_from),
+                to_epoch_or_none(entry.valid_until),
+                to_epoch_or_none(entry.revoked_at),
+                to_epoch_or_none(entry.learned_at),
                 entry.introduced_by,
             ),
         )

@@ -49,6 +49,16 @@ def from_epoch(seconds: int) -> datetime:
     return EPOCH + timedelta(seconds=seconds)
 
 
+def to_epoch_or_none(moment: datetime | None) -> int | None:
+    """``to_epoch`` of an optional moment (a nullable column)."""
+    return None if moment is None else to_epoch(moment)
+
+
+def from_epoch_or_none(seconds: int | None) -> datetime | None:
+    """``from_epoch`` of a nullable column."""
+    return None if seconds is None else from_epoch(seconds)
+
+
 def rfc3339(moment: datetime) -> str:
     """``2026-11-23T13:42:58Z``: the one time format on the wire."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

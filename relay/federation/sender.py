@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from relay.core.backoff import backoff_delay
 from relay.core.errors import TransportError
 from relay.core.forwarding import outgoing
 from relay.core.model import envelope_decoder
@@ -79,12 +80,6 @@ class Timing:
     backoff_cap_s: float = 300.0
     request_timeout_s: float = 30.0
     gap_pull_interval: timedelta = timedelta(minutes=1)
-
-
-def backoff_delay(failures: int, draw: float, base: float, cap: float) -> float:
-    """Seconds to wait after ``failures`` consecutive failures: half fixed, half random."""
-    ceiling = min(cap, base * 2.0 ** min(max(failures, 1) - 1, 40))
-    return ceiling / 2 + draw * ceiling / 2
 
 
 @dataclass(slots=True)

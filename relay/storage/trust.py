@@ -32,7 +32,13 @@ from relay.core.config import Config
 from relay.core.errors import BadInput
 from relay.core.model import CERTAINTIES, KINDS
 from relay.core.policy import PeerPolicy, Policy
-from relay.core.times import from_epoch, parse_duration, to_epoch
+from relay.core.times import (
+    from_epoch,
+    from_epoch_or_none,
+    parse_duration,
+    to_epoch,
+    to_epoch_or_none,
+)
 
 Role = Literal["intake", "verifier", "publisher", "reviewer", "admin"]
 ROLES: tuple[Role, ...] = ("intake", "verifier", "publisher", "reviewer", "admin")
@@ -164,10 +170,6 @@ def trust_version(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def _epoch_or_none(moment: datetime | None) -> int | None:
-    return None if moment is None else to_epoch(moment)
-
-
 def save_peer(conn: sqlite3.Connection, record: PeerRecord, now: datetime) -> None:
     """Insert or replace a peer and its keys."""
     policy = record.policy
@@ -207,9 +209,9 @@ def save_key(conn: sqlite3.Connection, key: KeyEntry) -> None:
             key.keyid,
             key.network,
             key.public_key,
-            _epoch_or_none(key.valid_from),
-            _epoch_or_none(key.valid_until),
-            _epoch_or_none(key.revoked_at),
+            to_epoch_or_none(key.valid_from),
+            to_epoch_or_none(key.valid_until),
+            to_epoch_or_none(key.revoked_at),
         ),
     )
     bump_version(conn)
@@ -219,10 +221,6 @@ def remove_peer(conn: sqlite3.Connection, network: str) -> bool:
     removed = conn.execute("DELETE FROM peers WHERE network = ?", (network,)).rowcount > 0
     bump_version(conn)
     return removed
-
-
-def _maybe_time(value: int | None) -> datetime | None:
-    return None if value is None else from_epoch(value)
 
 
 def load_peers(conn: sqlite3.Connection) -> list[PeerRecord]:
@@ -235,9 +233,9 @@ def load_peers(conn: sqlite3.Connection) -> list[PeerRecord]:
             KeyEntry(
                 network,
                 bytes(public_key),
-                _maybe_time(valid_from),
-                _maybe_time(valid_until),
-                _maybe_time(revoked_at),
+                from_epoch_or_none(valid_from),
+                from_epoch_or_none(valid_until),
+                from_epoch_or_none(revoked_at),
             )
         )
     records = []
