@@ -36,9 +36,7 @@ from keys.cards.keyset import revoke_key
 from keys.cards.statements import b64
 from keys.core.keyring import KeyEntry
 from keys.core.signing import NodeKey
-from keys.store import own_ops as ops
-from keys.store import peer_ops as trustops
-from keys.store import peerstore
+from keys.store import own_ops, peer_ops, peerstore
 from relay.cli import datadir
 from relay.core.envelope import endorse, sign
 from relay.core.model import encode_envelope
@@ -90,7 +88,7 @@ def requeue_ms(n: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         home = datadir.initialize(Path(tmp) / "ventura", "ventura", clock=clock).data_dir
         peer = key(2)
-        trustops.add(home, document(peer).raw, peer.fingerprint, trustops.Scope(), clock)
+        peer_ops.add(home, document(peer).raw, peer.fingerprint, peer_ops.Scope(), clock)
         conn = db.open_sync(home / "avisa.db")
 
         def fill(c: Any) -> None:
@@ -104,7 +102,7 @@ def requeue_ms(n: int) -> float:
 
         db.transaction(conn, fill)
         config = configfile.load(home)
-        own = ops.own_keyring(conn, config, home)
+        own = own_ops.own_keyring(conn, config, home)
         known = peerstore.load_known(conn)
         result = revoke_key(known, "la", peer.keyid, T0 - timedelta(minutes=1), T0)
         start = time.perf_counter()
@@ -123,7 +121,7 @@ def rotate_ms() -> float:
         for _ in range(5):
             clock.advance("1m")
             start = time.perf_counter()
-            ops.rotate(home, None, clock)
+            own_ops.rotate(home, None, clock)
             times.append((time.perf_counter() - start) * 1000)
     return round(statistics.median(times), 2)
 

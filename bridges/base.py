@@ -25,8 +25,11 @@ Failures are typed: ``RateLimited`` waits as long as the far side asked, a
 without jitter), ``Undeliverable``
 skips the one item it concerns. An unexpected exception is logged and
 retried like a transport failure, and after a few tries on the same item
-skipped, so a poison item never stalls a route. Time and sleep are injected:
-backoff is tested on a fake clock without waiting.
+skipped, so a poison item never stalls a route. Time and sleep are injected
+(the node's clock by default): backoff is tested on a fake clock without waiting.
+
+A bridge sees its node only as a ``BridgeHost`` (a ``FeedSource`` plus its
+data directory, configuration and retention), never the whole ``Node``.
 
 ``RouteFilter`` is the pure part: area (``relay.core.policy.area_matches``), kind,
 certainty and language.
@@ -34,7 +37,6 @@ certainty and language.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
@@ -48,11 +50,15 @@ import structlog
 
 from bridges.render import pick_languages
 from relay.core.backoff import Backoff
+from relay.core.config import Config
 from relay.core.errors import AvisaError, ConfigError, TransportError
 from relay.core.model import Alert
 from relay.core.policy import area_matches
-from relay.core.times import Clock, rfc3339
+from relay.core.times import rfc3339
+from relay.runtime.clock import NodeClock
+from relay.runtime.desk import Desk
 from relay.runtime.feed import FeedSignal
+from relay.runtime.metrics import Metrics
 from relay.runtime.node import Service
 from relay.storage import store
 from relay.storage.db import Database
@@ -85,9 +91,44 @@ Bridge = Service
 class FeedSource(Protocol):
     """The parts of ``relay.runtime.node.Node`` a route reads from."""
 
-    db: Database
-    clock: Clock
-    feed: FeedSignal
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def clock(self) -> NodeClock: ...
+
+    @property
+    def feed(self) -> FeedSignal: ...
+
+
+class BridgeHost(FeedSource, Protocol):
+    """What a bridge needs of its node besides the feed: where its files are, its
+    configuration (policy defaults) and how long alerts are kept."""
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def retention(self) -> timedelta: ...
+
+
+class BridgeNode(BridgeHost, Protocol):
+    """What ``bridges.runner`` hands the bridges it starts: a ``BridgeHost``, the
+    desk (tips in: the desk room, the CAP importer) and the metrics registry."""
+
+    @property
+    def desk(self) -> Desk: ...
+
+    @property
+    def metrics(self) -> Metrics: ...
+
+    @property
+    def tombstone_ttl(self) -> timedelta:
+        """How long a withdrawn alert's tombstone is kept (the SMS bridge keeps as long)."""
+        ...
 
 
 # --- filtering (pure) ---------------------------------------------------------
@@ -182,7 +223,8 @@ class Delivered:
     edit: bool = False
 
 
-Outcome = Skipped | Delivered
+#: What a route did with one feed item (not ``relay.runtime.pipeline.Outcome``, a decision).
+Handled = Skipped | Delivered
 
 
 class RouteConsumer(ABC):
@@ -193,13 +235,13 @@ class RouteConsumer(ABC):
         cursor_name: str,
         node: FeedSource,
         *,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Sleep | None = None,
         retry_max: float = 300.0,
         idle_wait: float = 30.0,
     ) -> None:
         self.cursor_name = cursor_name
         self.node = node
-        self.sleep = sleep
+        self.sleep = sleep or node.clock.sleep
         self.idle_wait = idle_wait
         self.status = RouteStatus()
         self.backoff = Backoff(cap=retry_max)
@@ -211,10 +253,10 @@ class RouteConsumer(ABC):
         """Get ready to deliver (log in, join a room); raises TransportError."""
 
     @abstractmethod
-    async def handle(self, pos: int, stored: store.StoredAlert) -> Outcome:
+    async def handle(self, pos: int, stored: store.StoredAlert) -> Handled:
         """Deliver one feed item, idempotently; or say why it is skipped."""
 
-    async def withdraw(self, pos: int, stored: store.StoredAlert) -> Outcome:
+    async def withdraw(self, pos: int, stored: store.StoredAlert) -> Handled:
         """Take back ``stored``, accepted earlier and now back in review (its key was
         revoked): a bridge that keeps what it showed (a Matrix room, a feed) overrides
         this to retract it. The default has nothing to take back."""
@@ -285,7 +327,7 @@ class RouteConsumer(ABC):
         else:
             self.status.delivered += 1
 
-    async def _guarded(self, pos: int, stored: store.StoredAlert, withdrawn: bool) -> Outcome:
+    async def _guarded(self, pos: int, stored: store.StoredAlert, withdrawn: bool) -> Handled:
         try:
             return await (self.withdraw if withdrawn else self.handle)(pos, stored)
         except TransportError:

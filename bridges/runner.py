@@ -7,18 +7,20 @@ operator is told what to install), the CAP importer only when
 ``[[bridges.cap.sources]]`` lists a source (the CAP export has no running
 part: ``relay.http.cap`` serves it). Secret files are read here, before
 anything is started, so a missing or world-readable secret stops
-``avisa run`` with a ``ConfigError`` that names the setting.
+``avisa run`` with a ``ConfigError`` that names the setting:
+``check_bridges`` does that before the node creates anything,
+``start_bridges`` again when it builds them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
-from bridges.base import Bridge, Sleep
+from bridges.base import Bridge, BridgeNode, Sleep
+from relay.core.config import Config
 from relay.core.errors import ConfigError
-from relay.runtime.node import Node
 
 NIO_REQUIREMENT = "matrix-nio[e2e]>=0.26,<0.27"
 
@@ -38,10 +40,30 @@ def _needs_nio(setting: str) -> Iterator[None]:
         ) from None
 
 
+def check_bridges(data_dir: Path, config: Config) -> None:
+    """Everything a configured Matrix login needs before it can start, checked before
+    the node creates anything: matrix-nio is installed and the secret file is usable."""
+    logins = [
+        (bridge, f"bridges.matrix[{index}]") for index, bridge in enumerate(config.bridges.matrix)
+    ]
+    if not logins and config.desk.matrix is None:
+        return
+    with _needs_nio("bridges.matrix" if logins else "desk.matrix"):
+        from bridges.matrix.deskroom import desk_login
+        from bridges.matrix.session import read_secret
+    if config.desk.matrix is not None:
+        logins.append((desk_login(config.desk.matrix), "desk.matrix"))
+    for login, where in logins:
+        read_secret(data_dir, login, where)
+
+
 def start_bridges(
-    node: Node, *, sleep: Sleep = asyncio.sleep, idle_wait: float = 30.0
+    node: BridgeNode, *, sleep: Sleep | None = None, idle_wait: float = 30.0
 ) -> list[Bridge]:
-    """Build every configured bridge (and the desk room), then start them; returns them running."""
+    """Build every configured bridge (and the desk room), then start them; returns them running.
+
+    Each waits on the node's clock unless a test gives its own ``sleep``."""
+    sleep = sleep or node.clock.sleep
     bridges: list[Bridge] = []
     configs = node.config.bridges.matrix
     if configs:

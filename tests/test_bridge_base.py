@@ -19,7 +19,7 @@ import pytest
 
 from bridges.base import (
     Delivered,
-    Outcome,
+    Handled,
     RateLimited,
     RouteConsumer,
     RouteFilter,
@@ -56,7 +56,7 @@ class Scripted(RouteConsumer):
     async def prepare(self) -> None:
         return None
 
-    async def handle(self, pos: int, stored: store.StoredAlert) -> Outcome:
+    async def handle(self, pos: int, stored: store.StoredAlert) -> Handled:
         alert_id = stored.alert.id
         if alert_id in self.always:
             raise self.always[alert_id]

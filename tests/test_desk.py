@@ -19,6 +19,7 @@ from relay.core.errors import BadInput, Conflict
 from relay.core.tipdrafts import TipDraft
 from relay.core.tips import TipIn, Where
 from relay.runtime.clock import FakeClock
+from relay.runtime.httpio import status_for
 from relay.runtime.node import Node
 from relay.storage import db, trust
 from relay.storage.sealkey import SEAL_KEY_NAME
@@ -151,7 +152,7 @@ async def test_open_tips_are_bounded_oldest_unclaimed_first(running: RunningNode
     await desk.claim(newest.id, "ana")
     with pytest.raises(BadInput) as full:
         await desk.submit(tip("no room"))
-    assert (full.value.errcode, full.value.status) == ("AVISA_DESK_FULL", 429)
+    assert (full.value.errcode, status_for(full.value)) == ("AVISA_DESK_FULL", 429)
     metrics = "\n".join(desk.metrics_lines())
     assert 'event="expired",detail="desk_full"} 1' in metrics
 

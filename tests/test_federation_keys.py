@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from keys.store import own_ops as ops
+from keys.store import own_ops
 from relay.runtime.clock import FakeClock
 from tests.fedkit import members, pulled, trusts
 from tests.helpers import wait_for
@@ -23,7 +23,7 @@ async def test_a_rotation_reaches_a_peer_through_the_key_document(
         await wait_for(lambda: b.alert(first["id"]), what="first alert at b")
 
         old_keyid = a.node.key.keyid
-        rotated = await asyncio.to_thread(ops.rotate, a.data_dir, None, clock)
+        rotated = await asyncio.to_thread(own_ops.rotate, a.data_dir, None, clock)
         await a.node.reload_trust()
         assert a.node.key.keyid == rotated.keyid != old_keyid
 

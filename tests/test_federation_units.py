@@ -17,6 +17,7 @@ from relay.core.forwarding import outgoing, should_forward, signer_networks
 from relay.core.model import encode_envelope
 from relay.federation import auth
 from relay.federation.inbound import parse_transaction
+from relay.runtime.httpio import status_for
 from tests.helpers import T0, envelope_for, key, make_alert
 
 A, B = key(1), key(2)
@@ -96,7 +97,7 @@ def test_a_good_request_passes_within_the_window() -> None:
 def test_refusals_have_their_own_errcodes(value: str | None, errcode: str) -> None:
     with pytest.raises(Unauthorized) as refused:
         check(value)  # type: ignore[arg-type]
-    assert refused.value.errcode == errcode and refused.value.status == 401
+    assert refused.value.errcode == errcode and status_for(refused.value) == 401
 
 
 def test_key_validity_is_judged_on_the_receivers_clock() -> None:

@@ -22,6 +22,7 @@ from keys.cards.card import (
 from keys.cards.statements import b64
 from keys.core.keyring import KeyEntry
 from relay.core.model import MAX_ENVELOPE_BYTES, encode_envelope
+from relay.runtime.httpio import status_for
 from tests.helpers import T0, key, make_alert, raw_envelope
 from tests.key_helpers import URL, revocation, rotation, signed_document
 
@@ -191,7 +192,7 @@ BAD_DOCUMENTS: list[tuple[str, Callable[[], bytes], str]] = [
 def test_bad_documents_are_refused_with_a_reason(raw: Callable[[], bytes], message: str) -> None:
     with pytest.raises(KeyDocumentError, match=message) as info:
         verify_key_document(raw())
-    assert info.value.status == 400 and info.value.errcode == "AVISA_BAD_KEY_DOCUMENT"
+    assert status_for(info.value) == 400 and info.value.errcode == "AVISA_BAD_KEY_DOCUMENT"
 
 
 def test_the_largest_document_fits_one_envelope() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,9 +22,7 @@ import aiohttp
 import pytest
 
 from keys.core.fingerprint import fingerprint
-from keys.store import own_ops as ops
-from keys.store import peer_ops as trustops
-from keys.store import peerstore
+from keys.store import own_ops, peer_ops, peerstore
 from relay.cli import datadir
 from relay.core.model import encode_envelope
 from relay.runtime.clock import FakeClock
@@ -77,11 +75,24 @@ async def state_at_la(pair: Pair, alert_id: str) -> Any:
 async def ceremony(pair: Pair) -> None:
     """Ventura exports its card; LA's operator adds it with the fingerprint read aloud."""
     card = encode_envelope(
-        await asyncio.to_thread(ops.export_card, pair.ventura.data_dir, None, pair.clock)
+        await asyncio.to_thread(own_ops.export_card, pair.ventura.data_dir, None, pair.clock)
     )
     spoken = fingerprint(pair.ventura.node.key.public_key)
-    scope = trustops.Scope(speaks_for=["fips:06111"])
-    await asyncio.to_thread(trustops.add, pair.la.data_dir, card, spoken, scope, pair.clock)
+    scope = peer_ops.Scope(speaks_for=["fips:06111"])
+    await asyncio.to_thread(peer_ops.add, pair.la.data_dir, card, spoken, scope, pair.clock)
+
+
+def ticking(clock: FakeClock, condition: Callable[[], bool]) -> Callable[[], bool]:
+    """``condition``, moving the node's clock a second each time it is still false:
+    the trust poll runs every ``TRUST_POLL_S`` on the node's clock, not in real time."""
+
+    def check() -> bool:
+        if condition():
+            return True
+        clock.advance(timedelta(seconds=1))
+        return False
+
+    return check
 
 
 async def la_trusts(pair: Pair, keyid: str, *, revoked: bool = False) -> None:
@@ -91,7 +102,7 @@ async def la_trusts(pair: Pair, keyid: str, *, revoked: bool = False) -> None:
         entry = pair.la.node.trust.keyring.get(keyid)
         return entry is not None and (entry.revoked_at is not None) == revoked
 
-    await wait_for(seen, timeout=15, what=f"LA to reload trust for {keyid}")
+    await wait_for(ticking(pair.clock, seen), timeout=15, what=f"LA to reload trust for {keyid}")
 
 
 async def test_rotation_and_revocation_while_both_nodes_run(pair: Pair) -> None:
@@ -106,7 +117,7 @@ async def test_rotation_and_revocation_while_both_nodes_run(pair: Pair) -> None:
 
     # --- rotation by the CLI while Ventura runs ------------------------------------
     clock.advance("10m")
-    rotated = await asyncio.to_thread(ops.rotate, ventura.data_dir, None, clock)
+    rotated = await asyncio.to_thread(own_ops.rotate, ventura.data_dir, None, clock)
     a2, raw2 = await publish(ventura)
     assert signer(raw2) == rotated.keyid != first_key  # the running node switched at once
     assert ventura.node.key.keyid == rotated.keyid
@@ -114,7 +125,7 @@ async def test_rotation_and_revocation_while_both_nodes_run(pair: Pair) -> None:
 
     # Federation will fetch GET /federation/v1/keys and hand the bytes to the store helper.
     document = await ventura.node.db.read(
-        lambda conn: ops.key_document(conn, ventura.node.config, ventura.node.key, clock())
+        lambda conn: own_ops.key_document(conn, ventura.node.config, ventura.node.key, clock())
     )
     stored = await la.node.db.write(
         lambda conn: peerstore.store_document(
@@ -139,11 +150,11 @@ async def test_rotation_and_revocation_while_both_nodes_run(pair: Pair) -> None:
     clock.advance("10m")
     seized_at = T0 + timedelta(minutes=15)
     revoked = await asyncio.to_thread(
-        lambda: ops.revoke_own(ventura.data_dir, None, "2026-11-23T12:15:00Z", clock=clock)
+        lambda: own_ops.revoke_own(ventura.data_dir, None, "2026-11-23T12:15:00Z", clock=clock)
     )
     assert revoked.old_keyid == rotated.keyid and revoked.at == seized_at
-    card = await asyncio.to_thread(ops.export_card, ventura.data_dir, None, clock)
-    result = await asyncio.to_thread(trustops.update, la.data_dir, encode_envelope(card), clock)
+    card = await asyncio.to_thread(own_ops.export_card, ventura.data_dir, None, clock)
+    result = await asyncio.to_thread(peer_ops.update, la.data_dir, encode_envelope(card), clock)
     assert result.result.revoked == {rotated.keyid: seized_at}
     assert result.held_again == [a3]  # received after the seizure, on that key's word alone
     await la_trusts(pair, rotated.keyid, revoked=True)
@@ -188,11 +199,12 @@ async def test_a_sealed_node_follows_a_rotation_without_being_asked(
     try:
         first = node.key.keyid
         clock.advance("1h")
-        rotated = await asyncio.to_thread(ops.rotate, data, passphrase, clock)
-        await wait_for(lambda: node.key.keyid == rotated.keyid, timeout=20, what="key switch")
+        rotated = await asyncio.to_thread(own_ops.rotate, data, passphrase, clock)
+        switched = ticking(clock, lambda: node.key.keyid == rotated.keyid)
+        await wait_for(switched, timeout=20, what="key switch")
         assert rotated.old_keyid == first
         own = {entry.keyid: entry for entry in node.trust.keyring.for_network("ventura")}
-        assert own[first].valid_until == T0 + timedelta(hours=1)
+        assert own[first].valid_until == T0 + timedelta(hours=1)  # the rotation's time, not later
         assert own[rotated.keyid].status(clock()) == "valid"
     finally:
         await node.stop()

@@ -15,8 +15,7 @@ import pytest
 from keys.cards.card import verify_key_document
 from keys.cards.statements import REVOCATION_PAYLOAD_TYPE, ROTATION_PAYLOAD_TYPE
 from keys.core.signing import NodeKey
-from keys.store import nodekey, ownkeys
-from keys.store import own_ops as ops
+from keys.store import nodekey, own_ops, ownkeys
 from relay.cli import datadir
 from relay.core import config as config_mod
 from relay.core.errors import BadInput, KeyFileError
@@ -64,7 +63,7 @@ def test_rotation_replaces_the_key_and_erases_the_old_one(home: Path, clock: Fak
     old_seed = seed_of(home)
     old_keyid = nodekey.load(key_file(home)).keyid
     clock.advance("1h")
-    report = ops.rotate(home, None, clock)
+    report = own_ops.rotate(home, None, clock)
     assert report.old_keyid == old_keyid and report.at == T0 + timedelta(hours=1)
     assert nodekey.load(key_file(home)).keyid == report.keyid != old_keyid
     assert is_private(key_file(home)) and not (home / ownkeys.NEXT_NAME).exists()
@@ -74,7 +73,7 @@ def test_rotation_replaces_the_key_and_erases_the_old_one(home: Path, clock: Fak
         (old_keyid, 1),
         (report.keyid, 0),
     ]
-    document = verify_key_document(encode_envelope(ops.export_card(home, None, clock))).document
+    document = verify_key_document(encode_envelope(own_ops.export_card(home, None, clock))).document
     assert [k.keyid for k in document.keys] == [report.keyid]
     assert [(k.keyid, k.expired_at) for k in document.old_keys] == [(old_keyid, report.at)]
     assert [s.payloadType for s in document.statements] == [ROTATION_PAYLOAD_TYPE]
@@ -83,7 +82,7 @@ def test_rotation_replaces_the_key_and_erases_the_old_one(home: Path, clock: Fak
 def test_sealed_key_is_resealed_with_the_same_passphrase(
     sealed_home: Path, clock: FakeClock
 ) -> None:
-    report = ops.rotate(sealed_home, PASSPHRASE, clock)
+    report = own_ops.rotate(sealed_home, PASSPHRASE, clock)
     assert nodekey.is_encrypted(key_file(sealed_home))
     assert nodekey.load(key_file(sealed_home), PASSPHRASE).keyid == report.keyid
 
@@ -101,11 +100,11 @@ def test_passphrase_failures_are_clear_and_touch_nothing(
     before_db = rows(sealed_home, "SELECT * FROM own_keys"), rows(sealed_home, "SELECT * FROM meta")
     with pytest.raises(KeyFileError, match=message):
         if operation == "rotate":
-            ops.rotate(sealed_home, passphrase, clock)
+            own_ops.rotate(sealed_home, passphrase, clock)
         elif operation == "revoke":
-            ops.revoke_own(sealed_home, None, None, passphrase=passphrase, clock=clock)
+            own_ops.revoke_own(sealed_home, None, None, passphrase=passphrase, clock=clock)
         else:
-            ops.export_card(sealed_home, passphrase, clock)
+            own_ops.export_card(sealed_home, passphrase, clock)
     assert key_file(sealed_home).read_bytes() == before_key
     assert not (sealed_home / ownkeys.NEXT_NAME).exists()
     assert (
@@ -130,7 +129,7 @@ def test_a_rotation_interrupted_after_commit_is_finished(
 
     monkeypatch.setattr(ownkeys, "install", crash)
     with pytest.raises(RuntimeError):
-        ops.rotate(home, None, clock)
+        own_ops.rotate(home, None, clock)
     monkeypatch.undo()
     committed = ownkeys.current_keyid(sqlite3.connect(home / config_mod.DB_NAME))
     assert (home / ownkeys.NEXT_NAME).exists()
@@ -141,7 +140,7 @@ def test_a_rotation_interrupted_after_commit_is_finished(
 
 def test_an_old_backup_of_the_key_file_is_refused(home: Path, clock: FakeClock) -> None:
     backup = key_file(home).read_bytes()
-    ops.rotate(home, None, clock)
+    own_ops.rotate(home, None, clock)
     key_file(home).write_bytes(backup)
     with pytest.raises(KeyFileError, match="old backup"):
         ownkeys.load_signing_key(home, "ventura", None)
@@ -150,12 +149,12 @@ def test_an_old_backup_of_the_key_file_is_refused(home: Path, clock: FakeClock) 
 def test_revoking_the_current_key_makes_a_new_one(home: Path, clock: FakeClock) -> None:
     old_keyid = nodekey.load(key_file(home)).keyid
     clock.advance("2h")
-    report = ops.revoke_own(home, None, "2026-11-23T13:00:00Z", clock=clock)
+    report = own_ops.revoke_own(home, None, "2026-11-23T13:00:00Z", clock=clock)
     assert report.old_keyid == old_keyid and report.at == T0 + timedelta(hours=1)
     assert "new key ceremony" in report.warning
     assert report.made_new_key
     assert nodekey.load(key_file(home)).keyid == report.keyid != old_keyid
-    document = verify_key_document(encode_envelope(ops.export_card(home, None, clock))).document
+    document = verify_key_document(encode_envelope(own_ops.export_card(home, None, clock))).document
     assert [(k.keyid, k.revoked_at) for k in document.revoked] == [(old_keyid, report.at)]
     (statement,) = document.statements
     assert statement.payloadType == REVOCATION_PAYLOAD_TYPE
@@ -166,11 +165,11 @@ def test_revoking_a_lost_key(home: Path, clock: FakeClock) -> None:
     old_keyid = nodekey.load(key_file(home)).keyid
     key_file(home).unlink()
     with pytest.raises(KeyFileError, match=r"no key file.*add --lost"):
-        ops.revoke_own(home, None, None, clock=clock)
-    report = ops.revoke_own(home, None, None, lost=True, clock=clock)
+        own_ops.revoke_own(home, None, None, clock=clock)
+    report = own_ops.revoke_own(home, None, None, lost=True, clock=clock)
     assert report.old_keyid == old_keyid
     assert nodekey.load(key_file(home)).keyid == report.keyid
-    document = verify_key_document(encode_envelope(ops.export_card(home, None, clock))).document
+    document = verify_key_document(encode_envelope(own_ops.export_card(home, None, clock))).document
     assert [k.keyid for k in document.revoked] == [old_keyid]
     assert document.statements == []  # nothing could sign for the lost key
 
@@ -180,24 +179,24 @@ def test_revoking_an_old_key_from_before_its_rotation_is_refused(
 ) -> None:
     first = nodekey.load(key_file(home)).keyid
     clock.advance("1h")
-    ops.rotate(home, None, clock)
+    own_ops.rotate(home, None, clock)
     clock.advance("1h")
     before = rows(home, "SELECT * FROM own_keys"), rows(home, "SELECT * FROM own_key_statements")
     with pytest.raises(BadInput, match="also discredits the current key"):
-        ops.revoke_own(home, first, "2026-11-23T12:30:00Z", clock=clock)
+        own_ops.revoke_own(home, first, "2026-11-23T12:30:00Z", clock=clock)
     assert (
         rows(home, "SELECT * FROM own_keys"),
         rows(home, "SELECT * FROM own_key_statements"),
     ) == (before)
-    report = ops.revoke_own(home, first, "2026-11-23T13:30:00Z", clock=clock)
+    report = own_ops.revoke_own(home, first, "2026-11-23T13:30:00Z", clock=clock)
     assert report.old_keyid == first and "stop trusting it too" in report.warning
     assert not report.made_new_key
-    document = verify_key_document(encode_envelope(ops.export_card(home, None, clock))).document
+    document = verify_key_document(encode_envelope(own_ops.export_card(home, None, clock))).document
     assert [k.keyid for k in document.revoked] == [first]
     assert document.old_keys == []
     with pytest.raises(BadInput, match="already revoked"):
-        ops.revoke_own(home, first[:16], None, clock=clock)
-    statuses = [(k["keyid"], k["status"].split(" ")[0]) for k in ops.own_listing(home, clock)]
+        own_ops.revoke_own(home, first[:16], None, clock=clock)
+    statuses = [(k["keyid"], k["status"].split(" ")[0]) for k in own_ops.own_listing(home, clock)]
     assert statuses == [(first, "REVOKED"), (report.keyid, "current")]
 
 
@@ -211,8 +210,8 @@ def test_revoking_an_old_key_from_before_its_rotation_is_refused(
 )
 def test_bad_at(text: str, message: str) -> None:
     with pytest.raises(BadInput, match=message):
-        ops.parse_at(text, T0)
-    assert ops.parse_at("2026-11-23T13:00:00+02:00", T0) == T0 - timedelta(hours=1)
+        own_ops.parse_at(text, T0)
+    assert own_ops.parse_at("2026-11-23T13:00:00+02:00", T0) == T0 - timedelta(hours=1)
 
 
 # --- the command line, as a subprocess ---------------------------------------------

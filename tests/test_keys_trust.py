@@ -21,8 +21,7 @@ from keys.cards.cardcheck import CardRefused
 from keys.cards.statements import b64
 from keys.core.fingerprint import fingerprint
 from keys.core.keyring import KeyEntry
-from keys.store import own_ops as ops
-from keys.store import peer_ops as trustops
+from keys.store import own_ops, peer_ops
 from keys.store.nodekey import read_public
 from relay.cli import datadir
 from relay.core import config as config_mod
@@ -60,8 +59,8 @@ def state(data_dir: Path) -> list[object]:
         conn.close()
 
 
-def add(home: Path, clock: FakeClock, raw: bytes, fp: str, **scope: object) -> trustops.Added:
-    return trustops.add(home, raw, fp, trustops.Scope(**scope), clock)  # type: ignore[arg-type]
+def add(home: Path, clock: FakeClock, raw: bytes, fp: str, **scope: object) -> peer_ops.Added:
+    return peer_ops.add(home, raw, fp, peer_ops.Scope(**scope), clock)  # type: ignore[arg-type]
 
 
 def test_the_ceremony_stores_peer_scope_and_keys(home: Path, clock: FakeClock) -> None:
@@ -78,7 +77,7 @@ def test_the_ceremony_stores_peer_scope_and_keys(home: Path, clock: FakeClock) -
         endorse=True,
     )
     assert not added.plan.already_trusted
-    (peer,) = trustops.listing(home, clock)
+    (peer,) = peer_ops.listing(home, clock)
     assert peer["speaks_for"] == ["fips:06037", "9q5"]
     assert peer["kinds"] == ["checkpoint", "sighting"]
     assert (peer["rate_limit_per_min"], peer["forward"], peer["endorse"]) == (30, False, True)
@@ -91,7 +90,7 @@ def test_the_ceremony_stores_peer_scope_and_keys(home: Path, clock: FakeClock) -
     # Adding the same card again changes only what the options say.
     again = add(home, clock, card(history=history), K1.fingerprint.replace(" ", ""), endorse=False)
     assert again.plan.already_trusted
-    (peer,) = trustops.listing(home, clock)
+    (peer,) = peer_ops.listing(home, clock)
     assert peer["speaks_for"] == ["fips:06037", "9q5"] and peer["endorse"] is False
     assert len(peer["keys"]) == 2
 
@@ -138,13 +137,13 @@ def _same_time_other_content(home: Path, clock: FakeClock) -> bytes:
 def _rotated_out_presented_as_current(home: Path, clock: FakeClock) -> bytes:
     """Whoever kept K1 after the peer rotated makes a fresh card around it."""
     add(home, clock, card(now=T0 - 2 * H), K1.fingerprint)
-    trustops.update(home, card(K2, [rotation(K1, K2, at=T0 - H)], now=T0 - H), clock)
+    peer_ops.update(home, card(K2, [rotation(K1, K2, at=T0 - H)], now=T0 - H), clock)
     return card(K1, now=T0)
 
 
 def _revoked_presented_as_current(home: Path, clock: FakeClock) -> bytes:
     add(home, clock, card(now=T0 - 2 * H), K1.fingerprint)
-    trustops.revoke(home, "la", K1.keyid, None, clock)
+    peer_ops.revoke(home, "la", K1.keyid, None, clock)
     return card(K1, now=T0)
 
 
@@ -181,7 +180,7 @@ BAD_CARDS = [
     BadCard("dated in the future", lambda h, c: card(now=T0 + H), K1.fingerprint, "future"),
     BadCard(
         "this node's own card",
-        lambda h, c: encode_envelope(ops.export_card(h, None, c)),
+        lambda h, c: encode_envelope(own_ops.export_card(h, None, c)),
         "",
         "own card",
     ),
@@ -202,11 +201,11 @@ def test_bad_cards_are_refused_and_change_nothing(
 
 def test_update_takes_a_rotation_and_refuses_strangers(home: Path, clock: FakeClock) -> None:
     with pytest.raises(BadInput, match="not a trusted peer"):
-        trustops.update(home, card(), clock)
+        peer_ops.update(home, card(), clock)
     add(home, clock, card(now=T0 - 2 * H), K1.fingerprint)
-    stored = trustops.update(home, card(K2, [rotation(K1, K2, at=T0 - H)]), clock)
+    stored = peer_ops.update(home, card(K2, [rotation(K1, K2, at=T0 - H)]), clock)
     assert stored.result.trusted
-    statuses = {k["keyid"]: k["status"] for k in trustops.listing(home, clock)[0]["keys"]}
+    statuses = {k["keyid"]: k["status"] for k in peer_ops.listing(home, clock)[0]["keys"]}
     assert statuses[K2.keyid] == "current"
     assert statuses[K1.keyid].startswith("rotated out 2026-11-23T11:00:00Z")
     # The card exported before the rotation can no longer be re-added.
@@ -218,23 +217,23 @@ def test_revoke_and_remove(home: Path, clock: FakeClock) -> None:
     add(home, clock, card(), K1.fingerprint)
     clock.advance("1h")
     with pytest.raises(BadInput, match="in the future"):
-        trustops.revoke(home, "la", K1.keyid, "2026-11-23T18:00:00Z", clock)
+        peer_ops.revoke(home, "la", K1.keyid, "2026-11-23T18:00:00Z", clock)
     with pytest.raises(BadInput, match="own keys"):
-        trustops.revoke(home, "ventura", K1.keyid, None, clock)
-    stored = trustops.revoke(home, "la", K1.keyid[8:20], "2026-11-23T12:30:00Z", clock)
+        peer_ops.revoke(home, "ventura", K1.keyid, None, clock)
+    stored = peer_ops.revoke(home, "la", K1.keyid[8:20], "2026-11-23T12:30:00Z", clock)
     assert stored.result.revoked == {K1.keyid: T0 + timedelta(minutes=30)}
-    (peer,) = trustops.listing(home, clock)
+    (peer,) = peer_ops.listing(home, clock)
     assert peer["keys"][0]["status"] == "REVOKED from 2026-11-23T12:30:00Z"
     # A later revocation never moves the time forward.
-    trustops.revoke(home, "la", K1.keyid, None, clock)
-    assert trustops.listing(home, clock)[0]["keys"][0]["revoked_at"] == "2026-11-23T12:30:00Z"
+    peer_ops.revoke(home, "la", K1.keyid, None, clock)
+    assert peer_ops.listing(home, clock)[0]["keys"][0]["revoked_at"] == "2026-11-23T12:30:00Z"
     # A revocation statement the peer publishes later cannot move it either.
-    trustops.update(home, card(K2, [revocation(K1, at=T0 + H)], now=T0 + H), clock)
-    assert trustops.listing(home, clock)[0]["keys"][0]["revoked_at"] == "2026-11-23T12:30:00Z"
-    trustops.remove(home, "la")
-    assert trustops.listing(home, clock) == []
+    peer_ops.update(home, card(K2, [revocation(K1, at=T0 + H)], now=T0 + H), clock)
+    assert peer_ops.listing(home, clock)[0]["keys"][0]["revoked_at"] == "2026-11-23T12:30:00Z"
+    peer_ops.remove(home, "la")
+    assert peer_ops.listing(home, clock) == []
     with pytest.raises(BadInput, match="no trusted peer"):
-        trustops.remove(home, "la")
+        peer_ops.remove(home, "la")
 
 
 @pytest.mark.parametrize(

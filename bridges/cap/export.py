@@ -29,7 +29,7 @@ from typing import Protocol
 
 from bridges.cap.render import FeedInfo, render_alert, render_entry, render_feed
 from relay.core.config import Config
-from relay.core.errors import BadInput, NotFound
+from relay.core.errors import Gone, NotFound
 from relay.core.model import Alert
 from relay.core.times import Clock, whole_seconds
 from relay.runtime.feed import FeedSignal
@@ -42,10 +42,17 @@ FEED_PATH = "/cap/v1/feed.atom"
 class ExportSource(Protocol):
     """What the export reads of ``relay.runtime.node.Node``."""
 
-    db: Database
-    clock: Clock
-    feed: FeedSignal
-    config: Config
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def feed(self) -> FeedSignal: ...
+
+    @property
+    def config(self) -> Config: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +149,6 @@ class CapExport:
         if stored is None or stored.state == "held" or not self.wants(stored.alert):
             raise NotFound(f"no CAP message {alert_id}")
         if stored.alert.expires_at <= now:
-            raise BadInput("AVISA_EXPIRED", f"{alert_id} has expired", 410)
+            raise Gone("AVISA_EXPIRED", f"{alert_id} has expired")
         body = render_alert(stored.alert, stored.envelope, ref_sent)
         return Document(body, etag_of(body), stored.alert.sent_at)

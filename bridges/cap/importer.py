@@ -39,7 +39,7 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 import structlog
 
-from bridges.base import Backoff, Sleep
+from bridges.base import Sleep
 from bridges.cap import store as cap_store
 from bridges.cap.parse import (
     CapMessage,
@@ -52,6 +52,7 @@ from bridges.cap.parse import (
     read_cap,
 )
 from bridges.cap.totip import Unmappable, to_tip
+from relay.core.backoff import Backoff
 from relay.core.config import CapSource, Config
 from relay.core.errors import BadInput, TransportError
 from relay.core.times import Clock, parse_duration, rfc3339, to_epoch
@@ -95,10 +96,17 @@ class TipDesk(Protocol):
 class ImportNode(Protocol):
     """What the importer reads of ``relay.runtime.node.Node``."""
 
-    db: Database
-    clock: Clock
-    config: Config
-    retention: timedelta
+    @property
+    def db(self) -> Database: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def retention(self) -> timedelta: ...
 
 
 def source_label(source: CapSource) -> str:

@@ -42,9 +42,10 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from bridges.base import (
+    BridgeHost,
     Delivered,
     FeedSource,
-    Outcome,
+    Handled,
     RouteConsumer,
     RouteFilter,
     Skipped,
@@ -60,7 +61,6 @@ from relay.core.errors import TransportError
 from relay.core.model import Alert
 from relay.core.times import parse_duration, rfc3339
 from relay.runtime.aio import cancel_all
-from relay.runtime.node import Node
 from relay.storage import store
 
 HTML_FORMAT = "org.matrix.custom.html"
@@ -145,7 +145,7 @@ class MatrixRouteWorker(RouteConsumer):
             await self.session.enable_encryption(room_id)
         self.room_id = room_id
 
-    async def handle(self, pos: int, stored: store.StoredAlert) -> Outcome:
+    async def handle(self, pos: int, stored: store.StoredAlert) -> Handled:
         if self.room_id is None:
             await self.prepare()
         alert = stored.alert
@@ -166,7 +166,7 @@ class MatrixRouteWorker(RouteConsumer):
             return await self._post(stored)
         return await self._edit(stored, prior)
 
-    async def withdraw(self, pos: int, stored: store.StoredAlert) -> Outcome:
+    async def withdraw(self, pos: int, stored: store.StoredAlert) -> Handled:
         """The alert went back to review after it was shown here: edit it to say so."""
         alert = stored.alert
         own = await self.node.db.read(
@@ -212,7 +212,7 @@ class MatrixRouteWorker(RouteConsumer):
 
     # --- decisions ----------------------------------------------------------------
 
-    async def _post(self, stored: store.StoredAlert) -> Outcome:
+    async def _post(self, stored: store.StoredAlert) -> Handled:
         alert = stored.alert
         if alert.msg_type == "cancel":
             return Skipped("not_posted_here")
@@ -239,7 +239,7 @@ class MatrixRouteWorker(RouteConsumer):
 
     async def _edit(
         self, stored: store.StoredAlert, prior: matrix_store.Post, action: str = "edit"
-    ) -> Outcome:
+    ) -> Handled:
         alert = stored.alert
         if prior.status == "cancelled":
             return Skipped("already_withdrawn")
@@ -330,16 +330,16 @@ class MatrixBridgeRunner:
 
     def __init__(
         self,
-        node: Node,
+        node: BridgeHost,
         config: MatrixBridge,
         index: int,
         *,
-        sleep: Sleep = asyncio.sleep,
+        sleep: Sleep | None = None,
         idle_wait: float = 30.0,
     ) -> None:
         self.node = node
         self.config = config
-        self.sleep = sleep
+        self.sleep = sleep = sleep or node.clock.sleep
         retry_max = parse_duration(config.retry_max).total_seconds()
         self.session = MatrixSession(
             config,

@@ -34,15 +34,15 @@ from typing import Any, Final
 import structlog
 from nio import MatrixRoom, RoomMessageText
 
-from bridges.base import Backoff, Sleep
+from bridges.base import BridgeNode, Sleep
 from bridges.matrix.session import MatrixSession, txn_id
+from relay.core.backoff import Backoff
 from relay.core.config import DeskMatrix, MatrixBridge
 from relay.core.errors import BadInput, TransportError
 from relay.core.times import parse_duration
 from relay.core.tipdrafts import TipDraft
 from relay.core.tips import Tip
 from relay.runtime.aio import cancel_all
-from relay.runtime.node import Node
 
 HTML_FORMAT: Final = "org.matrix.custom.html"
 QUEUE_MAX: Final = 1000
@@ -120,24 +120,29 @@ def reply_content(text: str, event_id: str) -> dict[str, Any]:
     }
 
 
+def desk_login(config: DeskMatrix) -> MatrixBridge:
+    """The desk room's Matrix login, as a bridge login without routes."""
+    return MatrixBridge(
+        homeserver=config.homeserver,
+        user_id=config.user_id,
+        routes=[],
+        password_file=config.password_file,
+        access_token_file=config.access_token_file,
+        device_name=config.device_name,
+    )
+
+
 class DeskRoom:
     """The desk room's bot; a ``node.bridges`` service."""
 
-    def __init__(self, node: Node, config: DeskMatrix, *, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, node: BridgeNode, config: DeskMatrix, *, sleep: Sleep | None = None) -> None:
+        sleep = sleep or node.clock.sleep
         self.node = node
         self.config = config
         self.desk = node.desk
         retry_max = parse_duration(config.retry_max).total_seconds()
-        login = MatrixBridge(
-            homeserver=config.homeserver,
-            user_id=config.user_id,
-            routes=[],
-            password_file=config.password_file,
-            access_token_file=config.access_token_file,
-            device_name=config.device_name,
-        )
         self.session = MatrixSession(
-            login, "desk.matrix", node.data_dir, node.db, node.clock, sleep, retry_max,
+            desk_login(config), "desk.matrix", node.data_dir, node.db, node.clock, sleep, retry_max,
             sync_filter=_DESK_FILTER,
         )  # fmt: skip
         self.session.callbacks.append((self._on_message, (RoomMessageText,)))

@@ -44,6 +44,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from relay.runtime.clock import system_clock
 from relay.runtime.process import terminate
 
 
@@ -75,11 +76,11 @@ def ensure_installed() -> tuple[Path, float]:
     another process that was installing); about 0 when it was already there."""
     CACHE.mkdir(parents=True, exist_ok=True)
     stamp = VENV / (".installed-" + hashlib.sha256(SYNAPSE_SPEC.encode()).hexdigest()[:12])
-    started = time.monotonic()
+    started = system_clock.monotonic()
     with open(CACHE / "synapse-install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stamp.exists():
-            return _python_in(VENV), time.monotonic() - started
+            return _python_in(VENV), system_clock.monotonic() - started
         shutil.rmtree(VENV, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, env=_clean_env())
         pip = [str(_python_in(VENV)), "-m", "pip", "--disable-pip-version-check"]
@@ -94,7 +95,7 @@ def ensure_installed() -> tuple[Path, float]:
         if done.returncode != 0:
             raise RuntimeError(f"installing {SYNAPSE_SPEC} failed:\n{done.stderr[-4000:]}")
         stamp.write_text(SYNAPSE_SPEC + "\n")
-    return _python_in(VENV), time.monotonic() - started
+    return _python_in(VENV), system_clock.monotonic() - started
 
 
 def _clean_env() -> dict[str, str]:
@@ -220,7 +221,7 @@ class Homeserver:
     def start(self) -> None:
         if self.process is not None:
             raise RuntimeError("homeserver already running")
-        started = time.monotonic()
+        started = system_clock.monotonic()
         output = open(self.base / "stdout.log", "ab")  # noqa: SIM115 - owned by the child
         self.process = subprocess.Popen(
             self._command(),
@@ -236,12 +237,12 @@ class Homeserver:
         except BaseException:
             self.stop()
             raise
-        self.startup_seconds.append(time.monotonic() - started)
+        self.startup_seconds.append(system_clock.monotonic() - started)
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_DEADLINE_S
+        deadline = system_clock.monotonic() + START_DEADLINE_S
         assert self.process is not None
-        while time.monotonic() < deadline:
+        while system_clock.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"synapse exited with {self.process.returncode}:\n{self.log_tail()}"

@@ -42,10 +42,10 @@ import structlog
 from aiohttp import web
 
 from bridges.base import (
-    Backoff,
+    BridgeNode,
     Delivered,
     FeedSource,
-    Outcome,
+    Handled,
     RateLimited,
     RouteConsumer,
     Skipped,
@@ -63,6 +63,7 @@ from bridges.sms.gateway import (
 )
 from bridges.sms.gsm import Encoded
 from bridges.sms.inbound import LineStats, TextAnswers
+from relay.core.backoff import Backoff
 from relay.core.config import SmsBridge
 from relay.core.errors import TransportError
 from relay.core.model import Alert
@@ -70,7 +71,6 @@ from relay.core.policy import area_matches
 from relay.core.sealing import Sealer
 from relay.core.times import parse_duration, to_epoch
 from relay.runtime.aio import cancel_all
-from relay.runtime.node import Node
 from relay.storage import sealkey, store
 
 CURSOR = "sms"
@@ -143,7 +143,7 @@ class AlertFollower(RouteConsumer):
         await self.node.db.write(partial(sms_store.purge, before=before))
         self._next_purge = now + PURGE_EVERY
 
-    async def handle(self, pos: int, stored: store.StoredAlert) -> Outcome:
+    async def handle(self, pos: int, stored: store.StoredAlert) -> Handled:
         alert = stored.alert
         line = self.line
         if alert.msg_type != "alert":
@@ -174,7 +174,7 @@ class AlertFollower(RouteConsumer):
 
         return Delivered(record)
 
-    def _followup(self, alert: Alert, root: str) -> Outcome:
+    def _followup(self, alert: Alert, root: str) -> Handled:
         line = self.line
         cancel = alert.msg_type == "cancel"
         now = to_epoch(self.node.clock())
@@ -194,7 +194,7 @@ class SmsBridgeRunner(TextAnswers):
 
     def __init__(
         self,
-        node: Node,
+        node: BridgeNode,
         config: SmsBridge,
         *,
         sleep: Sleep = asyncio.sleep,

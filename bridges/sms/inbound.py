@@ -27,6 +27,7 @@ from typing import Any
 
 import structlog
 
+from bridges.base import BridgeNode
 from bridges.sms import keywords
 from bridges.sms import store as sms_store
 from bridges.sms.compose import Layout, fit, reply_text
@@ -38,7 +39,6 @@ from relay.core.sealing import Sealer
 from relay.core.times import to_epoch
 from relay.core.tips import TipIn, Where
 from relay.runtime.desk import Desk
-from relay.runtime.node import Node
 
 HASH_PURPOSE = b"sms-subscriber"
 MAX_TIP_TEXT = 2000
@@ -72,7 +72,7 @@ class LineStats:
 class TextAnswers:
     """Inbound texts and delivery reports; mixed into the line's runner."""
 
-    node: Node
+    node: BridgeNode
     config: SmsBridge
     sealer: Sealer
     layout: Layout

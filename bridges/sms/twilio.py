@@ -40,7 +40,7 @@ from bridges.sms.gateway import (
     bad_request,
     opted_out,
 )
-from relay.core.errors import BadInput, TransportError
+from relay.core.errors import BadInput, Forbidden, TransportError
 
 TIMEOUT_S = 15.0
 OPT_OUT_CODES = {"21610"}
@@ -169,5 +169,5 @@ class TwilioGateway:
         expected = signature(self.auth_token, self._base() + suffix, form)
         given = request.headers.get("X-Twilio-Signature", "")
         if not hmac.compare_digest(expected.encode(), given.encode()):
-            raise BadInput("AVISA_BAD_SIGNATURE", "X-Twilio-Signature does not match", 403)
+            raise Forbidden("X-Twilio-Signature does not match", errcode="AVISA_BAD_SIGNATURE")
         return form

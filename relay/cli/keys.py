@@ -18,8 +18,7 @@ from typing import Any
 import msgspec
 
 from keys.cards.keyset import Change
-from keys.store import own_ops as ops
-from keys.store import peer_ops as trustops
+from keys.store import own_ops, peer_ops
 from relay.core.errors import BadInput, ConfigError
 from relay.core.model import CERTAINTIES, KINDS
 from relay.core.times import rfc3339
@@ -87,7 +86,7 @@ def card_target(out: str, data_dir: Path, force: bool) -> Path:
 
 def cmd_export_card(args: argparse.Namespace) -> int:
     target = None if args.out is None else card_target(args.out, args.data, args.force)
-    envelope = ops.export_card(args.data, _passphrase(args), system_clock)
+    envelope = own_ops.export_card(args.data, _passphrase(args), system_clock)
     card = (json.dumps(msgspec.to_builtins(envelope), indent=2) + "\n").encode()
     if target is None:
         sys.stdout.write(card.decode())
@@ -103,7 +102,7 @@ def cmd_export_card(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    report = ops.rotate(args.data, _passphrase(args), system_clock)
+    report = own_ops.rotate(args.data, _passphrase(args), system_clock)
     print(f"Rotated: {report.old_keyid} -> {report.keyid} at {rfc3339(report.at)}")
     print(f"  new fingerprint: {report.fingerprint}")
     print("Peers that trust the old key accept the new one from the rotation statement in")
@@ -112,7 +111,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    report = ops.revoke_own(
+    report = own_ops.revoke_own(
         args.data,
         args.keyid,
         args.at,
@@ -132,7 +131,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    keys = ops.own_listing(args.data, system_clock)
+    keys = own_ops.own_listing(args.data, system_clock)
     if args.json:
         print(json.dumps({"keys": keys}))
         return 0
@@ -212,7 +211,7 @@ def _card_path(args: argparse.Namespace) -> Path:
 
 def cmd_trust_add(args: argparse.Namespace) -> int:
     card = _card_path(args)
-    scope = trustops.Scope(
+    scope = peer_ops.Scope(
         speaks_for=args.speaks_for,
         kinds=args.kinds,
         certainties=args.certainties,
@@ -220,7 +219,7 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
         forward=args.forward,
         endorse=args.endorse,
     )
-    added = trustops.add(args.data, trustops.read_card(card), args.fingerprint, scope, system_clock)
+    added = peer_ops.add(args.data, peer_ops.read_card(card), args.fingerprint, scope, system_clock)
     plan, policy = added.plan, added.policy
     verb = "Updated" if plan.already_trusted else "Trusted"
     print(f"{verb} {plan.network} ({plan.url}).")
@@ -234,7 +233,7 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
 
 
 def cmd_trust_update(args: argparse.Namespace) -> int:
-    stored = trustops.update(args.data, trustops.read_card(Path(args.card)), system_clock)
+    stored = peer_ops.update(args.data, peer_ops.read_card(Path(args.card)), system_clock)
     result = stored.result
     print(f"Applied the key document of {result.network}.")
     _print_changes(result.changes)
@@ -246,7 +245,7 @@ def cmd_trust_update(args: argparse.Namespace) -> int:
 
 
 def cmd_trust_list(args: argparse.Namespace) -> int:
-    peers = trustops.listing(args.data, system_clock)
+    peers = peer_ops.listing(args.data, system_clock)
     if args.network:
         peers = [peer for peer in peers if peer["network"] == args.network]
     if args.json:
@@ -271,13 +270,13 @@ def cmd_trust_list(args: argparse.Namespace) -> int:
 
 
 def cmd_trust_remove(args: argparse.Namespace) -> int:
-    trustops.remove(args.data, args.network)
+    peer_ops.remove(args.data, args.network)
     print(f"Removed {args.network} and its keys.")
     return 0
 
 
 def cmd_trust_revoke(args: argparse.Namespace) -> int:
-    stored = trustops.revoke(args.data, args.network, args.keyid, args.at, system_clock)
+    stored = peer_ops.revoke(args.data, args.network, args.keyid, args.at, system_clock)
     _print_changes(stored.result.changes)
     print(f"  {len(stored.held_again)} alert(s) moved back to review (held).")
     return 0

@@ -93,7 +93,7 @@ def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
     the last of two ``payload`` keys where another parser takes the first.
     """
     if len(raw) > MAX_ENVELOPE_BYTES:
-        raise BadInput("AVISA_TOO_LARGE", f"envelope over {MAX_ENVELOPE_BYTES} bytes", 413)
+        raise BadInput("AVISA_TOO_LARGE", f"envelope over {MAX_ENVELOPE_BYTES} bytes")
     try:
         envelope = envelope_decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -116,7 +116,7 @@ def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
 def refusal_reason(exc: BadInput) -> str:
     """The decision reason for an envelope ``open_envelope`` refused: one per rule, so
     17 signatures are refused for the same reason as 9 over a policy cap of 8."""
-    if exc.status == 413:
+    if exc.errcode == "AVISA_TOO_LARGE":
         return "too_large"
     if exc.errcode == TOO_MANY_SIGNATURES:
         return "too_many_signatures"
@@ -257,7 +257,7 @@ def verify(
 
 class SignatureInvalid(BadInput):
     def __init__(self, message: str) -> None:
-        super().__init__("AVISA_BAD_SIGNATURE", message, status=400)
+        super().__init__("AVISA_BAD_SIGNATURE", message)
 
 
 def verify_strict(

@@ -1,8 +1,9 @@
 """Errors typed by whose fault they are.
 
 Every failure a caller can see falls in one of these families, so the edges
-can map them without guessing: bad input from a client or a peer becomes a
-4xx with an ``errcode``; a transport failure to a peer becomes a retry with
+can map them without guessing: bad input from a client or a peer carries an
+``errcode`` (and its kind: unauthorized, forbidden, not found, conflict),
+which the HTTP layer alone turns into a 4xx; a transport failure to a peer becomes a retry with
 backoff; a configuration error names the setting's path and stops start-up.
 Nothing here carries alert text, tokens or addresses: messages are safe to
 log and to return.
@@ -16,16 +17,17 @@ class AvisaError(Exception):
 
 
 class BadInput(AvisaError):
-    """Input from a client or peer that Avisa refuses; maps to a 4xx.
+    """Input from a client or peer that Avisa refuses.
 
-    ``errcode`` is the machine-readable code (``AVISA_…``), ``status`` the
-    HTTP status, and the message is human text safe to show the caller.
+    ``errcode`` says what is wrong (``AVISA_…``, machine-readable) and the
+    message says it to a person (safe to show the caller). Which HTTP status
+    that is, is the HTTP layer's business (``relay.runtime.httpio.status_for``):
+    code that is not HTTP (the pipeline, the CLI) never needs one.
     """
 
-    def __init__(self, errcode: str, message: str, status: int = 400) -> None:
+    def __init__(self, errcode: str, message: str) -> None:
         super().__init__(message)
         self.errcode = errcode
-        self.status = status
 
     @property
     def message(self) -> str:
@@ -37,23 +39,29 @@ class BadPeerData(BadInput):
 
 
 class Unauthorized(BadInput):
-    def __init__(self, errcode: str, message: str) -> None:
-        super().__init__(errcode, message, status=401)
+    """Who is asking is unknown or unproven (no token, a bad signature)."""
 
 
 class Forbidden(BadInput):
-    def __init__(self, message: str) -> None:
-        super().__init__("AVISA_FORBIDDEN", message, status=403)
+    """The caller is known (or claims to be) but may not do this."""
+
+    def __init__(self, message: str, errcode: str = "AVISA_FORBIDDEN") -> None:
+        super().__init__(errcode, message)
 
 
 class NotFound(BadInput):
+    """What the request names does not exist (here, or any more)."""
+
     def __init__(self, message: str) -> None:
-        super().__init__("AVISA_NOT_FOUND", message, status=404)
+        super().__init__("AVISA_NOT_FOUND", message)
+
+
+class Gone(BadInput):
+    """What the request names existed, and has expired or been withdrawn."""
 
 
 class Conflict(BadInput):
-    def __init__(self, errcode: str, message: str) -> None:
-        super().__init__(errcode, message, status=409)
+    """The request is well formed but clashes with the state (cancelled, expired)."""
 
 
 class TransportError(AvisaError):

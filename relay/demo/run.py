@@ -37,6 +37,7 @@ from typing import Any
 
 from relay.core import config as config_mod
 from relay.core.errors import AvisaError
+from relay.runtime.clock import system_clock
 from relay.runtime.process import terminate
 
 START_DEADLINE_S = 30.0
@@ -160,11 +161,11 @@ class DemoNode:
         log.close()
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + START_DEADLINE_S
+        deadline = system_clock.monotonic() + START_DEADLINE_S
         while not (self.data / "run.json").exists():
             if self.process is not None and self.process.poll() is not None:
                 raise AvisaError(f"{self.name} exited; see {self.data / 'node.log'}")
-            if time.monotonic() > deadline:
+            if system_clock.monotonic() > deadline:
                 raise AvisaError(f"{self.name} did not start; see {self.data / 'node.log'}")
             time.sleep(0.05)
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from bridges.cap.parse import CapMessage, Limits, parse_document, read_cap
 from relay.demo.matrix import MatrixRoom
 from relay.demo.run import DemoNode, Federation3, avisa_command
 from relay.demo.sms import SHORT_CODE, TextLine
+from relay.runtime.clock import system_clock
 
 STEP_DEADLINE_S = 20.0
 
@@ -79,15 +79,15 @@ class Story:
 
     async def publish(self, node: DemoNode, body: dict[str, Any]) -> tuple[str, float]:
         reply = await self.call(node, "POST", "/api/v1/alerts", body)
-        return str(reply["id"]), time.monotonic()
+        return str(reply["id"]), system_clock.monotonic()
 
     async def until(self, check: Callable[[], Awaitable[bool]], what: str, since: float) -> float:
-        deadline = time.monotonic() + STEP_DEADLINE_S
+        deadline = system_clock.monotonic() + STEP_DEADLINE_S
         while not await check():
-            if time.monotonic() > deadline:
+            if system_clock.monotonic() > deadline:
                 raise StepFailed(f"not seen within {STEP_DEADLINE_S:.0f} s: {what}")
-            await asyncio.sleep(0.01)
-        return (time.monotonic() - since) * 1000
+            await system_clock.sleep(0.01)
+        return (system_clock.monotonic() - since) * 1000
 
     async def state(self, node: DemoNode, alert_id: str) -> dict[str, Any] | None:
         headers = {"Authorization": f"Bearer {node.token}"}
@@ -201,7 +201,7 @@ class Scenario:
             {"outcome": "confirmed", "note": "Vi dos camionetas y cuatro agentes"},
         )
         print("  ✓ they confirm it on site")
-        t0 = time.monotonic()
+        t0 = system_clock.monotonic()
         published = await story.call(
             ventura,
             "POST",
@@ -233,7 +233,7 @@ class Scenario:
             latest = (await line.received(count, STEP_DEADLINE_S))[-1]
         except TimeoutError:
             raise StepFailed("the resident's phone got no text") from None
-        ms = (time.monotonic() - t0) * 1000
+        ms = (system_clock.monotonic() - t0) * 1000
         coding = "UCS-2" if latest.coding == "ucs-2" else "GSM-7"
         print(
             f"  ✓ the resident's phone got it within {ms:.0f} ms (fakesmsc reads once a second;"
@@ -332,7 +332,7 @@ class Scenario:
 
     async def cancel(self) -> None:
         story, ventura, la, orange = self.story, self.ventura, self.la, self.orange
-        t0 = time.monotonic()
+        t0 = system_clock.monotonic()
         reply = await story.call(
             ventura,
             "POST",

@@ -33,14 +33,14 @@ import structlog
 from aiohttp import web
 
 from keys.core.keyring import KeyEntry
-from keys.store import own_ops as ops
+from keys.store import own_ops
 from relay.core.errors import BadInput
 from relay.core.model import MAX_ENVELOPE_BYTES, encode_envelope
 from relay.core.times import to_epoch
 from relay.federation import auth, catchup
+from relay.federation.host import FederationHost
 from relay.federation.service import REPLY_TTL, Federation
 from relay.runtime.httpio import authorization, read_body, strict_loads
-from relay.runtime.node import Node
 from relay.runtime.pipeline import Outcome
 from relay.storage.trust import PeerRecord
 
@@ -138,7 +138,7 @@ class Checked:
 
 
 def _precheck(request: web.Request, federation: Federation) -> Checked:
-    node = federation.node
+    node = federation.host
     snapshot = node.trust
     header = authorization(request)
     try:
@@ -159,7 +159,7 @@ def _verify(request: web.Request, federation: Federation, checked: Checked, body
     """The signature holds: count the request against its peer and return the peer."""
     auth.check_signature(checked.auth, checked.key, request.method, request.raw_path, body)
     origin = checked.peer.network
-    federation.gate.count(origin, federation.node.clock(), checked.peer.policy.rate_limit_per_min)
+    federation.gate.count(origin, federation.host.clock(), checked.peer.policy.rate_limit_per_min)
     federation.peer_alive(origin)
     return origin
 
@@ -167,7 +167,7 @@ def _verify(request: web.Request, federation: Federation, checked: Checked, body
 @routes.put("/federation/v1/send/{txn_id}")
 async def send(request: web.Request) -> web.Response:
     federation = request.app[FEDERATION]
-    node = federation.node
+    node = federation.host
     txn_id = request.match_info["txn_id"]
     if not _TXN_ID.fullmatch(txn_id):
         raise BadInput(
@@ -191,7 +191,7 @@ class _Answered(Exception):
         self.reused = reused
 
 
-async def _transaction(node: Node, origin: str, txn_id: str, body: bytes) -> bytes:
+async def _transaction(node: FederationHost, origin: str, txn_id: str, body: bytes) -> bytes:
     now = node.clock()
 
     # The stored reply is looked up by the writer job that would store one, so a
@@ -228,7 +228,7 @@ async def _transaction(node: Node, origin: str, txn_id: str, body: bytes) -> byt
 @routes.get("/federation/v1/alerts")
 async def alerts(request: web.Request) -> web.Response:
     federation = request.app[FEDERATION]
-    node = federation.node
+    node = federation.host
     checked = _precheck(request, federation)
     with federation.gate.admit(checked.peer.network):
         caller = _verify(request, federation, checked, b"")
@@ -252,7 +252,7 @@ async def alerts(request: web.Request) -> web.Response:
 @routes.get("/federation/v1/keys")
 async def key_document(request: web.Request) -> web.Response:
     federation = request.app[FEDERATION]
-    node = federation.node
+    node = federation.host
     key, now = node.key, node.clock()
-    document = await node.db.read(lambda conn: ops.key_document(conn, node.config, key, now))
+    document = await node.db.read(lambda conn: own_ops.key_document(conn, node.config, key, now))
     return web.Response(body=encode_envelope(document), content_type="application/json")

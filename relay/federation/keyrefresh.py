@@ -17,7 +17,7 @@ add``: a document can never move a peer to another address.
 from __future__ import annotations
 
 import asyncio
-import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
@@ -26,6 +26,7 @@ from keys.store import peerstore
 from relay.core.errors import BadInput
 from relay.federation.transport import PeerRefused, PeerUnavailable
 from relay.runtime.aio import cancel_all
+from relay.runtime.clock import every
 
 if TYPE_CHECKING:
     from relay.federation.service import Federation
@@ -44,22 +45,24 @@ class KeyRefresher:
     def soon(self, network: str) -> None:
         """Fetch ``network``'s document in the background, at most once per MIN_GAP."""
         last = self._last_asked.get(network)
-        if network in self._tasks or (last is not None and time.monotonic() - last < MIN_GAP_S):
+        now = self._federation.host.clock.monotonic()
+        if network in self._tasks or (last is not None and now - last < MIN_GAP_S):
             return
-        self._last_asked[network] = time.monotonic()
+        self._last_asked[network] = now
         task = asyncio.create_task(self.refresh(network), name=f"avisa-keys-{network}")
         self._tasks[network] = task
         task.add_done_callback(lambda _: self._tasks.pop(network, None))
 
     async def every(self, network: str) -> None:
         """A peer link's companion: refresh now, then every REFRESH_S."""
-        while True:
-            await self.refresh(network)
-            await asyncio.sleep(REFRESH_S)
+        await self.refresh(network)
+        await every(
+            self._federation.host.clock, REFRESH_S, partial(self.refresh, network), "key-refresh"
+        )
 
     async def refresh(self, network: str) -> bool:
         """Fetch and apply one peer's document; True when trust changed."""
-        node = self._federation.node
+        node = self._federation.host
         record = node.trust.peers.get(network)
         if record is None:
             return False

@@ -27,7 +27,7 @@ instead of quarantining everything.
 
 Batching. While a transaction is in flight, new items wait and go in the
 next one. A link that goes idle and is woken within ``burst_window_s`` of
-its last send lingers ``linger_s`` (real time) so the rest of a burst joins
+its last send lingers ``linger_s`` (real time, ``NodeClock.linger``) so the rest of a burst joins
 the transaction, but only while a burst is evidently under way (its last
 transaction carried more than one item): alerts that arrive one at a time,
 even many a second, each go at once, since lingering would only delay them.
@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,7 +69,7 @@ _log = structlog.get_logger("avisa.federation")
 
 @dataclass(slots=True)
 class Timing:
-    """Knobs of every link; ``sleep`` follows the node's clock (see ``timeutil.sleeper``)."""
+    """Knobs of every link; ``sleep`` follows the node's clock (``NodeClock.sleep``)."""
 
     sleep: Sleep
     random: Callable[[], float] = random.random
@@ -130,15 +129,15 @@ class PeerLink:
         self.batch_limit = MAX_BATCH
         self.pull_needed = True
         self._fed = federation
-        self._node = federation.node
+        self._node = federation.host
         self._wake = asyncio.Event()
         self._seen = 0
         self._poison_streak = 0
         self._last_gap_look: datetime | None = None  # the last pull or look at the gaps
-        self._last_sent = -1e9  # time.monotonic() of the last transaction sent
+        self._last_sent = -1e9  # clock.monotonic() of the last transaction sent
         self._last_size = 0  # items in it
         # The feed head when the outbox last held nothing for this peer (None: not
-        # known to be empty), and when that was looked at (time.monotonic()).
+        # known to be empty), and when that was looked at (clock.monotonic()).
         self._empty_at: int | None = None
         self._empty_checked = 0.0
 
@@ -196,12 +195,12 @@ class PeerLink:
         may have queued anything for it (``FeedSignal``), and the look is recent."""
         return (
             self._empty_at is not None
-            and time.monotonic() - self._empty_checked < IDLE_RECHECK_S
+            and self._node.clock.monotonic() - self._empty_checked < IDLE_RECHECK_S
             and not self._node.feed.may_have_queued(self.network, self._empty_at)
         )
 
     def _known_empty_now(self, head: int | None) -> None:
-        self._empty_at, self._empty_checked = head, time.monotonic()
+        self._empty_at, self._empty_checked = head, self._node.clock.monotonic()
 
     async def _form(self) -> outbox.Txn | None:
         # Most wakes are for messages this peer does not get: the feed signal says so
@@ -243,7 +242,7 @@ class PeerLink:
         if len(envelopes) != len(built):
             await self._drop_uncapped(txn, built)
             return 0.0
-        self._last_sent, self._last_size = time.monotonic(), len(envelopes)
+        self._last_sent, self._last_size = self._node.clock.monotonic(), len(envelopes)
         try:
             results = await self._fed.client.send(self.network, peer.url, txn.txn_id, envelopes)
         except PeerRefused as exc:
@@ -413,6 +412,6 @@ class PeerLink:
         woke = await _race(
             feed=self._node.feed.wait_beyond(self._seen, IDLE_RECHECK_S), wake=self._wake.wait()
         )
-        recent = time.monotonic() - self._last_sent < self._timing.burst_window_s
+        recent = self._node.clock.monotonic() - self._last_sent < self._timing.burst_window_s
         if woke.get("feed") and recent and self._last_size > 1:
-            await asyncio.sleep(self._timing.linger_s)
+            await self._node.clock.linger(self._timing.linger_s)

@@ -1,4 +1,6 @@
-"""``Federation``: the node's side of the network, owned and started by ``Node``.
+"""``Federation``: the node's side of the network, started by the composition root.
+
+It sees its node only as a ``FederationHost`` (``relay.federation.host``).
 
 It keeps one ``PeerLink`` task per trusted peer (``reconcile`` starts and
 stops them when the trust snapshot changes), one HTTP client session shared
@@ -18,24 +20,23 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import structlog
 
 from relay.core.errors import BadInput
 from relay.core.times import parse_duration, to_epoch
+from relay.federation.host import FederationHost
 from relay.federation.keyrefresh import KeyRefresher
 from relay.federation.sender import LinkStatus, PeerLink, Timing
 from relay.federation.transport import PeerClient
 from relay.runtime.aio import cancel_all
-from relay.runtime.clock import sleeper
+from relay.runtime.clock import every
 from relay.runtime.metrics import _labels
 from relay.runtime.pipeline import RateCounter
 from relay.storage import gaps, outbox
-
-if TYPE_CHECKING:
-    from relay.runtime.node import Node
+from relay.storage.trust import PeerRecord
 
 REPLY_TTL = timedelta(hours=24)
 MAX_IN_FLIGHT_PER_PEER = 4
@@ -59,7 +60,7 @@ class InboundGate:
     @contextlib.contextmanager
     def admit(self, peer: str) -> Iterator[None]:
         if self._in_flight[peer] >= MAX_IN_FLIGHT_PER_PEER:
-            raise BadInput("AVISA_TOO_MANY_REQUESTS", "too many concurrent requests", 429)
+            raise BadInput("AVISA_TOO_MANY_REQUESTS", "too many concurrent requests")
         self._in_flight[peer] += 1
         try:
             yield
@@ -71,14 +72,14 @@ class InboundGate:
 
     def count(self, peer: str, now: datetime, per_minute: int) -> None:
         if self._rates.hit(peer, now) > max(per_minute, MIN_REQUESTS_PER_MIN):
-            raise BadInput("AVISA_RATE_LIMITED", "request rate limit reached; retry later", 429)
+            raise BadInput("AVISA_RATE_LIMITED", "request rate limit reached; retry later")
 
 
 class Federation:
-    def __init__(self, node: Node, timing: Timing | None = None) -> None:
-        self.node = node
+    def __init__(self, host: FederationHost, timing: Timing | None = None) -> None:
+        self.host = host
         #: Tests may replace this before ``start`` (deterministic jitter, shorter waits).
-        self.timing = timing or Timing(sleep=sleeper(node.clock))
+        self.timing = timing or Timing(sleep=host.clock.sleep)
         self.gate = InboundGate()
         self.links: dict[str, PeerLink] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -87,6 +88,10 @@ class Federation:
         self._client: PeerClient | None = None
         self.keys = KeyRefresher(self)
         self._key_tasks: dict[str, asyncio.Task[None]] = {}
+        self._housekeeping: asyncio.Task[None] | None = None
+        # Each link's peer record when last reconciled: a reload that changed nothing
+        # about a peer (the periodic one, mostly) does not interrupt its link.
+        self._records: dict[str, PeerRecord] = {}
 
     @property
     def client(self) -> PeerClient:
@@ -100,23 +105,29 @@ class Federation:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit_per_host=4), raise_for_status=False
         )
-        node = self.node
+        host = self.host
         # The key is looked up per request: a rotation takes effect at once.
         self._client = PeerClient(
             self._session,
-            lambda: node.key,
-            node.network,
-            node.clock,
+            lambda: host.key,
+            host.network,
+            host.clock,
             self.timing.request_timeout_s,
         )
         await self.housekeeping()
         await self.reconcile()
-        interval = parse_duration(node.config.store.purge_interval).total_seconds()
-        node.spawn(self._every(interval), "federation-housekeeping")
+        interval = parse_duration(host.config.store.purge_interval).total_seconds()
+        self._housekeeping = asyncio.create_task(
+            every(host.clock, interval, self.housekeeping, "federation-housekeeping"),
+            name="avisa-federation-housekeeping",
+        )
 
     async def stop(self) -> None:
         await self.keys.stop()
         tasks = [*self._tasks.values(), *self._key_tasks.values()]
+        if self._housekeeping is not None:
+            tasks.append(self._housekeeping)
+            self._housekeeping = None
         self._key_tasks.clear()
         await cancel_all(tasks)
         self._tasks.clear()
@@ -128,13 +139,17 @@ class Federation:
         """Match the running links to the peers in the current trust snapshot."""
         if self._client is None:
             return
-        wanted = set(self.node.trust.peers) - {self.node.network}
+        peers = self.host.trust.peers
+        wanted = set(peers) - {self.host.network}
         for network in set(self._tasks) - wanted:
             self._tasks.pop(network).cancel()
             self._key_tasks.pop(network).cancel()
             self.links.pop(network, None)
-        for link in self.links.values():
-            link.wake()  # forward/endorse/url may have changed: look again now
+            self._records.pop(network, None)
+        for network, link in self.links.items():
+            if self._records.get(network) != peers[network]:
+                link.wake()  # forward/endorse/url/keys changed: look again now
+        self._records = {network: peers[network] for network in wanted}
         for network in wanted - set(self._tasks):
             link = PeerLink(self, network)
             self.links[network] = link
@@ -144,7 +159,7 @@ class Federation:
             self._key_tasks[network] = asyncio.create_task(
                 self.keys.every(network), name=f"avisa-peer-keys-{network}"
             )
-        await self.node.db.write(outbox.forget_unrouted)
+        await self.host.db.write(outbox.forget_unrouted)
 
     def peer_alive(self, network: str) -> None:
         link = self.links.get(network)
@@ -168,25 +183,22 @@ class Federation:
     # --- housekeeping -----------------------------------------------------------
 
     async def housekeeping(self) -> None:
-        node = self.node
-        now = node.clock()
-        retention = node.retention_window()
-        lifetime = node.trust.policy.max_lifetime
+        host = self.host
+        now = host.clock()
+        retention = host.retention_window()
+        lifetime = host.trust.policy.max_lifetime
 
-        def job(conn: Any) -> None:
+        def job(conn: Any) -> Counter[str]:
             conn.execute("DELETE FROM fed_txns WHERE at <= ?", (to_epoch(now - REPLY_TTL),))
-            outbox.purge(conn, now, now - retention)
+            expired = outbox.purge(conn, now, now - retention)
             gaps.purge(conn, now - lifetime)
+            return expired
 
-        await node.db.write(job)
-
-    async def _every(self, seconds: float) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await self.housekeeping()
-            except Exception:  # noqa: BLE001 - housekeeping must outlive one failure
-                _log.exception("federation housekeeping failed")
+        expired = await host.db.write(job)
+        for network, count in expired.items():
+            link = self.links.get(network)
+            if link is not None:
+                link.status.dropped["expired"] += count
 
     # --- status ------------------------------------------------------------------
 

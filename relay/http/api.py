@@ -132,7 +132,7 @@ async def _publish_draft(request: web.Request, *, replaces: str | None = None) -
 
 
 @routes.post("/api/v1/alerts")
-async def publish(request: web.Request) -> web.Response:
+async def create_alert(request: web.Request) -> web.Response:
     return await _publish_draft(request)
 
 
@@ -157,7 +157,7 @@ async def _own_current(node: Node, alert_id: str) -> store.StoredAlert:
 
 
 @routes.post("/api/v1/alerts/{network}/{ulid}/update")
-async def update(request: web.Request) -> web.Response:
+async def update_alert(request: web.Request) -> web.Response:
     return await _publish_draft(request, replaces=_alert_id(request))
 
 
@@ -171,7 +171,7 @@ async def sign_draft(
 
 
 @routes.post("/api/v1/alerts/{network}/{ulid}/cancel")
-async def cancel(request: web.Request) -> web.Response:
+async def cancel_alert(request: web.Request) -> web.Response:
     require(request, PUBLISH)
     body = await read_json(request, API_BODY_MAX, drafts.CancelDraft)
     cancel_id, raw, cancels = await sign_cancel(_node(request), _alert_id(request), body)
@@ -251,7 +251,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if resume is not None and position is None:
         raise BadInput("AVISA_BAD_QUERY", "Last-Event-ID must be a feed position")
     if node.metrics.sse_clients >= MAX_STREAMS:
-        raise BadInput("AVISA_TOO_MANY_STREAMS", "too many open streams", 429)
+        raise BadInput("AVISA_TOO_MANY_STREAMS", "too many open streams")
     pos = position if position is not None else node.feed.head
     response = web.StreamResponse(
         headers={

@@ -1,10 +1,20 @@
-"""The node as an aiohttp application, and ``avisa run``'s main loop.
+"""The composition root: the node as an aiohttp application, and ``avisa run``.
 
-``build_app`` wires the routes and the one error middleware onto a started
-``Node``; ``serve`` binds it (port 0 in tests) and returns the runner and the
-actual port. ``run`` is the process entry point: it loads config and key,
-starts everything (bridges too, when configured), and stops cleanly on
-SIGINT or SIGTERM.
+``build_app`` wires the routes, the one error middleware and the lifecycle
+onto a ``Node``; ``serve`` binds it (port 0 in tests) and returns the runner
+and the actual port. ``run_until_stopped`` is the process entry point.
+
+Lifecycle is aiohttp's ``cleanup_ctx``: each part that starts something is
+one context, entered in order at ``runner.setup()`` and left in reverse at
+``runner.cleanup()``. A start-up that fails half-way leaves exactly the
+contexts that were entered, so it cleans up exactly what started. Before any
+of it, ``run_until_stopped`` reads and checks everything it can (config,
+key, the bridges' secret files): a bad setting stops ``avisa run`` before a
+database, a thread or a task exists. Tests that start the ``Node`` themselves
+call ``serve`` without ``owned``: then the app owns only its federation.
+
+Federation talks to peers only once the site is bound (they may answer back
+at once), so ``serve`` starts it after the site; its context stops it.
 """
 
 from __future__ import annotations
@@ -15,21 +25,22 @@ import json
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import structlog
 from aiohttp import web
 
 from bridges.cap.export import CapExport
-from bridges.runner import start_bridges
+from bridges.runner import check_bridges, start_bridges
 from relay.core.errors import ConfigError
-from relay.core.times import Clock
 from relay.federation import inbound
 from relay.federation.service import Federation
 from relay.http import api, cap, desk, report, webdesk
 from relay.http import sms as sms_api
 from relay.http.framing import FramingRunner
-from relay.runtime.clock import TEST_CLOCK_ENV, file_clock, system_clock
+from relay.runtime.clock import TEST_CLOCK_ENV, NodeClock, file_clock, system_clock
 from relay.runtime.httpio import error_middleware
 from relay.runtime.node import Node
 from relay.storage.files import write_private
@@ -50,7 +61,49 @@ SWITCH_INTERVAL_S = 0.02
 _log = structlog.get_logger("avisa.app")
 
 
-def build_app(node: Node, federation: Federation) -> web.Application:
+Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+def owned_node(node: Node) -> list[Context]:
+    """The contexts of a node this app starts and stops itself (``avisa run``)."""
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        yield  # created by Node.__init__, after every check passed
+        await node.close()
+
+    async def housekeeping(app: web.Application) -> AsyncIterator[None]:
+        await node.start()
+        yield
+        await node.stop_tasks()
+
+    async def bridges(app: web.Application) -> AsyncIterator[None]:
+        node.bridges = start_bridges(node)
+        yield
+        running, node.bridges = node.bridges, []
+        for bridge in running:
+            await bridge.stop()
+
+    async def verifier(app: web.Application) -> AsyncIterator[None]:
+        # In the background: start-up need not wait for the workers (threads verify meanwhile).
+        starting = asyncio.create_task(node.verifier.start(), name="avisa-verifier")
+        yield
+        # Not cancelled: a worker cancelled while it is being spawned would be orphaned.
+        # The start is bounded by its own timeout; ``resources`` then stops the workers.
+        await starting
+
+    return [resources, housekeeping, bridges, verifier]
+
+
+def federation_context(node: Node, federation: Federation) -> Context:
+    async def linked(app: web.Application) -> AsyncIterator[None]:
+        await node.attach(federation)
+        yield
+        await federation.stop()
+
+    return linked
+
+
+def build_app(node: Node, federation: Federation, owned: Sequence[Context] = ()) -> web.Application:
     app = web.Application(
         client_max_size=CLIENT_MAX_SIZE,
         middlewares=[error_middleware(node.metrics.http_error)],
@@ -59,7 +112,10 @@ def build_app(node: Node, federation: Federation) -> web.Application:
     app[api.NODE] = node
     app[inbound.FEDERATION] = federation
     app[api.STREAMS] = set()
-    app[report.LIMITER] = report.ClientLimiter(node.config.desk.report_per_hour)
+    app[report.LIMITER] = report.ClientLimiter(
+        node.config.desk.report_per_hour, monotonic=node.clock.monotonic
+    )
+    app.cleanup_ctx.extend([*owned, federation_context(node, federation)])
     app.on_shutdown.append(api.close_streams)
     app.add_routes(api.routes)
     app.add_routes(inbound.routes)
@@ -72,20 +128,27 @@ def build_app(node: Node, federation: Federation) -> web.Application:
     return app
 
 
-async def serve(node: Node, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def serve(
+    node: Node, host: str, port: int, owned: Sequence[Context] = ()
+) -> tuple[web.AppRunner, int]:
+    """Start the app's contexts, bind, then start federation; on any failure, undo what
+    started (``runner.cleanup`` leaves exactly the contexts that were entered)."""
     federation = Federation(node)
-    await node.attach(federation)
     runner = FramingRunner(
-        build_app(node, federation),
+        build_app(node, federation, owned),
         node.metrics.http_error,
         access_log=None,
         handle_signals=False,
         keepalive_timeout=IDLE_TIMEOUT_S,
     )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
-    await site.start()
-    await federation.start()  # talk to peers only once they can answer back
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+        await federation.start()  # talk to peers only once they can answer back
+    except BaseException:
+        await runner.cleanup()
+        raise
     sockets = runner.addresses
     bound = int(sockets[0][1]) if sockets else port
     line = sms_api.line_of(node)
@@ -122,7 +185,7 @@ def lengthen_switch_interval() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
-def test_clock_override() -> Clock | None:
+def test_clock_override() -> NodeClock | None:
     """``AVISA_TEST_CLOCK_FILE``: tests that run whole processes move time through a file."""
     path = os.environ.get(TEST_CLOCK_ENV)
     if not path:
@@ -137,20 +200,14 @@ def test_clock_override() -> Clock | None:
         raise ConfigError(TEST_CLOCK_ENV, "names no file holding an RFC 3339 time") from None
 
 
-async def run_until_stopped(data_dir: Path, clock: Clock = system_clock) -> None:
+async def run_until_stopped(data_dir: Path, clock: NodeClock = system_clock) -> None:
     if clock is system_clock:
         clock = test_clock_override() or clock
-    node = Node.load(data_dir, clock)
-    try:
-        await node.start()
-        node.bridges = start_bridges(node)
-        runner, port = await serve(node, node.config.listen_host, node.config.listen_port)
-        node.start_verifier()
-        settle_garbage_collector()
-        lengthen_switch_interval()
-    except BaseException:
-        await node.stop()
-        raise
+    node = Node.load(data_dir, clock, check=partial(check_bridges, data_dir))
+    config = node.config
+    runner, port = await serve(node, config.listen_host, config.listen_port, owned_node(node))
+    settle_garbage_collector()
+    lengthen_switch_interval()
     announce = data_dir / RUN_FILE
     write_private(announce, json.dumps({"pid": os.getpid(), "port": port}).encode())
     _log.info("node started", network=node.network, port=port, keyid=node.key.keyid)
@@ -164,4 +221,3 @@ async def run_until_stopped(data_dir: Path, clock: Clock = system_clock) -> None
         _log.info("node stopping", network=node.network)
         announce.unlink(missing_ok=True)
         await runner.cleanup()
-        await node.stop()

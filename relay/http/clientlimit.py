@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
+
+from relay.runtime.clock import system_clock
 
 MAX_CLIENTS: Final = 10_000
 
@@ -31,7 +32,7 @@ class ClientLimiter:
         self,
         per_hour: int,
         max_clients: int = MAX_CLIENTS,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = system_clock.monotonic,
     ) -> None:
         self.capacity = float(per_hour)
         self.refill_per_s = per_hour / 3600.0

@@ -34,7 +34,7 @@ from relay.core.tips import TipIn
 from relay.http.api import NODE
 from relay.http.clientlimit import ClientLimiter, client_address
 from relay.http.webdesk import PUBLIC_PAGES
-from relay.runtime.httpio import BODY_DEADLINE_S
+from relay.runtime.httpio import BODY_DEADLINE_S, status_for
 
 routes = web.RouteTableDef()
 FORM_BODY_MAX: Final = 16 * 1024
@@ -164,16 +164,16 @@ def form_page(
 async def _read_form(request: web.Request) -> dict[str, list[str]]:
     content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
-        raise BadInput("AVISA_UNSUPPORTED_MEDIA_TYPE", "send the form", 415)
+        raise BadInput("AVISA_UNSUPPORTED_MEDIA_TYPE", "send the form")
     if request.content_length is not None and request.content_length > FORM_BODY_MAX:
-        raise BadInput("AVISA_TOO_LARGE", "form too large", 413)
+        raise BadInput("AVISA_TOO_LARGE", "form too large")
     try:
         async with asyncio.timeout(BODY_DEADLINE_S):
             raw = await request.content.read(FORM_BODY_MAX + 1)
     except TimeoutError:
-        raise BadInput("AVISA_TIMEOUT", "request body too slow", 408) from None
+        raise BadInput("AVISA_TIMEOUT", "request body too slow") from None
     if len(raw) > FORM_BODY_MAX:
-        raise BadInput("AVISA_TOO_LARGE", "form too large", 413)
+        raise BadInput("AVISA_TOO_LARGE", "form too large")
     try:
         text = raw.decode("utf-8")
         return parse_qs(text, keep_blank_values=False, max_num_fields=32, strict_parsing=False)
@@ -237,6 +237,6 @@ async def report_post(request: web.Request) -> web.Response:
         return form_page(request, lang, str(TEXT[lang]["bad"]), values, 400)
     except BadInput as exc:
         key = {"AVISA_BAD_PHONE": "bad_phone", "AVISA_DESK_FULL": "full"}.get(exc.errcode, "bad")
-        status = exc.status if exc.status in (400, 429) else 400
+        status = 429 if status_for(exc) == 429 else 400
         return form_page(request, lang, str(TEXT[lang][key]), values, status)
     return _page(request, lang, "report_receipt.html")

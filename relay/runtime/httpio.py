@@ -6,8 +6,9 @@ gets 408, an oversized one 413 before it is buffered), must be
 (``relay.core.strictjson``). Two parsers therefore cannot disagree about what a
 body said.
 
-One middleware turns every error into ``{"errcode", "error"}``: ``BadInput``
-keeps its status, aiohttp's own 4xx get an errcode, anything unexpected is
+One middleware turns every error into ``{"errcode", "error"}``: a
+``BadInput`` gets the status ``status_for`` maps its errcode and kind to (the
+core's errors carry no HTTP status), aiohttp's own 4xx get an errcode, anything unexpected is
 logged and answered with a bare 500 that carries no detail.
 """
 
@@ -23,7 +24,7 @@ import structlog
 from aiohttp import web
 
 from relay.core import readable
-from relay.core.errors import BadInput, Unauthorized
+from relay.core.errors import BadInput, Conflict, Forbidden, Gone, NotFound, Unauthorized
 from relay.core.strictjson import strict_loads
 
 __all__ = ["strict_loads"]  # re-exported: the shell's one way to read JSON
@@ -70,19 +71,19 @@ async def read_body(
 ) -> bytes:
     content_type = request.headers.get("Content-Type", "")
     if content_type.split(";")[0].strip().lower() != media_type:
-        raise BadInput("AVISA_UNSUPPORTED_MEDIA_TYPE", f"send Content-Type: {media_type}", 415)
+        raise BadInput("AVISA_UNSUPPORTED_MEDIA_TYPE", f"send Content-Type: {media_type}")
     if request.content_length is not None and request.content_length > limit:
-        raise BadInput("AVISA_TOO_LARGE", f"body over {limit} bytes", 413)
+        raise BadInput("AVISA_TOO_LARGE", f"body over {limit} bytes")
     chunks, size = [], 0
     try:
         async with asyncio.timeout(BODY_DEADLINE_S):
             async for chunk in request.content.iter_chunked(64 * 1024):
                 size += len(chunk)
                 if size > limit:
-                    raise BadInput("AVISA_TOO_LARGE", f"body over {limit} bytes", 413)
+                    raise BadInput("AVISA_TOO_LARGE", f"body over {limit} bytes")
                 chunks.append(chunk)
     except TimeoutError:
-        raise BadInput("AVISA_TIMEOUT", "request body too slow", 408) from None
+        raise BadInput("AVISA_TIMEOUT", "request body too slow") from None
     return b"".join(chunks)
 
 
@@ -96,6 +97,34 @@ def respond(data: Any, status: int = 200) -> web.Response:
 
 def error_response(status: int, errcode: str, message: str) -> web.Response:
     return respond({"errcode": errcode, "error": message}, status)
+
+
+#: The one map from what is wrong to an HTTP status: by the error's kind first, then
+#: by errcode; any other ``BadInput`` is a 400.
+STATUS_BY_ERRCODE: dict[str, int] = {
+    "AVISA_TIMEOUT": 408,
+    "AVISA_TOO_LARGE": 413,
+    "AVISA_UNSUPPORTED_MEDIA_TYPE": 415,
+    "AVISA_TOO_MANY_REQUESTS": 429,
+    "AVISA_RATE_LIMITED": 429,
+    "AVISA_TOO_MANY_STREAMS": 429,
+    "AVISA_DESK_FULL": 429,
+}
+STATUS_BY_KIND: tuple[tuple[type[BadInput], int], ...] = (
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Gone, 410),
+)
+
+
+def status_for(error: BadInput) -> int:
+    """The HTTP status that answers ``error``."""
+    for kind, status in STATUS_BY_KIND:
+        if isinstance(error, kind):
+            return status
+    return STATUS_BY_ERRCODE.get(error.errcode, 400)
 
 
 _HTTP_CODES = {
@@ -114,8 +143,9 @@ def error_middleware(on_error: Callable[[str, int], None]) -> Any:
         try:
             return await handler(request)
         except BadInput as exc:
-            on_error(exc.errcode, exc.status)
-            return error_response(exc.status, exc.errcode, exc.message)
+            status = status_for(exc)
+            on_error(exc.errcode, status)
+            return error_response(status, exc.errcode, exc.message)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

@@ -18,13 +18,13 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 import structlog
 
 from relay.core.policy import DECISION_OF_STATUS
+from relay.runtime.clock import system_clock
 
 SENSITIVE_KEYS = frozenset(
     {
@@ -115,8 +115,11 @@ class DecisionLog:
         }
     )
 
-    def __init__(self, per_second: int = 5) -> None:
+    def __init__(
+        self, per_second: int = 5, monotonic: Callable[[], float] = system_clock.monotonic
+    ) -> None:
         self._log = structlog.get_logger("avisa.decision")
+        self._monotonic = monotonic
         self._per_second = per_second
         self._window: dict[str, tuple[int, int, int]] = {}
 
@@ -131,7 +134,7 @@ class DecisionLog:
     def decision(self, alert_id: str | None, peer: str | None, decision: str, reason: str) -> None:
         decision = DECISION_OF_STATUS.get(decision, decision)  # accept, hold or reject
         if reason in self.SAMPLED:
-            second = int(time.monotonic())
+            second = int(self._monotonic())
             start, shown, suppressed = self._window.get(reason, (second, 0, 0))
             if start != second:
                 start, shown = second, 0

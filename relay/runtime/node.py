@@ -1,17 +1,20 @@
 """A running relay node: its store, pipeline, trust snapshot and housekeeping.
 
 ``Node`` owns the resources with a lifetime (database threads, the verify
-pool, background tasks) and nothing else; HTTP lives in ``relay.http.app``. Tests
-build a ``Node`` with a ``FakeClock`` and call ``purge_once`` or
-``reload_trust`` directly instead of waiting for the loops. A trust reload
+pool, background tasks) and nothing else; HTTP lives in ``relay.http.app``.
+``__init__`` creates the resources (``close`` releases them), ``start`` the
+loops (``stop_tasks`` ends them); ``stop`` does it all. The loops run on the
+node's clock (``relay.runtime.clock.every``): tests build a ``Node`` with a
+``FakeClock`` and advance it, or call ``purge_once`` or ``reload_trust``
+directly. A trust reload
 also reloads the node's own key history and, after ``avisa keys rotate`` or
 ``revoke`` changed the current key, the new signing key from disk; publishing
 checks for such a change first, so it never signs with a key just replaced.
 
-``FeedSignal`` wakes whoever follows the feed (SSE streams, bridges, the
-federation sender): they keep their own cursor and read from the store, so a
-slow or restarted consumer never loses an event, and the signal itself holds
-no queue that could grow.
+The node's ``feed`` (``relay.runtime.feed.FeedSignal``) wakes whoever follows
+the feed. Federation and the bridges see the node only through their own
+``Protocol``s (``relay.federation.host``, ``bridges.base``), which ``Node``
+satisfies.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -36,9 +39,9 @@ from relay.core.config import Config
 from relay.core.drafts import Draft
 from relay.core.errors import ConfigError, KeyFileError
 from relay.core.model import Alert
-from relay.core.times import Clock, parse_duration
+from relay.core.times import parse_duration
 from relay.runtime.aio import cancel_all
-from relay.runtime.clock import system_clock
+from relay.runtime.clock import NodeClock, every, system_clock
 from relay.runtime.desk import Desk
 from relay.runtime.feed import FeedSignal
 from relay.runtime.log import DecisionLog
@@ -116,7 +119,7 @@ class Node:
         data_dir: Path,
         config: Config,
         key: NodeKey,
-        clock: Clock = system_clock,
+        clock: NodeClock = system_clock,
         verify_threads: int | None = None,
     ) -> None:
         self.data_dir = data_dir
@@ -130,7 +133,7 @@ class Node:
         self.pool = ThreadPoolExecutor(
             verify_threads or os.cpu_count() or 2, thread_name_prefix="avisa-verify"
         )
-        # Started by ``start_verifier`` (``avisa run``); until then, and without it,
+        # Started by ``avisa run`` (``relay.http.app``); until then, and without it,
         # signatures are verified in ``pool``.
         self.verifier = VerifierPool(verify_workers())
         self.retention = parse_duration(config.store.retention)
@@ -147,7 +150,7 @@ class Node:
             lambda: self.trust,
             self.pool,
             self.tombstone_ttl,
-            DecisionLog(),
+            DecisionLog(monotonic=clock.monotonic),
             self._accepted,
             self.metrics,
             self.verifier,
@@ -167,10 +170,19 @@ class Node:
         self.metrics.collectors.append(self.desk.metrics_lines)
 
     @classmethod
-    def load(cls, data_dir: Path, clock: Clock = system_clock) -> Node:
+    def load(
+        cls,
+        data_dir: Path,
+        clock: NodeClock = system_clock,
+        check: Callable[[Config], None] | None = None,
+    ) -> Node:
+        """The node of ``data_dir``; ``check`` (the bridges' secrets) runs after the
+        config and the key were read and before anything is created."""
         config = configfile.load(data_dir)
         passphrase = read_passphrase(data_dir, config)
         key = ownkeys.load_signing_key(data_dir, config.node.network, passphrase)
+        if check is not None:
+            check(config)
         return cls(data_dir, config, key, clock)
 
     async def attach(self, links: PeerLinks) -> None:
@@ -191,40 +203,37 @@ class Node:
     async def start(self) -> None:
         await self.reload_trust()
         self.feed.advance(await self.db.read(store.feed_head))
-        self.spawn(self._every(TRUST_POLL_S, self._reload_if_changed), "trust-reload")
+        clock = self.clock
+        self.spawn(every(clock, TRUST_POLL_S, self._reload_if_changed, "trust-reload"), "trust")
         purge_every = parse_duration(self.config.store.purge_interval).total_seconds()
-        self.spawn(self._every(purge_every, self.purge_once), "purge")
+        self.spawn(every(clock, purge_every, self.purge_once, "purge"), "purge")
 
-    def start_verifier(self) -> None:
-        """Start the verification workers in the background (``relay.runtime.verifier``)."""
-        self.spawn(self.verifier.start(), "verifier")
-
-    def spawn(self, coro: Awaitable[None], name: str) -> None:
-        async def guarded() -> None:
-            await coro
-
-        self._tasks.append(asyncio.create_task(guarded(), name=f"avisa-{name}"))
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        # A task, not a wrapper around the coroutine: one cancelled before it ever ran
+        # still closes its coroutine (no "coroutine was never awaited" at a failed start).
+        self._tasks.append(asyncio.create_task(coro, name=f"avisa-{name}"))
 
     async def stop(self) -> None:
+        """Stop everything: bridges, federation, background tasks, then ``close``."""
         bridges, self.bridges = self.bridges, []
         for bridge in bridges:
             await bridge.stop()
         if self.federation is not None:
             await self.federation.stop()
+        await self.stop_tasks()
+        await self.close()
+
+    async def stop_tasks(self) -> None:
+        """Cancel what ``start`` spawned."""
         await cancel_all(self._tasks)
         self._tasks.clear()
+
+    async def close(self) -> None:
+        """Release what ``__init__`` created: worker processes, threads, the database."""
         await self.verifier.stop()
         self.verifier.executor.shutdown(wait=True)
         self.pool.shutdown(wait=True)
         self.db.close()
-
-    async def _every(self, seconds: float, work: Callable[[], Awaitable[object]]) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await work()
-            except Exception:  # noqa: BLE001 - housekeeping must outlive one failure
-                _log.exception("background task failed", task=getattr(work, "__name__", "?"))
 
     async def reload_trust(self) -> None:
         async with self._reload_lock:

@@ -1,0 +1,15 @@
+"""SQLite and the data directory's files: what the node keeps.
+
+Lives here: the database (``db``: one writer thread with group commit, the
+MIGRATIONS list), alerts and the feed (``store``, ``writes``), the outbox and
+delivery state (``outbox``), seq gaps (``gaps``), trust tables and tokens
+(``trust``), tips (``tips``), ``avisa.toml`` reading (``configfile``), private files
+(``files``) and the sealing key (``sealkey``). Functions take a connection
+(or a ``Database``) and ``now``; they never read a clock or start a task.
+
+May import: ``relay.core``, ``keys.cards``, ``keys.core``.
+
+Go instead to ``relay.runtime`` for the node that runs jobs on the database,
+``keys.store`` for key files and key tables. New tables: append a migration
+to ``db.MIGRATIONS`` (never edit an applied one).
+"""

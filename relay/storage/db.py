@@ -516,6 +516,10 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, job, self._reader_conn)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         if self._closed:
             return

@@ -275,10 +275,21 @@ def forget_unrouted(conn: sqlite3.Connection) -> int:
     ).rowcount
 
 
-def purge(conn: sqlite3.Connection, now: datetime, quarantine_cutoff: datetime) -> None:
-    """Housekeeping: expired items waiting for any peer; quarantine records past retention."""
-    conn.execute("DELETE FROM outbox WHERE expires_at <= ? AND txn_id IS NULL", (to_epoch(now),))
+def purge(conn: sqlite3.Connection, now: datetime, quarantine_cutoff: datetime) -> Counter[str]:
+    """Housekeeping: expired items waiting for any peer; quarantine records past retention.
+
+    Returns how many expired items were dropped per peer: dropped here or when a
+    transaction is formed, an expired item counts the same (``dropped["expired"]``).
+    """
+    dropped = Counter(
+        str(peer)
+        for (peer,) in conn.execute(
+            "DELETE FROM outbox WHERE expires_at <= ? AND txn_id IS NULL RETURNING peer",
+            (to_epoch(now),),
+        )
+    )
     conn.execute("DELETE FROM quarantine WHERE expires_at <= ?", (to_epoch(quarantine_cutoff),))
+    return dropped
 
 
 # --- quarantine, for the operator (``avisa outbox list|release``) ---------------

@@ -89,7 +89,7 @@ def make_room(conn: sqlite3.Connection, now: datetime, max_open: int) -> list[st
     ]
     if len(victims) < excess:
         raise BadInput(
-            "AVISA_DESK_FULL", "the desk holds as many open tips as it may; try again later", 429
+            "AVISA_DESK_FULL", "the desk holds as many open tips as it may; try again later"
         )
     for tip_id in victims:
         record(conn, tip_id, TipEvent(at=now, actor="desk", action="expire", note="desk full"))

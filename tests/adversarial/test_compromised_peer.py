@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bridges.base import Delivered, Outcome, RouteConsumer, RouteFilter, Skipped
+from bridges.base import Delivered, Handled, RouteConsumer, RouteFilter, Skipped
 from keys.core.keyring import KeyEntry, Keyring
 from relay.core.envelope import open_envelope, verify
 from relay.core.model import decode_alert
@@ -138,7 +138,7 @@ class BridgeRecorder(RouteConsumer):
     async def prepare(self) -> None:
         return None
 
-    async def handle(self, pos: int, stored: store.StoredAlert) -> Outcome:
+    async def handle(self, pos: int, stored: store.StoredAlert) -> Handled:
         reason = self.filter.skip_reason(stored.alert)
         if reason:
             return Skipped(reason)

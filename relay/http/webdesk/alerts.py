@@ -13,7 +13,7 @@ from aiohttp import web
 from multidict import MultiDict
 
 from relay.core import drafts
-from relay.core.errors import BadInput
+from relay.core.errors import BadInput, NotFound
 from relay.core.model import KINDS
 from relay.core.times import rfc3339
 from relay.http import api
@@ -88,7 +88,7 @@ async def update_alert(request: web.Request) -> web.StreamResponse:
     async def work() -> None:
         stored = await node.db.read(lambda conn: store.get(conn, alert_id))
         if stored is None:
-            raise BadInput("AVISA_NOT_FOUND", "no such alert", 404)
+            raise NotFound("no such alert")
         alert = stored.alert
         expires_in = form.get("expires_in", "")
         if expires_in not in EXPIRIES:

@@ -49,7 +49,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     need(request, EVERYONE)
     node = node_of(request)
     if node.metrics.sse_clients >= api.MAX_STREAMS:
-        raise BadInput("AVISA_TOO_MANY_STREAMS", "too many open streams", 429)
+        raise BadInput("AVISA_TOO_MANY_STREAMS", "too many open streams")
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",

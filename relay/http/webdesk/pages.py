@@ -39,7 +39,7 @@ from relay.http.webdesk.session import (
     user_for,
 )
 from relay.http.webdesk.state import DESK
-from relay.runtime.httpio import read_body
+from relay.runtime.httpio import read_body, status_for
 from relay.runtime.node import Node
 from relay.storage.trust import ROLES, Role, roles_for
 
@@ -165,7 +165,7 @@ async def act(back: str, work: Callable[[], Awaitable[None]]) -> web.StreamRespo
     try:
         await work()
     except BadInput as exc:
-        if exc.status in (401, 403):
+        if status_for(exc) in (401, 403):
             raise
         raise web.HTTPSeeOther(f"{back}?error={exc.errcode}") from None
     raise web.HTTPSeeOther(f"{back}?done=1")
@@ -181,9 +181,10 @@ async def error_pages(
     try:
         return await handler(request)
     except BadInput as exc:
-        key = {403: "forbidden", 404: "notfound"}.get(exc.status, "error")
+        status = status_for(exc)
+        key = {403: "forbidden", 404: "notfound"}.get(status, "error")
         context = {"title_key": key, "code": exc.errcode}
-        return render(request, "error.html", context, user=current_user(request), status=exc.status)
+        return render(request, "error.html", context, user=current_user(request), status=status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
