@@ -18,7 +18,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from bridges.base import Bridge, BridgeNode, Sleep
+from bridges.base import Bridge, BridgeNode, Sleep, secret_file
 from relay.core.config import Config
 from relay.core.errors import ConfigError
 
@@ -41,8 +41,13 @@ def _needs_nio(setting: str) -> Iterator[None]:
 
 
 def check_bridges(data_dir: Path, config: Config) -> None:
-    """Everything a configured Matrix login needs before it can start, checked before
-    the node creates anything: matrix-nio is installed and the secret file is usable."""
+    """What the configured bridges need before they can start, checked before the node
+    creates anything: the SMS line's secret files, and for each Matrix login that
+    matrix-nio is installed and its secret file is usable."""
+    sms = config.bridges.sms
+    if sms is not None:
+        secret_file(data_dir, sms.password_file, "bridges.sms.password_file", "password")
+        secret_file(data_dir, sms.inbound_secret_file, "bridges.sms.inbound_secret_file")
     logins = [
         (bridge, f"bridges.matrix[{index}]") for index, bridge in enumerate(config.bridges.matrix)
     ]

@@ -87,6 +87,30 @@ def test_missing_desk_room_password_file_stops_run_with_one_line(
     assert not (data / "run.json").exists()
 
 
+SMS_LINE = """
+[bridges.sms]
+gateway = "kannel"
+sendsms_url = "http://127.0.0.1:9/cgi-bin/sendsms"
+username = "avisa"
+password_file = "sms.pass"
+sender = "24587"
+inbound_secret_file = "sms-inbound.secret"
+
+[[bridges.sms.keywords]]
+word = "ALERTA"
+lang = "es"
+areas = ["fips:06111"]
+"""
+
+
+def test_missing_sms_password_file_stops_run_with_one_line(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    data = initialized(tmp_path, clock, SMS_LINE)
+    assert_one_clean_line(avisa_run(data), "bridges.sms.password_file")
+    assert not (data / "run.json").exists()
+
+
 def test_bad_bridge_config_stops_run_with_one_line(tmp_path: Path, clock: FakeClock) -> None:
     data = initialized(tmp_path, clock, MATRIX_BRIDGE.replace("#alerts:localhost", "alerts"))
     assert_one_clean_line(avisa_run(data), "bridges.matrix[0].routes[0]")
