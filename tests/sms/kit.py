@@ -188,7 +188,10 @@ async def start_line(
     )
     write_private(node.data_dir / "sms.pass", password.encode())
     write_private(node.data_dir / "sms-inbound.secret", SECRET.encode())
-    node.bridges = start_bridges(node, idle_wait=0.2)
+    # The line's waits (gateway backoff, rate limits) run in real time here, as the
+    # Matrix tests' do: they wait for real processes (Kannel, a gateway stand-in) to
+    # come back, which the node's FakeClock (it only dates alerts here) cannot move.
+    node.bridges = start_bridges(node, sleep=asyncio.sleep, idle_wait=0.2)
     line = Line(node, runner, url, token, aiohttp.ClientSession())
     line.sms.listening(url)
     if kannel is not None:
