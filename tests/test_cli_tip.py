@@ -7,6 +7,10 @@ from pathlib import Path
 
 from tests.test_cli import avisa, node_dir, running_node  # noqa: F401 - fixtures
 
+# The reporter's number in every form it could be printed in (short runs of digits such
+# as "555" also occur in timestamps and ids, so the test looks for the number itself).
+NUMBER_FORMS = ("555-0143", "5550143", "+18055550143", "(805) 555")
+
 
 def test_tip_workflow_from_the_command_line(running_node: Path) -> None:  # noqa: F811
     data = str(running_node)
@@ -18,7 +22,7 @@ def test_tip_workflow_from_the_command_line(running_node: Path) -> None:  # noqa
     assert len(tip_id) == 26
     listed = avisa("tip", "list", "--cluster", "--data", data).stdout
     assert listed.startswith("#1 ") and "Colonia park: Dos camionetas" in listed
-    assert "555" not in listed
+    assert not any(form in listed for form in NUMBER_FORMS)
     refused = avisa("tip", "outcome", "1", "confirmed", "--data", data, check=False)
     assert refused.returncode == 1 and "claim" in refused.stderr
     assert "claim" in avisa("tip", "claim", "1", "--note", "voy", "--data", data).stdout
@@ -28,7 +32,7 @@ def test_tip_workflow_from_the_command_line(running_node: Path) -> None:  # noqa
     shown = json.loads(avisa("tip", "show", "1", "--json", "--data", data).stdout)
     assert (shown["state"], shown["alert_id"]) == ("published", alert_id)
     human = avisa("tip", "show", tip_id, "--data", data).stdout
-    assert "vi dos" in human and "555" not in human
+    assert "vi dos" in human and not any(form in human for form in NUMBER_FORMS)
     assert "closed" in avisa("tip", "close", "1", "--data", data).stdout
     assert avisa("tip", "list", "--data", data).stdout == ""
     assert "#1" in avisa("tip", "list", "--all", "--data", data).stdout

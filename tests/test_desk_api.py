@@ -310,7 +310,9 @@ def test_limiter_refills_forgets_and_stays_bounded() -> None:
     for client in ("b", "c", "d", "e"):
         limiter.allow(client)
     assert len(limiter) == 3  # "a" fell out: bounded, least recently used first
-    assert all(b"a" not in key for key in limiter._buckets)
+    # Only keyed hashes are held: never the client's text itself.
+    assert "a" not in limiter._buckets and b"a" not in limiter._buckets
+    assert all(isinstance(key, bytes) and len(key) >= 16 for key in limiter._buckets)
 
 
 def test_has_room_looks_without_spending_and_keeps_no_address() -> None:
