@@ -14,9 +14,22 @@ from hypothesis import strategies as st
 
 from keys.core.fingerprint import fingerprint
 from keys.core.keyring import Keyring
-from relay.core.envelope import canonical_b64decode, open_envelope, pae, verify, verify_strict
+from relay.core.envelope import (
+    Opened,
+    canonical_b64decode,
+    open_and_check,
+    open_envelope,
+    pae,
+    verify,
+)
 from relay.core.errors import BadInput
-from relay.core.model import Envelope, Signature, encode_alert, encode_envelope
+from relay.core.model import (
+    MAX_ENVELOPE_BYTES,
+    Envelope,
+    Signature,
+    encode_alert,
+    encode_envelope,
+)
 from tests.helpers import entry, envelope_for, key, make_alert
 
 # Known answers for the seed 32 x 0x01 (committed so other implementations can compare).
@@ -81,15 +94,41 @@ def test_a_key_signing_twice_counts_once() -> None:
     assert sum(check.valid for check in result.checks) == 1
 
 
-def test_tampered_payload_is_forged_and_strict_verify_raises() -> None:
+def test_tampered_payload_is_forged() -> None:
     alert = make_alert()
     envelope = envelope_for(alert, key(1))
     other = encode_alert(make_alert(headline="Something else"))
     keyring = Keyring([entry("ventura", key(1))])
-    assert verify(envelope, other, keyring).forged
-    with pytest.raises(BadInput):
-        verify_strict(envelope, other, keyring)
-    assert verify_strict(envelope, encode_alert(alert), keyring).any_valid
+    tampered = verify(envelope, other, keyring)
+    assert tampered.forged and not tampered.any_valid
+    intact = verify(envelope, encode_alert(alert), keyring)
+    assert intact.any_valid and not intact.forged
+
+
+def test_open_and_check_reads_strictly_then_checks_like_verify() -> None:
+    """The node's one way in: refusals before any signature, then the same flags as
+    ``verify(..., stop_at_forgery=True)`` for an envelope ``open_envelope`` accepts."""
+    alert = make_alert()
+    keyring = Keyring([entry("ventura", key(1)), entry("other", key(2))])
+    good = envelope_for(alert, key(1), key(3), key(2))  # key 3 is unknown
+    sig = good.signatures[0].sig
+    bad = Signature(good.signatures[0].keyid, ("B" if sig[0] == "A" else "A") + sig[1:])
+    forged = Envelope(good.payloadType, good.payload, [bad, *good.signatures[1:]])
+    for envelope in (good, forged):
+        raw = encode_envelope(envelope)
+        opened = open_and_check(raw, keyring.public_key)
+        assert isinstance(opened, Opened)
+        assert (opened.envelope, opened.payload) == open_envelope(raw)
+        expected = verify(envelope, opened.payload, keyring, stop_at_forgery=True)
+        assert opened.valid == [check.valid for check in expected.checks]
+    stopped = open_and_check(encode_envelope(forged), keyring.public_key)
+    assert isinstance(stopped, Opened) and stopped.valid == [False]  # forged first: no more checks
+    other_type = Envelope("text/plain", good.payload, list(good.signatures))
+    assert open_and_check(encode_envelope(other_type), keyring.public_key) == (
+        "unsupported_payload_type"
+    )
+    assert open_and_check(b"{" + encode_envelope(good), keyring.public_key) == "malformed"
+    assert open_and_check(b" " * (MAX_ENVELOPE_BYTES + 1), keyring.public_key) == "too_large"
 
 
 @pytest.mark.parametrize("text", ["AQ=", "AQ==\n", "AR==", "A===", "!!!!"])

@@ -13,7 +13,7 @@ from keys.core.keyring import KeyEntry, Keyring
 from relay.core.model import MAX_ENVELOPE_BYTES, Envelope, Signature, encode_envelope
 from relay.core.policy import Policy
 from relay.runtime import pipeline
-from relay.runtime.pipeline import INLINE_ENVELOPES, Prepared, Rejected, from_worker, prepare
+from relay.runtime.pipeline import INLINE_ENVELOPES, Prepared, Rejected, finish, prepare
 from relay.runtime.verifier import (
     VerifierPool,
     WorkerGone,
@@ -73,7 +73,7 @@ def raws() -> list[bytes]:
 def by_worker(raw: bytes) -> Prepared | Rejected:
     body = encode_keys(KNOWN) + encode_envelopes([raw])
     (result,) = read_answer(check_body(body), 1)
-    return from_worker(result, SNAPSHOT)
+    return finish(result, SNAPSHOT)
 
 
 @pytest.mark.parametrize("index", range(len(raws())))
@@ -104,7 +104,7 @@ async def test_pool_verifies_in_processes_and_falls_back_when_a_worker_dies() ->
         keys = encode_keys(KNOWN)
         answers = await pool.run(raws(), keys)
         assert answers is not None
-        assert [from_worker(r, SNAPSHOT) for r in read_answers(answers)] == [
+        assert [finish(r, SNAPSHOT) for r in read_answers(answers)] == [
             prepare(raw, SNAPSHOT) for raw in raws()
         ]
         for worker in pool._workers:

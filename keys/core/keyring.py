@@ -86,20 +86,10 @@ class Keyring:
     def get(self, keyid: str) -> KeyEntry | None:
         return self._entries.get(keyid)
 
-    def key_for(
-        self, keyid: str, at: datetime, signed_at: datetime | None = None
-    ) -> KeyEntry | None:
-        """The entry for ``keyid`` if it is usable at ``at``; otherwise None."""
+    def public_key(self, keyid: str) -> bytes | None:
+        """The raw public key of ``keyid`` whatever its status (the policy judges that)."""
         entry = self._entries.get(keyid)
-        if entry is None or entry.status(at, signed_at) != "valid":
-            return None
-        return entry
-
-    def for_network(self, network: str) -> list[KeyEntry]:
-        return [entry for entry in self._entries.values() if entry.network == network]
-
-    def networks(self) -> set[str]:
-        return {entry.network for entry in self._entries.values()}
+        return None if entry is None else entry.public_key
 
     def __iter__(self) -> Iterator[KeyEntry]:
         return iter(self._entries.values())

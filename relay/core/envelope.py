@@ -2,10 +2,14 @@
 
 ``open_envelope`` turns untrusted bytes into an ``Envelope`` and the exact
 payload bytes, refusing non-canonical base64 (otherwise one signature could
-travel in several spellings). ``verify`` checks every signature against the
-receiver's keyring and returns a ``Verification`` value listing what held;
-it never raises for a bad signature, so the policy can explain the outcome.
-``verify_strict`` is the raising wrapper for callers that only want "yes".
+travel in several spellings). One loop checks signatures
+(``check_signatures``, each key once, ``keys_to_check``), behind two entry
+points: ``open_and_check`` is how the node reads every envelope it receives
+(in its own process or in a verification worker, which has public keys but
+no keyring), and ``verify`` checks an envelope already open against a keyring
+(key rotation, re-queueing, tests). Neither raises for a bad signature: the
+result lists what held (``Opened.valid``, ``Verification``), so the policy can
+explain the outcome.
 
 Signatures are Ed25519 over ``PAE(type, body)`` exactly as DSSE v1 defines.
 Nothing here parses the payload: verification comes before anything else.
@@ -15,7 +19,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal, TypeVar
 
 import msgspec
 import nacl.bindings
@@ -35,10 +40,14 @@ from relay.core.model import (
 )
 from relay.core.strictjson import strict_loads
 
+TOO_LARGE = "AVISA_TOO_LARGE"
 TOO_MANY_SIGNATURES = "AVISA_TOO_MANY_SIGNATURES"
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
 _base64_decoder = msgspec.json.Decoder(bytes)
+_Key = TypeVar("_Key")
+#: Why an envelope was refused before any signature was checked.
+Refusal = Literal["too_large", "malformed", "too_many_signatures", "unsupported_payload_type"]
 
 
 def pae(payload_type: str, body: bytes) -> bytes:
@@ -93,7 +102,7 @@ def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
     the last of two ``payload`` keys where another parser takes the first.
     """
     if len(raw) > MAX_ENVELOPE_BYTES:
-        raise BadInput("AVISA_TOO_LARGE", f"envelope over {MAX_ENVELOPE_BYTES} bytes")
+        raise BadInput(TOO_LARGE, f"envelope over {MAX_ENVELOPE_BYTES} bytes")
     try:
         envelope = envelope_decoder.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -113,10 +122,10 @@ def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
     return envelope, payload
 
 
-def refusal_reason(exc: BadInput) -> str:
+def refusal_reason(exc: BadInput) -> Refusal:
     """The decision reason for an envelope ``open_envelope`` refused: one per rule, so
     17 signatures are refused for the same reason as 9 over a policy cap of 8."""
-    if exc.errcode == "AVISA_TOO_LARGE":
+    if exc.errcode == TOO_LARGE:
         return "too_large"
     if exc.errcode == TOO_MANY_SIGNATURES:
         return "too_many_signatures"
@@ -178,61 +187,77 @@ def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> boo
     return True
 
 
-class Plan(msgspec.Struct, frozen=True):
-    """What verifying one envelope takes: its PAE and, per signature, the key to use.
+class Opened(msgspec.Struct, frozen=True):
+    """An envelope read strictly, and which of its signatures verify.
 
-    ``entries[i]`` is None for a keyid the keyring does not know and for a
-    keyid already seen in this envelope (a key counts once): those are not
-    checked. ``run_plan`` runs one here; ``relay.runtime.verifier`` runs many in
-    worker processes. ``conclude`` turns either's answers into a ``Verification``.
+    ``valid`` has one flag per signature up to the first signature of a
+    known key that fails (the envelope is forged whatever follows, so a flood
+    of forgeries costs one Ed25519 check per envelope). A keyid the keys do
+    not know, or one that signed before in the same envelope, is False and
+    checking goes on.
     """
 
-    message: bytes
-    keyids: tuple[str, ...]
-    entries: tuple[KeyEntry | None, ...]
-    signatures: tuple[bytes, ...]
+    envelope: Envelope
+    payload: bytes
+    valid: list[bool]
 
 
-def keys_to_check(keyids: Sequence[str], keyring: Keyring) -> tuple[KeyEntry | None, ...]:
-    """Per signature, the key to check it with: None for an unknown keyid, and for a
-    keyid that signed before (a key counts once however often it signs)."""
-    entries, seen = [], set()
+def keys_to_check(keyids: Sequence[str], lookup: Callable[[str], _Key | None]) -> list[_Key | None]:
+    """Per signature, the key to check it with (``lookup`` of its keyid): None for an
+    unknown keyid and for a keyid that signed before (a key counts once however
+    often it signs)."""
+    keys, seen = [], set()
     for keyid in keyids:
-        entries.append(None if keyid in seen else keyring.get(keyid))
+        keys.append(None if keyid in seen else lookup(keyid))
         seen.add(keyid)
-    return tuple(entries)
+    return keys
 
 
-def plan_verification(envelope: Envelope, payload: bytes, keyring: Keyring) -> Plan:
-    keyids = tuple(signature.keyid for signature in envelope.signatures)
-    return Plan(
-        pae(envelope.payloadType, payload),
-        keyids,
-        keys_to_check(keyids, keyring),
-        tuple(binascii.a2b_base64(signature.sig) for signature in envelope.signatures),
-    )
-
-
-def run_plan(plan: Plan, stop_at_forgery: bool) -> list[bool]:
+def check_signatures(
+    message: bytes,
+    signatures: Sequence[Signature],
+    public_keys: Sequence[bytes | None],
+    stop_at_forgery: bool,
+) -> list[bool]:
     """Each signature's validity, in order; with ``stop_at_forgery`` only up to the first
     signature of a known key that fails (the envelope is forged whatever follows)."""
     valid: list[bool] = []
-    for entry, signature in zip(plan.entries, plan.signatures, strict=True):
-        ok = entry is not None and verify_signature(entry.public_key, plan.message, signature)
+    for signature, public_key in zip(signatures, public_keys, strict=True):
+        ok = public_key is not None and verify_signature(
+            public_key, message, binascii.a2b_base64(signature.sig)
+        )
         valid.append(ok)
-        if stop_at_forgery and entry is not None and not ok:
+        if stop_at_forgery and public_key is not None and not ok:
             break
     return valid
 
 
-def conclude(plan: Plan, valid: Sequence[bool]) -> Verification:
-    """The verification of the first ``len(valid)`` signatures."""
-    return concluded(plan.keyids, plan.entries, valid)
+def open_and_check(raw: bytes, public_key: Callable[[str], bytes | None]) -> Opened | Refusal:
+    """The one way a node reads an envelope it received and checks its signatures.
+
+    The strict reading (``open_envelope``), the payload type, then Ed25519 for
+    every signature of a key that ``public_key`` knows, up to the first
+    forgery. Nothing reads the payload before this has run (DESIGN §3: verify
+    before anything else). The pipeline runs it in its own process for a few
+    envelopes and in the verification workers for a batch
+    (``relay.runtime.verify_worker``), which send its result back as is.
+    """
+    try:
+        envelope, payload = open_envelope(raw)
+    except BadInput as exc:
+        return refusal_reason(exc)
+    if envelope.payloadType != ALERT_PAYLOAD_TYPE:
+        return "unsupported_payload_type"
+    keys = keys_to_check([signature.keyid for signature in envelope.signatures], public_key)
+    message = pae(envelope.payloadType, payload)
+    return Opened(envelope, payload, check_signatures(message, envelope.signatures, keys, True))
 
 
-def concluded(
+def verification_of(
     keyids: Sequence[str], entries: Sequence[KeyEntry | None], valid: Sequence[bool]
 ) -> Verification:
+    """The ``Verification`` of the first ``len(valid)`` signatures, given the keyring's entry
+    for each (``keys_to_check``)."""
     return Verification(
         tuple(
             SignatureCheck(keyid, entry, ok)
@@ -251,23 +276,9 @@ def verify(
     flood of forgeries costs one Ed25519 verification per envelope, not one
     per signature.
     """
-    checks = plan_verification(envelope, payload, keyring)
-    return conclude(checks, run_plan(checks, stop_at_forgery))
-
-
-class SignatureInvalid(BadInput):
-    def __init__(self, message: str) -> None:
-        super().__init__("AVISA_BAD_SIGNATURE", message)
-
-
-def verify_strict(
-    envelope: Envelope, payload: bytes, keyring: Keyring, required: Sequence[str] = ()
-) -> Verification:
-    """Raise unless no signature is forged, one verifies, and ``required`` networks signed."""
-    result = verify(envelope, payload, keyring)
-    if result.forged or not result.any_valid:
-        raise SignatureInvalid("signature does not verify against a known key")
-    missing = set(required) - set(result.valid_networks())
-    if missing:
-        raise SignatureInvalid(f"missing signature from {', '.join(sorted(missing))}")
-    return result
+    keyids = [signature.keyid for signature in envelope.signatures]
+    entries = keys_to_check(keyids, keyring.get)
+    public_keys = [None if entry is None else entry.public_key for entry in entries]
+    message = pae(envelope.payloadType, payload)
+    valid = check_signatures(message, envelope.signatures, public_keys, stop_at_forgery)
+    return verification_of(keyids, entries, valid)

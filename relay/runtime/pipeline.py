@@ -4,12 +4,15 @@
       → (writer thread) replay state → policy → store, one transaction
       → wake the feed's consumers
 
-The CPU-heavy first half (JSON, base64, Ed25519) runs off the event loop:
-signatures in the verification worker processes (``relay.runtime.verifier``) when
-they run, else everything on a thread pool in chunks; an envelope with no
-valid signature from a known key is rejected there, before its payload is
-even decoded, and leaves a decision row only while such refusals from its
-peer stay under 10 a second (``RowSampler``). The second half runs as one
+The CPU-heavy first half (JSON, base64, Ed25519) is one function,
+``envelope.open_and_check``, then ``finish`` (which decodes the payload); it
+runs off the event loop, and only where it runs depends on the batch: in the
+verification worker processes (``relay.runtime.verifier``) for a batch, in
+the parse thread for up to ``INLINE_ENVELOPES``, and on a thread pool in
+chunks while the workers are not running. An envelope with no valid
+signature from a known key is rejected there, before its payload is even
+decoded, and leaves a decision row only while such refusals from its peer
+stay under 10 a second (``RowSampler``). The second half runs as one
 job on the database writer, so the duplicate and tombstone checks see
 exactly what the insert will see, and a whole peer transaction costs one
 commit.
@@ -34,24 +37,19 @@ import msgspec
 
 from keys.core.signing import NodeKey
 from relay.core.envelope import (
-    Plan,
+    Opened,
+    Refusal,
     Verification,
-    conclude,
-    concluded,
     keys_to_check,
-    open_envelope,
-    plan_verification,
-    refusal_reason,
-    run_plan,
+    open_and_check,
     sign,
+    verification_of,
 )
 from relay.core.errors import BadInput
 from relay.core.model import (
-    ALERT_PAYLOAD_TYPE,
     Alert,
     Envelope,
     NonCanonical,
-    Signature,
     decode_alert,
     encode_alert,
     encode_envelope,
@@ -60,7 +58,7 @@ from relay.core.policy import Decision, decide
 from relay.core.times import Clock
 from relay.runtime.log import DecisionLog
 from relay.runtime.metrics import Metrics
-from relay.runtime.verifier import VerifierPool, WorkerGone, WorkerOpened, encode_keys, read_answers
+from relay.runtime.verifier import VerifierPool, WorkerGone, encode_keys, read_answers
 from relay.storage import store
 from relay.storage.db import Database
 from relay.storage.trust import TrustSnapshot
@@ -109,55 +107,26 @@ class Prepared(msgspec.Struct, frozen=True):
         return self.incoming.alert
 
 
-class Opened(msgspec.Struct, frozen=True):
-    """An envelope that parsed, with the signature checks it needs (``envelope.Plan``)."""
-
-    envelope: Envelope
-    payload: bytes
-    plan: Plan
-
-
-def open_for_checks(raw: bytes, snapshot: TrustSnapshot) -> Opened | Rejected:
-    try:
-        envelope, payload = open_envelope(raw)
-    except BadInput as exc:
-        return Rejected(refusal_reason(exc))
-    if envelope.payloadType != ALERT_PAYLOAD_TYPE:
-        return Rejected("unsupported_payload_type")
-    return Opened(envelope, payload, plan_verification(envelope, payload, snapshot.keyring))
-
-
 def prepare(raw: bytes, snapshot: TrustSnapshot) -> Prepared | Rejected:
-    """Parse and verify one envelope; pure apart from the CPU it burns."""
-    opened = open_for_checks(raw, snapshot)
-    if isinstance(opened, Rejected):
-        return opened
-    return finish(opened, run_plan(opened.plan, stop_at_forgery=True))
+    """Parse and verify one envelope here; pure apart from the CPU it burns."""
+    return finish(open_and_check(raw, snapshot.keyring.public_key), snapshot)
 
 
-def finish(opened: Opened, valid: Sequence[bool]) -> Prepared | Rejected:
-    return _checked(opened.envelope, opened.payload, conclude(opened.plan, valid))
-
-
-def from_worker(result: WorkerOpened | str, snapshot: TrustSnapshot) -> Prepared | Rejected:
-    """``finish`` for an envelope a verification worker opened and checked."""
-    if isinstance(result, str):
-        return Rejected(result)
-    signatures = [Signature(keyid, sig) for keyid, sig in result.signatures]
-    envelope = Envelope(ALERT_PAYLOAD_TYPE, result.payload_b64, signatures)
-    keyids = [keyid for keyid, _ in result.signatures]
-    verification = concluded(keyids, keys_to_check(keyids, snapshot.keyring), result.valid)
-    return _checked(envelope, result.payload, verification)
-
-
-def _checked(envelope: Envelope, payload: bytes, verification: Verification) -> Prepared | Rejected:
-    """What is left once the signatures are checked: refuse forgeries, decode the payload."""
+def finish(opened: Opened | Refusal, snapshot: TrustSnapshot) -> Prepared | Rejected:
+    """What is left once the signatures are checked (here or in a worker): name the keys
+    that signed, refuse forgeries, decode the payload."""
+    if isinstance(opened, str):
+        return Rejected(opened)
+    envelope = opened.envelope
+    keyids = [signature.keyid for signature in envelope.signatures]
+    entries = keys_to_check(keyids, snapshot.keyring.get)
+    verification = verification_of(keyids, entries, opened.valid)
     if verification.forged:
         return Rejected("bad_signature")
     if not verification.any_valid:
         return Rejected("unknown_key")
     try:
-        alert = decode_alert(payload)
+        alert = decode_alert(opened.payload)
     except NonCanonical:
         return Rejected("non_canonical")
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -187,7 +156,7 @@ def _from_workers(
         results = read_answers(answers)
     except WorkerGone:
         return None
-    return [from_worker(result, snapshot) for result in results]
+    return [finish(result, snapshot) for result in results]
 
 
 def _status(decision: Decision) -> Status:

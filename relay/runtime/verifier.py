@@ -30,31 +30,16 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import msgspec
 import structlog
 
 from keys.core.keyring import Keyring
-from relay.runtime.verify_worker import (
-    HEADER,
-    MALFORMED,
-    OPENED,
-    SIG_B64_LEN,
-    TOO_LARGE,
-    TOO_MANY_SIGNATURES,
-    U8,
-    U16,
-    U32,
-    UNSUPPORTED,
-)
+from relay.core.envelope import Opened, Refusal
+from relay.core.model import ALERT_PAYLOAD_TYPE, Envelope, Signature
+from relay.runtime.verify_worker import HEADER, OPENED, REFUSALS, SIG_B64_LEN, U8, U16, U32
 
 START_TIMEOUT_S = 30.0
 _log = structlog.get_logger("avisa.verifier")
-_REFUSALS = {
-    TOO_LARGE: "too_large",
-    MALFORMED: "malformed",
-    UNSUPPORTED: "unsupported_payload_type",
-    TOO_MANY_SIGNATURES: "too_many_signatures",
-}
+_REFUSED_BY: dict[int, Refusal] = {byte: refusal for refusal, byte in REFUSALS.items()}
 
 
 def encode_keys(keyring: Keyring) -> bytes:
@@ -73,17 +58,9 @@ class WorkerGone(Exception):
     """A worker exited or answered out of turn; its batches go back to the threads."""
 
 
-class WorkerOpened(msgspec.Struct, frozen=True):
-    """What a worker read from one envelope, and which of its signatures verify."""
-
-    payload_b64: str
-    payload: bytes
-    signatures: list[tuple[str, str]]  # (keyid, sig) as in the envelope
-    valid: list[bool]  # as envelope.run_plan(..., stop_at_forgery=True) gives them
-
-
-def read_answer(answer: bytes, count: int) -> list[WorkerOpened | str]:
-    """``count`` results: what was opened, or the refusal reason. Raises ``WorkerGone``."""
+def read_answer(answer: bytes, count: int) -> list[Opened | Refusal]:
+    """``count`` results, each what ``envelope.open_and_check`` gave in the worker.
+    Raises ``WorkerGone``."""
     try:
         results, offset = [], 0
         for _ in range(count):
@@ -103,11 +80,11 @@ def _take(answer: bytes, offset: int, size: int) -> tuple[bytes, int]:
     return answer[offset:end], end
 
 
-def _read_result(answer: bytes, offset: int) -> tuple[WorkerOpened | str, int]:
+def _read_result(answer: bytes, offset: int) -> tuple[Opened | Refusal, int]:
     (status,) = U8.unpack_from(answer, offset)
     offset += 1
     if status != OPENED:
-        return _REFUSALS[status], offset
+        return _REFUSED_BY[status], offset
     (size,) = U32.unpack_from(answer, offset)
     payload_b64, offset = _take(answer, offset + 4, size)
     (size,) = U32.unpack_from(answer, offset)
@@ -119,15 +96,13 @@ def _read_result(answer: bytes, offset: int) -> tuple[WorkerOpened | str, int]:
         (size,) = U8.unpack_from(answer, offset)
         keyid, offset = _take(answer, offset + 1, size)
         sig, offset = _take(answer, offset, SIG_B64_LEN)
-        signatures.append((keyid.decode("ascii"), sig.decode("ascii")))
+        signatures.append(Signature(keyid.decode("ascii"), sig.decode("ascii")))
     (checked,) = U8.unpack_from(answer, offset)
     flags, offset = _take(answer, offset + 1, checked)
     if checked > count:
         raise ValueError("more checks than signatures")
-    opened = WorkerOpened(
-        payload_b64.decode("ascii"), payload, signatures, [flag == 1 for flag in flags]
-    )
-    return opened, offset
+    envelope = Envelope(ALERT_PAYLOAD_TYPE, payload_b64.decode("ascii"), signatures)
+    return Opened(envelope, payload, [flag == 1 for flag in flags]), offset
 
 
 @dataclass(eq=False)
@@ -282,9 +257,9 @@ class VerifierPool:
             worker.fail()
 
 
-def read_answers(answers: Sequence[tuple[bytes, int]]) -> list[WorkerOpened | str]:
+def read_answers(answers: Sequence[tuple[bytes, int]]) -> list[Opened | Refusal]:
     """Every part's results, in order (off the event loop). Raises ``WorkerGone``."""
-    results: list[WorkerOpened | str] = []
+    results: list[Opened | Refusal] = []
     for answer, count in answers:
         results.extend(read_answer(answer, count))
     return results

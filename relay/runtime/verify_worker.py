@@ -4,28 +4,24 @@
 
 It holds no secret and no state between requests: each request carries the
 public keys it may use (keyid → key) and the envelopes' raw bytes. For each
-envelope it does what the node's own ``pipeline.open_for_checks`` and
-``envelope.run_plan(..., stop_at_forgery=True)`` do — the strict, canonical
-reading of the envelope and of its base64 (``envelope.open_envelope``), the
-payload type, and the Ed25519 checks of every signature of a known key, up to
-the first that fails — and answers with the parts the node needs to carry on
-without reading the envelope again. The node decodes the payload itself, with
-its own strict decoder, and applies the policy.
+envelope it runs ``relay.core.envelope.open_and_check`` — the same function
+the node runs itself for a few envelopes: the strict, canonical reading of
+the envelope and of its base64, the payload type, and the Ed25519 checks of
+every signature of a known key, up to the first that fails — and frames its
+result, the parts the node needs to carry on without reading the envelope
+again. The node decodes the payload itself, with its own strict decoder,
+and applies the policy.
 
 Frames (little-endian), one answer per request, in order:
 
     request  = id:u32 size:u32 body[size]
     body     = keys:u16 (keyid_len:u8 keyid public_key[32])* count:u16 (size:u32 envelope)*
     answer   = id:u32 size:u32 result*                  (one per envelope, in order)
-    result   = refusal:u8                               (TOO_LARGE, MALFORMED, UNSUPPORTED,
-                                                        TOO_MANY_SIGNATURES)
+    result   = refusal:u8                               (REFUSALS: 1 to 4)
              | OPENED:u8 b64_len:u32 payload_b64 size:u32 payload
                count:u8 (keyid_len:u8 keyid sig_b64[88])*count checked:u8 valid:u8*checked
 
-``valid`` is 1 or 0 per signature checked; a signature by an unknown (or
-repeated) keyid is 0 and checking goes on; the first signature of a known key
-that fails ends the checks (the envelope is forged whatever follows, so a
-flood of forgeries costs one verification per envelope).
+``valid`` is ``Opened.valid``, 1 or 0 per signature checked.
 
 It lowers its own CPU priority to the least (niceness 19): the node's process
 does the work that has to happen in order (decoding, the database writer, the
@@ -35,7 +31,6 @@ up whatever CPU it leaves.
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import os
 import signal
@@ -55,22 +50,17 @@ def quiet_on_signals() -> None:
 if __name__ == "__main__":  # before the imports below, so a Ctrl-C during them is quiet too
     quiet_on_signals()
 
-from relay.core.envelope import (  # noqa: E402
-    open_envelope,
-    pae,
-    refusal_reason,
-    verify_signature,
-)
-from relay.core.errors import BadInput  # noqa: E402
-from relay.core.model import ALERT_PAYLOAD_TYPE  # noqa: E402
+from relay.core.envelope import Refusal, open_and_check  # noqa: E402
 
 HEADER = struct.Struct("<II")
 U8, U16, U32 = struct.Struct("<B"), struct.Struct("<H"), struct.Struct("<I")
-OPENED, TOO_LARGE, MALFORMED, UNSUPPORTED, TOO_MANY_SIGNATURES = 0, 1, 2, 3, 4
-_REFUSAL_CODES = {
-    "too_large": TOO_LARGE,
-    "malformed": MALFORMED,
-    "too_many_signatures": TOO_MANY_SIGNATURES,
+OPENED = 0
+#: The refusal byte of each ``envelope.Refusal``.
+REFUSALS: dict[Refusal, int] = {
+    "too_large": 1,
+    "malformed": 2,
+    "unsupported_payload_type": 3,
+    "too_many_signatures": 4,
 }
 SIG_B64_LEN = 88
 MAX_FRAME = 64 * 1024 * 1024
@@ -86,34 +76,22 @@ def _short(text: str) -> bytes:
     return U8.pack(len(data)) + data
 
 
-def open_and_check(raw: bytes, keys: dict[str, bytes]) -> bytes:
-    """One envelope's ``result`` frame."""
-    try:
-        envelope, payload = open_envelope(raw)
-    except BadInput as exc:
-        return U8.pack(_REFUSAL_CODES[refusal_reason(exc)])
-    if envelope.payloadType != ALERT_PAYLOAD_TYPE:
-        return U8.pack(UNSUPPORTED)
-    message = pae(envelope.payloadType, payload)
-    valid = bytearray()
-    seen: set[str] = set()
-    for signature in envelope.signatures:
-        key = None if signature.keyid in seen else keys.get(signature.keyid)
-        seen.add(signature.keyid)
-        ok = key is not None and verify_signature(key, message, binascii.a2b_base64(signature.sig))
-        valid.append(ok)
-        if key is not None and not ok:
-            break
+def result_frame(raw: bytes, keys: dict[str, bytes]) -> bytes:
+    """One envelope's ``result`` frame: ``open_and_check`` with the request's keys."""
+    opened = open_and_check(raw, keys.get)
+    if isinstance(opened, str):
+        return U8.pack(REFUSALS[opened])
+    envelope = opened.envelope
     signatures = b"".join(_short(s.keyid) + s.sig.encode("ascii") for s in envelope.signatures)
     return b"".join(
         (
             U8.pack(OPENED),
             _sized(envelope.payload.encode("ascii")),
-            _sized(payload),
+            _sized(opened.payload),
             U8.pack(len(envelope.signatures)),
             signatures,
-            U8.pack(len(valid)),
-            bytes(valid),
+            U8.pack(len(opened.valid)),
+            bytes(opened.valid),
         )
     )
 
@@ -146,7 +124,7 @@ def check_body(body: bytes) -> bytes:
     if not body:
         return b""
     keys, offset = _read_keys(body, 0)
-    return b"".join(open_and_check(raw, keys) for raw in _envelopes(body, offset))
+    return b"".join(result_frame(raw, keys) for raw in _envelopes(body, offset))
 
 
 def _read(stream: BinaryIO, size: int) -> bytes | None:
