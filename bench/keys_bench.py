@@ -43,6 +43,7 @@ from relay.core.model import encode_envelope
 from relay.core.policy import Decision
 from relay.runtime.clock import FakeClock
 from relay.storage import configfile, db, store
+from relay.storage.writes import Writes
 from tests.helpers import T0, key, make_alert, raw_envelope
 from tests.key_helpers import document, rotation
 
@@ -92,13 +93,13 @@ def requeue_ms(n: int) -> float:
         conn = db.open_sync(home / "avisa.db")
 
         def fill(c: Any) -> None:
+            writes = Writes(c, T0, timedelta(days=8))
             for i in range(n):
                 alert = make_alert("la", seq=i + 1)
-                raw = raw_envelope(alert, peer)
-                item = store.Incoming(raw, alert, [])
-                store.save(
-                    c, item, Decision("accept", "authoritative"), "la", T0, timedelta(days=8)
-                )
+                item = store.Incoming(raw_envelope(alert, peer), alert, [])
+                accept = Decision("accept", "authoritative")
+                writes.save(item, [peer.keyid], accept, "la", new=True)
+            writes.flush()
 
         db.transaction(conn, fill)
         config = configfile.load(home)

@@ -71,11 +71,13 @@ async def test_held_alerts_are_queued_only_once_a_reviewer_accepts(node: Node) -
     (outcome,) = await node.pipeline.ingest([raw_envelope(outside, ORIGIN)], from_peer="origin")
     assert (outcome.status, outcome.reason) == ("held", "outside_speaks_for")
     assert await rows(node) == []
-    # The reviewer's accept goes through the same store.publish as everything else.
-    from relay.storage import store
+    # The reviewer's accept goes through the same Writes.activate as everything else.
+    from relay.storage.writes import Writes
 
     now = node.clock()
-    await node.db.write(lambda c: store.publish(c, outside, now, node.tombstone_ttl))
+    await node.db.write(
+        lambda c: Writes(c, now, node.tombstone_ttl).activate(outside, [ORIGIN.keyid], "origin")
+    )
     assert {peer for peer, _, _ in await rows(node)} == {"plain", "signer"}
 
 

@@ -212,7 +212,7 @@ async def test_the_feed_says_whose_outbox_a_batch_filled(tmp_path: Path) -> None
         assert node.feed.may_have_queued("down", before)
         assert not node.feed.may_have_queued("origin", before)
         assert not node.feed.may_have_queued("relay", before)
-        # An update goes through store.save, which queues on its own: everyone looks.
+        # An update is written one by one (not buffered): everyone looks.
         middle = node.feed.head
         update = make_alert("origin", seq=2, msg_type="update", references=[first.id])
         await node.pipeline.ingest([raw_envelope(update, ORIGIN)], from_peer="relay")

@@ -43,6 +43,7 @@ from relay.runtime.node import Node
 from relay.storage import gaps, store
 from relay.storage import tips as tip_store
 from relay.storage.trust import ROLES, Role, Roles, roles_for, token_id
+from relay.storage.writes import Writes
 
 NODE: web.AppKey[Node] = web.AppKey("node", Node)
 STREAMS = web.AppKey("streams", set[asyncio.Task[Any]])
@@ -350,7 +351,8 @@ async def apply_review(node: Node, alert_id: str, accept: bool) -> None:
             raise Conflict("AVISA_EXPIRED", f"alert {alert_id} has expired")
         if store.policy_state(conn, alert, None).references_cancelled:
             raise Conflict("AVISA_CANCELLED", "it updates an alert that was cancelled")
-        pos = store.publish(conn, alert, now, node.tombstone_ttl)
+        writes = Writes(conn, now, node.tombstone_ttl)
+        pos = writes.activate(alert, stored.keyids, stored.from_peer)
         store.record_decision(conn, now, Decision("accept", "reviewer"), alert, None)
         return pos
 

@@ -62,7 +62,7 @@ from relay.runtime.verifier import VerifierPool, WorkerGone, encode_keys, read_a
 from relay.storage import store
 from relay.storage.db import Database
 from relay.storage.trust import TrustSnapshot
-from relay.storage.writes import Known, Writes, new_state
+from relay.storage.writes import Writes
 
 Status = Literal["accepted", "duplicate", "held", "rejected"]
 #: Envelopes' bytes, or a function that returns them (see ``Pipeline.ingest``).
@@ -323,9 +323,8 @@ class Pipeline:
         snapshot: TrustSnapshot,
         now: datetime,
     ) -> Committed:
-        writes = Writes(conn, now)
-        known = Known.lookup(conn, (i.alert.id for i in items if isinstance(i, Prepared)))
-        touched: set[str] = set()  # ids an earlier envelope of this job wrote or referenced
+        ids = (item.alert.id for item in items if isinstance(item, Prepared))
+        writes = Writes(conn, now, self._tombstone_ttl, ids)
         outcomes = []
         second = int(now.timestamp())
         for item in items:
@@ -334,9 +333,7 @@ class Pipeline:
                 if self._unverified_rows.keep(from_peer, item.reason, second):
                     writes.decision(Decision("reject", item.reason), None, from_peer)
                 continue
-            decision, pos = self._decide_and_save(
-                conn, writes, known, touched, item, from_peer, snapshot, now
-            )
+            decision, pos = self._decide_and_save(writes, item, from_peer, snapshot, now)
             writes.decision(decision, item.alert, from_peer)
             outcomes.append(Outcome(item.alert.id, _status(decision), decision.reason, pos))
         writes.flush()
@@ -344,37 +341,22 @@ class Pipeline:
 
     def _decide_and_save(
         self,
-        conn: sqlite3.Connection,
         writes: Writes,
-        known: Known,
-        touched: set[str],
         item: Prepared,
         from_peer: str | None,
         snapshot: TrustSnapshot,
         now: datetime,
     ) -> tuple[Decision, int | None]:
-        """Decide one verified envelope; buffered when its id is new, else one by one."""
+        """Decide one verified envelope and store it unless rejected."""
         alert = item.alert
         # The policy wants how many came before this one; hit() counts it too.
         recent = self._rates.hit(from_peer, now) - 1 if from_peer else 0
-        new = alert.msg_type == "alert" and alert.id not in touched and known.is_new(alert.id)
-        touched.add(alert.id)
-        touched.update(alert.references)
-        if new:
-            state = new_state(from_peer, recent)
-        else:
-            writes.flush()  # the store must show everything decided before this envelope
-            state = store.policy_state(conn, alert, from_peer, recent)
+        state, new = writes.policy_state(alert, from_peer, recent)
         decision = decide(item.envelope, alert, item.verification, snapshot.policy, state, now)
         if decision.action == "reject":
             return decision, None
-        if new:
-            keyids = [signature.keyid for signature in item.envelope.signatures]
-            return decision, writes.save_new(item.incoming, keyids, decision, from_peer)
-        writes.saved_one_by_one(decision)
-        return decision, store.save(
-            conn, item.incoming, decision, from_peer, now, self._tombstone_ttl
-        )
+        keyids = [signature.keyid for signature in item.envelope.signatures]
+        return decision, writes.save(item.incoming, keyids, decision, from_peer, new=new)
 
     def _after(self, committed: Committed, from_peer: str | None) -> None:
         """Log, count and announce a committed batch (once per batch, not per outcome)."""

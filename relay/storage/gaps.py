@@ -11,8 +11,9 @@ triggers no more pulls, but stays on record until it ages out.
 Gaps are normal: a node never gets messages its peers refused, did not
 forward, or withdrew before sending. They are a hint to look, never an error.
 The first message seen from an origin opens no gap: a node that joins late
-cannot know what came before. ``observe`` runs in the transaction that
-stores the message, before the origin's ``max_seq`` moves.
+cannot know what came before. ``OriginGaps.observe`` runs in the writer job
+that stores the message (``relay.storage.writes``), before the origin's
+``max_seq`` moves.
 """
 
 from __future__ import annotations
@@ -26,62 +27,10 @@ from relay.core.times import to_epoch
 MAX_GAPS_PER_ORIGIN = 64
 
 
-def observe(
-    conn: sqlite3.Connection, network: str, seq: int, from_peer: str | None, now: datetime
-) -> None:
-    if from_peer is not None:
-        observe_at(conn, network, seq, highest_seq(conn, network), from_peer, now)
-
-
 def highest_seq(conn: sqlite3.Connection, network: str) -> int | None:
     """The origin's highest ``seq`` stored so far (``origins.max_seq``), None before its first."""
     row = conn.execute("SELECT max_seq FROM origins WHERE network = ?", (network,)).fetchone()
     return None if row is None else int(row[0])
-
-
-def observe_at(
-    conn: sqlite3.Connection,
-    network: str,
-    seq: int,
-    top: int | None,
-    from_peer: str | None,
-    now: datetime,
-) -> None:
-    """``observe`` for a caller that already knows the origin's highest ``seq`` (``top``)."""
-    if from_peer is None or top is None:
-        return
-    if seq > top + 1:
-        conn.execute(
-            "INSERT OR REPLACE INTO seq_gaps (network, seq_from, seq_to, peer, noticed_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (network, top + 1, seq - 1, from_peer, to_epoch(now)),
-        )
-        conn.execute(
-            "DELETE FROM seq_gaps WHERE network = ? AND seq_from NOT IN (SELECT seq_from"
-            " FROM seq_gaps WHERE network = ? ORDER BY seq_from DESC LIMIT ?)",
-            (network, network, MAX_GAPS_PER_ORIGIN),
-        )
-    elif seq <= top:
-        _fill(conn, network, seq)
-
-
-def _fill(conn: sqlite3.Connection, network: str, seq: int) -> None:
-    gap = conn.execute(
-        "SELECT seq_from, seq_to, peer, noticed_at, pulled FROM seq_gaps"
-        " WHERE network = ? AND seq_from <= ? AND seq_to >= ?",
-        (network, seq, seq),
-    ).fetchone()
-    if gap is None:
-        return
-    seq_from, seq_to, peer, noticed_at, pulled = gap
-    conn.execute("DELETE FROM seq_gaps WHERE network = ? AND seq_from = ?", (network, seq_from))
-    for low, high in ((seq_from, seq - 1), (seq + 1, seq_to)):
-        if low <= high:
-            conn.execute(
-                "INSERT INTO seq_gaps (network, seq_from, seq_to, peer, noticed_at, pulled)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (network, low, high, peer, noticed_at, pulled),
-            )
 
 
 class Gap(NamedTuple):
@@ -95,10 +44,11 @@ class Gap(NamedTuple):
 class OriginGaps:
     """One origin's gaps in memory for a writer job: read once, written back once.
 
-    ``observe`` has exactly the effect ``observe_at`` has on the table, message
-    by message; ``save`` writes the outcome with one DELETE and one INSERT.
-    When a peer's transactions land out of order, each message of the earlier
-    one fills a gap: three statements per message one by one, none here.
+    ``observe`` is the one gap tracker: each message from a peer, with the
+    origin's highest ``seq`` before it (``top``), opens, splits or closes
+    gaps; ``save`` writes the outcome with one DELETE and one INSERT. When a
+    peer's transactions land out of order, each message of the earlier one
+    fills a gap without a statement of its own.
     """
 
     def __init__(self, conn: sqlite3.Connection, network: str) -> None:
@@ -154,16 +104,6 @@ def needs_pull(conn: sqlite3.Connection, peer: str) -> bool:
 
 def mark_pulled(conn: sqlite3.Connection, peer: str) -> None:
     conn.execute("UPDATE seq_gaps SET pulled = 1 WHERE peer = ? AND pulled = 0", (peer,))
-
-
-def open_gaps(conn: sqlite3.Connection, limit: int = 100) -> list[tuple[str, int, int]]:
-    return [
-        (str(network), int(low), int(high))
-        for network, low, high in conn.execute(
-            "SELECT network, seq_from, seq_to FROM seq_gaps ORDER BY network, seq_from LIMIT ?",
-            (limit,),
-        )
-    ]
 
 
 class PeerGaps(NamedTuple):

@@ -1,10 +1,10 @@
 """The durable per-peer outbox, delivery state and quarantine (plain SQL).
 
 Every function takes an open connection inside a transaction the caller
-owns. ``enqueue`` runs in the very transaction that makes a message active
-(``store.publish``), so an accepted alert and its outbox rows are on disk
-together or not at all; a crash can neither lose a queued message nor queue
-one that was not stored.
+owns. A message's rows (``Router.rows``) are written in the very writer job
+that makes it active (``relay.storage.writes.Writes``), so an accepted alert
+and its outbox rows are on disk together or not at all; a crash can neither
+lose a queued message nor queue one that was not stored.
 
 A row names the alert, not the bytes: the envelope is read (and endorsed)
 when the transaction is formed, so a message cancelled, superseded, purged
@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from relay.core.forwarding import PRIORITY, should_forward
-from relay.core.model import Alert, envelope_decoder
+from relay.core.model import Alert
 from relay.core.times import from_epoch, to_epoch
 
 #: Beyond this a peer's backlog loses its oldest new alerts (catch-up can refill them).
@@ -99,20 +99,6 @@ class Router:
             for peer in self._peers
             if should_forward(peer, alert.network, from_peer, signers)
         ]
-
-
-def enqueue(conn: sqlite3.Connection, alert: Alert) -> int:
-    """Queue a newly active message for every peer it should go to; returns how many."""
-    row = conn.execute(
-        "SELECT envelope, from_peer FROM alerts WHERE id = ?", (alert.id,)
-    ).fetchone()
-    if row is None:
-        return 0
-    keyids = [signature.keyid for signature in envelope_decoder.decode(row[0]).signatures]
-    queued = 0
-    for values in Router(conn).rows(alert, row[1], keyids):
-        queued += conn.execute(INSERT_ROW, values).rowcount
-    return queued
 
 
 def _sendable(row: Sequence[Any], now: int) -> bool:

@@ -10,11 +10,12 @@ exactly as signed) plus the few columns queries need. ``feed`` is the
 append-only change log in acceptance order; its ``pos`` is the cursor for the
 SSE stream, bridges and federation catch-up. A cancel or update leaves a
 ``tombstone`` for every id it names, kept longer than any alert could live, so
-a withdrawn alert can never be replayed back in. Making a message active also
-queues it for the peers it goes to (``federation.outbox.enqueue``) and storing
-one notes gaps in its origin's ``seq`` (``federation.gaps``), in the same
-transaction. ``purge`` deletes what has passed retention; with
-``secure_delete`` and a WAL truncate afterwards the bytes leave the file.
+a withdrawn alert can never be replayed back in. Storing an accepted or held
+message — its row, feed row, tombstones, outbox rows and the origin's ``seq``
+and gaps — has one implementation, ``relay.storage.writes.Writes``; this
+module holds the reads, the decision log, a reviewer's rejection and
+``purge``, which deletes what has passed retention (with ``secure_delete``
+and a WAL truncate afterwards the bytes leave the file).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from relay.core.envelope import payload_bytes
 from relay.core.model import Alert, decode_alert, envelope_decoder
 from relay.core.policy import Decision, PolicyState
 from relay.core.times import from_epoch, to_epoch
-from relay.storage import gaps, outbox
 
 State = Literal["active", "held", "cancelled", "superseded"]
 MAX_CHAIN = 64  # updates followed from a superseded id to its newest version
@@ -59,6 +59,11 @@ class StoredAlert:
     received_at: datetime
     from_peer: str | None
     pos: int | None
+
+    @property
+    def keyids(self) -> list[str]:
+        """The keyids of the envelope's signatures, in order."""
+        return [signature.keyid for signature in envelope_decoder.decode(self.envelope).signatures]
 
     def view_state(self, now: datetime) -> ViewState:
         if self.state == "active" and self.alert.msg_type == "cancel":
@@ -134,16 +139,14 @@ def policy_state(
 INSERT_DECISION = (
     "INSERT INTO decisions (at, alert_id, network, peer, action, reason) VALUES (?, ?, ?, ?, ?, ?)"
 )
-#: A row for an id the store does not hold (``relay.storage.writes``); ``save`` handles the rest.
-INSERT_NEW_ALERT = (
-    "INSERT INTO alerts (id, network, seq, msg_type, kind, certainty, sent_at, expires_at,"
-    " received_at, state, reason, from_peer, endorsed_by, pos, envelope)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-UPSERT_ORIGIN = (
-    "INSERT INTO origins (network, max_seq) VALUES (?, ?) ON CONFLICT (network)"
-    " DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)"
-)
+
+
+def decision_row(
+    at_s: int, decision: Decision, alert: Alert | None, peer: str | None
+) -> tuple[object, ...]:
+    """The ``decisions`` row of one decision, in the column order of ``INSERT_DECISION``."""
+    alert_id, network = (alert.id, alert.network) if alert else (None, None)
+    return (at_s, alert_id, network, peer, decision.action, decision.reason)
 
 
 def record_decision(
@@ -153,101 +156,8 @@ def record_decision(
     alert: Alert | None,
     peer: str | None,
 ) -> None:
-    conn.execute(
-        INSERT_DECISION,
-        (
-            to_epoch(now),
-            alert.id if alert else None,
-            alert.network if alert else None,
-            peer,
-            decision.action,
-            decision.reason,
-        ),
-    )
-
-
-def alert_row(
-    item: Incoming,
-    decision: Decision,
-    from_peer: str | None,
-    received_s: int,
-    pos: int | None,
-    endorsed_by_json: str,
-) -> tuple[object, ...]:
-    """The ``alerts`` row of an accepted or held alert, in the column order of its INSERTs."""
-    alert = item.alert
-    return (
-        alert.id,
-        alert.network,
-        alert.seq,
-        alert.msg_type,
-        alert.kind,
-        alert.certainty,
-        to_epoch(alert.sent_at),
-        to_epoch(alert.expires_at),
-        received_s,
-        "active" if decision.accepted else "held",
-        decision.reason,
-        from_peer,
-        endorsed_by_json,
-        pos,
-        item.envelope_bytes,
-    )
-
-
-def save(
-    conn: sqlite3.Connection,
-    item: Incoming,
-    decision: Decision,
-    from_peer: str | None,
-    now: datetime,
-    tombstone_ttl: timedelta,
-) -> int | None:
-    """Store an accepted or held alert; returns its feed position if accepted."""
-    alert = item.alert
-    conn.execute(
-        "INSERT INTO alerts (id, network, seq, msg_type, kind, certainty, sent_at, expires_at,"
-        " received_at, state, reason, from_peer, endorsed_by, pos, envelope)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason,"
-        " endorsed_by = excluded.endorsed_by, envelope = excluded.envelope,"
-        " from_peer = excluded.from_peer, received_at = excluded.received_at"
-        " WHERE alerts.state = 'held'",
-        alert_row(item, decision, from_peer, to_epoch(now), None, json.dumps(item.endorsed_by)),
-    )
-    gaps.observe(conn, alert.network, alert.seq, from_peer, now)
-    conn.execute(UPSERT_ORIGIN, (alert.network, alert.seq))
-    if not decision.accepted:
-        return None
-    return publish(conn, alert, now, tombstone_ttl)
-
-
-def publish(conn: sqlite3.Connection, alert: Alert, now: datetime, tombstone_ttl: timedelta) -> int:
-    """Make a stored alert active: feed row, its effect on what it references, outbox rows."""
-    cursor = conn.execute(
-        "INSERT INTO feed (alert_id, event) VALUES (?, ?)", (alert.id, alert.msg_type)
-    )
-    pos = int(cursor.lastrowid or 0)
-    conn.execute("UPDATE alerts SET state = 'active', pos = ? WHERE id = ?", (pos, alert.id))
-    if alert.msg_type != "alert":
-        _apply_references(conn, alert, to_epoch(now + tombstone_ttl))
-    outbox.enqueue(conn, alert)
-    return pos
-
-
-def _apply_references(conn: sqlite3.Connection, alert: Alert, keep_until: int) -> None:
-    kind = "cancelled" if alert.msg_type == "cancel" else "superseded"
-    for ref in alert.references:
-        conn.execute(
-            "UPDATE alerts SET state = ? WHERE id = ? AND state != 'cancelled'", (kind, ref)
-        )
-        conn.execute(
-            "INSERT INTO tombstones (id, kind, by_id, keep_until) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, by_id = excluded.by_id,"
-            " keep_until = max(keep_until, excluded.keep_until)"
-            " WHERE excluded.kind = 'cancelled' OR tombstones.kind = 'superseded'",
-            (ref, kind, alert.id, keep_until),
-        )
+    """One decision, written now (a writer job's go through ``Writes.decision``)."""
+    conn.execute(INSERT_DECISION, decision_row(to_epoch(now), decision, alert, peer))
 
 
 def next_seq(conn: sqlite3.Connection, network: str) -> int:

@@ -1,24 +1,28 @@
-"""A writer job's new alerts, written with one statement per table, not a dozen per alert.
+"""The one way an accepted or held message is stored: a writer job's ``Writes``.
 
-The pipeline decides a transaction's envelopes one by one, in order. Most
-are plain new alerts: ``msg_type`` alert, an id the store has never seen.
-For those, everything the decision needs from the store is known before
-anything is written: one query per table (``Known``) says which of the
-job's ids the store already holds or has tombstoned. Their rows (alert,
-feed entry, the origin's highest ``seq``, outbox rows, decision) are
-buffered in ``Writes`` and go in with one multi-row INSERT per table; an
-origin's ``seq`` gaps are read once and written back once (``gaps.OriginGaps``).
+The pipeline decides a job's envelopes one by one, in order, and stores
+each through ``Writes.save``; a reviewer's accept of a held alert goes
+through ``Writes.activate``, the part of ``save`` that makes a stored
+message active. Most messages are plain new alerts: ``msg_type`` alert,
+an id the store has never seen. For those, everything the decision needs
+from the store is known before anything is written: one query per table
+(``Known``) says which of the job's ids the store already holds or has
+tombstoned. Their rows (alert, feed entry, outbox rows, decision) are
+buffered and go in with one multi-row INSERT per table.
 
 Everything else — updates and cancels, ids the store already knows, an id
-that an earlier envelope of the same job wrote or referenced — takes the
-one-by-one path of ``relay.storage.store``, after ``flush`` has written what is
-buffered, so it sees exactly what it would have seen had every envelope been
-written alone. Outcomes and rows are the same either way (the test suite
-checks this table by table); only the number of statements changes.
+that an earlier envelope of the same job wrote or referenced — is written
+at once, after ``flush`` has written what is buffered, so it sees exactly
+what it would have seen had every envelope been written alone
+(``policy_state`` flushes before it reads). Outcomes and rows are the same
+either way (the test suite checks this table by table); only the number of
+statements changes. Either way, an origin's highest ``seq`` and its gaps
+(``gaps.OriginGaps``) are read once per job and written back at the flush,
+and the outbox rows are those of ``outbox.Router``.
 
-A new alert's feed position is taken from the feed's AUTOINCREMENT counter
+A feed position is taken from the feed's AUTOINCREMENT counter
 (``sqlite_sequence``), which only this writer connection moves and which is
-re-read after every flush, so the alert row is written once, with its
+re-read after every flush, so a new alert's row is written once, with its
 position, instead of inserted and then updated.
 """
 
@@ -28,7 +32,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from relay.core.model import Alert
@@ -88,23 +92,81 @@ class Known:
         return alert_id not in self.ids
 
 
-#: The policy state of an id the store has never seen, as ``store.policy_state`` would give it.
-def new_state(from_peer: str | None, recent_from_peer: int) -> PolicyState:
-    return PolicyState(from_peer=from_peer, recent_from_peer=recent_from_peer)
-
-
 @lru_cache(maxsize=1024)
 def _endorsers_json(endorsers: tuple[str, ...]) -> str:
     return json.dumps(list(endorsers))
 
 
-class Writes:
-    """Buffered rows of one writer job; ``flush`` before any one-by-one store call."""
+INSERT_ALERT = (
+    "INSERT INTO alerts (id, network, seq, msg_type, kind, certainty, sent_at, expires_at,"
+    " received_at, state, reason, from_peer, endorsed_by, pos, envelope)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: An id the store may hold already: only a held alert is overwritten (re-held or accepted).
+UPSERT_ALERT = (
+    INSERT_ALERT + " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+    " reason = excluded.reason, endorsed_by = excluded.endorsed_by,"
+    " envelope = excluded.envelope, from_peer = excluded.from_peer,"
+    " received_at = excluded.received_at WHERE alerts.state = 'held'"
+)
+UPSERT_ORIGIN = (
+    "INSERT INTO origins (network, max_seq) VALUES (?, ?) ON CONFLICT (network)"
+    " DO UPDATE SET max_seq = max(max_seq, excluded.max_seq)"
+)
+INSERT_FEED = "INSERT INTO feed (pos, alert_id, event) VALUES (?, ?, ?)"
+UPSERT_TOMBSTONE = (
+    "INSERT INTO tombstones (id, kind, by_id, keep_until) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, by_id = excluded.by_id,"
+    " keep_until = max(keep_until, excluded.keep_until)"
+    " WHERE excluded.kind = 'cancelled' OR tombstones.kind = 'superseded'"
+)
 
-    def __init__(self, conn: sqlite3.Connection, now: datetime) -> None:
+
+def alert_row(
+    item: store.Incoming,
+    decision: Decision,
+    from_peer: str | None,
+    received_s: int,
+    pos: int | None,
+    endorsed_by_json: str,
+) -> tuple[object, ...]:
+    """The ``alerts`` row of an accepted or held alert, in the column order of its INSERTs."""
+    alert = item.alert
+    return (
+        alert.id,
+        alert.network,
+        alert.seq,
+        alert.msg_type,
+        alert.kind,
+        alert.certainty,
+        to_epoch(alert.sent_at),
+        to_epoch(alert.expires_at),
+        received_s,
+        "active" if decision.accepted else "held",
+        decision.reason,
+        from_peer,
+        endorsed_by_json,
+        pos,
+        item.envelope_bytes,
+    )
+
+
+class Writes:
+    """One writer job's stores; ``flush`` writes what is buffered (the job ends with it)."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        now: datetime,
+        tombstone_ttl: timedelta,
+        ids: Iterable[str] = (),
+    ) -> None:
+        """``ids``: the ids the job will store, looked up at once (``Known``)."""
         self._conn = conn
-        self._now = now
         self._now_s = to_epoch(now)
+        self._keep_tombstones_until = to_epoch(now + tombstone_ttl)
+        self._known = Known.lookup(conn, ids)
+        self._touched: set[str] = set()  # ids an earlier message of this job wrote or named
         self._alerts: list[tuple[object, ...]] = []
         self._feed: list[tuple[int, str, str]] = []
         self._outbox: list[tuple[str, str, int, int]] = []
@@ -115,41 +177,85 @@ class Writes:
         self._head: int | None = None
         self._router = outbox.Router(conn)
         #: Peers whose outbox got rows in this job; None once that is not known
-        #: (an alert went through ``store.save``, which queues on its own).
+        #: (an update, a cancel or a held alert made active: rare, every sender looks).
         self.queued_for: set[str] | None = set()
 
-    def saved_one_by_one(self, decision: Decision) -> None:
-        if decision.accepted:
-            self.queued_for = None
+    def policy_state(
+        self, alert: Alert, from_peer: str | None, recent_from_peer: int
+    ) -> tuple[PolicyState, bool]:
+        """What the store says about ``alert`` for the policy, and whether it is new (its
+        rows can wait in the buffers). Call it for each message in turn, then ``save``."""
+        new = (
+            alert.msg_type == "alert"
+            and alert.id not in self._touched
+            and self._known.is_new(alert.id)
+        )
+        self._touched.add(alert.id)
+        self._touched.update(alert.references)
+        if new:
+            return PolicyState(from_peer=from_peer, recent_from_peer=recent_from_peer), True
+        self.flush()  # the store must show everything decided before this message
+        return store.policy_state(self._conn, alert, from_peer, recent_from_peer), False
 
-    def save_new(
+    def save(
         self,
         item: store.Incoming,
         keyids: list[str],
         decision: Decision,
         from_peer: str | None,
+        *,
+        new: bool,
     ) -> int | None:
-        """``store.save`` for an id the store has never seen; the feed position if accepted."""
+        """Store an accepted or held message (``new`` as ``policy_state`` said); its feed
+        position if accepted."""
         alert = item.alert
         self._observe_seq(alert.network, alert.seq, from_peer)
+        endorsers = _endorsers_json(tuple(item.endorsed_by))
+        if not new:
+            self.flush()
+            row = alert_row(item, decision, from_peer, self._now_s, None, endorsers)
+            self._conn.execute(UPSERT_ALERT, row)
+            return self.activate(alert, keyids, from_peer) if decision.accepted else None
         pos = None
         if decision.accepted:
             pos = self._next_pos()
             self._feed.append((pos, alert.id, alert.msg_type))
-            rows = self._router.rows(alert, from_peer, keyids)
-            self._outbox.extend(rows)
-            if self.queued_for is not None:
-                self.queued_for.update(peer for peer, _, _, _ in rows)
-        endorsers = _endorsers_json(tuple(item.endorsed_by))
-        self._alerts.append(store.alert_row(item, decision, from_peer, self._now_s, pos, endorsers))
+            self._queue(alert, keyids, from_peer)
+        self._alerts.append(alert_row(item, decision, from_peer, self._now_s, pos, endorsers))
         return pos
+
+    def activate(self, alert: Alert, keyids: Sequence[str], from_peer: str | None) -> int:
+        """Make a stored message active now: feed row, its effect on the messages it
+        updates or cancels, outbox rows. ``keyids`` and ``from_peer`` as stored."""
+        self.flush()
+        conn = self._conn
+        pos = self._next_pos()
+        conn.execute(INSERT_FEED, (pos, alert.id, alert.msg_type))
+        conn.execute("UPDATE alerts SET state = 'active', pos = ? WHERE id = ?", (pos, alert.id))
+        if alert.msg_type != "alert":
+            self._apply_references(alert)
+        self._queue(alert, keyids, from_peer)
+        self.queued_for = None
+        self.flush()
+        return pos
+
+    def _apply_references(self, alert: Alert) -> None:
+        kind = "cancelled" if alert.msg_type == "cancel" else "superseded"
+        for ref in alert.references:
+            self._conn.execute(
+                "UPDATE alerts SET state = ? WHERE id = ? AND state != 'cancelled'", (kind, ref)
+            )
+            self._conn.execute(UPSERT_TOMBSTONE, (ref, kind, alert.id, self._keep_tombstones_until))
+
+    def _queue(self, alert: Alert, keyids: Sequence[str], from_peer: str | None) -> None:
+        rows = self._router.rows(alert, from_peer, keyids)
+        self._outbox.extend(rows)
+        if self.queued_for is not None:
+            self.queued_for.update(peer for peer, _, _, _ in rows)
 
     def decision(self, decision: Decision, alert: Alert | None, peer: str | None) -> None:
         """``store.record_decision``, buffered (rows keep the order decisions were made in)."""
-        alert_id, network = (alert.id, alert.network) if alert else (None, None)
-        self._decisions.append(
-            (self._now_s, alert_id, network, peer, decision.action, decision.reason)
-        )
+        self._decisions.append(store.decision_row(self._now_s, decision, alert, peer))
 
     def _observe_seq(self, network: str, seq: int, from_peer: str | None) -> None:
         if network in self._tops:
@@ -171,9 +277,9 @@ class Writes:
 
     def flush(self) -> None:
         conn = self._conn
-        insert_rows(conn, store.INSERT_NEW_ALERT, self._alerts)
-        insert_rows(conn, "INSERT INTO feed (pos, alert_id, event) VALUES (?, ?, ?)", self._feed)
-        insert_rows(conn, store.UPSERT_ORIGIN, list(self._origins.items()))
+        insert_rows(conn, INSERT_ALERT, self._alerts)
+        insert_rows(conn, INSERT_FEED, self._feed)
+        insert_rows(conn, UPSERT_ORIGIN, list(self._origins.items()))
         insert_rows(conn, outbox.INSERT_ROW, self._outbox)
         insert_rows(conn, store.INSERT_DECISION, self._decisions)
         for origin_gaps in self._gaps.values():
