@@ -177,10 +177,6 @@ class Registered:
     access_token: str
     device_id: str
 
-    @property
-    def localpart(self) -> str:
-        return self.user_id[1:].split(":", 1)[0]
-
 
 @dataclass
 class Homeserver:

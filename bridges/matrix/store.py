@@ -152,11 +152,6 @@ def purge(conn: sqlite3.Connection, route: str, now: datetime, retention: timede
     ).rowcount
 
 
-def count_posts(conn: sqlite3.Connection, route: str) -> int:
-    row = conn.execute("SELECT count(*) FROM matrix_posts WHERE route = ?", (route,)).fetchone()
-    return int(row[0])
-
-
 def device_for(conn: sqlite3.Connection, user_id: str) -> str | None:
     row = conn.execute(
         "SELECT device_id FROM matrix_devices WHERE user_id = ?", (user_id,)

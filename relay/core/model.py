@@ -108,7 +108,6 @@ Certainty = Literal["confirmed", "unconfirmed", "false"]
 
 KINDS: Final[tuple[str, ...]] = get_args(Kind)
 CERTAINTIES: Final[tuple[str, ...]] = get_args(Certainty)
-MSG_TYPES: Final[tuple[str, ...]] = get_args(MsgType)
 
 Headline = Annotated[str, Meta(min_length=1, max_length=140)]
 Body = Annotated[str, Meta(max_length=2000)]
@@ -167,10 +166,6 @@ class Alert(Struct, forbid_unknown_fields=True, frozen=True):
         for moment in (self.observed_at, self.sent_at, self.expires_at):
             if moment.utcoffset():
                 raise ValueError("times must be UTC with Z")
-
-    @property
-    def origin(self) -> str:
-        return self.network
 
 
 class Signature(Struct, forbid_unknown_fields=True, frozen=True):

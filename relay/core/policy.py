@@ -37,37 +37,6 @@ from relay.core.model import CERTAINTIES, KINDS, Alert, Envelope
 
 Action = Literal["accept", "hold", "reject"]
 
-#: Every reason code ``decide`` can give, for docs, metrics and tests.
-REASONS = (
-    "local",
-    "authoritative",
-    "endorsed",
-    "origin_cancel",
-    "review_certainty",
-    "too_many_signatures",
-    "bad_signature",
-    "unknown_key",
-    "revoked_key",
-    "key_expired",
-    "origin_mismatch",
-    "unknown_origin_key",
-    "duplicate",
-    "cancelled",
-    "superseded",
-    "rejected_by_reviewer",
-    "expired",
-    "too_old",
-    "from_future",
-    "lifetime_too_long",
-    "bad_times",
-    "foreign_reference",
-    "rate_limited",
-    "kind_not_accepted",
-    "certainty_not_accepted",
-    "outside_speaks_for",
-    "not_enough_endorsements",
-)
-
 
 # What the federation protocol answers per envelope (``accepted``, ``duplicate``, ``held``,
 # ``rejected``: DESIGN §5) in the one decision vocabulary of the API, logs, metrics and docs.
