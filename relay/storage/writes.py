@@ -161,7 +161,8 @@ class Writes:
         tombstone_ttl: timedelta,
         ids: Iterable[str] = (),
     ) -> None:
-        """``ids``: the ids the job will store, looked up at once (``Known``)."""
+        """``ids``: every id the job will pass to ``policy_state``, looked up with one query
+        (``Known``); an id left out counts as one the store has never seen."""
         self._conn = conn
         self._now_s = to_epoch(now)
         self._keep_tombstones_until = to_epoch(now + tombstone_ttl)
