@@ -29,7 +29,6 @@ from relay.runtime import log
 from relay.runtime.node import passphrase_from_environment
 from relay.storage import configfile, db, trust
 
-
 data_arg = datadir.data_arg
 JSON_HELP = "print one JSON object instead of lines"
 
