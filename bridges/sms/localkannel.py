@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -332,23 +331,3 @@ class FakeSmsc:
         if self.process.stdin is not None:
             self.process.stdin.close()
         terminate(self.process, timeout=5)
-
-
-def wait_sendsms(kannel: Kannel, timeout: float = 10.0) -> None:
-    """Until smsbox answers sendsms (any HTTP status)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(kannel.sendsms_url, timeout=2).close()  # noqa: S310
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("smsbox sendsms does not answer")
-
-
-def installed_hint() -> str:
-    which = shutil.which("apt-get")
-    how = f"apt-get install -y {PACKAGES}" if which else f"install {PACKAGES}"
-    return f"Kannel is not installed: as root, run `{how}` (Debian/Ubuntu)"

@@ -31,6 +31,7 @@ from relay.http.clientlimit import client_address
 from relay.http.webdesk import i18n
 from relay.http.webdesk.session import (
     COOKIE,
+    MAX_TOKEN_CHARS,
     User,
     check_csrf,
     over_tls,
@@ -219,7 +220,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         return render(request, "login.html", {"message": "login.slow"}, user=None, status=429)
     body = await read_body(request, FORM_MAX, FORM_TYPE)
     form = MultiDict(parse_qsl(body.decode(errors="replace"), max_num_fields=8))
-    token = form.get("token", "").strip()[:200]
+    token = form.get("token", "").strip()[:MAX_TOKEN_CHARS]
     if not token or roles_for(token, node.trust.tokens) is None:
         desk.login_failures.allow(client)  # spends one of the client's tries
         node.metrics.http_error("AVISA_UNAUTHORIZED", 401)
