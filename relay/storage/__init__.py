@@ -1,11 +1,12 @@
 """SQLite and the data directory's files: what the node keeps.
 
 Lives here: the database (``db``: one writer thread with group commit, the
-MIGRATIONS list), alerts and the feed (``store``, ``writes``), the outbox and
-delivery state (``outbox``), seq gaps (``gaps``), trust tables and tokens
-(``trust``), tips (``tips``), ``avisa.toml`` reading (``configfile``), private files
-(``files``) and the sealing key (``sealkey``). Functions take a connection
-(or a ``Database``) and ``now``; they never read a clock or start a task.
+MIGRATIONS list), alerts and the feed (``store``; ``writes.Writes`` is the one way
+a message is stored), the outbox and delivery state (``outbox``), seq gaps
+(``gaps``), trust tables and tokens (``trust``), tips (``tips``), ``avisa.toml``
+reading (``configfile``), private files (``files``) and the sealing key
+(``sealkey``). Functions take a connection (or a ``Database``) and ``now``; they
+never read a clock or start a task.
 
 May import: ``relay.core``, ``keys.cards``, ``keys.core``.
 
