@@ -51,7 +51,7 @@ async def test_submit_seals_the_contact_and_never_shows_it(running: RunningNode)
     assert "contact" not in repr(shown) and "805" not in repr(shown)
     (row,) = raw_rows(running.node.db.path)
     assert all(E164 not in bytes(v) for v in row if isinstance(v, bytes))
-    assert all("555" not in v for v in row if isinstance(v, str))
+    assert all("5550143" not in v for v in row if isinstance(v, str))
     with pytest.raises(BadInput) as bad:
         await desk.submit(tip(), contact="call me maybe")
     assert bad.value.errcode == "AVISA_BAD_PHONE"
@@ -113,6 +113,38 @@ async def test_workflow_and_two_person_rule(tmp_path: Path, clock: FakeClock) ->
     finally:
         await runner.cleanup()
         await node.stop()
+
+
+async def test_publishing_a_tip_is_one_transaction(
+    running: RunningNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure while the tip is marked published takes the signed alert back with it:
+    never an alert whose tip still looks publishable (it could be published twice)."""
+    from relay.storage import tips as tip_store
+
+    desk, node = running.node.desk, running.node
+    tip_id = await desk.submit(tip(), contact=PHONE)
+    await desk.claim(tip_id, "ana")
+    await desk.outcome(tip_id, "ana", "confirmed")
+    head = node.feed.head
+    real_record = tip_store.record
+
+    def fail_on_publish(conn, tip_id, event, state=None):  # type: ignore[no-untyped-def]
+        if state == "published":
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_record(conn, tip_id, event, state)
+
+    monkeypatch.setattr(tip_store, "record", fail_on_publish)
+    with pytest.raises(sqlite3.OperationalError):
+        await desk.publish(tip_id, "pat", TipDraft())
+    alerts = await node.db.read(lambda c: c.execute("SELECT count(*) FROM alerts").fetchone())
+    assert alerts == (0,) and node.feed.head == head
+    assert (await desk.get(tip_id)).state == "confirmed"
+
+    monkeypatch.setattr(tip_store, "record", real_record)
+    alert_id, _ = await desk.publish(tip_id, "pat", TipDraft())
+    ids = await node.db.read(lambda c: c.execute("SELECT id FROM alerts").fetchall())
+    assert ids == [(alert_id,)] and (await desk.get(tip_id)).alert_id == alert_id
 
 
 async def test_reply_goes_to_the_reporter_once_then_the_contact_is_gone(

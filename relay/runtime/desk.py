@@ -53,7 +53,10 @@ from relay.storage import tips as tip_store
 from relay.storage.db import Database
 
 _log = structlog.get_logger("avisa.desk")
-PublishDraft = Callable[[Draft], Awaitable[tuple[str, bytes]]]
+#: ``Node.publish_draft``: signs a draft; the callback joins the alert's transaction.
+PublishDraft = Callable[
+    [Draft, None, Callable[[sqlite3.Connection, str], None]], Awaitable[tuple[str, bytes]]
+]
 ReplySender = Callable[[str, str, str], Awaitable[None]]
 MAX_SOURCE_REF = 300
 MAX_LIST = 1000
@@ -241,15 +244,20 @@ class Desk:
         async with self._lock:
             tip = await self.get(ref)
             certainty = tips.publish_certainty(tip.state, tip.history, self.section.confirmations)
-            alert_id, envelope = await self._publish_draft(prefill(tip, draft, certainty))
-            event = _event(self.clock(), actor, "publish", alert_id=alert_id)
+            now = self.clock()
+            contact: list[bytes | None] = []
 
-            def job(conn: sqlite3.Connection) -> bytes | None:
-                sealed = tip_store.sealed_contact(conn, tip.id)
+            # In the alert's own transaction: a signed alert and a tip that says it was
+            # published are committed together, so a crash can never leave a tip that
+            # could be published twice.
+            def record(conn: sqlite3.Connection, alert_id: str) -> None:
+                contact.append(tip_store.sealed_contact(conn, tip.id))
+                event = _event(now, actor, "publish", alert_id=alert_id)
                 tip_store.record(conn, tip.id, event, state="published")
-                return sealed
 
-            sealed = await self.db.write(job)
+            draft_in = prefill(tip, draft, certainty)
+            alert_id, envelope = await self._publish_draft(draft_in, None, record)
+            sealed = contact[0]
         self._changed()
         self.counters[("publish", certainty)] += 1
         await self._reply(sealed, tip.language, certainty)

@@ -284,9 +284,15 @@ class Node:
         await self._reload_if_changed()
         return self.key
 
-    async def publish_draft(self, draft: Draft, replaces: Alert | None = None) -> tuple[str, bytes]:
+    async def publish_draft(
+        self,
+        draft: Draft,
+        replaces: Alert | None = None,
+        also: Callable[[sqlite3.Connection, str], None] | None = None,
+    ) -> tuple[str, bytes]:
         """Sign ``draft`` as a new alert of ours (or the update of ``replaces``) through
-        the pipeline; the one way the API and the desk publish. Returns id and envelope."""
+        the pipeline; the one way the API and the desk publish. Returns id and envelope.
+        ``also`` joins the alert's transaction (``Pipeline.publish``)."""
         now = self.clock()
         alert_id = f"{self.network}/{drafts.ulid(now, os.urandom(10))}"
         lifetime = self.trust.policy.max_lifetime
@@ -303,7 +309,7 @@ class Node:
                 references=drafts.chain(replaces) if replaces else (),
             )
 
-        outcome, raw = await self.pipeline.publish(build, await self.signing_key())
+        outcome, raw = await self.pipeline.publish(build, await self.signing_key(), also)
         assert outcome.id is not None
         return outcome.id, raw
 

@@ -295,8 +295,17 @@ class Pipeline:
             prepared.extend(part)
         return prepared
 
-    async def publish(self, build: Callable[[int], Alert], key: NodeKey) -> tuple[Outcome, bytes]:
-        """Sign and store an alert of this node's; ``build`` gets the next seq."""
+    async def publish(
+        self,
+        build: Callable[[int], Alert],
+        key: NodeKey,
+        also: Callable[[sqlite3.Connection, str], None] | None = None,
+    ) -> tuple[Outcome, bytes]:
+        """Sign and store an alert of this node's; ``build`` gets the next seq.
+
+        ``also`` runs in the same transaction once the alert is stored, with its id
+        (the desk records the tip it came from): both are committed, or neither.
+        """
         snapshot = self._trust()
         now = self._clock()
 
@@ -309,6 +318,8 @@ class Pipeline:
                 raise BadInput(
                     "AVISA_REFUSED", f"the node's own policy refused it: {outcome.reason}"
                 )
+            if also is not None:
+                also(conn, alert.id)
             return committed, raw
 
         committed, raw = await self._db.write(job)
