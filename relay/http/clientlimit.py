@@ -20,8 +20,6 @@ from typing import Final
 
 from aiohttp import web
 
-from relay.runtime.clock import system_clock
-
 MAX_CLIENTS: Final = 10_000
 
 
@@ -29,11 +27,9 @@ class ClientLimiter:
     """Token buckets per client, keyed by an in-memory keyed hash of its address."""
 
     def __init__(
-        self,
-        per_hour: int,
-        max_clients: int = MAX_CLIENTS,
-        monotonic: Callable[[], float] = system_clock.monotonic,
+        self, per_hour: int, *, monotonic: Callable[[], float], max_clients: int = MAX_CLIENTS
     ) -> None:
+        """``monotonic``: the node clock's (a fake clock in tests refills the buckets)."""
         self.capacity = float(per_hour)
         self.refill_per_s = per_hour / 3600.0
         self.max_clients = max_clients

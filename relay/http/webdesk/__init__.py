@@ -80,7 +80,7 @@ def build(node: Node) -> web.Application:
     section = node.config.desk_web
     desk = web.Application(middlewares=[pages.error_pages])
     desk[NODE] = node
-    desk[DESK] = DeskState.from_config(section)
+    desk[DESK] = DeskState.from_config(section, node.clock.monotonic)
     aiohttp_jinja2.setup(
         desk,
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),

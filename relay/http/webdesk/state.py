@@ -4,6 +4,7 @@ the failed sign-ins per client (``relay.http.clientlimit``, no address kept)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +24,9 @@ class DeskState:
     streams: set[asyncio.Task[Any]] = field(default_factory=set)
 
     @classmethod
-    def from_config(cls, section: DeskWebSection) -> DeskState:
-        failures = ClientLimiter(section.login_failures_per_hour)
+    def from_config(cls, section: DeskWebSection, monotonic: Callable[[], float]) -> DeskState:
+        """``monotonic``: the node clock's, so a fake clock refills the sign-in limit too."""
+        failures = ClientLimiter(section.login_failures_per_hour, monotonic=monotonic)
         return cls(Sessions(parse_duration(section.session_ttl)), section, failures)
 
 
