@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -39,6 +39,7 @@ from relay.runtime.httpio import (
     respond,
     strict_loads,
 )
+from relay.runtime.metrics import Metrics
 from relay.runtime.node import Node
 from relay.storage import gaps, store
 from relay.storage import tips as tip_store
@@ -251,9 +252,23 @@ async def stream(request: web.Request) -> web.StreamResponse:
     position = ascii_count(resume)
     if resume is not None and position is None:
         raise BadInput("AVISA_BAD_QUERY", "Last-Event-ID must be a feed position")
-    if node.metrics.sse_clients >= MAX_STREAMS:
-        raise BadInput("AVISA_TOO_MANY_STREAMS", "too many open streams")
     pos = position if position is not None else node.feed.head
+    return await event_stream(
+        request, node.metrics, request.app[STREAMS], lambda response: _pump(node, response, pos)
+    )
+
+
+async def event_stream(
+    request: web.Request,
+    metrics: Metrics,
+    streams: set[asyncio.Task[Any]],
+    pump: Callable[[web.StreamResponse], Awaitable[None]],
+) -> web.StreamResponse:
+    """A Server-Sent Events response that ``pump`` writes until the client goes: at most
+    ``MAX_STREAMS`` at once, counted in metrics, ended at shutdown through ``streams``
+    (the API's feed and the web desk's live page both stream this way)."""
+    if metrics.sse_clients >= MAX_STREAMS:
+        raise BadInput("AVISA_TOO_MANY_STREAMS", "too many open streams")
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -262,18 +277,17 @@ async def stream(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    node.metrics.sse_clients += 1
-    streams = request.app[STREAMS]
+    metrics.sse_clients += 1
     task = asyncio.current_task()
     assert task is not None
     streams.add(task)
     try:
-        await _pump(node, response, pos)
+        await pump(response)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
         streams.discard(task)
-        node.metrics.sse_clients -= 1
+        metrics.sse_clients -= 1
     return response
 
 

@@ -17,7 +17,6 @@ import asyncio
 
 from aiohttp import web
 
-from relay.core.errors import BadInput
 from relay.http import api
 from relay.http.webdesk.pages import EVERYONE, current_user, need, node_of
 from relay.http.webdesk.state import DESK
@@ -48,29 +47,12 @@ async def changed(node: Node, cursor: int, mark: int, timeout: float) -> None:
 async def stream(request: web.Request) -> web.StreamResponse:
     need(request, EVERYONE)
     node = node_of(request)
-    if node.metrics.sse_clients >= api.MAX_STREAMS:
-        raise BadInput("AVISA_TOO_MANY_STREAMS", "too many open streams")
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        }
+    return await api.event_stream(
+        request,
+        node.metrics,
+        request.app[DESK].streams,
+        lambda response: _pump(request, node, response),
     )
-    await response.prepare(request)
-    node.metrics.sse_clients += 1
-    streams = request.app[DESK].streams
-    task = asyncio.current_task()
-    assert task is not None
-    streams.add(task)
-    try:
-        await _pump(request, node, response)
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
-    finally:
-        streams.discard(task)
-        node.metrics.sse_clients -= 1
-    return response
 
 
 async def _pump(request: web.Request, node: Node, response: web.StreamResponse) -> None:
