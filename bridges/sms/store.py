@@ -264,12 +264,17 @@ def enqueue_reinstatement(
 
 
 def was_withdrawn(conn: sqlite3.Connection, alert_id: str) -> bool:
-    prefix = f"{alert_id}{WITHDRAWN}"
     row = conn.execute(
-        "SELECT 1 FROM sms_messages WHERE substr(alert_id, 1, ?) = ? LIMIT 1",
-        (len(prefix), prefix),
+        "SELECT 1 FROM sms_messages WHERE alert_id >= ? AND alert_id < ? LIMIT 1",
+        _prefixed(f"{alert_id}{WITHDRAWN}"),
     ).fetchone()
     return row is not None
+
+
+def _prefixed(prefix: str) -> tuple[str, str]:
+    """The keys starting with ``prefix``, as a range the (alert_id, lang) index serves
+    (a ``substr`` or ``LIKE`` test would read every message, for every feed event)."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 def _enqueue_to(
@@ -284,21 +289,25 @@ def _enqueue_to(
     ``reached[0]`` or starting with ``reached[1]``; drop those messages' queued rows."""
     if conn.execute("SELECT 1 FROM sms_messages WHERE alert_id = ? LIMIT 1", (key,)).fetchone():
         return 0
-    matching = "SELECT id FROM sms_messages WHERE alert_id = ? OR substr(alert_id, 1, ?) = ?"
-    args = (reached[0], len(reached[1]), reached[1])
+    root = root_of(conn, [alert_id]) or alert_id
+    # Every row of the alert's chain carries its root: the root index finds them.
+    matching = (
+        "root_id = ? AND message_id IN (SELECT id FROM sms_messages"
+        " WHERE alert_id = ? OR (alert_id >= ? AND alert_id < ?))"
+    )
+    args = (root, reached[0], *_prefixed(reached[1]))
     marks = ",".join("?" * len(SENT_STATES))
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS sms_followup (hash BLOB PRIMARY KEY)")
     conn.execute("DELETE FROM sms_followup")
     conn.execute(
         "INSERT OR IGNORE INTO sms_followup SELECT hash FROM sms_queue"  # noqa: S608
-        f" WHERE message_id IN ({matching}) AND state IN ({marks})",
+        f" WHERE {matching} AND state IN ({marks})",
         (*args, *SENT_STATES),
     )
     conn.execute(
-        f"DELETE FROM sms_queue WHERE message_id IN ({matching}) AND state = 'queued'",  # noqa: S608
+        f"DELETE FROM sms_queue WHERE {matching} AND state = 'queued'",  # noqa: S608
         args,
     )
-    root = root_of(conn, [alert_id]) or alert_id
     total = 0
     for lang, encoded in texts.items():
         message = _message(conn, key, root, lang, encoded, now)
