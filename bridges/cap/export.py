@@ -6,12 +6,16 @@ certainty ``[bridges.cap] certainties`` lets out, newest first, at most
 store marks it superseded); a cancel is itself a message in force until the
 alert it withdraws would have expired (``relay.core.drafts.cancel_of`` gives
 it that expiry), so CAP readers see the Cancel while it matters and then
-nothing, as they expect.
+nothing, as they expect. An alert sent back to review after it was listed (its
+key was revoked) leaves the feed with the next request, and its message URL
+answers 410 ``AVISA_WITHDRAWN`` (as an expired one answers 410) until a
+reviewer accepts it again; a held alert never listed stays a 404.
 
 Rendering 1,000 entries takes milliseconds, but a hub may poll every few
 seconds, so the rendered feed is cached. It can only change when the node's
 feed moves (an accepted message, a cancel, a reviewed hold) or when one of
-its entries expires, so the cache is keyed by the feed head and the URL base,
+its entries expires, so the cache is keyed by the feed head (read from the
+database: a revocation the CLI committed moves it at once) and the URL base,
 and is valid until the earliest expiry among its entries. The ETag is a hash
 of the entries; ``Last-Modified`` is when this process first built entries
 with that hash (after a restart: the first build), so validators never claim
@@ -98,7 +102,9 @@ class CapExport:
     async def feed(self, base: str) -> Document:
         """The Atom feed, from the cache while nothing that shows in it changed."""
         now = self.node.clock()
-        head = self.node.feed.head
+        # The database's head, not the node's signal: a revocation committed by the CLI
+        # (another process) withdraws alerts before this node reloads its trust.
+        head = await self.node.db.read(store.feed_head)
         cached = self._cache
         if (
             cached is not None
@@ -133,11 +139,17 @@ class CapExport:
         return Document(render_feed(info, entries, modified), etag, modified)
 
     async def message(self, alert_id: str) -> Document:
-        """One alert as CAP 1.2; 404 unless shown here, 410 once expired."""
+        """One alert as CAP 1.2; 404 unless shown here, 410 once expired or withdrawn."""
         now = self.node.clock()
 
         def load(conn: sqlite3.Connection) -> tuple[store.StoredAlert | None, dict[str, datetime]]:
             stored = store.get(conn, alert_id)
+            if (
+                stored is not None
+                and stored.state == "held"
+                and store.was_withdrawn(conn, alert_id)
+            ):
+                raise Gone("AVISA_WITHDRAWN", f"{alert_id} was withdrawn for review")
             sent: dict[str, datetime] = {}
             for ref in stored.alert.references if stored else ():
                 referenced = store.get(conn, ref)

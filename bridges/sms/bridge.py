@@ -7,7 +7,9 @@ Three parts run inside the node:
   (subscribers whose areas overlap the alert's, ``relay.core.policy.area_matches``)
   and one text per subscriber language are written to ``sms_queue`` *in the
   same transaction that moves the cursor*; an update or cancel goes to the
-  recipients of its original (``bridges.sms.store.enqueue_followup``);
+  recipients of its original (``bridges.sms.store.enqueue_followup``); a
+  withdrawal (the alert went back to review) to those it reached, and a
+  reviewer's accept after one to those told of the withdrawal;
 - **the sender**: claims due rows (marking them ``sending`` on disk first),
   hands them to the gateway at most ``throughput`` per second with a few in
   flight, and records the outcome. A gateway that is down or busy (503,
@@ -53,7 +55,7 @@ from bridges.base import (
     secret_file,
 )
 from bridges.sms import store as sms_store
-from bridges.sms.compose import Layout, Status, alert_text, language_for
+from bridges.sms.compose import Layout, Status, alert_text, language_for, withdrawal_text
 from bridges.sms.gateway import (
     Gateway,
     Outgoing,
@@ -143,13 +145,33 @@ class AlertFollower(RouteConsumer):
         await self.node.db.write(partial(sms_store.purge, before=before))
         self._next_purge = now + PURGE_EVERY
 
+    async def withdraw(self, pos: int, stored: store.StoredAlert) -> Handled:
+        """Back in review: one text to those it reached, in their language."""
+        alert = stored.alert
+        line = self.line
+        sent = await self.node.db.read(partial(sms_store.root_of, references=[alert.id]))
+        if sent is None:
+            return Skipped("not_sent_here")
+        now = to_epoch(self.node.clock())
+
+        def record(conn: sqlite3.Connection) -> None:
+            texts = {
+                lang: withdrawal_text(alert, language_for(alert, lang), line.layout)
+                for lang in sms_store.languages(conn)
+            }
+            if sms_store.enqueue_withdrawal(conn, alert.id, pos, texts, now):
+                line.wake_from_thread()
+
+        return Delivered(record, edit=True)
+
     async def handle(self, pos: int, stored: store.StoredAlert) -> Handled:
         alert = stored.alert
         line = self.line
+        again = await self.node.db.read(partial(sms_store.was_withdrawn, alert_id=alert.id))
         if alert.msg_type != "alert":
             root = await self.node.db.read(partial(sms_store.root_of, references=alert.references))
             if root is not None:
-                return self._followup(alert, root)
+                return self._followup(pos, alert, root, again)
             if alert.msg_type == "cancel":
                 return Skipped("not_sent_here")
         if alert.certainty not in line.config.certainties:
@@ -162,6 +184,8 @@ class AlertFollower(RouteConsumer):
         status: Status = "alert" if alert.msg_type == "alert" else "update"
 
         def record(conn: sqlite3.Connection) -> None:
+            if again:
+                self._reinstate(conn, pos, alert, now)
             wanted = [
                 areas
                 for areas in sms_store.area_sets(conn)
@@ -172,14 +196,24 @@ class AlertFollower(RouteConsumer):
                 if sms_store.enqueue_alert(conn, alert.id, wanted, texts, now):
                     line.wake_from_thread()
 
-        return Delivered(record)
+        return Delivered(record, edit=again)
 
-    def _followup(self, alert: Alert, root: str) -> Handled:
+    def _reinstate(self, conn: sqlite3.Connection, pos: int, alert: Alert, now: int) -> None:
+        """Accepted again after a withdrawal: those told of it get the alert again,
+        marked in force again (others who got it hear nothing new, and those whose
+        copy the withdrawal dropped get the alert as anyone new would)."""
+        texts = self.line.texts_for(alert, "reinstated", sms_store.languages(conn))
+        if sms_store.enqueue_reinstatement(conn, alert.id, pos, texts, now):
+            self.line.wake_from_thread()
+
+    def _followup(self, pos: int, alert: Alert, root: str, again: bool) -> Handled:
         line = self.line
         cancel = alert.msg_type == "cancel"
         now = to_epoch(self.node.clock())
 
         def record(conn: sqlite3.Connection) -> None:
+            if again:
+                self._reinstate(conn, pos, alert, now)
             texts = line.texts_for(
                 alert, "cancel" if cancel else "update", sms_store.languages(conn)
             )

@@ -8,6 +8,12 @@ first, then the instruction, then the headline, each cut ending in ``...``
 phones wrap it anyway, and a newline costs a character. Bidirectional
 overrides and control characters never reach a phone.
 
+An alert sent back to review (its key was revoked) becomes one text with
+``RETIRADA PARA REVISION:`` / ``WITHDRAWN FOR REVIEW:`` and its headline only;
+if a reviewer accepts it again, its full text goes again, marked ``VIGENTE DE
+NUEVO`` / ``IN FORCE AGAIN``. Fixed words avoid accents, so a text stays GSM-7
+(160 characters a segment) unless the alert's own words need more.
+
 Replies (subscribed, stopped, help, tip received) exist in Spanish and
 English; the help text can be replaced per language in the config.
 """
@@ -24,7 +30,7 @@ from bridges.sms.gsm import Encoded, encode
 from relay.core.model import Alert, Text
 
 Accents = Literal["ucs2", "transliterate"]
-Status = Literal["alert", "update", "cancel"]
+Status = Literal["alert", "update", "cancel", "reinstated"]
 
 _UNSAFE = re.compile("[\u202a-\u202e\u2066-\u2069\x00-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
@@ -37,6 +43,9 @@ STATUS_WORDS = {
         "false": "FALSO, RUMOR DESMENTIDO",
         "update": "ACTUALIZACION",
         "cancel": "CANCELADO:",
+        "withdrawn": "RETIRADA PARA REVISION:",
+        "withdrawn_note": "No actue segun esta alerta hasta nuevo aviso",
+        "reinstated": "VIGENTE DE NUEVO",
         "area": "Zona",
         "stop": "ALTO para salir",
     },
@@ -46,6 +55,9 @@ STATUS_WORDS = {
         "false": "FALSE, RUMOR DEBUNKED",
         "update": "UPDATE",
         "cancel": "CANCELLED:",
+        "withdrawn": "WITHDRAWN FOR REVIEW:",
+        "withdrawn_note": "Do not act on this alert until further notice",
+        "reinstated": "IN FORCE AGAIN",
         "area": "Area",
         "stop": "STOP to quit",
     },
@@ -129,11 +141,21 @@ def alert_text(alert: Alert, status: Status, lang: str, layout: Layout) -> Encod
     if status == "cancel":
         lead = words["cancel"]
     else:
-        lead = words[alert.certainty] + ("" if status == "alert" else f" ({words['update']})")
+        marked = {"alert": "", "update": f" ({words['update']})"}
+        lead = words[alert.certainty] + marked.get(status, f" ({words['reinstated']})")
         lead = f"{lead}: {kind}."
     tail = f"{words['area']}: {clean(alert.area.label)}. {words['stop']}"
     parts = [clean(text.headline), clean(text.body), clean(text.instruction or "")]
     return fit(lead, parts, tail, layout)
+
+
+def withdrawal_text(alert: Alert, lang: str, layout: Layout) -> Encoded:
+    """The alert went back to review: its headline, struck by the status word, and
+    nothing else of what it said (as the Matrix bridge's edit)."""
+    words = _words(lang)
+    tail = words["stop"]
+    parts = [clean(alert.text[lang].headline), "", words["withdrawn_note"]]
+    return fit(words["withdrawn"], parts, tail, layout)
 
 
 def fit(lead: str, parts: list[str], tail: str, layout: Layout) -> Encoded:

@@ -229,6 +229,99 @@ def enqueue_followup(
     return total
 
 
+WITHDRAWN = "#withdrawn@"
+REINSTATED = "#reinstated@"
+
+
+def enqueue_withdrawal(
+    conn: sqlite3.Connection,
+    alert_id: str,
+    pos: int,
+    texts: Mapping[str, Encoded],
+    now: int,
+) -> int:
+    """The alert went back to review: a text for those it reached, none for the rest.
+
+    Its copies still queued are dropped (nobody hears of it now). The
+    withdrawal's messages are keyed ``<alert id>#withdrawn@<feed pos>``: one
+    set per withdrawal event, so a retry of the same event adds nothing.
+    """
+    key = f"{alert_id}{WITHDRAWN}{pos}"
+    return _enqueue_to(conn, (alert_id, f"{alert_id}#"), alert_id, key, texts, now)
+
+
+def enqueue_reinstatement(
+    conn: sqlite3.Connection,
+    alert_id: str,
+    pos: int,
+    texts: Mapping[str, Encoded],
+    now: int,
+) -> int:
+    """A reviewer accepted again what was withdrawn: the alert again, to those told of
+    the withdrawal (a withdrawal text still queued is dropped instead)."""
+    told = f"{alert_id}{WITHDRAWN}"
+    return _enqueue_to(conn, (told, told), alert_id, f"{alert_id}{REINSTATED}{pos}", texts, now)
+
+
+def was_withdrawn(conn: sqlite3.Connection, alert_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sms_messages WHERE alert_id >= ? AND alert_id < ? LIMIT 1",
+        _prefixed(f"{alert_id}{WITHDRAWN}"),
+    ).fetchone()
+    return row is not None
+
+
+def _prefixed(prefix: str) -> tuple[str, str]:
+    """The keys starting with ``prefix``, as a range the (alert_id, lang) index serves
+    (a ``substr`` or ``LIKE`` test would read every message, for every feed event)."""
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _enqueue_to(
+    conn: sqlite3.Connection,
+    reached: tuple[str, str],
+    alert_id: str,
+    key: str,
+    texts: Mapping[str, Encoded],
+    now: int,
+) -> int:
+    """Queue ``texts`` (messages keyed ``key``) for those reached by a message keyed
+    ``reached[0]`` or starting with ``reached[1]``; drop those messages' queued rows."""
+    if conn.execute("SELECT 1 FROM sms_messages WHERE alert_id = ? LIMIT 1", (key,)).fetchone():
+        return 0
+    root = root_of(conn, [alert_id]) or alert_id
+    # Every row of the alert's chain carries its root: the root index finds them.
+    matching = (
+        "root_id = ? AND message_id IN (SELECT id FROM sms_messages"
+        " WHERE alert_id = ? OR (alert_id >= ? AND alert_id < ?))"
+    )
+    args = (root, reached[0], *_prefixed(reached[1]))
+    marks = ",".join("?" * len(SENT_STATES))
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS sms_followup (hash BLOB PRIMARY KEY)")
+    conn.execute("DELETE FROM sms_followup")
+    conn.execute(
+        "INSERT OR IGNORE INTO sms_followup SELECT hash FROM sms_queue"  # noqa: S608
+        f" WHERE {matching} AND state IN ({marks})",
+        (*args, *SENT_STATES),
+    )
+    conn.execute(
+        f"DELETE FROM sms_queue WHERE {matching} AND state = 'queued'",  # noqa: S608
+        args,
+    )
+    total = 0
+    for lang, encoded in texts.items():
+        message = _message(conn, key, root, lang, encoded, now)
+        total += conn.execute(
+            "INSERT INTO sms_queue (hash, message_id, root_id, state, next_at, created_at)"
+            " SELECT s.hash, ?, ?, 'queued', ?, ? FROM sms_subscribers s"
+            " JOIN sms_followup f ON f.hash = s.hash WHERE s.lang = ?"
+            " ON CONFLICT (hash, message_id) DO NOTHING",
+            (message, root, now, now, lang),
+        ).rowcount
+    conn.execute("DELETE FROM sms_followup")
+    return total
+
+
 # --- sending --------------------------------------------------------------------
 
 

@@ -307,6 +307,14 @@ def withdraw(conn: sqlite3.Connection, alert_id: str) -> int:
     return int(cursor.lastrowid or 0)
 
 
+def was_withdrawn(conn: sqlite3.Connection, alert_id: str) -> bool:
+    """Whether ``alert_id`` was taken back after it was accepted (a ``withdraw`` event)."""
+    row = conn.execute(
+        "SELECT 1 FROM feed WHERE alert_id = ? AND event = 'withdraw' LIMIT 1", (alert_id,)
+    ).fetchone()
+    return row is not None
+
+
 def feed_head(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'feed'").fetchone()
     return 0 if row is None else int(row[0])

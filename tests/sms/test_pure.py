@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
-from bridges.sms.compose import Layout, alert_text, reply_text
+from bridges.sms.compose import Layout, alert_text, reply_text, withdrawal_text
 from bridges.sms.gsm import encode, is_gsm7, segments, transliterate
 from bridges.sms.keywords import Empty, Help, Other, Start, Stop, Subscribe, parse
 from relay.core.config import SmsKeyword, render
 from relay.core.config import parse as parse_config
 from relay.core.errors import ConfigError
+from relay.core.model import Text
 from tests.helpers import make_alert
 
 KEYWORDS = [
@@ -110,6 +112,25 @@ def test_alert_text_languages_and_bounds() -> None:
         assert "..." in fitted.text
     flat = alert_text(long, "alert", "es", Layout("transliterate", 4))
     assert flat.coding == "gsm7" and flat.segments <= 4 and len(flat.text) > 500
+
+
+def test_withdrawal_text_says_only_the_headline_within_bounds() -> None:
+    alert = make_alert(headline="ICE at Colonia park")
+    text = withdrawal_text(alert, "en", Layout()).text
+    assert text == (
+        "WITHDRAWN FOR REVIEW: ICE at Colonia park. Do not act on this alert until further"
+        " notice. STOP to quit."
+    )
+    assert "Verified" not in text  # nothing else of what it said
+    long = make_alert(headline="Ó " * 400)
+    encoded = withdrawal_text(long, "en", Layout(max_segments=2))
+    assert encoded.segments <= 2 and encoded.text.startswith("WITHDRAWN FOR REVIEW: Ó")
+    both = msgspec.structs.replace(
+        alert, text={**alert.text, "es": Text(headline="ICE en el parque", body="Verificado.")}
+    )
+    spanish = withdrawal_text(both, "es", Layout())
+    assert spanish.text.startswith("RETIRADA PARA REVISION: ICE en el parque. No actue")
+    assert spanish.coding == "gsm7" and spanish.segments == 1
 
 
 def test_controls_and_bidi_never_reach_a_phone() -> None:

@@ -15,7 +15,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from keys.core.keyring import KeyEntry
 from relay.cli import datadir
+from relay.core.policy import PeerPolicy
 from relay.core.tips import TipIn, Where
 from relay.http.app import serve
 from relay.runtime.clock import FakeClock
@@ -23,7 +25,7 @@ from relay.runtime.node import Node
 from relay.storage import trust
 from tests.conftest import RunningNode, start_node
 from tests.fedkit import members, pulled, trusts
-from tests.helpers import wait_for
+from tests.helpers import key, make_alert, raw_envelope, wait_for
 from tests.test_api import DRAFT
 from tests.webdesk.deskclient import DeskClient
 
@@ -368,3 +370,31 @@ async def test_bridges_show_each_status_and_its_tables(node: RunningNode, desk: 
         assert "&lt;b&gt;county&lt;/b&gt;" in page and "timeout" in page
     finally:
         node.node.bridges.clear()
+
+
+async def test_peers_page_shows_the_seq_gaps_each_peer_left(
+    node: RunningNode, desk: DeskClient
+) -> None:
+    running = node.node
+    peer_key = key(81)
+    record = trust.PeerRecord(
+        "net-a",
+        "http://127.0.0.1:9",
+        (KeyEntry("net-a", peer_key.public_key),),
+        PeerPolicy(network="net-a", speaks_for=("fips:06",)),
+    )
+    await running.db.write(lambda conn: trust.save_peer(conn, record, running.clock()))
+    await running.reload_trust()
+    await desk.login(node.token)
+    _, page, _ = await desk.page("/desk/peers?lang=en")
+    assert "Messages missing</dt><dd>none</dd>" in page
+    envelopes = [raw_envelope(make_alert("net-a", seq=seq), peer_key) for seq in (1, 5)]
+    outcomes = await running.pipeline.ingest(envelopes, from_peer="net-a")
+    assert [outcome.status for outcome in outcomes] == ["accepted", "accepted"]
+    _, page, _ = await desk.page("/desk/peers?lang=en")
+    assert "3 in 1 gap(s), 1 not yet asked for" in page
+    assert "net-a seq 2–4</span> <small>not yet asked for" in page
+    _, page, _ = await desk.page("/desk/peers?lang=es")
+    assert "Mensajes que faltan" in page and "3 en 1 hueco(s), 1 aún sin pedir" in page
+    status, body = await node.call("GET", "/api/v1/peers")
+    assert status == 200 and body["peers"][0]["seq_gaps"]["missing"] == 3  # the same numbers

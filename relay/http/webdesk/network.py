@@ -1,4 +1,5 @@
-"""Peers (health, backlog, last error, fingerprints to read aloud), bridges
+"""Peers (health, backlog, last error, the seq gaps each left that this node is
+waiting to fill, fingerprints to read aloud), bridges
 (each one's status), and the decision log (filterable)."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from relay.http.webdesk.pages import (
     partial,
     render,
 )
-from relay.storage import store
+from relay.storage import gaps, store
 
 routes = web.RouteTableDef()
 
@@ -30,7 +31,8 @@ async def peers(request: web.Request) -> web.StreamResponse:
     now = node.clock()
     language, _ = i18n.choose(request)
     t = i18n.translator(language)
-    listing = {entry["network"]: entry for entry in api.peer_listing(node)}
+    waiting = await node.db.read(gaps.by_peer)
+    listing = {entry["network"]: entry for entry in api.peer_listing(node, waiting)}
     items = []
     for record in node.trust.peers.values():
         entry = listing.get(record.network, {})
