@@ -38,6 +38,13 @@ def set_clock(path: Path, moment: datetime) -> None:
     draft.replace(path)  # readers see the old time or the new one, never half
 
 
+def tick(path: Path, seconds: int = 1) -> None:
+    """Move the file clock on: a node's loops run on it, and a clock that stands still
+    after a jump runs no timer again (wait on a purge with this inside the condition)."""
+    now = datetime.fromisoformat(path.read_text().strip())
+    set_clock(path, now + timedelta(seconds=seconds))
+
+
 class Proc:
     """One node as an ``avisa run`` subprocess."""
 

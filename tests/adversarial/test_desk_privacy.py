@@ -38,7 +38,15 @@ from relay.runtime.clock import TEST_CLOCK_ENV
 from tests.adversarial.kit import figure
 from tests.adversarial.test_privacy import DebugProc, b64_forms
 from tests.helpers import T0, wait_for
-from tests.test_federation_process import Proc, api, free_port, set_clock, setup_node, trust_peer
+from tests.test_federation_process import (
+    Proc,
+    api,
+    free_port,
+    set_clock,
+    setup_node,
+    tick,
+    trust_peer,
+)
 
 pytestmark = pytest.mark.slow
 NUMBERS = {
@@ -170,6 +178,7 @@ async def test_no_trace_of_a_reporter_or_a_tip(tmp_path: Path, procs: list[Proc]
         set_clock(clock_file, T0 + timedelta(days=8))
 
         def purged() -> bool:
+            tick(clock_file)  # the purge loop runs on this clock: keep it moving
             if query(a, "SELECT count(*) FROM tips") != [(0,)]:
                 return False
             wal = a.data / "avisa.db-wal"

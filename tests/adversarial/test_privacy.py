@@ -45,6 +45,7 @@ from tests.test_federation_process import (
     free_port,
     set_clock,
     setup_node,
+    tick,
     trust_peer,
 )
 
@@ -195,14 +196,10 @@ async def test_nothing_of_an_alert_outlives_retention(tmp_path: Path, procs: lis
         for n in range(4):
             assert any(f"alert {n} headline" in hit for hit in before), ("control", n, before)
 
-        later = [T0 + timedelta(days=8)]
-        set_clock(clock_file, later[0])
+        set_clock(clock_file, T0 + timedelta(days=8))
 
         def purged_and_folded() -> bool:
-            # The nodes' purge loops run on the file's clock: keep it moving, a second a
-            # check, as time would on a real node (a clock that stands still runs no timer).
-            later[0] += timedelta(seconds=1)
-            set_clock(clock_file, later[0])
+            tick(clock_file)  # the purge loops run on this clock: keep it moving
             if alert_count(a) or alert_count(b):
                 return False
             wal_sizes = [(p.data / "avisa.db-wal") for p in (a, b)]
