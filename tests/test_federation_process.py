@@ -158,12 +158,14 @@ async def test_node_killed_while_peer_publishes_catches_up_an_hour_later(
         unexpired = set(ids) - short_lived
 
         async def caught_up() -> bool:
+            tick(clock_file)  # A's backoff towards B runs on this clock
             listed = await api(http, b, "GET", "/api/v1/alerts?limit=1000")
             return unexpired <= {item["alert"]["id"] for item in listed["alerts"]}
 
         await wait_for(caught_up, timeout=30, what="B has every unexpired alert")
 
         async def drained() -> bool:
+            tick(clock_file)
             peers = (await api(http, a, "GET", "/api/v1/peers"))["peers"]
             return peers[0]["backlog"] == 0 and peers[0]["failures"] == 0
 
