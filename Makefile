@@ -38,7 +38,8 @@ kannel:
 	if [ $$missing = 1 ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing Kannel for the SMS tests: apt-get install -y kannel kannel-extras"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kannel kannel-extras; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kannel kannel-extras; } || \
+				echo "could not install Kannel: the demo runs without its text line, the SMS tests skip"; \
 		else \
 			echo "SMS tests need Kannel; as root run: apt-get install -y kannel kannel-extras (skipped until then)"; \
 		fi; \
