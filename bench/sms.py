@@ -49,25 +49,10 @@ from bridges.sms.inbound import HASH_PURPOSE
 from bridges.sms.localkannel import FakeSmsc, Kannel, missing
 from relay.storage import db, sealkey
 from relay.storage.files import write_private
+from tests.sms.kit import DRAFT  # the SMS line's one sample alert
 
 SECRET = "bench-inbound-secret-0123456789"
 GOALS = {"sms_fanout.ratio": ">= 0.8", "sms_first_ms.p50": "<= 200", "sms_rss_mb_100k": "<= 120"}
-DRAFT: dict[str, Any] = {
-    "kind": "sighting",
-    "certainty": "confirmed",
-    "area": {
-        "label": "Colonia, Oxnard",
-        "geohash": "9q4gch",
-        "radius_m": 500,
-        "codes": ["fips:06111"],
-    },
-    "agencies": ["ice"],
-    "text": {
-        "es": {"headline": "ICE en el parque Colonia", "body": "Verificado en el sitio."},
-        "en": {"headline": "ICE at Colonia park", "body": "Verified on site."},
-    },
-    "expires_in": "4h",
-}
 
 
 def progress(message: str) -> None:
