@@ -204,29 +204,7 @@ def enqueue_followup(
     update replaces them.
     """
     states = SENT_STATES if cancel else (*SENT_STATES, "queued")
-    marks = ",".join("?" * len(states))
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS sms_followup (hash BLOB PRIMARY KEY)",
-    )
-    conn.execute("DELETE FROM sms_followup")
-    conn.execute(
-        "INSERT OR IGNORE INTO sms_followup SELECT hash FROM sms_queue"  # noqa: S608
-        f" WHERE root_id = ? AND state IN ({marks})",
-        (root_id, *states),
-    )
-    conn.execute("DELETE FROM sms_queue WHERE root_id = ? AND state = 'queued'", (root_id,))
-    total = 0
-    for lang, encoded in texts.items():
-        message = _message(conn, alert_id, root_id, lang, encoded, now)
-        total += conn.execute(
-            "INSERT INTO sms_queue (hash, message_id, root_id, state, next_at, created_at)"
-            " SELECT s.hash, ?, ?, 'queued', ?, ? FROM sms_subscribers s"
-            " JOIN sms_followup f ON f.hash = s.hash WHERE s.lang = ?"
-            " ON CONFLICT (hash, message_id) DO NOTHING",
-            (message, root_id, now, now, lang),
-        ).rowcount
-    conn.execute("DELETE FROM sms_followup")
-    return total
+    return _queue_for(conn, "root_id = ?", (root_id,), states, alert_id, root_id, texts, now)
 
 
 WITHDRAWN = "#withdrawn@"
@@ -296,13 +274,29 @@ def _enqueue_to(
         " WHERE alert_id = ? OR (alert_id >= ? AND alert_id < ?))"
     )
     args = (root, reached[0], *_prefixed(reached[1]))
-    marks = ",".join("?" * len(SENT_STATES))
+    return _queue_for(conn, matching, args, SENT_STATES, key, root, texts, now)
+
+
+def _queue_for(
+    conn: sqlite3.Connection,
+    matching: str,
+    args: tuple[object, ...],
+    states: tuple[str, ...],
+    key: str,
+    root: str,
+    texts: Mapping[str, Encoded],
+    now: int,
+) -> int:
+    """Queue ``texts`` (messages keyed ``key`` in ``root``'s chain) for the subscribers
+    of the rows ``matching`` in ``states``, in their language; drop the matching rows
+    still queued. The one follow-up mechanism (updates, cancels, withdrawals)."""
+    marks = ",".join("?" * len(states))
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS sms_followup (hash BLOB PRIMARY KEY)")
     conn.execute("DELETE FROM sms_followup")
     conn.execute(
         "INSERT OR IGNORE INTO sms_followup SELECT hash FROM sms_queue"  # noqa: S608
         f" WHERE {matching} AND state IN ({marks})",
-        (*args, *SENT_STATES),
+        (*args, *states),
     )
     conn.execute(
         f"DELETE FROM sms_queue WHERE {matching} AND state = 'queued'",  # noqa: S608
