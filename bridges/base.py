@@ -37,6 +37,7 @@ certainty and language.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
@@ -70,6 +71,21 @@ Record = Callable[[sqlite3.Connection], None]
 BATCH = 100
 POISON_AFTER = 5
 _log = structlog.get_logger("avisa.bridge")
+
+
+async def supervised(work: Callable[[], Awaitable[None]], sleep: Sleep, what: str) -> None:
+    """Run ``work`` for good: a task that fails on a bug is logged and restarted after a
+    backoff (up to 5 minutes), never left dead; only cancelling stops it. Every bridge's
+    long-running tasks run under this."""
+    backoff = Backoff(cap=300.0)
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - logged; the bridge must keep running
+            _log.exception("bridge task failed; restarting", task=what)
+            await sleep(backoff.next_delay())
 
 
 class RateLimited(TransportError):

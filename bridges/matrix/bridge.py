@@ -51,11 +51,11 @@ from bridges.base import (
     Skipped,
     Sleep,
     certainties_or,
+    supervised,
 )
 from bridges.matrix import store as matrix_store
 from bridges.matrix.session import MatrixSession, txn_id
 from bridges.render import Rendered, Signers, Status, render
-from relay.core.backoff import Backoff
 from relay.core.config import MatrixBridge, MatrixRoute
 from relay.core.errors import TransportError
 from relay.core.model import Alert
@@ -368,24 +368,16 @@ class MatrixBridgeRunner:
 
     def start(self) -> None:
         self._tasks.append(
-            asyncio.create_task(self._supervised(self.session.run), name="avisa-matrix-sync")
+            asyncio.create_task(
+                supervised(self.session.run, self.sleep, "matrix sync"), name="avisa-matrix-sync"
+            )
         )
         for route in self.routes:
             self._tasks.append(
-                asyncio.create_task(self._supervised(route.run), name="avisa-matrix-route")
+                asyncio.create_task(
+                    supervised(route.run, self.sleep, "matrix route"), name="avisa-matrix-route"
+                )
             )
-
-    async def _supervised(self, work: Any) -> None:
-        """Restart a task that failed on a bug, after a backoff; never silently die."""
-        backoff = Backoff(cap=300.0)
-        while True:
-            try:
-                await work()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - logged; the bridge must keep running
-                _log.exception("matrix bridge task failed; restarting")
-                await self.sleep(backoff.next_delay())
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -53,6 +52,7 @@ from bridges.base import (
     Skipped,
     Sleep,
     secret_file,
+    supervised,
 )
 from bridges.sms import store as sms_store
 from bridges.sms.compose import Layout, Status, alert_text, language_for, withdrawal_text
@@ -265,9 +265,15 @@ class SmsBridgeRunner(TextAnswers):
         self._loop = asyncio.get_running_loop()
         self._desk().reply_sender = self.reply
         self._tasks.append(
-            asyncio.create_task(self._supervised(self.follower.run), name="sms-feed")
+            asyncio.create_task(
+                supervised(self.follower.run, self.sleep, "sms feed"), name="sms-feed"
+            )
         )
-        self._tasks.append(asyncio.create_task(self._supervised(self._send_loop), name="sms-send"))
+        self._tasks.append(
+            asyncio.create_task(
+                supervised(self._send_loop, self.sleep, "sms send"), name="sms-send"
+            )
+        )
 
     def listening(self, base_url: str) -> None:
         """The node's HTTP side is up at ``base_url``: report URLs can be given out."""
@@ -295,17 +301,6 @@ class SmsBridgeRunner(TextAnswers):
         if desk.reply_sender == self.reply:
             desk.reply_sender = None
         await self.gateway.close()
-
-    async def _supervised(self, work: Callable[[], Awaitable[None]]) -> None:
-        backoff = Backoff(cap=300.0)
-        while True:
-            try:
-                await work()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - logged; the line must keep running
-                _log.exception("sms task failed; restarting")
-                await self.sleep(backoff.next_delay())
 
     def status(self) -> dict[str, Any]:
         stats = self.stats
