@@ -53,3 +53,28 @@ async def test_a_failing_job_in_a_batch_is_undone_alone(tmp_path: Path) -> None:
         assert await _keys(db) == {"one", "two"}
     finally:
         db.close()
+
+
+def test_database_files_are_private_from_birth(tmp_path: Path) -> None:
+    from relay.storage import db
+
+    path = tmp_path / "avisa.db"
+    conn = db.open_sync(path)
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("avisa.db")]
+    assert {p.name for p in files} >= {"avisa.db", "avisa.db-wal", "avisa.db-shm"}
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in files), [
+        (p.name, oct(p.stat().st_mode)) for p in files
+    ]
+    conn.close()
+
+
+def test_an_older_loose_database_is_tightened(tmp_path: Path) -> None:
+    from relay.storage import db
+
+    path = tmp_path / "avisa.db"
+    sqlite3.connect(path).close()
+    path.chmod(0o644)
+    db.open_sync(path).close()
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -1,7 +1,7 @@
 """SQLite and the data directory's files: what the node keeps.
 
-Lives here: the database (``db``: one writer thread with group commit, the
-MIGRATIONS list), alerts and the feed (``store``; ``writes.Writes`` is the one way
+Lives here: the database (``db``: one writer thread with group commit; its
+migrations in ``schema``), alerts and the feed (``store``; ``writes.Writes`` is the one way
 a message is stored), the outbox and delivery state (``outbox``), seq gaps
 (``gaps``), trust tables and tokens (``trust``), tips (``tips``), ``avisa.toml``
 reading (``configfile``), private files (``files``) and the sealing key
@@ -12,5 +12,5 @@ May import: ``relay.core``, ``keys.cards``, ``keys.core``.
 
 Go instead to ``relay.runtime`` for the node that runs jobs on the database,
 ``keys.store`` for key files and key tables. New tables: append a migration
-to ``db.MIGRATIONS`` (never edit an applied one).
+to ``schema.MIGRATIONS`` (never edit an applied one).
 """
