@@ -37,7 +37,7 @@ from keys.core.keyring import KeyEntry
 from keys.core.signing import NodeKey
 from keys.store import nodekey
 from relay.cli import datadir
-from relay.core.policy import PeerPolicy
+from relay.core.policy import PeerPolicy, Relay
 from relay.federation.auth import authorization
 from relay.runtime.clock import TEST_CLOCK_ENV, system_clock
 from relay.storage import db, trust
@@ -154,6 +154,7 @@ class Trusted:
     forward: bool = True
     speaks_for: tuple[str, ...] = SPEAKS_FOR
     rate_limit_per_min: int = DEFAULT_PER_MIN
+    relay: Relay = "all"
 
     def record(self) -> trust.PeerRecord:
         return trust.PeerRecord(
@@ -166,6 +167,7 @@ class Trusted:
                 rate_limit_per_min=self.rate_limit_per_min,
                 forward=self.forward,
                 endorse=self.endorse,
+                relay=self.relay,
             ),
         )
 
@@ -237,7 +239,7 @@ class NodeProcess:
         await self.healthy(http, timeout)
 
         async def workers() -> bool:
-            async with http.get(self.url + "/metrics") as reply:
+            async with http.get(self.url + "/metrics", headers=self.headers()) as reply:
                 for line in (await reply.text()).splitlines():
                     if line.startswith("avisa_verify_workers "):
                         return float(line.split()[1]) > 0

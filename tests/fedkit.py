@@ -27,7 +27,7 @@ from yarl import URL
 
 from keys.core.keyring import KeyEntry
 from relay.cli import datadir
-from relay.core.policy import PeerPolicy
+from relay.core.policy import PeerPolicy, Relay
 from relay.http.app import serve
 from relay.runtime.clock import FakeClock
 from relay.runtime.node import Node
@@ -139,6 +139,7 @@ async def trusts(
     forward: bool = True,
     endorse: bool = False,
     rate_limit_per_min: int = 600,
+    relay: Relay = "all",
 ) -> None:
     """``a`` adds ``b`` as a peer (reached at ``url``, by default ``b``'s own)."""
     record = trust.PeerRecord(
@@ -151,6 +152,7 @@ async def trusts(
             rate_limit_per_min=rate_limit_per_min,
             forward=forward,
             endorse=endorse,
+            relay=relay,
         ),
     )
     await a.node.db.write(lambda conn: trust.save_peer(conn, record, a.node.clock()))

@@ -30,6 +30,7 @@ def test_what_init_writes_loads_with_defaults() -> None:
         (('max_future_skew = "5m"', 'max_future_skew = "2h"'), "policy.max_future_skew"),
         (('max_age = "7d"', 'max_age = "30d"'), "policy.max_age"),
         (("hold_certainties = []", 'hold_certainties = ["maybe"]'), "policy.hold_certainties"),
+        (('network = "ventura"', 'network = "ventura"\nverify_workers = -9'), "node.verify"),
     ],
 )
 def test_errors_name_the_setting(change: tuple[str, str], path: str) -> None:
@@ -43,3 +44,14 @@ def test_errors_name_the_setting(change: tuple[str, str], path: str) -> None:
 def test_not_toml_at_all() -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         parse("[node\nnetwork=")
+
+
+def test_verify_workers_default_to_one_per_core_and_can_be_fewer() -> None:
+    import os
+
+    from relay.runtime.node import verify_workers
+
+    assert parse(GOOD).node.verify_workers == 0
+    assert verify_workers(0) == max(1, os.cpu_count() or 2)
+    one = parse(GOOD.replace('network = "ventura"', 'network = "ventura"\nverify_workers = 1'))
+    assert verify_workers(one.node.verify_workers) == 1

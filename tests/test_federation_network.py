@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
+from relay.federation import catchup
 from relay.runtime.clock import FakeClock
 from relay.runtime.explain import explain
 from tests.fedkit import Member, decision_for, members, pulled, trusts
@@ -182,3 +184,65 @@ async def test_alert_outside_speaks_for_is_rejected_when_policy_says_reject(
 
         await wait_for(answered, what="A takes the rejection as the answer")
         assert (await a.peer("net-b"))["failures"] == 0  # a final answer, not a retry
+
+
+async def test_a_mesh_that_relays_only_its_own_sends_each_node_one_copy(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Issue 30: in a full mesh every origin reaches every neighbour itself, so with
+    ``relay = "own"`` no node passes on another's message and each receives one copy
+    (with "all", each of the other three would send it again)."""
+    names = ["m1", "m2", "m3", "m4"]
+    async with members(tmp_path, clock, names) as net:
+        for x in names:
+            for y in names:
+                if x != y:
+                    await trusts(net[x], net[y], relay="own")
+        for x in names:
+            for y in names:
+                if x != y:
+                    await wait_for(lambda m=net[x], p=y: pulled(m, p), what=f"{x}->{y} pull")
+        published = [(await net[name].publish())["id"] for name in names]
+        published.append((await net["m1"].cancel(published[0]))["id"])
+
+        async def everywhere() -> bool:
+            for member in net.values():
+                if set(await member.feed_counts()) != set(published):
+                    return False
+            return True
+
+        await wait_for(everywhere, timeout=30, what="every message at every node")
+        for member in net.values():
+            received = [
+                d for d in await member.decisions() if d["alert_id"] in published and d["peer"]
+            ]
+            # One copy of each message from the others, straight from its origin.
+            assert sorted(d["alert_id"] for d in received) == sorted(
+                i for i in published if not i.startswith(member.network + "/")
+            ), (member.network, received)
+            assert all(d["peer"] == d["alert_id"].split("/")[0] for d in received)
+
+
+async def test_relay_own_still_sends_own_alerts_but_not_others_down_a_line(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """la - lb - lc: lb relays only its own to lc, so la's alert stops at lb; lb's reaches lc."""
+    async with members(tmp_path, clock, ["la", "lb", "lc"]) as net:
+        await mutual(net["la"], net["lb"])
+        await trusts(net["lb"], net["lc"], relay="own")
+        await trusts(net["lc"], net["lb"])
+        for x, y in (("la", "lb"), ("lb", "la"), ("lb", "lc"), ("lc", "lb")):
+            await wait_for(lambda m=net[x], p=y: pulled(m, p), what=f"{x}->{y} pull")
+        from_a = (await net["la"].publish())["id"]
+        await decision_for(net["lb"], from_a)
+        from_b = (await net["lb"].publish())["id"]
+        assert (await decision_for(net["lc"], from_b))["decision"] == "accept"
+        assert (await net["lb"].peer("lc"))["relay"] == "own"
+        assert from_a not in await net["lc"].feed_counts()
+        # Nor does catch-up offer it: lb's page for lc holds lb's own alert only.
+        node_b = net["lb"].node
+        envelopes, _ = await node_b.db.read(
+            lambda conn: catchup.page(conn, 0, 100, "lc", node_b.trust, node_b.key, node_b.clock())
+        )
+        ids = [json.loads(base64.b64decode(json.loads(e)["payload"]))["id"] for e in envelopes]
+        assert ids == [from_b]

@@ -131,6 +131,9 @@ def test_forwarding_never_returns_to_a_signer_origin_or_sender() -> None:
     assert not should_forward("net-b", "net-a", None, signers)
     assert not should_forward("net-c", "net-a", "net-c", set())
     assert should_forward("net-c", "net-a", "net-b", signers)
+    # relay = "own": only what this node originated (no sending peer) goes to that peer.
+    assert not should_forward("net-c", "net-a", "net-b", signers, own_only=True)
+    assert should_forward("net-c", "net-me", None, set(), own_only=True)
 
 
 def test_endorsement_respects_max_signatures() -> None:

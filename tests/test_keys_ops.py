@@ -250,15 +250,20 @@ def test_cli_ceremony_between_two_nodes(tmp_path: Path) -> None:
         "--speaks-for",
         "fips:06111",
         "--no-forward",
+        "--relay",
+        "own",
         "--data",
         b,
     )
     assert added.returncode == 0, added.stderr
     listed = json.loads(avisa("trust", "list", "--json", "--data", b).stdout)["peers"]
-    assert [(p["network"], p["forward"], p["keys"][0]["fingerprint"]) for p in listed] == [
-        ("ventura", False, shown["fingerprint"])
-    ]
-    assert "current" in avisa("trust", "list", "ventura", "--data", b).stdout
+    assert [
+        (p["network"], p["forward"], p["relay"], p["keys"][0]["fingerprint"]) for p in listed
+    ] == [("ventura", False, "own", shown["fingerprint"])]
+    shown_peer = avisa("trust", "list", "ventura", "--data", b).stdout
+    assert "current" in shown_peer and "(our own alerts only)" in shown_peer
+    bad = avisa("trust", "add", card, "--relay", "some", "--data", b)
+    assert bad.returncode == 2 and "invalid choice: 'some'" in bad.stderr
 
     assert avisa("keys", "rotate", "--data", a).returncode == 0
     # The old card is there: replacing it takes --force (issue 22).

@@ -35,7 +35,7 @@ from keys.store import peerstore
 from keys.store.own_ops import key_view, open_store, own_keyring, parse_at, resolve_keyid
 from relay.core.errors import BadInput
 from relay.core.model import CERTAINTIES, KINDS, MAX_ENVELOPE_BYTES
-from relay.core.policy import PeerPolicy
+from relay.core.policy import PeerPolicy, Relay
 from relay.core.times import Clock, parse_duration, rfc3339
 from relay.storage import db, trust
 
@@ -55,6 +55,7 @@ class Scope:
     rate_limit_per_min: int | None = None
     forward: bool | None = None
     endorse: bool | None = None
+    relay: Relay | None = None
 
     def policy(self, network: str, current: PeerPolicy | None) -> PeerPolicy:
         base = current or PeerPolicy(network)
@@ -87,6 +88,7 @@ class Scope:
             rate_limit_per_min=rate,
             forward=base.forward if self.forward is None else self.forward,
             endorse=base.endorse if self.endorse is None else self.endorse,
+            relay=base.relay if self.relay is None else self.relay,
         )
 
 
@@ -241,6 +243,7 @@ def listing(data_dir: Path, clock: Clock) -> list[dict[str, Any]]:
                     "rate_limit_per_min": policy.rate_limit_per_min,
                     "forward": policy.forward,
                     "endorse": policy.endorse,
+                    "relay": policy.relay,
                     "document_issued_at": rfc3339(last[0]) if last else None,
                     "keys": [_peer_key(e, now, grace) for e in keys.get(peer.network, [])],
                 }

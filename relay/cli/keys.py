@@ -21,6 +21,7 @@ from keys.cards.keyset import Change
 from keys.store import own_ops, peer_ops
 from relay.core.errors import BadInput, ConfigError
 from relay.core.model import CERTAINTIES, KINDS
+from relay.core.policy import RELAYS
 from relay.core.times import rfc3339
 from relay.runtime.clock import system_clock
 from relay.runtime.node import read_passphrase
@@ -218,6 +219,7 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
         rate_limit_per_min=args.rate_limit,
         forward=args.forward,
         endorse=args.endorse,
+        relay=args.relay,
     )
     added = peer_ops.add(args.data, peer_ops.read_card(card), args.fingerprint, scope, system_clock)
     plan, policy = added.plan, added.policy
@@ -261,7 +263,9 @@ def cmd_trust_list(args: argparse.Namespace) -> int:
         print(f"  certainties:  {', '.join(peer['certainties'])}")
         print(
             f"  rate limit:   {peer['rate_limit_per_min']}/min; forward "
-            f"{'yes' if peer['forward'] else 'no'}; endorse {'yes' if peer['endorse'] else 'no'}"
+            f"{'yes' if peer['forward'] else 'no'}"
+            f"{' (our own alerts only)' if peer.get('relay') == 'own' else ''};"
+            f" endorse {'yes' if peer['endorse'] else 'no'}"
         )
         for key in peer["keys"]:
             print(f"  key {key['keyid']}  {key['status']}")
@@ -327,6 +331,12 @@ def _add_options(add: argparse.ArgumentParser) -> None:
         "--endorse",
         action=argparse.BooleanOptionalAction,
         help="append our endorsement to what we relay to it (default no)",
+    )
+    add.add_argument(
+        "--relay",
+        choices=RELAYS,
+        help="what we forward to it: 'all' we accept (default), or only our 'own' alerts"
+        " (for a neighbour that hears the others directly; docs/federation.md)",
     )
 
 

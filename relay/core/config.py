@@ -40,6 +40,9 @@ class NodeSection(Struct, forbid_unknown_fields=True, frozen=True):
     listen: str = "127.0.0.1:8470"
     url: str = ""
     passphrase_file: str = ""
+    # Signature-verification worker processes; 0: one per core. Fewer lets many
+    # nodes share one machine (bench.coalition runs 40 with 1 each).
+    verify_workers: Annotated[int, Meta(ge=0, le=64)] = 0
 
 
 class PolicySection(Struct, forbid_unknown_fields=True, frozen=True):

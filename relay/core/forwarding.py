@@ -5,7 +5,11 @@ the same thing whichever way it arrives:
 
 - a message goes to a peer whose entry says ``forward``, never to a network
   that already signed it (its keyid is that network's in our keyring), never
-  to its origin and never back to the peer we got it from;
+  to its origin and never back to the peer we got it from; a peer whose entry
+  says ``relay = "own"`` gets only this node's own messages (in a cluster where
+  everyone trusts everyone, each origin already reaches each neighbour, and a
+  neighbour relaying it again is a copy per pair: docs/federation.md, "At
+  coalition scale");
 - what goes out is the stored envelope exactly as verified, with this
   node's endorsement appended when the peer's entry says ``endorse``, unless
   that would pass ``max_signatures`` (then it goes as it came); an envelope
@@ -29,8 +33,17 @@ from relay.core.model import Envelope, encode_envelope
 PRIORITY: Final = {"cancel": 0, "update": 1, "alert": 2}
 
 
-def should_forward(peer: str, origin: str, from_peer: str | None, signers: Iterable[str]) -> bool:
-    """Whether a message from ``origin``, received from ``from_peer``, may go to ``peer``."""
+def should_forward(
+    peer: str,
+    origin: str,
+    from_peer: str | None,
+    signers: Iterable[str],
+    own_only: bool = False,
+) -> bool:
+    """Whether a message from ``origin``, received from ``from_peer``, may go to ``peer``
+    (``own_only``: the peer's entry says ``relay = "own"``, so only what we originated)."""
+    if own_only and from_peer is not None:
+        return False
     return peer not in (origin, from_peer) and peer not in set(signers)
 
 

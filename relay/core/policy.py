@@ -36,6 +36,8 @@ from relay.core.envelope import Verification
 from relay.core.model import CERTAINTIES, KINDS, Alert, Envelope
 
 Action = Literal["accept", "hold", "reject"]
+Relay = Literal["all", "own"]
+RELAYS: tuple[Relay, ...] = ("all", "own")
 
 
 # What the federation protocol answers per envelope (``accepted``, ``duplicate``, ``held``,
@@ -68,6 +70,9 @@ class PeerPolicy:
     rate_limit_per_min: int = 600
     forward: bool = True
     endorse: bool = False
+    # What goes to this peer: "all" we accepted, or only our "own" messages (its
+    # neighbours reach it directly; relaying theirs would only send it copies).
+    relay: Relay = "all"
 
 
 @dataclass(frozen=True, slots=True)

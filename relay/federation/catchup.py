@@ -64,7 +64,8 @@ def page(
             continue
         envelope = envelope_decoder.decode(stored.envelope)
         signers = signer_networks(envelope, snapshot.keyring)
-        if not should_forward(caller, alert.network, stored.from_peer, signers):
+        own_only = peer.policy.relay == "own"
+        if not should_forward(caller, alert.network, stored.from_peer, signers, own_only):
             continue
         data = outgoing(
             stored.envelope, envelope, key, peer.policy.endorse, snapshot.policy.max_signatures

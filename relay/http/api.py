@@ -408,6 +408,7 @@ def peer_listing(
             "certainties": sorted(policy.certainties),
             "forward": policy.forward,
             "endorse": policy.endorse,
+            "relay": policy.relay,
             "keys": [key.keyid for key in record.keys],
         }
         entry |= node.peer_status(record.network)

@@ -56,8 +56,8 @@ _log = structlog.get_logger("avisa.node")
 TRUST_POLL_S = 2.0
 
 
-def verify_workers() -> int:
-    """Verification processes: one per core.
+def verify_workers(configured: int = 0) -> int:
+    """Verification processes: ``[node] verify_workers``, or by default one per core.
 
     The node's own process is held to about one core by its GIL (the event
     loop, the database writer and the parse stage take turns). The workers run
@@ -67,7 +67,7 @@ def verify_workers() -> int:
     priority (interleaved A/B, 3 rounds of 4); two at normal priority were
     no better than one.
     """
-    return max(1, os.cpu_count() or 2)
+    return configured or max(1, os.cpu_count() or 2)
 
 
 def passphrase_from_environment(explicit_file: Path | None = None) -> bytes | None:
@@ -135,7 +135,7 @@ class Node:
         )
         # Started by ``avisa run`` (``relay.http.app``); until then, and without it,
         # signatures are verified in ``pool``.
-        self.verifier = VerifierPool(verify_workers())
+        self.verifier = VerifierPool(verify_workers(config.node.verify_workers))
         self.retention = parse_duration(config.store.retention)
         policy = config.policy
         self.tombstone_ttl = parse_duration(policy.max_lifetime) + parse_duration(

@@ -74,7 +74,7 @@ class Router:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        self._peers: list[str] | None = None
+        self._peers: list[tuple[str, bool]] | None = None  # (network, own messages only)
         self._networks: dict[str, str | None] = {}
 
     def rows(
@@ -82,8 +82,8 @@ class Router:
     ) -> list[tuple[str, str, int, int]]:
         """(peer, alert id, priority, expiry) for each peer the message should go to."""
         if self._peers is None:
-            query = "SELECT network FROM peers WHERE forward = 1"
-            self._peers = [network for (network,) in self._conn.execute(query)]
+            query = "SELECT network, relay = 'own' FROM peers WHERE forward = 1"
+            self._peers = [(net, bool(own)) for net, own in self._conn.execute(query)]
         if not self._peers:
             return []
         unknown = [keyid for keyid in dict.fromkeys(keyids) if keyid not in self._networks]
@@ -96,8 +96,8 @@ class Router:
         priority, expires_at = PRIORITY[alert.msg_type], to_epoch(alert.expires_at)
         return [
             (peer, alert.id, priority, expires_at)
-            for peer in self._peers
-            if should_forward(peer, alert.network, from_peer, signers)
+            for peer, own_only in self._peers
+            if should_forward(peer, alert.network, from_peer, signers, own_only)
         ]
 
 

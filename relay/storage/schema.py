@@ -354,4 +354,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX sms_mo_at ON sms_mo (at);
         """,
     ),
+    (
+        "0740_relay",
+        """
+        ALTER TABLE peers ADD COLUMN relay TEXT NOT NULL DEFAULT 'all'
+            CHECK (relay IN ('all', 'own'));
+        """,
+    ),
 ]

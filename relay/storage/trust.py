@@ -175,12 +175,12 @@ def save_peer(conn: sqlite3.Connection, record: PeerRecord, now: datetime) -> No
     policy = record.policy
     conn.execute(
         "INSERT INTO peers (network, url, speaks_for, kinds, certainties, rate_limit_per_min,"
-        " forward, endorse, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " forward, endorse, relay, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (network) DO UPDATE SET url = excluded.url,"
         " speaks_for = excluded.speaks_for, kinds = excluded.kinds,"
         " certainties = excluded.certainties,"
         " rate_limit_per_min = excluded.rate_limit_per_min,"
-        " forward = excluded.forward, endorse = excluded.endorse",
+        " forward = excluded.forward, endorse = excluded.endorse, relay = excluded.relay",
         (
             record.network,
             record.url,
@@ -190,6 +190,7 @@ def save_peer(conn: sqlite3.Connection, record: PeerRecord, now: datetime) -> No
             policy.rate_limit_per_min,
             int(policy.forward),
             int(policy.endorse),
+            policy.relay,
             to_epoch(now),
         ),
     )
@@ -241,9 +242,9 @@ def load_peers(conn: sqlite3.Connection) -> list[PeerRecord]:
     records = []
     for row in conn.execute(
         "SELECT network, url, speaks_for, kinds, certainties, rate_limit_per_min, forward,"
-        " endorse FROM peers ORDER BY network"
+        " endorse, relay FROM peers ORDER BY network"
     ):
-        network, url, speaks_for, kinds, certainties, rate, forward, endorse = row
+        network, url, speaks_for, kinds, certainties, rate, forward, endorse, relay = row
         policy = PeerPolicy(
             network=network,
             speaks_for=tuple(json.loads(speaks_for)),
@@ -252,6 +253,7 @@ def load_peers(conn: sqlite3.Connection) -> list[PeerRecord]:
             rate_limit_per_min=int(rate),
             forward=bool(forward),
             endorse=bool(endorse),
+            relay="own" if relay == "own" else "all",
         )
         records.append(PeerRecord(network, url, tuple(keys.get(network, ())), policy))
     return records
