@@ -12,9 +12,11 @@ How a real coalition configures it (docs/federation.md, "At coalition scale"):
   its cluster neighbours for theirs, so a neighbour's alert is ``authoritative``;
 - a member relays only its own alerts (``relay = "own"``): its neighbours already
   hear each other directly, and only the hub carries news between clusters;
-- the hub relays everything and **endorses** what it passes on, to the other hubs
-  and to its own members; a node that never met the origin accepts it as
-  ``endorsed`` by a trusted hub.
+- the hub **endorses** what it passes on, to the other hubs and to its own
+  members; a node that never met the origin accepts it as ``endorsed`` by a
+  trusted hub. To its members a hub relays everything (``relay = "all"``); to
+  the other hubs only its own region's news (``relay = "peers"``: origins it
+  trusts directly), since every hub hears every other hub itself.
 
 ``relay_all=True`` gives every entry ``relay = "all"`` (every node relays everything
 it accepted to every peer), the setting that multiplied copies before issue 30.
@@ -66,9 +68,15 @@ def links(coalition: list[Member], relay_all: bool = False) -> list[Link]:
             same_cluster = peer.cluster == holder.cluster
             if not (same_cluster or (holder.hub and peer.hub)):
                 continue
-            relay = "all" if (holder.hub or relay_all) else "own"
+            relay = "all" if relay_all else _relay(holder, peer)
             found.append(Link(holder.network, peer.network, (peer.county,), holder.hub, relay))
     return found
+
+
+def _relay(holder: Member, peer: Member) -> str:
+    if not holder.hub:
+        return "own"
+    return "peers" if peer.hub else "all"
 
 
 def edges(coalition: list[Member]) -> int:

@@ -246,3 +246,37 @@ async def test_relay_own_still_sends_own_alerts_but_not_others_down_a_line(
         )
         ids = [json.loads(base64.b64decode(json.loads(e)["payload"]))["id"] for e in envelopes]
         assert ids == [from_b]
+
+
+async def test_hubs_relaying_their_peers_only_send_each_other_one_copy(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Three hubs trust each other with ``relay = "peers"``; hx trusts its member mx.
+    mx's alert goes mx → hx → (hy, hz), endorsed by hx; hy and hz accepted it on that
+    endorsement (they never met mx), so they do not pass it to each other."""
+    hubs = ["hx", "hy", "hz"]
+    async with members(tmp_path, clock, [*hubs, "mx"]) as net:
+        for x in hubs:
+            for y in hubs:
+                if x != y:
+                    await trusts(net[x], net[y], relay="peers", endorse=True)
+        await mutual(net["hx"], net["mx"])
+        for x in hubs:
+            for y in hubs:
+                if x != y:
+                    await wait_for(lambda m=net[x], p=y: pulled(m, p), what=f"{x}->{y} pull")
+        alert_id = (await net["mx"].publish())["id"]
+        for far in ("hy", "hz"):
+            decision = await decision_for(net[far], alert_id)
+            assert (decision["decision"], decision["reason"], decision["peer"]) == (
+                "accept",
+                "endorsed",
+                "hx",
+            )
+        # hy's own alert does go to hz: hy is hz's peer, and its origin.
+        own = (await net["hy"].publish())["id"]
+        assert (await decision_for(net["hz"], own))["decision"] == "accept"
+        for far in ("hy", "hz"):
+            assert (await net[far].peer("hx"))["backlog"] == 0
+            copies = [d for d in await net[far].decisions() if d["alert_id"] == alert_id]
+            assert len(copies) == 1, copies

@@ -132,8 +132,12 @@ def test_forwarding_never_returns_to_a_signer_origin_or_sender() -> None:
     assert not should_forward("net-c", "net-a", "net-c", set())
     assert should_forward("net-c", "net-a", "net-b", signers)
     # relay = "own": only what this node originated (no sending peer) goes to that peer.
-    assert not should_forward("net-c", "net-a", "net-b", signers, own_only=True)
-    assert should_forward("net-c", "net-me", None, set(), own_only=True)
+    assert not should_forward("net-c", "net-a", "net-b", signers, "own", origin_trusted=True)
+    assert should_forward("net-c", "net-me", None, set(), "own")
+    # relay = "peers": ours, and what a network we trust directly originated.
+    assert should_forward("net-c", "net-a", "net-b", signers, "peers", origin_trusted=True)
+    assert not should_forward("net-c", "net-a", "net-b", signers, "peers", origin_trusted=False)
+    assert should_forward("net-c", "net-me", None, set(), "peers")
 
 
 def test_endorsement_respects_max_signatures() -> None:

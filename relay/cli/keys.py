@@ -28,6 +28,8 @@ from relay.runtime.node import read_passphrase
 from relay.storage import configfile
 from relay.storage.files import write_private
 
+RELAY_SAYS = {"own": " (our own alerts only)", "peers": " (ours and our peers' only)"}
+
 
 def _data(parser: argparse.ArgumentParser) -> None:
     from relay.cli.datadir import data_arg
@@ -264,7 +266,7 @@ def cmd_trust_list(args: argparse.Namespace) -> int:
         print(
             f"  rate limit:   {peer['rate_limit_per_min']}/min; forward "
             f"{'yes' if peer['forward'] else 'no'}"
-            f"{' (our own alerts only)' if peer.get('relay') == 'own' else ''};"
+            f"{RELAY_SAYS.get(peer.get('relay', 'all'), '')};"
             f" endorse {'yes' if peer['endorse'] else 'no'}"
         )
         for key in peer["keys"]:
@@ -335,8 +337,9 @@ def _add_options(add: argparse.ArgumentParser) -> None:
     add.add_argument(
         "--relay",
         choices=RELAYS,
-        help="what we forward to it: 'all' we accept (default), or only our 'own' alerts"
-        " (for a neighbour that hears the others directly; docs/federation.md)",
+        help="what we forward to it: 'all' we accept (default); only our 'own' alerts (a"
+        " neighbour that hears the others directly); or ours and our trusted 'peers''"
+        " (not what we accepted on endorsements: one hub to another). docs/federation.md",
     )
 
 

@@ -8,8 +8,10 @@ the same thing whichever way it arrives:
   to its origin and never back to the peer we got it from; a peer whose entry
   says ``relay = "own"`` gets only this node's own messages (in a cluster where
   everyone trusts everyone, each origin already reaches each neighbour, and a
-  neighbour relaying it again is a copy per pair: docs/federation.md, "At
-  coalition scale");
+  neighbour relaying it again is a copy per pair), and one that says
+  ``relay = "peers"`` gets ours and those whose origin we trust directly, not
+  what we accepted on others' endorsements (hubs of a coalition, each passing
+  its own region's news to the others: docs/federation.md, "At coalition scale");
 - what goes out is the stored envelope exactly as verified, with this
   node's endorsement appended when the peer's entry says ``endorse``, unless
   that would pass ``max_signatures`` (then it goes as it came); an envelope
@@ -28,6 +30,7 @@ from keys.core.keyring import Keyring
 from keys.core.signing import NodeKey
 from relay.core.envelope import endorse, payload_bytes
 from relay.core.model import Envelope, encode_envelope
+from relay.core.policy import Relay
 
 #: Outbox order: lower goes first.
 PRIORITY: Final = {"cancel": 0, "update": 1, "alert": 2}
@@ -38,11 +41,13 @@ def should_forward(
     origin: str,
     from_peer: str | None,
     signers: Iterable[str],
-    own_only: bool = False,
+    relay: Relay = "all",
+    origin_trusted: bool = False,
 ) -> bool:
-    """Whether a message from ``origin``, received from ``from_peer``, may go to ``peer``
-    (``own_only``: the peer's entry says ``relay = "own"``, so only what we originated)."""
-    if own_only and from_peer is not None:
+    """Whether a message from ``origin``, received from ``from_peer``, may go to ``peer``,
+    whose entry says ``relay``; ``origin_trusted``: ``origin`` is one of our peers."""
+    relayed = from_peer is not None
+    if relayed and (relay == "own" or (relay == "peers" and not origin_trusted)):
         return False
     return peer not in (origin, from_peer) and peer not in set(signers)
 

@@ -36,8 +36,13 @@ from relay.core.envelope import Verification
 from relay.core.model import CERTAINTIES, KINDS, Alert, Envelope
 
 Action = Literal["accept", "hold", "reject"]
-Relay = Literal["all", "own"]
-RELAYS: tuple[Relay, ...] = ("all", "own")
+Relay = Literal["all", "peers", "own"]
+RELAYS: tuple[Relay, ...] = ("all", "peers", "own")
+
+
+def relay_of(value: str) -> Relay:
+    """A stored ``relay`` setting (the table's CHECK keeps it one of ``RELAYS``)."""
+    return "own" if value == "own" else "peers" if value == "peers" else "all"
 
 
 # What the federation protocol answers per envelope (``accepted``, ``duplicate``, ``held``,
@@ -70,8 +75,9 @@ class PeerPolicy:
     rate_limit_per_min: int = 600
     forward: bool = True
     endorse: bool = False
-    # What goes to this peer: "all" we accepted, or only our "own" messages (its
-    # neighbours reach it directly; relaying theirs would only send it copies).
+    # What goes to this peer: "all" we accepted; only our "own" messages (its neighbours
+    # reach it directly, so relaying theirs would only send it copies); or our own and our
+    # trusted "peers'" (not what we accepted on endorsements: a hub to the other hubs).
     relay: Relay = "all"
 
 

@@ -64,8 +64,9 @@ def page(
             continue
         envelope = envelope_decoder.decode(stored.envelope)
         signers = signer_networks(envelope, snapshot.keyring)
-        own_only = peer.policy.relay == "own"
-        if not should_forward(caller, alert.network, stored.from_peer, signers, own_only):
+        trusted = alert.network in snapshot.peers
+        relay = peer.policy.relay
+        if not should_forward(caller, alert.network, stored.from_peer, signers, relay, trusted):
             continue
         data = outgoing(
             stored.envelope, envelope, key, peer.policy.endorse, snapshot.policy.max_signatures

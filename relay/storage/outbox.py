@@ -29,6 +29,7 @@ from typing import Any
 
 from relay.core.forwarding import PRIORITY, should_forward
 from relay.core.model import Alert
+from relay.core.policy import Relay, relay_of
 from relay.core.times import from_epoch, to_epoch
 
 #: Beyond this a peer's backlog loses its oldest new alerts (catch-up can refill them).
@@ -74,7 +75,8 @@ class Router:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        self._peers: list[tuple[str, bool]] | None = None  # (network, own messages only)
+        self._peers: list[tuple[str, Relay]] | None = None  # forwarding peers
+        self._trusted: set[str] = set()  # every peer network
         self._networks: dict[str, str | None] = {}
 
     def rows(
@@ -82,8 +84,10 @@ class Router:
     ) -> list[tuple[str, str, int, int]]:
         """(peer, alert id, priority, expiry) for each peer the message should go to."""
         if self._peers is None:
-            query = "SELECT network, relay = 'own' FROM peers WHERE forward = 1"
-            self._peers = [(net, bool(own)) for net, own in self._conn.execute(query)]
+            query = "SELECT network, forward, relay FROM peers"
+            rows = self._conn.execute(query).fetchall()
+            self._trusted = {net for net, _, _ in rows}
+            self._peers = [(net, relay_of(relay)) for net, forward, relay in rows if forward]
         if not self._peers:
             return []
         unknown = [keyid for keyid in dict.fromkeys(keyids) if keyid not in self._networks]
@@ -96,8 +100,10 @@ class Router:
         priority, expires_at = PRIORITY[alert.msg_type], to_epoch(alert.expires_at)
         return [
             (peer, alert.id, priority, expires_at)
-            for peer, own_only in self._peers
-            if should_forward(peer, alert.network, from_peer, signers, own_only)
+            for peer, relay in self._peers
+            if should_forward(
+                peer, alert.network, from_peer, signers, relay, alert.network in self._trusted
+            )
         ]
 
 

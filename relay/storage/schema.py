@@ -358,7 +358,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         "0740_relay",
         """
         ALTER TABLE peers ADD COLUMN relay TEXT NOT NULL DEFAULT 'all'
-            CHECK (relay IN ('all', 'own'));
+            CHECK (relay IN ('all', 'peers', 'own'));
         """,
     ),
 ]

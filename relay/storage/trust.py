@@ -31,7 +31,7 @@ from keys.core.keyring import KeyEntry, Keyring
 from relay.core.config import Config
 from relay.core.errors import BadInput
 from relay.core.model import CERTAINTIES, KINDS
-from relay.core.policy import PeerPolicy, Policy
+from relay.core.policy import PeerPolicy, Policy, relay_of
 from relay.core.times import (
     from_epoch,
     from_epoch_or_none,
@@ -253,7 +253,7 @@ def load_peers(conn: sqlite3.Connection) -> list[PeerRecord]:
             rate_limit_per_min=int(rate),
             forward=bool(forward),
             endorse=bool(endorse),
-            relay="own" if relay == "own" else "all",
+            relay=relay_of(relay),
         )
         records.append(PeerRecord(network, url, tuple(keys.get(network, ())), policy))
     return records
