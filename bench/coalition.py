@@ -167,7 +167,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "nodes": args.nodes,
         "clusters": args.clusters,
         "links": topology.edges(topology.members(args.nodes, args.clusters)),
-        "relay": "all" if args.relay_all else "hubs relay all, members their own",
+        "relay": "all" if args.relay_all else "members: own; hubs: peers to hubs, all to members",
         "verify_workers_per_node": 1,
         "rate_per_s": args.rate,
         "reach": reach,

@@ -78,7 +78,10 @@ class Coalition:
 
     async def reconnect(self, name: str) -> None:
         node = self.nodes[name]
-        await node.ready(self.http, timeout=120)
+        try:
+            await node.ready(self.http, timeout=120)
+        except SystemExit as exc:
+            raise SystemExit(f"{exc}; its log ends: {node.log.read_text()[-1500:]}") from None
         await wait_until(lambda: linked(self.http, node), 120, f"{name} linked", every=0.2)
         self.followers[name].task = asyncio.create_task(self._follow(name))
 
