@@ -237,7 +237,7 @@ class NodeProcess:
         await self.healthy(http, timeout)
 
         async def workers() -> bool:
-            async with http.get(self.url + "/metrics") as reply:
+            async with http.get(self.url + "/metrics", headers=self.headers()) as reply:
                 for line in (await reply.text()).splitlines():
                     if line.startswith("avisa_verify_workers "):
                         return float(line.split()[1]) > 0
