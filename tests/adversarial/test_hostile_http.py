@@ -32,6 +32,7 @@ from relay.federation.service import Federation
 from relay.http.app import build_app
 from relay.runtime.clock import FakeClock
 from relay.runtime.node import Node
+from tests.adversarial.kit import figure
 from tests.helpers import T0
 from tests.test_federation_process import Proc, free_port
 
@@ -219,13 +220,15 @@ async def test_no_input_gets_a_5xx_or_a_traceback_on_any_route(tmp_path: Path) -
     finally:
         proc.stop()
     log = proc.log.read_text()
-    sent = sum(statuses.values())
-    print(
-        f"\nhostile catalogue: {len(cases)} inputs x {len(routes)} routes x 2 (anonymous,"
-        f" signed in)"
-        f" ({len({t for _, t in routes})} paths) = {sent} requests;"
-        f" statuses {dict(sorted(statuses.items()))};"
-        f" 5xx: {sum(n for code, n in statuses.items() if code >= 500)}"
+    figure(
+        "hostile_http",
+        inputs=len(cases),
+        routes=len(routes),
+        paths=len({t for _, t in routes}),
+        requests=sum(statuses.values()),
+        statuses={str(code): n for code, n in sorted(statuses.items())},
+        server_errors=sum(n for code, n in statuses.items() if code >= 500),
+        tracebacks_in_log=log.count("Traceback"),
     )
     assert not bad, "\n".join(bad[:20])
     assert "Traceback" not in log and "internal error" not in log, log[-3000:]
