@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test browser lint bench fuzz bitflips clean kannel
+.PHONY: demo test browser lint bench fuzz bitflips clean kannel nginx
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -45,7 +45,19 @@ kannel:
 		fi; \
 	fi
 
-test: $(STAMP) browser kannel
+# The proxy tests run the shipped deploy/nginx.conf with Debian's nginx-light (and a
+# throw-away certificate from openssl). Installed like Kannel; skipped with the reason otherwise.
+nginx:
+	@if [ -x /usr/sbin/nginx ] && command -v openssl >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing nginx for the proxy tests: apt-get install -y nginx-light openssl"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light openssl; } || \
+			echo "could not install nginx: the proxy tests skip"; \
+	else \
+		echo "proxy tests need nginx; as root run: apt-get install -y nginx-light openssl (skipped until then)"; \
+	fi
+
+test: $(STAMP) browser kannel nginx
 	$(BIN)/pytest -q
 
 # Coverage-guided fuzzing of parse → verify → policy for a fixed time (docs/security.md).

@@ -52,12 +52,16 @@ class RunningNode:
 
 
 async def start_node(
-    tmp_path: Path, clock: FakeClock, network: str = "ventura", config_extra: str = ""
+    tmp_path: Path,
+    clock: FakeClock,
+    network: str = "ventura",
+    config_extra: str = "",
+    node_extra: str = "",
 ) -> tuple[Node, Any, str, str]:
+    """``config_extra`` is appended to avisa.toml, ``node_extra`` added to its [node]."""
     result = datadir.initialize(tmp_path / network, network, "127.0.0.1:0", clock=clock)
-    if config_extra:
-        path = result.data_dir / "avisa.toml"
-        path.write_text(path.read_text() + config_extra)
+    path = result.data_dir / "avisa.toml"
+    path.write_text(path.read_text().replace("[node]\n", "[node]\n" + node_extra, 1) + config_extra)
     node = Node.load(result.data_dir, clock)
     await node.start()
     runner, port = await serve(node, "127.0.0.1", 0)

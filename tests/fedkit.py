@@ -90,7 +90,7 @@ class Member(RunningNode):
         return entry  # type: ignore[no-any-return]
 
     async def metrics(self) -> str:
-        async with self.http.get(self.url + "/metrics") as r:
+        async with self.http.get(self.url + "/metrics", headers=self.headers()) as r:
             return await r.text()
 
 

@@ -92,3 +92,11 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def report_token(http: Any, url: str) -> str:
+    """A fresh signed token of the public form (``GET /report``), for a test's POST."""
+    async with http.get(url + "/report") as reply:
+        page = await reply.text()
+    start = page.index('name="t" value="') + len('name="t" value="')
+    return page[start : page.index('"', start)]

@@ -287,7 +287,7 @@ async def test_area_filter_and_health_and_metrics(running: RunningNode) -> None:
         assert len(listing["alerts"]) == count, query
     status, health = await running.call("GET", "/healthz", headers={})
     assert (status, health["status"]) == (200, "ok")
-    async with running.http.get(running.url + "/metrics") as response:
+    async with running.http.get(running.url + "/metrics", headers=running.headers()) as response:
         text = await response.text()
     assert 'avisa_alerts{state="active"} 2' in text
     assert 'avisa_decisions_total{decision="accept",reason="local",peer="local"} 2' in text

@@ -176,7 +176,8 @@ async def test_node_killed_while_peer_publishes_catches_up_an_hour_later(
         assert not (short_lived & after_kill) & at_b, "an expired alert reached B"
         decisions = (await api(http, b, "GET", "/api/v1/decisions?limit=1000"))["decisions"]
         assert not [d for d in decisions if d["reason"] == "expired"], "an expired alert was sent"
-        async with http.get(a.url + "/metrics") as reply:
+        bearer = {"Authorization": f"Bearer {a.token}"}
+        async with http.get(a.url + "/metrics", headers=bearer) as reply:
             metrics = await reply.text()
         dropped = [
             line

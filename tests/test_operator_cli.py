@@ -146,7 +146,8 @@ def test_a_data_directory_runs_one_node(live: Running) -> None:
 def test_ctrl_c_stops_the_node_and_its_workers_quietly(node: Path) -> None:
     running = Running(node)
     deadline = time.monotonic() + 30
-    while b"avisa_verify_workers 0" in running.get("/metrics")[1]:
+    token = (node / "operator.token").read_text().strip()
+    while b"avisa_verify_workers 0" in running.get("/metrics", token)[1]:
         assert time.monotonic() < deadline, "no verification worker started"
         time.sleep(0.05)
     stderr = running.stop(signal.SIGINT)  # to the whole group, as a terminal's Ctrl-C

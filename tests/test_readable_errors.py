@@ -128,7 +128,7 @@ async def test_a_cancel_is_never_active_in_the_list_or_metrics(running: RunningN
     _, everything = await running.call("GET", "/api/v1/alerts")
     states = {item["alert"]["id"]: item["state"] for item in everything["alerts"]}
     assert states == {first["id"]: "cancelled", withdrawal["id"]: "cancelled"}
-    async with running.http.get(running.url + "/metrics") as response:
+    async with running.http.get(running.url + "/metrics", headers=running.headers()) as response:
         metrics = await response.text()
     assert 'avisa_alerts{state="active"} 0' in metrics
     assert 'avisa_alerts{state="cancelled"} 2' in metrics

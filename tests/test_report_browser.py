@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RunningNode
+from tests.helpers import report_token
 from tests.webdesk.browser import Browser, fresh_profile, missing
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
@@ -59,3 +60,51 @@ async def test_a_phone_without_javascript_sends_a_tip(running: RunningNode, tmp_
     assert tip.where.codes == ["zip:93030"] and tip.observed_at is not None
     assert tip.id not in receipt and re.search(r"[0-9A-HJKMNP-TV-Z]{26}", receipt) is None
     assert "555" not in receipt
+
+
+HOSTILE_PAGE = """<!doctype html><html><head><title>Gana un premio</title>{meta}</head>
+<body><form method="post" action="{node}/report?lang=en">
+<input type="hidden" name="text" value="Redada falsa en el parque">
+<input type="hidden" name="place" value="Colonia park">
+<input type="hidden" name="zip" value="93030">
+<input type="hidden" name="t" value="{token}"></form>
+<script>document.forms[0].submit()</script></body></html>"""
+
+
+async def test_a_hostile_page_elsewhere_cannot_file_a_tip_through_a_visitor(
+    running: RunningNode, tmp_path: Path
+) -> None:
+    """A page on another origin (another loopback server) makes a real Chromium visitor's
+    browser post the form, with a fresh token its server fetched from the node itself, and
+    even with ``no-referrer`` so the browser sends ``Origin: null``: no tip is filed."""
+    from aiohttp import web
+
+    async def page(request: web.Request) -> web.Response:
+        meta = '<meta name="referrer" content="no-referrer">' if "quiet" in request.query else ""
+        token = await report_token(running.http, running.url)  # the attacker's own fetch
+        html = HOSTILE_PAGE.format(meta=meta, node=running.url, token=token)
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.2", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    browser = Browser(fresh_profile(tmp_path), javascript=True, window=(360, 640))
+    try:
+        for query in ("", "?quiet=1"):
+            await browser.get(f"http://127.0.0.2:{port}/{query}")
+            await browser.wait(
+                "location.pathname === '/report' && document.readyState === 'complete'",
+                timeout=30,
+                what="the hostile page's post to land",
+            )
+            body = await browser.js("return document.body.innerText;")
+            assert "came from another page" in body and "not saved" in body, body
+    finally:
+        await browser.do(browser.quit)
+        await runner.cleanup()
+    assert await running.node.desk.listing(open_only=False) == []
+    assert running.node.desk.counters[("refused", "AVISA_CROSS_SITE")] == 2

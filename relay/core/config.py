@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from relay.core import readable
+from relay.core import clients, readable
 from relay.core.errors import ConfigError
 from relay.core.model import CERTAINTIES, Certainty, Kind, LangTag, Network
 from relay.core.times import DURATION_PATTERN, parse_duration
@@ -43,6 +43,9 @@ class NodeSection(Struct, forbid_unknown_fields=True, frozen=True):
     # Signature-verification worker processes; 0: one per core. Fewer lets many
     # nodes share one machine (bench.coalition runs 40 with 1 each).
     verify_workers: Annotated[int, Meta(ge=0, le=64)] = 0
+    # Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (relay.core.clients).
+    trusted_proxies: Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(max_length=32)] = []
+    metrics_public: bool = False  # /metrics without a token (desk activity never shown)
 
 
 class PolicySection(Struct, forbid_unknown_fields=True, frozen=True):
@@ -208,10 +211,8 @@ class DeskSection(Struct, forbid_unknown_fields=True, frozen=True):
     max_open_tips: Annotated[int, Meta(ge=10, le=1_000_000)] = 10_000
     # Region for phone numbers written without +country (ISO 3166 code).
     phone_region: Annotated[str, Meta(pattern=r"^[A-Z]{2}$")] = "US"
-    # Public form: posts per client per hour, and the header naming the client
-    # when a proxy stands in front ("" = the connection's own address).
+    # Public form: posts per client per hour (clients as [node] trusted_proxies names them).
     report_per_hour: Annotated[int, Meta(ge=1, le=1000)] = 10
-    client_header: Annotated[str, Meta(pattern=r"^([A-Za-z0-9-]{1,64})?$")] = ""
     matrix: DeskMatrix | None = None
 
 
@@ -222,8 +223,6 @@ class DeskWebSection(Struct, forbid_unknown_fields=True, frozen=True):
     tile_url: Annotated[str, Meta(max_length=300)] = ""
     tile_attribution: Annotated[str, Meta(max_length=300)] = ""
     session_ttl: Duration = "12h"
-    # Proxies whose X-Forwarded-Proto is believed (the session cookie turns Secure).
-    trusted_proxies: Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(max_length=16)] = []
     # Failed sign-ins per client per hour (the client named as for the public form).
     login_failures_per_hour: Annotated[int, Meta(ge=1, le=1000)] = 10
 
@@ -259,6 +258,7 @@ def parse(text: bytes | str, source: str = CONFIG_NAME) -> Config:
     """Decode and check a config; ``ConfigError`` names the bad setting."""
     try:
         raw = msgspec.toml.decode(text)
+        clients.check_moved(raw)
         config = readable.convert(raw, Config, accepts=_ACCEPTS)
     except readable.Invalid as exc:
         raise ConfigError(exc.path or source, exc.sentence) from None
@@ -275,6 +275,7 @@ def check(config: Config) -> None:
     if config.node.url and not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", config.node.url):
         raise ConfigError("node.url", "must be an http:// or https:// URL")
     _check_url_matches_listen(config)
+    clients.check_proxies(config.node.trusted_proxies, "node.trusted_proxies")
     policy = config.policy
     if config.duration("policy", "max_future_skew") > timedelta(hours=1):
         raise ConfigError("policy.max_future_skew", "more than 1h lets stale clocks in")

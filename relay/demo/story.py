@@ -183,6 +183,9 @@ class Scenario:
             "when": "15",
             "agency": "ice",
         }
+        async with story.http.get(f"{ventura.url}/report?lang=es") as reply:
+            signed = re.search(r'name="t" value="([^"]+)"', await reply.text())
+        form["t"] = signed.group(1) if signed else ""  # the form's token, as a browser sends it
         async with story.http.post(f"{ventura.url}/report?lang=es", data=form) as reply:
             receipt = await reply.text()
             if reply.status != 200 or "Gracias" not in receipt:

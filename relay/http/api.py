@@ -9,8 +9,11 @@ cancels; ``reviewer`` works the held queue; ``admin`` may do everything.
 Every role may read alerts. The desk's roles (``intake``, ``verifier``) and
 its endpoints are in ``relay.http.desk``. ``require`` is the one check: 401
 for no or an unknown token, 403 ``AVISA_FORBIDDEN`` naming what the token's
-roles may not do. ``/healthz`` and
-``/metrics`` need no token and reveal no alert content.
+roles may not do. ``/healthz`` needs no token.
+``/metrics`` needs an ``admin`` or ``metrics`` token unless
+``[node] metrics_public = true``; its public figures are the node's and its
+peers' (alerts, decisions, refusals, federation), never desk activity (tips,
+claims, outcomes, submissions per channel) nor the bridges' and CAP sources'.
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ routes = web.RouteTableDef()
 
 PUBLISH: tuple[Role, ...] = ("publisher", "admin")
 REVIEW: tuple[Role, ...] = ("reviewer", "admin")
-READ: tuple[Role, ...] = ROLES
+# Every role reads alerts but ``metrics``, which reads only /metrics (DESIGN §17).
+READ: tuple[Role, ...] = tuple(role for role in ROLES if role != "metrics")
+METRICS: tuple[Role, ...] = ("metrics", "admin")
 
 
 def _node(request: web.Request) -> Node:
@@ -444,13 +449,14 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     node = _node(request)
+    public = node.config.node.metrics_public and authorization(request) is None
+    if not public:
+        require(request, METRICS)
     now = node.clock()
     counts = await node.db.read(lambda conn: store.counts(conn, now))
-    tip_counts = await node.db.read(tip_store.counts)
     waiting = await node.db.read(gaps.by_peer)
     gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = {
         "avisa_alerts": {(("state", state),): float(n) for state, n in counts.items()},
-        "avisa_tips": {(("state", state),): float(n) for state, n in tip_counts.items()},
         "avisa_feed_position": {(): float(node.feed.head)},
         "avisa_db_commits": {(): float(node.db.commits)},
         "avisa_sse_clients": {(): float(node.metrics.sse_clients)},
@@ -464,4 +470,11 @@ async def metrics(request: web.Request) -> web.Response:
             (("peer", p),): float(g.unpulled) for p, g in waiting.items()
         },
     }
-    return web.Response(text=node.metrics.render(gauges), content_type="text/plain")
+    collectors = None
+    if public:  # the node's and its peers' figures only: nothing from the desk or bridges
+        collectors = [node.federation.metrics_lines] if node.federation else []
+    else:
+        tip_counts = await node.db.read(tip_store.counts)
+        gauges["avisa_tips"] = {(("state", state),): float(n) for state, n in tip_counts.items()}
+    text = node.metrics.render(gauges, collectors)
+    return web.Response(text=text, content_type="text/plain")

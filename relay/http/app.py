@@ -34,11 +34,13 @@ from aiohttp import web
 
 from bridges.cap.export import CapExport
 from bridges.runner import check_bridges, start_bridges
+from relay.core import clients
 from relay.core.errors import ConfigError
 from relay.federation import inbound
 from relay.federation.service import Federation
 from relay.http import api, cap, desk, report, webdesk
 from relay.http import sms as sms_api
+from relay.http.clientlimit import PROXIES
 from relay.http.framing import FramingRunner
 from relay.runtime.clock import TEST_CLOCK_ENV, NodeClock, file_clock, system_clock
 from relay.runtime.httpio import error_middleware
@@ -112,9 +114,11 @@ def build_app(node: Node, federation: Federation, owned: Sequence[Context] = ())
     app[api.NODE] = node
     app[inbound.FEDERATION] = federation
     app[api.STREAMS] = set()
+    app[PROXIES] = clients.parse_proxies(node.config.node.trusted_proxies)
     app[report.LIMITER] = report.ClientLimiter(
         node.config.desk.report_per_hour, monotonic=node.clock.monotonic
     )
+    app[report.TOKENS] = report.FormTokens(node.clock.monotonic)
     app.cleanup_ctx.extend([*owned, federation_context(node, federation)])
     app.on_shutdown.append(api.close_streams)
     app.add_routes(api.routes)

@@ -1,13 +1,14 @@
 """A per-client limit that keeps no client address: the public form's and the desk login's.
 
-The address (or, behind a proxy, the header ``[desk] client_header`` names)
-is turned into a BLAKE2b hash keyed with a random key that lives in this
+The client is its bucket (``relay.core.clients``: the IPv4 address or IPv6
+/64, read from ``X-Forwarded-For`` only behind a proxy in
+``[node] trusted_proxies``; ``client_address``). The bucket is turned into a
+BLAKE2b hash keyed with a random key that lives in this
 process's memory only, and that hash indexes a token bucket in a bounded,
 least-recently-used table. A restart forgets every bucket and the key.
 
-``allow`` spends a token (``/report`` spends one per post); ``has_room``
-only looks, so ``/desk/login`` can refuse before checking a token and spend
-only on a failed sign-in.
+``allow`` spends a token: ``/report`` spends one per post, ``/desk/login``
+one per failed sign-in (a correct token is never refused, see its handler).
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from typing import Final
 
 from aiohttp import web
 
+from relay.core import clients
+
 MAX_CLIENTS: Final = 10_000
+# The parsed ``[node] trusted_proxies``, kept on the node's app (sub-apps see it too).
+PROXIES: web.AppKey[tuple[clients.Net, ...]] = web.AppKey("trusted_proxies", tuple)
 
 
 class ClientLimiter:
@@ -60,26 +65,21 @@ class ClientLimiter:
             self.refused += 1
         return allowed
 
-    def has_room(self, address: str) -> bool:
-        """Whether ``allow`` would pass now, spending nothing (False counts as refused)."""
-        client, now = self._client(address), self._monotonic()
-        tokens = self._tokens(client, now)
-        if tokens >= self.capacity:
-            return True  # a full bucket need not take a place in the table
-        self._keep(client, tokens, now)
-        if tokens < 1.0:
-            self.refused += 1
-        return tokens >= 1.0
-
     def __len__(self) -> int:
         return len(self._buckets)
 
 
-def client_address(request: web.Request, header: str) -> str:
-    """The client as the configured proxy header names it (its last hop), else the peer."""
-    if header:
-        forwarded = request.headers.get(header, "")
-        last = forwarded.rsplit(",", 1)[-1].strip()
-        if last:
-            return last[:100]
-    return request.remote or "?"
+def _proxies(request: web.Request) -> tuple[clients.Net, ...]:
+    return request.config_dict.get(PROXIES) or ()
+
+
+def client_address(request: web.Request) -> str:
+    """The client's bucket: its own address, or the hop a trusted proxy vouches for."""
+    forwarded = clients.hops(request.headers.getall("X-Forwarded-For", []))
+    return clients.client(request.remote, forwarded, _proxies(request))
+
+
+def from_trusted_proxy(request: web.Request) -> bool:
+    """Whether the connection itself comes from a proxy in ``[node] trusted_proxies``."""
+    peer = clients.address(request.remote)
+    return peer is not None and clients.trusted(peer, _proxies(request))

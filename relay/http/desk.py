@@ -4,7 +4,10 @@ Thin handlers over ``node.desk``: authenticate with the token's roles
 (``relay.http.api.caller``), read a bounded strict body, act, answer. Who
 acted is recorded as ``token:<id>`` (the hash prefix ``avisa token list``
 shows), never the token. No endpoint returns a contact or a reporter hash:
-``Tip`` has no field for either.
+``Tip`` has no field for either. Tips submitted here come from people at the
+desk (``hotline``, ``web``); the ``sms``, ``cap`` and ``matrix`` channels are
+the node's own lines (the text line, CAP sources, the desk room) and a token
+cannot claim them (403 ``AVISA_CHANNEL_RESERVED``, DESIGN §17).
 
 | role       | may                                                        |
 |------------|------------------------------------------------------------|
@@ -22,7 +25,7 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
-from relay.core.errors import BadInput
+from relay.core.errors import BadInput, Forbidden
 from relay.core.tipdrafts import TipDraft
 from relay.core.tips import Note, Outcome, TipIn
 from relay.http.api import API_BODY_MAX, NODE, Caller, caller
@@ -36,6 +39,7 @@ TIP_BODY_MAX = 16 * 1024
 INTAKE: tuple[Role, ...] = ("intake",)
 READ: tuple[Role, ...] = ("intake", "verifier", "publisher")
 VERIFY: tuple[Role, ...] = ("verifier",)
+OPERATOR_CHANNELS: tuple[str, ...] = ("hotline", "web")
 PUBLISH: tuple[Role, ...] = ("publisher",)
 
 
@@ -84,6 +88,12 @@ async def _body_or_empty(request: web.Request, type_: type[B]) -> B:
 async def submit(request: web.Request) -> web.Response:
     caller(request, INTAKE)
     posted = await read_json(request, TIP_BODY_MAX, TipPost)
+    if posted.channel not in OPERATOR_CHANNELS:
+        raise Forbidden(
+            f"the {posted.channel} channel is the node's own line; a token may submit"
+            f" tips on {' or '.join(OPERATOR_CHANNELS)}",
+            "AVISA_CHANNEL_RESERVED",
+        )
     fields = msgspec.structs.asdict(posted)
     contact = fields.pop("contact")
     tip_id = await _desk(request).submit(TipIn(**fields), contact=contact)

@@ -10,21 +10,24 @@ Content-Security-Policy allows no inline style and no script at all. The
 receipt page thanks the reporter and never names the tip's id: whoever sees
 the phone later learns nothing to look up.
 
+Reports come from people, not pages (DESIGN §17). A post that its browser
+says came from another site (``Sec-Fetch-Site`` other than ``same-origin`` or
+``none``, or an ``Origin`` that is not this node) is refused with 403 before
+its body is read. Each form carries a token the node signed
+(``relay.http.formtokens``: time-bound, single-use); a post without a good
+one files nothing and shows the reporter's words again with a fresh token.
+
 Rate limit per client without keeping the client's address anywhere
 (``relay.http.clientlimit``, as ``/desk/login`` does). A refused post (429)
-is answered before its body is read and changes nothing.
-
-Each form carries a random per-form token; its keyed hash is the tip's
-reporter, so two posts from one form count once for corroboration.
+is answered before its body is read and changes nothing. The tip's reporter
+is a keyed hash of the client's bucket (IPv4 address, IPv6 /64), so posting
+many forms from one place counts as one reporter for corroboration.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 from datetime import timedelta
 from typing import Any, Final
-from urllib.parse import parse_qs
 
 import msgspec
 from aiohttp import web
@@ -33,8 +36,10 @@ from relay.core.errors import BadInput
 from relay.core.tips import TipIn
 from relay.http.api import NODE
 from relay.http.clientlimit import ClientLimiter, client_address
+from relay.http.formtokens import FormTokens
 from relay.http.webdesk import PUBLIC_PAGES
-from relay.runtime.httpio import BODY_DEADLINE_S, status_for
+from relay.http.webdesk.session import same_site
+from relay.runtime.httpio import read_form, status_for
 
 routes = web.RouteTableDef()
 FORM_BODY_MAX: Final = 16 * 1024
@@ -43,8 +48,9 @@ MINUTES_AGO: Final = (0, 15, 30, 60, 120)
 
 
 LIMITER: web.AppKey[ClientLimiter] = web.AppKey("report_limiter", ClientLimiter)
-# ``ClientLimiter`` too: the composition root builds the form's limiter.
-__all__ = ["LIMITER", "ClientLimiter", "routes"]
+TOKENS: web.AppKey[FormTokens] = web.AppKey("report_tokens", FormTokens)
+# ``ClientLimiter`` and ``FormTokens`` too: the composition root builds them.
+__all__ = ["LIMITER", "TOKENS", "ClientLimiter", "FormTokens", "routes"]
 
 TEXT: Final = {
     "es": {
@@ -75,6 +81,9 @@ TEXT: Final = {
         "bad_phone": "Ese número de teléfono no parece válido. Revíselo o déjelo vacío.",
         "bad": "Escriba qué vio (hasta 2000 caracteres) y dónde (hasta 200).",
         "full": "No podemos recibir reportes ahora mismo. Llame a la línea de emergencia.",
+        "stale": "El formulario venció o ya se envió. Revise lo que escribió y envíelo de nuevo.",
+        "elsewhere": "Este reporte vino de otra página, no de este formulario, y no se"
+        " guardó. Si usted quiere reportar algo, use este formulario.",
     },
     "en": {
         "title": "Report immigration enforcement activity",
@@ -104,6 +113,9 @@ TEXT: Final = {
         "bad_phone": "That phone number does not look valid. Check it or leave it empty.",
         "bad": "Write what you saw (up to 2000 characters) and where (up to 200).",
         "full": "We cannot take reports right now. Please call the hotline.",
+        "stale": "The form expired or was already sent. Check what you wrote and send it again.",
+        "elsewhere": "This report came from another page, not from this form, and was not"
+        " saved. If you want to report something, use this form.",
     },
 }  # fmt: skip
 
@@ -155,30 +167,15 @@ def form_page(
         status,
         error=error,
         values=shown,
-        form_token=os.urandom(16).hex(),
+        form_token=request.app[TOKENS].issue(),
         minutes_ago=MINUTES_AGO,
         agencies=AGENCIES,
     )
 
 
 async def _read_form(request: web.Request) -> dict[str, list[str]]:
-    content_type = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise BadInput("AVISA_UNSUPPORTED_MEDIA_TYPE", "send the form")
-    if request.content_length is not None and request.content_length > FORM_BODY_MAX:
-        raise BadInput("AVISA_TOO_LARGE", "form too large")
-    try:
-        async with asyncio.timeout(BODY_DEADLINE_S):
-            raw = await request.content.read(FORM_BODY_MAX + 1)
-    except TimeoutError:
-        raise BadInput("AVISA_TIMEOUT", "request body too slow") from None
-    if len(raw) > FORM_BODY_MAX:
-        raise BadInput("AVISA_TOO_LARGE", "form too large")
-    try:
-        text = raw.decode("utf-8")
-        return parse_qs(text, keep_blank_values=False, max_num_fields=32, strict_parsing=False)
-    except (UnicodeDecodeError, ValueError):
-        raise BadInput("AVISA_BAD_REQUEST", "not a form") from None
+    form = await read_form(request, FORM_BODY_MAX, 32)
+    return {name: form.getall(name) for name in form}
 
 
 def _one(form: dict[str, list[str]], name: str) -> str:
@@ -218,19 +215,25 @@ async def report_form(request: web.Request) -> web.Response:
 async def report_post(request: web.Request) -> web.Response:
     lang = _lang(request.query.get("lang"))
     node = request.app[NODE]
-    limiter = request.app[LIMITER]
-    if not limiter.allow(client_address(request, node.config.desk.client_header)):
+    if not same_site(request, node.config.node.url):
+        node.desk.counters[("refused", "AVISA_CROSS_SITE")] += 1
+        node.metrics.http_error("AVISA_CROSS_SITE", 403)
+        return _page(request, lang, "report_refused.html", 403, reason="elsewhere")
+    client = client_address(request)
+    if not request.app[LIMITER].allow(client):
         node.desk.counters[("refused", "AVISA_RATE_LIMITED")] += 1
-        return _page(request, lang, "report_refused.html", 429)
+        return _page(request, lang, "report_refused.html", 429, reason="slow")
     form = await _read_form(request)
     values = {name: _one(form, name) for name in ("text", "place", "zip", "when")}
+    if request.app[TOKENS].spend(_one(form, "t")) != "ok":
+        node.desk.counters[("refused", "AVISA_FORM_TOKEN")] += 1
+        return form_page(request, lang, str(TEXT[lang]["stale"]), values, 400)
     desk = node.desk
     try:
         tip = tip_from_form(form, lang)
         observed = node.clock() - timedelta(minutes=_minutes(form))
         tip = msgspec.structs.replace(tip, observed_at=observed.replace(microsecond=0))
-        form_token = _one(form, "t")[:64] or os.urandom(16).hex()
-        reporter = desk.sealer.keyed_hash(form_token.encode(), b"web-reporter")
+        reporter = desk.sealer.keyed_hash(client.encode(), b"web-reporter")
         contact = _one(form, "contact") or None
         await desk.submit(tip, contact=contact, reporter=reporter)
     except msgspec.ValidationError:

@@ -6,6 +6,13 @@ gets 408, an oversized one 413 before it is buffered), must be
 (``relay.core.strictjson``). Two parsers therefore cannot disagree about what a
 body said.
 
+Forms are read one way too (``read_form``): bounded in bytes and fields, UTF-8
+or a 400. Header bytes that are not UTF-8 (aiohttp hands them on as lone
+surrogates, which crash whoever encodes them again) are refused with a 400 by
+the middleware before any handler runs; the Cookie header is the one exception
+(another program on the same host may have set any bytes there), so cookies
+are read only through ``cookie``, which drops what is not plain ASCII.
+
 One middleware turns every error into ``{"errcode", "error"}``: a
 ``BadInput`` gets the status ``status_for`` maps its errcode and kind to (the
 core's errors carry no HTTP status), aiohttp's own 4xx get an errcode, anything unexpected is
@@ -17,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
+from urllib.parse import parse_qsl
 
 import msgspec
 import structlog
 from aiohttp import web
+from multidict import MultiDict
 
 from relay.core import readable
 from relay.core.errors import BadInput, Conflict, Forbidden, Gone, NotFound, Unauthorized
@@ -87,6 +96,38 @@ async def read_body(
     return b"".join(chunks)
 
 
+FORM_TYPE: Final = "application/x-www-form-urlencoded"
+_COOKIE_VALUE = re.compile(r"[\x21-\x7e]{1,256}")
+
+
+async def read_form(request: web.Request, limit: int, max_fields: int) -> MultiDict[str]:
+    """A urlencoded form of at most ``limit`` bytes and ``max_fields`` fields, in UTF-8."""
+    body = await read_body(request, limit, FORM_TYPE)
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=max_fields, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        sentence = f"not a form of at most {max_fields} UTF-8 fields"
+        raise BadInput("AVISA_BAD_FORM", sentence) from None
+    return MultiDict(pairs)
+
+
+def cookie(request: web.Request, name: str) -> str | None:
+    """A cookie's value if it is plain printable ASCII (at most 256 characters), else None."""
+    value = request.cookies.get(name)
+    return value if value is not None and _COOKIE_VALUE.fullmatch(value) else None
+
+
+def _check_headers(request: web.Request) -> None:
+    for name, value in request.raw_headers:
+        if value.isascii() or name.lower() == b"cookie":
+            continue
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput("AVISA_BAD_HEADER", "a header is not UTF-8 text") from None
+
+
 async def read_json(request: web.Request, limit: int, type_: type[T]) -> T:
     return convert(strict_loads(await read_body(request, limit)), type_)
 
@@ -141,6 +182,7 @@ def error_middleware(on_error: Callable[[str, int], None]) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            _check_headers(request)
             return await handler(request)
         except BadInput as exc:
             status = status_for(exc)

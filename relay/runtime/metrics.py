@@ -41,7 +41,12 @@ class Metrics:
     def http_error(self, errcode: str, status: int) -> None:
         self.http_errors[(errcode, status)] += 1
 
-    def render(self, gauges: Mapping[str, Mapping[tuple[tuple[str, str], ...], float]]) -> str:
+    def render(
+        self,
+        gauges: Mapping[str, Mapping[tuple[tuple[str, str], ...], float]],
+        collectors: Iterable[Callable[[], Iterable[str]]] | None = None,
+    ) -> str:
+        """The exposition; ``collectors``: which of ``self.collectors`` (None: all)."""
         lines = [
             "# HELP avisa_decisions_total Policy decisions (accept, hold, reject) by reason and"
             " sending peer.",
@@ -68,6 +73,6 @@ class Metrics:
             lines.append(f"# TYPE {name} gauge")
             for pairs, value in series.items():
                 lines.append(f"{name}{_labels(dict(pairs))} {value:g}")
-        for collect in self.collectors:
+        for collect in self.collectors if collectors is None else collectors:
             lines.extend(collect())
         return "\n".join(lines) + "\n"

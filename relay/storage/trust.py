@@ -40,8 +40,8 @@ from relay.core.times import (
     to_epoch_or_none,
 )
 
-Role = Literal["intake", "verifier", "publisher", "reviewer", "admin"]
-ROLES: tuple[Role, ...] = ("intake", "verifier", "publisher", "reviewer", "admin")
+Role = Literal["intake", "verifier", "publisher", "reviewer", "admin", "metrics"]
+ROLES: tuple[Role, ...] = ("intake", "verifier", "publisher", "reviewer", "admin", "metrics")
 Roles = frozenset[Role]
 
 

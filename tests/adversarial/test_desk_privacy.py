@@ -37,7 +37,7 @@ import pytest
 from relay.runtime.clock import TEST_CLOCK_ENV
 from tests.adversarial.kit import figure
 from tests.adversarial.test_privacy import DebugProc, b64_forms
-from tests.helpers import T0, wait_for
+from tests.helpers import T0, report_token, wait_for
 from tests.test_federation_process import (
     Proc,
     api,
@@ -134,7 +134,8 @@ async def test_no_trace_of_a_reporter_or_a_tip(tmp_path: Path, procs: list[Proc]
         }
         first = (await api(http, a, "POST", "/api/v1/tips", json=tip))["id"]
         form = {"text": "Ibis3Form agents", "place": "Tapir3Place", "zip": "93030",
-                "contact": NUMBERS["form reporter"][0]}  # fmt: skip
+                "contact": NUMBERS["form reporter"][0],
+                "t": await report_token(http, a.url)}  # fmt: skip
         async with http.post(a.url + "/report", data=form) as reply:
             assert reply.status == 200
         async with http.post(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from tests.conftest import RunningNode
+from tests.helpers import report_token
 from tests.webdesk.browser import Browser
 
 STRICT = (
@@ -28,8 +29,9 @@ async def test_every_report_page_has_the_strict_policy(running: RunningNode) -> 
         ("POST", "/report?lang=en", {"text": "", "place": "x"}),
         ("POST", "/report", {"text": "Dos camionetas", "place": "Calle 5"}),
     ]
-    for method, path, form in pages:
-        async with running.http.request(method, running.url + path, data=form or None) as reply:
+    for method, path, fields in pages:
+        form = {**fields, "t": await report_token(running.http, running.url)} if fields else None
+        async with running.http.request(method, running.url + path, data=form) as reply:
             page = await reply.text()
             policy = reply.headers["Content-Security-Policy"]
             assert policy == STRICT and "unsafe-inline" not in policy

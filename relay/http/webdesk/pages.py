@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
-from urllib.parse import parse_qsl
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -40,14 +39,14 @@ from relay.http.webdesk.session import (
     user_for,
 )
 from relay.http.webdesk.state import DESK
-from relay.runtime.httpio import read_body, status_for
+from relay.runtime.httpio import cookie, status_for
+from relay.runtime.httpio import read_form as read_form_body
 from relay.runtime.node import Node
 from relay.storage.trust import ROLES, Role, roles_for
 
 routes = web.RouteTableDef()
 
 FORM_MAX = 32 * 1024
-FORM_TYPE = "application/x-www-form-urlencoded"
 EVERYONE: tuple[Role, ...] = ROLES
 OPERATIONS = api.READ
 _OUTCOME = re.compile(r"^[A-Za-z_]{1,40}$")
@@ -59,7 +58,7 @@ def node_of(request: web.Request) -> Node:
 
 def current_user(request: web.Request) -> User | None:
     node = node_of(request)
-    session = request.app[DESK].sessions.find(request.cookies.get(COOKIE), node.clock())
+    session = request.app[DESK].sessions.find(cookie(request, COOKIE), node.clock())
     return user_for(session, node.trust.tokens) if session else None
 
 
@@ -137,7 +136,7 @@ def render(
             response,
             i18n.COOKIE,
             language,
-            secure=over_tls(request, request.app[DESK].settings.trusted_proxies),
+            secure=over_tls(request),
             max_age=365 * 86400,
         )
     response.enable_compression()
@@ -150,13 +149,9 @@ def partial(request: web.Request, full: str, fragment: str) -> str:
 
 async def read_form(request: web.Request, user: User) -> MultiDict[str]:
     """A bounded urlencoded form, after the same-site and CSRF checks."""
-    if not same_site(request):
+    if not same_site(request, node_of(request).config.node.url):
         raise Forbidden("a form from another site")
-    body = await read_body(request, FORM_MAX, FORM_TYPE)
-    try:
-        form = MultiDict(parse_qsl(body.decode(), keep_blank_values=True, max_num_fields=64))
-    except (UnicodeDecodeError, ValueError):
-        raise BadInput("AVISA_BAD_FORM", "not a form") from None
+    form = await read_form_body(request, FORM_MAX, 64)
     check_csrf(user, form.get("csrf"))
     return form
 
@@ -208,21 +203,21 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/login")
 async def login(request: web.Request) -> web.StreamResponse:
-    """Sign in. Failed sign-ins are limited per client, as ``/report`` limits posts: a
-    client out of tries is answered 429 before its body is read or its token checked."""
-    if not same_site(request):
-        raise Forbidden("a form from another site")
+    """Sign in. A correct token always signs in: tokens hold 256 random bits, so no
+    limit is what protects them, and refusing one because of failures counted against
+    its client (an office behind one address, a proxy) would lock a coordinator out.
+    Failed sign-ins are limited per client, as ``/report`` limits posts: past the limit
+    a wrong token is answered 429, and counted, instead of 401."""
     node = node_of(request)
+    if not same_site(request, node.config.node.url):
+        raise Forbidden("a form from another site")
     desk = request.app[DESK]
-    client = client_address(request, node.config.desk.client_header)
-    if not desk.login_failures.has_room(client):
-        node.metrics.http_error("AVISA_RATE_LIMITED", 429)
-        return render(request, "login.html", {"message": "login.slow"}, user=None, status=429)
-    body = await read_body(request, FORM_MAX, FORM_TYPE)
-    form = MultiDict(parse_qsl(body.decode(errors="replace"), max_num_fields=8))
+    form = await read_form_body(request, FORM_MAX, 8)
     token = form.get("token", "").strip()[:MAX_TOKEN_CHARS]
     if not token or roles_for(token, node.trust.tokens) is None:
-        desk.login_failures.allow(client)  # spends one of the client's tries
+        if not desk.login_failures.allow(client_address(request)):  # spends a try
+            node.metrics.http_error("AVISA_RATE_LIMITED", 429)
+            return render(request, "login.html", {"message": "login.slow"}, user=None, status=429)
         node.metrics.http_error("AVISA_UNAUTHORIZED", 401)
         return render(request, "login.html", {"message": "login.bad"}, user=None, status=401)
     session_id = desk.sessions.open(token, node.clock())
@@ -231,7 +226,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         response,
         COOKIE,
         session_id,
-        secure=over_tls(request, desk.settings.trusted_proxies),
+        secure=over_tls(request),
         max_age=int(desk.sessions.ttl.total_seconds()),
     )
     raise response
@@ -241,7 +236,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     user = need(request, EVERYONE)
     await read_form(request, user)
-    request.app[DESK].sessions.close(request.cookies.get(COOKIE))
+    request.app[DESK].sessions.close(cookie(request, COOKIE))
     response = web.HTTPSeeOther("/desk/login")
     response.del_cookie(COOKIE, path="/desk")
     raise response

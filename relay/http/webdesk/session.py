@@ -3,13 +3,16 @@
 ``/desk/login`` checks an operator token against the stored token hashes and
 opens a session. The browser gets a random session id in an ``HttpOnly``,
 ``SameSite=Strict`` cookie (``Secure`` when the request came over TLS, or
-through a proxy named in ``[desk_web] trusted_proxies`` that says so in
+through a proxy named in ``[node] trusted_proxies`` that says so in
 ``X-Forwarded-Proto``). The node keeps, in memory only, the SHA-256 of the
 session id (a memory dump or a log line never yields a usable cookie), the
 SHA-256 of the token (never the token), a CSRF token and an expiry. Roles are
 looked up again from the token hash on every request, so revoking a token
-ends its sessions at once. Sessions expire after ``[desk_web] session_ttl``;
-at most ``MAX_SESSIONS`` live, the oldest giving way. A restart signs
+ends its sessions at once. Sessions expire after ``[desk_web] session_ttl``.
+Each token holds at most ``PER_TOKEN`` sessions, its own oldest giving way:
+a token holder signing in a thousand times pushes out only their own
+sessions, never a colleague's. ``MAX_SESSIONS`` bounds the whole table; past
+it, the token holding the most sessions loses its oldest. A restart signs
 everyone out, which a desk can live with.
 
 Every state change is a POST carrying the session's CSRF token, compared in
@@ -30,10 +33,12 @@ from aiohttp import web
 from yarl import URL
 
 from relay.core.errors import Forbidden
+from relay.http.clientlimit import from_trusted_proxy
 from relay.storage.trust import Role, Roles, roles_for_hash, token_hash
 
 COOKIE = "avisa_desk"
-MAX_SESSIONS = 1000
+MAX_SESSIONS = 10_000
+PER_TOKEN = 20
 MAX_TOKEN_CHARS = 200
 
 
@@ -67,10 +72,15 @@ def _key(session_id: str) -> bytes:
 
 
 class Sessions:
-    def __init__(self, ttl: timedelta, limit: int = MAX_SESSIONS) -> None:
+    def __init__(
+        self, ttl: timedelta, limit: int = MAX_SESSIONS, per_token: int = PER_TOKEN
+    ) -> None:
         self.ttl = ttl
         self.limit = limit
+        self.per_token = per_token
         self._by_key: OrderedDict[bytes, Session] = OrderedDict()
+        # Each token's session keys, oldest first.
+        self._by_token: dict[bytes, OrderedDict[bytes, None]] = {}
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -78,16 +88,21 @@ class Sessions:
     def open(self, token: str, now: datetime) -> str:
         """A new session for ``token`` (already checked); returns the cookie value."""
         self._forget_expired(now)
+        hashed = token_hash(token)
+        own = self._by_token.setdefault(hashed, OrderedDict())
+        while len(own) >= self.per_token:
+            self._drop(next(iter(own)))
         while len(self._by_key) >= self.limit:
-            self._by_key.popitem(last=False)
+            heaviest = max(self._by_token.values(), key=len)
+            self._drop(next(iter(heaviest)))
         session_id = secrets.token_urlsafe(32)
-        self._by_key[_key(session_id)] = Session(
-            token_hash(token), secrets.token_urlsafe(32), now + self.ttl
-        )
+        key = _key(session_id)
+        self._by_key[key] = Session(hashed, secrets.token_urlsafe(32), now + self.ttl)
+        self._by_token.setdefault(hashed, OrderedDict())[key] = None
         return session_id
 
     def find(self, session_id: str | None, now: datetime) -> Session | None:
-        if not session_id or len(session_id) > 100:
+        if not session_id or len(session_id) > 100 or not session_id.isascii():
             return None
         session = self._by_key.get(_key(session_id))
         if session is None or session.expires_at <= now:
@@ -95,12 +110,22 @@ class Sessions:
         return session
 
     def close(self, session_id: str | None) -> None:
-        if session_id:
-            self._by_key.pop(_key(session_id), None)
+        if session_id and len(session_id) <= 100 and session_id.isascii():
+            self._drop(_key(session_id))
+
+    def _drop(self, key: bytes) -> None:
+        session = self._by_key.pop(key, None)
+        if session is None:
+            return
+        own = self._by_token.get(session.token_hash)
+        if own is not None:
+            own.pop(key, None)
+            if not own:
+                del self._by_token[session.token_hash]
 
     def _forget_expired(self, now: datetime) -> None:
         for key in [k for k, s in self._by_key.items() if s.expires_at <= now]:
-            del self._by_key[key]
+            self._drop(key)
 
 
 def user_for(session: Session, tokens: tuple[tuple[bytes, Roles], ...]) -> User | None:
@@ -110,10 +135,11 @@ def user_for(session: Session, tokens: tuple[tuple[bytes, Roles], ...]) -> User 
     return User(roles, session.csrf, session.token_hash[:6].hex())
 
 
-def over_tls(request: web.Request, trusted_proxies: list[str]) -> bool:
+def over_tls(request: web.Request) -> bool:
+    """Came over TLS, itself or through a trusted proxy that says ``X-Forwarded-Proto: https``."""
     if request.secure:
         return True
-    if request.remote in trusted_proxies:
+    if from_trusted_proxy(request):
         return request.headers.get("X-Forwarded-Proto", "").lower() == "https"
     return False
 
@@ -132,12 +158,15 @@ def set_cookie(
     )
 
 
-def same_site(request: web.Request) -> bool:
+def same_site(request: web.Request, own_url: str = "") -> bool:
     """Not a cross-site POST, as far as the browser tells (Sec-Fetch-Site, Origin).
 
-    Pages are served with ``Referrer-Policy: no-referrer``, under which a
-    browser sends ``Origin: null`` even for a form of the same site; so a
-    ``null`` origin proves nothing either way and the CSRF token decides.
+    ``Origin`` must name this node: the host the request was sent to (the
+    scheme as ``over_tls`` sees it), or ``own_url`` (``[node] url``). Pages
+    are served with ``Referrer-Policy: no-referrer``, under which a browser
+    sends ``Origin: null`` even for a form of the same site; so a ``null``
+    origin proves nothing either way and the form's token decides. An
+    ``Origin`` or ``Host`` that does not parse is not this node.
     """
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
@@ -145,8 +174,24 @@ def same_site(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None or origin == "null":
         return True
-    url = URL(origin)
-    return url.host == request.url.host and url.port == request.url.port
+    sent = _origin(origin)
+    scheme = "https" if over_tls(request) else "http"
+    own = {_origin(f"{scheme}://{request.host}"), _origin(own_url) if own_url else None}
+    return sent is not None and sent in own
+
+
+def _origin(text: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin or URL, or None if it does not parse."""
+    if len(text) > 300 or not text.isascii():
+        return None
+    try:
+        url = URL(text)
+        host, port = url.host, url.port
+    except (ValueError, UnicodeError):
+        return None
+    if not url.scheme or host is None or port is None:
+        return None
+    return url.scheme.lower(), host.lower(), port
 
 
 def check_csrf(user: User, presented: str | None) -> None:
