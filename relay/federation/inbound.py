@@ -225,6 +225,14 @@ async def _transaction(node: FederationHost, origin: str, txn_id: str, body: byt
     return kept[0]
 
 
+def _one(request: web.Request, name: str, default: str) -> str:
+    """A query parameter given at most once: two ``since`` could mean two cursors."""
+    values = request.query.getall(name, [default])
+    if len(values) > 1:
+        raise BadInput("AVISA_BAD_QUERY", f"give {name} once")
+    return values[0]
+
+
 @routes.get("/federation/v1/alerts")
 async def alerts(request: web.Request) -> web.Response:
     federation = request.app[FEDERATION]
@@ -232,10 +240,10 @@ async def alerts(request: web.Request) -> web.Response:
     checked = _precheck(request, federation)
     with federation.gate.admit(checked.peer.network):
         caller = _verify(request, federation, checked, b"")
-        since = request.query.get("since", "0")
+        since = _one(request, "since", "0")
         if not _CURSOR.fullmatch(since):
             raise BadInput("AVISA_BAD_QUERY", "since must be a cursor from an earlier reply")
-        limit_text = request.query.get("limit", str(catchup.PAGE_LIMIT_DEFAULT))
+        limit_text = _one(request, "limit", str(catchup.PAGE_LIMIT_DEFAULT))
         if not _CURSOR.fullmatch(limit_text) or not 1 <= int(limit_text) <= catchup.PAGE_LIMIT_MAX:
             raise BadInput("AVISA_BAD_QUERY", f"limit must be 1 to {catchup.PAGE_LIMIT_MAX}")
         snapshot, now = node.trust, node.clock()
