@@ -21,6 +21,7 @@ enforcement activity, never people.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -203,6 +204,32 @@ _NETWORK_RE: Final = re.compile(_NETWORK_BODY)
 def valid_network(text: str) -> bool:
     """The network id grammar of DESIGN §2 (used wherever an id arrives as text)."""
     return NETWORK_MIN <= len(text) <= NETWORK_MAX and _NETWORK_RE.fullmatch(text) is not None
+
+
+# Where peers reach a node (docs/protocol.md §5): http or https, a DNS name or IPv4
+# address or a bracketed IPv6 address, an optional port 0-65535 without leading zeros,
+# an optional path of RFC 3986 path characters; no user, query or fragment.
+_HOST_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT: Final = (
+    r"(?:0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+_NODE_URL: Final = re.compile(
+    rf"https?://(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[([0-9A-Fa-f:.]{{2,45}})\])(?::{_PORT})?"
+    r"(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?"
+)
+NODE_URL_MAX: Final = 300
+
+
+def valid_node_url(text: str) -> bool:
+    """The ``url`` grammar of key documents, cards and ``node.url``."""
+    match = _NODE_URL.fullmatch(text) if len(text) <= NODE_URL_MAX else None
+    if match is None or match.group(1) is None:
+        return match is not None
+    try:
+        ipaddress.IPv6Address(match.group(1))
+    except ValueError:
+        return False
+    return True
 
 
 def _visible(text: str) -> bool:
