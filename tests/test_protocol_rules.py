@@ -233,6 +233,19 @@ async def test_id_is_null_until_the_payload_was_read(b: Member) -> None:
     ]
 
 
+async def test_each_element_is_judged_alone_however_the_body_is_spaced(b: Member) -> None:
+    good = raw_envelope(make_alert("net-a"), A_KEY)
+    doubled = good[:-1] + b',"payload":"e30="}'
+    odd = [doubled, b"1.5", b'"\xff"', b'"\\ud800"', b"[[[]]]"]
+    for n, body in enumerate(
+        (txn(*odd, good), b' { "envelopes" : [\n' + b" ,".join([*odd, good]) + b" ] }\n")
+    ):
+        status, reply = await signed(b, "PUT", f"/federation/v1/send/alone-{n}", body)
+        assert status == 200, reply
+        reasons = [reason for _, _, reason in _results(reply)]
+        assert reasons == ["malformed"] * 5 + (["authoritative"] if n == 0 else ["duplicate"])
+
+
 # --- errcodes of the federation endpoints ---------------------------------------------
 
 
@@ -246,9 +259,14 @@ async def test_the_errcode_table(b: Member) -> None:
         assert (status, json.loads(reply)["errcode"]) == (400, "AVISA_BAD_QUERY"), query
     status, reply = await signed(b, "GET", "/federation/v1/alerts?since=0&other=1")
     assert status == 200
+    for method, path in (("GET", "/federation/v1/send/x"), ("PUT", "/federation/v1/alerts")):
+        status, reply = await signed(b, method, path, txn())
+        assert (status, json.loads(reply)["errcode"]) == (405, "AVISA_METHOD_NOT_ALLOWED")
     for body, errcode in (
         (b"\xef\xbb\xbf" + txn(), "AVISA_BAD_JSON"),
         (b'{"envelopes":[]} x', "AVISA_BAD_JSON"),
+        (b'{"envelopes":[], "envelopes":[]}', "AVISA_BAD_JSON"),
+        (b'{"envelopes":[1,]}', "AVISA_BAD_JSON"),
         (b'{"envelopes":{}}', "AVISA_BAD_REQUEST"),
         (b"[]", "AVISA_BAD_REQUEST"),
     ):

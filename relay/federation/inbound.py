@@ -22,6 +22,7 @@ failed transaction; a body that is not ``{"envelopes": [...]}`` is a 400.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -66,11 +67,12 @@ _txn_decoder = msgspec.json.Decoder(_TxnBody)
 def parse_transaction(body: bytes) -> list[bytes]:
     """``{"envelopes": [...]}`` → each envelope's exact bytes; BadInput otherwise.
 
-    A body exactly as senders build it (``{"envelopes":[`` + the envelopes
-    joined by ``,`` + ``]}``) is recognised by putting it back together; any
-    other body is read strictly first, as a whole. Each envelope is read
-    strictly when the pipeline opens it, so a malformed one is one rejected
-    result.
+    The transaction's own structure is strict JSON; each element is only delimited
+    by the JSON grammar and then judged as an envelope on its own (strictness
+    included), so a malformed envelope is one rejected result however the body
+    around it is spaced (docs/protocol.md §6.3). A body exactly as senders build
+    it (``{"envelopes":[`` + the envelopes joined by ``,`` + ``]}``) is recognised
+    by putting it back together; any other body is walked (``_elements``).
     """
     try:
         raws = [bytes(raw) for raw in _txn_decoder.decode(body).envelopes]
@@ -78,14 +80,63 @@ def parse_transaction(body: bytes) -> list[bytes]:
         raws = None
     if raws is not None and body == b'{"envelopes":[' + b",".join(raws) + b"]}":
         return raws
+    raws = _elements(body)
+    if raws is not None:
+        if len(raws) > MAX_ENVELOPES:
+            raise BadInput("AVISA_TOO_MANY_ENVELOPES", f"at most {MAX_ENVELOPES} envelopes")
+        return raws
     value = strict_loads(body)
     if not isinstance(value, dict) or set(value) != {"envelopes"}:
         raise BadInput("AVISA_BAD_REQUEST", 'body must be {"envelopes": [...]}')
     if not isinstance(value["envelopes"], list):
         raise BadInput("AVISA_BAD_REQUEST", "envelopes must be a list")
-    if len(value["envelopes"]) > MAX_ENVELOPES:
-        raise BadInput("AVISA_TOO_MANY_ENVELOPES", f"at most {MAX_ENVELOPES} envelopes")
-    return [bytes(raw) for raw in _txn_decoder.decode(body).envelopes]
+    raise BadInput("AVISA_TOO_MANY_ENVELOPES", f"at most {MAX_ENVELOPES} envelopes")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_delimiter = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def _elements(body: bytes) -> list[bytes] | None:
+    """The elements of a strict ``{"envelopes": [...]}`` as sent (text between them
+    spaced freely), or None when the body is anything else (``strict_loads`` then
+    says what). Bytes that are not UTF-8 stay inside the element that holds them."""
+    text = body.decode("utf-8", "surrogateescape")
+    elements: list[bytes] = []
+    try:
+        at = _expect(text, _expect(text, _skip(text, 0), "{") + 1, '"')
+        key, at = _delimiter.raw_decode(text, at)
+        at = _expect(text, _expect(text, at, ":") + 1, "[")
+        at = _skip(text, at + 1)
+        while text[at] != "]" and len(elements) <= MAX_ENVELOPES:  # else strict_loads counts
+            _, end = _delimiter.raw_decode(text, at)
+            elements.append(text[at:end].encode("utf-8", "surrogateescape"))
+            at = _skip(text, end)
+            if text[at] != "]":
+                at = _skip(text, _expect(text, at, ",") + 1)
+                _delimiter.raw_decode(text, at)  # a value, not "]", after a comma
+        at = _expect(text, at + 1, "}")
+    except (ValueError, IndexError, RecursionError):
+        return None
+    if key != "envelopes" or _skip(text, at + 1) != len(text):
+        return None
+    return elements
+
+
+def _skip(text: str, at: int) -> int:
+    return _WS.match(text, at).end()  # type: ignore[union-attr]
+
+
+def _expect(text: str, at: int, char: str) -> int:
+    """The position of ``char``, the next character after white space at ``at``."""
+    at = _skip(text, at)
+    if text[at] != char:
+        raise ValueError(f"expected {char!r}")
+    return at
 
 
 def encode_reply(outcomes: list[Outcome]) -> bytes:
