@@ -15,7 +15,7 @@ import pytest
 from keys.cards.card import KeyDocumentError, verify_key_document
 from keys.core.keyring import KeyEntry, Keyring
 from relay.core.envelope import open_and_check
-from relay.core.errors import Unauthorized
+from relay.core.errors import BadInput, Unauthorized
 from relay.core.model import (
     BLANK,
     Envelope,
@@ -28,6 +28,7 @@ from relay.core.model import (
 )
 from relay.core.policy import Policy
 from relay.federation import auth
+from relay.federation.inbound import parse_transaction
 from relay.runtime.clock import FakeClock
 from relay.runtime.pipeline import Prepared, prepare
 from relay.storage.trust import TrustSnapshot
@@ -244,6 +245,40 @@ async def test_each_element_is_judged_alone_however_the_body_is_spaced(b: Member
         assert status == 200, reply
         reasons = [reason for _, _, reason in _results(reply)]
         assert reasons == ["malformed"] * 5 + (["authoritative"] if n == 0 else ["duplicate"])
+
+
+ELEMENTS = [
+    b"1",
+    b"1.5",
+    b"-0",
+    b'"\\ud800"',
+    b'"\xff"',
+    b'{"a":1,"a":2}',
+    b"[]",
+    b"null",
+    b"1e400",
+]
+
+
+def test_spacing_never_changes_how_a_transaction_is_read() -> None:
+    """The compact body senders build and any spacing of it give the same elements (or
+    the same errcode), element by element as sent."""
+
+    def read(body: bytes) -> list[bytes] | str:
+        try:
+            return parse_transaction(body)
+        except BadInput as exc:
+            return exc.errcode
+
+    picks = [list(ELEMENTS[i : i + n]) for i in range(len(ELEMENTS)) for n in (0, 1, 3)]
+    for elements in [*picks, ELEMENTS * 5, ELEMENTS * 6]:
+        compact = b'{"envelopes":[' + b",".join(elements) + b"]}"
+        spaced = b'\n{ "envelopes" :\t[ ' + b" ,\r\n".join(elements) + b" ] }  "
+        assert read(compact) == read(spaced), compact
+    assert read(b'{"envelopes":[' + b",".join(ELEMENTS) + b"]}") == ELEMENTS
+    assert read(b'{"envelopes":[' + b",".join([b"1"] * 51) + b"]}") == "AVISA_TOO_MANY_ENVELOPES"
+    # Over 50, the body is read as a whole: not strict anywhere is AVISA_BAD_JSON.
+    assert read(b'{"envelopes":[' + b",".join(ELEMENTS * 6) + b"]}") == "AVISA_BAD_JSON"
 
 
 # --- errcodes of the federation endpoints ---------------------------------------------
