@@ -85,6 +85,14 @@ def _bad_copy(first: bool) -> Callable[[list[Signature]], list[Signature]]:
     return change
 
 
+def _padded(size: int) -> Callable[[], bytes]:
+    def make() -> bytes:
+        raw = encode_envelope(sign(_good().encode("utf-8"), node_key("ventura")))
+        return b"{" + b" " * (size - len(raw)) + raw[1:]
+
+    return make
+
+
 def _protocol_cases() -> list[Case]:
     """The refusals of the first edition of refused.json, in their order."""
     good = _good()
@@ -198,6 +206,8 @@ def _added_cases() -> list[Case]:
          _with_signatures(_bad_copy(first=False))),
         ("keyid_twice_bad_first", "a bad signature, then the signer's good one", "malformed",
          _with_signatures(_bad_copy(first=True))),
+        ("too_large_as_sent", "65,537 bytes, spaces inside the envelope counted", "too_large",
+         _padded(65_537)),
         ("bad_times", "observed_at after sent_at", "bad_times", _signed(late)),
         ("foreign_reference", "an update that references another network's alert",
          "foreign_reference", _signed(update)),
