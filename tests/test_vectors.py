@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import re
 from datetime import datetime
@@ -85,6 +86,35 @@ def test_card_from_the_spec_alone() -> None:
     assert key == public_key(vector["seed"])
     verify(key, pae(envelope["payloadType"], payload), envelope["signatures"][0]["sig"])
     assert json.loads(vector["card_file"]) == envelope
+
+
+def url_from_the_spec(url: str) -> bool:
+    """docs/protocol.md §5's url grammar, written again from the text."""
+    label = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    port = "(?P<port>0|[1-9][0-9]{0,4})"
+    path = "(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?"
+    host = rf"(?:{label}(?:\.{label})*|\[(?P<ipv6>[^\]%]*)\])"
+    match = re.fullmatch(rf"https?://{host}(?::{port})?{path}", url)
+    if match is None or len(url) > 300:
+        return False
+    if match["port"] is not None and int(match["port"]) > 65535:
+        return False
+    if match["ipv6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            return False
+    return True
+
+
+def test_urls_from_the_spec_alone() -> None:
+    vector = load("card.json")
+    assert all(url_from_the_spec(url) for url in vector["urls"]["valid"])
+    assert not any(url_from_the_spec(url) for url in vector["urls"]["invalid"])
+    for refused in vector["refused_documents"]:
+        payload = base64.b64decode(json.loads(refused["envelope"])["payload"])
+        assert json.loads(payload)["url"] == refused["url"]
+        assert not url_from_the_spec(refused["url"])
 
 
 def test_payload_and_envelopes_from_the_spec_alone() -> None:

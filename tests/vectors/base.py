@@ -22,6 +22,42 @@ T = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 URL = "https://avisa.ventura.example.org"
 
 
+# docs/protocol.md §5: the url of a key document, a card and node.url.
+URLS_VALID = [
+    URL,
+    "http://127.0.0.1:8470",
+    "http://[::1]:8470/avisa/",
+    "https://Avisa.Example.org:443/a/b%20c",
+    "https://xn--ejemplo-9za.org",
+    "http://h:65535",
+    "http://h:0",
+    "https://" + "x" * 63 + "/" + "y" * 228,
+]
+URLS_INVALID = [
+    "https://x/?q=1",
+    "https://x/#top",
+    "https://user@x",
+    "HTTPS://x",
+    "ftp://x",
+    "https://",
+    "http://h:65536",
+    "http://h:080",
+    "http://h:",
+    "http://-x",
+    "http://x-",
+    "http://x.",
+    "http://x..y",
+    "http://" + "x" * 64,
+    "http://[::1",
+    "http://[1.2.3.4]",
+    "http://[fe80::1%25eth0]",
+    "http://éjemplo.org",
+    "http://a b",
+    "http://x/a b",
+    "https://" + "x" * 63 + "/" + "y" * 229,
+]
+
+
 def node_key(network: str) -> NodeKey:
     return NodeKey.from_seed(bytes.fromhex(SEEDS[network]))
 

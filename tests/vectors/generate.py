@@ -26,11 +26,25 @@ from typing import Any
 
 import msgspec
 
-from keys.cards.card import build_key_document
+from keys.cards.card import (
+    KEYS_PAYLOAD_TYPE,
+    KeyDocumentError,
+    build_key_document,
+    verify_key_document,
+)
 from relay.core.envelope import endorse, pae, sign
-from relay.core.model import ALERT_PAYLOAD_TYPE, encode_alert, encode_envelope
+from relay.core.model import ALERT_PAYLOAD_TYPE, encode_alert, encode_envelope, valid_node_url
 from relay.federation.auth import REQUEST_TYPE, authorization, signed_bytes
-from tests.vectors.base import SEEDS, URL, T, b64, node_key, the_alert
+from tests.vectors.base import (
+    SEEDS,
+    URL,
+    URLS_INVALID,
+    URLS_VALID,
+    T,
+    b64,
+    node_key,
+    the_alert,
+)
 from tests.vectors.refusals import refused
 
 HERE = Path(__file__).parent
@@ -95,7 +109,22 @@ def card() -> dict[str, Any]:
         "signature_b64": envelope.signatures[0].sig,
         "envelope": encode_envelope(envelope).decode("utf-8"),
         "card_file": json.dumps(msgspec.to_builtins(envelope), indent=2) + "\n",
+        "urls": {"valid": URLS_VALID, "invalid": URLS_INVALID},
+        "refused_documents": [_with_url(payload, url) for url in URLS_INVALID[:3]],
     }
+
+
+def _with_url(payload: bytes, url: str) -> dict[str, str]:
+    """The same document with another url, signed: a receiver must refuse it."""
+    assert all(valid_node_url(good) for good in URLS_VALID)
+    assert not any(valid_node_url(bad) for bad in URLS_INVALID)
+    changed = payload.replace(json.dumps(URL).encode(), json.dumps(url).encode())
+    raw = encode_envelope(sign(changed, node_key("ventura"), KEYS_PAYLOAD_TYPE))
+    try:
+        verify_key_document(raw)
+    except KeyDocumentError:
+        return {"url": url, "envelope": raw.decode("utf-8")}
+    raise AssertionError(f"the node takes a key document whose url is {url}")
 
 
 # --- alert payloads and envelopes ---------------------------------------------
