@@ -13,7 +13,10 @@ canonical-bytes rule: a payload is accepted only if re-encoding the decoded
 struct gives back the very same bytes. That single comparison rejects
 duplicate keys, unknown fields, whitespace, escapes and number forms that two
 parsers might read differently, so the bytes that were signed have exactly
-one meaning.
+one meaning. Only for bytes that fail it does ``_refuse_other_spelling`` say
+why (docs/protocol.md §3.6): not strict JSON, a ``null`` or a time in another
+spelling is bad data, as msgspec's own refusals are; only whitespace, member
+order and escapes around valid values are ``NonCanonical``.
 
 No field can hold a reporter, a phone number or an address: alerts describe
 enforcement activity, never people.
