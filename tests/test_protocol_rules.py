@@ -35,6 +35,7 @@ from relay.storage.trust import TrustSnapshot
 from tests.fedkit import Member, members
 from tests.helpers import envelope_for, make_alert, raw_envelope
 from tests.test_federation_inbound import A_KEY, add_peer, dump, signed, txn
+from tests.test_protocol_holes import pae_signed
 from tests.vectors import base, refusals
 
 SNAPSHOT = TrustSnapshot(Policy("net-b"), Keyring([KeyEntry("net-a", A_KEY.public_key)]))
@@ -224,6 +225,7 @@ async def test_id_is_null_until_the_payload_was_read(b: Member) -> None:
     spaced = encode_envelope(envelope_for_payload(GOOD.replace('"seq":1', '"seq": 1').encode()))
     late = make_alert("net-a", observed_at=alert.sent_at.replace(minute=5), headline="Late")
     foreign = make_alert("net-a", msg_type="update", references=["net-c/" + alert.id[6:]])
+    crowded = make_alert("net-a", headline="Crowded")
     upper = good.replace(A_KEY.keyid.encode(), b"ed25519:" + A_KEY.keyid[8:].upper().encode())
     raws = [
         good,
@@ -233,6 +235,7 @@ async def test_id_is_null_until_the_payload_was_read(b: Member) -> None:
         upper,
         raw_envelope(late, A_KEY),
         raw_envelope(foreign, A_KEY),
+        *(pae_signed(encode_alert(crowded), n) for n in (9, 17)),
     ]
     status, reply = await signed(b, "PUT", "/federation/v1/send/ids", txn(*raws))
     assert _results(reply) == [
@@ -243,6 +246,8 @@ async def test_id_is_null_until_the_payload_was_read(b: Member) -> None:
         (None, "rejected", "malformed"),  # an off-grammar keyid is not an unknown key
         (late.id, "rejected", "bad_times"),
         (foreign.id, "rejected", "foreign_reference"),
+        (crowded.id, "rejected", "too_many_signatures"),  # over the policy's cap of 8
+        (None, "rejected", "too_many_signatures"),  # over the protocol's 16
     ]
 
 
