@@ -116,9 +116,12 @@ def _elements(body: bytes) -> list[bytes] | None:
             _, end = _delimiter.raw_decode(text, at)
             elements.append(text[at:end].encode("utf-8", "surrogateescape"))
             at = _skip(text, end)
-            if text[at] != "]":
-                at = _skip(text, _expect(text, at, ",") + 1)
-                _delimiter.raw_decode(text, at)  # a value, not "]", after a comma
+            if text[at] == ",":
+                at = _skip(text, at + 1)
+                if text[at] == "]":
+                    raise ValueError("a comma before ]")
+            elif text[at] != "]":
+                raise ValueError("expected , or ]")
         at = _expect(text, at + 1, "}")
     except (ValueError, IndexError, RecursionError):
         return None
