@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import unicodedata
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from keys.cards.card import KeyDocumentError, verify_key_document
 from keys.core.keyring import KeyEntry, Keyring
-from relay.core.envelope import open_and_check
+from relay.core.envelope import open_and_check, sign
 from relay.core.errors import BadInput, Unauthorized
 from relay.core.model import (
     BLANK,
@@ -54,14 +55,13 @@ def _results(reply: bytes) -> list[tuple[str | None, str, str]]:
 
 
 def _reason(payload: bytes) -> str:
-    outcome = prepare(encode_envelope(envelope_for_payload(payload)), SNAPSHOT)
+    """What the node says of ``payload`` signed by a trusted key, before its policy."""
+    outcome = prepare(_signed_by_a(payload), SNAPSHOT)
     return "ok" if isinstance(outcome, Prepared) else outcome.reason
 
 
-def envelope_for_payload(payload: bytes) -> Envelope:
-    from relay.core.envelope import sign
-
-    return sign(payload, A_KEY)
+def _signed_by_a(payload: bytes) -> bytes:
+    return encode_envelope(sign(payload, A_KEY))
 
 
 # --- a keyid signs once ---------------------------------------------------------------
@@ -138,7 +138,9 @@ def test_whole_seconds_and_six_digits_are_the_spellings_of_a_time() -> None:
         (GOOD.replace("Colonia park", "Colonia p\\u0061rk"), "non_canonical"),
     ],
 )
-def test_nulls_duplicates_and_strict_json_are_malformed_payload(edited: str, reason: str) -> None:
+def test_bad_json_is_malformed_payload_and_only_spelling_is_non_canonical(
+    edited: str, reason: str
+) -> None:
     assert edited != GOOD
     assert _reason(edited.encode()) == reason
 
@@ -158,7 +160,7 @@ async def test_the_payload_rules_hold_on_the_wire(b: Member) -> None:
         GOOD + "x",
         GOOD + "\n",
     ]
-    raws = [encode_envelope(envelope_for_payload(payload.encode())) for payload in bad]
+    raws = [_signed_by_a(payload.encode()) for payload in bad]
     status, reply = await signed(b, "PUT", "/federation/v1/send/payload-rules", txn(*raws))
     assert status == 200
     assert [reason for _, _, reason in _results(reply)] == [
@@ -190,8 +192,6 @@ def test_a_headline_needs_a_character_that_is_neither_white_space_nor_ignorable(
 
 
 def test_every_white_space_character_is_blank() -> None:
-    import re
-
     blank = re.compile("[" + BLANK + "]")
     for code in range(0x110000):
         char = chr(code)
@@ -222,7 +222,7 @@ async def test_an_envelope_is_measured_as_sent_inside_the_transaction(b: Member)
 async def test_id_is_null_until_the_payload_was_read(b: Member) -> None:
     alert = make_alert("net-a")
     good = raw_envelope(alert, A_KEY)
-    spaced = encode_envelope(envelope_for_payload(GOOD.replace('"seq":1', '"seq": 1').encode()))
+    spaced = _signed_by_a(GOOD.replace('"seq":1', '"seq": 1').encode())
     late = make_alert("net-a", observed_at=alert.sent_at.replace(minute=5), headline="Late")
     foreign = make_alert("net-a", msg_type="update", references=["net-c/" + alert.id[6:]])
     crowded = make_alert("net-a", headline="Crowded")
