@@ -199,7 +199,7 @@ def test_the_largest_document_fits_one_envelope() -> None:
     many = [key(n) for n in range(10, 82)]
     document = KeyDocument(
         network="a" * 63,
-        url="https://" + "x" * 292,
+        url="https://" + "x" * 63 + "/" + "y" * 228,  # 300 characters, the most
         issued_at=T0,
         keys=[CurrentKey(k.keyid, b64(k.public_key), T0, T0) for k in many[:8]],
         old_keys=[OldKey(k.keyid, b64(k.public_key), T0, T0) for k in many[8:40]],

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +88,35 @@ def test_card_from_the_spec_alone() -> None:
     assert json.loads(vector["card_file"]) == envelope
 
 
+def url_from_the_spec(url: str) -> bool:
+    """docs/protocol.md §5's url grammar, written again from the text."""
+    label = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    port = "(?P<port>0|[1-9][0-9]{0,4})"
+    path = "(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?"
+    host = rf"(?:{label}(?:\.{label})*|\[(?P<ipv6>[^\]%]*)\])"
+    match = re.fullmatch(rf"https?://{host}(?::{port})?{path}", url)
+    if match is None or len(url) > 300:
+        return False
+    if match["port"] is not None and int(match["port"]) > 65535:
+        return False
+    if match["ipv6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ipv6"])
+        except ValueError:
+            return False
+    return True
+
+
+def test_urls_from_the_spec_alone() -> None:
+    vector = load("card.json")
+    assert all(url_from_the_spec(url) for url in vector["urls"]["valid"])
+    assert not any(url_from_the_spec(url) for url in vector["urls"]["invalid"])
+    for refused in vector["refused_documents"]:
+        payload = base64.b64decode(json.loads(refused["envelope"])["payload"])
+        assert json.loads(payload)["url"] == refused["url"]
+        assert not url_from_the_spec(refused["url"])
+
+
 def test_payload_and_envelopes_from_the_spec_alone() -> None:
     vector = load("payload.json")
     payload = vector["payload"].encode()
@@ -129,11 +161,70 @@ def test_request_signatures_from_the_spec_alone() -> None:
         verify(key, message, fields["sig"].strip('"'))
 
 
+BEFORE_THE_PAYLOAD = {
+    "too_large",
+    "malformed",
+    "too_many_signatures",
+    "unsupported_payload_type",
+    "bad_signature",
+    "unknown_key",
+    "malformed_payload",
+    "non_canonical",
+}
+TIME = re.compile(rb"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.(?!0{6})[0-9]{6})?Z")
+
+
+def is_time(text: bytes) -> bool:
+    """docs/protocol.md §3.5: the grammar, and a real moment (no :60, no February 30)."""
+    try:
+        datetime.fromisoformat(text.decode())
+    except ValueError:
+        return False
+    return TIME.fullmatch(text) is not None
+
+
+def test_refused_envelopes_from_the_spec_alone() -> None:
+    """Each refusal is where the spec puts it: the envelope's form, its signatures, or
+    the payload a good signature of the trusted key covers."""
+    vectors = load("refused.json")
+    key = public_key(vectors["trusted_key"]["seed"])
+    keyid = "ed25519:" + hashlib.sha256(key).hexdigest()[:32]
+    for vector in vectors["refused"]:
+        envelope = json.loads(vector["envelope"])
+        payload = base64.b64decode(vector["payload_b64"])
+        assert base64.b64decode(envelope["payload"]) == payload, vector["name"]
+        assert (vector["id"] is None) == (vector["reason"] in BEFORE_THE_PAYLOAD), vector["name"]
+        keyids = [signature["keyid"] for signature in envelope["signatures"]]
+        message = pae(envelope["payloadType"], payload)
+        if vector["reason"] == "malformed":
+            grammar = all(re.fullmatch("ed25519:[0-9a-f]{32}", k) for k in keyids)
+            assert not grammar or len(set(keyids)) < len(keyids), vector["name"]
+        elif vector["reason"] not in ("too_many_signatures", "bad_signature"):
+            assert keyids == [keyid]
+            verify(key, message, envelope["signatures"][0]["sig"])  # the payload is refused
+        if vector["name"].startswith("time_") or vector["name"] in ("fraction", "offset"):
+            sent = re.search(rb'"sent_at":"([^"]*)"', payload)
+            assert sent is not None and not is_time(sent.group(1)), vector["name"]
+    by_name = {vector["name"]: vector for vector in vectors["refused"]}
+    late = json.loads(by_name["bad_times"]["payload"])
+    assert late["observed_at"] > late["sent_at"]
+    update = json.loads(by_name["foreign_reference"]["payload"])
+    assert update["references"][0].split("/")[0] != update["network"]
+
+
 def test_there_are_refused_payloads_for_every_kind_of_rule() -> None:
     refused = load("refused.json")["refused"]
     reasons = {vector["reason"] for vector in refused}
-    assert len(refused) >= 10
-    assert {"non_canonical", "malformed_payload", "too_many_signatures", "bad_signature"} <= reasons
+    assert len(refused) >= 50
+    assert {
+        "non_canonical",
+        "malformed_payload",
+        "malformed",
+        "too_many_signatures",
+        "bad_signature",
+        "bad_times",
+        "foreign_reference",
+    } <= reasons
 
 
 def test_license_is_agpl_everywhere_it_is_stated() -> None:

@@ -43,7 +43,15 @@ from keys.core.keyring import KeyEntry
 from keys.core.signing import NodeKey
 from relay.core.envelope import open_envelope, pae, sign, verify_signature
 from relay.core.errors import BadInput, BadPeerData
-from relay.core.model import Envelope, KeyId, Network, UtcTime, encode_envelope
+from relay.core.model import (
+    NODE_URL_MAX,
+    Envelope,
+    KeyId,
+    Network,
+    UtcTime,
+    encode_envelope,
+    valid_node_url,
+)
 from relay.core.times import whole_seconds
 
 KEYS_PAYLOAD_TYPE: Final = "application/vnd.avisa.keys.v1+json"
@@ -52,7 +60,7 @@ MAX_OLD_KEYS: Final = 32
 MAX_REVOKED_KEYS: Final = 32
 MAX_STATEMENTS: Final = 32
 
-Url = Annotated[str, Meta(max_length=300, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+Url = Annotated[str, Meta(max_length=NODE_URL_MAX)]
 
 
 class CurrentKey(Struct, forbid_unknown_fields=True, frozen=True):
@@ -86,6 +94,8 @@ class KeyDocument(Struct, forbid_unknown_fields=True, frozen=True):
 
     def __post_init__(self) -> None:
         check_moment(self.issued_at, "issued_at")
+        if not valid_node_url(self.url):
+            raise ValueError("url must be http(s)://host[:port][/path] (docs/protocol.md §5)")
         seen: set[str] = set()
         for item in self.listed():
             if item.keyid in seen:

@@ -24,7 +24,7 @@ from msgspec import Meta, Struct
 
 from relay.core import clients, readable
 from relay.core.errors import ConfigError
-from relay.core.model import CERTAINTIES, Certainty, Kind, LangTag, Network
+from relay.core.model import CERTAINTIES, Certainty, Kind, LangTag, Network, valid_node_url
 from relay.core.times import DURATION_PATTERN, parse_duration
 
 CONFIG_NAME = "avisa.toml"
@@ -272,8 +272,10 @@ def check(config: Config) -> None:
     listen = _LISTEN.match(config.node.listen)
     if listen is None or not 0 <= int(listen.group(2)) <= 65535:
         raise ConfigError("node.listen", "must be HOST:PORT, for example 127.0.0.1:8470")
-    if config.node.url and not re.match(r"^https?://[^\s/]+(/[^\s]*)?$", config.node.url):
-        raise ConfigError("node.url", "must be an http:// or https:// URL")
+    if config.node.url and not valid_node_url(config.node.url):
+        raise ConfigError(
+            "node.url", "must be http:// or https://, a host, an optional :port and /path"
+        )
     _check_url_matches_listen(config)
     clients.check_proxies(config.node.trusted_proxies, "node.trusted_proxies")
     policy = config.policy

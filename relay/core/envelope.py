@@ -99,7 +99,9 @@ def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
     """Parse untrusted envelope bytes; returns the envelope and payload bytes.
 
     The JSON must be strict (``relay.core.strictjson``): msgspec alone would take
-    the last of two ``payload`` keys where another parser takes the first.
+    the last of two ``payload`` keys where another parser takes the first. No
+    keyid may sign twice: the envelope is ``malformed`` whichever signature of
+    the two is good, so a valid signature cannot cover a forged one.
     """
     if len(raw) > MAX_ENVELOPE_BYTES:
         raise BadInput(TOO_LARGE, f"envelope over {MAX_ENVELOPE_BYTES} bytes")
@@ -114,6 +116,11 @@ def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
             strict_loads(raw)
         except BadInput as exc:
             raise BadInput("AVISA_BAD_ENVELOPE", f"malformed envelope: {exc.message}") from None
+    keyids = {signature.keyid for signature in envelope.signatures}
+    if len(keyids) != len(envelope.signatures):
+        # Whichever copy came first: a relay never signs twice, and one key with a
+        # good and a bad signature must not read as the good one (docs/protocol.md §2).
+        raise BadInput("AVISA_BAD_ENVELOPE", "malformed envelope: a keyid signs twice")
     payload = payload_bytes(envelope)
     if len(envelope.signatures) > MAX_SIGNATURES_HARD:
         raise BadInput(
@@ -193,8 +200,8 @@ class Opened(msgspec.Struct, frozen=True):
     ``valid`` has one flag per signature up to the first signature of a
     known key that fails (the envelope is forged whatever follows, so a flood
     of forgeries costs one Ed25519 check per envelope). A keyid the keys do
-    not know, or one that signed before in the same envelope, is False and
-    checking goes on.
+    not know is False and checking goes on (a keyid that signs twice never
+    gets here: ``open_envelope`` refuses the envelope).
     """
 
     envelope: Envelope

@@ -13,7 +13,10 @@ canonical-bytes rule: a payload is accepted only if re-encoding the decoded
 struct gives back the very same bytes. That single comparison rejects
 duplicate keys, unknown fields, whitespace, escapes and number forms that two
 parsers might read differently, so the bytes that were signed have exactly
-one meaning.
+one meaning. Only for bytes that fail it does ``_refuse_other_spelling`` say
+why (docs/protocol.md §3.6): not strict JSON, a ``null`` or a time in another
+spelling is bad data, as msgspec's own refusals are; only whitespace, member
+order and escapes around valid values are ``NonCanonical``.
 
 No field can hold a reporter, a phone number or an address: alerts describe
 enforcement activity, never people.
@@ -21,13 +24,17 @@ enforcement activity, never people.
 
 from __future__ import annotations
 
+import ipaddress
 import re
-import unicodedata
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Final, Literal, get_args
+from typing import Annotated, Final, Literal, NoReturn, get_args
 
 import msgspec
 from msgspec import Meta, Struct
+
+from relay.core.errors import BadInput
+from relay.core.strictjson import strict_loads
 
 ALERT_PAYLOAD_TYPE: Final = "application/vnd.avisa.alert.v1+json"
 
@@ -67,6 +74,17 @@ _LINES_CONTROLS: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
 # C1 controls and the invisible characters are all outside ASCII: searched for only
 # in text that is not pure ASCII (``str.isascii`` is far cheaper than this class).
 _NON_ASCII_BAD: Final = re.compile("[\x80-\x9f" + INVISIBLE_FORMAT + "]")
+# What a headline may not consist of alone (docs/protocol.md §3.4): White_Space and
+# Default_Ignorable_Code_Point as of Unicode 15.0, fixed here like INVISIBLE_FORMAT.
+# Every other character is visible, unassigned and private-use ones included (they
+# show as a glyph or a box), so the rule needs no Unicode table and cannot drift.
+BLANK: Final = (
+    "\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    "\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+    "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
+)
+_NOT_BLANK: Final = re.compile("[^" + BLANK + "]")
 
 
 def _bad(text: str, controls: re.Pattern[str]) -> bool:
@@ -191,9 +209,35 @@ def valid_network(text: str) -> bool:
     return NETWORK_MIN <= len(text) <= NETWORK_MAX and _NETWORK_RE.fullmatch(text) is not None
 
 
+# Where peers reach a node (docs/protocol.md §5): http or https, a DNS name or IPv4
+# address or a bracketed IPv6 address, an optional port 0-65535 without leading zeros,
+# an optional path of RFC 3986 path characters; no user, query or fragment.
+_HOST_LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT: Final = (
+    r"(?:0|[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+)
+_NODE_URL: Final = re.compile(
+    rf"https?://(?:{_HOST_LABEL}(?:\.{_HOST_LABEL})*|\[([0-9A-Fa-f:.]{{2,45}})\])(?::{_PORT})?"
+    r"(?:/(?:[A-Za-z0-9._~!$&'()*+,;=:@/-]|%[0-9A-Fa-f]{2})*)?"
+)
+NODE_URL_MAX: Final = 300
+
+
+def valid_node_url(text: str) -> bool:
+    """The ``url`` grammar of key documents, cards and ``node.url``."""
+    match = _NODE_URL.fullmatch(text) if len(text) <= NODE_URL_MAX else None
+    if match is None or match.group(1) is None:
+        return match is not None
+    try:
+        ipaddress.IPv6Address(match.group(1))
+    except ValueError:
+        return False
+    return True
+
+
 def _visible(text: str) -> bool:
-    """Holds a letter, mark, number, punctuation or symbol (not only spaces)."""
-    return any(unicodedata.category(char)[0] in "LMNPS" for char in text)
+    """Holds a character that is neither white space nor default-ignorable (``BLANK``)."""
+    return _NOT_BLANK.search(text) is not None
 
 
 def text_problem(area: Area, texts: dict[str, Text]) -> str | None:
@@ -249,8 +293,50 @@ def decode_alert(payload: bytes) -> Alert:
     if where is not None:
         raise msgspec.ValidationError(f"text not allowed - at `{where}`")
     if alert_encoder.encode(alert) != payload:
-        raise NonCanonical("payload bytes are not in canonical form")
+        _refuse_other_spelling(payload)
     return alert
+
+
+# The one spelling of a time (docs/protocol.md §3.5): whole seconds, or six digits
+# that are not all zeros, and Z. msgspec reads more (``t``, ``z``, ``+00:00``, any
+# number of digits), which would make the reason depend on one parser's leniency.
+_TIME: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.(?!0{6})[0-9]{6})?Z"
+)
+_TIMES: Final = ("observed_at", "sent_at", "expires_at")
+
+
+def _null_at(value: object, where: str = "$") -> str | None:
+    if value is None:
+        return where
+    if isinstance(value, dict):
+        items: Iterable[tuple[object, object]] = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    return next((at for key, item in items if (at := _null_at(item, f"{where}.{key}"))), None)
+
+
+def _refuse_other_spelling(payload: bytes) -> NoReturn:
+    """Why a payload that decoded is not its canonical bytes: ``malformed_payload``
+    (a ``msgspec`` error) when it is not strict JSON, holds a ``null`` or writes a time
+    in another form; otherwise ``NonCanonical`` (whitespace, escapes, member order).
+    Only refused payloads come here, so the second, slower reading costs nothing on
+    the way of an accepted one."""
+    try:
+        tree = strict_loads(payload)
+    except BadInput as exc:
+        raise msgspec.DecodeError(f"not strict JSON: {exc.message}") from None
+    where = _null_at(tree)
+    if where is not None:
+        raise msgspec.ValidationError(f"null is not a value here - at `{where}`")
+    for name in _TIMES:
+        if not _TIME.fullmatch(tree[name]):
+            raise msgspec.ValidationError(
+                f"time must be YYYY-MM-DDTHH:MM:SSZ or with 6 fraction digits - at `$.{name}`"
+            )
+    raise NonCanonical("payload bytes are not in canonical form")
 
 
 def encode_envelope(envelope: Envelope) -> bytes:

@@ -44,7 +44,9 @@ _KEYID = re.compile(r"ed25519:[0-9a-f]{32}")
 # ts is signed as written, so it has exactly one spelling: ASCII decimal without
 # a sign or leading zeros (``str(int)``); "0123" is malformed, not a bad signature.
 _TS = re.compile(r"0|[1-9][0-9]{0,11}")
-_PARAM = re.compile(r'\s*([a-z]+)="([^"\\]*)"\s*')
+# Optional white space around a parameter is SP and HTAB only (RFC 9110 OWS), not
+# every character ``\s`` knows (line breaks, NBSP, U+3000).
+_PARAM = re.compile(r'[ \t]*([a-z]+)="([^"\\]*)"[ \t]*')
 
 
 @dataclass(frozen=True, slots=True)

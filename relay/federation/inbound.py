@@ -22,6 +22,7 @@ failed transaction; a body that is not ``{"envelopes": [...]}`` is a 400.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -66,11 +67,12 @@ _txn_decoder = msgspec.json.Decoder(_TxnBody)
 def parse_transaction(body: bytes) -> list[bytes]:
     """``{"envelopes": [...]}`` → each envelope's exact bytes; BadInput otherwise.
 
-    A body exactly as senders build it (``{"envelopes":[`` + the envelopes
-    joined by ``,`` + ``]}``) is recognised by putting it back together; any
-    other body is read strictly first, as a whole. Each envelope is read
-    strictly when the pipeline opens it, so a malformed one is one rejected
-    result.
+    The transaction's own structure is strict JSON; each element is only delimited
+    by the JSON grammar and then judged as an envelope on its own (strictness
+    included), so a malformed envelope is one rejected result however the body
+    around it is spaced (docs/protocol.md §6.3). A body exactly as senders build
+    it (``{"envelopes":[`` + the envelopes joined by ``,`` + ``]}``) is recognised
+    by putting it back together; any other body is walked (``_elements``).
     """
     try:
         raws = [bytes(raw) for raw in _txn_decoder.decode(body).envelopes]
@@ -78,14 +80,66 @@ def parse_transaction(body: bytes) -> list[bytes]:
         raws = None
     if raws is not None and body == b'{"envelopes":[' + b",".join(raws) + b"]}":
         return raws
+    raws = _elements(body)
+    if raws is not None:
+        if len(raws) > MAX_ENVELOPES:
+            raise BadInput("AVISA_TOO_MANY_ENVELOPES", f"at most {MAX_ENVELOPES} envelopes")
+        return raws
     value = strict_loads(body)
     if not isinstance(value, dict) or set(value) != {"envelopes"}:
         raise BadInput("AVISA_BAD_REQUEST", 'body must be {"envelopes": [...]}')
     if not isinstance(value["envelopes"], list):
         raise BadInput("AVISA_BAD_REQUEST", "envelopes must be a list")
-    if len(value["envelopes"]) > MAX_ENVELOPES:
-        raise BadInput("AVISA_TOO_MANY_ENVELOPES", f"at most {MAX_ENVELOPES} envelopes")
-    return [bytes(raw) for raw in _txn_decoder.decode(body).envelopes]
+    raise BadInput("AVISA_TOO_MANY_ENVELOPES", f"at most {MAX_ENVELOPES} envelopes")
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_delimiter = json.JSONDecoder(parse_constant=_no_constant)
+
+
+def _elements(body: bytes) -> list[bytes] | None:
+    """The elements of a strict ``{"envelopes": [...]}`` as sent (text between them
+    spaced freely), or None when the body is anything else (``strict_loads`` then
+    says what). Bytes that are not UTF-8 stay inside the element that holds them."""
+    text = body.decode("utf-8", "surrogateescape")
+    elements: list[bytes] = []
+    try:
+        at = _expect(text, _expect(text, _skip(text, 0), "{") + 1, '"')
+        key, at = _delimiter.raw_decode(text, at)
+        at = _expect(text, _expect(text, at, ":") + 1, "[")
+        at = _skip(text, at + 1)
+        while text[at] != "]" and len(elements) <= MAX_ENVELOPES:  # else strict_loads counts
+            _, end = _delimiter.raw_decode(text, at)
+            elements.append(text[at:end].encode("utf-8", "surrogateescape"))
+            at = _skip(text, end)
+            if text[at] == ",":
+                at = _skip(text, at + 1)
+                if text[at] == "]":
+                    raise ValueError("a comma before ]")
+            elif text[at] != "]":
+                raise ValueError("expected , or ]")
+        at = _expect(text, at + 1, "}")
+    except (ValueError, IndexError, RecursionError):
+        return None
+    if key != "envelopes" or _skip(text, at + 1) != len(text):
+        return None
+    return elements
+
+
+def _skip(text: str, at: int) -> int:
+    return _WS.match(text, at).end()  # type: ignore[union-attr]
+
+
+def _expect(text: str, at: int, char: str) -> int:
+    """The position of ``char``, the next character after white space at ``at``."""
+    at = _skip(text, at)
+    if text[at] != char:
+        raise ValueError(f"expected {char!r}")
+    return at
 
 
 def encode_reply(outcomes: list[Outcome]) -> bytes:
@@ -225,6 +279,14 @@ async def _transaction(node: FederationHost, origin: str, txn_id: str, body: byt
     return kept[0]
 
 
+def _one(request: web.Request, name: str, default: str) -> str:
+    """A query parameter given at most once: two ``since`` could mean two cursors."""
+    values = request.query.getall(name, [default])
+    if len(values) > 1:
+        raise BadInput("AVISA_BAD_QUERY", f"give {name} once")
+    return values[0]
+
+
 @routes.get("/federation/v1/alerts")
 async def alerts(request: web.Request) -> web.Response:
     federation = request.app[FEDERATION]
@@ -232,10 +294,10 @@ async def alerts(request: web.Request) -> web.Response:
     checked = _precheck(request, federation)
     with federation.gate.admit(checked.peer.network):
         caller = _verify(request, federation, checked, b"")
-        since = request.query.get("since", "0")
+        since = _one(request, "since", "0")
         if not _CURSOR.fullmatch(since):
             raise BadInput("AVISA_BAD_QUERY", "since must be a cursor from an earlier reply")
-        limit_text = request.query.get("limit", str(catchup.PAGE_LIMIT_DEFAULT))
+        limit_text = _one(request, "limit", str(catchup.PAGE_LIMIT_DEFAULT))
         if not _CURSOR.fullmatch(limit_text) or not 1 <= int(limit_text) <= catchup.PAGE_LIMIT_MAX:
             raise BadInput("AVISA_BAD_QUERY", f"limit must be 1 to {catchup.PAGE_LIMIT_MAX}")
         snapshot, now = node.trust, node.clock()

@@ -12,15 +12,22 @@ authentication.
 with the contract's ``{"errcode", "error"}`` in fixed words, and log one line
 naming only the status and the parser's error class (never its message,
 which quotes the input). The connection is closed, as aiohttp does.
+
+aiohttp's own line limits are not the contract's: it measures the request
+target alone (a request line could reach 8,203 bytes) and a header's name and
+value apart. ``line_over_limit`` measures what docs/protocol.md §6.2 names,
+the request line ``METHOD SP target SP HTTP/1.1`` and each header line
+``name ": " value``, and such a request gets the same answer before any route.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
@@ -34,6 +41,17 @@ _ERRORS = {
     431: ("AVISA_TOO_LARGE", "request header fields too large"),
 }
 _INTERNAL = ("AVISA_INTERNAL", "internal error (logged)")
+#: The longest request line or header line, in bytes, CRLF not counted.
+MAX_LINE: Final = 8190
+_VERSION_BYTES: Final = len("HTTP/1.1")
+
+
+def line_over_limit(request: BaseRequest) -> bool:
+    """The request line or a header line (as ``name: value``) is over ``MAX_LINE`` bytes."""
+    target = len(request.raw_path.encode("utf-8", "surrogateescape"))
+    if len(request.method) + 1 + target + 1 + _VERSION_BYTES > MAX_LINE:
+        return True
+    return any(len(name) + 2 + len(value) > MAX_LINE for name, value in request.raw_headers)
 
 
 class _FramingHandler(RequestHandler):
@@ -62,6 +80,19 @@ class _FramingHandler(RequestHandler):
         response = error_response(status, errcode, text)
         response.force_close()
         return response
+
+    async def _handle_request(
+        self,
+        request: BaseRequest,
+        start_time: float | None,
+        request_handler: Callable[[BaseRequest], Awaitable[StreamResponse]],
+    ) -> tuple[StreamResponse, bool]:
+        if line_over_limit(request):
+            request_handler = self._line_too_long
+        return await super()._handle_request(request, start_time, request_handler)
+
+    async def _line_too_long(self, request: BaseRequest) -> StreamResponse:
+        return self.handle_error(request, 400, LineTooLong("", MAX_LINE))
 
 
 class _FramingServer(web.Server):

@@ -21,48 +21,33 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from keys.cards.card import build_key_document
-from keys.core.keyring import KeyEntry, Keyring
-from keys.core.signing import NodeKey
-from relay.core.drafts import ulid
-from relay.core.envelope import endorse, pae, sign
-from relay.core.model import (
-    ALERT_PAYLOAD_TYPE,
-    Alert,
-    Area,
-    Envelope,
-    Signature,
-    Text,
-    encode_alert,
-    encode_envelope,
+from keys.cards.card import (
+    KEYS_PAYLOAD_TYPE,
+    KeyDocumentError,
+    build_key_document,
+    verify_key_document,
 )
-from relay.core.policy import Policy
+from relay.core.envelope import endorse, pae, sign
+from relay.core.model import ALERT_PAYLOAD_TYPE, encode_alert, encode_envelope, valid_node_url
 from relay.federation.auth import REQUEST_TYPE, authorization, signed_bytes
-from relay.runtime.pipeline import Prepared, prepare
-from relay.storage.trust import TrustSnapshot
+from tests.vectors.base import (
+    SEEDS,
+    URL,
+    URLS_INVALID,
+    URLS_VALID,
+    T,
+    b64,
+    node_key,
+    the_alert,
+)
+from tests.vectors.refusals import refused
 
 HERE = Path(__file__).parent
-SEEDS = {
-    "ventura": "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
-    "la-rrn": "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
-    "oc.resilience": "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
-}
-T = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-URL = "https://avisa.ventura.example.org"
-
-
-def node_key(network: str) -> NodeKey:
-    return NodeKey.from_seed(bytes.fromhex(SEEDS[network]))
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 def dump(value: Any) -> bytes:
@@ -124,43 +109,25 @@ def card() -> dict[str, Any]:
         "signature_b64": envelope.signatures[0].sig,
         "envelope": encode_envelope(envelope).decode("utf-8"),
         "card_file": json.dumps(msgspec.to_builtins(envelope), indent=2) + "\n",
+        "urls": {"valid": URLS_VALID, "invalid": URLS_INVALID},
+        "refused_documents": [_with_url(payload, url) for url in URLS_INVALID[:3]],
     }
 
 
+def _with_url(payload: bytes, url: str) -> dict[str, str]:
+    """The same document with another url, signed: a receiver must refuse it."""
+    assert all(valid_node_url(good) for good in URLS_VALID)
+    assert not any(valid_node_url(bad) for bad in URLS_INVALID)
+    changed = payload.replace(json.dumps(URL).encode(), json.dumps(url).encode())
+    raw = encode_envelope(sign(changed, node_key("ventura"), KEYS_PAYLOAD_TYPE))
+    try:
+        verify_key_document(raw)
+    except KeyDocumentError:
+        return {"url": url, "envelope": raw.decode("utf-8")}
+    raise AssertionError(f"the node takes a key document whose url is {url}")
+
+
 # --- alert payloads and envelopes ---------------------------------------------
-
-
-def the_alert() -> Alert:
-    return Alert(
-        id="ventura/" + ulid(T, bytes(range(10))),
-        network="ventura",
-        seq=42,
-        msg_type="alert",
-        references=[],
-        kind="checkpoint",
-        certainty="confirmed",
-        observed_at=T - timedelta(minutes=25, microseconds=-123456),
-        sent_at=T,
-        expires_at=T + timedelta(hours=4),
-        area=Area(
-            label="Avenida Saviers y Bard, Oxnard",
-            geohash="9q4gcv",
-            radius_m=800,
-            codes=["fips:06111", "zip:93033"],
-        ),
-        agencies=["cbp", "police"],
-        text={
-            "es": Text(
-                headline="Retén de CBP en Saviers y Bard",
-                body="Verificado en el lugar por dos voluntarias a las 3:35 a. m.",
-                instruction="No abra la puerta. Tiene derecho a guardar silencio.",
-            ),
-            "en": Text(
-                headline="CBP checkpoint at Saviers & Bard",
-                body='Verified on site by two volunteers at 3:35 a.m. "Stay safe" \\ <b>',
-            ),
-        },
-    )
 
 
 def payloads() -> dict[str, Any]:
@@ -212,170 +179,6 @@ def requests() -> dict[str, Any]:
             }
         )
     return {"seed": SEEDS["ventura"], "requests": vectors}
-
-
-# --- payloads that must be refused ---------------------------------------------
-
-Edit = Callable[[str], str]
-
-
-def _alert_with(**changes: Any) -> str:
-    return encode_alert(msgspec.structs.replace(the_alert(), **changes)).decode("utf-8")
-
-
-def _text(headline: str) -> dict[str, Text]:
-    return {"en": Text(headline=headline, body="x")}
-
-
-def _refusals() -> list[tuple[str, str, str, Callable[[], bytes]]]:
-    """(name, why, reason, envelope bytes) for each payload a receiver must refuse."""
-    key = node_key("ventura")
-    good = encode_alert(the_alert()).decode("utf-8")
-
-    def signed(payload: str) -> Callable[[], bytes]:
-        return lambda: encode_envelope(sign(payload.encode("utf-8"), key))
-
-    def with_signatures(count: int) -> Callable[[], bytes]:
-        def make() -> bytes:
-            envelope = sign(good.encode("utf-8"), key)
-            extra = [
-                Signature(NodeKey.from_seed(bytes([n]) * 32).keyid, envelope.signatures[0].sig)
-                for n in range(count - 1)
-            ]
-            return encode_envelope(
-                Envelope(envelope.payloadType, envelope.payload, [*envelope.signatures, *extra])
-            )
-
-        return make
-
-    def altered_signature() -> bytes:
-        envelope = sign(good.encode("utf-8"), key)
-        sig = bytearray(base64.b64decode(envelope.signatures[0].sig))
-        sig[0] ^= 1
-        signature = Signature(key.keyid, b64(bytes(sig)))
-        return encode_envelope(Envelope(envelope.payloadType, envelope.payload, [signature]))
-
-    spaced = good.replace('"seq":42', '"seq": 42')
-    escaped = good.replace("Retén", "Ret\\u00e9n")
-    slash = good.replace("Oxnard", "Oxnard\\/CA")
-    null = _alert_with(text=_text("Vehicles")).replace(
-        '"body":"x"}', '"body":"x","instruction":null}'
-    )
-    millis = good.replace('"sent_at":"2026-11-23T12:00:00Z"', '"sent_at":"2026-11-23T12:00:00.5Z"')
-    offset = good.replace(
-        '"sent_at":"2026-11-23T12:00:00Z"', '"sent_at":"2026-11-23T12:00:00+00:00"'
-    )
-    duplicate = good.replace('"seq":42', '"seq":41,"seq":42')
-    floaty = good.replace('"seq":42', '"seq":42.0')
-    unknown = good.replace('"seq":42', '"seq":42,"hops":1')
-    ulid_id = the_alert().id.split("/")[1]
-    overflow = good.replace(ulid_id, "8" + ulid_id[1:])
-    bad_network = good.replace('"ventura', '"1ventura')
-    return [
-        ("whitespace", "a space after a colon", "non_canonical", signed(spaced)),
-        ("u_escape", "\\u00e9 instead of the raw UTF-8 é", "non_canonical", signed(escaped)),
-        ("escaped_slash", "\\/ instead of /", "non_canonical", signed(slash)),
-        ("null_optional", "instruction: null instead of absent", "non_canonical", signed(null)),
-        ("fraction", "time with one fractional digit", "non_canonical", signed(millis)),
-        ("offset", "time with +00:00 instead of Z", "non_canonical", signed(offset)),
-        ("duplicate_key", "seq given twice", "non_canonical", signed(duplicate)),
-        ("float", "seq written as 42.0", "malformed_payload", signed(floaty)),
-        ("unknown_field", "a field the schema lacks", "malformed_payload", signed(unknown)),
-        (
-            "ulid_overflow",
-            "a ULID above 2^128 (first digit 8)",
-            "malformed_payload",
-            signed(overflow),
-        ),
-        ("network", "network id starting with a digit", "malformed_payload", signed(bad_network)),
-        (
-            "seq_zero",
-            "seq 0 (seq runs from 1 to 2^53-1)",
-            "malformed_payload",
-            signed(_alert_with(seq=0)),
-        ),
-        (
-            "seq_2_53",
-            "seq 2^53",
-            "malformed_payload",
-            signed(_alert_with(seq=2**53)),
-        ),
-        (
-            "bidi_override",
-            "U+202E RIGHT-TO-LEFT OVERRIDE in a headline",
-            "malformed_payload",
-            signed(_alert_with(text=_text("CBP \u202eEREH ON"))),
-        ),
-        (
-            "zero_width_space",
-            "U+200B ZERO WIDTH SPACE in a headline",
-            "malformed_payload",
-            signed(_alert_with(text=_text("CBP\u200b checkpoint"))),
-        ),
-        (
-            "line_separator",
-            "U+2028 LINE SEPARATOR in a headline",
-            "malformed_payload",
-            signed(_alert_with(text=_text("CBP\u2028checkpoint"))),
-        ),
-        (
-            "blank_headline",
-            "a headline of spaces only",
-            "malformed_payload",
-            signed(_alert_with(text=_text(" \u3000 "))),
-        ),
-        (
-            "nine_languages",
-            "nine languages (at most 8)",
-            "malformed_payload",
-            signed(
-                _alert_with(
-                    text={
-                        lang: Text(headline="x", body="x")
-                        for lang in ("en", "es", "fr", "de", "it", "pt", "zh", "vi", "ko")
-                    }
-                )
-            ),
-        ),
-        (
-            "duplicate_code",
-            "an area code listed twice",
-            "malformed_payload",
-            signed(good.replace('"zip:93033"', '"fips:06111"')),
-        ),
-        (
-            "references_on_alert",
-            "an alert that references another",
-            "malformed_payload",
-            signed(good.replace('"references":[]', '"references":["ventura/' + ulid_id + '"]')),
-        ),
-        ("seventeen_signatures", "17 signatures", "too_many_signatures", with_signatures(17)),
-        ("bad_signature", "one bit of the signature flipped", "bad_signature", altered_signature),
-    ]
-
-
-def refused() -> dict[str, Any]:
-    key = node_key("ventura")
-    snapshot = TrustSnapshot(Policy("la-rrn"), Keyring([KeyEntry("ventura", key.public_key)]))
-    vectors = []
-    for name, why, reason, make in _refusals():
-        raw = make()
-        outcome = prepare(raw, snapshot)
-        got = "accepted-so-far" if isinstance(outcome, Prepared) else outcome.reason
-        if got != reason:
-            raise AssertionError(f"{name}: the node says {got}, the protocol says {reason}")
-        envelope = json.loads(raw)
-        payload = base64.b64decode(envelope["payload"])
-        vectors.append(
-            {
-                "name": name,
-                "why": why,
-                "reason": reason,
-                "payload": payload.decode("utf-8"),
-                "envelope": raw.decode("utf-8"),
-            }
-        )
-    return {"trusted_key": {"network": "ventura", "seed": SEEDS["ventura"]}, "refused": vectors}
 
 
 FILES: dict[str, Callable[[], dict[str, Any]]] = {
