@@ -75,6 +75,7 @@ from relay.core.policy import area_matches
 from relay.core.sealing import Sealer
 from relay.core.times import parse_duration, to_epoch
 from relay.runtime.aio import cancel_all
+from relay.runtime.log import declare_secret
 from relay.storage import sealkey, store
 
 CURSOR = "sms"
@@ -85,13 +86,16 @@ _log = structlog.get_logger("avisa.sms")
 
 
 def inbound_secret(config: SmsBridge, data_dir: Any) -> str:
-    return secret_file(
+    secret = secret_file(
         data_dir, config.inbound_secret_file, "bridges.sms.inbound_secret_file", "secret"
     )
+    declare_secret(secret)  # masked in every log line, wherever it shows up
+    return secret
 
 
 def make_gateway(config: SmsBridge, data_dir: Any, callback_base: str) -> Gateway:
     password = secret_file(data_dir, config.password_file, "bridges.sms.password_file", "password")
+    declare_secret(password)
     secret = inbound_secret(config, data_dir)
     if config.gateway == "twilio":
         from bridges.sms.twilio import TwilioGateway
