@@ -105,5 +105,3 @@ async def test_premium_rate_numbers_get_nothing(
         assert "9005550123" not in out.out + out.err
     finally:
         await line.stop()
-
-
