@@ -54,6 +54,7 @@ class Case:
     body: bytes = b""
     sign: dict[str, str] | None = None  # Twilio: sign this form for ``target``
     accept: bool = False  # harmlessly accepted (may add a row), rather than refused
+    raw_path: bytes | None = None  # the whole request target, instead of the secret's path
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -179,8 +180,30 @@ def twilio_cases() -> list[Case]:
     return cases
 
 
-def catalogue() -> list[Case]:
-    return kannel_cases() + twilio_cases()
+def path_cases(secret: str) -> list[Case]:
+    """Odd secrets, backends and path bytes: 404, 405 or 400, never the line's code."""
+    cases = []
+    for n, path in enumerate(
+        [
+            b"/sms/v1/%ff/%ff",
+            b"/sms/v1/kannel/%ED%A0%80",  # an encoded lone surrogate
+            b"/sms/v1/kannel/\xff\xfe",  # raw bytes, not UTF-8
+            b"/sms/v1/kannel/%00/report?ref=1&status=1",
+            "/sms/v1/kannel/é/report".encode(),
+            b"/sms/v1/twilio/%ff%fe/report?ref=1",
+            f"/sms/v1/kannel/{secret}%ff".encode(),
+            f"/sms/v1/kannel/{secret}/report%ff".encode(),
+            f"/sms/v1/kannel/{secret}/report?ref=1&status=1&reply=\xff".encode("latin-1"),
+            f"/sms/v1/kannel/{secret.upper()}".encode(),
+        ]
+    ):
+        for method in ("GET", "POST"):
+            cases.append(Case("paths", f"path {n} {method}", method, "", raw_path=path))
+    return cases
+
+
+def catalogue(secret: str = "") -> list[Case]:
+    return kannel_cases() + twilio_cases() + (path_cases(secret) if secret else [])
 
 
 def request_bytes(case: Case, host: str, base_path: str, public_base: str, token: str) -> bytes:
@@ -194,7 +217,8 @@ def request_bytes(case: Case, host: str, base_path: str, public_base: str, token
         headers.append(
             (b"X-Twilio-Signature", signature(token, public_base + case.target, form).encode())
         )
-    lines = [f"{case.method} {base_path}{case.target} HTTP/1.1".encode(), b"Host: " + host.encode()]
+    target = case.raw_path or f"{base_path}{case.target}".encode()
+    lines = [case.method.encode() + b" " + target + b" HTTP/1.1", b"Host: " + host.encode()]
     lines += [name + b": " + value for name, value in headers]
     lines += [b"Content-Length: " + str(len(body)).encode(), b"Connection: close"]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
@@ -214,7 +238,7 @@ async def send(host: str, port: int, raw: bytes) -> tuple[int, bytes]:
 
 
 if __name__ == "__main__":
-    counts = Counter(case.surface for case in catalogue())
+    counts = Counter(case.surface for case in catalogue("a-secret-for-counting"))
     for surface, count in sorted(counts.items()):
         print(f"{surface:12} {count}")
     print(f"{'total':12} {sum(counts.values())}")

@@ -99,7 +99,7 @@ async def test_hostile_catalogue_no_5xx_no_traceback(tmp_path: Path) -> None:
         phones.send(PHONE, SHORT_CODE, "ALERTA")  # a subscriber, so reports have rows to hit
         await phones.wait_for(1, to=PHONE)
         await wait_for(lambda: snapshot(kannel_node)["row_1"][0][1] == "delivered", timeout=20)
-        for case in catalogue():
+        for case in catalogue(SECRET):
             proc = twilio_node if case.surface.startswith("twilio") else kannel_node
             status, body, unchanged = await run_case(proc, case)
             outcomes[f"{case.surface} {status}"] += 1
@@ -120,7 +120,7 @@ async def test_hostile_catalogue_no_5xx_no_traceback(tmp_path: Path) -> None:
         twilio_node.stop()
         phones.stop()
         kannel.stop()
-    cases = len(catalogue())
+    cases = len(catalogue(SECRET))
     print(f"\n{cases} hostile inputs: {dict(sorted(outcomes.items()))}")
     assert failures == [], "\n".join(failures)
     assert log_problems(kannel_node) == [] and log_problems(twilio_node) == []
