@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bridges.sms import optout
 from bridges.sms import store as sms_store
 from bridges.sms.inbound import HASH_PURPOSE
 from relay.core.model import Area, Text
@@ -105,3 +106,26 @@ async def test_premium_rate_numbers_get_nothing(
         assert "9005550123" not in out.out + out.err
     finally:
         await line.stop()
+
+
+def test_the_opted_out_set_is_bounded_and_the_budget_slides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(optout, "MAX_OPTED_OUT", 3)
+    conn = db.open_sync(tmp_path / "avisa.db")
+    try:
+        for n in range(5):
+            db.transaction(conn, lambda c, n=n: optout.opt_out(c, bytes([n]) * 16, 100 + n))
+        left = [row[0][0] for row in conn.execute("SELECT hash FROM sms_optout ORDER BY at")]
+        assert left == [2, 3, 4]  # the oldest went
+        assert db.transaction(conn, lambda c: optout.opt_in(c, bytes([4]) * 16))
+        assert not db.transaction(conn, lambda c: optout.opted_out(c, bytes([4]) * 16))
+
+        def spend(at: int) -> bool:
+            return bool(db.transaction(conn, lambda c: optout.spend_reply(c, at, 2)))
+
+        assert [spend(1000), spend(1001), spend(1002)] == [True, True, False]
+        assert spend(1000 + 3600) and not spend(1001 + 3599)  # an hour after the first
+        assert conn.execute("SELECT count(*) FROM sms_replies").fetchone()[0] == 2
+    finally:
+        conn.close()
