@@ -326,8 +326,13 @@ class SmsBridgeRunner(TextAnswers):
         }
 
     async def counts(self) -> dict[str, Any]:
-        """Subscribers per keyword and language, and the queue by state: counts only."""
-        return await self.node.db.read(sms_store.counts)
+        """Subscribers per keyword and language, the queue by state, numbers opted out:
+        counts only."""
+
+        def job(conn: sqlite3.Connection) -> dict[str, Any]:
+            return {**sms_store.counts(conn), "opted_out": optout.count(conn)}
+
+        return await self.node.db.read(job)
 
     # --- texts ------------------------------------------------------------------------
 

@@ -50,6 +50,10 @@ def opted_out(conn: sqlite3.Connection, hashed: bytes) -> bool:
     return row is not None
 
 
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM sms_optout").fetchone()[0])
+
+
 def spend_reply(conn: sqlite3.Connection, now: int, per_hour: int) -> bool:
     """Take one answer from the hour's budget; False (nothing recorded) when it is spent."""
     conn.execute("DELETE FROM sms_replies WHERE at <= ?", (now - REPLY_WINDOW_S,))

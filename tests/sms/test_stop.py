@@ -106,7 +106,8 @@ async def test_after_stop_nothing_until_start(line: Line) -> None:
     await phones.wait_for(1, to=OTHER)
     await line.wait_counts(lambda c: c["queued"] == 0 and c["sending"] == 0)
     assert len(phones.messages(to=PHONE)) == 3  # welcome, ack, the one STOP confirmation
-    assert (await line.counts())["subscribers"] == 0
+    counts = await line.counts()
+    assert counts["subscribers"] == 0 and counts["opted_out"] == 1
     counters = line.node.desk.counters
     assert counters[("replied", "")] == 0 and counters[("reply_failed", "BadInput")] == 1
 
