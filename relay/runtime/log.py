@@ -151,7 +151,7 @@ def configure(level: str = "info", json_output: bool | None = None) -> None:
 
 
 class _Stderr(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is when a line comes (as structlog's lines)."""
+    """Writes to whatever ``sys.stderr`` is when a line comes (tests swap it)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
