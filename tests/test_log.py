@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import structlog
 
-from relay.runtime.log import REDACTED, DecisionLog, configure, redact, scrub
+from relay.runtime.log import (
+    REDACTED,
+    DecisionLog,
+    configure,
+    declare_secret,
+    declare_secret_path,
+    redact,
+    scrub,
+)
 
 
 def test_sensitive_fields_are_dropped() -> None:
@@ -64,3 +73,40 @@ def test_decision_lines_follow_the_level(capsys: pytest.CaptureFixture[str]) -> 
         assert capsys.readouterr().err == ""
     finally:
         structlog.reset_defaults()  # later tests must not write to this test's captured stderr
+
+
+def test_declared_secret_paths_and_values_are_masked_everywhere() -> None:
+    """Issue 25 hole 6: a route with a secret in its path declares it, once."""
+    declare_secret_path("/test/v1/{backend}/{secret}")
+    declare_secret("value-of-a-test-secret/é")
+    for text in (
+        "internal error path=/test/v1/kannel/s3cr3t-abc/report?ref=1",
+        'File "x.py" GET http://node:8470/test/v1/twilio/s3cr3t-abc HTTP/1.1',
+        "KeyError('value-of-a-test-secret/é')",
+        "dlr-url=http%3A%2F%2Fx%2Fvalue-of-a-test-secret%2F%C3%A9",
+    ):
+        cleaned = scrub(text)
+        assert "s3cr3t" not in cleaned and "value-of-a-test-secret" not in cleaned, cleaned
+        assert "test-secret%2F" not in cleaned and REDACTED in cleaned
+    assert scrub("/test/v1/kannel") == "/test/v1/kannel"  # no secret segment: nothing to mask
+    declare_secret("short")  # too short to mask everywhere: it would eat common words
+    assert scrub("a short note") == "a short note"
+
+
+def test_stdlib_lines_pass_the_same_redaction(capsys: pytest.CaptureFixture[str]) -> None:
+    declare_secret_path("/test/v1/{backend}/{secret}")
+    try:
+        configure("info", json_output=True)
+        try:
+            raise RuntimeError("while serving /test/v1/kannel/s3cr3t-xyz/report from 203.0.113.9")
+        except RuntimeError:
+            logging.getLogger("aiohttp.server").exception("Error handling request")
+        (line,) = capsys.readouterr().err.splitlines()
+        entry = json.loads(line)
+        assert entry["logger"] == "aiohttp.server" and entry["level"] == "error"
+        assert "s3cr3t" not in line and "203.0.113.9" not in line
+        assert "/test/v1/kannel/[redacted]/report" in entry["exception"]
+        logging.getLogger("aiohttp.server").info("chatter")  # below warning: not written
+        assert capsys.readouterr().err == ""
+    finally:
+        structlog.reset_defaults()

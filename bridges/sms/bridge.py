@@ -54,6 +54,7 @@ from bridges.base import (
     secret_file,
     supervised,
 )
+from bridges.sms import optout
 from bridges.sms import store as sms_store
 from bridges.sms.compose import Layout, Status, alert_text, language_for, withdrawal_text
 from bridges.sms.gateway import (
@@ -65,6 +66,7 @@ from bridges.sms.gateway import (
 )
 from bridges.sms.gsm import Encoded
 from bridges.sms.inbound import LineStats, TextAnswers
+from relay.core import phone
 from relay.core.backoff import Backoff
 from relay.core.config import SmsBridge
 from relay.core.errors import TransportError
@@ -73,6 +75,7 @@ from relay.core.policy import area_matches
 from relay.core.sealing import Sealer
 from relay.core.times import parse_duration, to_epoch
 from relay.runtime.aio import cancel_all
+from relay.runtime.log import declare_secret
 from relay.storage import sealkey, store
 
 CURSOR = "sms"
@@ -83,13 +86,16 @@ _log = structlog.get_logger("avisa.sms")
 
 
 def inbound_secret(config: SmsBridge, data_dir: Any) -> str:
-    return secret_file(
+    secret = secret_file(
         data_dir, config.inbound_secret_file, "bridges.sms.inbound_secret_file", "secret"
     )
+    declare_secret(secret)  # masked in every log line, wherever it shows up
+    return secret
 
 
 def make_gateway(config: SmsBridge, data_dir: Any, callback_base: str) -> Gateway:
     password = secret_file(data_dir, config.password_file, "bridges.sms.password_file", "password")
+    declare_secret(password)
     secret = inbound_secret(config, data_dir)
     if config.gateway == "twilio":
         from bridges.sms.twilio import TwilioGateway
@@ -313,14 +319,20 @@ class SmsBridgeRunner(TextAnswers):
             "retried": stats.retried,
             "opted_out_by_carrier": stats.opted_out,
             "requeued_in_doubt": stats.requeued_in_doubt,
+            "replies_over_budget": stats.over_budget,
             "inbound": dict(sorted(stats.inbound.items())),
             "last_error": stats.last_error,
             "feed": self.follower.state(int(self.node.feed.head)),
         }
 
     async def counts(self) -> dict[str, Any]:
-        """Subscribers per keyword and language, and the queue by state: counts only."""
-        return await self.node.db.read(sms_store.counts)
+        """Subscribers per keyword and language, the queue by state, numbers opted out:
+        counts only."""
+
+        def job(conn: sqlite3.Connection) -> dict[str, Any]:
+            return {**sms_store.counts(conn), "opted_out": optout.count(conn)}
+
+        return await self.node.db.read(job)
 
     # --- texts ------------------------------------------------------------------------
 
@@ -395,6 +407,9 @@ class SmsBridgeRunner(TextAnswers):
                 await self.pacer.slot()
                 try:
                     number = self.sealer.open(item.sealed).decode()
+                    never = phone.never_texted(number)
+                    if never is not None:  # subscribed before the line refused such numbers
+                        raise Refused(f"never texted: {never}")
                     ref = await self.gateway.send(
                         Outgoing(item.queue_id, number, item.body, item.coding)  # type: ignore[arg-type]
                     )
@@ -415,7 +430,8 @@ class SmsBridgeRunner(TextAnswers):
             wait = max(wait, self.backoff.next_delay())
         else:
             self.backoff.reset()
-        await self.node.db.write(partial(self._record, sent, retry, refused))
+        stopped = await self.node.db.write(partial(self._record, sent, retry, refused))
+        await self._forget_contacts(stopped)
         self.stats.sent += len(sent)
         self.stats.retried += len(retry)
         self.stats.refused += len(refused)
@@ -429,11 +445,15 @@ class SmsBridgeRunner(TextAnswers):
         retry: list[int],
         refused: list[tuple[int, Refused]],
         conn: sqlite3.Connection,
-    ) -> None:
+    ) -> list[bytes]:
+        """Outcomes of a batch; the sealed numbers of carrier opt-outs (as STOPs)."""
         sms_store.mark_sent(conn, sent)
         # Due again at once: the sender itself waits ``wait`` before its next claim.
         sms_store.mark_retry(conn, retry, to_epoch(self.node.clock()))
+        opted = [queue_id for queue_id, exc in refused if exc.opted_out]
+        sealed = {queue_id: optout.sealed_for(conn, queue_id) for queue_id in opted}
         sms_store.mark_failed(conn, [queue_id for queue_id, _ in refused], "refused")
-        for queue_id, exc in refused:
-            if exc.opted_out:
-                self._carrier_opt_out(conn, queue_id)
+        stopped: list[bytes] = []
+        for queue_id in opted:
+            self._carrier_opt_out(conn, queue_id, sealed[queue_id], stopped)
+        return stopped

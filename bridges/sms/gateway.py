@@ -14,6 +14,11 @@ wrong secret answers 404 exactly as an unknown path would, compared in
 constant time. Opt-outs a carrier reports (a blocked number, a number that
 texted STOP to the carrier) are ``Refused(opted_out=True)`` or a report with
 ``opted_out``: the bridge unsubscribes the number.
+
+What a webhook reads must mean one thing to everyone (issue 25): a query
+value given twice, a report's ``ref`` that is not ASCII digits (``²`` and
+``١٢`` pass ``str.isdigit``; ``int`` refuses the first and reads the second
+as 12) are refused with a 400 and an errcode (``query_one``, ``report_ref``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from typing import Literal, Protocol
 
 from aiohttp import web
 
-from relay.core.errors import AvisaError
+from relay.core.errors import AvisaError, BadInput
+from relay.runtime.httpio import ascii_count
 
 Coding = Literal["gsm7", "ucs2"]
 ReportState = Literal["sent", "delivered", "failed"]
@@ -121,3 +127,19 @@ def decode_text(body: bytes, charset: str | None) -> str:
     except LookupError:
         text = body.decode("utf-8", errors="replace")
     return text[:MAX_TEXT_CHARS]
+
+
+def query_one(request: web.Request, name: str, errcode: str) -> str:
+    """The one value of ``name`` in the query ("" when absent); twice is refused."""
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise BadInput(errcode, f"{name} is given more than once")
+    return values[0] if values else ""
+
+
+def report_ref(request: web.Request) -> int:
+    """The queue row a delivery report names (``?ref=``): ASCII digits, at most 18."""
+    ref = ascii_count(query_one(request, "ref", "AVISA_BAD_DLR"))
+    if ref is None:
+        raise BadInput("AVISA_BAD_DLR", "ref must be a number (1-18 ASCII digits)")
+    return ref

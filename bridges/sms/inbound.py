@@ -12,6 +12,18 @@ as alerts, sealed to its number, which is erased once sent.
 
 At most ``MAX_REPLIES_PER_HOUR`` answers go to one number in an hour (a STOP
 is always confirmed); past that a text is still applied, just not answered.
+All answers together (desk receipts too) take from one budget per hour,
+``[bridges.sms] max_replies_per_hour`` (``bridges.sms.optout``).
+
+STOP means stop (DESIGN §17): the number joins the opted-out set (keyed
+hashes only), its subscription and everything queued for it go, and its
+open tips lose their sealed contact (``Desk.forget_contact``, done first: a
+retried STOP redoes it). From then on nothing is queued for it, except the
+one confirmation of that STOP: a subscribe keyword is not applied, HELP is
+not answered, a texted report still reaches the desk but without a way to
+reply. START lifts it. A carrier's opt-out counts as a STOP. Premium-rate
+numbers (and short codes, which are not numbers) get nothing at all: their
+texts are acknowledged to the gateway, counted, and dropped.
 
 Delivery reports update their queue row; a carrier's "opted out/blocked"
 unsubscribes the number. ``reply`` is the desk's ``reply_sender``.
@@ -28,14 +40,15 @@ from typing import Any
 import structlog
 
 from bridges.base import BridgeNode
-from bridges.sms import keywords
+from bridges.sms import keywords, optout
 from bridges.sms import store as sms_store
 from bridges.sms.compose import Layout, fit, reply_text
 from bridges.sms.gateway import Inbound, Report
 from bridges.sms.gsm import Encoded
 from relay.core import phone
 from relay.core.config import SmsBridge
-from relay.core.sealing import Sealer
+from relay.core.errors import BadInput
+from relay.core.sealing import Sealer, SealError
 from relay.core.times import to_epoch
 from relay.core.tips import TipIn, Where
 from relay.runtime.desk import Desk
@@ -67,6 +80,7 @@ class LineStats:
     requeued_in_doubt: int = 0
     inbound: dict[str, int] = field(default_factory=dict)
     last_error: str | None = None
+    over_budget: int = 0
 
 
 class TextAnswers:
@@ -87,19 +101,41 @@ class TextAnswers:
     def _desk(self) -> Desk:
         return self.node.desk
 
-    def _carrier_opt_out(self, conn: sqlite3.Connection, queue_id: int) -> None:
+    def _carrier_opt_out(
+        self, conn: sqlite3.Connection, queue_id: int, sealed: bytes | None, stopped: list[bytes]
+    ) -> None:
+        """A carrier says the number refuses texts: as if it texted STOP. ``sealed`` (read
+        before the row lost it) joins ``stopped``, whose open tips the caller then forgets."""
         hashed = sms_store.hash_of(conn, queue_id)
-        if hashed is not None and sms_store.unsubscribe(conn, hashed):
+        if hashed is None:
+            return
+        if sms_store.unsubscribe(conn, hashed):
             self.stats.opted_out += 1
+        optout.opt_out(conn, hashed, to_epoch(self.node.clock()))
+        if sealed is not None:
+            stopped.append(sealed)
+
+    async def _forget_contacts(self, stopped: list[bytes]) -> None:
+        for sealed in stopped:
+            try:
+                number = self.sealer.open(sealed).decode()
+            except (SealError, UnicodeDecodeError):
+                continue
+            await self._desk().forget_contact(number)
 
     async def reported(self, report: Report) -> bool:
+        stopped: list[bytes] = []
+
         def job(conn: sqlite3.Connection) -> bool:
+            sealed = optout.sealed_for(conn, report.queue_id) if report.opted_out else None
             known = sms_store.record_report(conn, report.queue_id, report.state, report.detail)
             if known and report.opted_out:
-                self._carrier_opt_out(conn, report.queue_id)
+                self._carrier_opt_out(conn, report.queue_id, sealed, stopped)
             return known
 
-        return bool(await self.node.db.write(job))
+        known = bool(await self.node.db.write(job))
+        await self._forget_contacts(stopped)
+        return known
 
     async def received(self, message: Inbound) -> str:
         outcome = await self._received(message)
@@ -114,6 +150,14 @@ class TextAnswers:
             )
             return "replayed" if seen else "not_text"
         number = phone.normalize(message.sender, self.config.region)
+        never = phone.never_texted(number)
+        if never is not None:
+            seen = await self.node.db.write(
+                partial(sms_store.mo_seen, mo_id=message.mo_id, now=now)
+            )
+            if not seen:
+                _log.info("text refused: the line never answers such numbers", kind=never)
+            return "replayed" if seen else f"refused_{never}"
         hashed = self.sealer.keyed_hash(number.encode(), HASH_PURPOSE)
         command = keywords.parse(message.text, self.config.keywords, self.config.zips)
         if isinstance(command, keywords.Empty):
@@ -121,17 +165,13 @@ class TextAnswers:
                 partial(sms_store.mo_seen, mo_id=message.mo_id, now=now)
             )
             return "replayed" if seen else "empty"
+        if isinstance(command, keywords.Stop):  # first: a retried STOP redoes it
+            await self._desk().forget_contact(number)
         tip_lang: str | None = None
         if isinstance(command, keywords.Other) and self._takes_tips():
-            if await self.node.db.read(partial(_seen, mo_id=message.mo_id)):
+            tip_lang = await self._tip(message.mo_id, number, hashed, command.text)
+            if tip_lang == "":
                 return "replayed"
-            subscribed = await self.node.db.read(partial(sms_store.subscriber, hashed=hashed))
-            tip_lang = subscribed.lang if subscribed else self.config.keywords[0].lang
-            try:
-                await self._desk().submit(make_tip(command.text, tip_lang), contact=number)
-            except Exception:  # noqa: BLE001 - the sender still gets an answer; logged
-                _log.exception("the desk did not take a texted tip")
-                tip_lang = None
         sealed = self.sealer.seal(number.encode())
         return await self.node.db.write(
             partial(self._answer, message.mo_id, hashed, sealed, command, tip_lang, now)
@@ -139,6 +179,25 @@ class TextAnswers:
 
     def _takes_tips(self) -> bool:
         return self.config.tips
+
+    async def _tip(self, mo_id: str, number: str, hashed: bytes, text: str) -> str | None:
+        """A texted report to the desk; its language, "" for a replay, None if refused.
+        From a number that opted out it goes without its contact: no receipt can follow."""
+        if await self.node.db.read(partial(_seen, mo_id=mo_id)):
+            return ""
+        subscribed = await self.node.db.read(partial(sms_store.subscriber, hashed=hashed))
+        tip_lang = subscribed.lang if subscribed else self.config.keywords[0].lang
+        desk = self._desk()
+        try:
+            if await self.node.db.read(partial(optout.opted_out, hashed=hashed)):
+                reporter = desk.reporter_hash(number)
+                await desk.submit(make_tip(text, tip_lang), reporter=reporter)
+            else:
+                await desk.submit(make_tip(text, tip_lang), contact=number)
+        except Exception:  # noqa: BLE001 - the sender still gets an answer; logged
+            _log.exception("the desk did not take a texted tip")
+            return None
+        return tip_lang
 
     def _answer(
         self,
@@ -157,6 +216,12 @@ class TextAnswers:
         lang = self._reply_lang(current, command)
         keyword = self._keyword_for(lang)
         outcome: str
+        if isinstance(command, keywords.Start):
+            optout.opt_in(conn, hashed)
+        elif optout.opted_out(conn, hashed):
+            # Nothing is applied or answered until START; a report went to the desk.
+            sms_store.unsubscribe(conn, hashed)
+            return _kind(command, tip_lang) + "_opted_out"
         if isinstance(command, keywords.Subscribe):
             sms_store.subscribe(
                 conn, hashed, sealed, command.keyword, command.lang, command.areas, now
@@ -165,6 +230,7 @@ class TextAnswers:
             text = self._reply("subscribed", lang, keyword, zip_code=command.unknown_zip or "")
         elif isinstance(command, keywords.Stop):
             sms_store.unsubscribe(conn, hashed)
+            optout.opt_out(conn, hashed, now)
             outcome, text = "stopped", self._reply("stopped", lang, keyword)
         elif isinstance(command, keywords.Start):
             if current is None:
@@ -183,9 +249,32 @@ class TextAnswers:
         recent = sms_store.replies_since(conn, hashed, now - REPLY_WINDOW_S)
         if recent >= MAX_REPLIES_PER_HOUR and outcome != "stopped":
             return outcome + "_unanswered"  # applied, but no more answers this hour
-        sms_store.enqueue_reply(conn, hashed, sealed, lang, text, now)
+        if not self._queue_reply(conn, hashed, sealed, lang, text, now):
+            return outcome + "_over_budget"
         self.wake_from_thread()
         return outcome
+
+    def _queue_reply(
+        self,
+        conn: sqlite3.Connection,
+        hashed: bytes,
+        sealed: bytes,
+        lang: str,
+        text: Encoded,
+        now: int,
+    ) -> bool:
+        """The one way an answer is queued, within the line's budget of answers per
+        hour. Callers have checked the opt-out (a STOP's own confirmation passes)."""
+        if not optout.spend_reply(conn, now, self.config.max_replies_per_hour):
+            self.stats.over_budget += 1
+            if self.stats.over_budget % 100 == 1:  # a flood: a line now and then, not each
+                _log.warning(
+                    "answers per hour spent; texts applied, not answered",
+                    refused=self.stats.over_budget,
+                )
+            return False
+        sms_store.enqueue_reply(conn, hashed, sealed, lang, text, now)
+        return True
 
     def _reply(self, what: str, lang: str, keyword: str, zip_code: str = "") -> Encoded:
         return reply_text(
@@ -208,21 +297,39 @@ class TextAnswers:
         return str(self._keyword_config(lang).word).upper()
 
     async def reply(self, number: str, lang: str, text: str) -> None:
-        """The desk's ``reply_sender``: one text to a reporter, through the queue."""
+        """The desk's ``reply_sender``: one text to a reporter, through the queue;
+        ``BadInput`` (the desk counts it as not replied) when nothing may be sent."""
         e164 = phone.normalize(number, self.config.region)
+        if phone.never_texted(e164) is not None:
+            raise BadInput("AVISA_NOT_TEXTED", "the line never texts such numbers")
         hashed = self.sealer.keyed_hash(e164.encode(), HASH_PURPOSE)
         sealed = self.sealer.seal(e164.encode())
         encoded = reply_text_free(text, self.layout)
         now = to_epoch(self.node.clock())
-        await self.node.db.write(
-            lambda conn: sms_store.enqueue_reply(conn, hashed, sealed, lang, encoded, now)
-        )
+
+        def job(conn: sqlite3.Connection) -> bool:
+            if optout.opted_out(conn, hashed):
+                return False
+            return self._queue_reply(conn, hashed, sealed, lang, encoded, now)
+
+        if not await self.node.db.write(job):
+            raise BadInput("AVISA_NOT_TEXTED", "opted out (STOP), or the answers per hour spent")
         self.wake_now()
 
 
 def reply_text_free(text: str, layout: Layout) -> Encoded:
 
     return fit("", ["", text, ""], "", layout)
+
+
+def _kind(command: keywords.Command, tip_lang: str | None) -> str:
+    """What a text was, for the line's counts: subscribe, stop, help, tip, unknown."""
+    if tip_lang is not None:
+        return "tip"
+    for kind, name in ((keywords.Subscribe, "subscribe"), (keywords.Stop, "stop")):
+        if isinstance(command, kind):
+            return name
+    return "help" if isinstance(command, keywords.Help) else "unknown"
 
 
 def _seen(conn: sqlite3.Connection, mo_id: str) -> bool:

@@ -35,8 +35,11 @@ from bridges.sms.gateway import (
     bad_request,
     decode_text,
     opted_out,
+    query_one,
+    report_ref,
 )
 from relay.core.errors import TransportError
+from relay.runtime.httpio import ascii_count
 
 CODING = {"gsm7": "0", "ucs2": "2"}
 DLR_MASK = "31"  # delivered, failed, buffered, submitted to the SMSC, rejected by it
@@ -121,8 +124,8 @@ class KannelGateway:
 
 
 async def _mo(request: web.Request, sink: InboundSink) -> web.StreamResponse:
-    sender = request.query.get("from", "")
-    mo_id = request.query.get("id", "")
+    sender = query_one(request, "from", "AVISA_BAD_SMS")
+    mo_id = query_one(request, "id", "AVISA_BAD_SMS")
     if not sender or not mo_id or len(mo_id) > 100:
         return bad_request("AVISA_BAD_SMS", "from and id (1-100 characters) are required")
     if (request.content_length or 0) > MAX_INBOUND_BYTES:
@@ -146,14 +149,13 @@ async def _mo(request: web.Request, sink: InboundSink) -> web.StreamResponse:
 
 
 async def _dlr(request: web.Request, sink: InboundSink) -> web.StreamResponse:
-    ref, status = request.query.get("ref", ""), request.query.get("status", "")
-    if not ref.isdigit() or len(ref) > 18 or not status.isdigit():
+    ref = report_ref(request)
+    status = ascii_count(query_one(request, "status", "AVISA_BAD_DLR"))
+    if status is None:
         return bad_request("AVISA_BAD_DLR", "ref and status must be numbers")
-    detail = request.query.get("reply", "")[:200]
-    state: ReportState = _DLR_STATES.get(status, "sent")
-    report = Report(
-        int(ref), state, f"dlr {status}", opted_out=state == "failed" and opted_out(detail)
-    )
+    detail = query_one(request, "reply", "AVISA_BAD_DLR")[:200]
+    state: ReportState = _DLR_STATES.get(str(status), "sent")
+    report = Report(ref, state, f"dlr {status}", opted_out=state == "failed" and opted_out(detail))
     known = await sink.reported(report)
     # 200 either way: Kannel retries any other answer, and a report for a message
     # the node no longer knows (purged, or never sent by it) has nothing to retry for.

@@ -39,6 +39,7 @@ from bridges.sms.gateway import (
     ReportState,
     bad_request,
     opted_out,
+    report_ref,
 )
 from relay.core.errors import BadInput, Forbidden, TransportError
 
@@ -133,16 +134,14 @@ class TwilioGateway:
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     async def on_report(self, request: web.Request, sink: InboundSink) -> web.StreamResponse:
-        ref = request.query.get("ref", "")
+        ref = report_ref(request)  # before the signature: a URL we never gave out is refused
         form = await self._verified(request, f"/report?ref={ref}")
-        if not ref.isdigit() or len(ref) > 18:
-            return bad_request("AVISA_BAD_DLR", "ref must be a number")
         state = _STATES.get(form.get("MessageStatus", ""))
         if state is None:
             return web.Response(status=204)
         code = form.get("ErrorCode", "")
         detail = f"twilio {form.get('MessageStatus')} {code}".strip()
-        report = Report(int(ref), state, detail, opted_out=code in OPT_OUT_CODES)
+        report = Report(ref, state, detail, opted_out=code in OPT_OUT_CODES)
         if report.opted_out:
             report = Report(report.queue_id, "failed", detail, opted_out=True)
         known = await sink.reported(report)
@@ -168,6 +167,7 @@ class TwilioGateway:
         form = {name: value for name, value in pairs}
         expected = signature(self.auth_token, self._base() + suffix, form)
         given = request.headers.get("X-Twilio-Signature", "")
-        if not hmac.compare_digest(expected.encode(), given.encode()):
+        # Not ASCII (a header's bytes arrive as text that may not even encode back): no match.
+        if not given.isascii() or not hmac.compare_digest(expected.encode(), given.encode()):
             raise Forbidden("X-Twilio-Signature does not match", errcode="AVISA_BAD_SIGNATURE")
         return form

@@ -176,6 +176,7 @@ class SmsBridge(Struct, forbid_unknown_fields=True, frozen=True):
     # A message whose send was cut short by a crash waits this long for its
     # delivery report before it is sent again (docs/sms.md, "exactly once").
     in_doubt_grace: Duration = "10m"
+    max_replies_per_hour: Annotated[int, Meta(ge=0, le=100_000)] = 500  # answers, in total
 
 
 class BridgesSection(Struct, forbid_unknown_fields=True, frozen=True):

@@ -6,6 +6,11 @@ admin): a draft as ``POST /api/v1/alerts`` takes it, answered with the text
 each subscriber language would get, its coding (GSM-7 or UCS-2), its
 segment count, and how many subscribers it would reach; nothing is signed
 or sent (``avisa alert publish --dry-run-sms``).
+
+The gateway's webhooks (``/sms/v1/{backend}/{secret}``) are routed here and
+answered by the line; their template is declared to the log
+(``relay.runtime.log.declare_secret_path``), so the secret never reaches a
+log line, whatever goes wrong inside.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from relay.core.model import Alert
 from relay.core.policy import area_matches
 from relay.http.api import API_BODY_MAX, NODE, PUBLISH, require
 from relay.runtime.httpio import read_json, respond
+from relay.runtime.log import declare_secret_path
 from relay.runtime.node import Node
 
 routes = web.RouteTableDef()
@@ -44,8 +50,11 @@ async def _webhook(request: web.Request) -> web.StreamResponse:
     return await line.webhook(request)
 
 
-routes.post("/sms/v1/{backend}/{secret}")(_webhook)
-routes.route("*", "/sms/v1/{backend}/{secret}/{what:report}")(_webhook)
+# The path carries the line's inbound secret: declared, so no log line shows it.
+WEBHOOK = "/sms/v1/{backend}/{secret}"
+declare_secret_path(WEBHOOK)
+routes.post(WEBHOOK)(_webhook)
+routes.route("*", WEBHOOK + "/{what:report}")(_webhook)
 
 
 @routes.get("/api/v1/sms")

@@ -340,6 +340,23 @@ class Desk:
         for (event, detail), count in sorted(self.counters.items()):
             yield f'avisa_desk_events_total{{event="{event}",detail="{detail}"}} {count}'
 
+    # --- opting out -----------------------------------------------------------
+
+    def reporter_hash(self, contact: str) -> bytes:
+        """The keyed hash tips from ``contact`` carry (what corroboration counts)."""
+        number = phone.normalize(contact, self.section.phone_region).encode()
+        return self.sealer.keyed_hash(number, b"tip-reporter")
+
+    async def forget_contact(self, contact: str) -> int:
+        """The number texted STOP (or its carrier opted it out): its open tips lose their
+        sealed contact, so no receipt ever goes to it; how many tips lost one."""
+        reporter = self.reporter_hash(contact)
+        forgotten = await self.db.write(lambda conn: tip_store.forget_contact_of(conn, reporter))
+        if forgotten:
+            self.counters[("contact_forgotten", "opted_out")] += forgotten
+            self._changed()
+        return forgotten
+
 
 def _counted(tip: Tip) -> Tip:
     return msgspec.structs.replace(tip, confirmations=len(tips.confirmers(tip.history)))

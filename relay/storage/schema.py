@@ -361,4 +361,13 @@ MIGRATIONS: list[tuple[str, str]] = [
             CHECK (relay IN ('all', 'peers', 'own'));
         """,
     ),
+    (
+        "0720_sms_stop",
+        """
+        CREATE TABLE sms_optout (hash BLOB PRIMARY KEY, at INTEGER NOT NULL);
+        CREATE INDEX sms_optout_at ON sms_optout (at);
+        CREATE TABLE sms_replies (at INTEGER NOT NULL);
+        CREATE INDEX sms_replies_at ON sms_replies (at);
+        """,
+    ),
 ]

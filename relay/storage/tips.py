@@ -277,3 +277,11 @@ def purge(conn: sqlite3.Connection, now: datetime, retention: timedelta) -> int:
 
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     return dict(conn.execute("SELECT state, count(*) FROM tips GROUP BY state").fetchall())
+
+
+def forget_contact_of(conn: sqlite3.Connection, reporter: bytes) -> int:
+    """Erase the sealed contact of every open tip ``reporter`` sent (the number texted
+    STOP: it gets no reply of any kind); how many tips lost it. Only open tips still
+    hold one. Through the state index: the open tips are few (``max_open_tips``)."""
+    sql = f"UPDATE tips SET contact = NULL WHERE {_OPEN_SQL} AND reporter = ?"  # noqa: S608
+    return int(conn.execute(sql + " AND contact IS NOT NULL", (*_OPEN, reporter)).rowcount)

@@ -226,5 +226,8 @@ async def test_answers_to_one_number_are_bounded(line: Line, clock: FakeClock) -
     assert len(bodies) == 1 and bodies[0].startswith("Avisa: you will get no more")
     assert line.sms.stats.inbound.get("help_unanswered") == 3
     clock.advance("61m")
-    status, _ = await line.mo(b"HELP", mo_id="loop-later")
+    status, _ = await line.mo(b"HELP", mo_id="loop-later")  # STOP means stop (issue 25)
+    assert status == 200 and line.sms.stats.inbound.get("help_opted_out") == 1
+    await line.mo(b"START", mo_id="loop-start")
+    status, _ = await line.mo(b"HELP", mo_id="loop-later-2")
     assert status == 200 and line.sms.stats.inbound.get("help") == 7

@@ -173,6 +173,7 @@ def test_the_design_example_loads() -> None:
     assert sms is not None and sms.gateway == "kannel" and sms.throughput == 30
     assert sms.certainties == ["confirmed", "false"] and sms.tips and sms.accents == "ucs2"
     assert sms.keywords[0].areas == ["fips:06083", "fips:06111"]
+    assert sms.max_replies_per_hour == 500
     assert parse_config(BASE).bridges.sms is None
 
 
@@ -200,6 +201,11 @@ def test_the_design_example_loads() -> None:
             "bridges.sms.sendsms_url",
         ),
         ('sender = "24587"', 'sender = "24587"\ncolour = 1', "bridges.sms"),
+        (
+            'sender = "24587"',
+            'sender = "24587"\nmax_replies_per_hour = -1',
+            "bridges.sms.max_replies_per_hour",
+        ),
     ],
 )
 def test_bad_settings_are_named(old: str, new: str, path: str) -> None:
@@ -224,3 +230,12 @@ async def test_pacer_keeps_to_its_rate() -> None:
     for _ in range(1000):
         await unpaced.slot()
     assert loop.time() - started < 0.2
+
+
+def test_numbers_the_line_never_texts() -> None:
+    from relay.core.phone import never_texted
+
+    assert never_texted("+19005550123") == "premium_rate"  # US 900
+    assert never_texted("+449091234567") == "premium_rate"  # UK 09
+    assert never_texted("24587") == "short_code"
+    assert never_texted("+18055550134") is None and never_texted("+18005550123") is None
