@@ -38,7 +38,7 @@ from bridges.cap.importer import SourcePoller
 from bridges.cap.render import ATOM_NS, CAP_NS, render_alert, render_entry
 from keys.core.signing import NodeKey
 from relay.cli import datadir
-from relay.core.config import CapSource
+from relay.core.bridgeconfig import CapSource
 from relay.core.drafts import ulid
 from relay.core.envelope import sign
 from relay.core.model import Alert, Area, Text, encode_alert, encode_envelope

@@ -53,7 +53,8 @@ from bridges.cap.parse import (
 )
 from bridges.cap.totip import Unmappable, to_tip
 from relay.core.backoff import Backoff
-from relay.core.config import CapSource, Config
+from relay.core.bridgeconfig import CapSource
+from relay.core.config import Config
 from relay.core.errors import BadInput, TransportError
 from relay.core.times import Clock, parse_duration, rfc3339, to_epoch
 from relay.core.tips import TipIn

@@ -56,7 +56,7 @@ from bridges.base import (
 from bridges.matrix import store as matrix_store
 from bridges.matrix.session import MatrixSession, txn_id
 from bridges.render import Rendered, Signers, Status, render
-from relay.core.config import MatrixBridge, MatrixRoute
+from relay.core.bridgeconfig import MatrixBridge, MatrixRoute
 from relay.core.errors import TransportError
 from relay.core.model import Alert
 from relay.core.times import parse_duration, rfc3339

@@ -37,7 +37,8 @@ from nio import MatrixRoom, RoomMessageText
 from bridges.base import BridgeNode, Sleep
 from bridges.matrix.session import MatrixSession, txn_id
 from relay.core.backoff import Backoff
-from relay.core.config import DeskMatrix, MatrixBridge
+from relay.core.bridgeconfig import MatrixBridge
+from relay.core.config import DeskMatrix
 from relay.core.errors import BadInput, TransportError
 from relay.core.times import parse_duration
 from relay.core.tipdrafts import TipDraft

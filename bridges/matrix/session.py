@@ -52,7 +52,7 @@ from nio.store import SqliteStore
 from bridges.base import RateLimited, Sleep, Undeliverable, secret_file
 from bridges.matrix.store import device_for, save_device
 from relay.core.backoff import Backoff
-from relay.core.config import MatrixBridge
+from relay.core.bridgeconfig import MatrixBridge
 from relay.core.errors import TransportError
 from relay.core.times import Clock
 from relay.storage.db import Database

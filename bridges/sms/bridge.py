@@ -68,7 +68,7 @@ from bridges.sms.gsm import Encoded
 from bridges.sms.inbound import LineStats, TextAnswers
 from relay.core import phone
 from relay.core.backoff import Backoff
-from relay.core.config import SmsBridge
+from relay.core.bridgeconfig import SmsBridge
 from relay.core.errors import TransportError
 from relay.core.model import Alert
 from relay.core.policy import area_matches

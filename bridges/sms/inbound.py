@@ -46,7 +46,7 @@ from bridges.sms.compose import Layout, fit, reply_text
 from bridges.sms.gateway import Inbound, Report
 from bridges.sms.gsm import Encoded
 from relay.core import phone
-from relay.core.config import SmsBridge
+from relay.core.bridgeconfig import SmsBridge
 from relay.core.errors import BadInput
 from relay.core.sealing import Sealer, SealError
 from relay.core.times import to_epoch

@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from relay.core.config import SmsKeyword, fold_word
+from relay.core.bridgeconfig import SmsKeyword, fold_word
 
 STOP_WORDS = {
     "STOP": "en",

@@ -6,7 +6,8 @@ sign/open/verify), the trust policy (``policy``), operator drafts
 geohashes (``geohash``), forwarding rules (``forwarding``), strict JSON
 (``strictjson``), errors typed by fault (``errors``: an errcode, never an
 HTTP status), time values (``times``), the one backoff policy (``backoff``),
-the typed ``avisa.toml`` schema and its checks (``config``), phone numbers
+the typed ``avisa.toml`` schema and its checks (``config``; its bridges' sections in
+``bridgeconfig``), phone numbers
 and sealing (``phone``, ``sealing``).
 
 May import: ``keys.core`` and the standard library's pure parts. Never

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bridges.cap.importer import CapImporter, SourcePoller
 from bridges.cap.parse import source_ref
-from relay.core.config import CapSource
+from relay.core.bridgeconfig import CapSource
 from relay.runtime.clock import FakeClock
 from tests.cap.kit import DRAFT, HOSTILE, cap_node, fixture, publish
 from tests.cap.spy import DeskSpy

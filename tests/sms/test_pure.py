@@ -8,8 +8,9 @@ import pytest
 from bridges.sms.compose import Layout, alert_text, reply_text, withdrawal_text
 from bridges.sms.gsm import encode, is_gsm7, segments, transliterate
 from bridges.sms.keywords import Empty, Help, Other, Start, Stop, Subscribe, parse
-from relay.core.config import SmsKeyword, render
+from relay.core.bridgeconfig import SmsKeyword
 from relay.core.config import parse as parse_config
+from relay.core.config import render
 from relay.core.errors import ConfigError
 from relay.core.model import Text
 from tests.helpers import make_alert
