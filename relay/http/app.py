@@ -37,7 +37,7 @@ from bridges.runner import check_bridges, start_bridges
 from relay.core.errors import ConfigError
 from relay.federation import inbound
 from relay.federation.service import Federation
-from relay.http import api, cap, desk, report, webdesk
+from relay.http import api, cap, desk, place, report, webdesk
 from relay.http import sms as sms_api
 from relay.http.framing import FramingRunner
 from relay.runtime.clock import TEST_CLOCK_ENV, NodeClock, file_clock, system_clock
@@ -125,6 +125,7 @@ def build_app(node: Node, federation: Federation, owned: Sequence[Context] = ())
     app.add_routes(report.routes)
     webdesk.setup(app, node)
     app.add_routes(sms_api.routes)
+    app.add_routes(place.routes)
     return app
 
 
