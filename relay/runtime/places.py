@@ -27,6 +27,8 @@ from typing import Any
 
 import structlog
 
+from relay.core.config import Config
+from relay.core.errors import ConfigError
 from relay.core.gazetteer import Gazetteer, ZipRecord
 
 _log = structlog.get_logger("avisa.places")
@@ -132,3 +134,15 @@ async def get() -> Gazetteer:
     if _Cache.gazetteer is not None:
         return _Cache.gazetteer
     return await asyncio.to_thread(load)
+
+
+def check_home(config: Config) -> None:
+    """``[node] home_codes`` names places the gazetteer knows (read at start, if set)."""
+    if not config.node.home_codes:
+        return
+    gazetteer = load()
+    for code in config.node.home_codes:
+        if not gazetteer.knows(code):
+            raise ConfigError(
+                "node.home_codes", f"{code} is not an area code this node knows; e.g. fips:06111"
+            )
