@@ -146,3 +146,15 @@ def test_warnings_before_signing_in_both_languages() -> None:
     assert drafts.warnings(draft_with([]), []) == [drafts.NO_AREA_CODE]
     assert drafts.warnings(draft_with([]), [], "es") == [drafts.NO_AREA_CODE_ES]
     assert drafts.warnings(draft_with(["zip:93030"]), []) == []
+
+
+def test_home_codes_setting_default_and_readable_error() -> None:
+    from relay.core import config
+    from relay.core.errors import ConfigError
+
+    text = config.render("ventura", "127.0.0.1:1", "")
+    assert config.parse(text.encode()).node.home_codes == []
+    given = text.replace("[node]\n", '[node]\nhome_codes = ["fips:06111"]\n')
+    assert config.parse(given.encode()).node.home_codes == ["fips:06111"]
+    with pytest.raises(ConfigError, match=r"node.home_codes\[0\].*Did you mean fips:06111"):
+        config.parse(text.replace("[node]\n", '[node]\nhome_codes = ["06111"]\n').encode())
