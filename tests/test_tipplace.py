@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from relay.core import drafts
-from relay.core.errors import BadInput
+from relay.core import config, drafts
+from relay.core.errors import BadInput, ConfigError
 from relay.core.gazetteer import Gazetteer
 from relay.core.model import Area
 from relay.core.tipdrafts import TipDraft, prefill
@@ -149,9 +149,6 @@ def test_warnings_before_signing_in_both_languages() -> None:
 
 
 def test_home_codes_setting_default_and_readable_error() -> None:
-    from relay.core import config
-    from relay.core.errors import ConfigError
-
     text = config.render("ventura", "127.0.0.1:1", "")
     assert config.parse(text.encode()).node.home_codes == []
     given = text.replace("[node]\n", '[node]\nhome_codes = ["fips:06111"]\n')
