@@ -34,7 +34,7 @@ from relay.core.bridgeconfig import (
     data_relative,
 )
 from relay.core.errors import ConfigError
-from relay.core.model import CERTAINTIES, Certainty, Network, valid_node_url
+from relay.core.model import CERTAINTIES, AreaCode, Certainty, Network, valid_node_url
 from relay.core.times import DURATION_PATTERN, parse_duration
 
 CONFIG_NAME = "avisa.toml"
@@ -56,6 +56,8 @@ class NodeSection(Struct, forbid_unknown_fields=True, frozen=True):
     # Proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (relay.core.clients).
     trusted_proxies: Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(max_length=32)] = []
     metrics_public: bool = False  # /metrics without a token (desk activity never shown)
+    # This network's counties: peers trust it there; the desk's start; warned outside.
+    home_codes: Annotated[list[AreaCode], Meta(max_length=16)] = []
 
 
 class PolicySection(Struct, forbid_unknown_fields=True, frozen=True):
@@ -275,6 +277,7 @@ network = "{network}"          # this coalition's network id (in every alert id)
 listen = "{listen}"     # where the API and federation endpoints listen
 url = "{url}"  # how peers reach this node (put a TLS proxy in front)
 # passphrase_file = "passphrase"   # if node.key is passphrase-protected
+# home_codes = ["fips:06111"]   # this network's counties: peers trust it there (speaks_for)
 
 [policy]
 max_age = "7d"                 # refuse alerts signed longer ago (7d: whatever is unexpired)

@@ -17,6 +17,7 @@ import msgspec
 from aiohttp import web
 from multidict import MultiDict
 
+from relay.core.drafts import Draft, warnings
 from relay.core.errors import BadInput
 from relay.core.model import Area
 from relay.core.tipdrafts import TipDraft, prefill
@@ -126,7 +127,10 @@ async def tips_page(request: web.Request) -> web.StreamResponse:
     found = await _desk(node).listing(open_only=not show_all, cluster=True, limit=200)
     language, _ = i18n.choose(request)
     t = i18n.translator(language)
+    warn = request.query.get("warn", "")
     context = {
+        "warning": t(f"tips.warn.{warn}") if warn in PLACE_WARNINGS else "",
+        "home_codes": ", ".join(node.config.node.home_codes) or "-",
         "tips": [tip_card(tip, user, node, t) for tip in found],
         "show_all": show_all,
         "may_verify": user.may(VERIFY),
@@ -214,19 +218,27 @@ async def publish(request: web.Request) -> web.StreamResponse:
             fields["radius_m"] = _int(radius)
         geohash = form.get("geohash", "").strip().lower()
         if geohash and geohash != tip.where.geohash:
-            fields["area"] = {
-                "label": tip.where.label,
-                "geohash": geohash,
-                "radius_m": fields.get("radius_m", 500),
-                "codes": list(tip.where.codes),
-            }
+            fields["geohash"] = geohash  # its county comes from the gazetteer
         try:
             draft = msgspec.convert(fields, TipDraft)
         except msgspec.ValidationError:
             raise BadInput("AVISA_BAD_DRAFT", "the form does not make a valid alert") from None
+        warned.append(place_warning(await desk.draft_for(tip.id, draft), desk.home_codes))
         await desk.publish(tip.id, user.actor, draft)
 
-    return await act("/desk/tips", work)
+    warned: list[str] = []
+    return await act("/desk/tips", work, lambda: f"&warn={warned[0]}" if warned[0] else "")
+
+
+PLACE_WARNINGS = ("nocode", "outside")
+
+
+def place_warning(draft: Draft, home_codes: list[str] | tuple[str, ...]) -> str:
+    """Which warning the published alert's place deserves ("" for none), for the page
+    to say in the reader's language (DESIGN §14: nothing is held by surprise)."""
+    if not warnings(draft, home_codes):
+        return ""
+    return "outside" if draft.area.codes else "nocode"
 
 
 def _int(text: str) -> int:
