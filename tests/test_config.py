@@ -43,3 +43,21 @@ def test_errors_name_the_setting(change: tuple[str, str], path: str) -> None:
 def test_not_toml_at_all() -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         parse("[node\nnetwork=")
+
+
+@pytest.mark.parametrize(
+    ("tiles", "extra", "says"),
+    [
+        ("/srv/maps/ventura.pmtiles", "", "inside the data directory"),
+        ("../ventura.pmtiles", "", "inside the data directory"),
+        ("maps/ventura.mbtiles", "", "a .pmtiles file"),
+        ("maps/ventura.pmtiles", 'tile_url = "https://t.example/{z}/{x}/{y}.png"', "not both"),
+    ],
+)
+def test_the_desk_tiles_are_a_pmtiles_file_in_the_data_directory(
+    tiles: str, extra: str, says: str
+) -> None:
+    assert parse(GOOD + '\n[desk_web]\ntiles = "maps/ventura.pmtiles"\n').desk_web.tiles
+    with pytest.raises(ConfigError, match=says) as error:
+        parse(GOOD + f'\n[desk_web]\ntiles = "{tiles}"\n{extra}\n')
+    assert error.value.path == "desk_web.tiles"

@@ -19,6 +19,7 @@ COMPRESSED = (
     "vendor/htmx.min.js",
     "vendor/leaflet.js",
     "vendor/leaflet.css",
+    "vendor/pmtiles.js",
 )
 
 

@@ -13,7 +13,9 @@ sub-application, before the API's JSON error middleware would see them.
 Modules: ``session`` (sessions, cookies, CSRF), ``i18n`` (es/en), ``pages``
 (the frame: rendering, forms, errors, login), ``tips``, ``alerts`` (alerts
 and held), ``network`` (peers, bridges, decisions), ``views`` (what a
-template is given), ``live`` (the stream).
+template is given), ``live`` (the stream), ``tiles`` (the map's streets: the
+node's PMTiles archive, read by the browser in ranges; ``blob:`` images in
+the policy are the tiles the vendored reader cuts from it, never a host).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from aiohttp import web
 from yarl import URL
 
 from relay.http.api import NODE
-from relay.http.webdesk import alerts, i18n, live, network, pages, tips
+from relay.http.webdesk import alerts, i18n, live, network, pages, tiles, tips
 from relay.http.webdesk.state import DESK, DeskState
 from relay.runtime.node import Node
 
@@ -51,13 +53,13 @@ PUBLIC_PAGES: web.AppKey[PublicPages] = web.AppKey("public_pages", PublicPages)
 
 
 def content_security_policy(tile_url: str) -> str:
-    tiles = ""
+    host = ""
     if tile_url:
         url = URL(tile_url.replace("{", "").replace("}", ""))
-        tiles = f" {url.scheme}://{url.raw_authority}"
+        host = f" {url.scheme}://{url.raw_authority}"
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; "
-        f"img-src 'self'{tiles}; connect-src 'self'; font-src 'self'; "
+        f"img-src 'self' blob:{host}; connect-src 'self'; font-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
 
@@ -81,6 +83,7 @@ def build(node: Node) -> web.Application:
     desk = web.Application(middlewares=[pages.error_pages])
     desk[NODE] = node
     desk[DESK] = DeskState.from_config(section, node.clock.monotonic)
+    desk[tiles.TILES] = tiles.probe(node.data_dir, section)
     aiohttp_jinja2.setup(
         desk,
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -96,6 +99,7 @@ def build(node: Node) -> web.Application:
     desk.add_routes(network.routes)
     desk.add_routes(live.routes)
     desk.add_routes(tips.routes)
+    desk.add_routes(tiles.routes)
     desk.router.add_static("/static", STATIC, name="static")
     return desk
 

@@ -9,17 +9,31 @@
 
   var COLORS = { confirmed: "#b4233c", unconfirmed: "#b26a00", "false": "#4a5568" };
 
+  /* Streets under a map: the node's own PMTiles archive (data-pmtiles, read in
+     ranges by the vendored reader), or a tile URL the operator set; else none. */
+  function streets(box, target) {
+    var d = box.dataset;
+    if (d.pmtiles && window.pmtiles) {
+      var source = new window.pmtiles.PMTiles(d.pmtiles);
+      window.pmtiles.leafletRasterLayer(source, {
+        attribution: d.attribution || "", maxNativeZoom: +d.maxzoom || 14, maxZoom: 18
+      }).addTo(target);
+    } else if (d.tiles) {
+      L.tileLayer(d.tiles, { attribution: d.attribution || "", maxZoom: 18 }).addTo(target);
+    }
+  }
+
   function draw() {
     var box = document.getElementById("map");
     if (!box || typeof L === "undefined") return;
     if (!map) {
-      map = L.map(box, { zoomControl: true, attributionControl: !!box.dataset.tiles });
-      if (box.dataset.tiles) {
-        L.tileLayer(box.dataset.tiles, { attribution: box.dataset.attribution || "", maxZoom: 18 }).addTo(map);
-      }
+      map = L.map(box, { zoomControl: true, attributionControl: !!(box.dataset.tiles || box.dataset.pmtiles) });
+      streets(box, map);
       L.control.scale({ imperial: true, metric: true }).addTo(map);
       layer = L.featureGroup().addTo(map);
-      map.setView([20, 0], 2);
+      var center = (box.dataset.center || "").split(",");
+      if (center.length === 3) map.setView([+center[0], +center[1]], Math.max(+center[2], 8));
+      else map.setView([20, 0], 2);
     }
     layer.clearLayers();
     var items = document.querySelectorAll("#alerts [data-geo]");
