@@ -1,15 +1,20 @@
 """``avisa tip …``: the desk from a terminal, through the running node's API.
 
 ``add`` prints the new tip's id alone on stdout (for scripts); ``publish``
-prints the alert's id. A tip is named by its id or by its number on this
-node (``avisa tip claim 12``). The contact given to ``add`` goes to the node
-and is sealed there; no command ever prints one (the API has none to give).
+prints the alert's id. ``publish`` first asks the node what it would sign
+(``POST …/draft``: the place the gazetteer completed, and warnings), says
+the place and the warnings on stderr, and signs past a warning only with
+``--yes`` or a "y" typed at a terminal: nothing is held by surprise. A tip
+is named by its id or by its number on this node (``avisa tip claim 12``).
+The contact given to ``add`` goes to the node and is sealed there; no
+command ever prints one (the API has none to give).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 from urllib.parse import quote
 
@@ -114,14 +119,43 @@ def cmd_outcome(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
+def _publish_body(args: argparse.Namespace) -> dict[str, Any]:
     draft: dict[str, Any] = {}
     if args.text:
         draft["text"] = _texts(args)
-    for name in ("kind", "expires_in", "radius_m"):
+    for name in ("kind", "expires_in", "radius_m", "geohash", "area_label"):
         if getattr(args, name) is not None:
             draft[name] = getattr(args, name)
-    print(_client(args).call("POST", _path(args, "publish"), draft)["id"])
+    if args.code:
+        draft["codes"] = args.code
+    return draft
+
+
+def _confirmed(warnings: list[str], yes: bool) -> bool:
+    """Warnings go to stderr before signing; signing past one needs --yes or a "y"."""
+    for warning in warnings:
+        print(f"avisa: warning: {warning}", file=sys.stderr)
+    if not warnings or yes:
+        return True
+    if not sys.stdin.isatty():
+        print("avisa: nothing signed; add --yes to sign it anyway", file=sys.stderr)
+        return False
+    answer = input("Sign it anyway? / ¿Firmarla de todos modos? [y/N] ")
+    return answer.strip().lower() in ("y", "yes", "s", "si", "sí")
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    client, body = _client(args), _publish_body(args)
+    preview = client.call("POST", _path(args, "draft"), body)
+    area = preview["draft"]["area"]
+    print(
+        f"place: {area['label']} - geohash {area['geohash']}, {area['radius_m']} m,"
+        f" codes {' '.join(area['codes']) or '(none)'}",
+        file=sys.stderr,
+    )
+    if not _confirmed(preview["warnings"], args.yes):
+        return 1
+    print(client.call("POST", _path(args, "publish"), body)["id"])
     return 0
 
 
@@ -214,5 +248,24 @@ def _register_actions(actions: Any) -> None:
         help="what people should do, per language",
     )
     publish.add_argument("--expires-in", help="e.g. 2h (default 4h)")
-    publish.add_argument("--radius-m", type=int, help="metres around the place (default 500)")
+    _register_place(publish)
     publish.set_defaults(func=cmd_publish)
+
+
+def _register_place(publish: Any) -> None:
+    publish.add_argument(
+        "--geohash", help="the alert's place, 4 to 9 characters, e.g. 9q5681 (default: the tip's)"
+    )
+    publish.add_argument(
+        "--code",
+        action="append",
+        help="area code, e.g. zip:93030 (becomes its county, fips:06111) or fips:06111;"
+        " repeatable (default: the tip's county)",
+    )
+    publish.add_argument("--area-label", help="the place as people say it (default: the tip's)")
+    publish.add_argument(
+        "--radius-m", type=int, help="metres around the place (default 500; 5000 for a county)"
+    )
+    publish.add_argument(
+        "--yes", action="store_true", help="sign even when a warning says peers would hold it"
+    )

@@ -24,7 +24,7 @@ from msgspec import Meta, Struct
 
 from relay.core import readable
 from relay.core.errors import ConfigError
-from relay.core.model import CERTAINTIES, Certainty, Kind, LangTag, Network
+from relay.core.model import CERTAINTIES, AreaCode, Certainty, Kind, LangTag, Network
 from relay.core.times import DURATION_PATTERN, parse_duration
 
 CONFIG_NAME = "avisa.toml"
@@ -40,6 +40,8 @@ class NodeSection(Struct, forbid_unknown_fields=True, frozen=True):
     listen: str = "127.0.0.1:8470"
     url: str = ""
     passphrase_file: str = ""
+    # This network's counties: peers trust it there; the desk's start; warned outside.
+    home_codes: Annotated[list[AreaCode], Meta(max_length=16)] = []
 
 
 class PolicySection(Struct, forbid_unknown_fields=True, frozen=True):
@@ -482,6 +484,7 @@ network = "{network}"          # this coalition's network id (in every alert id)
 listen = "{listen}"     # where the API and federation endpoints listen
 url = "{url}"  # how peers reach this node (put a TLS proxy in front)
 # passphrase_file = "passphrase"   # if node.key is passphrase-protected
+# home_codes = ["fips:06111"]   # this network's counties: peers trust it there (speaks_for)
 
 [policy]
 max_age = "7d"                 # refuse alerts signed longer ago (7d: whatever is unexpired)

@@ -10,6 +10,7 @@ update still knows what the newest message replaces.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from relay.core.model import (
     UtcTime,
     text_problem,
 )
+from relay.core.policy import covers_code
 from relay.core.times import (
     DURATION_PATTERN,
     format_duration,
@@ -120,9 +122,46 @@ def carried(previous: Alert, raw: Any) -> Any:
     return merged
 
 
-def warnings(draft: Draft) -> list[str]:
-    """What is allowed but probably not meant, said back to the publisher."""
-    return [] if draft.area.codes else [NO_AREA_CODE]
+NO_AREA_CODE_ES = (
+    "el área tiene geohash pero ningún código de área: un nodo vecino que confía en esta red"
+    " para códigos de área (speaks_for fips:..., zip:..., iso:...) retendrá la alerta para"
+    " revisión (outside_speaks_for); indique uno, p. ej. --code fips:06111"
+)
+#: Said before signing when ``[node] home_codes`` (what peers trust this network for)
+#: does not cover the alert: with no code, or with codes outside it. es and en.
+OUTSIDE_HOME = {
+    "en": "peers that trust this network for {home} will hold it (outside_speaks_for): {why}",
+    "es": "los nodos vecinos que confían en esta red para {home} la retendrán"
+    " (outside_speaks_for): {why}",
+}
+_WHY = {
+    "en": {
+        "none": "the alert has no area code; give one, e.g. --code {example}",
+        "outside": "{codes} lies outside this network's home area ([node] home_codes)",
+    },
+    "es": {
+        "none": "la alerta no tiene código de área; indique uno, p. ej. --code {example}",
+        "outside": "{codes} queda fuera del área de esta red ([node] home_codes)",
+    },
+}
+
+
+def warnings(draft: Draft, speaks_for: Sequence[str] = (), lang: str = "en") -> list[str]:
+    """What is allowed but probably not meant, said back to the publisher (before
+    signing, where the caller can): no area code, or codes outside ``speaks_for``
+    (this node's ``[node] home_codes``), which peers trusting it there would hold."""
+    home = [code for code in speaks_for if ":" in code]
+    codes = draft.area.codes
+    if not home:
+        return [] if codes else [NO_AREA_CODE_ES if lang == "es" else NO_AREA_CODE]
+    outside = [code for code in codes if not any(covers_code(h, code) for h in home)]
+    if codes and not outside:
+        return []
+    lang = lang if lang in OUTSIDE_HOME else "en"
+    why = _WHY[lang]["outside" if codes else "none"].format(
+        codes=", ".join(outside), example=home[0]
+    )
+    return [OUTSIDE_HOME[lang].format(home=", ".join(home), why=why)]
 
 
 def expiry(draft: Draft, now: datetime, max_lifetime: timedelta) -> datetime:

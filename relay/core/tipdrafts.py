@@ -14,14 +14,25 @@ name people, plates or the reporter, and an alert describes activity only.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Annotated, Final, Protocol
 
 import msgspec
 from msgspec import Meta, Struct
 
 from relay.core.drafts import Draft
 from relay.core.errors import BadInput
-from relay.core.model import KINDS, Agencies, Area, Certainty, Kind, Radius, Text, Texts, UtcTime
+from relay.core.model import (
+    KINDS,
+    Agencies,
+    Area,
+    Certainty,
+    Kind,
+    Label,
+    Radius,
+    Text,
+    Texts,
+    UtcTime,
+)
 from relay.core.tips import Tip
 
 DEFAULT_RADIUS_M: Final = 500
@@ -38,7 +49,23 @@ class TipDraft(Struct, forbid_unknown_fields=True, frozen=True):
     expires_at: UtcTime | None = None
     expires_in: Annotated[str, Meta(pattern=r"^[0-9]{1,6}[smhd]$")] | None = None
     observed_at: UtcTime | None = None
+    # The place, piece by piece (``avisa tip publish --geohash --code --area-label``): what
+    # is missing comes from the tip and the gazetteer. Checked there, with examples.
+    geohash: Annotated[str, Meta(max_length=16)] | None = None
+    codes: Annotated[list[Annotated[str, Meta(max_length=40)]], Meta(max_length=16)] | None = None
+    area_label: Label | None = None
 
+
+class PlaceFinder(Protocol):
+    """Completes an alert's area from a tip and the publisher's pieces of a place."""
+
+    def area(self, tip: Tip, draft: TipDraft) -> Area: ...
+
+
+NO_PLACE: Final = (
+    "the tip has no place the desk can map (no geohash, ZIP or area code, and no [node]"
+    " home_codes): give one, e.g. --code zip:93030 or --geohash 9q5681 (API: codes, geohash)"
+)
 
 _HEADLINES: Final = {
     "confirmed": {
@@ -84,28 +111,36 @@ def _kind(tip: Tip, certainty: Certainty, draft: TipDraft) -> Kind:
     return activity if activity in KINDS and activity != "rumor" else "sighting"  # type: ignore[return-value]
 
 
-def _area(tip: Tip, draft: TipDraft) -> Area:
+def _area(tip: Tip, draft: TipDraft, place: PlaceFinder | None) -> Area:
+    picked = (draft.geohash, draft.codes, draft.area_label)
     if draft.area is not None:
+        if picked != (None, None, None):
+            raise BadInput(
+                "AVISA_BAD_DRAFT", "give either area or geohash/codes/area_label, not both"
+            )
         return draft.area
-    if tip.where.geohash is None:
-        raise BadInput(
-            "AVISA_BAD_DRAFT", "the tip has no geohash: give the alert's area in the draft"
-        )
+    if place is not None:
+        return place.area(tip, draft)
+    if draft.geohash is None and tip.where.geohash is None:
+        raise BadInput("AVISA_BAD_DRAFT", NO_PLACE)
     return Area(
-        label=tip.where.label,
-        geohash=tip.where.geohash,
+        label=draft.area_label or tip.where.label,
+        geohash=(draft.geohash or tip.where.geohash or "").lower(),
         radius_m=DEFAULT_RADIUS_M if draft.radius_m is None else draft.radius_m,
-        codes=list(tip.where.codes),
+        codes=list(draft.codes if draft.codes is not None else tip.where.codes),
     )
 
 
-def prefill(tip: Tip, draft: TipDraft, certainty: Certainty) -> Draft:
-    """The full alert draft: the publisher's fields, the rest from the tip."""
+def prefill(
+    tip: Tip, draft: TipDraft, certainty: Certainty, place: PlaceFinder | None = None
+) -> Draft:
+    """The full alert draft: the publisher's fields, the rest from the tip; ``place``
+    (``relay.core.tipplace``) completes the area from the gazetteer."""
     if draft.certainty is not None and draft.certainty != certainty:
         raise BadInput(
             "AVISA_BAD_DRAFT", f"the desk's outcome makes this alert's certainty {certainty}"
         )
-    area = _area(tip, draft)
+    area = _area(tip, draft, place)
     expires_in = draft.expires_in
     if draft.expires_at is None and expires_in is None:
         expires_in = DEFAULT_EXPIRES_IN

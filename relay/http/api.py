@@ -127,7 +127,7 @@ async def _publish_draft(request: web.Request, *, replaces: str | None = None) -
     draft = convert(drafts.carried(previous.alert, raw) if previous else raw, drafts.Draft)
     alert_id, envelope = await node.publish_draft(draft, previous.alert if previous else None)
     reply: dict[str, Any] = {"id": alert_id, "envelope": msgspec.Raw(envelope)}
-    reply["warnings"] = drafts.warnings(draft)
+    reply["warnings"] = drafts.warnings(draft, node.config.node.home_codes)
     if previous:
         reply["replaces"] = previous.alert.id
     return respond(reply, 201)

@@ -34,12 +34,14 @@ from aiohttp import web
 
 from bridges.cap.export import CapExport
 from bridges.runner import check_bridges, start_bridges
+from relay.core.config import Config
 from relay.core.errors import ConfigError
 from relay.federation import inbound
 from relay.federation.service import Federation
-from relay.http import api, cap, desk, report, webdesk
+from relay.http import api, cap, desk, place, report, webdesk
 from relay.http import sms as sms_api
 from relay.http.framing import FramingRunner
+from relay.runtime import places
 from relay.runtime.clock import TEST_CLOCK_ENV, NodeClock, file_clock, system_clock
 from relay.runtime.httpio import error_middleware
 from relay.runtime.node import Node
@@ -125,6 +127,7 @@ def build_app(node: Node, federation: Federation, owned: Sequence[Context] = ())
     app.add_routes(report.routes)
     webdesk.setup(app, node)
     app.add_routes(sms_api.routes)
+    app.add_routes(place.routes)
     return app
 
 
@@ -200,10 +203,15 @@ def test_clock_override() -> NodeClock | None:
         raise ConfigError(TEST_CLOCK_ENV, "names no file holding an RFC 3339 time") from None
 
 
+def _check(data_dir: Path, config: Config) -> None:
+    check_bridges(data_dir, config)
+    places.check_home(config)
+
+
 async def run_until_stopped(data_dir: Path, clock: NodeClock = system_clock) -> None:
     if clock is system_clock:
         clock = test_clock_override() or clock
-    node = Node.load(data_dir, clock, check=partial(check_bridges, data_dir))
+    node = Node.load(data_dir, clock, check=partial(_check, data_dir))
     config = node.config
     runner, port = await serve(node, config.listen_host, config.listen_port, owned_node(node))
     settle_garbage_collector()

@@ -11,6 +11,11 @@ shows), never the token. No endpoint returns a contact or a reporter hash:
 | intake     | submit tips, read them                                     |
 | verifier   | read tips, claim, record an outcome, close                 |
 | publisher  | publish an alert from a tip, see its prefilled draft, read |
+
+A draft's place is completed from the gazetteer (``relay.core.tipplace``):
+``POST /api/v1/tips/{id}/draft`` answers what a body would sign and its
+``warnings`` (no area code, codes outside ``[node] home_codes``) and signs
+nothing; ``publish`` answers the same ``warnings`` beside the alert.
 | admin      | everything                                                 |
 """
 
@@ -143,9 +148,21 @@ async def draft(request: web.Request) -> web.Response:
     return respond(await _desk(request).draft_for(_ref(request)))
 
 
+@routes.post("/api/v1/tips/{tip}/draft")
+async def preview(request: web.Request) -> web.Response:
+    """What publishing this body would sign, and what to warn about first; signs nothing."""
+    caller(request, PUBLISH)
+    desk = _desk(request)
+    body = await _body_or_empty(request, TipDraft)
+    complete = await desk.draft_for(_ref(request), body)
+    return respond({"draft": complete, "warnings": desk.warnings(complete)})
+
+
 @routes.post("/api/v1/tips/{tip}/publish")
 async def publish(request: web.Request) -> web.Response:
     who = caller(request, PUBLISH)
+    desk = _desk(request)
     draft = await _body_or_empty(request, TipDraft)
-    alert_id, envelope = await _desk(request).publish(_ref(request), actor(who), draft)
-    return respond({"id": alert_id, "envelope": msgspec.Raw(envelope)}, 201)
+    warned = desk.warnings(await desk.draft_for(_ref(request), draft))
+    alert_id, envelope = await desk.publish(_ref(request), actor(who), draft)
+    return respond({"id": alert_id, "envelope": msgspec.Raw(envelope), "warnings": warned}, 201)

@@ -34,20 +34,22 @@ import asyncio
 import os
 import sqlite3
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 
 import msgspec
 import structlog
 
-from relay.core import phone, tips
+from relay.core import drafts, phone, tips
 from relay.core.config import DeskSection
 from relay.core.drafts import Draft, ulid
 from relay.core.errors import BadInput
 from relay.core.sealing import Sealer, SealError
 from relay.core.times import Clock, parse_duration
 from relay.core.tipdrafts import TipDraft, prefill
+from relay.core.tipplace import TipPlaces
 from relay.core.tips import Outcome, Tip, TipEvent, TipIn
+from relay.runtime import places as place_data
 from relay.runtime.feed import FeedSignal
 from relay.storage import tips as tip_store
 from relay.storage.db import Database
@@ -87,8 +89,10 @@ class Desk:
         clock: Clock,
         section: DeskSection,
         publish_draft: PublishDraft,
+        home_codes: Sequence[str] = (),
     ) -> None:
         self.db = db
+        self.home_codes = tuple(home_codes)
         self.sealer = sealer
         self.clock = clock
         self.section = section
@@ -255,7 +259,7 @@ class Desk:
                 event = _event(now, actor, "publish", alert_id=alert_id)
                 tip_store.record(conn, tip.id, event, state="published")
 
-            draft_in = prefill(tip, draft, certainty)
+            draft_in = prefill(tip, draft, certainty, await self.places())
             alert_id, envelope = await self._publish_draft(draft_in, None, record)
             sealed = contact[0]
         self._changed()
@@ -263,12 +267,20 @@ class Desk:
         await self._reply(sealed, tip.language, certainty)
         return alert_id, envelope
 
-    async def draft_for(self, ref: str) -> Draft:
-        """The alert draft ``publish`` would sign now with nothing added (for a
-        publisher to review and edit); ``Conflict`` while the tip may not be published."""
+    async def draft_for(self, ref: str, draft: TipDraft | None = None) -> Draft:
+        """The alert draft ``publish`` would sign now with ``draft`` (nothing, by default)
+        added, for a publisher to review; ``Conflict`` while the tip may not be published."""
         tip = await self.get(ref)
         certainty = tips.publish_certainty(tip.state, tip.history, self.section.confirmations)
-        return prefill(tip, TipDraft(), certainty)
+        return prefill(tip, draft or TipDraft(), certainty, await self.places())
+
+    async def places(self) -> TipPlaces:
+        """The gazetteer (read on first use) with this node's home area."""
+        return TipPlaces(await place_data.get(), self.home_codes)
+
+    def warnings(self, draft: Draft, lang: str = "en") -> list[str]:
+        """What to say before signing ``draft`` (no area code, outside the home area)."""
+        return drafts.warnings(draft, self.home_codes, lang)
 
     async def _reply(self, sealed: bytes | None, language: str | None, certainty: str) -> None:
         send = self.reply_sender

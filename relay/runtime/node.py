@@ -165,7 +165,12 @@ class Node:
         self.federation: PeerLinks | None = None
         # The desk's sealing key is created on the first start of an older data dir.
         self.desk = Desk(
-            self.db, sealkey.load_or_create(data_dir), clock, config.desk, self.publish_draft
+            self.db,
+            sealkey.load_or_create(data_dir),
+            clock,
+            config.desk,
+            self.publish_draft,
+            config.node.home_codes,
         )
         self.metrics.collectors.append(self.desk.metrics_lines)
 
