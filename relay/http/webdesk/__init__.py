@@ -13,7 +13,8 @@ sub-application, before the API's JSON error middleware would see them.
 Modules: ``session`` (sessions, cookies, CSRF), ``i18n`` (es/en), ``pages``
 (the frame: rendering, forms, errors, login), ``tips``, ``alerts`` (alerts
 and held), ``network`` (peers, bridges, decisions), ``views`` (what a
-template is given), ``live`` (the stream), ``tiles`` (the map's streets: the
+template is given), ``live`` (the stream), ``picker`` (the place on
+the publish form's map), ``tiles`` (the map's streets: the
 node's PMTiles archive, read by the browser in ranges; ``blob:`` images in
 the policy are the tiles the vendored reader cuts from it, never a host).
 """
@@ -32,7 +33,7 @@ from aiohttp import web
 from yarl import URL
 
 from relay.http.api import NODE
-from relay.http.webdesk import alerts, i18n, live, network, pages, tiles, tips
+from relay.http.webdesk import alerts, i18n, live, network, pages, picker, tiles, tips
 from relay.http.webdesk.state import DESK, DeskState
 from relay.runtime.node import Node
 
@@ -100,6 +101,7 @@ def build(node: Node) -> web.Application:
     desk.add_routes(live.routes)
     desk.add_routes(tips.routes)
     desk.add_routes(tiles.routes)
+    desk.add_routes(picker.routes)
     desk.router.add_static("/static", STATIC, name="static")
     return desk
 

@@ -23,6 +23,8 @@
     }
   }
 
+  window.avisaStreets = streets;  /* for pick.js, the publish form's map */
+
   function draw() {
     var box = document.getElementById("map");
     if (!box || typeof L === "undefined") return;
