@@ -6,7 +6,6 @@ nothing signed."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -65,9 +64,9 @@ async def test_the_map_asks_the_gazetteer(running: RunningNode, desk: DeskClient
         status, error = await place(desk, bad)
         assert status == 400 and error["errcode"] == "AVISA_BAD_PLACE", bad
         assert field in str(error["error"]), (bad, error)
-    async with aiohttp.ClientSession() as stranger:
-        async with stranger.get(running.url + "/desk/place?zip=93030", allow_redirects=False) as r:
-            assert r.status == 303
+    url = running.url + "/desk/place?zip=93030"
+    async with aiohttp.ClientSession() as stranger, stranger.get(url, allow_redirects=False) as r:
+        assert r.status == 303
 
 
 async def test_the_form_starts_from_the_tips_zip(running: RunningNode, desk: DeskClient) -> None:
