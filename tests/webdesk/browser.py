@@ -237,7 +237,7 @@ class Browser:
 def _local(url: str) -> bool:
     parts = urlsplit(url)
     # The browser's own pages (its first new tab) are not the network.
-    if parts.scheme in ("data", "blob", "about", "chrome"):
+    if parts.scheme in ("data", "blob", "about", "chrome", "chrome-untrusted"):
         return True
     return parts.scheme in ("http", "https", "ws") and (parts.hostname or "") in ALLOWED_HOSTS
 

@@ -15,9 +15,15 @@
     var d = box.dataset;
     if (d.pmtiles && window.pmtiles) {
       var source = new window.pmtiles.PMTiles(d.pmtiles);
-      window.pmtiles.leafletRasterLayer(source, {
+      var layer = window.pmtiles.leafletRasterLayer(source, {
         attribution: d.attribution || "", maxNativeZoom: +d.maxzoom || 14, maxZoom: 18
-      }).addTo(target);
+      });
+      /* As Leaflet's own tiles are: decoration, not content, for a screen reader. */
+      layer.on("tileloadstart", function (event) {
+        event.tile.alt = "";
+        event.tile.setAttribute("role", "presentation");
+      });
+      layer.addTo(target);
     } else if (d.tiles) {
       L.tileLayer(d.tiles, { attribution: d.attribution || "", maxZoom: 18 }).addTo(target);
     }

@@ -72,7 +72,9 @@
 
     function put(latlng) {
       if (marker) { marker.setLatLng(latlng); return; }
-      marker = L.marker(latlng, { draggable: true, keyboard: true, autoPan: true, title: d.markerLabel, alt: d.markerLabel });
+      /* A pin drawn by desk.css: Leaflet's default icon is an image the node does not ship. */
+      var pin = L.divIcon({ className: "pick-pin", iconSize: [28, 28], iconAnchor: [14, 28] });
+      marker = L.marker(latlng, { icon: pin, draggable: true, keyboard: true, autoPan: true, title: d.markerLabel });
       marker.addTo(map);
       marker.on("dragend", function () { at(marker.getLatLng()); });
       var icon = marker.getElement();
