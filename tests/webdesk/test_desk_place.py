@@ -76,7 +76,7 @@ async def test_the_form_starts_from_the_tips_zip(running: RunningNode, desk: Des
     assert f'name="zip" class="pick-zip" value="{OXNARD_ZIP}"' in page
     assert f'name="codes" class="pick-codes-value" value="{VENTURA}"' in page
     assert 'value="Escuela Lincoln" data-auto=""' in page  # the tip's words, kept
-    assert "vendor/leaflet.js?v=" in page and "pick.js?v=" in page
+    assert "vendor/leaflet.js?v=" in page
     _, page, _ = await desk.page("/desk/tips?lang=en")
     assert "Click the map or drag the marker" in page and "Geohash (for experts)" in page
 

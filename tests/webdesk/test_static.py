@@ -16,7 +16,6 @@ from tests.conftest import RunningNode
 COMPRESSED = (
     "desk.css",
     "desk.js",
-    "pick.js",
     "vendor/htmx.min.js",
     "vendor/leaflet.js",
     "vendor/leaflet.css",

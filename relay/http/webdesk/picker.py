@@ -3,7 +3,7 @@
 The form shows the place the desk suggests for the tip (``relay.core.tipplace``:
 its geohash, ZIP, code, a ZIP in its words, or the node's home area) as a
 marker on a map with the node's own streets (``tiles``). A click, a drag, the
-arrow keys on the focused marker, or a ZIP typed in the form move it; each
+arrow keys on the focused marker, or a ZIP typed in the form move it (``static/desk.js``); each
 move asks ``GET /desk/place`` (the gazetteer, as ``GET /api/v1/place`` answers
 it, for a signed-in desk user) and refills the geohash, the area codes and,
 unless the publisher has edited it, the area's label. The geohash stays in
