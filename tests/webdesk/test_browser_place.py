@@ -135,6 +135,15 @@ async def test_a_zip_only_tip_is_placed_on_the_map_and_accepted_by_the_county(
         await browser.wait(f"{FIELD.format('status')}.classList.contains('good')")
         picked = await field(browser, "geohash")
         assert picked not in (start, keyed) and COUNTY in await field(browser, "codes-value")
+        # the list refreshes itself (live feed, every 30 s): the form being filled stays
+        await browser.js(
+            "document.getElementById('tips').dataset.old = 'yes';"
+            "window.htmx.trigger(document.body, 'desk:tips');"
+        )
+        await browser.wait("!document.getElementById('tips').dataset.old", what="a refresh")
+        await browser.wait(f"{FIELD.format('geohash')} !== null")
+        assert await field(browser, "geohash") == picked
+        assert await browser.js(f"return {tiles}.length > 0")
         await browser.check_page("tips-place")
 
         await browser.js(f"{FORM}.querySelector('button.publish-button').click();")
@@ -156,3 +165,19 @@ async def test_a_zip_only_tip_is_placed_on_the_map_and_accepted_by_the_county(
         await browser.wait(f"{streets}.length > 0", what="streets under the alerts map")
         assert await browser.js("return document.getElementById('map-note') === null")
         await browser.check_page("alerts-streets")
+
+        # what streets cost: the alerts page with an empty cache, until its tiles are drawn
+        cold = await browser.weigh(a.url + "/desk/alerts", cold=True)
+        await browser.wait(
+            f"{streets}.length > 0 && {streets}.length === "
+            "document.querySelectorAll('#map img.leaflet-tile').length",
+            what="every tile of the view drawn",
+        )
+        reads = [u for u in cold["urls"] if u.startswith("/desk/tiles/")]
+        drawn = int(await browser.js(f"return {streets}.length"))
+        print(
+            f"\nalerts page with streets, cold: {cold['requests']} requests (blob: tiles"
+            f" included), {cold['bytes']} bytes; archive reads {len(reads)}, tiles {drawn}"
+        )
+        # one read for the header and root directory, then one per tile drawn
+        assert len(reads) <= drawn + 1 and cold["bytes"] < 300_000, cold

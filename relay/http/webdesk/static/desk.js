@@ -31,6 +31,17 @@
     }
   }
 
+  /* What draw() will cover: each alert's cell and its radius. */
+  function extent(items) {
+    var bounds = L.latLngBounds([]);
+    items.forEach(function (item) {
+      var d = item.dataset;
+      bounds.extend([[+d.s, +d.w], [+d.n, +d.e]]);
+      if (+d.r > 0) bounds.extend(L.latLng(+d.lat, +d.lon).toBounds(2 * +d.r));
+    });
+    return bounds;
+  }
+
   function draw() {
     var box = document.getElementById("map");
     if (!box || typeof L === "undefined") return;
@@ -39,8 +50,11 @@
       streets(box, map);
       L.control.scale({ imperial: true, metric: true }).addTo(map);
       layer = L.featureGroup().addTo(map);
+      /* The first view is the alerts' own, so no tile is fetched for another. */
+      var first = document.querySelectorAll("#alerts [data-geo]");
       var center = (box.dataset.center || "").split(",");
-      if (center.length === 3) map.setView([+center[0], +center[1]], Math.max(+center[2], 8));
+      if (first.length) map.fitBounds(extent(first), { padding: [24, 24], maxZoom: 14 });
+      else if (center.length === 3) map.setView([+center[0], +center[1]], Math.max(+center[2], 8));
       else map.setView([20, 0], 2);
     }
     layer.clearLayers();
