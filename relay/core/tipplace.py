@@ -38,7 +38,7 @@ from relay.core.tips import Tip
 
 #: Around a county's centre the place is only roughly known.
 COUNTY_RADIUS_M: Final = 5000
-_WORDS_ZIP: Final = re.compile(r"(?<![0-9])([0-9]{5})(?![0-9-])")
+_WORDS_ZIP: Final = re.compile(r"(?<![0-9])([0-9]{5})(?:-[0-9]{4})?(?![0-9])")
 
 
 class Suggestion(NamedTuple):

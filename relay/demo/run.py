@@ -142,6 +142,8 @@ class DemoNode:
         text = path.read_text()
         for setting, value in self.region.policy.items():
             text = _set(text, setting, value)
+        # Its own county: the desk's starting place, and what publishing warns outside of.
+        text = text.replace("[node]\n", f'[node]\nhome_codes = ["{self.region.code}"]\n', 1)
         path.write_text(text)
 
     def card(self, workdir: Path) -> tuple[Path, str]:

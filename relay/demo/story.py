@@ -201,21 +201,25 @@ class Scenario:
             {"outcome": "confirmed", "note": "Vi dos camionetas y cuatro agentes"},
         )
         print("  ✓ they confirm it on site")
+        path = f"/api/v1/tips/{number}"
+        preview = await story.call(ventura, "POST", f"{path}/draft", {"expires_in": "3h"})
+        area = preview["draft"]["area"]
+        if preview["warnings"] or area["codes"] != ["fips:06111"]:
+            raise StepFailed(f"the suggested place is {area['codes']}: {preview['warnings']}")
+        print(
+            f"  ✓ the desk suggests the place from ZIP 93030 alone: geohash {area['geohash']},"
+            f" {' '.join(area['codes'])} (Ventura County); no warning: peers trust ventura there"
+        )
         t0 = system_clock.monotonic()
-        published = await story.call(
-            ventura,
-            "POST",
-            f"/api/v1/tips/{number}/publish",
-            {
-                "area": {"label": "Cooper St, Oxnard", "geohash": "9q5681", "radius_m": 500,
-                         "codes": ["fips:06111"]},
-                "expires_in": "3h",
-            },
-        )  # fmt: skip
+        published = await story.call(ventura, "POST", f"{path}/publish", {"expires_in": "3h"})
         alert_id = published["id"]
-        print(f"  ✓ a publisher signs {alert_id} from it (text prefilled in es and en)")
-        ms = await story.shows(la, alert_id, "active", t0)
-        print(f"  ✓ la shows the alert after {ms:.0f} ms; the tip itself stayed at ventura")
+        print(f"  ✓ a publisher takes it and signs {alert_id} (text prefilled in es and en)")
+        ms = await story.decided(la, alert_id, "authoritative", t0)
+        print(
+            f"  ✓ la accepted it after {ms:.0f} ms (authoritative: inside ventura's fips:06111),"
+            " not held; the tip itself stayed at ventura"
+        )
+        await story.shows(la, alert_id, "active", t0)
 
     async def texts(self) -> None:
         line = self.story.line

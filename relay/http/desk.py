@@ -11,12 +11,12 @@ shows), never the token. No endpoint returns a contact or a reporter hash:
 | intake     | submit tips, read them                                     |
 | verifier   | read tips, claim, record an outcome, close                 |
 | publisher  | publish an alert from a tip, see its prefilled draft, read |
+| admin      | everything                                                 |
 
 A draft's place is completed from the gazetteer (``relay.core.tipplace``):
 ``POST /api/v1/tips/{id}/draft`` answers what a body would sign and its
 ``warnings`` (no area code, codes outside ``[node] home_codes``) and signs
 nothing; ``publish`` answers the same ``warnings`` beside the alert.
-| admin      | everything                                                 |
 """
 
 from __future__ import annotations

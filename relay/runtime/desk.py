@@ -245,6 +245,7 @@ class Desk:
 
     async def publish(self, ref: str, actor: str, draft: TipDraft) -> tuple[str, bytes]:
         """Sign the alert the tip became; returns its id and envelope bytes."""
+        finder = await self.places()  # the first read of the gazetteer waits outside the lock
         async with self._lock:
             tip = await self.get(ref)
             certainty = tips.publish_certainty(tip.state, tip.history, self.section.confirmations)
@@ -259,7 +260,7 @@ class Desk:
                 event = _event(now, actor, "publish", alert_id=alert_id)
                 tip_store.record(conn, tip.id, event, state="published")
 
-            draft_in = prefill(tip, draft, certainty, await self.places())
+            draft_in = prefill(tip, draft, certainty, finder)
             alert_id, envelope = await self._publish_draft(draft_in, None, record)
             sealed = contact[0]
         self._changed()

@@ -1,160 +1,85 @@
-"""The publish form's place (issue 26 item 3) over plain HTTP, on a real node: the
-suggestion the form starts with, ``GET /desk/place`` for the map, and the form
-posted without JavaScript (a ZIP typed in), with bad places refused and
-nothing signed."""
+"""The web desk's publish result says where peers would hold the alert (DESIGN §14).
+
+A real node (``home_codes = ["fips:06111"]``) and its desk over HTTP: a tip
+with a ZIP published with a geohash from the form carries its county and no
+warning; a tip whose ZIP lies in another county is signed and the page then
+says, in Spanish and in English, that peers trusting this network for
+fips:06111 will hold it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-import aiohttp
 import pytest
 
 from relay.core.tips import TipIn, Where
-from relay.storage import store
+from relay.runtime.clock import FakeClock
 from tests.conftest import RunningNode
-from tests.webdesk.deskclient import DeskClient
+from tests.fedkit import members
+from tests.webdesk.test_desk_tips import desk_as
 
-OXNARD_ZIP = "93030"
-VENTURA = "fips:06111"
+
+def home(text: str) -> str:
+    return text.replace("[node]\n", '[node]\nhome_codes = ["fips:06111"]\n', 1)
 
 
 @pytest.fixture
-async def desk(running: RunningNode) -> AsyncIterator[DeskClient]:
-    client = DeskClient.open(running.url)
-    assert (await client.login(running.token)).status == 303
-    yield client
-    await client.close()
+async def node(tmp_path: Path, clock: FakeClock) -> AsyncIterator[RunningNode]:
+    async with members(tmp_path, clock, ["ventura"], home) as started:
+        yield started["ventura"]
 
 
-async def confirmed_tip(node: RunningNode, codes: list[str], label: str = "Escuela Lincoln") -> str:
+async def confirmed_tip(node: RunningNode, zip_code: str) -> str:
     desk = node.node.desk
-    tip = TipIn(
-        channel="web",
-        text="Dos camionetas frente a la escuela",
-        where=Where(label=label, codes=codes),
-    )
-    made = await desk.submit(tip)
-    await desk.claim(made, "verifier-1")
-    await desk.outcome(made, "verifier-1", "confirmed")
-    return made
+    tip = TipIn(text="Agentes", where=Where(label="Calle 5", codes=[f"zip:{zip_code}"]))
+    tip_id = await desk.submit(tip)
+    await desk.claim(tip_id, "token:v")
+    await desk.outcome(tip_id, "token:v", "confirmed")
+    return tip_id
 
 
-async def place(desk: DeskClient, query: str) -> tuple[int, dict[str, object]]:
-    async with desk.http.get(desk.base + "/desk/place?" + query, allow_redirects=False) as r:
-        assert r.content_type == "application/json", await r.text()
-        return r.status, await r.json()
-
-
-async def test_the_map_asks_the_gazetteer(running: RunningNode, desk: DeskClient) -> None:
-    status, found = await place(desk, f"zip={OXNARD_ZIP}")
-    assert status == 200 and VENTURA in found["codes"] and f"zip:{OXNARD_ZIP}" in found["codes"]
-    status, point = await place(desk, "lat=34.1975&lon=-119.1771")
-    assert status == 200 and VENTURA in point["codes"]
-    status, cell = await place(desk, f"geohash={found['geohash']}")
-    assert status == 200 and cell["codes"] == found["codes"]
-    for bad, field in (
-        ("zip=00000", "zip"),
-        ("zip=9303", "zip"),
-        ("lat=0&lon=-150", "lat/lon"),  # the Pacific
-        ("geohash=9q", "geohash"),
-        ("zip=93030&zip=93033", "e.g."),
-        ("nothing=1", "e.g."),
-    ):
-        status, error = await place(desk, bad)
-        assert status == 400 and error["errcode"] == "AVISA_BAD_PLACE", bad
-        assert field in str(error["error"]), (bad, error)
-    url = running.url + "/desk/place?zip=93030"
-    async with aiohttp.ClientSession() as stranger, stranger.get(url, allow_redirects=False) as r:
-        assert r.status == 303
-
-
-async def test_the_form_starts_from_the_tips_zip(running: RunningNode, desk: DeskClient) -> None:
-    await confirmed_tip(running, [f"zip:{OXNARD_ZIP}"])
-    _, page, _ = await desk.page("/desk/tips?lang=es")
-    assert 'class="pick-map map"' in page and "Dónde" in page
-    assert f'name="zip" class="pick-zip" value="{OXNARD_ZIP}"' in page
-    assert f'name="codes" class="pick-codes-value" value="{VENTURA}"' in page
-    assert 'value="Escuela Lincoln" data-auto=""' in page  # the tip's words, kept
-    assert "vendor/leaflet.js?v=" in page
-    _, page, _ = await desk.page("/desk/tips?lang=en")
-    assert "Click the map or drag the marker" in page and "Geohash (for experts)" in page
-
-
-async def test_a_tip_without_a_place_starts_on_the_whole_country(
-    running: RunningNode, desk: DeskClient
+async def test_a_geohash_from_the_form_brings_its_county_and_no_warning(
+    node: RunningNode,
 ) -> None:
-    await confirmed_tip(running, [], label="la tienda")
-    _, page, _ = await desk.page("/desk/tips?lang=en")
-    assert 'data-lat="39.5" data-lon="-98.35" data-zoom="4" data-marker=""' in page
-    assert "pick one on the map or type its ZIP code" in page
-
-
-async def posted(running: RunningNode, desk: DeskClient, tip_id: str, **form: str) -> str:
-    csrf = await desk.csrf("/desk/tips")
-    status, _, headers = await desk.post(
-        f"/desk/tips/{tip_id}/publish", {"csrf": csrf, "expires_in": "4h", **form}
+    tip_id = await confirmed_tip(node, "93030")
+    publisher = await desk_as(node, "publisher")
+    try:
+        csrf = await publisher.csrf("/desk/tips")
+        form = {"csrf": csrf, "geohash": "9Q5681", "expires_in": "2h"}
+        status, _, headers = await publisher.post(f"/desk/tips/{tip_id}/publish", form)
+        assert status == 303 and headers["Location"] == "/desk/tips?done=1", headers
+        _, page, _ = await publisher.page("/desk/tips?done=1&lang=es")
+        assert 'id="place-warning"' not in page
+    finally:
+        await publisher.close()
+    tip = await node.node.desk.get(tip_id)
+    _, body = await node.call("GET", f"/api/v1/alerts/{tip.alert_id}")
+    assert (body["alert"]["area"]["geohash"], body["alert"]["area"]["codes"]) == (
+        "9q5681",
+        ["fips:06111"],
     )
-    assert status == 303
-    return str(headers["Location"])
 
 
-async def test_without_javascript_a_typed_zip_places_the_alert(
-    running: RunningNode, desk: DeskClient
+async def test_publishing_outside_the_home_area_says_so_in_both_languages(
+    node: RunningNode,
 ) -> None:
-    tip_id = await confirmed_tip(running, [], label="la tienda")
-    form = {"zip": "93033", "zip_shown": "", "geohash": "", "codes": "", "area_label": ""}
-    assert "error=" not in await posted(running, desk, tip_id, **form)
-    (row,) = await running.node.db.read(
-        lambda c: store.listing(c, running.node.clock(), active_only=False)
-    )
-    area = row.alert.area
-    assert area.codes == [VENTURA] and area.label == "la tienda" and len(area.geohash) == 6
-
-
-async def test_a_picked_point_is_signed_with_its_county(
-    running: RunningNode, desk: DeskClient
-) -> None:
-    tip_id = await confirmed_tip(running, [f"zip:{OXNARD_ZIP}"])
-    _, found = await place(desk, "lat=34.1600&lon=-119.1900")
-    form = {
-        "zip": OXNARD_ZIP,
-        "zip_shown": OXNARD_ZIP,
-        "geohash": str(found["geohash"]),
-        "codes": " ".join(found["codes"]),  # type: ignore[arg-type]
-        "area_label": "Cooper St y 5th, Oxnard",
-    }
-    assert "error=" not in await posted(running, desk, tip_id, **form)
-    (row,) = await running.node.db.read(
-        lambda c: store.listing(c, running.node.clock(), active_only=False)
-    )
-    area = row.alert.area
-    assert area.geohash == found["geohash"] and area.codes == [VENTURA]
-    assert area.label == "Cooper St y 5th, Oxnard"
-
-
-@pytest.mark.parametrize(
-    ("form", "errcode"),
-    [
-        ({"geohash": "9q"}, "AVISA_BAD_PLACE"),
-        ({"geohash": "zzzzzz"}, "AVISA_BAD_PLACE"),  # not in the US
-        ({"codes": "fips:99999"}, "AVISA_BAD_PLACE"),
-        ({"zip": "123", "zip_shown": "93030"}, "AVISA_BAD_PLACE"),
-        ({"zip": "00000", "zip_shown": "93030"}, "AVISA_BAD_PLACE"),
-        ({"codes": " ".join(["fips:06111"] * 17)}, "AVISA_BAD_PLACE"),
-    ],
-)
-async def test_a_bad_place_signs_nothing(
-    running: RunningNode, desk: DeskClient, form: dict[str, str], errcode: str
-) -> None:
-    tip_id = await confirmed_tip(running, [f"zip:{OXNARD_ZIP}"])
-    location = await posted(running, desk, tip_id, **form)
-    assert location.endswith(f"error={errcode}"), location
-    assert (
-        await running.node.db.read(
-            lambda c: store.listing(c, running.node.clock(), active_only=False)
-        )
-        == []
-    )
-    (tip,) = await running.node.desk.listing(open_only=False)
-    assert tip.state == "confirmed"
+    tip_id = await confirmed_tip(node, "90033")
+    publisher = await desk_as(node, "publisher")
+    try:
+        csrf = await publisher.csrf("/desk/tips")
+        form = {"csrf": csrf, "expires_in": "2h"}
+        status, _, headers = await publisher.post(f"/desk/tips/{tip_id}/publish", form)
+        assert status == 303, headers
+        assert headers["Location"] == "/desk/tips?done=1&warn=outside"
+        _, page, _ = await publisher.page("/desk/tips?done=1&warn=outside&lang=es")
+        assert "los nodos vecinos que confían en esta red para fips:06111 la retendrán" in page
+        _, page, _ = await publisher.page("/desk/tips?done=1&warn=outside&lang=en")
+        assert "peers that trust this network for fips:06111 will hold it" in page
+        _, page, _ = await publisher.page("/desk/tips?done=1&warn=%3Cb%3E&lang=en")
+        assert 'id="place-warning"' not in page and "<b>" not in page
+    finally:
+        await publisher.close()
+    tip = await node.node.desk.get(tip_id)
+    assert tip.state == "published"

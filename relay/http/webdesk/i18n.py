@@ -40,6 +40,10 @@ _EN: dict[str, str] = {
     "empty": "Nothing here right now.",
     "error": "Could not do that",
     "done": "Done.",
+    "tips.warn.outside": "Signed, but peers that trust this network for {home} will hold it"
+    " (outside_speaks_for): its area codes lie outside this network's home area.",
+    "tips.warn.nocode": "Signed, but the alert has no area code: peers that trust this"
+    " network for {home} will hold it (outside_speaks_for).",
     "forbidden": "Your role may not do this.",
     "notfound": "There is no such page.",
     "alerts.title": "Alerts",
@@ -216,6 +220,10 @@ _ES: dict[str, str] = {
     "empty": "Nada por ahora.",
     "error": "No se pudo hacer",
     "done": "Hecho.",
+    "tips.warn.outside": "Firmada, pero los nodos vecinos que confían en esta red para {home}"
+    " la retendrán (outside_speaks_for): sus códigos de área quedan fuera del área de esta red.",
+    "tips.warn.nocode": "Firmada, pero la alerta no tiene código de área: los nodos vecinos"
+    " que confían en esta red para {home} la retendrán (outside_speaks_for).",
     "forbidden": "Su función no permite esto.",
     "notfound": "Esa página no existe.",
     "alerts.title": "Alertas",

@@ -161,15 +161,18 @@ async def read_form(request: web.Request, user: User) -> MultiDict[str]:
     return form
 
 
-async def act(back: str, work: Callable[[], Awaitable[None]]) -> web.StreamResponse:
-    """Do a change; go back to the page with its outcome (an error code, or done)."""
+async def act(
+    back: str, work: Callable[[], Awaitable[None]], also: Callable[[], str] | None = None
+) -> web.StreamResponse:
+    """Do a change; go back to the page with its outcome (an error code, or done, and
+    what ``also`` adds to the query once the work is done, e.g. a warning)."""
     try:
         await work()
     except BadInput as exc:
         if status_for(exc) in (401, 403):
             raise
         raise web.HTTPSeeOther(f"{back}?error={exc.errcode}") from None
-    raise web.HTTPSeeOther(f"{back}?done=1")
+    raise web.HTTPSeeOther(f"{back}?done=1{also() if also else ''}")
 
 
 # --- errors -----------------------------------------------------------------

@@ -17,7 +17,7 @@ import msgspec
 from aiohttp import web
 from multidict import MultiDict
 
-from relay.core.drafts import Draft
+from relay.core.drafts import Draft, warnings
 from relay.core.errors import BadInput
 from relay.core.model import Area
 from relay.core.tipdrafts import PlaceFinder, TipDraft, prefill
@@ -138,7 +138,10 @@ async def tips_page(request: web.Request) -> web.StreamResponse:
     t = i18n.translator(language)
     places = await node.desk.places() if user.may(PUBLISH) else None
     settings = request.app[DESK].settings
+    warn = request.query.get("warn", "")
     context = {
+        "warning": t(f"tips.warn.{warn}") if warn in PLACE_WARNINGS else "",
+        "home_codes": ", ".join(node.config.node.home_codes) or "-",
         "tips": [tip_card(tip, user, node, t, places) for tip in found],
         "map": tiles.map_view(request.app[tiles.TILES], settings, t),
         "tile_url": settings.tile_url,
@@ -227,14 +230,27 @@ async def publish(request: web.Request) -> web.StreamResponse:
         radius = form.get("radius_m", "").strip()
         if radius:
             fields["radius_m"] = _int(radius)
-        fields.update(picker.from_form(form))
+        fields.update(picker.from_form(form))  # the place: the gazetteer completes it
         try:
             draft = msgspec.convert(fields, TipDraft)
         except msgspec.ValidationError:
             raise BadInput("AVISA_BAD_DRAFT", "the form does not make a valid alert") from None
+        warned.append(place_warning(await desk.draft_for(tip.id, draft), desk.home_codes))
         await desk.publish(tip.id, user.actor, draft)
 
-    return await act("/desk/tips", work)
+    warned: list[str] = []
+    return await act("/desk/tips", work, lambda: f"&warn={warned[0]}" if warned[0] else "")
+
+
+PLACE_WARNINGS = ("nocode", "outside")
+
+
+def place_warning(draft: Draft, home_codes: list[str] | tuple[str, ...]) -> str:
+    """Which warning the published alert's place deserves ("" for none), for the page
+    to say in the reader's language (DESIGN §14: nothing is held by surprise)."""
+    if not warnings(draft, home_codes):
+        return ""
+    return "outside" if draft.area.codes else "nocode"
 
 
 def _int(text: str) -> int:
