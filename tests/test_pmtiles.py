@@ -21,7 +21,7 @@ def test_a_written_archive_reads_back(tmp_path: Path) -> None:
     west, south, east, north = header.bounds
     assert west < OXNARD[1] < east and south < OXNARD[0] < north
     vector = read_header(write_vector_archive(tmp_path / "v.pmtiles").read_bytes())
-    assert vector.tile_type == "mvt" and not vector.raster
+    assert vector.tile_type == "mvt" and not vector.raster and vector.drawable
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,10 @@ must know is only whether the file is an archive the desk can draw
 (``read_header``: the 127-byte v3 header, its tile type and bounds) and which
 bytes a request asks for (``byte_range``: one ``bytes=`` range, bounded).
 
-The desk draws raster tiles (PNG, JPEG, WebP, AVIF) with the reader's Leaflet
-layer; an archive of vector tiles is recognised and reported, not drawn.
+The desk draws raster tiles (PNG, JPEG, WebP, AVIF) with the ``pmtiles``
+reader's Leaflet layer, and Mapbox Vector Tiles (the Protomaps basemap's
+layers, as its daily builds hold them) with ``protomaps-leaflet``; an archive
+of another tile type (MLT, unknown) is recognised and reported, not drawn.
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ class Header:
     @property
     def raster(self) -> bool:
         return self.tile_type in RASTER.values()
+
+    @property
+    def drawable(self) -> bool:
+        """Raster tiles, or Mapbox Vector Tiles."""
+        return self.raster or self.tile_type == "mvt"
 
 
 class NotAnArchive(ValueError):

@@ -20,6 +20,7 @@ COMPRESSED = (
     "vendor/leaflet.js",
     "vendor/leaflet.css",
     "vendor/pmtiles.js",
+    "vendor/protomaps-leaflet.js",
 )
 
 

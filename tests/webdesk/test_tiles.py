@@ -23,7 +23,7 @@ from relay.runtime.node import Node
 from tests.conftest import RunningNode
 from tests.test_federation_process import Proc, free_port, setup_node
 from tests.webdesk.deskclient import DeskClient
-from tests.webdesk.tilekit import write_archive, write_vector_archive
+from tests.webdesk.tilekit import write_archive, write_unknown_archive, write_vector_archive
 
 ARCHIVE = "maps/oxnard.pmtiles"
 URL = "/desk/tiles/oxnard.pmtiles"
@@ -51,6 +51,8 @@ async def node_with(tmp_path: Path, clock: FakeClock, tiles: str, fill: str) -> 
         write_archive(path)
     elif fill == "vector":
         write_vector_archive(path)
+    elif fill == "unknown":
+        write_unknown_archive(path)
     elif fill == "text":
         path.write_text("<html>not a map</html>\n" * 20)
     config = data.data_dir / "avisa.toml"
@@ -159,8 +161,9 @@ async def test_the_alerts_map_is_given_the_archive(mapped: tuple[Started, DeskCl
     node, desk = mapped
     status, page, headers = await desk.page("/desk/alerts?lang=en")
     assert status == 200
-    assert f'data-pmtiles="{URL}"' in page and 'data-maxzoom="14"' in page
+    assert f'data-pmtiles="{URL}" data-vector=""' in page and 'data-maxzoom="14"' in page
     assert "vendor/pmtiles.js?v=" in page and "map-note" not in page
+    assert "protomaps-leaflet.js" not in page
     csp = headers["Content-Security-Policy"]
     assert "img-src 'self' blob:;" in csp and "connect-src 'self';" in csp
 
@@ -170,7 +173,7 @@ async def test_the_alerts_map_is_given_the_archive(mapped: tuple[Started, DeskCl
     [
         ("missing", "is not in the data directory", "no está en el directorio de datos"),
         ("text", "not a PMTiles v3 archive", "no es un archivo PMTiles v3"),
-        ("vector", "holds vector tiles", "teselas vectoriales"),
+        ("unknown", "a kind of tiles the desk cannot draw", "no sabe dibujar"),
     ],
 )
 async def test_an_unusable_file_leaves_a_running_node_that_says_why(
@@ -220,3 +223,20 @@ async def test_avisa_run_says_first_that_the_file_is_missing(
     assert warned and ARCHIVE in lines[warned[0]] and "no such file" in lines[warned[0]]
     started = [i for i, line in enumerate(lines) if "node started" in line]
     assert not started or warned[0] < started[0]
+
+
+async def test_vector_tiles_are_drawn_by_protomaps_leaflet(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    node = await node_with(tmp_path, clock, ARCHIVE, "vector")
+    desk = DeskClient.open(node.url)
+    try:
+        assert (await desk.login(node.token)).status == 303
+        _, page, _ = await desk.page("/desk/alerts?lang=en")
+        assert f'data-pmtiles="{URL}" data-vector="yes"' in page and "map-note" not in page
+        assert "vendor/protomaps-leaflet.js?v=" in page and "vendor/pmtiles.js" not in page
+        status, body, _ = await get(desk, URL, Range="bytes=0-126")
+        assert status == 206 and body.startswith(b"PMTiles\x03")
+    finally:
+        await desk.close()
+        await node.stop()

@@ -4,11 +4,15 @@ package's own writer, for the desk's map tests and screenshots.
 The tiles are drawn here (PNG by hand: zlib and four chunks), a made-up street
 grid in degrees so the streets line up across tiles and zooms: a wide road
 every 0.05°, streets every 0.01° from zoom 10, side streets every 0.002° from
-zoom 13. Nothing is fetched; the archive is the same bytes on every run.
+zoom 13. The same grid as vector tiles (MVT, encoded here by hand in the
+Protomaps basemap's ``earth`` and ``roads`` layers) for ``protomaps-leaflet``.
+Nothing is fetched; an archive is the same bytes on every run.
 """
 
 from __future__ import annotations
 
+import gzip
+import itertools
 import math
 import struct
 import zlib
@@ -106,12 +110,111 @@ def write_archive(
     return path
 
 
-def write_vector_archive(path: Path) -> Path:
-    """An archive that says it holds vector tiles (one tile, not a real one)."""
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes | int) -> bytes:
+    if isinstance(payload, int):
+        return _varint(number << 3) + _varint(payload)
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _zigzag(n: int) -> int:
+    return (n << 1) ^ (n >> 31)
+
+
+def _geometry(points: list[tuple[int, int]], closed: bool) -> bytes:
+    """MVT geometry commands: MoveTo, LineTo, (ClosePath), deltas zigzagged."""
+    ints = [1 | 1 << 3, _zigzag(points[0][0]), _zigzag(points[0][1])]
+    ints.append(2 | (len(points) - 1) << 3)
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        ints += [_zigzag(x1 - x0), _zigzag(y1 - y0)]
+    if closed:
+        ints.append(7 | 1 << 3)
+    return b"".join(_varint(i) for i in ints)
+
+
+def _layer(name: str, features: list[tuple[int, list[tuple[int, int]], str]]) -> bytes:
+    """One MVT layer; each feature (type, points, kind) tagged ``kind``."""
+    kinds = sorted({kind for _, _, kind in features})
+    body = _field(15, 2) + _field(1, name.encode()) + _field(3, b"kind")
+    for kind in kinds:
+        body += _field(4, _field(1, kind.encode()))
+    for number, (kind_of, points, kind) in enumerate(features, start=1):
+        tags = _varint(0) + _varint(kinds.index(kind))
+        feature = _field(1, number) + _field(2, tags) + _field(3, kind_of)
+        body += _field(2, feature + _field(4, _geometry(points, kind_of == 3)))
+    return body + _field(5, 4096)
+
+
+def mvt_tile(z: int, x: int, y: int) -> bytes:
+    """A vector tile in the Protomaps basemap's layers: land, and the street grid as
+    ``roads`` (``highway``, ``major_road``, ``minor_road``)."""
+    n = 2**z
+    west, east = x / n * 360 - 180, (x + 1) / n * 360 - 180
+    top = (1 - y / n * 2) * math.pi
+    bottom = (1 - (y + 1) / n * 2) * math.pi
+
+    def to_y(lat: float) -> int:
+        merc = math.asinh(math.tan(math.radians(lat)))
+        return round((top - merc) / (top - bottom) * 4096)
+
+    north, south = (math.degrees(math.atan(math.sinh(v))) for v in (top, bottom))
+    roads: list[tuple[int, list[tuple[int, int]], str]] = []
+    for step, kind, from_zoom in (
+        (0.05, "highway", 0),
+        (0.01, "major_road", 10),
+        (0.002, "minor_road", 13),
+    ):
+        if z < from_zoom:
+            continue
+        for k in range(math.ceil(west / step), math.floor(east / step) + 1):
+            gx = round((k * step - west) / (east - west) * 4096)
+            roads.append((2, [(gx, -64), (gx, 4160)], kind))
+        for k in range(math.ceil(south / step), math.floor(north / step) + 1):
+            roads.append((2, [(-64, to_y(k * step)), (4160, to_y(k * step))], kind))
+    earth = [(3, [(0, 0), (4096, 0), (4096, 4096), (0, 4096)], "earth")]
+    return _field(3, _layer("earth", earth)) + _field(3, _layer("roads", roads))
+
+
+def write_vector_archive(
+    path: Path, center: tuple[float, float] = OXNARD, zooms: range = range(10, 15), reach: int = 2
+) -> Path:
+    """Vector tiles (MVT, gzipped, as the Protomaps builds hold them) around ``center``."""
+    lat, lon = center
     with path.open("wb") as file:
         writer = Writer(file)
-        writer.write_tile(zxy_to_tileid(0, 0, 0), b"\x1a\x00")
+        tiles = {}
+        for z in zooms:
+            cx, cy = tile_xy(lat, lon, z)
+            for x in range(cx - reach, cx + reach + 1):
+                for y in range(cy - reach, cy + reach + 1):
+                    tiles[zxy_to_tileid(z, x, y)] = gzip.compress(mvt_tile(z, x, y), mtime=0)
+        for tile_id in sorted(tiles):
+            writer.write_tile(tile_id, tiles[tile_id])
         writer.finalize(
-            {"tile_type": TileType.MVT, "tile_compression": Compression.NONE}, {"name": "vector"}
+            {
+                "tile_type": TileType.MVT,
+                "tile_compression": Compression.GZIP,
+                "center_zoom": 12,
+                "center_lon_e7": int(lon * 1e7),
+                "center_lat_e7": int(lat * 1e7),
+            },
+            {"name": "oxnard-test-vector", "vector_layers": [{"id": "earth"}, {"id": "roads"}]},
         )
+    return path
+
+
+def write_unknown_archive(path: Path) -> Path:
+    """A PMTiles archive whose header says its tiles are of an unknown type."""
+    write_archive(path, zooms=range(10, 11), reach=0)
+    data = bytearray(path.read_bytes())
+    data[99] = TileType.UNKNOWN.value
+    path.write_bytes(bytes(data))
     return path

@@ -1,6 +1,8 @@
 """Streets on the desk's maps, from the node itself (DESIGN §14): the
 ``[desk_web] tiles`` PMTiles archive served at ``/desk/tiles/NAME`` with HTTP
-Range requests, read in the browser by the vendored ``pmtiles`` reader.
+Range requests, read in the browser by the vendored ``pmtiles`` reader (raster
+tiles) or ``protomaps-leaflet`` (vector tiles, drawn in the page with the
+Protomaps basemap's light style; its labels use the browser's own fonts).
 
 The archive is one file in the data directory. The URL names only its file
 name (``NAME``, the configured path's last part): any other name is a 404, so
@@ -16,8 +18,8 @@ Signed-in desk users only: the public report page shows no map, and an
 archive open to anyone would be a free map server for the whole internet.
 
 At start-up ``probe`` reads the archive's header once: a missing file, a file
-that is not PMTiles v3, or an archive of vector tiles (which the desk does not
-draw) does not stop the node; ``avisa run`` logs why on its first lines, and
+that is not PMTiles v3, or an archive of tiles the desk cannot draw (MLT, an
+unknown type) does not stop the node; ``avisa run`` logs why on its first lines, and
 the alerts page says so in the reader's language (``note``).
 """
 
@@ -53,7 +55,7 @@ _log = structlog.get_logger("avisa.desk")
 class Tiles:
     """The configured archive as the node found it at start-up."""
 
-    state: str  # none, ok, missing, invalid, vector
+    state: str  # none, ok, missing, invalid, unsupported
     path: Path | None = None
     header: Header | None = None
     reason: str = ""
@@ -80,8 +82,12 @@ def probe(data_dir: Path, section: DeskWebSection) -> Tiles:
         reason = str(exc) if isinstance(exc, NotAnArchive) else "cannot be read"
         found = Tiles("invalid", path, reason=reason)
     else:
-        kind = "ok" if header.raster else ("vector" if header.tile_type != "unknown" else "invalid")
-        reason = "" if kind == "ok" else f"{header.tile_type} tiles: the desk draws raster tiles"
+        kind = "ok" if header.drawable else "unsupported"
+        reason = (
+            ""
+            if kind == "ok"
+            else f"{header.tile_type} tiles: the desk draws PNG, JPEG, WebP, AVIF or MVT tiles"
+        )
         found = Tiles(kind, path, header, reason)
     if found.state != "ok":
         _log.warning(
@@ -160,8 +166,9 @@ _WORDS = {
         " the data directory. Areas are drawn on a blank map.",
         "tiles.invalid": "No street map: the tiles file is not a PMTiles v3 archive."
         " Areas are drawn on a blank map.",
-        "tiles.vector": "No street map: the tiles file holds vector tiles, and the desk draws"
-        " raster tiles (PNG, JPEG, WebP). Areas are drawn on a blank map.",
+        "tiles.unsupported": "No street map: the tiles file holds a kind of tiles the desk"
+        " cannot draw (it draws PNG, JPEG, WebP and vector MVT tiles). Areas are drawn on a"
+        " blank map.",
     },
     "es": {
         "tiles.none": "Este nodo aún no tiene mapa de calles: las zonas se dibujan sobre un"
@@ -170,9 +177,9 @@ _WORDS = {
         " en el directorio de datos. Las zonas se dibujan sobre un fondo en blanco.",
         "tiles.invalid": "Sin mapa de calles: el archivo de mapa no es un archivo PMTiles v3."
         " Las zonas se dibujan sobre un fondo en blanco.",
-        "tiles.vector": "Sin mapa de calles: el archivo de mapa tiene teselas vectoriales y el"
-        " escritorio dibuja teselas de imagen (PNG, JPEG, WebP). Las zonas se dibujan sobre"
-        " un fondo en blanco.",
+        "tiles.unsupported": "Sin mapa de calles: el archivo de mapa tiene un tipo de teselas"
+        " que la mesa no sabe dibujar (dibuja PNG, JPEG, WebP y teselas vectoriales MVT)."
+        " Las zonas se dibujan sobre un fondo en blanco.",
     },
 }
 for _language, _words in _WORDS.items():
@@ -186,6 +193,7 @@ def map_view(tiles: Tiles, section: DeskWebSection, t: Callable[[str], str]) -> 
     center = ",".join(str(v) for v in header.center) if header and tiles.url else ""
     return {
         "pmtiles": tiles.url,
+        "vector": "yes" if header and tiles.url and not header.raster else "",
         "max_zoom": str(header.max_zoom) if header and tiles.url else "",
         "center": center,
         "note": "" if section.tile_url else note(tiles, t),

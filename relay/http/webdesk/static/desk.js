@@ -12,10 +12,17 @@
   var COLORS = { confirmed: "#b4233c", unconfirmed: "#b26a00", "false": "#4a5568" };
 
   /* Streets under a map: the node's own PMTiles archive (data-pmtiles, read in
-     ranges by the vendored reader), or a tile URL the operator set; else none. */
+     ranges by the vendored reader: raster tiles, or vector tiles with
+     protomaps-leaflet), or a tile URL the operator set; else none. */
   function streets(box, target) {
     var d = box.dataset;
-    if (d.pmtiles && window.pmtiles) {
+    if (d.pmtiles && d.vector && window.protomapsL) {
+      /* Vector tiles (the Protomaps basemap's layers), drawn here on canvases. */
+      window.protomapsL.leafletLayer({
+        url: d.pmtiles, flavor: "light", lang: document.documentElement.lang || "es",
+        maxDataZoom: +d.maxzoom || 15, attribution: d.attribution || "", maxZoom: 18
+      }).addTo(target);
+    } else if (d.pmtiles && window.pmtiles) {
       var source = new window.pmtiles.PMTiles(d.pmtiles);
       var layer = window.pmtiles.leafletRasterLayer(source, {
         attribution: d.attribution || "", maxNativeZoom: +d.maxzoom || 14, maxZoom: 18
