@@ -94,6 +94,9 @@ async def test_ranges_are_served_as_http_says(mapped: tuple[Started, DeskClient]
     status, body, headers = await get(desk, URL, Range=f"bytes={size - 10}-{size + 500}")
     assert status == 206 and body == whole[-10:]  # an end past the file is cut to it
     assert headers["Content-Range"] == f"bytes {size - 10}-{size - 1}/{size}"
+    async with desk.http.head(desk.base + URL, headers={"Range": "bytes=0-99"}) as r:
+        assert r.status == 206 and r.headers["Content-Length"] == "100"
+        assert await r.read() == b""
     status, body, _ = await get(desk, URL, Range="bytes=-127")
     assert status == 206 and body == whole[-127:]
     status, body, _ = await get(desk, URL, Range="bytes=100-")

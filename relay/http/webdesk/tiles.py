@@ -49,6 +49,7 @@ from relay.http.webdesk.pages import EVERYONE, need
 
 routes = web.RouteTableDef()
 _log = structlog.get_logger("avisa.desk")
+CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,10 @@ def _etag(size: int, mtime_ns: int) -> str:
     return f'"{size:x}-{mtime_ns:x}"'
 
 
-def _read(path: Path, start: int, end: int) -> bytes:
+def _read(path: Path, start: int, length: int) -> bytes:
     with path.open("rb") as file:
         file.seek(start)
-        return file.read(end - start)
+        return file.read(length)
 
 
 @routes.get("/tiles/{name}")
@@ -143,11 +144,28 @@ async def archive(request: web.Request) -> web.StreamResponse:
         start, end, asked = 0, size, ""
     if not asked and size > MAX_RANGE:
         return _unsatisfiable(size, "read the archive in ranges (Range: bytes=A-B)")
-    body = await asyncio.to_thread(_read, tiles.path, start, end)
-    if not asked:
-        return web.Response(body=body, headers=headers)
-    headers["Content-Range"] = f"bytes {start}-{start + len(body) - 1}/{size}"
-    return web.Response(status=206, body=body, headers=headers)
+    if asked:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return await _send(request, tiles.path, start, end, headers, 206 if asked else 200)
+
+
+async def _send(
+    request: web.Request, path: Path, start: int, end: int, headers: dict[str, str], status: int
+) -> web.StreamResponse:
+    """The bytes ``start``..``end`` in ``CHUNK`` pieces: one request holds one piece in
+    memory, however long its range. A file cut short meanwhile ends the response."""
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = end - start
+    await response.prepare(request)
+    at = end if request.method == "HEAD" else start
+    while at < end:
+        piece = await asyncio.to_thread(_read, path, at, min(CHUNK, end - at))
+        if not piece:
+            break
+        await response.write(piece)
+        at += len(piece)
+    await response.write_eof()
+    return response
 
 
 def _unsatisfiable(size: int, why: str) -> web.Response:
@@ -156,6 +174,20 @@ def _unsatisfiable(size: int, why: str) -> web.Response:
         text=f"AVISA_BAD_RANGE: {why}",
         headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
     )
+
+
+def map_view(tiles: Tiles, section: DeskWebSection, t: Callable[[str], str]) -> dict[str, str]:
+    """What a page's map is given: the archive's URL, its deepest zoom, where to
+    look first (lat,lon,zoom), and the note when there are no streets."""
+    header = tiles.header
+    center = ",".join(str(v) for v in header.center) if header and tiles.url else ""
+    return {
+        "pmtiles": tiles.url,
+        "vector": "yes" if header and tiles.url and not header.raster else "",
+        "max_zoom": str(header.max_zoom) if header and tiles.url else "",
+        "center": center,
+        "note": "" if section.tile_url else note(tiles, t),
+    }
 
 
 _WORDS = {
@@ -184,17 +216,3 @@ _WORDS = {
 }
 for _language, _words in _WORDS.items():
     i18n.add(_language, _words)
-
-
-def map_view(tiles: Tiles, section: DeskWebSection, t: Callable[[str], str]) -> dict[str, str]:
-    """What a page's map is given: the archive's URL, its deepest zoom, where to
-    look first (lat,lon,zoom), and the note when there are no streets."""
-    header = tiles.header
-    center = ",".join(str(v) for v in header.center) if header and tiles.url else ""
-    return {
-        "pmtiles": tiles.url,
-        "vector": "yes" if header and tiles.url and not header.raster else "",
-        "max_zoom": str(header.max_zoom) if header and tiles.url else "",
-        "center": center,
-        "note": "" if section.tile_url else note(tiles, t),
-    }
