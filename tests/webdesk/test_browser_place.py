@@ -23,7 +23,7 @@ from relay.runtime.clock import FakeClock
 from relay.storage import store, trust
 from tests.fedkit import Member, decision_for, members, pulled, trusts
 from tests.helpers import wait_for
-from tests.webdesk.browser import Browser
+from tests.webdesk.browser import DESKTOP, PHONE, Browser
 from tests.webdesk.tilekit import write_archive
 
 pytestmark = pytest.mark.slow
@@ -133,8 +133,28 @@ async def test_a_zip_only_tip_is_placed_on_the_map_and_accepted_by_the_county(
         await browser.do(zip_box.send_keys, "93033" + Keys.ENTER)  # Enter finds, not submits
         await browser.wait(f"{FIELD.format('zip-shown')}.value === '93033'", what="ZIP 93033")
         await browser.wait(f"{FIELD.format('status')}.classList.contains('good')")
+        typed = await field(browser, "geohash")
+        assert typed not in (start, keyed) and COUNTY in await field(browser, "codes-value")
+
+        # on a phone: the map fits the screen and a tap places the alert
+        await browser.emulate(*PHONE, mobile=True)
+        await browser.js(f"{FIELD.format('map')}.scrollIntoView({{block: 'center'}});")
+        width = await browser.js(f"return {FIELD.format('map')}.getBoundingClientRect().width")
+        assert 250 < width <= PHONE[0], width
+        await browser.do(
+            lambda: (
+                ActionChains(browser.driver)
+                .move_to_element_with_offset(box, 40, -30)
+                .click()
+                .perform()
+            )
+        )
+        await browser.wait(
+            f"{FIELD.format('geohash')}.value !== '{typed}'", what="the geohash after a tap"
+        )
+        await browser.emulate(*DESKTOP, mobile=False)
         picked = await field(browser, "geohash")
-        assert picked not in (start, keyed) and COUNTY in await field(browser, "codes-value")
+        assert COUNTY in await field(browser, "codes-value")
         # the list refreshes itself (live feed, every 30 s): the form being filled stays
         await browser.js(
             "document.getElementById('tips').dataset.old = 'yes';"
