@@ -150,6 +150,8 @@ async def test_a_bad_place_signs_nothing(
     tip_id = await confirmed_tip(running, [f"zip:{OXNARD_ZIP}"])
     location = await posted(running, desk, tip_id, **form)
     assert location.endswith(f"error={errcode}"), location
+    _, page, _ = await desk.page(location + "&lang=es")
+    assert "No se firmó nada; elija el lugar en el mapa otra vez." in page
     assert (
         await running.node.db.read(
             lambda c: store.listing(c, running.node.clock(), active_only=False)

@@ -115,6 +115,9 @@ _WORDS = {
         "pick.bad": "Could not place that:",
         "pick.nosuggestion": "The tip names no place the desk knows: pick one on the map"
         " or type its ZIP code.",
+        "why.AVISA_BAD_PLACE": "The place is not one the desk can use: a ZIP code has 5"
+        " digits and must exist (e.g. 93030), a point must be on land in the US. Nothing"
+        " was signed; pick the place on the map again.",
     },
     "es": {
         "pick.legend": "Dónde",
@@ -132,8 +135,11 @@ _WORDS = {
         "pick.looking": "Buscando el lugar…",
         "pick.placed": "Lugar elegido:",
         "pick.bad": "No se pudo ubicar:",
-        "pick.nosuggestion": "El reporte no nombra un lugar que el escritorio conozca: elíjalo"
+        "pick.nosuggestion": "El reporte no nombra un lugar que la mesa conozca: elíjalo"
         " en el mapa o escriba su código postal.",
+        "why.AVISA_BAD_PLACE": "La mesa no puede usar ese lugar: un código postal tiene 5"
+        " dígitos y debe existir (p. ej. 93030), un punto debe estar en tierra, en EE. UU."
+        " No se firmó nada; elija el lugar en el mapa otra vez.",
     },
 }
 for _language, _words in _WORDS.items():
