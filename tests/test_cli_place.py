@@ -9,6 +9,8 @@ it); a bad place is refused with the field named, and nothing is signed.
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,23 @@ def tip(data: Path, *args: str) -> str:
     avisa("tip", "claim", number, "--data", str(data))
     avisa("tip", "outcome", number, "confirmed", "--data", str(data))
     return number
+
+
+def at_a_terminal(data: str, number: str, answer: str) -> tuple[int, str]:
+    """``tip publish`` of a place outside the home area, its stdin a terminal that types
+    ``answer`` to the question: the exit code and stdout (the alert's id, or nothing)."""
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, answer.encode())
+        argv = [*AVISA, "tip", "publish", number, "--code", "zip:90033", "--data", data]
+        done = subprocess.run(
+            argv, stdin=follower, capture_output=True, text=True, timeout=60, check=False
+        )
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert "Sign it anyway? / ¿Firmarla de todos modos? [y/N]" in done.stderr
+    return done.returncode, done.stdout.strip()
 
 
 async def decision(http: aiohttp.ClientSession, la: Proc, alert_id: str) -> dict[str, Any]:
@@ -105,8 +124,11 @@ async def test_cli_publishes_places_a_county_peer_accepts(
         )
         assert "nothing signed; add --yes" in refused.stderr
         assert len((await api(http, ventura, "GET", "/api/v1/alerts"))["alerts"]) == 2
-        signed = avisa("tip", "publish", number, "--code", "zip:90033", "--yes", "--data", vdata)
-        held = await decision(http, la, signed.stdout.strip())
+        assert at_a_terminal(vdata, number, "n\n") == (1, "")
+        assert len((await api(http, ventura, "GET", "/api/v1/alerts"))["alerts"]) == 2
+        code, signed_id = at_a_terminal(vdata, number, "s\n")
+        assert code == 0 and signed_id.startswith("ventura/")
+        held = await decision(http, la, signed_id)
         assert (held["decision"], held["reason"]) == ("hold", "outside_speaks_for")
 
         # Bad places: the field, an example, nothing signed.

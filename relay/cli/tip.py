@@ -140,7 +140,9 @@ def _confirmed(warnings: list[str], yes: bool) -> bool:
     if not sys.stdin.isatty():
         print("avisa: nothing signed; add --yes to sign it anyway", file=sys.stderr)
         return False
-    answer = input("Sign it anyway? / ¿Firmarla de todos modos? [y/N] ")
+    # The question goes to stderr: stdout holds the alert's id alone, for scripts.
+    print("Sign it anyway? / ¿Firmarla de todos modos? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes", "s", "si", "sí")
 
 
