@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from relay.core.tips import TipIn, Where
 from relay.runtime.clock import FakeClock
 from relay.storage import store, trust
 from tests.fedkit import Member, decision_for, members, pulled, trusts
@@ -201,3 +202,47 @@ async def test_a_zip_only_tip_is_placed_on_the_map_and_accepted_by_the_county(
         )
         # one read for the header and root directory, then one per tile drawn
         assert len(reads) <= drawn + 1 and cold["bytes"] < 300_000, cold
+
+
+async def test_the_keyboard_alone_places_a_tip_that_names_no_place(
+    tmp_path: Path, clock: FakeClock, browser: Browser
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    async with members(tmp_path, clock, ["ventura"]) as nodes:
+        a = nodes["ventura"]
+        tip_id = await a.node.desk.submit(
+            TipIn(text="Agentes en la tienda", where=Where(label="la tienda"))
+        )
+        await a.node.desk.claim(tip_id, "verifier-1")
+        await a.node.desk.outcome(tip_id, "verifier-1", "confirmed")
+        await browser.login(a.url, a.token)
+        await browser.get(a.url + "/desk/tips?lang=es")
+        await browser.wait(FORM, what="the publish form")
+        assert await field(browser, "geohash") == ""
+        assert await browser.js(f"return {FORM}.querySelector('.leaflet-marker-icon') === null")
+
+        box = await browser.do(browser.driver.find_element, By.CSS_SELECTOR, ".pick-map")
+        await browser.do(box.send_keys, Keys.ARROW_LEFT + Keys.ENTER)  # pan, then place
+        await browser.wait(f"{FIELD.format('status')}.classList.contains('good')", what="placed")
+        cell = await field(browser, "geohash")
+        codes = await field(browser, "codes-value")
+        assert len(cell) == 6 and codes.startswith("fips:"), (cell, codes)
+        marker = await browser.do(
+            browser.driver.find_element, By.CSS_SELECTOR, ".pick-map .leaflet-marker-icon"
+        )
+        await browser.do(marker.send_keys, Keys.ARROW_UP * 2)
+        await browser.wait(f"{FIELD.format('geohash')}.value !== '{cell}'", what="moved")
+        await browser.wait(f"{FIELD.format('status')}.classList.contains('good')")
+        moved = await field(browser, "geohash")
+        await browser.check_page("tips-place-keyboard")
+
+        await browser.js(f"{FORM}.querySelector('button.publish-button').click();")
+        await browser.wait("document.querySelector('.flash.good') !== null", what="published")
+        tip = await a.node.desk.get(tip_id)
+        assert tip.state == "published" and tip.alert_id
+        alert_id = tip.alert_id
+        stored = await a.node.db.read(lambda conn: store.get(conn, alert_id))
+        assert stored is not None and stored.alert.area.geohash == moved
+        assert stored.alert.area.label == "la tienda"

@@ -55,7 +55,8 @@ def view(draft: Draft | None, zip_code: str, own_label: str) -> dict[str, str]:
     """What the form's map and place fields start with: the suggestion, or nowhere.
     ``auto``: the label, when the gazetteer named the place rather than the tip."""
     if draft is None:
-        return {**NOWHERE, "geohash": "", "codes": "", "label": "", "auto": "", "zip": zip_code}
+        label = own_label.strip()
+        return {**NOWHERE, "geohash": "", "codes": "", "label": label, "auto": "", "zip": zip_code}
     area = draft.area
     lat, lon, _, _ = geohash.decode(area.geohash)
     zoom = "14" if len(area.geohash) >= 6 else "11"
@@ -101,7 +102,8 @@ _WORDS = {
     "en": {
         "pick.legend": "Where",
         "pick.help": "Click the map or drag the marker to the place; or type a ZIP code."
-        " With the keyboard: focus the marker (Tab) and move it with the arrow keys.",
+        " With the keyboard: focus the marker (Tab) and move it with the arrow keys; on the"
+        " map itself, the arrows move the map and Enter puts the marker in its centre.",
         "pick.map": "Map: where the alert is",
         "pick.marker": "Alert location: move with the arrow keys",
         "pick.zip": "ZIP code",
@@ -123,7 +125,8 @@ _WORDS = {
         "pick.legend": "Dónde",
         "pick.help": "Haga clic en el mapa o arrastre el marcador hasta el lugar; o escriba"
         " el código postal. Con el teclado: lleve el foco al marcador (Tab) y muévalo con"
-        " las flechas.",
+        " las flechas; en el mapa mismo, las flechas mueven el mapa y Enter pone el marcador"
+        " en el centro.",
         "pick.map": "Mapa: dónde es la alerta",
         "pick.marker": "Lugar de la alerta: muévalo con las flechas",
         "pick.zip": "Código postal (ZIP)",

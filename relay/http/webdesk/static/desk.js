@@ -24,15 +24,15 @@
       }).addTo(target);
     } else if (d.pmtiles && window.pmtiles) {
       var source = new window.pmtiles.PMTiles(d.pmtiles);
-      var layer = window.pmtiles.leafletRasterLayer(source, {
+      var raster = window.pmtiles.leafletRasterLayer(source, {
         attribution: d.attribution || "", maxNativeZoom: +d.maxzoom || 14, maxZoom: 18
       });
       /* As Leaflet's own tiles are: decoration, not content, for a screen reader. */
-      layer.on("tileloadstart", function (event) {
+      raster.on("tileloadstart", function (event) {
         event.tile.alt = "";
         event.tile.setAttribute("role", "presentation");
       });
-      layer.addTo(target);
+      raster.addTo(target);
     } else if (d.tiles) {
       L.tileLayer(d.tiles, { attribution: d.attribution || "", maxZoom: 18 }).addTo(target);
     }
@@ -118,7 +118,6 @@
     var label = text(box, "pick-label");
     var asked = 0;
 
-
     function say(kind, words) {
       status.textContent = words;
       status.className = "pick-status " + kind;
@@ -190,6 +189,14 @@
 
     if (d.marker) put([+d.lat, +d.lon]);
     map.on("click", function (event) { put(event.latlng); at(event.latlng); });
+    /* The keyboard on the map itself (arrows pan, +/- zoom): Enter puts the marker
+       at the centre, for a tip with no place to start from. */
+    el.addEventListener("keydown", function (event) {
+      if (event.key !== "Enter" || event.target !== el) return;
+      event.preventDefault();
+      put(map.getCenter());
+      at(map.getCenter());
+    });
 
     function byZip() {
       var zip = text(box, "pick-zip").value.trim();
