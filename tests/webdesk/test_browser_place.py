@@ -165,6 +165,10 @@ async def test_a_zip_only_tip_is_placed_on_the_map_and_accepted_by_the_county(
         await browser.wait(f"{FIELD.format('geohash')} !== null")
         assert await field(browser, "geohash") == picked
         assert await browser.js(f"return {tiles}.length > 0")
+        await browser.js(  # the picker under the page's sticky header, for the pictures
+            f"const top = {FORM}.querySelector('fieldset.pick').getBoundingClientRect().top;"
+            "window.scrollBy(0, top - 110);"
+        )
         await browser.check_page("tips-place")
 
         await browser.js(f"{FORM}.querySelector('button.publish-button').click();")
