@@ -11,8 +11,8 @@ reads it from two packages that bundle it (no network, ever):
 Reading costs about 1.2 s of CPU and leaves the process ~60 MB larger (the
 package's decompressed data ~40 MB, our tuples and grid ~16 MB), so it
 happens once per process, lazily, on the first lookup, in a worker thread
-when a node asks (``get``) so the event loop never waits on it; a node with
-``[node] home_codes`` reads it at start, to check them. ``load_stats()`` says
+when a node asks (``get``) so the event loop never waits on it.
+``check_home`` checks ``[node] home_codes`` at start from the names alone. ``load_stats()`` says
 what was read and how long it took (``avisa run`` logs it).
 """
 
@@ -142,12 +142,21 @@ async def get() -> Gazetteer:
 
 
 def check_home(config: Config) -> None:
-    """``[node] home_codes`` names places the gazetteer knows (read at start, if set)."""
+    """``[node] home_codes`` names places the gazetteer knows, checked at start from the
+    county and state names alone (milliseconds: the ZIP data is read only for a ``zip:``
+    code, and the full gazetteer later, on first use)."""
     if not config.node.home_codes:
         return
-    gazetteer = load()
+    counties, states = _names()
+    names_only = Gazetteer([], counties, states)
     for code in config.node.home_codes:
-        if not gazetteer.knows(code):
+        if code.startswith("zip:"):
+            from zipcodes import _zipcodes
+
+            known = _zipcodes.is_real(code[4:])
+        else:
+            known = names_only.knows(code)
+        if not known:
             raise ConfigError(
                 "node.home_codes", f"{code} is not an area code this node knows; e.g. fips:06111"
             )
