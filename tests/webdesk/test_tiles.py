@@ -205,8 +205,9 @@ async def test_without_a_file_the_blank_map_says_so_in_both_languages(
         assert (await desk.login(running.token)).status == 303
         _, page, _ = await desk.page("/desk/alerts?lang=es")
         assert "aún no tiene mapa de calles" in page and "No tiles" not in page
-        _, page, _ = await desk.page("/desk/alerts?lang=en")
+        _, page, headers = await desk.page("/desk/alerts?lang=en")
         assert "No street map on this node yet" in page
+        assert "img-src 'self';" in headers["Content-Security-Policy"]  # no blob: images
     finally:
         await desk.close()
 
@@ -238,6 +239,8 @@ async def test_vector_tiles_are_drawn_by_protomaps_leaflet(
         _, page, _ = await desk.page("/desk/alerts?lang=en")
         assert f'data-pmtiles="{URL}" data-vector="yes"' in page and "map-note" not in page
         assert "vendor/protomaps-leaflet.js?v=" in page and "vendor/pmtiles.js" not in page
+        _, _, headers = await desk.page("/desk/alerts")
+        assert "img-src 'self';" in headers["Content-Security-Policy"]  # canvases, no blob:
         status, body, _ = await get(desk, URL, Range="bytes=0-126")
         assert status == 206 and body.startswith(b"PMTiles\x03")
     finally:

@@ -15,8 +15,9 @@ Modules: ``session`` (sessions, cookies, CSRF), ``i18n`` (es/en), ``pages``
 and held), ``network`` (peers, bridges, decisions), ``views`` (what a
 template is given), ``live`` (the stream), ``picker`` (the place on
 the publish form's map), ``tiles`` (the map's streets: the
-node's PMTiles archive, read by the browser in ranges; ``blob:`` images in
-the policy are the tiles the vendored reader cuts from it, never a host).
+node's PMTiles archive, read by the browser in ranges; with a raster archive,
+``blob:`` images in the policy are the tiles the vendored reader cuts from it,
+never a host).
 """
 
 from __future__ import annotations
@@ -53,14 +54,15 @@ class PublicPages:
 PUBLIC_PAGES: web.AppKey[PublicPages] = web.AppKey("public_pages", PublicPages)
 
 
-def content_security_policy(tile_url: str) -> str:
-    host = ""
+def content_security_policy(tile_url: str, blob_images: bool = False) -> str:
+    """``blob_images``: a raster archive's tiles, made into images in the page itself."""
+    host = " blob:" if blob_images else ""
     if tile_url:
         url = URL(tile_url.replace("{", "").replace("}", ""))
-        host = f" {url.scheme}://{url.raw_authority}"
+        host += f" {url.scheme}://{url.raw_authority}"
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; "
-        f"img-src 'self' blob:{host}; connect-src 'self'; font-src 'self'; "
+        f"img-src 'self'{host}; connect-src 'self'; font-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
 
@@ -84,7 +86,7 @@ def build(node: Node) -> web.Application:
     desk = web.Application(middlewares=[pages.error_pages])
     desk[NODE] = node
     desk[DESK] = DeskState.from_config(section, node.clock.monotonic)
-    desk[tiles.TILES] = tiles.probe(node.data_dir, section)
+    archive = desk[tiles.TILES] = tiles.probe(node.data_dir, section)
     aiohttp_jinja2.setup(
         desk,
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -93,7 +95,8 @@ def build(node: Node) -> web.Application:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    desk.on_response_prepare.append(_headers(content_security_policy(section.tile_url)))
+    policy = content_security_policy(section.tile_url, archive.raster)
+    desk.on_response_prepare.append(_headers(policy))
     desk.on_shutdown.append(live.close_streams)
     desk.add_routes(pages.routes)
     desk.add_routes(alerts.routes)

@@ -62,6 +62,11 @@ class Tiles:
     reason: str = ""
 
     @property
+    def raster(self) -> bool:
+        """Served, and drawn as images the page makes (``blob:``)."""
+        return self.state == "ok" and self.header is not None and self.header.raster
+
+    @property
     def url(self) -> str:
         return f"/desk/tiles/{self.path.name}" if self.state == "ok" and self.path else ""
 
