@@ -55,3 +55,21 @@ def test_verify_workers_default_to_one_per_core_and_can_be_fewer() -> None:
     assert verify_workers(0) == max(1, os.cpu_count() or 2)
     one = parse(GOOD.replace('network = "ventura"', 'network = "ventura"\nverify_workers = 1'))
     assert verify_workers(one.node.verify_workers) == 1
+
+
+@pytest.mark.parametrize(
+    ("tiles", "extra", "says"),
+    [
+        ("/srv/maps/ventura.pmtiles", "", "inside the data directory"),
+        ("../ventura.pmtiles", "", "inside the data directory"),
+        ("maps/ventura.mbtiles", "", "a .pmtiles file"),
+        ("maps/ventura.pmtiles", 'tile_url = "https://t.example/{z}/{x}/{y}.png"', "not both"),
+    ],
+)
+def test_the_desk_tiles_are_a_pmtiles_file_in_the_data_directory(
+    tiles: str, extra: str, says: str
+) -> None:
+    assert parse(GOOD + '\n[desk_web]\ntiles = "maps/ventura.pmtiles"\n').desk_web.tiles
+    with pytest.raises(ConfigError, match=says) as error:
+        parse(GOOD + f'\n[desk_web]\ntiles = "{tiles}"\n{extra}\n')
+    assert error.value.path == "desk_web.tiles"

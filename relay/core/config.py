@@ -129,6 +129,8 @@ class DeskWebSection(Struct, forbid_unknown_fields=True, frozen=True):
     # Empty: no tiles at all, so looking at the map tells no tile server where.
     tile_url: Annotated[str, Meta(max_length=300)] = ""
     tile_attribution: Annotated[str, Meta(max_length=300)] = ""
+    # A PMTiles archive in the data directory, served by the node at /desk/tiles/.
+    tiles: Annotated[str, Meta(max_length=200)] = ""
     session_ttl: Duration = "12h"
     # Failed sign-ins per client per hour (the client named as for the public form).
     login_failures_per_hour: Annotated[int, Meta(ge=1, le=1000)] = 10
@@ -240,6 +242,17 @@ def check_desk_web(section: DeskWebSection) -> None:
         raise ConfigError(
             "desk_web.tile_url",
             "must be an http(s) URL such as https://tiles.example/{z}/{x}/{y}.png",
+        )
+    if section.tiles and not (_data_relative(section.tiles) and section.tiles.endswith(".pmtiles")):
+        raise ConfigError(
+            "desk_web.tiles",
+            "must be a .pmtiles file inside the data directory, such as maps/ventura.pmtiles",
+        )
+    if section.tiles and section.tile_url:
+        raise ConfigError(
+            "desk_web.tiles",
+            "give tiles (the node's own archive) or tile_url, not both: with tiles,"
+            " no tile comes from another host",
         )
     if parse_duration(section.session_ttl) <= timedelta(0):
         raise ConfigError("desk_web.session_ttl", "must be more than zero")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from relay.core.errors import BadInput
-from relay.core.gazetteer import lookup
+from relay.core.gazetteer import Place, lookup
 from relay.http.api import caller
 from relay.runtime import places
 from relay.runtime.httpio import respond
@@ -29,10 +29,14 @@ MAX_QUERY = 200
 @routes.get("/api/v1/place")
 async def place(request: web.Request) -> web.Response:
     caller(request, ASK)
+    return respond(await find(request))
+
+
+async def find(request: web.Request) -> Place:
+    """The one place a request's query names (this API's, and the web desk's map)."""
     if len(request.query_string) > MAX_QUERY or any(
         len(request.query.getall(name)) > 1 for name in request.query
     ):
         raise BadInput("AVISA_BAD_PLACE", "one short query, e.g. ?zip=93030")
     query = {name: request.query[name] for name in request.query}
-    found = lookup(await places.get(), query)
-    return respond(found)
+    return lookup(await places.get(), query)

@@ -19,6 +19,8 @@ COMPRESSED = (
     "vendor/htmx.min.js",
     "vendor/leaflet.js",
     "vendor/leaflet.css",
+    "vendor/pmtiles.js",
+    "vendor/protomaps-leaflet.js",
 )
 
 

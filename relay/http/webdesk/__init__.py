@@ -13,7 +13,11 @@ sub-application, before the API's JSON error middleware would see them.
 Modules: ``session`` (sessions, cookies, CSRF), ``i18n`` (es/en), ``pages``
 (the frame: rendering, forms, errors, login), ``tips``, ``alerts`` (alerts
 and held), ``network`` (peers, bridges, decisions), ``views`` (what a
-template is given), ``live`` (the stream).
+template is given), ``live`` (the stream), ``picker`` (the place on
+the publish form's map), ``tiles`` (the map's streets: the
+node's PMTiles archive, read by the browser in ranges; with a raster archive,
+``blob:`` images in the policy are the tiles the vendored reader cuts from it,
+never a host).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from aiohttp import web
 from yarl import URL
 
 from relay.http.api import NODE
-from relay.http.webdesk import alerts, i18n, live, network, pages, tips
+from relay.http.webdesk import alerts, i18n, live, network, pages, picker, tiles, tips
 from relay.http.webdesk.state import DESK, DeskState
 from relay.runtime.node import Node
 
@@ -50,14 +54,15 @@ class PublicPages:
 PUBLIC_PAGES: web.AppKey[PublicPages] = web.AppKey("public_pages", PublicPages)
 
 
-def content_security_policy(tile_url: str) -> str:
-    tiles = ""
+def content_security_policy(tile_url: str, blob_images: bool = False) -> str:
+    """``blob_images``: a raster archive's tiles, made into images in the page itself."""
+    host = " blob:" if blob_images else ""
     if tile_url:
         url = URL(tile_url.replace("{", "").replace("}", ""))
-        tiles = f" {url.scheme}://{url.raw_authority}"
+        host += f" {url.scheme}://{url.raw_authority}"
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; "
-        f"img-src 'self'{tiles}; connect-src 'self'; font-src 'self'; "
+        f"img-src 'self'{host}; connect-src 'self'; font-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
 
@@ -81,6 +86,7 @@ def build(node: Node) -> web.Application:
     desk = web.Application(middlewares=[pages.error_pages])
     desk[NODE] = node
     desk[DESK] = DeskState.from_config(section, node.clock.monotonic)
+    archive = desk[tiles.TILES] = tiles.probe(node.data_dir, section)
     aiohttp_jinja2.setup(
         desk,
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -89,13 +95,16 @@ def build(node: Node) -> web.Application:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    desk.on_response_prepare.append(_headers(content_security_policy(section.tile_url)))
+    policy = content_security_policy(section.tile_url, archive.raster)
+    desk.on_response_prepare.append(_headers(policy))
     desk.on_shutdown.append(live.close_streams)
     desk.add_routes(pages.routes)
     desk.add_routes(alerts.routes)
     desk.add_routes(network.routes)
     desk.add_routes(live.routes)
     desk.add_routes(tips.routes)
+    desk.add_routes(tiles.routes)
+    desk.add_routes(picker.routes)
     desk.router.add_static("/static", STATIC, name="static")
     return desk
 

@@ -17,7 +17,7 @@ from relay.core.errors import BadInput, NotFound
 from relay.core.model import KINDS
 from relay.core.times import rfc3339
 from relay.http import api
-from relay.http.webdesk import i18n, views
+from relay.http.webdesk import i18n, tiles, views
 from relay.http.webdesk.pages import (
     EVERYONE,
     OPERATIONS,
@@ -53,11 +53,13 @@ async def alerts(request: web.Request) -> web.StreamResponse:
         for row in rows
     ]
     settings = request.app[DESK].settings
+    archive = request.app[tiles.TILES]
     context = {
         "alerts": items,
         "show_all": show_all,
         "tile_url": settings.tile_url,
         "tile_attribution": settings.tile_attribution,
+        "map": tiles.map_view(archive, settings, t),
         "expiries": EXPIRIES,
         "kinds": KINDS,
     }

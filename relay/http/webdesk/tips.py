@@ -20,9 +20,9 @@ from multidict import MultiDict
 from relay.core.drafts import Draft, warnings
 from relay.core.errors import BadInput
 from relay.core.model import Area
-from relay.core.tipdrafts import TipDraft, prefill
+from relay.core.tipdrafts import PlaceFinder, TipDraft, prefill
 from relay.core.tips import OUTCOMES, Tip, confirmers, publish_certainty
-from relay.http.webdesk import i18n, views
+from relay.http.webdesk import i18n, picker, tiles, views
 from relay.http.webdesk.pages import (
     EVERYONE,
     TIPS_VIEW,
@@ -34,6 +34,7 @@ from relay.http.webdesk.pages import (
     render,
 )
 from relay.http.webdesk.session import User
+from relay.http.webdesk.state import DESK
 from relay.runtime.desk import Desk
 from relay.runtime.node import Node
 from relay.storage.trust import Role
@@ -55,13 +56,16 @@ def _ref(request: web.Request) -> str:
     return ref
 
 
-def tip_card(tip: Tip, user: User, node: Node, t: Any) -> dict[str, Any]:
-    """One tip as the page shows it to ``user``."""
+def tip_card(
+    tip: Tip, user: User, node: Node, t: Any, places: PlaceFinder | None = None
+) -> dict[str, Any]:
+    """One tip as the page shows it to ``user`` (``places``: the gazetteer, for a
+    publisher's draft)."""
     now = node.clock()
     needed = node.desk.section.confirmations
     confirmed_by = confirmers(tip.history)
     certainty = _certainty(tip, needed)
-    draft = _draft_view(tip, certainty) if certainty and user.may(PUBLISH) else None
+    draft = _draft_view(tip, certainty, places) if certainty and user.may(PUBLISH) else None
     return {
         "tip": tip,
         "received": views.relative(tip.received_at, now, t),
@@ -94,19 +98,24 @@ def _certainty(tip: Tip, needed: int) -> str | None:
         return None
 
 
-def _draft_view(tip: Tip, certainty: Any) -> dict[str, Any]:
-    """What publishing would sign now. A tip without a geohash (the web form asks
-    for a place and a ZIP code) gets its texts all the same; the publisher adds
-    the geohash."""
-    needs_area = tip.where.geohash is None
-    stand_in = Area(label=tip.where.label, geohash="0000", radius_m=500, codes=[])
-    draft = prefill(tip, TipDraft(area=stand_in if needs_area else None), certainty)
+def _draft_view(tip: Tip, certainty: Any, places: PlaceFinder | None) -> dict[str, Any]:
+    """What publishing would sign now, its place completed by the gazetteer
+    (``picker``). A tip the desk cannot place gets its texts all the same, and
+    the map starts on the whole country for the publisher to pick the place."""
+    try:
+        draft: Draft | None = prefill(tip, TipDraft(), certainty, places)
+    except BadInput:
+        draft = None
+    stand_in = Area(label=tip.where.label or "-", geohash="0000", radius_m=500, codes=[])
+    shown = draft or prefill(tip, TipDraft(area=stand_in), certainty)
+    zip_code = next((c[4:] for c in tip.where.codes if c.startswith("zip:")), "")
     return {
-        "needs_area": needs_area,
-        "kind": draft.kind,
-        "texts": {lang: {"headline": x.headline, "body": x.body} for lang, x in draft.text.items()},
-        "radius_m": draft.area.radius_m,
-        "geohash": "" if needs_area else draft.area.geohash,
+        "needs_area": draft is None,
+        "kind": shown.kind,
+        "texts": {lang: {"headline": x.headline, "body": x.body} for lang, x in shown.text.items()},
+        "radius_m": shown.area.radius_m,
+        "geohash": "" if draft is None else shown.area.geohash,
+        "place": picker.view(draft, zip_code, tip.where.label),
     }
 
 
@@ -127,11 +136,16 @@ async def tips_page(request: web.Request) -> web.StreamResponse:
     found = await _desk(node).listing(open_only=not show_all, cluster=True, limit=200)
     language, _ = i18n.choose(request)
     t = i18n.translator(language)
+    places = await node.desk.places() if user.may(PUBLISH) else None
+    settings = request.app[DESK].settings
     warn = request.query.get("warn", "")
     context = {
         "warning": t(f"tips.warn.{warn}") if warn in PLACE_WARNINGS else "",
         "home_codes": ", ".join(node.config.node.home_codes) or "-",
-        "tips": [tip_card(tip, user, node, t) for tip in found],
+        "tips": [tip_card(tip, user, node, t, places) for tip in found],
+        "map": tiles.map_view(request.app[tiles.TILES], settings, t),
+        "tile_url": settings.tile_url,
+        "tile_attribution": settings.tile_attribution,
         "show_all": show_all,
         "may_verify": user.may(VERIFY),
         "may_publish": user.may(PUBLISH),
@@ -216,9 +230,7 @@ async def publish(request: web.Request) -> web.StreamResponse:
         radius = form.get("radius_m", "").strip()
         if radius:
             fields["radius_m"] = _int(radius)
-        geohash = form.get("geohash", "").strip().lower()
-        if geohash and geohash != tip.where.geohash:
-            fields["geohash"] = geohash  # its county comes from the gazetteer
+        fields.update(picker.from_form(form))  # the place: the gazetteer completes it
         try:
             draft = msgspec.convert(fields, TipDraft)
         except msgspec.ValidationError:
