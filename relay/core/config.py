@@ -243,7 +243,7 @@ def check_desk_web(section: DeskWebSection) -> None:
             "desk_web.tile_url",
             "must be an http(s) URL such as https://tiles.example/{z}/{x}/{y}.png",
         )
-    if section.tiles and not (_data_relative(section.tiles) and section.tiles.endswith(".pmtiles")):
+    if section.tiles and not (data_relative(section.tiles) and section.tiles.endswith(".pmtiles")):
         raise ConfigError(
             "desk_web.tiles",
             "must be a .pmtiles file inside the data directory, such as maps/ventura.pmtiles",
