@@ -2,15 +2,52 @@
 
 The composition root of the command line: ``relay.cli`` holds the commands of
 a node, ``relay.demo`` plugs its own in here, so no layer imports one above it.
+
+It is also the one place where ``avisa`` meets the terminal's two signals, for
+every command (issue 27):
+
+- **Ctrl-C** (SIGINT) ends a command quietly with code 130, whenever it comes:
+  even while the modules are still loading, which is why they are imported
+  inside ``main``. A running node installs its own handler once it is up and
+  stops cleanly (``relay.http.app.run_until_stopped``).
+- **A closed pipe** (``avisa … | head -1``; SIGPIPE, which Python ignores and
+  turns into ``BrokenPipeError``) ends it quietly with code 141 (128 + SIGPIPE,
+  as a shell tool killed by the signal). Standard output is pointed at
+  ``/dev/null`` first, so the interpreter's last flush cannot complain either.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from collections.abc import Sequence
 
-from relay.cli.main import main as cli_main
-from relay.demo.command import register as register_demo
+INTERRUPTED = 128 + signal.SIGINT
+PIPE_CLOSED = 128 + signal.SIGPIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return cli_main(argv, extra=(register_demo,))
+    try:
+        from relay.cli.main import main as cli_main
+        from relay.demo.command import register as register_demo
+
+        code = cli_main(argv, extra=(register_demo,))
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+    except KeyboardInterrupt:
+        return INTERRUPTED
+    except BrokenPipeError:
+        _discard_output()
+        return PIPE_CLOSED
+    return code
+
+
+def _discard_output() -> None:
+    """What is still buffered for a closed pipe goes nowhere, without another error."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # a stream without a descriptor (tests)
+            continue
+    os.close(devnull)

@@ -3,7 +3,8 @@
 Each command group registers itself on the parser (``relay.cli.alert``,
 ``relay.cli.keys``, …), so this module stays the table of contents. Commands
 return an exit code: 0 done, 1 refused or failed (with one clear line on
-stderr), 2 usage. No command prints a traceback for an expected failure.
+stderr), 2 usage. No command prints a traceback for an expected failure;
+Ctrl-C and a closed pipe are handled once for all commands in ``relay.entry``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import argparse
 import asyncio
 import errno
 import json
+import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.configure(args.log_level)
     with runlock.hold(args.data):
         try:
-            asyncio.run(run_until_stopped(args.data))
+            _run_interruptible(partial(run_until_stopped, args.data))
         except OSError as exc:
             if exc.errno not in _BIND_ERRORS:
                 raise
@@ -104,6 +107,26 @@ def cmd_run(args: argparse.Namespace) -> int:
                 " 'A second node on one machine')",
             ) from None
     return 0
+
+
+def _run_interruptible(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``asyncio.run(main())``, with Ctrl-C held back while the loop is being built.
+
+    A Ctrl-C that lands inside the construction of the event loop leaves a
+    half-made loop whose finalizer complains; held back until ``main`` runs,
+    it reaches ``asyncio.run``'s own handler, which cancels ``main`` (its
+    ``finally`` blocks run) and raises ``KeyboardInterrupt`` for ``relay.entry``.
+    """
+
+    async def unblocked() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        await main()
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        asyncio.run(unblocked())
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _print_fields(info: Mapping[str, object], as_json: bool, width: int) -> None:
@@ -369,8 +392,6 @@ def main(argv: Sequence[str] | None = None, extra: Sequence[Register] = ()) -> i
     except AvisaError as exc:
         print(f"avisa: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
     return code
 
 
