@@ -270,7 +270,7 @@ def test_cancel_is_shown_cancelled_and_update_takes_what_changes(live: Running) 
         f"avisa: {first} was updated since; acted on its newest version {second_id}"
     )
     cancel_id = cancel.stdout.strip()
-    assert avisa("alert", "list", "--active", "--data", data).stdout == ""
+    assert avisa("alert", "list", "--active", "--data", data).stdout == "no active alerts\n"
     lines = avisa("alert", "list", "--data", data).stdout.splitlines()
     assert lines[0] == (
         f"{cancel_id}  cancelled  sighting     unconfirmed Colonia, Oxnard: Retirada"

@@ -230,12 +230,33 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
         return 0
     signatures = result.pop("signatures", [])
     endorsed = result.pop("endorsed_by", None)
+    if result.get("stored_here") == "accepted":
+        result = _already_accepted(result)
     _print_fields(result, False, 18)
     if endorsed is not None:
         print(f"{'endorsed by:':18} {', '.join(endorsed) or '(no one)'}")
     for number, line in enumerate(signatures, 1):
         print(f"{f'signature {number}:':18} {line}")
     return 0
+
+
+def _already_accepted(result: dict[str, Any]) -> dict[str, Any]:
+    """An alert accepted here: say so, and what was and would be decided, not "duplicate"."""
+    accepted, as_new = result.pop("accepted_here"), result.pop("as_new")
+    if accepted is None:
+        how = "(its decision is no longer in the decision log)"
+    else:
+        peer = accepted["from_peer"]
+        how = f"{accepted['at']}, {accepted['reason']}" + (f", from {peer}" if peer else "")
+    head = {name: result.pop(name) for name in ("alert_id", "origin")}
+    del result["decision"], result["reason"]
+    return {
+        **head,
+        "decision": "none: already accepted here (a copy arriving now changes nothing)",
+        "accepted here": how,
+        "as if new": f"{as_new['decision']} ({as_new['reason']})",
+        **result,
+    }
 
 
 def _register_node(commands: Any) -> None:
@@ -378,13 +399,26 @@ def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
     cli_outbox.register(commands)
     for register in extra:
         register(commands)
+    _remember_parsers(parser)
     return parser
+
+
+def _remember_parsers(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)command's parser is in its own namespace as ``_parser``: the innermost
+    one given wins, so an unknown option is reported with that command's usage."""
+    parser.set_defaults(_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _remember_parsers(sub)
 
 
 def main(argv: Sequence[str] | None = None, extra: Sequence[Register] = ()) -> int:
     """``avisa``; ``extra`` adds commands of the layers above the CLI (the demo)."""
     parser = build_parser(extra)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if "data" in vars(args):
             args.data = datadir.resolve(args.data)
