@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +159,15 @@ def test_policy_explain_of_an_accepted_alert_says_so(live: Running, tmp_path: Pa
         "as if new:         accept (local)",
     ]
     assert "duplicate" not in "\n".join(shown)
+
+
+def test_a_copied_data_directory_never_talks_to_the_original(live: Running, tmp_path: Path) -> None:
+    copy = tmp_path / "ventura-copy"
+    subprocess.run(["cp", "-a", str(live.data), str(copy)], check=True)  # run.json and all
+    result = avisa("alert", "list", "--data", str(copy), ok=False)
+    assert result.stderr.strip() == (
+        f"avisa: the node answering at http://127.0.0.1:{live.port} is ventura's node of"
+        f" another data directory: {copy} is a copy; give the --data of the directory that"
+        " node runs on (a copy holds the same key: never run two nodes with it)"
+    )
+    assert avisa("alert", "list", "--data", str(live.data)).stdout == "no alerts\n"
