@@ -223,6 +223,11 @@ def _agency(code: str, words: Template) -> str:
     return words.agency_names.get(code, code.upper())
 
 
+def agency_name(code: str, lang: str) -> str:
+    """How an agency code reads (``ice`` → ICE, ``police`` → Policía), as in the texts."""
+    return _agency(code, template_for(lang))
+
+
 def _header(alert: Alert, status: Status, words: Template) -> list[Line]:
     kind = words.kinds.get(alert.kind, alert.kind)
     certainty = words.certainty.get(alert.certainty, alert.certainty)
