@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from relay.cli.client import NodeClient
+from relay.cli.words import plural
 from relay.core import drafts, readable
 from relay.core.errors import BadInput
 from relay.core.model import CERTAINTIES, KINDS
@@ -171,7 +172,8 @@ def print_sms_preview(preview: dict[str, Any]) -> None:
     )
     for lang, text in preview["texts"].items():
         coding = "GSM-7" if text["coding"] == "gsm7" else "UCS-2"
-        print(f"[{lang}] {text['segments']} segment(s), {coding}, {len(text['text'])} characters")
+        parts = plural(text["segments"], "segment")
+        print(f"[{lang}] {parts}, {coding}, {plural(len(text['text']), 'character')}")
         print(f"  {text['text']}")
 
 

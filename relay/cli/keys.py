@@ -19,6 +19,7 @@ import msgspec
 
 from keys.cards.keyset import Change
 from keys.store import own_ops, peer_ops
+from relay.cli.words import plural
 from relay.core.errors import BadInput, ConfigError
 from relay.core.model import CERTAINTIES, KINDS
 from relay.core.times import rfc3339
@@ -124,7 +125,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         print(f"  new key:         {report.keyid}")
         print(f"  new fingerprint: {report.fingerprint}")
     if report.held_again:
-        print(f"  {len(report.held_again)} alert(s) moved back to review (held).")
+        print(f"  {plural(len(report.held_again), 'alert')} moved back to review (held).")
     if report.warning:
         print(report.warning)
     return 0
@@ -232,7 +233,7 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
         f"  speaks for: {', '.join(policy.speaks_for) or '(nothing: its alerts need endorsements)'}"
     )
     if added.held_again:
-        print(f"  {len(added.held_again)} alert(s) moved back to review (held).")
+        print(f"  {plural(len(added.held_again), 'alert')} moved back to review (held).")
     return 0
 
 
@@ -276,7 +277,7 @@ def cmd_trust_update(args: argparse.Namespace) -> int:
     if not result.trusted:
         print("  Its signing key is not trusted here: only revocations were taken.")
     if stored.held_again:
-        print(f"  {len(stored.held_again)} alert(s) moved back to review (held).")
+        print(f"  {plural(len(stored.held_again), 'alert')} moved back to review (held).")
     return 0
 
 
@@ -314,7 +315,7 @@ def cmd_trust_remove(args: argparse.Namespace) -> int:
 def cmd_trust_revoke(args: argparse.Namespace) -> int:
     stored = peer_ops.revoke(args.data, args.network, args.keyid, args.at, system_clock)
     _print_changes(stored.result.changes)
-    print(f"  {len(stored.held_again)} alert(s) moved back to review (held).")
+    print(f"  {plural(len(stored.held_again), 'alert')} moved back to review (held).")
     return 0
 
 

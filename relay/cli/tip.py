@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from relay.cli.alert import _texts
 from relay.cli.client import NodeClient
+from relay.cli.words import plural
 from relay.core.model import KINDS
 from relay.core.tips import CHANNELS, OUTCOMES
 
@@ -43,11 +44,6 @@ def cmd_add(args: argparse.Namespace) -> int:
     number = client.call("GET", f"/api/v1/tips/{quote(tip_id, safe='')}")["number"]
     print(f"#{number} {tip_id}")
     return 0
-
-
-def plural(count: int, noun: str) -> str:
-    """``1 channel``, ``2 channels``."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def line(tip: dict[str, Any]) -> str:
