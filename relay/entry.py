@@ -8,7 +8,9 @@ every command (issue 27):
 
 - **Ctrl-C** (SIGINT) ends a command quietly with code 130, whenever it comes:
   even while the modules are still loading, which is why they are imported
-  inside ``main``. A running node installs its own handler once it is up and
+  inside ``main`` and this module imports nothing else first. (What remains is
+  the interpreter's own start, a few hundredths of a second: a Ctrl-C there
+  is Python's to report.) A running node installs its own handler once it is up and
   stops cleanly (``relay.http.app.run_until_stopped``).
 - **A closed pipe** (``avisa … | head -1``; SIGPIPE, which Python ignores and
   turns into ``BrokenPipeError``) ends it quietly with code 141 (128 + SIGPIPE,
