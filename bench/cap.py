@@ -4,8 +4,8 @@
 
 - ``validated``: messages rendered by ``bridges.cap.render`` (every kind,
   certainty and message type, one to three languages) that validate against
-  the OASIS ``cap12.xsd`` (read in place from ``shared/fixtures/cap``; the
-  project does not ship it), out of how many;
+  the OASIS ``cap12.xsd`` (the copy in ``tests/cap/fixtures``), out of how
+  many;
 - ``feed``: rendering the Atom feed of N active alerts, against encoding the
   same alerts as the local API's JSON (``msgspec``, as ``GET /api/v1/alerts``
   does), best of several rounds each, and their ratio;
@@ -47,9 +47,7 @@ from relay.storage.store import StoredAlert
 
 KINDS = ("sighting", "operation", "checkpoint", "workplace", "rumor", "all_clear", "notice")
 CERTAINTIES = ("confirmed", "unconfirmed", "false")
-DEFAULT_XSD = (
-    Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "cap" / "cap12.xsd"
-)
+DEFAULT_XSD = Path(__file__).resolve().parents[1] / "tests" / "cap" / "fixtures" / "cap12.xsd"
 
 
 def make_alerts(count: int, now: datetime) -> list[tuple[Alert, bytes]]:

@@ -1,7 +1,7 @@
 """The bridge interface: accepted alerts leave the node through durable cursors.
 
-A bridge delivers the node's feed somewhere outside (Matrix rooms now; CAP
-feeds and SMS later). Each *route* of a bridge is its own consumer of the
+A bridge delivers the node's feed somewhere outside (Matrix rooms, SMS
+subscribers, CAP feeds). Each *route* of a bridge is its own consumer of the
 feed with its own cursor in the ``cursors`` table, so one failing room never
 holds back another, and a restart resumes where the last durable delivery
 left off:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -200,8 +201,31 @@ class Line:
     style: Literal["plain", "strong", "em", "del", "alarm", "small"] = "plain"
 
 
+def prefixed(prefix: str, headline: str) -> str:
+    """``FALSO: headline``, ``RETIRADA: headline``; a headline that already opens with
+    the word (``Retirada: …``, ``falso - …``, any case or accents) is not given it twice."""
+    word = prefix.rstrip(":").strip()
+    head = headline.lstrip()
+    if (
+        _folded(head[: len(word)]) == _folded(word)
+        and not head[len(word) : len(word) + 1].isalnum()
+    ):
+        rest = head[len(word) :].lstrip(" :-–—.,").strip()
+        return f"{word}: {rest}" if rest else word
+    return f"{word}: {headline}"
+
+
+def _folded(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
+
+
 def _agency(code: str, words: Template) -> str:
     return words.agency_names.get(code, code.upper())
+
+
+def agency_name(code: str, lang: str) -> str:
+    """How an agency code reads (``ice`` → ICE, ``police`` → Policía), as in the texts."""
+    return _agency(code, template_for(lang))
 
 
 def _header(alert: Alert, status: Status, words: Template) -> list[Line]:
@@ -228,7 +252,7 @@ def _content(
 ) -> list[Line]:
     headline = clean(text.headline)
     if alert.certainty == "false":
-        headline = f"{words.false_prefix} {headline}"
+        headline = prefixed(words.false_prefix, headline)
     if status == "held":
         # Its signer is in doubt: keep only the struck headline, so the room can tell
         # which message this was, and repeat none of its instructions.

@@ -215,7 +215,10 @@ def test_review_queue_and_backup_while_running(running_node: Path, tmp_path: Pat
         "--text",
         "en=Know your rights",
     ).stdout.strip()
-    assert avisa("held", "list", "--data", data).stdout == ""
+    assert (
+        avisa("held", "list", "--data", data).stdout
+        == "no held alerts: nothing waits for a reviewer\n"
+    )
     refused = avisa("held", "accept", alert_id, "--data", data, check=False)
     assert refused.returncode == 1 and "no held alert" in refused.stderr
 

@@ -14,12 +14,12 @@ NUMBER_FORMS = ("555-0143", "5550143", "+18055550143", "(805) 555")
 
 def test_tip_workflow_from_the_command_line(running_node: Path) -> None:  # noqa: F811
     data = str(running_node)
-    tip_id = avisa(
+    number, tip_id = avisa(
         "tip", "add", "--text", "Dos camionetas", "--place", "Colonia park", "--geohash",
         "9q4gch", "--code", "zip:93030", "--contact", "(805) 555-0143", "--language", "es",
         "--data", data,
-    ).stdout.strip()  # fmt: skip
-    assert len(tip_id) == 26
+    ).stdout.split()  # fmt: skip
+    assert (number, len(tip_id)) == ("#1", 26)
     listed = avisa("tip", "list", "--cluster", "--data", data).stdout
     assert listed.startswith("#1 ") and "Colonia park: Dos camionetas" in listed
     assert not any(form in listed for form in NUMBER_FORMS)
@@ -34,7 +34,7 @@ def test_tip_workflow_from_the_command_line(running_node: Path) -> None:  # noqa
     human = avisa("tip", "show", tip_id, "--data", data).stdout
     assert "vi dos" in human and not any(form in human for form in NUMBER_FORMS)
     assert "closed" in avisa("tip", "close", "1", "--data", data).stdout
-    assert avisa("tip", "list", "--data", data).stdout == ""
+    assert avisa("tip", "list", "--data", data).stdout == "no open tips\n"
     assert "#1" in avisa("tip", "list", "--all", "--data", data).stdout
 
 

@@ -271,7 +271,7 @@ def test_cancel_is_shown_cancelled_and_update_takes_what_changes(live: Running) 
         f"avisa: {first} was updated since; acted on its newest version {second_id}"
     )
     cancel_id = cancel.stdout.strip()
-    assert avisa("alert", "list", "--active", "--data", data).stdout == ""
+    assert avisa("alert", "list", "--active", "--data", data).stdout == "no active alerts\n"
     lines = avisa("alert", "list", "--data", data).stdout.splitlines()
     assert lines[0] == (
         f"{cancel_id}  cancelled  sighting     unconfirmed Colonia, Oxnard: Retirada"
@@ -413,7 +413,10 @@ def test_alert_show_envelope_feeds_policy_explain(live: Running, tmp_path: Path)
     shown = avisa("alert", "show", alert_id.stdout.strip(), "--envelope", "--data", data)
     envelope.write_text(shown.stdout)
     lines = avisa("policy", "explain", str(envelope), "--data", data).stdout.splitlines()
-    assert lines[2:4] == ["decision:          reject", "reason:            duplicate"]
+    assert lines[2] == (  # already accepted here, not "reject / duplicate" (issue 27)
+        "decision:          none: already accepted here (a copy arriving now changes nothing)"
+    )
+    assert lines[4] == "as if new:         accept (local)"
     assert "inside_speaks_for: no" in lines
 
 

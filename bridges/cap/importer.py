@@ -18,29 +18,31 @@ four at a time, and only from the source's own origin (scheme, host, port):
 an index cannot make the node contact another host. Messages of one poll are
 taken oldest first, so an Update in the same index as its Alert finds it.
 
-Nothing stops a poller but ``stop()``. A document that fails any check in
-``bridges.cap.parse`` is counted under its reason and logged with the reason
-only; a source that fails (connection, timeout, an HTTP error) is retried
-after ``bridges.base.Backoff`` (starting at ``every``, doubling up to an hour);
-an unexpected error is logged and the next poll comes as usual. Per-source
-counters are the bridge's ``status()``, shown by ``GET /api/v1/bridges``.
+The HTTP side is ``bridges.cap.fetch``; the per-source counters are
+``bridges.cap.sourcestatus``. Nothing stops a poller but ``stop()``. A
+document that fails any check in ``bridges.cap.parse`` is counted under its
+reason and logged with the reason only; a source that fails (connection,
+timeout, an HTTP error) is retried after ``relay.core.backoff.Backoff``
+(starting at ``every``, doubling up to an hour); an unexpected error is logged
+and the next poll comes as usual. Per-source counters are the bridge's
+``status()``, shown by ``GET /api/v1/bridges``.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 import structlog
 
 from bridges.base import Sleep
 from bridges.cap import store as cap_store
+from bridges.cap.fetch import Fetched, Gone, fetch, new_session, same_origin
 from bridges.cap.parse import (
     CapMessage,
     IndexEntry,
@@ -51,30 +53,22 @@ from bridges.cap.parse import (
     parse_document,
     read_cap,
 )
+from bridges.cap.sourcestatus import SourceStatus, bump, metrics_lines, source_label
 from bridges.cap.totip import Unmappable, to_tip
 from relay.core.backoff import Backoff
 from relay.core.bridgeconfig import CapSource
 from relay.core.config import Config
 from relay.core.errors import BadInput, TransportError
-from relay.core.times import Clock, parse_duration, rfc3339, to_epoch
+from relay.core.times import Clock, parse_duration, to_epoch
 from relay.core.tips import TipIn
 from relay.runtime.aio import cancel_all
 from relay.storage.db import Database
 
 _log = structlog.get_logger("avisa.cap")
-FETCH_TIMEOUT_S = 30.0
 LINKED_AT_ONCE = 4
 MAX_INDEX_ENTRIES = 2000
 MAX_BACKOFF_S = 3600.0
 CLOSE_NOTE = "Cancelada por la fuente (CAP Cancel) / Cancelled by the source (CAP Cancel)"
-ACCEPT = (
-    "application/cap+xml, application/atom+xml, application/rss+xml,"
-    " application/xml;q=0.9, text/xml;q=0.9"
-)
-
-
-class Gone(TransportError):
-    """404 or 410: a linked message that is not coming back (a source URL still backs off)."""
 
 
 class TipDesk(Protocol):
@@ -108,77 +102,6 @@ class ImportNode(Protocol):
 
     @property
     def retention(self) -> timedelta: ...
-
-
-def source_label(source: CapSource) -> str:
-    """How a source is named in status and logs: its name, or its URL without query."""
-    if source.name:
-        return source.name
-    parts = urlsplit(source.url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-def same_origin(a: str, b: str) -> bool:
-    first, second = urlsplit(a), urlsplit(b)
-    return (first.scheme, first.netloc) == (second.scheme, second.netloc)
-
-
-def _when(moment: datetime | None) -> str | None:
-    return rfc3339(moment) if moment else None
-
-
-def _bump(counts: dict[str, int], key: str) -> None:
-    counts[key] = counts.get(key, 0) + 1
-
-
-@dataclass(slots=True)
-class SourceStatus:
-    name: str
-    every: str
-    polls: int = 0
-    not_modified: int = 0
-    documents: int = 0
-    messages: int = 0
-    filed: int = 0
-    updated: int = 0
-    closed: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    refused: dict[str, int] = field(default_factory=dict)
-    last_poll: datetime | None = None
-    last_success: datetime | None = None
-    last_error: str | None = None
-    last_error_at: datetime | None = None
-    backoff_until: datetime | None = None
-    failures: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "every": self.every,
-            "polls": self.polls,
-            "not_modified": self.not_modified,
-            "documents": self.documents,
-            "messages": self.messages,
-            "filed": self.filed,
-            "updated": self.updated,
-            "closed": self.closed,
-            "skipped": dict(sorted(self.skipped.items())),
-            "refused": dict(sorted(self.refused.items())),
-            "last_poll": _when(self.last_poll),
-            "last_success": _when(self.last_success),
-            "last_error": self.last_error,
-            "last_error_at": _when(self.last_error_at),
-            "backoff_until": _when(self.backoff_until),
-            "failures": self.failures,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    status: int
-    body: bytes = b""
-    etag: str | None = None
-    last_modified: str | None = None
 
 
 class SourcePoller:
@@ -217,24 +140,19 @@ class SourcePoller:
             await self.poll_once()
         except TransportError as exc:
             wait = self.backoff.next_delay()
-            self._failed(str(exc), now)
+            self.status.failed(str(exc), now)
             self.status.backoff_until = now + timedelta(seconds=wait)
             _log.warning("cap source failed", source=self.status.name, error=str(exc), wait=wait)
             return wait
         except Exception as exc:  # noqa: BLE001 - a bug must not stop the poller
             _log.exception("cap poll failed", source=self.status.name)
-            self._failed(f"internal error ({type(exc).__name__}, logged)", now)
+            self.status.failed(f"internal error ({type(exc).__name__}, logged)", now)
             return self.every
         self.backoff.reset()
         self.status.failures = 0
         self.status.backoff_until = None
         self.status.last_success = now
         return self.every
-
-    def _failed(self, error: str, now: datetime) -> None:
-        self.status.failures += 1
-        self.status.last_error = error[:300]
-        self.status.last_error_at = now
 
     async def poll_once(self) -> None:
         url = self.source.url
@@ -262,46 +180,18 @@ class SourcePoller:
     async def fetch(
         self, url: str, etag: str | None = None, modified: str | None = None
     ) -> Fetched:
-        headers = {"Accept": ACCEPT}
-        if etag:
-            headers["If-None-Match"] = etag
-        if modified:
-            headers["If-Modified-Since"] = modified
-        limit = self.limits.max_bytes
-        try:
-            async with self.http().get(url, headers=headers, allow_redirects=False) as response:
-                if response.status == 304:
-                    return Fetched(304)
-                if response.status in (404, 410):
-                    raise Gone(f"HTTP {response.status}")
-                if response.status != 200:
-                    raise TransportError(f"HTTP {response.status}")
-                if (response.content_length or 0) > limit:
-                    raise Refused("too_large")
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    body += chunk
-                    if len(body) > limit:  # counted after decompression: no gzip bomb
-                        raise Refused("too_large")
-                return Fetched(
-                    200,
-                    bytes(body),
-                    response.headers.get("ETag"),
-                    response.headers.get("Last-Modified"),
-                )
-        except (aiohttp.ClientError, TimeoutError, UnicodeError, ValueError) as exc:
-            raise TransportError(f"cannot fetch ({type(exc).__name__})") from None
+        return await fetch(self.http(), url, self.limits.max_bytes, etag, modified)
 
     # --- documents ----------------------------------------------------------
 
     def refused(self, exc: Refused) -> None:
-        _bump(self.status.refused, exc.reason)
+        bump(self.status.refused, exc.reason)
         _log.warning(
             "cap document refused", source=self.status.name, reason=exc.reason, at=exc.where
         )
 
     def skipped(self, reason: str) -> None:
-        _bump(self.status.skipped, reason)
+        bump(self.status.skipped, reason)
 
     async def read_document(self, body: bytes) -> None:
         self.status.documents += 1
@@ -474,12 +364,7 @@ class CapImporter:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S),
-                headers={"User-Agent": "Avisa CAP importer"},
-                max_line_size=8190,
-                max_field_size=8190,
-            )
+            self._session = new_session()
         return self._session
 
     def start(self) -> None:
@@ -508,21 +393,4 @@ class CapImporter:
 
     def metrics_lines(self) -> Iterable[str]:
         """Per source (by its place in the config: a URL may hold a key), for /metrics."""
-        yield "# HELP avisa_cap_source_total CAP source events: polls, tips, skips, refusals."
-        yield "# TYPE avisa_cap_source_total counter"
-        for index, poller in enumerate(self.pollers):
-            status = poller.status
-            events = {
-                ("poll", "all"): status.polls,
-                ("poll", "not_modified"): status.not_modified,
-                ("tip", "filed"): status.filed,
-                ("tip", "updated"): status.updated,
-                ("tip", "closed"): status.closed,
-                **{("skipped", reason): n for reason, n in status.skipped.items()},
-                **{("refused", reason): n for reason, n in status.refused.items()},
-            }
-            for (event, detail), count in sorted(events.items()):
-                yield (
-                    f'avisa_cap_source_total{{source="{index}",event="{event}",'
-                    f'detail="{detail}"}} {count}'
-                )
+        return metrics_lines(poller.status for poller in self.pollers)

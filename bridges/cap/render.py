@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bridges.render import clean as clean_bidi
-from bridges.render import template_for
+from bridges.render import prefixed, template_for
 from relay.core import geohash
 from relay.core.model import Alert
 from relay.core.times import EPOCH
@@ -241,9 +241,9 @@ def entry_title(alert: Alert) -> str:
     words = template_for(lang)
     headline = clean(alert.text[lang].headline)
     if alert.msg_type == "cancel":
-        return f"{words.withdrawn.split(' ', 1)[-1]}: {headline}"
+        return prefixed(words.withdrawn.split(" ", 1)[-1], headline)
     if alert.certainty == "false":
-        return f"{words.false_prefix} {headline}"
+        return prefixed(words.false_prefix, headline)
     return headline
 
 

@@ -65,7 +65,8 @@ STATUS_WORDS = {
 
 REPLIES = {
     "es": {
-        "subscribed": "Avisa: suscrito a alertas de {keyword}. ALTO para salir, AYUDA para ayuda.",
+        "subscribed": "Avisa: suscrito a las alertas verificadas de su zona. ALTO para salir, "
+        "AYUDA para ayuda.",
         "unknown_zip": " No conocemos el codigo {zip}: recibira toda la zona.",
         "stopped": "Avisa: ya no recibira mensajes. Envie {keyword} para volver.",
         "started": "Avisa: suscrito de nuevo. ALTO para salir.",
@@ -78,7 +79,8 @@ REPLIES = {
         "personales.",
     },
     "en": {
-        "subscribed": "Avisa: subscribed to {keyword} alerts. STOP to quit, HELP for help.",
+        "subscribed": "Avisa: subscribed to verified alerts for your area. STOP to quit, "
+        "HELP for help.",
         "unknown_zip": " We do not know ZIP {zip}: you get the whole area.",
         "stopped": "Avisa: you will get no more messages. Text {keyword} to come back.",
         "started": "Avisa: subscribed again. STOP to quit.",

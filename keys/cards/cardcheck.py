@@ -88,7 +88,8 @@ def _card_refusal(
         return (
             f"this card was issued {when(document.issued_at)}, before the key document"
             f" already trusted for {document.network} ({when(last_issued_at)}): it is"
-            f" replayed or stale; {stale}"
+            f" replayed or stale; {stale}. To change only its settings, use"
+            f" 'avisa trust set {document.network} --speaks-for …' (no card needed)"
         )
     for key in document.keys:
         entry = work.mine.get(key.keyid)

@@ -1,4 +1,4 @@
-"""The operator's trust operations: ``avisa trust add|update|list|remove|revoke``.
+"""The operator's trust operations: ``avisa trust add|set|update|list|remove|revoke``.
 
 Like ``keys.store.own_ops``, each works directly on the data directory's SQLite in one
 IMMEDIATE transaction (checks and writes together, so a refusal changes
@@ -10,6 +10,10 @@ nothing) and bumps ``trust_version`` so a running node reloads.
   every option not given keeps its current value. For a peer already trusted,
   whose card is signed by a key we hold, the fingerprint may be left out: that
   key was verified when it was first trusted.
+- ``set_scope``: change the settings of a peer already trusted (``avisa trust
+  set``), by its name and without its card: a card kept from the ceremony is
+  refused as stale once the peer's newer key document has reached us, so
+  ``add`` is not the way to change a setting. Options not given keep their values.
 - ``update``: apply a newer card or key document of a peer already trusted,
   without a fingerprint: only what chains to keys we trust is taken.
 - ``revoke``: an operator's decision that a peer key is void from a time on.
@@ -174,6 +178,33 @@ def add(
 
         added: Added = db.transaction(conn, job)
     return added
+
+
+def set_scope(data_dir: Path, network: str, scope: Scope, clock: Clock) -> PeerPolicy:
+    """New settings for a trusted peer; its keys and key documents are left as they are."""
+    if scope == Scope():
+        raise BadInput(
+            "AVISA_USAGE",
+            "give at least one setting to change: --speaks-for, --kinds, --certainties,"
+            " --rate-limit, --forward/--no-forward or --endorse/--no-endorse",
+        )
+    with open_store(data_dir) as (_, conn):
+
+        def job(c: sqlite3.Connection) -> PeerPolicy:
+            peers = {peer.network: peer for peer in trust.load_peers(c)}
+            peer = peers.get(network)
+            if peer is None:
+                raise BadInput(
+                    "AVISA_UNKNOWN_PEER",
+                    f"no trusted peer named {network} (see 'avisa trust list'); a new peer is"
+                    " added with 'avisa trust add CARD_FILE --fingerprint …'",
+                )
+            policy = scope.policy(network, peer.policy)
+            trust.save_peer(c, trust.PeerRecord(network, peer.url, (), policy), clock())
+            return policy
+
+        policy: PeerPolicy = db.transaction(conn, job)
+    return policy
 
 
 def update(data_dir: Path, raw: bytes, clock: Clock) -> peerstore.Stored:

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from relay.cli.client import NodeClient
+from relay.cli.words import plural
 from relay.core import drafts, readable
 from relay.core.errors import BadInput
 from relay.core.model import CERTAINTIES, KINDS
@@ -171,7 +172,8 @@ def print_sms_preview(preview: dict[str, Any]) -> None:
     )
     for lang, text in preview["texts"].items():
         coding = "GSM-7" if text["coding"] == "gsm7" else "UCS-2"
-        print(f"[{lang}] {text['segments']} segment(s), {coding}, {len(text['text'])} characters")
+        parts = plural(text["segments"], "segment")
+        print(f"[{lang}] {parts}, {coding}, {plural(len(text['text']), 'character')}")
         print(f"  {text['text']}")
 
 
@@ -217,7 +219,32 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(reply))
     else:
         print(_line(reply))
+        for shown in _details(reply):
+            print(f"  {shown}")
     return 0
+
+
+def _details(item: dict[str, Any]) -> list[str]:
+    """What ``alert show`` prints under the alert's line: times, place, origin, texts."""
+    alert = item["alert"]
+    area = alert["area"]
+    where = f"geohash {area['geohash']}, {area['radius_m']} m"
+    if area["codes"]:
+        where += f"; {', '.join(area['codes'])}"
+    endorsed = ", ".join(item.get("endorsed_by") or [])
+    lines = [
+        f"observed: {alert['observed_at']}  sent: {alert['sent_at']}"
+        f"  expires: {alert['expires_at']}",
+        f"area:     {area['label']} ({where})",
+        f"origin:   {item.get('origin', alert['network'])}"
+        + (f"; endorsed by {endorsed}" if endorsed else ""),
+    ]
+    if alert["agencies"]:
+        lines.append(f"agencies: {', '.join(alert['agencies'])}")
+    for lang, text in alert["text"].items():
+        lines.append(f"[{lang}] {text['headline']}")
+        lines += [f"     {text[part]}" for part in ("body", "instruction") if text.get(part)]
+    return lines
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -228,6 +255,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reply))
         return 0
+    if not reply["alerts"]:
+        where = f" in {args.area}" if args.area else ""
+        print(f"no active alerts{where}" if args.active else f"no alerts{where}")
     for item in reply["alerts"]:
         print(_line(item))
     return 0
@@ -249,6 +279,8 @@ def cmd_held_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reply))
         return 0
+    if not reply["held"]:
+        print("no held alerts: nothing waits for a reviewer")
     for item in reply["held"]:
         print(_line(item, f"  [{item['reason']}, from {item['from_peer'] or 'here'}]"))
     return 0

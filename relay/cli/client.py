@@ -5,8 +5,10 @@ announced in ``run.json``) and the operator token from ``operator.token`` in
 the data directory, so an operator never types either. Before the first call
 it asks the node answering there who it is (``/healthz``): a ``run.json``
 copied with a data directory, or another node on the same port, must not
-receive this directory's commands. Errors come back as ``ClientError`` with
-the node's own ``errcode`` and text.
+receive this directory's commands. A copy of the data directory has the same
+network and keys, so the node also names its directory
+(``relay.storage.runlock.directory_id``), which must be this one. Errors come
+back as ``ClientError`` with the node's own ``errcode`` and text.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from keys.core.keyring import keyid_for
 from keys.store import nodekey, ownkeys
 from relay.core import config as config_mod
 from relay.core.errors import AvisaError
-from relay.storage import configfile, db
+from relay.storage import configfile, db, runlock
 
 TIMEOUT_S = 30
 
@@ -99,6 +101,19 @@ class NodeClient:
         health = self._request("GET", "/healthz", None)
         if not isinstance(health, dict):
             return
+        answering_dir = health.get("dir")
+        if (
+            health.get("network") == network
+            and health.get("keyid") in keyids
+            and answering_dir is not None
+            and answering_dir != runlock.directory_id(data_dir)
+        ):
+            raise ClientError(
+                f"the node answering at {self.base_url} is {network}'s node of another data"
+                f" directory: {data_dir} is a copy; give the --data of the directory that node"
+                " runs on (a copy holds the same key: never run two nodes with it)",
+                "AVISA_WRONG_NODE",
+            )
         if health.get("network") != network or health.get("keyid") not in keyids:
             raise ClientError(
                 f"the node answering at {self.base_url} is {health.get('network')}"

@@ -1,4 +1,4 @@
-"""``avisa keys export-card|rotate|revoke`` and ``avisa trust add|update|list|remove|revoke``.
+"""``avisa keys export-card|rotate|revoke``; ``avisa trust add|set|update|list|remove|revoke``.
 
 Thin: parse options, call ``keys.store.own_ops`` / ``keys.store.peer_ops`` (which do the
 work on the data directory, node running or not), print a short report.
@@ -19,6 +19,7 @@ import msgspec
 
 from keys.cards.keyset import Change
 from keys.store import own_ops, peer_ops
+from relay.cli.words import plural
 from relay.core.errors import BadInput, ConfigError
 from relay.core.model import CERTAINTIES, KINDS
 from relay.core.policy import RELAYS
@@ -127,7 +128,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
         print(f"  new key:         {report.keyid}")
         print(f"  new fingerprint: {report.fingerprint}")
     if report.held_again:
-        print(f"  {len(report.held_again)} alert(s) moved back to review (held).")
+        print(f"  {plural(len(report.held_again), 'alert')} moved back to review (held).")
     if report.warning:
         print(report.warning)
     return 0
@@ -212,9 +213,8 @@ def _card_path(args: argparse.Namespace) -> Path:
     raise BadInput("AVISA_USAGE", "give the card file: avisa trust add CARD_FILE ...")
 
 
-def cmd_trust_add(args: argparse.Namespace) -> int:
-    card = _card_path(args)
-    scope = peer_ops.Scope(
+def _scope(args: argparse.Namespace) -> peer_ops.Scope:
+    return peer_ops.Scope(
         speaks_for=args.speaks_for,
         kinds=args.kinds,
         certainties=args.certainties,
@@ -223,6 +223,11 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
         endorse=args.endorse,
         relay=args.relay,
     )
+
+
+def cmd_trust_add(args: argparse.Namespace) -> int:
+    card = _card_path(args)
+    scope = _scope(args)
     added = peer_ops.add(args.data, peer_ops.read_card(card), args.fingerprint, scope, system_clock)
     plan, policy = added.plan, added.policy
     verb = "Updated" if plan.already_trusted else "Trusted"
@@ -232,8 +237,42 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
         f"  speaks for: {', '.join(policy.speaks_for) or '(nothing: its alerts need endorsements)'}"
     )
     if added.held_again:
-        print(f"  {len(added.held_again)} alert(s) moved back to review (held).")
+        print(f"  {plural(len(added.held_again), 'alert')} moved back to review (held).")
     return 0
+
+
+def cmd_trust_set(args: argparse.Namespace) -> int:
+    policy = peer_ops.set_scope(args.data, args.network, _scope(args), system_clock)
+    print(f"Updated the settings of {args.network}; a running node applies them within seconds.")
+    _print_settings(
+        list(policy.speaks_for),
+        sorted(policy.kinds),
+        sorted(policy.certainties),
+        policy.rate_limit_per_min,
+        forward=policy.forward,
+        endorse=policy.endorse,
+        relay=policy.relay,
+    )
+    return 0
+
+
+def _print_settings(
+    speaks_for: list[str],
+    kinds: list[str],
+    certainties: list[str],
+    rate_limit: int,
+    *,
+    forward: bool,
+    endorse: bool,
+    relay: str = "all",
+) -> None:
+    print(f"  speaks for:   {', '.join(speaks_for) or '-'}")
+    print(f"  kinds:        {'all' if len(kinds) == len(KINDS) else ', '.join(kinds)}")
+    print(f"  certainties:  {', '.join(certainties)}")
+    print(
+        f"  rate limit:   {rate_limit}/min; forward {'yes' if forward else 'no'}"
+        f"{RELAY_SAYS.get(relay, '')}; endorse {'yes' if endorse else 'no'}"
+    )
 
 
 def cmd_trust_update(args: argparse.Namespace) -> int:
@@ -244,7 +283,7 @@ def cmd_trust_update(args: argparse.Namespace) -> int:
     if not result.trusted:
         print("  Its signing key is not trusted here: only revocations were taken.")
     if stored.held_again:
-        print(f"  {len(stored.held_again)} alert(s) moved back to review (held).")
+        print(f"  {plural(len(stored.held_again), 'alert')} moved back to review (held).")
     return 0
 
 
@@ -259,15 +298,14 @@ def cmd_trust_list(args: argparse.Namespace) -> int:
         print("No trusted peers." if not args.network else f"No trusted peer {args.network}.")
     for peer in peers:
         print(f"{peer['network']}  {peer['url']}")
-        print(f"  speaks for:   {', '.join(peer['speaks_for']) or '-'}")
-        kinds = "all" if len(peer["kinds"]) == len(KINDS) else ", ".join(peer["kinds"])
-        print(f"  kinds:        {kinds}")
-        print(f"  certainties:  {', '.join(peer['certainties'])}")
-        print(
-            f"  rate limit:   {peer['rate_limit_per_min']}/min; forward "
-            f"{'yes' if peer['forward'] else 'no'}"
-            f"{RELAY_SAYS.get(peer.get('relay', 'all'), '')};"
-            f" endorse {'yes' if peer['endorse'] else 'no'}"
+        _print_settings(
+            peer["speaks_for"],
+            peer["kinds"],
+            peer["certainties"],
+            peer["rate_limit_per_min"],
+            forward=peer["forward"],
+            endorse=peer["endorse"],
+            relay=peer["relay"],
         )
         for key in peer["keys"]:
             print(f"  key {key['keyid']}  {key['status']}")
@@ -284,7 +322,7 @@ def cmd_trust_remove(args: argparse.Namespace) -> int:
 def cmd_trust_revoke(args: argparse.Namespace) -> int:
     stored = peer_ops.revoke(args.data, args.network, args.keyid, args.at, system_clock)
     _print_changes(stored.result.changes)
-    print(f"  {len(stored.held_again)} alert(s) moved back to review (held).")
+    print(f"  {plural(len(stored.held_again), 'alert')} moved back to review (held).")
     return 0
 
 
@@ -301,6 +339,10 @@ def _add_options(add: argparse.ArgumentParser) -> None:
         help="the 30 digits the other operator read to you over a separate channel"
         " (not needed again to change the settings of a peer already trusted)",
     )
+    _scope_options(add)
+
+
+def _scope_options(add: argparse.ArgumentParser) -> None:
     add.add_argument(
         "--speaks-for",
         nargs="+",
@@ -344,7 +386,7 @@ def _add_options(add: argparse.ArgumentParser) -> None:
 
 
 def register_trust(commands: Any) -> None:
-    """Add ``avisa trust add|update|list|remove|revoke``."""
+    """Add ``avisa trust add|set|update|list|remove|revoke``."""
     trust = commands.add_parser("trust", help="peer networks this node trusts, and their keys")
     actions = trust.add_subparsers(dest="trust_command", required=True, metavar="ACTION")
 
@@ -354,6 +396,15 @@ def register_trust(commands: Any) -> None:
     _add_options(add)
     _data(add)
     add.set_defaults(func=cmd_trust_add)
+
+    settings = actions.add_parser(
+        "set",
+        help="change the settings of a peer already trusted (options not given keep their value)",
+    )
+    settings.add_argument("network", metavar="NETWORK", help="as 'avisa trust list' shows it")
+    _scope_options(settings)
+    _data(settings)
+    settings.set_defaults(func=cmd_trust_set)
 
     update = actions.add_parser(
         "update",

@@ -3,7 +3,8 @@
 Each command group registers itself on the parser (``relay.cli.alert``,
 ``relay.cli.keys``, …), so this module stays the table of contents. Commands
 return an exit code: 0 done, 1 refused or failed (with one clear line on
-stderr), 2 usage. No command prints a traceback for an expected failure.
+stderr), 2 usage. No command prints a traceback for an expected failure;
+Ctrl-C and a closed pipe are handled once for all commands in ``relay.entry``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import argparse
 import asyncio
 import errno
 import json
+import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.configure(args.log_level)
     with runlock.hold(args.data):
         try:
-            asyncio.run(run_until_stopped(args.data))
+            _run_interruptible(partial(run_until_stopped, args.data))
         except OSError as exc:
             if exc.errno not in _BIND_ERRORS:
                 raise
@@ -104,6 +107,26 @@ def cmd_run(args: argparse.Namespace) -> int:
                 " 'A second node on one machine')",
             ) from None
     return 0
+
+
+def _run_interruptible(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``asyncio.run(main())``, with Ctrl-C held back while the loop is being built.
+
+    A Ctrl-C that lands inside the construction of the event loop leaves a
+    half-made loop whose finalizer complains; held back until ``main`` runs,
+    it reaches ``asyncio.run``'s own handler, which cancels ``main`` (its
+    ``finally`` blocks run) and raises ``KeyboardInterrupt`` for ``relay.entry``.
+    """
+
+    async def unblocked() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        await main()
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        asyncio.run(unblocked())
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _print_fields(info: Mapping[str, object], as_json: bool, width: int) -> None:
@@ -207,12 +230,33 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
         return 0
     signatures = result.pop("signatures", [])
     endorsed = result.pop("endorsed_by", None)
+    if result.get("stored_here") == "accepted":
+        result = _already_accepted(result)
     _print_fields(result, False, 18)
     if endorsed is not None:
         print(f"{'endorsed by:':18} {', '.join(endorsed) or '(no one)'}")
     for number, line in enumerate(signatures, 1):
         print(f"{f'signature {number}:':18} {line}")
     return 0
+
+
+def _already_accepted(result: dict[str, Any]) -> dict[str, Any]:
+    """An alert accepted here: say so, and what was and would be decided, not "duplicate"."""
+    accepted, as_new = result.pop("accepted_here"), result.pop("as_new")
+    if accepted is None:
+        how = "(its decision is no longer in the decision log)"
+    else:
+        peer = accepted["from_peer"]
+        how = f"{accepted['at']}, {accepted['reason']}" + (f", from {peer}" if peer else "")
+    head = {name: result.pop(name) for name in ("alert_id", "origin")}
+    del result["decision"], result["reason"]
+    return {
+        **head,
+        "decision": "none: already accepted here (a copy arriving now changes nothing)",
+        "accepted here": how,
+        "as if new": f"{as_new['decision']} ({as_new['reason']})",
+        **result,
+    }
 
 
 def _register_node(commands: Any) -> None:
@@ -355,13 +399,26 @@ def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
     cli_outbox.register(commands)
     for register in extra:
         register(commands)
+    _remember_parsers(parser)
     return parser
+
+
+def _remember_parsers(parser: argparse.ArgumentParser) -> None:
+    """Each (sub)command's parser is in its own namespace as ``_parser``: the innermost
+    one given wins, so an unknown option is reported with that command's usage."""
+    parser.set_defaults(_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _remember_parsers(sub)
 
 
 def main(argv: Sequence[str] | None = None, extra: Sequence[Register] = ()) -> int:
     """``avisa``; ``extra`` adds commands of the layers above the CLI (the demo)."""
     parser = build_parser(extra)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         if "data" in vars(args):
             args.data = datadir.resolve(args.data)
@@ -369,8 +426,6 @@ def main(argv: Sequence[str] | None = None, extra: Sequence[Register] = ()) -> i
     except AvisaError as exc:
         print(f"avisa: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
     return code
 
 

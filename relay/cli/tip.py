@@ -1,13 +1,14 @@
 """``avisa tip …``: the desk from a terminal, through the running node's API.
 
-``add`` prints the new tip's id alone on stdout (for scripts); ``publish``
-prints the alert's id. ``publish`` first asks the node what it would sign
-(``POST …/draft``: the place the gazetteer completed, and warnings), says
-the place and the warnings on stderr, and signs past a warning only with
-``--yes`` or a "y" typed at a terminal: nothing is held by surprise. A tip
-is named by its id or by its number on this node (``avisa tip claim 12``).
-The contact given to ``add`` goes to the node and is sealed there; no
-command ever prints one (the API has none to give).
+``add`` prints the new tip's number and id on one line (``#12 01J…``: the
+number is what the other commands and the desk show; a script takes the last
+word); ``publish`` prints the alert's id alone. ``publish`` first asks the node
+what it would sign (``POST …/draft``: the place the gazetteer completed, and
+warnings), says the place and the warnings on stderr, and signs past a warning
+only with ``--yes`` or a "y" typed at a terminal: nothing is held by surprise. A
+tip is named by its id or by its number on this node (``avisa tip claim 12``).
+The contact given to ``add`` goes to the node and is sealed there; no command
+ever prints one (the API has none to give).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from urllib.parse import quote
 
 from relay.cli.alert import _texts
 from relay.cli.client import NodeClient
+from relay.cli.words import plural
 from relay.core.model import KINDS
 from relay.core.tips import CHANNELS, OUTCOMES
 
@@ -42,7 +44,10 @@ def cmd_add(args: argparse.Namespace) -> int:
             body[name] = getattr(args, name)
     if args.agency:
         body["agencies"] = args.agency
-    print(_client(args).call("POST", "/api/v1/tips", body)["id"])
+    client = _client(args)
+    tip_id = client.call("POST", "/api/v1/tips", body)["id"]
+    number = client.call("GET", f"/api/v1/tips/{quote(tip_id, safe='')}")["number"]
+    print(f"#{number} {tip_id}")
     return 0
 
 
@@ -52,8 +57,8 @@ def line(tip: dict[str, Any]) -> str:
     backed = ""
     if cluster and cluster["tips"] > 1:
         backed = (
-            f"  [{cluster['tips']} reports, {cluster['reporters']} reporters,"
-            f" {len(cluster['channels'])} channels]"
+            f"  [{cluster['tips']} reports, {plural(cluster['reporters'], 'reporter')},"
+            f" {plural(len(cluster['channels']), 'channel')}]"
         )
     words = tip["text"].replace("\n", " ")
     words = words if len(words) <= 60 else words[:59] + "…"
@@ -69,6 +74,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reply))
         return 0
+    if not reply["tips"]:
+        print("no tips" if args.all else "no open tips")
     for tip in reply["tips"]:
         print(line(tip))
     return 0
@@ -83,13 +90,22 @@ def _show(tip: dict[str, Any], as_json: bool) -> None:
     print(f"  text: {tip['text']}")
     for name in ("observed_at", "activity", "agencies", "vehicles", "size", "alert_id"):
         if tip.get(name):
-            print(f"  {name}: {tip[name]}")
+            print(f"  {name}: {_readable(tip[name])}")
     if tip.get("confirmations"):
-        print(f"  confirmations: {tip['confirmations']}")
+        print(f"  confirmations: {_readable(tip['confirmations'])}")
     for event in tip.get("history", []):
         detail = event.get("outcome") or event.get("alert_id") or ""
         note = f" - {event['note']}" if event.get("note") else ""
         print(f"  {event['at']}  {event['actor']}  {event['action']} {detail}{note}")
+
+
+def _readable(value: Any) -> str:
+    """A list as words (``ice, cbp``), a mapping as ``name value`` pairs; never Python's repr."""
+    if isinstance(value, list):
+        return ", ".join(_readable(item) for item in value)
+    if isinstance(value, dict):
+        return " ".join(f"{name} {_readable(item)}" for name, item in value.items())
+    return str(value)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

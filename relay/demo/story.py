@@ -35,6 +35,7 @@ from typing import Any
 import aiohttp
 
 from bridges.cap.parse import CapMessage, Limits, parse_document, read_cap
+from relay.cli.words import plural
 from relay.demo.matrix import MatrixRoom
 from relay.demo.run import DemoNode, Federation3, avisa_command
 from relay.demo.sms import SHORT_CODE, TextLine
@@ -244,7 +245,7 @@ class Scenario:
         coding = "UCS-2" if latest.coding == "ucs-2" else "GSM-7"
         print(
             f"  ✓ the resident's phone got it within {ms:.0f} ms (fakesmsc reads once a second;"
-            f" {coding}, {latest.parts} part(s)): «{latest.text}»"
+            f" {coding}, {plural(latest.parts, 'part')}): «{latest.text}»"
         )
 
     async def sighting(self) -> None:
@@ -403,7 +404,7 @@ async def play(federation: Federation3, *, scenario_only: bool, matrix: bool) ->
             print(
                 f"\n{story.passed} of {story.passed + story.failed} steps happened as narrated."
                 if not story.failed
-                else f"\n{story.failed} step(s) FAILED."
+                else f"\n{plural(story.failed, 'step')} FAILED."
             )
             if scenario_only:
                 return 0 if not story.failed else 1

@@ -87,6 +87,7 @@ class LinkStatus:
     quarantined: int = 0
     last_success: datetime | None = None
     last_error: str | None = None
+    last_error_at: datetime | None = None
     failures: int = 0
     failures_total: int = 0
     delivered_total: int = 0
@@ -97,12 +98,21 @@ class LinkStatus:
     dropped: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
+        # An error a later success followed is history (say, the minutes of the key
+        # ceremony): it is not shown, so it never sits beside a healthy badge.
+        since = self.last_error_at
+        current = self.last_error is not None and (
+            self.failures > 0
+            or self.last_success is None
+            or (since is not None and since > self.last_success)
+        )
         return {
             "last_success": rfc3339(self.last_success) if self.last_success else None,
             "backlog": self.backlog,
             "backoff": self.backoff_s,
             "next_attempt": rfc3339(self.next_attempt) if self.next_attempt else None,
-            "last_error": self.last_error,
+            "last_error": self.last_error if current else None,
+            "last_error_at": rfc3339(since) if current and since else None,
             "failures": self.failures,
             "quarantined": self.quarantined,
         }
@@ -371,7 +381,7 @@ class PeerLink:
         # Status changes all at once, before any await: whoever sees the failure sees its backoff.
         status.failures += 1
         status.failures_total += 1
-        status.last_error = error = str(exc)
+        status.last_error, status.last_error_at = (error := str(exc)), now
         status.wake_on_contact = isinstance(exc, PeerUnavailable) and (
             exc.connection_failed or exc.status in (401, 403)
         )
@@ -388,6 +398,7 @@ class PeerLink:
         if load:
             self.status.last_success = record.last_success
             self.status.last_error = record.last_error
+            self.status.last_error_at = record.last_error_at
             self.status.failures = record.failures
 
     async def _pause(self) -> None:

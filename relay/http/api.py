@@ -44,7 +44,7 @@ from relay.runtime.httpio import (
 )
 from relay.runtime.metrics import Metrics
 from relay.runtime.node import Node
-from relay.storage import gaps, store
+from relay.storage import gaps, runlock, store
 from relay.storage import tips as tip_store
 from relay.storage.trust import ROLES, Role, Roles, roles_for, token_id
 from relay.storage.writes import Writes
@@ -443,7 +443,10 @@ async def bridges(request: web.Request) -> web.Response:
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     node = _node(request)
-    return respond({"status": "ok", "network": node.network, "keyid": node.key.keyid})
+    directory = runlock.directory_id(node.data_dir)  # the CLI's check against a copy
+    return respond(
+        {"status": "ok", "network": node.network, "keyid": node.key.keyid, "dir": directory}
+    )
 
 
 @routes.get("/metrics")

@@ -4,6 +4,12 @@ It opens the store read-only, builds the same trust snapshot the node uses,
 and runs the same ``prepare`` and ``decide`` as the pipeline, so what it
 prints is what the node would do now. Nothing is written: no decision row,
 no seq, no tombstone.
+
+An alert already accepted here would be refused now as a ``duplicate``, which
+says nothing about the policy: for one, the answer also carries
+``accepted_here`` (when, from whom and why it was accepted, from the decision
+log while it keeps the row) and ``as_new`` (what the policy decides for it
+today, as if it had never been seen).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from relay.core import config as config_mod
 from relay.core.errors import ConfigError
 from relay.core.model import MAX_ENVELOPE_BYTES
 from relay.core.policy import decide, inside_scope
-from relay.core.times import Clock
+from relay.core.times import Clock, from_epoch, rfc3339
 from relay.runtime.clock import system_clock
 from relay.runtime.pipeline import Rejected, prepare
 from relay.storage import configfile, db, store, trust
@@ -70,6 +76,12 @@ def explain_envelope(
         state = msgspec.structs.replace(state, stored="no")
     decision = decide(prepared.envelope, alert, prepared.verification, snapshot.policy, state, now)
     origin_peer = snapshot.policy.peers.get(alert.network)
+    extra: dict[str, Any] = {}
+    if state.stored == "accepted":
+        extra["accepted_here"] = _accepted_here(conn, alert.id)
+        fresh = msgspec.structs.replace(state, stored="no")
+        again = decide(prepared.envelope, alert, prepared.verification, snapshot.policy, fresh, now)
+        extra["as_new"] = {"decision": again.action, "reason": again.reason}
     return {
         "alert_id": alert.id,
         "origin": alert.network,
@@ -87,4 +99,13 @@ def explain_envelope(
         "endorsed_by": prepared.incoming.endorsed_by,
         "inside_speaks_for": bool(origin_peer and inside_scope(alert, origin_peer.speaks_for)),
         "stored_here": state.stored,
+        **extra,
     }
+
+
+def _accepted_here(conn: sqlite3.Connection, alert_id: str) -> dict[str, Any] | None:
+    found = store.acceptance(conn, alert_id)
+    if found is None:
+        return None
+    at_s, peer, reason = found
+    return {"at": rfc3339(from_epoch(at_s)), "from_peer": peer, "reason": reason}

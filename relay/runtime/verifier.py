@@ -193,6 +193,9 @@ class VerifierPool:
                     "relay.runtime.verify_worker",
                     stdin=asyncio.subprocess.PIPE,
                     stdout=asyncio.subprocess.PIPE,
+                    # Its own process group: a terminal's Ctrl-C reaches the node alone
+                    # (which then closes the worker's stdin), never a worker still starting.
+                    process_group=0,
                 )
                 worker = _Worker(process)
                 worker.reader = asyncio.create_task(worker.read_answers())

@@ -41,8 +41,9 @@ from typing import BinaryIO
 
 
 def quiet_on_signals() -> None:
-    """Ctrl-C reaches the whole terminal's process group: leave it to the node, which
-    closes our stdin (we then end), and let SIGTERM end us without a traceback."""
+    """The node starts us in a process group of our own, so a terminal's Ctrl-C is
+    the node's; one meant for us (run by hand) is left to whoever closes our stdin
+    (we then end), and SIGTERM ends us without a traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 

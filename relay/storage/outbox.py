@@ -212,6 +212,7 @@ class DeliveryRecord:
     last_error: str | None = None
     failures: int = 0
     backlog: int = 0
+    last_error_at: datetime | None = None
     quarantined: int = 0
 
 
@@ -234,15 +235,18 @@ def record_failure(conn: sqlite3.Connection, peer: str, error: str, now: datetim
 
 def delivery(conn: sqlite3.Connection, peer: str) -> DeliveryRecord:
     row = conn.execute(
-        "SELECT last_success, last_error, failures FROM peer_delivery WHERE peer = ?", (peer,)
+        "SELECT last_success, last_error, failures, last_error_at FROM peer_delivery"
+        " WHERE peer = ?",
+        (peer,),
     ).fetchone()
     quarantined = conn.execute("SELECT count(*) FROM quarantine WHERE peer = ?", (peer,)).fetchone()
     if row is None:
         return DeliveryRecord(backlog=backlog(conn, peer), quarantined=int(quarantined[0]))
-    last_success, last_error, failures = row
+    last_success, last_error, failures, last_error_at = row
     return DeliveryRecord(
         last_success=None if last_success is None else from_epoch(last_success),
         last_error=last_error,
+        last_error_at=None if last_error_at is None else from_epoch(last_error_at),
         failures=int(failures),
         backlog=backlog(conn, peer),
         quarantined=int(quarantined[0]),

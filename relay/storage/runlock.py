@@ -7,12 +7,20 @@ directory finds it taken and stops with one line naming the process that has
 it, instead of running beside it and overwriting its ``run.json``. The lock
 file is separate from ``keys.lock``, which key commands take while the node
 runs.
+
+``directory_id`` names a data directory itself, not what it holds: a copy
+(``cp -a nodes/la nodes/la-copy``) has the same key, network and even
+``run.json``, but another inode. The running node gives it in ``/healthz``,
+and the CLI refuses to send a directory's commands to a node whose directory
+is another one. It is a digest of the device and inode numbers (no path),
+and stays the same when the directory is renamed or moved on its filesystem.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,3 +51,12 @@ def hold(data_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def directory_id(data_dir: Path) -> str | None:
+    """An opaque name of the directory itself (device and inode); None if it is gone."""
+    try:
+        info = os.stat(data_dir)
+    except OSError:
+        return None
+    return hashlib.sha256(f"avisa-dir:{info.st_dev}:{info.st_ino}".encode()).hexdigest()[:16]

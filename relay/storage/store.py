@@ -351,3 +351,14 @@ def counts(conn: sqlite3.Connection, now: datetime) -> dict[str, int]:
         key = "expired" if key == "active" and expired else key
         result[key] += int(count)
     return result
+
+
+def acceptance(conn: sqlite3.Connection, alert_id: str) -> tuple[int, str | None, str] | None:
+    """When and how an alert came to be accepted here (``at``, ``peer``, ``reason``), from
+    the decision log; None once that row is purged (``decisions_retention``)."""
+    row = conn.execute(
+        "SELECT at, peer, reason FROM decisions WHERE alert_id = ? AND action = 'accept'"
+        " ORDER BY n DESC LIMIT 1",
+        (alert_id,),
+    ).fetchone()
+    return None if row is None else (int(row[0]), row[1], str(row[2]))

@@ -1,4 +1,4 @@
-"""Shared by the CAP tests: the OASIS schema, the fixtures read in place, a node with CAP on."""
+"""Shared by the CAP tests: the OASIS schema, the vendored fixtures, a node with CAP on."""
 
 from __future__ import annotations
 
@@ -14,9 +14,7 @@ from lxml import etree
 from relay.runtime.clock import FakeClock
 from tests.conftest import RunningNode, start_node
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "cap"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/cap")
+FIXTURES = Path(__file__).resolve().parent / "fixtures"  # where they come from: its README
 HOSTILE = ("xee.cap", "xee.atom", "invalid.cap", "canada_errors.cap")
 DRAFT: dict[str, Any] = {
     "kind": "operation",

@@ -30,7 +30,7 @@ async def test_preview_counts_segments_and_recipients(
         assert en["text"].startswith("CONFIRMED ALERT: Sighting. ICE at Colonia park.")
         print_sms_preview(preview)
         shown = capsys.readouterr().out
-        assert "[es] 4 segment(s), UCS-2" in shown and "[en] 1 segment(s), GSM-7" in shown
+        assert "[es] 4 segments, UCS-2" in shown and "[en] 1 segment, GSM-7" in shown
         assert "recipients: 2" in shown
         status, _ = await line.call("GET", "/api/v1/alerts")
         assert status == 200 and _["alerts"] == []  # a preview signs and sends nothing

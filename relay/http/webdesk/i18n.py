@@ -4,7 +4,11 @@ A ``?lang=`` query switches and is remembered in a cookie; otherwise the
 cookie; otherwise the browser's ``Accept-Language`` (first of es/en by
 weight); otherwise Spanish, which most of the volunteers read first.
 Templates call ``t("key")``; a key missing in one language falls back to the
-other, then to the key itself, so a page never breaks over a word.
+other, then to the key itself, so a page never breaks over a word. A phrase
+with a number has a ``KEY.one`` form for 1: ``t("tips.rule", n).format(n)``
+picks it when ``n`` is 1 (Spanish and English need no other forms). The names
+of alert kinds (``kind.*``) are those of ``bridges.render``, which the Matrix
+and SMS texts use, so the desk says what the alerts say.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
+
+from bridges.render import template_for
 
 LANGUAGES = ("es", "en")
 DEFAULT = "es"
@@ -68,6 +74,12 @@ _EN: dict[str, str] = {
     "alerts.send_update": "Sign and send update",
     "alerts.send_cancel": "Sign and send cancel",
     "alerts.cancel_headline": "Alert cancelled",
+    "alerts.expired": "Expired",
+    "role.intake": "intake",
+    "role.verifier": "verifier",
+    "role.publisher": "publisher",
+    "role.reviewer": "reviewer",
+    "role.admin": "administrator",
     "held.title": "Held for review",
     "held.from_peer": "Sent by",
     "held.reason": "Why it was held",
@@ -90,7 +102,8 @@ _EN: dict[str, str] = {
     "peers.never": "never",
     "peers.gaps": "Messages missing",
     "peers.gaps_none": "none",
-    "peers.gaps_text": "{} in {} gap(s), {} not yet asked for",
+    "peers.gaps_text": "{} in {} gaps, {} not yet asked for",
+    "peers.gaps_text.one": "{} in {} gap, {} not yet asked for",
     "peers.gap_asked": "asked for",
     "peers.gap_unasked": "not yet asked for",
     "bridges.title": "Bridges",
@@ -127,7 +140,8 @@ _EN: dict[str, str] = {
     "tips.none": "No open tips. New ones appear here by themselves.",
     "tips.open_only": "Open only",
     "tips.show_all": "Show all",
-    "tips.rule": "Publishing needs {} verifier(s) to confirm",
+    "tips.rule": "Publishing needs {} verifiers to confirm",
+    "tips.rule.one": "Publishing needs {} verifier to confirm",
     "tips.activity": "Activity",
     "tips.agencies": "Agencies",
     "tips.vehicles": "Vehicles",
@@ -135,8 +149,10 @@ _EN: dict[str, str] = {
     "tips.observed": "Seen",
     "tips.cluster": "Corroboration",
     "tips.cluster_text": "{} reports from {} different reporters",
+    "tips.cluster_text.one": "{} reports, all from {} reporter",
     "tips.confirmations": "Two-person rule",
     "tips.confirmed_of": "{} of {} confirmations",
+    "tips.confirmed_of.one": "{} of {} confirmation",
     "tips.other_verifier": "you confirmed: another verifier must too",
     "tips.alert": "Alert signed",
     "tips.history": "History",
@@ -156,7 +172,10 @@ _EN: dict[str, str] = {
     "tips.radius": "Radius (m)",
     "tips.sign_publish": "Sign and publish",
     "tips.needs_more": (
-        "Needs {} more confirmation(s) from a different verifier before it can be published."
+        "Needs {} more confirmations from different verifiers before it can be published."
+    ),
+    "tips.needs_more.one": (
+        "Needs {} more confirmation from a different verifier before it can be published."
     ),
     "tip.new": "new",
     "tip.claimed": "claimed",
@@ -248,6 +267,12 @@ _ES: dict[str, str] = {
     "alerts.send_update": "Firmar y enviar actualización",
     "alerts.send_cancel": "Firmar y enviar cancelación",
     "alerts.cancel_headline": "Alerta cancelada",
+    "alerts.expired": "Venció",
+    "role.intake": "recepción",
+    "role.verifier": "verificación",
+    "role.publisher": "publicación",
+    "role.reviewer": "revisión",
+    "role.admin": "administración",
     "held.title": "En espera de revisión",
     "held.from_peer": "Enviada por",
     "held.reason": "Por qué quedó en espera",
@@ -270,7 +295,8 @@ _ES: dict[str, str] = {
     "peers.never": "nunca",
     "peers.gaps": "Mensajes que faltan",
     "peers.gaps_none": "ninguno",
-    "peers.gaps_text": "{} en {} hueco(s), {} aún sin pedir",
+    "peers.gaps_text": "{} en {} huecos, {} aún sin pedir",
+    "peers.gaps_text.one": "{} en {} hueco, {} aún sin pedir",
     "peers.gap_asked": "pedido",
     "peers.gap_unasked": "aún sin pedir",
     "bridges.title": "Puentes",
@@ -307,7 +333,8 @@ _ES: dict[str, str] = {
     "tips.none": "No hay reportes abiertos. Los nuevos aparecen aquí solos.",
     "tips.open_only": "Solo abiertos",
     "tips.show_all": "Ver todos",
-    "tips.rule": "Publicar requiere que {} verificador(es) confirmen",
+    "tips.rule": "Publicar requiere que {} verificadores confirmen",
+    "tips.rule.one": "Publicar requiere que {} verificador confirme",
     "tips.activity": "Actividad",
     "tips.agencies": "Agencias",
     "tips.vehicles": "Vehículos",
@@ -315,8 +342,10 @@ _ES: dict[str, str] = {
     "tips.observed": "Visto",
     "tips.cluster": "Corroboración",
     "tips.cluster_text": "{} reportes de {} personas distintas",
+    "tips.cluster_text.one": "{} reportes, todos de {} persona",
     "tips.confirmations": "Regla de dos personas",
     "tips.confirmed_of": "{} de {} confirmaciones",
+    "tips.confirmed_of.one": "{} de {} confirmación",
     "tips.other_verifier": "usted confirmó: falta otro verificador",
     "tips.alert": "Alerta firmada",
     "tips.history": "Historial",
@@ -335,7 +364,8 @@ _ES: dict[str, str] = {
     "tips.geohash": "Geohash",
     "tips.radius": "Radio (m)",
     "tips.sign_publish": "Firmar y publicar",
-    "tips.needs_more": "Faltan {} confirmación(es) de otro verificador antes de publicar.",
+    "tips.needs_more": "Faltan {} confirmaciones de otros verificadores antes de publicar.",
+    "tips.needs_more.one": "Falta {} confirmación de otro verificador antes de publicar.",
     "tip.new": "nuevo",
     "tip.claimed": "en verificación",
     "tip.confirmed": "confirmado",
@@ -388,7 +418,9 @@ def translator(language: str) -> Callable[[str], str]:
     primary = MESSAGES.get(language, MESSAGES[DEFAULT])
     other = MESSAGES["en" if language == "es" else "es"]
 
-    def t(key: str) -> str:
+    def t(key: str, count: int | None = None) -> str:
+        if count == 1:
+            key = f"{key}.one" if f"{key}.one" in primary or f"{key}.one" in other else key
         return primary.get(key) or other.get(key) or key
 
     return t
@@ -421,3 +453,7 @@ def choose(request: web.Request) -> tuple[str, bool]:
         return cookie, False
     browser = from_accept_language(request.headers.get("Accept-Language", ""))
     return browser or DEFAULT, False
+
+
+for _language in LANGUAGES:
+    add(_language, {f"kind.{k}": word for k, word in template_for(_language).kinds.items()})

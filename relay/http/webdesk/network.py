@@ -45,6 +45,9 @@ async def peers(request: web.Request) -> web.StreamResponse:
                 if last
                 else t("peers.never"),
                 "backoff_text": views.span(entry.get("backoff") or 0),
+                "last_error_when": views.relative(_parse_time(entry["last_error_at"]), now, t)
+                if entry.get("last_error_at")
+                else "",
                 "fingerprints": [
                     {"keyid": key.keyid, "fingerprint": views.cached_fingerprint(key.public_key)}
                     for key in record.keys

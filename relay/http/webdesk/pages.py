@@ -24,6 +24,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from multidict import MultiDict
 
+from bridges.render import agency_name
 from relay.core.errors import BadInput, Forbidden
 from relay.http import api
 from relay.http.clientlimit import client_address
@@ -128,6 +129,7 @@ def render(
         "error": outcome if _OUTCOME.match(outcome) else "",
         "done": request.query.get("done") == "1",
         "asset": asset,
+        "agency": lambda code: agency_name(code, language),  # ice → ICE, police → Policía
     }
     response = aiohttp_jinja2.render_template(template, request, base | context, status=status)
     response.headers["Vary"] = "HX-Request, Cookie, Accept-Language"
