@@ -10,7 +10,8 @@ shows), never the token. No endpoint returns a contact or a reporter hash:
 |------------|------------------------------------------------------------|
 | intake     | submit tips, read them                                     |
 | verifier   | read tips, claim, record an outcome, close                 |
-| publisher  | publish an alert from a tip, see its prefilled draft, read |
+| publisher  | publish an alert from a tip, see its prefilled draft, read;|
+|            | record the outcome that settles a disputed tip             |
 | admin      | everything                                                 |
 """
 
@@ -37,6 +38,7 @@ INTAKE: tuple[Role, ...] = ("intake",)
 READ: tuple[Role, ...] = ("intake", "verifier", "publisher")
 VERIFY: tuple[Role, ...] = ("verifier",)
 PUBLISH: tuple[Role, ...] = ("publisher",)
+JUDGE: tuple[Role, ...] = ("verifier", "publisher")
 
 
 class TipPost(TipIn, frozen=True, forbid_unknown_fields=True):
@@ -121,10 +123,16 @@ async def claim(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/tips/{tip}/outcome")
 async def outcome(request: web.Request) -> web.Response:
-    who = caller(request, VERIFY)
+    who = caller(request, JUDGE)
     body = await read_json(request, API_BODY_MAX, OutcomeBody)
     shown = await _desk(request).outcome(
-        _ref(request), actor(who), body.outcome, body.note, body.duplicate_of
+        _ref(request),
+        actor(who),
+        body.outcome,
+        body.note,
+        body.duplicate_of,
+        may_verify=bool(who.roles & {"verifier", "admin"}),
+        may_rule=bool(who.roles & {"publisher", "admin"}),
     )
     return respond(shown)
 

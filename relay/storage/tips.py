@@ -15,9 +15,14 @@ once. ``purge`` deletes tips and their history ``retention`` after they came
 in; with ``secure_delete`` and the WAL truncate the node runs after purging,
 their bytes leave the file (DESIGN §8).
 
-The open tips are bounded (``[desk] max_open_tips``): when a new tip would
-pass the bound, the oldest unclaimed tips expire first; when every open tip
-is claimed, the new tip is refused.
+Floods hit their source (DESIGN §17). ``sent_since`` counts a sender's tips
+(its reporter hash: a phone, a client bucket, a CAP source) for the per-hour
+and per-day caps. The open tips are bounded (``[desk] max_open_tips``): when
+a new tip would pass the bound, unclaimed tips of the **heaviest sender**
+(most open tips, the new one included) expire first, oldest first; a
+sender's only open tip is never expired for another sender's. Tips without a
+sender (the hotline's, typed in by a volunteer) weigh together as one. When
+no tip may go, the new tip is refused.
 
 Functions take a connection inside a transaction the caller owns.
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,26 +79,58 @@ def by_source(conn: sqlite3.Connection, source_ref: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def make_room(conn: sqlite3.Connection, now: datetime, max_open: int) -> list[str]:
-    """Expire the oldest unclaimed tips until one more fits; ids expired."""
+def sent_since(conn: sqlite3.Connection, reporter: bytes, since: datetime) -> int:
+    """Tips from ``reporter`` received after ``since``, in any state."""
+    row = conn.execute(
+        "SELECT count(*) FROM tips WHERE reporter = ? AND received_at > ?",
+        (reporter, to_epoch(since)),
+    ).fetchone()
+    return int(row[0])
+
+
+def make_room(
+    conn: sqlite3.Connection, now: datetime, max_open: int, reporter: bytes | None = None
+) -> list[str]:
+    """Expire unclaimed tips of the heaviest senders until one more (from
+    ``reporter``) fits; ids expired, or ``AVISA_DESK_FULL``."""
     sql = f"SELECT count(*) FROM tips WHERE {_OPEN_SQL}"  # noqa: S608 - fixed text
     (count,) = conn.execute(sql, _OPEN).fetchone()
     excess = count - max_open + 1
     if excess <= 0:
         return []
-    victims = [
-        str(row[0])
-        for row in conn.execute(
-            "SELECT id FROM tips WHERE state = 'new' ORDER BY received_at, number LIMIT ?",
-            (excess,),
-        )
-    ]
+    victims = _heaviest_first(conn, excess, reporter)
     if len(victims) < excess:
         raise BadInput(
             "AVISA_DESK_FULL", "the desk holds as many open tips as it may; try again later"
         )
     for tip_id in victims:
         record(conn, tip_id, TipEvent(at=now, actor="desk", action="expire", note="desk full"))
+    return victims
+
+
+def _heaviest_first(conn: sqlite3.Connection, wanted: int, reporter: bytes | None) -> list[str]:
+    """Up to ``wanted`` unclaimed tips, each from the sender with most open tips then."""
+    sql = (
+        f"SELECT id, reporter, state FROM tips WHERE {_OPEN_SQL}"  # noqa: S608 - fixed text
+        " ORDER BY received_at, number"
+    )
+    nobody = b""  # the tips without a sender, together
+    weight: Counter[bytes] = Counter()
+    unclaimed: dict[bytes, list[str]] = {}
+    for tip_id, sender, state in conn.execute(sql, _OPEN):
+        key = nobody if sender is None else bytes(sender)
+        weight[key] += 1
+        if state == "new":
+            unclaimed.setdefault(key, []).append(str(tip_id))
+    weight[nobody if reporter is None else reporter] += 1
+    victims: list[str] = []
+    while len(victims) < wanted:
+        senders = [s for s, ids in unclaimed.items() if ids and weight[s] > 1]
+        if not senders:
+            break
+        heaviest = max(senders, key=lambda s: weight[s])
+        victims.append(unclaimed[heaviest].pop(0))
+        weight[heaviest] -= 1
     return victims
 
 
@@ -134,6 +172,14 @@ def replace_body(conn: sqlite3.Connection, tip_id: str, tip: TipIn) -> None:
     )
 
 
+def stored_in(conn: sqlite3.Connection, tip_id: str) -> TipIn:
+    """The tip as it came in (the last version its source sent)."""
+    row = conn.execute("SELECT body FROM tips WHERE id = ?", (tip_id,)).fetchone()
+    if row is None:
+        raise NotFound("no such tip")
+    return _tip_decoder.decode(row[0])
+
+
 def find(conn: sqlite3.Connection, ref: str) -> str:
     """A tip's id from its id or its number (as the desk room types it)."""
     if ref.isascii() and ref.isdigit() and len(ref) < 12:
@@ -159,7 +205,8 @@ def record(
     when the caller decided it, as publishing does). Leaving the open states
     drops the contact in the same transaction."""
     current = state_of(conn, tip_id)
-    after = state if state is not None else step(current, event)
+    before = history(conn, tip_id) if event.action == "outcome" else []
+    after = state if state is not None else step(current, event, before)
     if event.action in ("claim", "outcome", "update"):
         (events,) = conn.execute(
             "SELECT count(*) FROM tip_history WHERE tip_id = ?", (tip_id,)

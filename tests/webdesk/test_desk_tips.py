@@ -3,6 +3,7 @@ the two-person rule, publish with a prefilled draft; roles shown and refused."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,9 +32,14 @@ async def node(tmp_path: Path, clock: FakeClock) -> AsyncIterator[RunningNode]:
         yield started["ventura"]
 
 
+PEOPLE = itertools.count()  # each desk_as is its own person
+
+
 async def desk_as(node: RunningNode, *roles: str) -> DeskClient:
     token = await node.node.db.write(
-        lambda conn: trust.add_token(conn, roles, "-".join(roles), node.node.clock())  # type: ignore[arg-type]
+        lambda conn: trust.add_token(
+            conn, roles, f"{'-'.join(roles)} {next(PEOPLE)}", node.node.clock()
+        )  # type: ignore[arg-type]
     )
     await node.node.reload_trust()
     client = DeskClient.open(node.url)
