@@ -65,8 +65,8 @@ _DONE: Final = {
     "close": ("cerrado por", "closed by"),
 }
 DISPUTED: Final = (
-    "en disputa: confirmado y falsa alarma; quien publica lo resuelve con !confirmed o !false"
-    " / disputed: confirmed and false alarm; a publisher settles it with !confirmed or !false"
+    "en disputa / disputed: confirmado y falsa alarma / confirmed and false alarm;"
+    " quien publica lo resuelve / a publisher settles it: !confirmed, !false"
 )
 HELP: Final = (
     "Comandos / commands: !claim N · !confirmed N [nota/note] · !false N · !unable N ·"
