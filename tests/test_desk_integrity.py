@@ -23,6 +23,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +35,9 @@ import pytest
 
 from relay.core.tips import TipIn
 from relay.runtime.clock import FakeClock
+from relay.storage import tips as tip_store
 from relay.storage import trust
+from tests.adversarial.kit import figure
 from tests.cap.kit import cap_node, fixture
 from tests.cap.spy import DeskSpy
 from tests.cap.test_import import (  # noqa: F401 - fixtures
@@ -309,6 +312,24 @@ async def test_two_tokens_and_a_matrix_id_of_one_person_are_one_verifier(
     assert status == 201, published
 
 
+async def test_a_link_made_later_counts_for_outcomes_already_recorded(
+    running: RunningNode,
+) -> None:
+    rule(running, confirmations=2)
+    olga, pia = await people(running, ("verifier", "Olga", None), ("publisher", "Pia", None))
+    desk = running.node.desk
+    tip_id = await desk.submit(msgspec.convert(TIP, type=TipIn))
+    await desk.claim(tip_id, "@olga:example.org")
+    await desk.outcome(tip_id, "@olga:example.org", "confirmed")  # not linked yet
+    status, shown = await as_(running, olga, "POST", f"/api/v1/tips/{tip_id}/outcome",
+                              {"outcome": "confirmed"})  # fmt: skip
+    assert (status, shown["confirmations"]) == (200, 2)  # two persons, as far as it knows
+    avisa("desk", "link", "@olga:example.org", "Olga", "--data", str(running.data_dir))
+    assert (await desk.get(tip_id)).confirmations == 1
+    status, body = await as_(running, pia, "POST", f"/api/v1/tips/{tip_id}/publish", {})
+    assert (status, body["errcode"]) == (409, "AVISA_NEEDS_CONFIRMATION")
+
+
 def test_token_add_person_and_list(tmp_path: Path) -> None:
     data = str(tmp_path / "n")
     avisa("init", "--network", "ventura", "--data", data)
@@ -361,3 +382,57 @@ async def test_a_closed_tips_contact_leaves_the_files_at_once(running: RunningNo
     status, shown = await as_(running, admin, "POST", f"/api/v1/tips/{body['id']}/close")
     assert (status, shown["state"]) == (200, "closed")
     assert bytes(sealed) not in files_of(running)  # no purge, no restart: at once
+
+
+async def test_nobody_sets_a_person_a_ruling_or_a_sender_from_outside(
+    running: RunningNode,
+) -> None:
+    (admin,) = await people(running, ("admin", "Ana", None))
+    _, body = await as_(running, admin, "POST", "/api/v1/tips", TIP)
+    path = f"/api/v1/tips/{body['id']}"
+    await as_(running, admin, "POST", path + "/claim")
+    before = await running.node.db.read(
+        lambda c: c.execute("SELECT * FROM tip_history ORDER BY n").fetchall()
+    )
+    hostile = [
+        (path + "/outcome", {"outcome": "confirmed", "ruling": True}),
+        (path + "/outcome", {"outcome": "confirmed", "person": "Somebody else"}),
+        (path + "/outcome", {"outcome": "disputed"}),
+        (path + "/claim", {"person": "Rosa"}),
+        (path + "/close", {"changed": ["where"]}),
+        ("/api/v1/tips", {**TIP, "reporter": "AAAAAAAAAAAA"}),
+        ("/api/v1/tips", {**TIP, "source": "https://evil.example/cap"}),
+        ("/api/v1/tips", {**TIP, "state": "confirmed"}),
+    ]
+    for target, payload in hostile:
+        status, answer = await as_(running, admin, "POST", target, payload)
+        assert (status, answer["errcode"]) == (400, "AVISA_BAD_REQUEST"), (target, payload)
+    after = await running.node.db.read(
+        lambda c: c.execute("SELECT * FROM tip_history ORDER BY n").fetchall()
+    )
+    assert after == before and await count(running) == 1
+
+
+@pytest.mark.slow
+async def test_figure_a_flood_against_a_full_desk(running: RunningNode) -> None:
+    """What eviction costs at the default bound: 10,000 open tips from 2,000 senders
+    (5 each), then 200 texts from one more number (cap raised): each one evicts."""
+    rule(running, tips_per_sender_hour=1000, tips_per_sender_day=1000)
+    bound = running.node.desk.section.max_open_tips
+    now = running.node.clock()
+
+    def fill(conn: sqlite3.Connection) -> None:
+        for n in range(bound):
+            tip = msgspec.convert(TIP, type=TipIn)
+            tip_store.insert(conn, f"{n:026d}", tip, now, reporter=b"sender-%05d" % (n // 5),
+                             contact=None, source_ref=None)  # fmt: skip
+
+    await running.node.db.write(fill)
+    desk = running.node.desk
+    flood = msgspec.convert({**TIP, "channel": "sms"}, type=TipIn)
+    started = time.perf_counter()
+    for _ in range(200):
+        await desk.submit(flood, contact=FLOODER)
+    took = time.perf_counter() - started
+    assert await count(running, "state = 'new'") == bound
+    figure("desk_flood_full", open_tips=bound, submits=200, ms_per_submit=round(took * 5, 2))

@@ -3,9 +3,9 @@
 The two-person rule counts persons. A token belongs to one (``avisa token add
 --person``, by default its label); a Matrix id the desk room hears is linked
 to one here, so Rosa confirming with a token and again from Matrix counts
-once. Links live in the node's database and count from the next outcome
-recorded (the person is written into each history event): link people before
-they verify. The node need not be stopped.
+once. Links live in the node's database and count at once, for outcomes
+already recorded too (a tip's history is read with each actor's person as
+the desk knows it now). The node need not be stopped.
 """
 
 from __future__ import annotations

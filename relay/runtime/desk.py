@@ -17,7 +17,8 @@ a tip's text, place or contact: logs and metrics get counts.
 "Verified" means verified at the desk (DESIGN §17): an update from a tip's
 source that changes it is recorded with the fields it changed and sends a
 judged tip back to ``claimed`` (the core's ``step``); outcomes are counted per
-person (``storage.trust.person_of``, resolved when the event is recorded); a
+person (``storage.trust.person_of``, as the desk knows it when the history is
+read, else as it was recorded); a
 publisher's outcome on a disputed tip is a ruling. Each sender (reporter
 hash; a CAP source's is keyed from its URL) may file ``tips_per_sender_hour``
 and ``tips_per_sender_day`` tips (``AVISA_TOO_MANY_TIPS``, 429, nothing

@@ -357,7 +357,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     (
         # Desk integrity (DESIGN §17): the state ``disputed`` (the tips table is rebuilt for
         # its CHECK, its history with it so the foreign key follows), tips counted per
-        # sender (reporter, received_at), persons behind tokens and Matrix ids.
+        # sender (tips_sender), persons behind tokens and Matrix ids.
         "0700_desk_integrity",
         """
         CREATE TABLE tips_0700 (
@@ -391,7 +391,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE tip_history_0700 RENAME TO tip_history;
         CREATE INDEX tips_state ON tips (state, received_at);
         CREATE INDEX tips_received ON tips (received_at);
-        CREATE INDEX tips_reporter ON tips (reporter, received_at);
+        CREATE INDEX tips_sender ON tips (reporter, state, received_at);
         CREATE INDEX tip_history_tip ON tip_history (tip_id, n);
         ALTER TABLE tokens ADD COLUMN person TEXT;
         UPDATE tokens SET person = NULLIF(label, '');

@@ -49,6 +49,7 @@ from relay.core.tips import (
     TipState,
     step,
 )
+from relay.storage.trust import person_of
 
 _tip_decoder = msgspec.json.Decoder(TipIn)
 _event_decoder = msgspec.json.Decoder(TipEvent)
@@ -109,28 +110,35 @@ def make_room(
 
 
 def _heaviest_first(conn: sqlite3.Connection, wanted: int, reporter: bytes | None) -> list[str]:
-    """Up to ``wanted`` unclaimed tips, each from the sender with most open tips then."""
+    """Up to ``wanted`` unclaimed tips, each from the sender with most open tips then
+    (ties: the sender whose oldest unclaimed tip is oldest). SQLite counts; Python picks."""
     sql = (
-        f"SELECT id, reporter, state FROM tips WHERE {_OPEN_SQL}"  # noqa: S608 - fixed text
-        " ORDER BY received_at, number"
+        "SELECT reporter, count(*), sum(state = 'new'),"  # noqa: S608 - fixed text
+        " min(CASE WHEN state = 'new' THEN received_at END)"
+        f" FROM tips WHERE +{_OPEN_SQL} GROUP BY reporter"  # +: tips_sender covers it
     )
-    nobody = b""  # the tips without a sender, together
-    weight: Counter[bytes] = Counter()
-    unclaimed: dict[bytes, list[str]] = {}
-    for tip_id, sender, state in conn.execute(sql, _OPEN):
-        key = nobody if sender is None else bytes(sender)
-        weight[key] += 1
-        if state == "new":
-            unclaimed.setdefault(key, []).append(str(tip_id))
-    weight[nobody if reporter is None else reporter] += 1
-    victims: list[str] = []
-    while len(victims) < wanted:
-        senders = [s for s, ids in unclaimed.items() if ids and weight[s] > 1]
-        if not senders:
+    # sender (None: the tips without one, together) -> [open tips, unclaimed, oldest unclaimed]
+    senders: dict[bytes | None, list[int]] = {
+        None if sender is None else bytes(sender): [weight, unclaimed, oldest or 0]
+        for sender, weight, unclaimed, oldest in conn.execute(sql, _OPEN)
+    }
+    senders.setdefault(reporter, [0, 0, 0])[0] += 1
+    taken: Counter[bytes | None] = Counter()
+    for _ in range(wanted):
+        candidates = [s for s, (w, new, _) in senders.items() if new > taken[s] and w > 1]
+        if not candidates:
             break
-        heaviest = max(senders, key=lambda s: weight[s])
-        victims.append(unclaimed[heaviest].pop(0))
-        weight[heaviest] -= 1
+        heaviest = max(candidates, key=lambda s: (senders[s][0], -senders[s][2]))
+        taken[heaviest] += 1
+        senders[heaviest][0] -= 1
+    victims: list[str] = []
+    for sender, n in taken.items():
+        rows = conn.execute(
+            "SELECT id FROM tips WHERE reporter IS ? AND state = 'new'"
+            " ORDER BY received_at, number LIMIT ?",
+            (sender, n),
+        )
+        victims += [str(row[0]) for row in rows]
     return victims
 
 
@@ -231,8 +239,17 @@ def sealed_contact(conn: sqlite3.Connection, tip_id: str) -> bytes | None:
 
 
 def history(conn: sqlite3.Connection, tip_id: str) -> list[TipEvent]:
+    """The tip's events in order, each naming its actor's person as the desk knows it
+    now (a Matrix id linked after it acted), else as it was recorded."""
     rows = conn.execute("SELECT event FROM tip_history WHERE tip_id = ? ORDER BY n", (tip_id,))
-    return [_event_decoder.decode(row[0]) for row in rows]
+    events = [_event_decoder.decode(row[0]) for row in rows]
+    persons = {actor: person_of(conn, actor) for actor in {event.actor for event in events}}
+    return [
+        msgspec.structs.replace(event, person=persons[event.actor])
+        if persons[event.actor] not in (None, event.person)
+        else event
+        for event in events
+    ]
 
 
 def _tip(conn: sqlite3.Connection, row: Sequence[object], with_history: bool) -> Tip:
