@@ -35,8 +35,8 @@ import pytest
 
 from relay.core.tips import TipIn
 from relay.runtime.clock import FakeClock
+from relay.storage import db, trust
 from relay.storage import tips as tip_store
-from relay.storage import trust
 from tests.adversarial.kit import figure
 from tests.cap.kit import cap_node, fixture
 from tests.cap.spy import DeskSpy
@@ -436,3 +436,44 @@ async def test_figure_a_flood_against_a_full_desk(running: RunningNode) -> None:
     took = time.perf_counter() - started
     assert await count(running, "state = 'new'") == bound
     figure("desk_flood_full", open_tips=bound, submits=200, ms_per_submit=round(took * 5, 2))
+
+
+def test_migration_0700_keeps_tips_history_and_tokens(tmp_path: Path) -> None:
+    """A node upgraded in place: its tips, their history and its tokens come through
+    the rebuild; the history still follows its tip; ``disputed`` is a state."""
+    conn = db.connect(tmp_path / "old.db")
+    conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY)")
+    for name, sql in db.MIGRATIONS[: [n for n, _ in db.MIGRATIONS].index("0700_desk_integrity")]:
+        db.transaction(conn, lambda c, s=sql, n=name: _apply(c, s, n))
+    conn.execute(
+        "INSERT INTO tips (id, number, state, channel, received_at, codes, reporter, body)"
+        " VALUES ('T1', 1, 'confirmed', 'web', 0, '[]', x'0102030405060708', x'7b7d')"
+    )
+    conn.execute("INSERT INTO tip_history (tip_id, event) VALUES ('T1', 'e1'), ('T1', 'e2')")
+    conn.execute(
+        "INSERT INTO tokens (hash, roles, label, created_at) VALUES (x'01', 'verifier', 'Rosa', 0),"
+        " (x'02', 'verifier', '', 0)"
+    )
+    assert "0700_desk_integrity" in db.migrate(conn)
+    assert conn.execute("SELECT id, state, reporter FROM tips").fetchall() == [
+        ("T1", "confirmed", bytes.fromhex("0102030405060708"))
+    ]
+    assert conn.execute("SELECT event FROM tip_history ORDER BY n").fetchall() == [("e1",), ("e2",)]
+    assert conn.execute("SELECT label, person FROM tokens ORDER BY hash").fetchall() == [
+        ("Rosa", "Rosa"),
+        ("", None),
+    ]
+    conn.execute("UPDATE tips SET state = 'disputed'")
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("UPDATE tips SET state = 'undecided'")
+    conn.execute("DELETE FROM tips")
+    assert conn.execute("SELECT count(*) FROM tip_history").fetchone() == (0,)
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    conn.close()
+
+
+def _apply(conn: sqlite3.Connection, sql: str, name: str) -> None:
+    for statement in (part.strip() for part in sql.split(";")):
+        if statement:
+            conn.execute(statement)
+    conn.execute("INSERT INTO schema_migrations (name) VALUES (?)", (name,))
