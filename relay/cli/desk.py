@@ -62,7 +62,7 @@ def register(commands: Any) -> None:
     data_arg(link)
     link.set_defaults(func=cmd_link)
     unlink = actions.add_parser("unlink", help="forget a Matrix id's person")
-    unlink.add_argument("user_id", metavar="@USER:SERVER")
+    unlink.add_argument("user_id", metavar="@USER:SERVER", help="as linked before")
     data_arg(unlink)
     unlink.set_defaults(func=cmd_unlink)
     persons = actions.add_parser("persons", help="each token and linked Matrix id, by person")
