@@ -25,9 +25,10 @@ What the desk judged holds only for what it saw. An ``update`` that changes
 the tip (``changed`` names the fields) *resets* it: outcomes before it no
 longer count and a judged tip goes back to ``claimed``. Outcomes are read
 per person, latest wins, since the last reset; a ``confirmed`` standing
-against a ``false_alarm`` makes the tip ``disputed``, which no verifier's
-further outcome publishes: a publisher's outcome (``ruling``) settles it,
-and only outcomes after that ruling can dispute it again.
+against a ``false_alarm`` makes the tip ``disputed`` until the persons agree
+again (one changes their outcome) or a publisher's outcome (``ruling``)
+settles it; after a ruling, only outcomes recorded after it can dispute it
+again.
 ``publish_certainty`` applies the two-person rule: a ``confirmed`` alert
 needs ``confirmations`` distinct persons whose latest outcome since the last
 reset is ``confirmed``; a ``false_alarm`` publishes at once as a rumor debunk.
