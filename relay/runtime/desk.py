@@ -202,14 +202,8 @@ class Desk:
             tip_id = tip_store.by_source(conn, source_ref)
             if tip_id is None or tip_store.state_of(conn, tip_id) not in tips.OPEN_STATES:
                 return False
-            changed = tips.changed_fields(tip_store.stored_in(conn, tip_id), tip)
-            if not changed:
-                return True  # the same message again: nothing to judge anew
-            tip_store.replace_body(conn, tip_id, tip)
-            note = f"{'/'.join(changed)} ← {source_ref}"
-            event = _event(now, "source", "update", changed=changed, note=note[:1000])
-            tip_store.record(conn, tip_id, event)
-            return True
+            tip_store.revise(conn, tip_id, tip, now, "source", source_ref)
+            return True  # (the same message again changes nothing and records nothing)
 
         async with self._lock:
             changed = await self.db.write(job)

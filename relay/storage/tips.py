@@ -8,7 +8,8 @@ never in this file) and an outside reference (a CAP alert's
 counter (``tip_numbers``) so a verifier can type ``!claim 12``.
 
 Every change of state appends one ``tip_history`` row in the same
-transaction, so the desk's state and its history never disagree; a tip
+transaction, so the desk's state and its history never disagree; a tip's
+content changes only through ``revise``, which records what changed; a tip
 holds at most ``MAX_HISTORY`` claims, outcomes and updates. A tip
 leaving the open states (published, closed, expired) loses its contact at
 once. ``purge`` deletes tips and their history ``retention`` after they came
@@ -47,6 +48,7 @@ from relay.core.tips import (
     TipEvent,
     TipIn,
     TipState,
+    changed_fields,
     step,
 )
 from relay.storage.trust import person_of
@@ -173,19 +175,27 @@ def insert(
     return number
 
 
-def replace_body(conn: sqlite3.Connection, tip_id: str, tip: TipIn) -> None:
+def revise(
+    conn: sqlite3.Connection, tip_id: str, tip: TipIn, now: datetime, actor: str, why: str
+) -> list[str]:
+    """The one way a stored tip's content changes: the fields that differ from the
+    stored version are replaced and recorded in one ``update`` event (which, after an
+    outcome, sends the tip back to ``claimed``: ``tips.step``). Nothing changed:
+    nothing recorded. ``why`` says from where (a source's reference)."""
+    row = conn.execute("SELECT body FROM tips WHERE id = ?", (tip_id,)).fetchone()
+    if row is None:
+        raise NotFound("no such tip")
+    changed = changed_fields(_tip_decoder.decode(row[0]), tip)
+    if not changed:
+        return []
     conn.execute(
         "UPDATE tips SET body = ?, geohash = ?, codes = ? WHERE id = ?",
         (_encoder.encode(tip), tip.where.geohash, json.dumps(tip.where.codes), tip_id),
     )
-
-
-def stored_in(conn: sqlite3.Connection, tip_id: str) -> TipIn:
-    """The tip as it came in (the last version its source sent)."""
-    row = conn.execute("SELECT body FROM tips WHERE id = ?", (tip_id,)).fetchone()
-    if row is None:
-        raise NotFound("no such tip")
-    return _tip_decoder.decode(row[0])
+    note = f"{'/'.join(changed)} ← {why}"[:1000]
+    event = TipEvent(at=now, actor=actor, action="update", changed=changed, note=note)
+    record(conn, tip_id, event)
+    return list(changed)
 
 
 def find(conn: sqlite3.Connection, ref: str) -> str:
