@@ -477,3 +477,19 @@ def _apply(conn: sqlite3.Connection, sql: str, name: str) -> None:
         if statement:
             conn.execute(statement)
     conn.execute("INSERT INTO schema_migrations (name) VALUES (?)", (name,))
+
+
+async def test_a_feed_rewriting_a_tip_endlessly_is_stopped_quietly(running: RunningNode) -> None:
+    desk = running.node.desk
+    ref = "feed@example.org,ID-1"
+    tip = msgspec.convert({**TIP, "channel": "cap"}, type=TipIn)
+    tip_id = await desk.submit(tip, source_ref=ref, source="https://feed.example.org/cap")
+    answers = [
+        await desk.update_from_source(ref, msgspec.structs.replace(tip, text=f"version {n}"))
+        for n in range(tip_store.MAX_HISTORY + 5)
+    ]
+    assert answers == [True] * tip_store.MAX_HISTORY + [False] * 5
+    shown = await desk.get(tip_id)
+    assert shown.text == f"version {tip_store.MAX_HISTORY - 1}"
+    assert len(shown.history) == tip_store.MAX_HISTORY
+    assert 'event="refused",detail="AVISA_TIP_BUSY"} 5' in "\n".join(desk.metrics_lines())

@@ -54,7 +54,7 @@ import structlog
 from relay.core import phone, tips
 from relay.core.config import DeskSection
 from relay.core.drafts import Draft, ulid
-from relay.core.errors import BadInput, Forbidden
+from relay.core.errors import BadInput, Conflict, Forbidden
 from relay.core.sealing import Sealer, SealError
 from relay.core.times import Clock, parse_duration
 from relay.core.tipdrafts import TipDraft, prefill
@@ -206,7 +206,11 @@ class Desk:
             return True  # (the same message again changes nothing and records nothing)
 
         async with self._lock:
-            changed = await self.db.write(job)
+            try:
+                changed = await self.db.write(job)
+            except Conflict as exc:  # a feed that rewrote the tip MAX_HISTORY times
+                self.counters[("refused", exc.errcode)] += 1
+                return False
         if changed:
             self._changed()
         return changed
