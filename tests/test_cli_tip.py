@@ -33,7 +33,8 @@ def test_tip_workflow_from_the_command_line(running_node: Path) -> None:  # noqa
     assert (shown["state"], shown["alert_id"]) == ("published", alert_id)
     human = avisa("tip", "show", tip_id, "--data", data).stdout
     assert "vi dos" in human and not any(form in human for form in NUMBER_FORMS)
-    assert "closed" in avisa("tip", "close", "1", "--data", data).stdout
+    refused = avisa("tip", "close", "1", "--data", data, check=False)
+    assert refused.returncode == 1 and "stays published" in refused.stderr
     assert avisa("tip", "list", "--data", data).stdout == "no open tips\n"
     assert "#1" in avisa("tip", "list", "--all", "--data", data).stdout
 

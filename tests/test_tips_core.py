@@ -21,6 +21,7 @@ from relay.core.tips import (
     TipEvent,
     TipIn,
     Where,
+    changed_fields,
     clean,
     clusters,
     confirmers,
@@ -59,7 +60,7 @@ STEPS = [
     Step("unable", ev("outcome", outcome="confirmed"), "confirmed"),
     Step("new", ev("close"), "closed"),
     Step("confirmed", ev("close"), "closed"),
-    Step("published", ev("close"), "closed"),
+    Step("published", ev("close"), "AVISA_TIP_PUBLISHED"),
     Step("closed", ev("close"), "AVISA_TIP_CLOSED"),
     Step("published", ev("claim"), "AVISA_TIP_CLOSED"),
     Step("closed", ev("outcome", outcome="confirmed"), "AVISA_TIP_CLOSED"),
@@ -68,6 +69,13 @@ STEPS = [
     Step("published", ev("expire", "desk"), "published"),
     Step("closed", ev("expire", "desk"), "closed"),
     Step("claimed", ev("update", "cap"), "claimed"),
+    Step("confirmed", ev("update", "cap"), "confirmed"),
+    Step("confirmed", ev("update", "cap", changed=["where"]), "claimed"),
+    Step("false_alarm", ev("update", "cap", changed=["text"]), "claimed"),
+    Step("disputed", ev("update", "cap", changed=["observed_at"]), "claimed"),
+    Step("new", ev("update", "cap", changed=["where"]), "new"),
+    Step("disputed", ev("claim", "ben"), "disputed"),
+    Step("confirmed", ev("outcome", outcome="confirmed", ruling=True), "AVISA_TIP_STATE"),
     Step("closed", ev("update", "cap"), "AVISA_TIP_CLOSED"),
     Step("confirmed", ev("publish", alert_id="ventura/x"), "AVISA_TIP_STATE"),
 ]
@@ -125,6 +133,95 @@ def test_two_person_rule(case: Publish) -> None:
     else:
         got = publish_certainty(case.state, case.history, case.confirmations)  # type: ignore[arg-type]
         assert got == case.expect
+
+
+def judged(state: str, *events: TipEvent) -> str:
+    """The state after each event in turn, each seeing the history before it."""
+    history: list[TipEvent] = []
+    for event in events:
+        state = step(state, event, history)  # type: ignore[arg-type]
+        history.append(event)
+    return state
+
+
+def test_conflicting_outcomes_make_a_tip_disputed() -> None:
+    ana_yes, ben_no = (
+        ev("outcome", outcome="confirmed"),
+        ev("outcome", "ben", outcome="false_alarm"),
+    )
+    assert judged("claimed", ana_yes, ben_no) == "disputed"
+    assert judged("claimed", ben_no, ana_yes) == "disputed"
+    # a third verifier's outcome does not settle it; the dissenter changing their mind does
+    assert judged("claimed", ana_yes, ben_no, ev("outcome", "cy", outcome="confirmed")) == (
+        "disputed"
+    )
+    assert judged("claimed", ana_yes, ben_no, ev("outcome", "ben", outcome="confirmed")) == (
+        "confirmed"
+    )
+    history = [ev("claim"), ana_yes, ben_no]
+    with pytest.raises(Conflict) as refused:
+        publish_certainty("disputed", history, 1)
+    assert refused.value.errcode == "AVISA_DISPUTED"
+
+
+def test_a_ruling_settles_a_dispute_until_new_dissent() -> None:
+    ana_yes, ben_no = (
+        ev("outcome", outcome="confirmed"),
+        ev("outcome", "ben", outcome="false_alarm"),
+    )
+    ruling = ev("outcome", "pia", outcome="confirmed", ruling=True)
+    assert judged("claimed", ana_yes, ben_no, ruling) == "confirmed"
+    history = [ana_yes, ben_no, ruling]
+    assert publish_certainty("confirmed", history, 2) == "confirmed"  # ana and pia
+    debunk = ev("outcome", "pia", outcome="false_alarm", ruling=True)
+    assert judged("claimed", ana_yes, ben_no, debunk) == "false_alarm"
+    later = ev("outcome", "cy", outcome="false_alarm")
+    assert judged("claimed", ana_yes, ben_no, ruling, later) == "disputed"
+
+
+def test_a_change_clears_the_confirmations() -> None:
+    moved = ev("update", "source", changed=["where"])
+    history = [
+        ev("claim"),
+        ev("outcome", outcome="confirmed"),
+        ev("outcome", "ben", outcome="confirmed"),
+    ]
+    assert confirmers(history) == {"ana", "ben"}
+    assert confirmers([*history, moved]) == frozenset()
+    assert judged("confirmed", moved) == "claimed"
+    with pytest.raises(Conflict):
+        publish_certainty("claimed", [*history, moved], 1)
+    again = [*history, moved, ev("outcome", "ben", outcome="confirmed")]
+    assert confirmers(again) == {"ben"}
+    # an update that changed nothing keeps what was judged
+    assert confirmers([*history, ev("update", "source")]) == {"ana", "ben"}
+    # and a dispute before the change is forgotten with it
+    ben_no = ev("outcome", "ben", outcome="false_alarm")
+    assert judged("claimed", ev("outcome", outcome="confirmed"), moved, ben_no) == "false_alarm"
+
+
+def test_persons_not_credentials() -> None:
+    rosa_token = ev("outcome", "token:aaaaaaaaaaaa", outcome="confirmed", person="Rosa")
+    rosa_other = ev("outcome", "token:bbbbbbbbbbbb", outcome="confirmed", person="Rosa")
+    rosa_matrix = ev("outcome", "@rosa:example.org", outcome="confirmed", person="Rosa")
+    assert confirmers([rosa_token, rosa_other, rosa_matrix]) == {"Rosa"}
+    with pytest.raises(Conflict) as refused:
+        publish_certainty("confirmed", [rosa_token, rosa_other, rosa_matrix], 2)
+    assert refused.value.errcode == "AVISA_NEEDS_CONFIRMATION"
+    luis = ev("outcome", "@luis:example.org", outcome="confirmed")
+    assert publish_certainty("confirmed", [rosa_token, rosa_matrix, luis], 2) == "confirmed"
+    # Rosa against herself is a change of mind, not a dispute
+    rosa_no = ev("outcome", "@rosa:example.org", outcome="false_alarm", person="Rosa")
+    assert judged("claimed", rosa_token, rosa_no) == "false_alarm"
+
+
+def test_changed_fields() -> None:
+    tip = TipIn(text="ICE van", where=Where(label="Ventura", geohash="9q4g"))
+    assert changed_fields(tip, tip) == []
+    moved = msgspec.structs.replace(tip, where=Where(label="Downtown LA", geohash="9q5c"))
+    assert changed_fields(tip, moved) == ["where"]
+    reworded = msgspec.structs.replace(moved, text="ICE vans", observed_at=T0)
+    assert changed_fields(tip, reworded) == ["text", "where", "observed_at"]
 
 
 def test_confirmers_are_latest_outcomes() -> None:

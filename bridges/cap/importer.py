@@ -81,6 +81,7 @@ class TipDesk(Protocol):
         contact: str | None = None,
         reporter: bytes | None = None,
         source_ref: str | None = None,
+        source: str | None = None,
     ) -> str: ...
 
     async def update_from_source(self, source_ref: str, tip: TipIn) -> bool: ...
@@ -316,7 +317,7 @@ class SourcePoller:
             updated = await self.desk.update_from_source(root, tip)
             return ("updated" if updated else "tip_gone"), root
         try:
-            await self.desk.submit(tip, source_ref=message.ref)
+            await self.desk.submit(tip, source_ref=message.ref, source=self.source.url)
         except BadInput:  # a rule of the desk's (text of invisible characters only)
             return "refused_by_desk", message.ref
         return "filed", message.ref

@@ -13,7 +13,10 @@ user, so its device and keys are its own), joins one room, and:
   ``!false 12``, ``!unable 12``, ``!duplicate 12 9``, ``!close 12`` from the
   listed ``verifiers``, ``!publish 12`` from the listed ``publishers``, and
   answers each in the room (a reply to the command). The actor in the tip's
-  history is the sender's Matrix id, so the two-person rule counts people.
+  history is the sender's Matrix id; the desk counts the person it is linked
+  to (``avisa desk link``), so the two-person rule counts people, and the
+  answers name them. A tip whose verifiers disagree is answered as disputed;
+  a listed publisher's ``!confirmed``/``!false`` on it settles it.
 
 nio runs event callbacks inside sync, so the callback only queues (bounded;
 overflow is counted and answered with nothing); one worker does the desk's
@@ -62,6 +65,10 @@ _DONE: Final = {
     "duplicate": ("duplicado, según", "duplicate, per"),
     "close": ("cerrado por", "closed by"),
 }
+DISPUTED: Final = (
+    "en disputa / disputed: confirmado y falsa alarma / confirmed and false alarm;"
+    " quien publica lo resuelve / a publisher settles it: !confirmed, !false"
+)
 HELP: Final = (
     "Comandos / commands: !claim N · !confirmed N [nota/note] · !false N · !unable N ·"
     " !duplicate N M · !close N · !publish N"
@@ -110,6 +117,14 @@ def tip_content(tip: Tip) -> dict[str, Any]:
         "m.mentions": {},
         "org.avisa.tip": tip.number,
     }
+
+
+def _person(tip: Tip, sender: str) -> str:
+    """How an answer names who acted: their person and Matrix id, or the id alone."""
+    last = tip.history[-1] if tip.history else None
+    if last is not None and last.actor == sender and last.person:
+        return f"{last.person} ({sender})"
+    return sender
 
 
 def reply_content(text: str, event_id: str) -> dict[str, Any]:
@@ -242,7 +257,12 @@ class DeskRoom:
         if match is None:
             return HELP
         verb, number, rest = match.group(1).lower(), match.group(2), (match.group(3) or "").strip()
-        allowed = self.publishers if verb == "publish" else self.verifiers
+        if verb == "publish":
+            allowed = self.publishers
+        elif verb in _OUTCOMES or verb == "duplicate":
+            allowed = self.verifiers | self.publishers  # a publisher only settles a dispute
+        else:
+            allowed = self.verifiers
         if sender not in allowed:
             return f"✗ #{number}: {sender} no puede / may not: !{verb}"
         try:
@@ -264,17 +284,23 @@ class DeskRoom:
             if not other.lstrip("#").isdigit():
                 return f"✗ #{number}: !duplicate {number} N (N: el original / the original)"
             await desk.outcome(number, sender, "duplicate", note_rest[:1000] or None,
-                               other.lstrip("#"))  # fmt: skip
+                               other.lstrip("#"), **self._may(sender))  # fmt: skip
         else:
-            shown = await desk.outcome(number, sender, _OUTCOMES[verb], note)  # type: ignore[arg-type]
+            shown = await desk.outcome(number, sender, _OUTCOMES[verb], note, **self._may(sender))  # type: ignore[arg-type]
+            person = _person(shown, sender)
+            if shown.state == "disputed":
+                return f"⚠ #{number} {DISPUTED} ({person})"
             if verb == "confirmed":
                 needed = desk.section.confirmations
                 return (
-                    f"✓ #{number} confirmado por / confirmed by {sender}"
+                    f"✓ #{number} confirmado por / confirmed by {person}"
                     f" ({shown.confirmations}/{needed})"
                 )
         es, en = _DONE[verb]
         return f"✓ #{number} {es} / {en} {sender}"
+
+    def _may(self, sender: str) -> dict[str, bool]:
+        return {"may_verify": sender in self.verifiers, "may_rule": sender in self.publishers}
 
     # --- Service ----------------------------------------------------------------
 

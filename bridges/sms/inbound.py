@@ -194,6 +194,9 @@ class TextAnswers:
                 await desk.submit(make_tip(text, tip_lang), reporter=reporter)
             else:
                 await desk.submit(make_tip(text, tip_lang), contact=number)
+        except BadInput as refused:  # a sender over its cap, a full desk: expected, no trace
+            _log.info("the desk refused a texted tip", errcode=refused.errcode)
+            return None
         except Exception:  # noqa: BLE001 - the sender still gets an answer; logged
             _log.exception("the desk did not take a texted tip")
             return None

@@ -161,7 +161,9 @@ def cmd_token_add(args: argparse.Namespace) -> int:
     try:
         token = db.transaction(
             conn,
-            lambda c: trust.add_token(c, trust.parse_roles(args.role), args.label, system_clock()),
+            lambda c: trust.add_token(
+                c, trust.parse_roles(args.role), args.label, system_clock(), args.person
+            ),
         )
     finally:
         conn.close()
@@ -207,7 +209,11 @@ def cmd_token_list(args: argparse.Namespace) -> int:
     finally:
         conn.close()
     for info in tokens:
-        print(f"{info.token_id}  {info.role:16}  {info.created_at:%Y-%m-%d %H:%M}Z  {info.label}")
+        person = f"  [{info.person}]" if info.person and info.person != info.label else ""
+        print(
+            f"{info.token_id}  {info.role:16}  {info.created_at:%Y-%m-%d %H:%M}Z  {info.label}"
+            + person
+        )
     return 0
 
 
@@ -330,6 +336,10 @@ def _register_tokens(commands: Any) -> None:
         help=f"one or more of {', '.join(trust.ROLES)}, e.g. --role intake,verifier",
     )
     add.add_argument("--label", default="", help="who holds it (not shown to anyone else)")
+    add.add_argument(
+        "--person",
+        help="the person the two-person rule counts (default: the label); see 'avisa desk link'",
+    )
     add.set_defaults(func=cmd_token_add)
     listing = token_commands.add_parser(
         "list", help="tokens by id, role and label (never the token)"
@@ -379,6 +389,7 @@ Register = Callable[[Any], None]
 def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
     from relay.cli import alert as cli_alert
     from relay.cli import cap as cli_cap
+    from relay.cli import desk as cli_desk
     from relay.cli import outbox as cli_outbox
     from relay.cli import tip as cli_tip
 
@@ -394,6 +405,7 @@ def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
     _register_tokens(commands)
     cli_alert.register(commands)
     cli_tip.register(commands)
+    cli_desk.register(commands)
     _register_policy(commands)
     cli_cap.register(commands)
     cli_outbox.register(commands)

@@ -95,8 +95,12 @@ def _show(tip: dict[str, Any], as_json: bool) -> None:
         print(f"  confirmations: {_readable(tip['confirmations'])}")
     for event in tip.get("history", []):
         detail = event.get("outcome") or event.get("alert_id") or ""
+        detail += " (ruling)" if event.get("ruling") else ""
         note = f" - {event['note']}" if event.get("note") else ""
-        print(f"  {event['at']}  {event['actor']}  {event['action']} {detail}{note}")
+        actor = f"{event['person']} ({event['actor']})" if event.get("person") else event["actor"]
+        print(f"  {event['at']}  {actor}  {event['action']} {detail}{note}")
+    if tip["state"] == "disputed":
+        print("  disputed: verifiers disagree; a publisher's outcome settles it")
 
 
 def _readable(value: Any) -> str:

@@ -120,6 +120,9 @@ class DeskSection(Struct, forbid_unknown_fields=True, frozen=True):
     phone_region: Annotated[str, Meta(pattern=r"^[A-Z]{2}$")] = "US"
     # Public form: posts per client per hour (clients as [node] trusted_proxies names them).
     report_per_hour: Annotated[int, Meta(ge=1, le=1000)] = 10
+    # Tips one sender (a phone, a form client, a CAP source) may file per hour and per day.
+    tips_per_sender_hour: Annotated[int, Meta(ge=1, le=100_000)] = 3
+    tips_per_sender_day: Annotated[int, Meta(ge=1, le=1_000_000)] = 10
     matrix: DeskMatrix | None = None
 
 
@@ -266,6 +269,10 @@ def check_desk(desk: DeskSection) -> None:
             raise ConfigError(f"desk.{name}", "must be more than zero")
     if parse_duration(desk.retention) < parse_duration(desk.tip_ttl):
         raise ConfigError("desk.retention", "must not be shorter than desk.tip_ttl")
+    if desk.tips_per_sender_day < desk.tips_per_sender_hour:
+        raise ConfigError(
+            "desk.tips_per_sender_day", "must not be less than desk.tips_per_sender_hour"
+        )
     room = desk.matrix
     if room is None:
         return
@@ -313,5 +320,7 @@ tip_ttl = "12h"                # an open tip nobody finished closes itself after
 retention = "7d"               # every tip and its history is deleted this long after it came in
 cluster_window = "2h"          # tips this close in time and place corroborate each other
 confirmations = 1              # distinct verifiers who must confirm before publishing
-max_open_tips = 10000          # past this, the oldest unclaimed tips expire first
+max_open_tips = 10000          # past this, the heaviest sender's oldest unclaimed tips expire first
+tips_per_sender_hour = 3       # tips one phone, form client or CAP source may file per hour
+tips_per_sender_day = 10       # ... and per day
 """

@@ -12,13 +12,26 @@ them.
 The desk's state machine is one function, ``step``: given a tip's state, its
 history and a new event, it returns the next state or raises ``Conflict``::
 
-    new -> claimed -> confirmed | false_alarm | unable | duplicate -> published | closed
+    new -> claimed -> confirmed | false_alarm | unable | duplicate | disputed
+        -> published | closed        (a published tip is never closed)
 
 Open tips (every state but ``published`` and ``closed``) expire after
-``tip_ttl`` (an ``expire`` event closes them). ``publish_certainty`` applies
-the two-person rule: a ``confirmed`` alert needs ``confirmations`` distinct
-verifiers whose latest outcome is ``confirmed``; a ``false_alarm`` publishes
-at once as a rumor debunk.
+``tip_ttl`` (an ``expire`` event closes them). Verifiers are counted as
+**persons** (``who``: the event's ``person``, which the shell resolves from
+the token or Matrix id, else the actor), so one person with two tokens, or
+a token and a Matrix id, is one verifier (DESIGN §17).
+
+What the desk judged holds only for what it saw. An ``update`` that changes
+the tip (``changed`` names the fields) *resets* it: outcomes before it no
+longer count and a judged tip goes back to ``claimed``. Outcomes are read
+per person, latest wins, since the last reset; a ``confirmed`` standing
+against a ``false_alarm`` makes the tip ``disputed`` until the persons agree
+again (one changes their outcome) or a publisher's outcome (``ruling``)
+settles it; after a ruling, only outcomes recorded after it can dispute it
+again.
+``publish_certainty`` applies the two-person rule: a ``confirmed`` alert
+needs ``confirmations`` distinct persons whose latest outcome since the last
+reset is ``confirmed``; a ``false_alarm`` publishes at once as a rumor debunk.
 
 ``clusters`` groups tips for corroboration: tips received within
 ``cluster_window`` of each other that share a geohash prefix or an area code
@@ -30,7 +43,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Final, Literal, get_args
 
@@ -42,15 +55,30 @@ from relay.core.model import Agency, AreaCode, Certainty, LangTag, UtcTime
 
 Channel = Literal["web", "sms", "hotline", "matrix", "cap"]
 TipState = Literal[
-    "new", "claimed", "confirmed", "false_alarm", "unable", "duplicate", "published", "closed"
+    "new",
+    "claimed",
+    "confirmed",
+    "false_alarm",
+    "unable",
+    "duplicate",
+    "disputed",
+    "published",
+    "closed",
 ]
 Outcome = Literal["confirmed", "false_alarm", "unable", "duplicate"]
 Action = Literal["claim", "outcome", "publish", "close", "expire", "update"]
+#: What an update can change: the fields a verifier checked.
+Field = Literal[
+    "text", "where", "observed_at", "language", "activity", "agencies", "vehicles", "size"
+]
 
 CHANNELS: Final[tuple[str, ...]] = get_args(Channel)
 TIP_STATES: Final[tuple[str, ...]] = get_args(TipState)
 OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
 OPEN_STATES: Final[frozenset[str]] = frozenset(TIP_STATES) - {"published", "closed"}
+#: States an update with changes sends back to ``claimed``.
+JUDGED_STATES: Final[frozenset[str]] = frozenset((*OUTCOMES, "disputed"))
+FIELDS: Final[tuple[str, ...]] = get_args(Field)
 # A tip's number on its node, its id: a ULID.
 TIP_ID_PATTERN: Final = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 
@@ -60,6 +88,7 @@ PlaceLabel = Annotated[str, Meta(min_length=1, max_length=200)]
 ShortField = Annotated[str, Meta(max_length=200)]
 Note = Annotated[str, Meta(max_length=1000)]
 Actor = Annotated[str, Meta(min_length=1, max_length=300)]
+Person = Annotated[str, Meta(min_length=1, max_length=100)]
 TipId = Annotated[str, Meta(pattern=TIP_ID_PATTERN)]
 
 _LINE_CONTROLS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -149,10 +178,18 @@ class TipEvent(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=Tr
     note: Note | None = None
     duplicate_of: TipId | None = None
     alert_id: Annotated[str, Meta(max_length=100)] | None = None
+    # The person behind ``actor`` when the desk knows one (a token's --person, a linked
+    # Matrix id): what the two-person rule counts.
+    person: Person | None = None
+    # An update: which fields changed (none: nothing to judge again).
+    changed: Annotated[list[Field], Meta(max_length=len(FIELDS))] = []
+    # A publisher's outcome that settles a disputed tip.
+    ruling: bool = False
 
     def __post_init__(self) -> None:
         _refuse_controls("note", self.note, lines=True)
         _refuse_controls("actor", self.actor)
+        _refuse_controls("person", self.person)
         if (self.action == "outcome") != (self.outcome is not None):
             raise ValueError("an outcome event, and only one, names an outcome")
         if (self.outcome == "duplicate") != (self.duplicate_of is not None):
@@ -160,13 +197,62 @@ class TipEvent(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=Tr
 
 
 _CLOSED = ("AVISA_TIP_CLOSED", "the tip is already published or closed")
+_PUBLISHED = (
+    "AVISA_TIP_PUBLISHED",
+    "the tip was published as an alert and stays published; to take it back, retract the alert",
+)
 
 
-def step(state: TipState, event: TipEvent) -> TipState:
-    """The state after ``event``; ``Conflict`` when the desk's rules forbid it."""
+def who(event: TipEvent) -> str:
+    """The person an event counts as: its ``person``, else its actor."""
+    return event.person or event.actor
+
+
+def changed_fields(before: TipIn, after: TipIn) -> list[Field]:
+    """The fields of a tip that differ between two versions of it."""
+    return [name for name in FIELDS if getattr(before, name) != getattr(after, name)]  # type: ignore[misc]
+
+
+def _resets(event: TipEvent) -> bool:
+    return event.action == "update" and bool(event.changed)
+
+
+def _since(history: Sequence[TipEvent], stop: Callable[[TipEvent], bool]) -> Sequence[TipEvent]:
+    """The events after the last one ``stop`` picks (that one included if it is an outcome)."""
+    for i in range(len(history) - 1, -1, -1):
+        if stop(history[i]):
+            return history[i:] if history[i].action == "outcome" else history[i + 1 :]
+    return history
+
+
+def standing(history: Sequence[TipEvent]) -> dict[str, Outcome]:
+    """Each person's latest outcome since the last change of the tip."""
+    latest: dict[str, Outcome] = {}
+    for event in _since(history, _resets):
+        if event.outcome is not None:
+            latest[who(event)] = event.outcome
+    return latest
+
+
+def _judged(history: Sequence[TipEvent]) -> TipState:
+    """The state after the last event of ``history``, an outcome."""
+    last = history[-1]
+    assert last.outcome is not None
+    window = _since(history, lambda event: _resets(event) or event.ruling)
+    latest = {who(event): event.outcome for event in window if event.outcome is not None}
+    if {"confirmed", "false_alarm"} <= set(latest.values()):
+        return "disputed"
+    return last.outcome
+
+
+def step(state: TipState, event: TipEvent, history: Sequence[TipEvent] = ()) -> TipState:
+    """The state after ``event`` (``history``: the events before it; outcomes need
+    it); ``Conflict`` when the desk's rules forbid it."""
     if event.action == "expire":
         return "closed" if state in OPEN_STATES else state
     if event.action == "close":
+        if state == "published":
+            raise Conflict(*_PUBLISHED)
         if state == "closed":
             raise Conflict(*_CLOSED)
         return "closed"
@@ -177,20 +263,19 @@ def step(state: TipState, event: TipEvent) -> TipState:
     if event.action == "outcome":
         if state == "new":
             raise Conflict("AVISA_NOT_CLAIMED", "claim the tip before recording an outcome")
-        assert event.outcome is not None
-        return event.outcome
+        if event.ruling and state != "disputed":
+            raise Conflict("AVISA_TIP_STATE", "only a disputed tip is settled by a ruling")
+        return _judged([*history, event])
     if event.action == "update":
-        return state
+        return "claimed" if _resets(event) and state in JUDGED_STATES else state
     raise Conflict("AVISA_TIP_STATE", "publish goes through publish_certainty")
 
 
-def confirmers(history: Iterable[TipEvent]) -> frozenset[str]:
-    """Verifiers whose latest outcome is ``confirmed``."""
-    latest: dict[str, Outcome] = {}
-    for event in history:
-        if event.outcome is not None:
-            latest[event.actor] = event.outcome
-    return frozenset(actor for actor, outcome in latest.items() if outcome == "confirmed")
+def confirmers(history: Sequence[TipEvent]) -> frozenset[str]:
+    """Persons whose latest outcome since the last change of the tip is ``confirmed``."""
+    return frozenset(
+        person for person, outcome in standing(history).items() if outcome == "confirmed"
+    )
 
 
 def publish_certainty(
@@ -201,6 +286,11 @@ def publish_certainty(
         raise Conflict(*_CLOSED)
     if state == "false_alarm":
         return "false"
+    if state == "disputed":
+        raise Conflict(
+            "AVISA_DISPUTED",
+            "verifiers disagree (confirmed and false alarm): a publisher's outcome settles it",
+        )
     if state != "confirmed":
         raise Conflict(
             "AVISA_NEEDS_CONFIRMATION",

@@ -13,7 +13,8 @@ cannot claim them (403 ``AVISA_CHANNEL_RESERVED``, DESIGN §17).
 |------------|------------------------------------------------------------|
 | intake     | submit tips, read them                                     |
 | verifier   | read tips, claim, record an outcome, close                 |
-| publisher  | publish an alert from a tip, see its prefilled draft, read |
+| publisher  | publish an alert from a tip, see its prefilled draft, read;|
+|            | record the outcome that settles a disputed tip             |
 | admin      | everything                                                 |
 
 A draft's place is completed from the gazetteer (``relay.core.tipplace``):
@@ -46,6 +47,7 @@ READ: tuple[Role, ...] = ("intake", "verifier", "publisher")
 VERIFY: tuple[Role, ...] = ("verifier",)
 OPERATOR_CHANNELS: tuple[str, ...] = ("hotline", "web")
 PUBLISH: tuple[Role, ...] = ("publisher",)
+JUDGE: tuple[Role, ...] = ("verifier", "publisher")
 
 
 class TipPost(TipIn, frozen=True, forbid_unknown_fields=True):
@@ -136,10 +138,16 @@ async def claim(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/tips/{tip}/outcome")
 async def outcome(request: web.Request) -> web.Response:
-    who = caller(request, VERIFY)
+    who = caller(request, JUDGE)
     body = await read_json(request, API_BODY_MAX, OutcomeBody)
     shown = await _desk(request).outcome(
-        _ref(request), actor(who), body.outcome, body.note, body.duplicate_of
+        _ref(request),
+        actor(who),
+        body.outcome,
+        body.note,
+        body.duplicate_of,
+        may_verify=bool(who.roles & {"verifier", "admin"}),
+        may_rule=bool(who.roles & {"publisher", "admin"}),
     )
     return respond(shown)
 

@@ -239,7 +239,12 @@ async def report_post(request: web.Request) -> web.Response:
     except msgspec.ValidationError:
         return form_page(request, lang, str(TEXT[lang]["bad"]), values, 400)
     except BadInput as exc:
-        key = {"AVISA_BAD_PHONE": "bad_phone", "AVISA_DESK_FULL": "full"}.get(exc.errcode, "bad")
+        full = ("AVISA_DESK_FULL", "AVISA_TOO_MANY_TIPS")
+        key = (
+            "full"
+            if exc.errcode in full
+            else {"AVISA_BAD_PHONE": "bad_phone"}.get(exc.errcode, "bad")
+        )
         status = 429 if status_for(exc) == 429 else 400
         return form_page(request, lang, str(TEXT[lang][key]), values, status)
     return _page(request, lang, "report_receipt.html")

@@ -14,6 +14,17 @@ through ``reply_sender`` (set by the SMS bridge) when the tip is published,
 and the row loses it when the tip leaves the open states. Nothing here logs
 a tip's text, place or contact: logs and metrics get counts.
 
+"Verified" means verified at the desk (DESIGN §17): an update from a tip's
+source that changes it is recorded with the fields it changed and sends a
+judged tip back to ``claimed`` (the core's ``step``); outcomes are counted per
+person (``storage.trust.person_of``, as the desk knows it when the history is
+read, else as it was recorded); a
+publisher's outcome on a disputed tip is a ruling. Each sender (reporter
+hash; a CAP source's is keyed from its URL) may file ``tips_per_sender_hour``
+and ``tips_per_sender_day`` tips (``AVISA_TOO_MANY_TIPS``, 429, nothing
+stored). A tip leaving the open states loses its sealed contact, and the WAL
+is checkpointed and truncated at once so the sealed bytes leave the files.
+
 Changes of a tip are serialised by one lock, so "confirmed by two verifiers"
 is still true when the alert is signed: publishing reads the tip, checks the
 two-person rule, signs through the node's one publishing path
@@ -35,7 +46,7 @@ import os
 import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import msgspec
 import structlog
@@ -43,7 +54,7 @@ import structlog
 from relay.core import drafts, phone, tips
 from relay.core.config import DeskSection
 from relay.core.drafts import Draft, ulid
-from relay.core.errors import BadInput
+from relay.core.errors import BadInput, Conflict, Forbidden
 from relay.core.sealing import Sealer, SealError
 from relay.core.times import Clock, parse_duration
 from relay.core.tipdrafts import TipDraft, prefill
@@ -52,6 +63,7 @@ from relay.core.tips import Outcome, Tip, TipEvent, TipIn
 from relay.runtime import places as place_data
 from relay.runtime.feed import FeedSignal
 from relay.storage import tips as tip_store
+from relay.storage import trust
 from relay.storage.db import Database
 
 _log = structlog.get_logger("avisa.desk")
@@ -119,8 +131,10 @@ class Desk:
         contact: str | None = None,
         reporter: bytes | None = None,
         source_ref: str | None = None,
+        source: str | None = None,
     ) -> str:
-        """Store a new tip; returns its id (a ``source_ref`` seen before: that tip's id)."""
+        """Store a new tip; returns its id (a ``source_ref`` seen before: that tip's id).
+        ``source`` names an outside feed (a CAP source's URL): its sender hash."""
         tip = tips.clean(tip)
         sealed = None
         if contact is not None:
@@ -128,6 +142,8 @@ class Desk:
             reporter = self.sealer.keyed_hash(number, b"tip-reporter")
             sealed = self.sealer.seal(number)
             del number
+        elif source is not None and reporter is None:
+            reporter = self.sealer.keyed_hash(source.encode(), b"tip-source")
         if reporter is not None and not 8 <= len(reporter) <= 64:
             raise BadInput("AVISA_BAD_TIP", "a reporter hash is 8-64 bytes")
         _check_source_ref(source_ref)
@@ -140,7 +156,9 @@ class Desk:
                 known = tip_store.by_source(conn, source_ref)
                 if known is not None:
                     return known, []
-            evicted = tip_store.make_room(conn, now, max_open)
+            if reporter is not None:
+                self._check_sender(conn, reporter, now)
+            evicted = tip_store.make_room(conn, now, max_open, reporter)
             tip_store.insert(
                 conn, tip_id, tip, now, reporter=reporter, contact=sealed, source_ref=source_ref
             )
@@ -156,14 +174,30 @@ class Desk:
         self._changed()
         self.counters[("submitted", tip.channel)] += 1
         self.counters[("expired", "desk_full")] += len(evicted)
+        if evicted:
+            await self.db.checkpoint()
         if self.on_new:
             shown = await self.get(tip_id)
             for notify in self.on_new:
                 notify(shown)
         return tip_id
 
+    def _check_sender(self, conn: sqlite3.Connection, reporter: bytes, now: datetime) -> None:
+        """``AVISA_TOO_MANY_TIPS`` once ``reporter`` filed its tips for the hour or the day."""
+        caps = (
+            (timedelta(hours=1), self.section.tips_per_sender_hour, "hour"),
+            (timedelta(days=1), self.section.tips_per_sender_day, "day"),
+        )
+        for span, cap, name in caps:
+            if tip_store.sent_since(conn, reporter, now - span) >= cap:
+                raise BadInput(
+                    "AVISA_TOO_MANY_TIPS",
+                    f"this sender already sent {cap} tips in the last {name}; try again later",
+                )
+
     async def update_from_source(self, source_ref: str, tip: TipIn) -> bool:
-        """Replace an open tip's content from its source; False if none is open."""
+        """Replace an open tip's content from its source; False if none is open.
+        A change after an outcome clears the outcomes (``tips.step``)."""
         _check_source_ref(source_ref)
         tip = tips.clean(tip)
         now = self.clock()
@@ -172,12 +206,15 @@ class Desk:
             tip_id = tip_store.by_source(conn, source_ref)
             if tip_id is None or tip_store.state_of(conn, tip_id) not in tips.OPEN_STATES:
                 return False
-            tip_store.replace_body(conn, tip_id, tip)
-            tip_store.record(conn, tip_id, TipEvent(at=now, actor="source", action="update"))
-            return True
+            tip_store.revise(conn, tip_id, tip, now, "source", source_ref)
+            return True  # (the same message again changes nothing and records nothing)
 
         async with self._lock:
-            changed = await self.db.write(job)
+            try:
+                changed = await self.db.write(job)
+            except Conflict as exc:  # a feed that rewrote the tip MAX_HISTORY times
+                self.counters[("refused", exc.errcode)] += 1
+                return False
         if changed:
             self._changed()
         return changed
@@ -190,14 +227,15 @@ class Desk:
 
         def job(conn: sqlite3.Connection) -> bool:
             tip_id = tip_store.by_source(conn, source_ref)
-            if tip_id is None or tip_store.state_of(conn, tip_id) == "closed":
-                return False
+            if tip_id is None or tip_store.state_of(conn, tip_id) not in tips.OPEN_STATES:
+                return False  # gone, closed, or published (a signed alert is retracted)
             tip_store.record(conn, tip_id, event)
             return True
 
         async with self._lock:
             changed = await self.db.write(job)
         if changed:
+            await self.db.checkpoint()
             self._changed()
         return changed
 
@@ -213,7 +251,12 @@ class Desk:
         outcome: Outcome,
         note: str | None = None,
         duplicate_of: str | None = None,
+        *,
+        may_verify: bool = True,
+        may_rule: bool = False,
     ) -> Tip:
+        """Record ``actor``'s outcome. ``may_rule`` (a publisher): on a disputed tip the
+        outcome settles it; without ``may_verify`` only that is allowed."""
         if outcome == "duplicate":
             if duplicate_of is None:
                 raise BadInput("AVISA_BAD_REQUEST", "a duplicate names duplicate_of")
@@ -223,22 +266,31 @@ class Desk:
         event = _event(
             self.clock(), actor, "outcome", outcome=outcome, note=note, duplicate_of=duplicate_of
         )
-        return await self._act(ref, event)
+        return await self._act(ref, event, may_verify=may_verify, may_rule=may_rule)
 
     async def close(self, ref: str, actor: str, note: str | None = None) -> Tip:
         return await self._act(ref, _event(self.clock(), actor, "close", note=note))
 
-    async def _act(self, ref: str, event: TipEvent) -> Tip:
+    async def _act(
+        self, ref: str, event: TipEvent, *, may_verify: bool = True, may_rule: bool = False
+    ) -> Tip:
         async with self._lock:
 
             def job(conn: sqlite3.Connection) -> str:
                 tip_id = tip_store.find(conn, ref)
                 if event.duplicate_of == tip_id:
                     raise BadInput("AVISA_BAD_REQUEST", "a tip is not a duplicate of itself")
-                tip_store.record(conn, tip_id, event)
+                ruling = may_rule and tip_store.state_of(conn, tip_id) == "disputed"
+                if not (may_verify or ruling):
+                    raise Forbidden("a publisher records an outcome only to settle a disputed tip")
+                person = trust.person_of(conn, event.actor)
+                recorded = msgspec.structs.replace(event, person=person, ruling=ruling)
+                tip_store.record(conn, tip_id, recorded)
                 return tip_id
 
             tip_id = await self.db.write(job)
+        if event.action == "close":
+            await self.db.checkpoint()  # the sealed contact leaves the WAL now
         self._changed()
         self.counters[(event.action, event.outcome or "")] += 1
         return await self.get(tip_id)
@@ -257,12 +309,14 @@ class Desk:
             # could be published twice.
             def record(conn: sqlite3.Connection, alert_id: str) -> None:
                 contact.append(tip_store.sealed_contact(conn, tip.id))
-                event = _event(now, actor, "publish", alert_id=alert_id)
+                person = trust.person_of(conn, actor)
+                event = _event(now, actor, "publish", alert_id=alert_id, person=person)
                 tip_store.record(conn, tip.id, event, state="published")
 
             draft_in = prefill(tip, draft, certainty, finder)
             alert_id, envelope = await self._publish_draft(draft_in, None, record)
             sealed = contact[0]
+        await self.db.checkpoint()
         self._changed()
         self.counters[("publish", certainty)] += 1
         await self._reply(sealed, tip.language, certainty)

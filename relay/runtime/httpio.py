@@ -150,6 +150,7 @@ STATUS_BY_ERRCODE: dict[str, int] = {
     "AVISA_RATE_LIMITED": 429,
     "AVISA_TOO_MANY_STREAMS": 429,
     "AVISA_DESK_FULL": 429,
+    "AVISA_TOO_MANY_TIPS": 429,
 }
 STATUS_BY_KIND: tuple[tuple[type[BadInput], int], ...] = (
     (Unauthorized, 401),

@@ -370,4 +370,48 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX sms_replies_at ON sms_replies (at);
         """,
     ),
+    (
+        # Desk integrity (DESIGN §17): the state ``disputed`` (the tips table is rebuilt for
+        # its CHECK, its history with it so the foreign key follows), tips counted per
+        # sender (tips_sender), persons behind tokens and Matrix ids.
+        "0700_desk_integrity",
+        """
+        CREATE TABLE tips_0700 (
+            id TEXT PRIMARY KEY,
+            number INTEGER NOT NULL UNIQUE,
+            state TEXT NOT NULL CHECK (state IN ('new', 'claimed', 'confirmed',
+                'false_alarm', 'unable', 'duplicate', 'disputed', 'published', 'closed')),
+            channel TEXT NOT NULL,
+            received_at INTEGER NOT NULL,
+            geohash TEXT,
+            codes TEXT NOT NULL,
+            reporter BLOB,
+            contact BLOB,
+            source_ref TEXT UNIQUE,
+            alert_id TEXT,
+            body BLOB NOT NULL
+        );
+        INSERT INTO tips_0700 (id, number, state, channel, received_at, geohash, codes,
+            reporter, contact, source_ref, alert_id, body)
+            SELECT id, number, state, channel, received_at, geohash, codes, reporter,
+            contact, source_ref, alert_id, body FROM tips;
+        CREATE TABLE tip_history_0700 (
+            n INTEGER PRIMARY KEY AUTOINCREMENT,
+            tip_id TEXT NOT NULL REFERENCES tips_0700 (id) ON DELETE CASCADE,
+            event BLOB NOT NULL
+        );
+        INSERT INTO tip_history_0700 (n, tip_id, event) SELECT n, tip_id, event FROM tip_history;
+        DROP TABLE tip_history;
+        DROP TABLE tips;
+        ALTER TABLE tips_0700 RENAME TO tips;
+        ALTER TABLE tip_history_0700 RENAME TO tip_history;
+        CREATE INDEX tips_state ON tips (state, received_at);
+        CREATE INDEX tips_received ON tips (received_at);
+        CREATE INDEX tips_sender ON tips (reporter, state, received_at);
+        CREATE INDEX tip_history_tip ON tip_history (tip_id, n);
+        ALTER TABLE tokens ADD COLUMN person TEXT;
+        UPDATE tokens SET person = NULLIF(label, '');
+        CREATE TABLE desk_persons (actor TEXT PRIMARY KEY, person TEXT NOT NULL)
+        """,
+    ),
 ]

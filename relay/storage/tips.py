@@ -8,16 +8,22 @@ never in this file) and an outside reference (a CAP alert's
 counter (``tip_numbers``) so a verifier can type ``!claim 12``.
 
 Every change of state appends one ``tip_history`` row in the same
-transaction, so the desk's state and its history never disagree; a tip
+transaction, so the desk's state and its history never disagree; a tip's
+content changes only through ``revise``, which records what changed; a tip
 holds at most ``MAX_HISTORY`` claims, outcomes and updates. A tip
 leaving the open states (published, closed, expired) loses its contact at
 once. ``purge`` deletes tips and their history ``retention`` after they came
 in; with ``secure_delete`` and the WAL truncate the node runs after purging,
 their bytes leave the file (DESIGN §8).
 
-The open tips are bounded (``[desk] max_open_tips``): when a new tip would
-pass the bound, the oldest unclaimed tips expire first; when every open tip
-is claimed, the new tip is refused.
+Floods hit their source (DESIGN §17). ``sent_since`` counts a sender's tips
+(its reporter hash: a phone, a client bucket, a CAP source) for the per-hour
+and per-day caps. The open tips are bounded (``[desk] max_open_tips``): when
+a new tip would pass the bound, unclaimed tips of the **heaviest sender**
+(most open tips, the new one included) expire first, oldest first; a
+sender's only open tip is never expired for another sender's. Tips without a
+sender (the hotline's, typed in by a volunteer) weigh together as one. When
+no tip may go, the new tip is refused.
 
 Functions take a connection inside a transaction the caller owns.
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,8 +48,10 @@ from relay.core.tips import (
     TipEvent,
     TipIn,
     TipState,
+    changed_fields,
     step,
 )
+from relay.storage.trust import person_of
 
 _tip_decoder = msgspec.json.Decoder(TipIn)
 _event_decoder = msgspec.json.Decoder(TipEvent)
@@ -73,26 +82,65 @@ def by_source(conn: sqlite3.Connection, source_ref: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def make_room(conn: sqlite3.Connection, now: datetime, max_open: int) -> list[str]:
-    """Expire the oldest unclaimed tips until one more fits; ids expired."""
+def sent_since(conn: sqlite3.Connection, reporter: bytes, since: datetime) -> int:
+    """Tips from ``reporter`` received after ``since``, in any state."""
+    row = conn.execute(
+        "SELECT count(*) FROM tips WHERE reporter = ? AND received_at > ?",
+        (reporter, to_epoch(since)),
+    ).fetchone()
+    return int(row[0])
+
+
+def make_room(
+    conn: sqlite3.Connection, now: datetime, max_open: int, reporter: bytes | None = None
+) -> list[str]:
+    """Expire unclaimed tips of the heaviest senders until one more (from
+    ``reporter``) fits; ids expired, or ``AVISA_DESK_FULL``."""
     sql = f"SELECT count(*) FROM tips WHERE {_OPEN_SQL}"  # noqa: S608 - fixed text
     (count,) = conn.execute(sql, _OPEN).fetchone()
     excess = count - max_open + 1
     if excess <= 0:
         return []
-    victims = [
-        str(row[0])
-        for row in conn.execute(
-            "SELECT id FROM tips WHERE state = 'new' ORDER BY received_at, number LIMIT ?",
-            (excess,),
-        )
-    ]
+    victims = _heaviest_first(conn, excess, reporter)
     if len(victims) < excess:
         raise BadInput(
             "AVISA_DESK_FULL", "the desk holds as many open tips as it may; try again later"
         )
     for tip_id in victims:
         record(conn, tip_id, TipEvent(at=now, actor="desk", action="expire", note="desk full"))
+    return victims
+
+
+def _heaviest_first(conn: sqlite3.Connection, wanted: int, reporter: bytes | None) -> list[str]:
+    """Up to ``wanted`` unclaimed tips, each from the sender with most open tips then
+    (ties: the sender whose oldest unclaimed tip is oldest). SQLite counts; Python picks."""
+    sql = (
+        "SELECT reporter, count(*), sum(state = 'new'),"  # noqa: S608 - fixed text
+        " min(CASE WHEN state = 'new' THEN received_at END)"
+        f" FROM tips WHERE +{_OPEN_SQL} GROUP BY reporter"  # +: tips_sender covers it
+    )
+    # sender (None: the tips without one, together) -> [open tips, unclaimed, oldest unclaimed]
+    senders: dict[bytes | None, list[int]] = {
+        None if sender is None else bytes(sender): [weight, unclaimed, oldest or 0]
+        for sender, weight, unclaimed, oldest in conn.execute(sql, _OPEN)
+    }
+    senders.setdefault(reporter, [0, 0, 0])[0] += 1
+    taken: Counter[bytes | None] = Counter()
+    for _ in range(wanted):
+        candidates = [s for s, (w, new, _) in senders.items() if new > taken[s] and w > 1]
+        if not candidates:
+            break
+        heaviest = max(candidates, key=lambda s: (senders[s][0], -senders[s][2]))
+        taken[heaviest] += 1
+        senders[heaviest][0] -= 1
+    victims: list[str] = []
+    for sender, n in taken.items():
+        rows = conn.execute(
+            "SELECT id FROM tips WHERE reporter IS ? AND state = 'new'"
+            " ORDER BY received_at, number LIMIT ?",
+            (sender, n),
+        )
+        victims += [str(row[0]) for row in rows]
     return victims
 
 
@@ -127,11 +175,27 @@ def insert(
     return number
 
 
-def replace_body(conn: sqlite3.Connection, tip_id: str, tip: TipIn) -> None:
+def revise(
+    conn: sqlite3.Connection, tip_id: str, tip: TipIn, now: datetime, actor: str, why: str
+) -> list[str]:
+    """The one way a stored tip's content changes: the fields that differ from the
+    stored version are replaced and recorded in one ``update`` event (which, after an
+    outcome, sends the tip back to ``claimed``: ``tips.step``). Nothing changed:
+    nothing recorded. ``why`` says from where (a source's reference)."""
+    row = conn.execute("SELECT body FROM tips WHERE id = ?", (tip_id,)).fetchone()
+    if row is None:
+        raise NotFound("no such tip")
+    changed = changed_fields(_tip_decoder.decode(row[0]), tip)
+    if not changed:
+        return []
     conn.execute(
         "UPDATE tips SET body = ?, geohash = ?, codes = ? WHERE id = ?",
         (_encoder.encode(tip), tip.where.geohash, json.dumps(tip.where.codes), tip_id),
     )
+    note = f"{'/'.join(changed)} ← {why}"[:1000]
+    event = TipEvent(at=now, actor=actor, action="update", changed=changed, note=note)
+    record(conn, tip_id, event)
+    return list(changed)
 
 
 def find(conn: sqlite3.Connection, ref: str) -> str:
@@ -159,7 +223,8 @@ def record(
     when the caller decided it, as publishing does). Leaving the open states
     drops the contact in the same transaction."""
     current = state_of(conn, tip_id)
-    after = state if state is not None else step(current, event)
+    before = history(conn, tip_id) if event.action == "outcome" else []
+    after = state if state is not None else step(current, event, before)
     if event.action in ("claim", "outcome", "update"):
         (events,) = conn.execute(
             "SELECT count(*) FROM tip_history WHERE tip_id = ?", (tip_id,)
@@ -184,8 +249,17 @@ def sealed_contact(conn: sqlite3.Connection, tip_id: str) -> bytes | None:
 
 
 def history(conn: sqlite3.Connection, tip_id: str) -> list[TipEvent]:
+    """The tip's events in order, each naming its actor's person as the desk knows it
+    now (a Matrix id linked after it acted), else as it was recorded."""
     rows = conn.execute("SELECT event FROM tip_history WHERE tip_id = ? ORDER BY n", (tip_id,))
-    return [_event_decoder.decode(row[0]) for row in rows]
+    events = [_event_decoder.decode(row[0]) for row in rows]
+    persons = {actor: person_of(conn, actor) for actor in {event.actor for event in events}}
+    return [
+        msgspec.structs.replace(event, person=persons[event.actor])
+        if persons[event.actor] not in (None, event.person)
+        else event
+        for event in events
+    ]
 
 
 def _tip(conn: sqlite3.Connection, row: Sequence[object], with_history: bool) -> Tip:

@@ -12,6 +12,11 @@ A token holds one or more roles (DESIGN §6, §10): ``intake`` submits and reads
 tips, ``verifier`` claims them and records outcomes, ``publisher`` signs
 alerts (from tips too), ``reviewer`` works the held queue, ``admin`` may do
 everything. Tokens made before roles were sets keep their one role.
+
+Each token belongs to a **person** (``--person``, by default its label), and
+the desk room's Matrix ids can be linked to persons (``desk_persons``), so the
+two-person rule counts people, not credentials (DESIGN §17): ``person_of``
+names the person behind a tip history's actor (``token:<id>`` or a Matrix id).
 """
 
 from __future__ import annotations
@@ -74,16 +79,23 @@ def _roles_text(roles: Iterable[Role]) -> str:
 
 
 def add_token(
-    conn: sqlite3.Connection, role: Role | Iterable[Role], label: str, now: datetime
+    conn: sqlite3.Connection,
+    role: Role | Iterable[Role],
+    label: str,
+    now: datetime,
+    person: str | None = None,
 ) -> str:
-    """Create a token with one role or several; the raw value is returned once, never stored."""
+    """Create a token with one role or several; the raw value is returned once, never stored.
+    ``person`` (default: the label) is who the two-person rule counts."""
     roles: Roles = frozenset((role,) if isinstance(role, str) else role)
     if not roles or not roles <= set(ROLES):
         raise BadInput("AVISA_USAGE", f"roles are some of {', '.join(ROLES)}")
+    chosen = person if person else label.strip()[:100]
+    person = check_person(chosen) if chosen else None
     token = "avisa_" + secrets.token_urlsafe(32)
     conn.execute(
-        "INSERT INTO tokens (hash, roles, label, created_at) VALUES (?, ?, ?, ?)",
-        (token_hash(token), _roles_text(roles), label, to_epoch(now)),
+        "INSERT INTO tokens (hash, roles, label, created_at, person) VALUES (?, ?, ?, ?, ?)",
+        (token_hash(token), _roles_text(roles), label, to_epoch(now), person),
     )
     bump_version(conn)
     return token
@@ -97,6 +109,7 @@ class TokenInfo:
     roles: Roles
     label: str
     created_at: datetime
+    person: str | None = None
 
     @property
     def role(self) -> str:
@@ -109,10 +122,12 @@ def _stored_roles(text: str) -> Roles:
 
 
 def list_tokens(conn: sqlite3.Connection) -> list[TokenInfo]:
-    rows = conn.execute("SELECT hash, roles, label, created_at FROM tokens ORDER BY created_at")
+    rows = conn.execute(
+        "SELECT hash, roles, label, created_at, person FROM tokens ORDER BY created_at"
+    )
     return [
-        TokenInfo(bytes(h)[:6].hex(), _stored_roles(roles), label, from_epoch(at))
-        for h, roles, label, at in rows
+        TokenInfo(bytes(h)[:6].hex(), _stored_roles(roles), label, from_epoch(at), person)
+        for h, roles, label, at, person in rows
     ]
 
 
@@ -156,6 +171,52 @@ def roles_for_hash(presented: bytes, tokens: Iterable[tuple[bytes, Roles]]) -> R
         if hmac.compare_digest(stored, presented):
             found = roles
     return found
+
+
+# --- persons ----------------------------------------------------------------
+
+MATRIX_ID = re.compile(r"@[a-z0-9._=/+-]{1,255}:[A-Za-z0-9.:\[\]-]{1,255}")
+
+
+def check_person(name: str) -> str:
+    """A person's name as the desk shows it: 1-100 printable characters."""
+    name = name.strip()
+    if not 1 <= len(name) <= 100 or not name.isprintable():
+        raise BadInput("AVISA_USAGE", "a person is named by 1-100 printable characters")
+    return name
+
+
+def link_person(conn: sqlite3.Connection, user_id: str, person: str) -> None:
+    """Link a Matrix id (as the desk room names actors) to a person."""
+    if not MATRIX_ID.fullmatch(user_id):
+        raise BadInput("AVISA_USAGE", "a Matrix id looks like @user:example.org")
+    conn.execute(
+        "INSERT INTO desk_persons (actor, person) VALUES (?, ?)"
+        " ON CONFLICT (actor) DO UPDATE SET person = excluded.person",
+        (user_id, check_person(person)),
+    )
+
+
+def unlink_person(conn: sqlite3.Connection, user_id: str) -> bool:
+    return conn.execute("DELETE FROM desk_persons WHERE actor = ?", (user_id,)).rowcount > 0
+
+
+def linked_persons(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    return [(str(a), str(p)) for a, p in conn.execute("SELECT actor, person FROM desk_persons")]
+
+
+def person_of(conn: sqlite3.Connection, actor: str) -> str | None:
+    """The person behind a tip history's actor: ``token:<id>`` or a linked Matrix id."""
+    if actor.startswith("token:"):
+        prefix = actor.removeprefix("token:")
+        if not re.fullmatch(r"[0-9a-f]{12}", prefix):
+            return None
+        row = conn.execute(
+            "SELECT person FROM tokens WHERE substr(hash, 1, 6) = ?", (bytes.fromhex(prefix),)
+        ).fetchone()
+    else:
+        row = conn.execute("SELECT person FROM desk_persons WHERE actor = ?", (actor,)).fetchone()
+    return None if row is None or row[0] is None else str(row[0])
 
 
 # --- peers ----------------------------------------------------------------

@@ -24,9 +24,11 @@ class DeskSpy:
         contact: str | None = None,
         reporter: bytes | None = None,
         source_ref: str | None = None,
+        source: str | None = None,
     ) -> str:
         assert contact is None and reporter is None and source_ref is not None
-        tip_id = await self.desk.submit(tip, source_ref=source_ref)
+        assert source is not None  # the CAP source: the sender its caps count
+        tip_id = await self.desk.submit(tip, source_ref=source_ref, source=source)
         self.by_ref[source_ref] = tip_id
         return tip_id
 

@@ -20,6 +20,7 @@ from bridges.runner import start_bridges
 from relay.core.tips import TipIn, Where
 from relay.runtime.clock import FakeClock
 from relay.runtime.node import Node
+from relay.storage import trust
 from relay.storage.files import write_private
 from tests.adversarial.kit import figure
 from tests.conftest import start_node
@@ -161,6 +162,22 @@ async def test_desk_room_posts_tips_and_takes_commands(world: World, clock: Fake
         await ask(world, owner, room_id, "!claim 2")
         assert "duplicado" in await ask(world, owner, room_id, "!duplicate 2 1 same vans")
         assert "no such tip" in await ask(world, owner, room_id, "!claim 99")
+        assert "AVISA_TIP_PUBLISHED" in await ask(world, reader, room_id, "!close 1")
+
+        # persons and disputes: the owner is linked to a person; verifiers disagree
+        await node.db.write(lambda c: trust.link_person(c, owner.user_id, "Olga"))
+        await desk.submit(a_tip("tres camionetas"), reporter=b"web-token-hash-3")
+        await ask(world, owner, room_id, "!claim 3")
+        answer = await ask(world, owner, room_id, "!confirmed 3")
+        assert f"Olga ({owner.user_id})" in answer
+        answer = await ask(world, reader, room_id, "!false 3 no había nada")
+        assert "en disputa / disputed" in answer
+        assert "en disputa" in await ask(world, owner, room_id, "!confirmed 3 sí había")
+        assert "AVISA_DISPUTED" in await ask(world, reader, room_id, "!publish 3")
+        answer = await ask(world, reader, room_id, "!confirmed 3 lo resolví")  # a publisher
+        assert "confirmado por / confirmed by" in answer
+        settled = await desk.get("3")
+        assert (settled.state, settled.history[-1].ruling) == ("confirmed", True)
     finally:
         await runner.cleanup()
         await node.stop()

@@ -231,3 +231,17 @@ async def test_answers_to_one_number_are_bounded(line: Line, clock: FakeClock) -
     await line.mo(b"START", mo_id="loop-start")
     status, _ = await line.mo(b"HELP", mo_id="loop-later-2")
     assert status == 200 and line.sms.stats.inbound.get("help") == 7
+
+
+async def test_texts_over_the_senders_cap_are_refused_quietly(
+    line: Line, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25: a flood of texted reports past ``[desk] tips_per_sender_hour`` (3) files
+    three tips and answers the rest as accepted, with no traceback in the node's log."""
+    for n in range(8):
+        status, _ = await line.mo(f"Camioneta en la esquina {n}".encode(), mo_id=f"flood-{n}")
+        assert status == 200
+    assert len(await tips(line)) == 3
+    logged = capsys.readouterr()
+    assert "Traceback" not in logged.err + logged.out
+    assert "the desk refused a texted tip" in logged.err + logged.out

@@ -3,6 +3,7 @@ the two-person rule, publish with a prefilled draft; roles shown and refused."""
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -31,9 +32,14 @@ async def node(tmp_path: Path, clock: FakeClock) -> AsyncIterator[RunningNode]:
         yield started["ventura"]
 
 
+PEOPLE = itertools.count()  # each desk_as is its own person
+
+
 async def desk_as(node: RunningNode, *roles: str) -> DeskClient:
     token = await node.node.db.write(
-        lambda conn: trust.add_token(conn, roles, "-".join(roles), node.node.clock())  # type: ignore[arg-type]
+        lambda conn: trust.add_token(
+            conn, roles, f"{'-'.join(roles)} {next(PEOPLE)}", node.node.clock()
+        )  # type: ignore[arg-type]
     )
     await node.node.reload_trust()
     client = DeskClient.open(node.url)
@@ -174,3 +180,39 @@ async def test_the_desk_opens_on_tips_or_alerts_by_role(node: RunningNode) -> No
     finally:
         await verifier.close()
         await reviewer.close()
+
+
+async def test_a_disputed_tip_is_shown_and_a_publisher_settles_it(node: RunningNode) -> None:
+    tip_id = await submit(node, "Camionetas en la escuela")
+    yes, no = await desk_as(node, "verifier"), await desk_as(node, "verifier")
+    publisher = await desk_as(node, "publisher")
+    try:
+        for client, outcome in ((yes, "confirmed"), (no, "false_alarm")):
+            csrf = await client.csrf("/desk/tips")
+            if outcome == "confirmed":
+                await client.post(f"/desk/tips/{tip_id}/claim", {"csrf": csrf})
+            form = {"csrf": csrf, "outcome": outcome}
+            assert (await client.post(f"/desk/tips/{tip_id}/outcome", form))[0] == 303
+        assert (await node.node.desk.get(tip_id)).state == "disputed"
+        _, page, _ = await publisher.page("/desk/tips?lang=es")
+        assert "en disputa" in page and "Resolver la disputa" in page
+        assert f"/desk/tips/{tip_id}/publish" not in page and "/close" not in page
+        _, page, _ = await publisher.page("/desk/tips?lang=en")
+        assert "Verifiers disagree" in page and "Settle the dispute" in page
+        csrf = await publisher.csrf("/desk/tips")
+        form = {"csrf": csrf, "outcome": "false_alarm", "note": "no había nada"}
+        status, _, headers = await publisher.post(f"/desk/tips/{tip_id}/outcome", form)
+        assert (status, headers["Location"]) == (303, "/desk/tips?done=1")
+        settled = await node.node.desk.get(tip_id)
+        assert (settled.state, settled.history[-1].ruling) == ("false_alarm", True)
+        _, page, _ = await publisher.page("/desk/tips?lang=en")
+        assert "(ruling)" in page and f"/desk/tips/{tip_id}/publish" in page
+        # a publisher's outcome on a tip nobody disputes is refused
+        other = await submit(node, "Otra cosa", reporter=b"reporter-5")
+        await node.node.desk.claim(other, "ana")
+        status, page, _ = await publisher.post(f"/desk/tips/{other}/outcome", form)
+        assert status == 403 and "AVISA_FORBIDDEN" in page
+        assert (await node.node.desk.get(other)).state == "claimed"
+    finally:
+        for client in (yes, no, publisher):
+            await client.close()

@@ -183,6 +183,13 @@ _EN: dict[str, str] = {
     "tip.false_alarm": "false alarm",
     "tip.unable": "could not verify",
     "tip.duplicate": "duplicate",
+    "tip.disputed": "disputed",
+    "tips.disputed": (
+        "Verifiers disagree (confirmed and false alarm). It cannot be published until"
+        " a publisher records the outcome that settles it."
+    ),
+    "tips.settle": "Settle the dispute (publisher)",
+    "tips.ruling": "ruling",
     "tip.published": "published",
     "tip.closed": "closed",
     "channel.web": "web form",
@@ -372,6 +379,13 @@ _ES: dict[str, str] = {
     "tip.false_alarm": "falsa alarma",
     "tip.unable": "no se pudo verificar",
     "tip.duplicate": "duplicado",
+    "tip.disputed": "en disputa",
+    "tips.disputed": (
+        "Los verificadores no coinciden (confirmado y falsa alarma). No se puede publicar"
+        " hasta que una persona que publica anote el resultado que lo resuelve."
+    ),
+    "tips.settle": "Resolver la disputa (publicador/a)",
+    "tips.ruling": "decisión",
     "tip.published": "publicado",
     "tip.closed": "cerrado",
     "channel.web": "formulario web",

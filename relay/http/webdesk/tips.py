@@ -5,7 +5,9 @@ A verifier sees Claim, an outcome form and Close; a publisher sees the
 alert that publishing would sign, prefilled by the desk's own ``prefill``
 (so the form shows exactly what the API would complete), editable, and only
 once the two-person rule allows it: the card says how many distinct
-verifiers have confirmed and how many the node asks for. The reporter's
+persons have confirmed and how many the node asks for, and the history names
+each actor's person. A disputed tip says so; a publisher sees the outcome
+form on it, and their outcome settles it (``Desk.outcome(may_rule=...)``). The reporter's
 words are shown to the desk (escaped) and never copied into the alert.
 """
 
@@ -21,7 +23,7 @@ from relay.core.drafts import Draft, warnings
 from relay.core.errors import BadInput
 from relay.core.model import Area
 from relay.core.tipdrafts import PlaceFinder, TipDraft, prefill
-from relay.core.tips import OUTCOMES, Tip, confirmers, publish_certainty
+from relay.core.tips import OUTCOMES, Tip, confirmers, publish_certainty, who
 from relay.http.webdesk import i18n, picker, tiles, views
 from relay.http.webdesk.pages import (
     EVERYONE,
@@ -42,6 +44,7 @@ from relay.storage.trust import Role
 routes = web.RouteTableDef()
 VERIFY: tuple[Role, ...] = ("verifier",)
 PUBLISH: tuple[Role, ...] = ("publisher",)
+JUDGE: tuple[Role, ...] = ("verifier", "publisher")
 EXPIRIES = ("1h", "2h", "4h", "12h", "24h")
 
 
@@ -74,6 +77,8 @@ def tip_card(
             {
                 "ago": views.relative(event.at, now, t),
                 "actor": event.actor,
+                "person": event.person or "",
+                "ruling": event.ruling,
                 "mine": event.actor == user.actor,
                 "action": event.action,
                 "outcome": event.outcome or "",
@@ -84,7 +89,9 @@ def tip_card(
         ],
         "confirmations": len(confirmed_by),
         "needed": needed,
-        "i_confirmed": user.actor in confirmed_by,
+        "i_confirmed": any(
+            who(event) in confirmed_by for event in tip.history if event.actor == user.actor
+        ),
         "certainty": certainty,
         "draft": draft,
         "open": tip.state not in ("published", "closed"),
@@ -175,7 +182,7 @@ async def claim(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/tips/{tip}/outcome")
 async def outcome(request: web.Request) -> web.StreamResponse:
-    user = need(request, VERIFY)
+    user = need(request, JUDGE)
     form = await read_form(request, user)
     desk = _desk(node_of(request))
     chosen = form.get("outcome", "")
@@ -190,6 +197,8 @@ async def outcome(request: web.Request) -> web.StreamResponse:
             chosen,  # type: ignore[arg-type]
             _note(form),
             duplicate_of if chosen == "duplicate" else None,
+            may_verify=user.may(VERIFY),
+            may_rule=user.may(PUBLISH),
         )
 
     return await act("/desk/tips", work)
