@@ -43,7 +43,7 @@ def trust_for(data: Path, peer_data: Path, peer: str, port: int, codes: tuple[st
 
 def tip(data: Path, *args: str) -> str:
     """A tip added, claimed and confirmed from the command line; its number."""
-    number = avisa("tip", "add", *args, "--data", str(data)).stdout.strip()
+    number = avisa("tip", "add", *args, "--data", str(data)).stdout.split()[-1]
     avisa("tip", "claim", number, "--data", str(data))
     avisa("tip", "outcome", number, "confirmed", "--data", str(data))
     return number
@@ -105,9 +105,9 @@ async def test_cli_publishes_places_a_county_peer_accepts(
         assert "place: Calle Cooper - geohash 9q568h, 500 m, codes fips:06111" in done.stderr
         assert (await decision(http, la, alert_id))["decision"] == "accept"
 
-        # A text with only words: the home area, and a label better than "SMS".
-        number = tip(data["ventura"], "--text", "La migra en la Cooper", "--place", "SMS",
-                     "--channel", "sms")  # fmt: skip
+        # A phoned-in report with only words: the home area, and a label better than "Llamada".
+        number = tip(data["ventura"], "--text", "La migra en la Cooper", "--place", "Llamada",
+                     "--channel", "hotline")  # fmt: skip
         done = avisa("tip", "publish", number, "--area-label", "Cooper St, Oxnard", "--data", vdata)
         assert "codes fips:06111" in done.stderr and "warning" not in done.stderr
         assert (await decision(http, la, done.stdout.strip()))["decision"] == "accept"

@@ -23,7 +23,7 @@ from relay.cli.alert import _texts
 from relay.cli.client import NodeClient
 from relay.cli.words import plural
 from relay.core.model import KINDS
-from relay.core.tips import CHANNELS, OUTCOMES
+from relay.core.tips import OPERATOR_CHANNELS, OUTCOMES
 
 
 def _client(args: argparse.Namespace) -> NodeClient:
@@ -198,7 +198,10 @@ def _register_add(actions: Any) -> None:
     add.add_argument("--geohash", help="4 to 7 characters, if known")
     add.add_argument("--code", action="append", help="area code: zip:93030, fips:06111")
     add.add_argument(
-        "--channel", default="hotline", choices=CHANNELS, help="how it came in (default hotline)"
+        "--channel",
+        default="hotline",
+        choices=OPERATOR_CHANNELS,
+        help="how it came in (default hotline)",
     )
     add.add_argument("--language", help="the caller's language, e.g. es")
     add.add_argument("--agency", action="append", help="ice, cbp, police, unknown …")

@@ -73,6 +73,8 @@ Field = Literal[
 ]
 
 CHANNELS: Final[tuple[str, ...]] = get_args(Channel)
+#: What a token may file tips as; sms, cap and matrix are the node's own lines (DESIGN §17).
+OPERATOR_CHANNELS: Final[tuple[str, ...]] = ("hotline", "web")
 TIP_STATES: Final[tuple[str, ...]] = get_args(TipState)
 OUTCOMES: Final[tuple[str, ...]] = get_args(Outcome)
 OPEN_STATES: Final[frozenset[str]] = frozenset(TIP_STATES) - {"published", "closed"}

@@ -33,7 +33,7 @@ from msgspec import Meta
 
 from relay.core.errors import BadInput, Forbidden
 from relay.core.tipdrafts import TipDraft
-from relay.core.tips import Note, Outcome, TipIn
+from relay.core.tips import OPERATOR_CHANNELS, Note, Outcome, TipIn
 from relay.http.api import API_BODY_MAX, NODE, Caller, caller
 from relay.runtime.desk import Desk
 from relay.runtime.httpio import ascii_count, read_json, respond
@@ -45,7 +45,6 @@ TIP_BODY_MAX = 16 * 1024
 INTAKE: tuple[Role, ...] = ("intake",)
 READ: tuple[Role, ...] = ("intake", "verifier", "publisher")
 VERIFY: tuple[Role, ...] = ("verifier",)
-OPERATOR_CHANNELS: tuple[str, ...] = ("hotline", "web")
 PUBLISH: tuple[Role, ...] = ("publisher",)
 JUDGE: tuple[Role, ...] = ("verifier", "publisher")
 

@@ -119,7 +119,7 @@ async def test_incoming_signed_texts_and_outgoing_messages(world: tuple[Line, St
     assert status == 200 and body.startswith(b"<?xml") and b"<Response>" in body
     (welcome,) = await wait_messages(line, stand_in, 1)
     assert welcome["To"] == PHONE and welcome["From"] == "24587"
-    assert welcome["Body"].startswith("Avisa: subscribed to ALERT")
+    assert welcome["Body"].startswith("Avisa: subscribed to verified alerts for your area")
     assert welcome["StatusCallback"].endswith("/report?ref=1")
 
     await line.publish()
