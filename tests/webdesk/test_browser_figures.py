@@ -42,7 +42,15 @@ def _record(name: str, value: object) -> None:
 
 
 def _open_reports(text: str) -> str:
-    changed = text.replace("confirmations = 1", "confirmations = 1\nreport_per_hour = 1000", 1)
+    changed = (
+        text.replace(
+            "confirmations = 1",
+            "confirmations = 1\nreport_per_hour = 1000",
+            1,
+        )
+        .replace("tips_per_sender_hour = 3", "tips_per_sender_hour = 1000")
+        .replace("tips_per_sender_day = 10", "tips_per_sender_day = 1000")
+    )
     assert changed != text
     return changed
 
