@@ -68,11 +68,20 @@ def _make_private(path: Path) -> None:
     SQLite gives its ``-wal`` and ``-shm`` files the main file's mode, so creating
     the main file 0600 (and tightening one an older version left 0644) covers all three.
     """
+    # Only a file that does not exist yet is opened here: closing any descriptor of a
+    # file drops every POSIX lock this process holds on it, the locks of SQLite's
+    # connections included. A node's second connection would then release the first's,
+    # and an 'avisa' command closing its own connection would take itself for the last
+    # one, fold and delete the WAL under the running node's feet (which then never
+    # saw another commit from outside its process).
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
     except FileNotFoundError:
         return  # no such directory: sqlite3.connect says so in its own words
-    os.close(fd)
+    else:
+        os.close(fd)
     if path.stat().st_mode & 0o077:
         path.chmod(0o600)
     for suffix in ("-wal", "-shm"):
