@@ -14,6 +14,7 @@ from datetime import timedelta
 import msgspec
 import pytest
 
+from keys.cards.trustdraft import DraftRequest, changes, draft, read_members
 from keys.cards.trustlist import (
     MAX_LIST_BYTES,
     MAX_MEMBERS,
@@ -298,3 +299,27 @@ def test_another_list_is_not_a_next_version() -> None:
         v1.digest,
     )
     assert _reason(v1, signed(other, ["ventura"])) == "wrong_list"
+
+
+# --- drafting --------------------------------------------------------------------
+
+
+def test_a_draft_carries_the_previous_version_over_and_says_what_changed() -> None:
+    v1 = chain(1)[0]
+    request = DraftRequest(remove=["santa-ana"], add=[member("pomona", ["fips:06037"])])
+    v2 = draft(v1, request, NOW)
+    assert v2.version == 2 and v2.previous == v1.digest and v2.list == "socal"
+    assert v2.expires_at - v2.issued_at == timedelta(days=30)
+    assert changes(v1.document, v2) == [
+        "member added: pomona (speaks for fips:06037)",
+        "member removed: santa-ana",
+    ]
+    again = draft(None, DraftRequest(threshold=3, days=7), NOW, editing=v2)
+    assert (again.version, again.previous) == (2, v1.digest)
+    assert changes(v2, again) == ["threshold: 2 -> 3"]
+    with pytest.raises(TrustListRefused, match="--days"):
+        draft(v1, DraftRequest(days=91), NOW)
+    with pytest.raises(TrustListRefused, match="--list"):
+        draft(None, DraftRequest(), NOW)
+    with pytest.raises(TrustListRefused, match="members file"):
+        read_members(b'[{"network": "x"}]')

@@ -140,14 +140,17 @@ def _check_signatures(candidate: OpenedList, previous: TrustList | None) -> None
         )
 
 
-def check_first(candidate: OpenedList, typed_fingerprint: str) -> None:
-    """Version 1 as a subscriber first takes it: its maintainer set is the one read aloud."""
+def check_first(candidate: OpenedList, typed_fingerprint: str | None) -> None:
+    """Version 1 as a subscriber first takes it: its maintainer set is the one read aloud
+    (``None``: no fingerprint to compare, for a host or a maintainer, who vouch for nothing)."""
     document = candidate.document
     if document.version != 1:
         raise TrustListRefused(
-            "skipped_version", f"a subscription starts at version 1, not {document.version}"
+            "skipped_version", f"a walk from nothing starts at version 1, not {document.version}"
         )
-    if normalize(set_fingerprint(document)) != normalize(typed_fingerprint):
+    if typed_fingerprint is not None and normalize(set_fingerprint(document)) != normalize(
+        typed_fingerprint
+    ):
         raise TrustListRefused(
             "fingerprint_mismatch",
             f"the maintainers of {document.list} version 1 do not have the fingerprint you"
@@ -227,9 +230,10 @@ def walk(
     """Walk forward from ``held`` through ``candidates`` (any order), as far as the rules allow.
 
     With nothing held, ``typed_fingerprint`` must match version 1's maintainer
-    set. A copy of the held version with the same payload is no news. The
-    newest accepted versions that are past ``expires_at`` are given back
-    (refused ``expired``): a version expires unless a newer one replaces it.
+    set (a subscriber always gives one; ``None`` is for hosts and maintainers).
+    A copy of the held version with the same payload is no news. The newest
+    accepted versions that are past ``expires_at`` are given back (refused
+    ``expired``): a version expires unless a newer one replaces it.
     """
     head, accepted = held, []
     refusal: TrustListRefused | None = None
@@ -239,7 +243,7 @@ def walk(
             continue
         try:
             if head is None:
-                check_first(candidate, typed_fingerprint or "")
+                check_first(candidate, typed_fingerprint)
             check_step(head, candidate, now, skew)
         except TrustListRefused as exc:
             refusal = exc

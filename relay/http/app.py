@@ -38,7 +38,7 @@ from relay.core import clients
 from relay.core.errors import ConfigError
 from relay.federation import inbound
 from relay.federation.service import Federation
-from relay.http import api, cap, desk, report, webdesk
+from relay.http import api, cap, desk, report, trustlists, webdesk
 from relay.http import sms as sms_api
 from relay.http.clientlimit import PROXIES
 from relay.http.framing import FramingRunner
@@ -129,6 +129,7 @@ def build_app(node: Node, federation: Federation, owned: Sequence[Context] = ())
     app.add_routes(report.routes)
     webdesk.setup(app, node)
     app.add_routes(sms_api.routes)
+    app.add_routes(trustlists.routes)
     return app
 
 

@@ -370,4 +370,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX sms_replies_at ON sms_replies (at);
         """,
     ),
+    (
+        "0750_trustlists",
+        """
+        CREATE TABLE trustlist_versions (
+            list TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            issued_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            stored_at INTEGER NOT NULL,
+            envelope BLOB NOT NULL,
+            PRIMARY KEY (list, version)
+        );
+        """,
+    ),
 ]
