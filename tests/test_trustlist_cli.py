@@ -13,11 +13,14 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from keys.cards.trustlist import read_list, set_fingerprint
+from keys.store import trustsub_ops
 from relay.cli.main import main
+from relay.runtime.clock import system_clock
 from tests.test_operator_cli import Running
 
 MAINTAINERS = ("ventura", "la-rrn", "oc.resilience")
@@ -200,4 +203,106 @@ def test_publish_refuses_a_chain_that_does_not_hold_and_keeps_nothing(
         path = tmp_path / "bad.json"
         path.write_bytes(bad)
         code, _, err = run(capsys, "trustlist", "publish", str(path), "--data", santa)
+        assert code == 1 and why in err and err.count("\n") == 1, err
+
+
+# --- subscribing -----------------------------------------------------------------
+
+
+def _fingerprint(signed: Path) -> str:
+    return set_fingerprint(read_list(signed.read_bytes()).document)
+
+
+def _subscriptions(capsys: pytest.CaptureFixture[str], data: Path) -> list[dict[str, Any]]:
+    code, out, _ = run(capsys, "trustlist", "list", "--data", str(data), "--json")
+    assert code == 0
+    subscriptions: list[dict[str, Any]] = json.loads(out)["subscriptions"]
+    return subscriptions
+
+
+def test_a_subscriber_walks_the_list_forward_from_the_fingerprint(
+    tmp_path: Path,
+    nodes: dict[str, Path],
+    signed_v1: Path,
+    host: Running,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    santa = str(nodes["santa-ana"])
+    assert run(capsys, "trustlist", "publish", str(signed_v1), "--data", santa)[0] == 0
+    url = f"http://127.0.0.1:{host.port}/trustlists/v1/socal"
+    subscriber = str(nodes["santa-ana"])  # the host follows its own list, through HTTP
+    wrong = "12345 12345 12345 12345 12345 12345"
+    code, _, err = run(capsys, "trustlist", "subscribe", url, "--fingerprint", wrong,
+                       "--data", subscriber)  # fmt: skip
+    assert code == 1 and "fingerprint_mismatch" in err and err.count("\n") == 1
+    assert _subscriptions(capsys, nodes["santa-ana"]) == []
+    code, out, err = run(capsys, "trustlist", "subscribe", url, "--fingerprint",
+                         _fingerprint(signed_v1), "--max-speaks-for", "fips:06",
+                         "--data", subscriber)  # fmt: skip
+    assert code == 0, err
+    assert "Subscribed to socal: version 1, 4 members" in out
+    code, _, err = run(capsys, "trustlist", "subscribe", url, "--fingerprint",
+                       _fingerprint(signed_v1), "--data", subscriber)  # fmt: skip
+    assert code == 1 and "already subscribed to socal" in err
+
+    # Version 2 is published: a refresh takes it; nothing new the next time.
+    v2 = tmp_path / "socal-2.json"
+    assert run(capsys, "trustlist", "draft", "--data", str(nodes["la-rrn"]), "--out", str(v2),
+               "--previous", str(signed_v1), "--remove", "santa-ana")[0] == 0  # fmt: skip
+    sign(capsys, nodes["la-rrn"], v2, "--previous", str(signed_v1))
+    sign(capsys, nodes["ventura"], v2, "--previous", str(signed_v1))
+    assert run(capsys, "trustlist", "publish", str(v2), "--data", santa)[0] == 0
+    code, out, _ = run(capsys, "trustlist", "refresh", "--data", subscriber)
+    assert code == 0 and "socal: version 2 held (2)." in out
+    code, out, _ = run(capsys, "trustlist", "refresh", "socal", "--data", subscriber)
+    assert code == 0 and "socal: version 2 held (nothing new)." in out
+
+    # A replayed version 1 is refused with its reason, recorded, and shown by the API.
+    clock = system_clock
+    result = trustsub_ops.refresh(nodes["santa-ana"], "socal", [signed_v1.read_bytes()], clock)
+    assert result.refusal is not None and result.refusal[0] == "rollback"
+    token = (nodes["santa-ana"] / "operator.token").read_text().strip()
+    status, body = host.get("/api/v1/trustlists", token)
+    assert status == 200
+    (shown,) = json.loads(body)["trustlists"]
+    assert shown["version"] == 2 and shown["max_speaks_for"] == ["fips:06"]
+    assert shown["refusal"]["reason"] == "rollback"
+    assert shown["fingerprint"] == _fingerprint(signed_v1)
+    assert host.get("/api/v1/trustlists")[0] == 401
+
+    # Equivocation: another version 2 signed by the maintainers is kept as evidence.
+    twin = tmp_path / "socal-2b.json"
+    assert run(capsys, "trustlist", "draft", "--data", str(nodes["la-rrn"]), "--out", str(twin),
+               "--previous", str(signed_v1), "--days", "20")[0] == 0  # fmt: skip
+    sign(capsys, nodes["la-rrn"], twin, "--previous", str(signed_v1))
+    sign(capsys, nodes["oc.resilience"], twin, "--previous", str(signed_v1))
+    result = trustsub_ops.refresh(nodes["santa-ana"], "socal", [twin.read_bytes()], clock)
+    assert result.refusal is not None and result.refusal[0] == "equivocation"
+    (shown,) = _subscriptions(capsys, nodes["santa-ana"])
+    assert shown["evidence"] == 1 and shown["version"] == 2
+
+    # The host stops answering: the check is recorded as unreachable, the list kept.
+    host.stop()
+    code, out, _ = run(capsys, "trustlist", "refresh", "--data", subscriber)
+    assert code == 1 and "refused: connection failed" in out
+    (shown,) = _subscriptions(capsys, nodes["santa-ana"])
+    assert shown["refusal"]["reason"] == "unreachable" and shown["version"] == 2
+    assert run(capsys, "trustlist", "unsubscribe", "socal", "--data", subscriber)[0] == 0
+    assert _subscriptions(capsys, nodes["santa-ana"]) == []
+    code, _, err = run(capsys, "trustlist", "unsubscribe", "socal", "--data", subscriber)
+    assert code == 1 and "not subscribed to socal" in err
+
+
+def test_subscribe_refuses_bad_options_before_fetching(
+    nodes: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = str(nodes["ventura"])
+    fp = "12345 12345 12345 12345 12345 12345"
+    for args, why in [
+        (["ftp://x/trustlists/v1/socal", "--fingerprint", fp], "http(s)://host"),
+        (["http://127.0.0.1:9/trustlists/v1/socal", "--fingerprint", "123"], "30 digits"),
+        (["http://127.0.0.1:9/t", "--fingerprint", fp, "--max-speaks-for", "fips:6"], "area codes"),
+        (["http://127.0.0.1:9/trustlists/v1/socal", "--fingerprint", fp], "connection failed"),
+    ]:
+        code, _, err = run(capsys, "trustlist", "subscribe", *args, "--data", data)
         assert code == 1 and why in err and err.count("\n") == 1, err

@@ -1,11 +1,13 @@
-"""``avisa trustlist draft|sign|verify|publish|list|show``: a coalition's maintainers at work.
+"""``avisa trustlist draft|sign|verify|publish|list|show|subscribe|refresh|unsubscribe``.
 
 Thin: parse options, call ``keys.store.trustlist_ops``, print a short report.
 Maintainers draft a version on one machine, pass the file around and each
 signs it with their own node (``sign``, in place unless ``--out``); anyone
 checks it with ``verify`` (who signed, who is missing, what changed since
 the previous version); a node publishes it with ``publish`` and then serves
-it at ``GET /trustlists/v1/{list}``. Refusals raise ``AvisaError``s, which
+it at ``GET /trustlists/v1/{list}``. A subscriber's node fetches it
+(``subscribe``, ``refresh``: ``relay.federation.trustfetch``) and walks it
+forward (``keys.store.trustsub_ops``). Refusals raise ``AvisaError``s, which
 ``relay.cli.main`` prints as one line and exit code 1 (``verify`` exits 1
 when a subscriber would refuse the list).
 """
@@ -13,19 +15,24 @@ when a subscriber would refuse the list).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from keys.cards.card import verify_key_document
 from keys.cards.trustdraft import DraftRequest, draft, member_from_card, read_members
-from keys.cards.trustlist import TrustList, read_list, set_fingerprint
+from keys.cards.trustlist import TrustList, TrustListRefused, read_list, set_fingerprint
 from keys.cards.trustwalk import Signers
 from keys.store import trustlist_ops as ops
+from keys.store import trustsub_ops as subs
 from relay.cli.keys import _passphrase, _passphrase_arg, card_target
 from relay.core.errors import ConfigError
 from relay.core.model import KINDS
 from relay.core.times import rfc3339
+from relay.federation.trustfetch import FetchFailed, fetch_forward
 from relay.runtime.clock import system_clock
 from relay.storage import configfile
 from relay.storage.files import write_private
@@ -142,6 +149,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     rows = ops.kept(args.data)
+    subscribed = subs.listing(args.data, system_clock)
     if args.json:
         out = [
             {
@@ -153,13 +161,77 @@ def cmd_list(args: argparse.Namespace) -> int:
             }
             for row in rows
         ]
-        print(json.dumps({"trustlists": out}))
+        print(json.dumps({"trustlists": out, "subscriptions": subscribed}))
         return 0
-    if not rows:
-        print("This node keeps no trust list.")
+    if not rows and not subscribed:
+        print("This node keeps no trust list and subscribes to none.")
     for row in rows:
-        print(f"{row.list}  version {row.latest} ({row.versions} kept)")
+        print(f"{row.list}  version {row.latest} ({row.versions} kept, served here)")
         print(f"  expires {rfc3339(row.expires_at)}")
+    for sub in subscribed:
+        _print_subscription(sub)
+    return 0
+
+
+def _print_subscription(sub: dict[str, Any]) -> None:
+    frozen = " (EXPIRED: frozen)" if sub["expired"] else ""
+    print(f"{sub['list']}  version {sub['version']}, subscribed from {sub['url']}")
+    print(f"  expires {sub['expires_at']}{frozen}; {sub['members']} members")
+    print(f"  last checked {sub['checked_at']}")
+    if sub["refusal"]:
+        refusal = sub["refusal"]
+        print(f"  refused at {refusal['at']}: {refusal['message']}")
+    if sub["evidence"]:
+        print(f"  {sub['evidence']} equivocating version(s) kept as evidence")
+
+
+def _fetch(url: str, held: int | None) -> list[bytes]:
+    async def fetch() -> list[bytes]:
+        async with aiohttp.ClientSession() as session:
+            return await fetch_forward(session, url, held)
+
+    return asyncio.run(fetch())
+
+
+def cmd_subscribe(args: argparse.Namespace) -> int:
+    scope = args.max_speaks_for or []
+    subs.check_request(args.url, args.fingerprint, scope)
+    held = subs.subscribe(
+        args.data, args.url, args.fingerprint, scope, _fetch(args.url, None), system_clock
+    )
+    document = held.document
+    print(f"Subscribed to {document.list}: version {document.version}, {len(document.members)}"
+          f" members, expires {rfc3339(document.expires_at)}.")  # fmt: skip
+    print("  Members are not applied as peers yet (a later release does that).")
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    names = (
+        [args.list] if args.list else [sub["list"] for sub in subs.listing(args.data, system_clock)]
+    )
+    failed = 0
+    for name in names:
+        url, held = subs.target(args.data, name)
+        fetched: list[bytes] | subs.Unfetched
+        try:
+            fetched = _fetch(url, held)
+        except FetchFailed as exc:
+            fetched = subs.Unfetched("unreachable", str(exc))
+        except TrustListRefused as exc:
+            fetched = subs.Unfetched(exc.reason, exc.message)
+        result = subs.refresh(args.data, name, fetched, system_clock)
+        taken = ", ".join(str(v) for v in result.accepted) or "nothing new"
+        print(f"{name}: version {result.version} held ({taken}).")
+        if result.refusal is not None:
+            failed += 1
+            print(f"  refused: {result.refusal[1]}")
+    return 1 if failed else 0
+
+
+def cmd_unsubscribe(args: argparse.Namespace) -> int:
+    subs.unsubscribe(args.data, args.list)
+    print(f"Unsubscribed from {args.list}.")
     return 0
 
 
@@ -214,7 +286,7 @@ def _draft_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(commands: Any) -> None:
-    """Add ``avisa trustlist draft|sign|verify|publish|list|show``."""
+    """Add ``avisa trustlist draft|sign|verify|publish|list|show|subscribe|refresh|unsubscribe``."""
     trustlist = commands.add_parser("trustlist", help="coalition trust lists (maintainers, hosts)")
     actions = trustlist.add_subparsers(dest="trustlist_command", required=True, metavar="ACTION")
     drafting = actions.add_parser("draft", help="write the next version's payload, unsigned")
@@ -242,10 +314,39 @@ def register(commands: Any) -> None:
     _data(publishing)
     publishing.set_defaults(func=cmd_publish)
 
-    listing = actions.add_parser("list", help="the lists this node keeps")
+    listing = actions.add_parser("list", help="the lists this node serves and subscribes to")
     listing.add_argument("--json", action="store_true", help="one JSON object")
     _data(listing)
     listing.set_defaults(func=cmd_list)
+
+    subscribing = actions.add_parser(
+        "subscribe", help="follow a coalition's list (fetch, check, hold; members not applied yet)"
+    )
+    subscribing.add_argument("url", metavar="URL", help="e.g. https://host/trustlists/v1/socal")
+    subscribing.add_argument(
+        "--fingerprint",
+        required=True,
+        metavar="FP",
+        help="version 1's maintainer-set fingerprint, read to you by a maintainer",
+    )
+    subscribing.add_argument(
+        "--max-speaks-for",
+        nargs="+",
+        metavar="CODE",
+        help="the widest scope any member of this list may speak for here",
+    )
+    _data(subscribing)
+    subscribing.set_defaults(func=cmd_subscribe)
+
+    refreshing = actions.add_parser("refresh", help="fetch subscribed lists now, walk forward")
+    refreshing.add_argument("list", nargs="?", metavar="LIST", help="default: every list")
+    _data(refreshing)
+    refreshing.set_defaults(func=cmd_refresh)
+
+    leaving = actions.add_parser("unsubscribe", help="stop following a list")
+    leaving.add_argument("list", metavar="LIST")
+    _data(leaving)
+    leaving.set_defaults(func=cmd_unsubscribe)
 
     showing = actions.add_parser("show", help="a kept version: maintainers, members, fingerprint")
     showing.add_argument("list", metavar="LIST")

@@ -7,6 +7,10 @@ never the host. ``/{list}`` answers the highest version kept, ``/{list}/{N}``
 version N; both the envelope bytes exactly as published. An id outside the
 network id grammar or a version that is not a plain number is a 400
 (``AVISA_BAD_QUERY``); a list or version not kept is a 404 (``AVISA_NOT_FOUND``).
+
+``GET /api/v1/trustlists`` (an operator token, any role that reads) lists the
+lists this node subscribes to: version held, expiry, last check, the last
+refusal with its reason, and how many equivocating copies are kept.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import re
 
 from aiohttp import web
 
+from keys.store.trustsub_ops import views
 from relay.core.errors import BadInput, NotFound
 from relay.core.model import valid_network
-from relay.http.api import NODE
+from relay.http.api import NODE, READ, require
+from relay.runtime.httpio import respond
 from relay.storage import trustlists
 
 routes = web.RouteTableDef()
@@ -52,3 +58,11 @@ async def one_version(request: web.Request) -> web.Response:
     if not _VERSION.fullmatch(text):
         raise BadInput("AVISA_BAD_QUERY", "a version is a number from 1 (e.g. /socal/3)")
     return await _answer(request, name, int(text))
+
+
+@routes.get("/api/v1/trustlists")
+async def subscriptions(request: web.Request) -> web.Response:
+    require(request, READ)
+    node = request.app[NODE]
+    now = node.clock()
+    return respond({"trustlists": await node.db.read(lambda conn: views(conn, now))})

@@ -383,6 +383,28 @@ MIGRATIONS: list[tuple[str, str]] = [
             envelope BLOB NOT NULL,
             PRIMARY KEY (list, version)
         );
+        CREATE TABLE trustlist_subscriptions (
+            list TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            max_speaks_for TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            envelope BLOB NOT NULL,
+            subscribed_at INTEGER NOT NULL,
+            checked_at INTEGER NOT NULL,
+            refusal TEXT,
+            refusal_message TEXT,
+            refused_at INTEGER
+        );
+        CREATE TABLE trustlist_evidence (
+            list TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            envelope BLOB NOT NULL,
+            at INTEGER NOT NULL,
+            PRIMARY KEY (list, version, digest)
+        );
         """,
     ),
 ]
