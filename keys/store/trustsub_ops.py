@@ -7,7 +7,8 @@ transaction on the data directory, node running or not:
 - ``subscribe``: walk from nothing with the fingerprint the operator typed
   (version 1's maintainer set, read aloud once with a maintainer) to the
   newest version fetched; a refusal stores nothing.
-- ``refresh``: walk from the version held; what chains is held, the first
+- ``refresh`` (``refresh_on`` in the running node's own transaction,
+  ``relay.federation.trustrefresh``): walk from the version held; what chains is held, the first
   refusal is recorded (reason, message, time) and shown by ``list`` and
   ``GET /api/v1/trustlists``; an equivocating copy is kept as evidence. A
   held version past its expiry with nothing newer is recorded ``expired``
@@ -131,12 +132,13 @@ def refresh(
     fetched: Sequence[bytes] | Unfetched,
     clock: Clock,
 ) -> Refreshed:
-    """Judge what a check fetched, or record why fetching failed (reason, message)."""
+    """Judge what a check fetched, or record why fetching failed (reason, message); the
+    running node calls ``refresh_on`` in one of its own write transactions."""
     with open_store(data_dir) as (_, conn):
-        return db.transaction(conn, lambda c: _refresh(c, list_id, fetched, clock()))
+        return db.transaction(conn, lambda c: refresh_on(c, list_id, fetched, clock()))
 
 
-def _refresh(
+def refresh_on(
     conn: sqlite3.Connection,
     list_id: str,
     fetched: Sequence[bytes] | Unfetched,
