@@ -191,7 +191,7 @@ def _check_order(held: OpenedList, candidate: OpenedList) -> None:
         if len(signed) >= old.maintainers.threshold:
             raise TrustListRefused(
                 "equivocation",
-                f"the maintainers signed two different versions {new.version}: kept as evidence",
+                f"the maintainers signed two different versions {new.version}",
             )
         raise TrustListRefused(
             "below_threshold", f"another version {new.version}, not signed by its maintainers"
