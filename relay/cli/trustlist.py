@@ -304,13 +304,15 @@ def register(commands: Any) -> None:
     signing.set_defaults(func=cmd_sign)
 
     checking = actions.add_parser("verify", help="who signed, what is missing, what changed")
-    checking.add_argument("file", metavar="FILE")
+    checking.add_argument("file", metavar="FILE", help="a draft or a signed list")
     checking.add_argument("--previous", metavar="FILE", help="the version before (if not kept)")
     _data(checking)
     checking.set_defaults(func=cmd_verify)
 
     publishing = actions.add_parser("publish", help="keep and serve versions (oldest first)")
-    publishing.add_argument("files", nargs="+", metavar="FILE")
+    publishing.add_argument(
+        "files", nargs="+", metavar="FILE", help="signed versions of one list, oldest first"
+    )
     _data(publishing)
     publishing.set_defaults(func=cmd_publish)
 
@@ -344,12 +346,12 @@ def register(commands: Any) -> None:
     refreshing.set_defaults(func=cmd_refresh)
 
     leaving = actions.add_parser("unsubscribe", help="stop following a list")
-    leaving.add_argument("list", metavar="LIST")
+    leaving.add_argument("list", metavar="LIST", help="as 'avisa trustlist list' shows it")
     _data(leaving)
     leaving.set_defaults(func=cmd_unsubscribe)
 
     showing = actions.add_parser("show", help="a kept version: maintainers, members, fingerprint")
-    showing.add_argument("list", metavar="LIST")
+    showing.add_argument("list", metavar="LIST", help="a list this node keeps")
     showing.add_argument("--version", type=_int, metavar="N", help="default: the highest kept")
     showing.add_argument("--raw", action="store_true", help="print the envelope as published")
     _data(showing)
