@@ -66,6 +66,13 @@ def _draft_v1(capsys: pytest.CaptureFixture[str], nodes: dict[str, Path], out: P
     return said2
 
 
+def v1_draft(signed: Path, tmp_path: Path) -> Path:
+    """The payload of a signed version 1, as an unsigned draft file (to edit)."""
+    draft = tmp_path / "draft-again.json"
+    draft.write_bytes(read_list(signed.read_bytes()).payload + b"\n")
+    return draft
+
+
 def sign(capsys: pytest.CaptureFixture[str], node: Path, file: Path, *more: str) -> str:
     code, said, err = run(capsys, "trustlist", "sign", str(file), "--data", str(node), *more)
     assert code == 0, err
@@ -160,9 +167,22 @@ def test_one_node_serves_what_the_maintainers_signed(
     assert host.get("/trustlists/v1/socal") == (200, v2.read_bytes())
     assert host.get("/trustlists/v1/socal/1") == (200, signed_v1.read_bytes())
 
-    # Version 1 again is a rollback; version 1 with other bytes never replaces the kept one.
+    # Version 1 again is nothing new (with a third signature, it replaces the kept copy);
+    # version 1 with other bytes is a rollback and never replaces it.
+    code, out, err = run(capsys, "trustlist", "publish", str(signed_v1), "--data", santa)
+    assert code == 0 and "Published socal: nothing new." in out
+    other = tmp_path / "socal-1b.json"
+    edit = str(v1_draft(signed_v1, tmp_path))
+    assert run(capsys, "trustlist", "draft", "--data", str(nodes["ventura"]), "--out",
+               str(other), "--edit", edit, "--days", "10")[0] == 0  # fmt: skip
+    sign(capsys, nodes["ventura"], other)
+    sign(capsys, nodes["la-rrn"], other)
+    code, _, err = run(capsys, "trustlist", "publish", str(other), "--data", santa)
+    assert code == 1 and "rollback" in err
+    sign(capsys, nodes["oc.resilience"], signed_v1)  # a third signature replaces the copy
     code, out, err = run(capsys, "trustlist", "publish", str(signed_v1), "--data", santa)
     assert code == 0 and "Published socal: 1." in out
+    assert host.get("/trustlists/v1/socal/1") == (200, signed_v1.read_bytes())
     code, out, _ = run(capsys, "trustlist", "list", "--data", santa, "--json")
     assert json.loads(out)["trustlists"][0]["version"] == 2
     assert json.loads(out)["trustlists"][0]["versions_kept"] == 2

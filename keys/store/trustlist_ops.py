@@ -171,21 +171,23 @@ def publish(data_dir: Path, raws: list[bytes], clock: Clock) -> Published:
             now = clock()
             held = trustlists.head(c, name)
             fresh = [item for item in opened if held is None or item.version > held.version]
-            again = [item for item in opened if item not in fresh]
-            for copy in again:  # a kept version with more signatures, or a refusal
+            replaced = []
+            for copy in (item for item in opened if item not in fresh):
                 kept = trustlists.version_of(c, name, copy.version)
                 if kept is None or kept.payload != copy.payload:
                     raise walk(held, [copy], now, None).refusal or TrustListRefused(
                         "rollback", f"version {copy.version} is not the one kept here"
                     )
                 check_step(_before(c, copy), copy, now)
-                trustlists.put(c, copy, now)
+                if len(copy.envelope.signatures) > len(kept.envelope.signatures):
+                    trustlists.put(c, copy, now)  # the same version, with more signatures
+                    replaced.append(copy.version)
             result = walk(held, fresh, now, None)
             if result.refusal is not None:
                 raise result.refusal
             for item in result.accepted:
                 trustlists.put(c, item, now)
-            return Published(name, tuple(item.version for item in [*again, *result.accepted]))
+            return Published(name, (*replaced, *(item.version for item in result.accepted)))
 
         return db.transaction(conn, job)
 
