@@ -78,3 +78,32 @@ def test_an_older_loose_database_is_tightened(tmp_path: Path) -> None:
     path.chmod(0o644)
     db.open_sync(path).close()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+async def test_a_running_node_sees_what_a_command_in_another_process_commits(
+    tmp_path: Path,
+) -> None:
+    """A command (its own process) opens, writes and closes; the node's reader must see
+    every commit. Opening the file in ``connect`` used to drop the node's own SQLite
+    locks, so the command took itself for the last connection and deleted the WAL."""
+    import subprocess
+    import sys
+
+    from relay.storage.db import connect
+
+    path = tmp_path / "c.db"
+    db = Database(path)
+    try:
+        connect(path).close()  # the node opens (and closes) more connections as it runs
+        command = (
+            "import sys; from pathlib import Path; from relay.storage import db;"
+            "c = db.open_sync(Path(sys.argv[1]));"
+            "db.transaction(c, lambda t: t.execute("
+            "\"INSERT INTO meta (key, value) VALUES (?, 'x')\", (sys.argv[2],)));"
+            "c.close()"
+        )
+        for key in ("first", "second", "third"):
+            subprocess.run([sys.executable, "-c", command, str(path), key], check=True)
+            assert key in await _keys(db)
+    finally:
+        db.close()

@@ -240,3 +240,108 @@ def test_license_is_agpl_everywhere_it_is_stated() -> None:
     assert project["license"] == "AGPL-3.0-or-later"
     for doc in [*sorted((root / "docs").glob("*.md")), root / "README.md"]:
         assert "GNU Affero General Public License" in doc.read_text(), doc.name
+
+
+# --- trust lists (docs/protocol.md §8), from the spec alone ------------------------
+
+TRUSTLIST_TYPE = "application/vnd.avisa.trustlist.v1+json"
+
+
+def spec_fingerprint(data: bytes) -> str:
+    digest = hashlib.sha512(b"avisa-fingerprint-v1\x00" + data).digest()
+    for _ in range(5200):
+        digest = hashlib.sha512(digest + data).digest()
+    return " ".join(
+        f"{int.from_bytes(digest[i : i + 5], 'big') % 100000:05d}" for i in range(0, 30, 5)
+    )
+
+
+def maintainer_keys(doc: dict[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:
+    members = {member["network"]: member for member in doc["members"]}
+    return {
+        key["keyid"]: (network, key)
+        for network in doc["maintainers"]["networks"]
+        for key in members[network]["keys"]
+    }
+
+
+def set_text_from_spec(doc: dict[str, Any]) -> bytes:
+    lines = sorted(
+        f"{network} {base64.b64decode(key['public_key']).hex()}"
+        for network, key in maintainer_keys(doc).values()
+    )
+    head = ["avisa-trustlist-maintainers-v1", f"list {doc['list']}"]
+    head.append(f"threshold {doc['maintainers']['threshold']}")
+    return "".join(line + "\n" for line in [*head, *lines]).encode()
+
+
+def signed_by(envelope: dict[str, Any], payload: bytes, doc: dict[str, Any], at: str) -> set[str]:
+    """Maintainers of ``doc`` whose key (valid at ``at``) signed; raises on a bad signature."""
+    keys = maintainer_keys(doc)
+    networks = set()
+    for signature in envelope["signatures"]:
+        if signature["keyid"] not in keys:
+            continue
+        network, key = keys[signature["keyid"]]
+        verify(base64.b64decode(key["public_key"]), pae(TRUSTLIST_TYPE, payload), signature["sig"])
+        if (key["valid_from"] or "") <= at and (
+            key["valid_until"] is None or at < key["valid_until"]
+        ):
+            networks.add(network)
+    return networks
+
+
+def trustlist_reason(held: dict[str, Any] | None, raw: str, now: str, fp: str) -> str | None:
+    envelope = json.loads(raw)
+    payload = base64.b64decode(envelope["payload"])
+    doc = json.loads(payload)
+    assert envelope["payloadType"] == TRUSTLIST_TYPE
+    assert json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode() == payload
+    old = None if held is None else json.loads(held["payload"])
+    if old is None and doc["version"] != 1:
+        return "skipped_version"
+    if old is None and spec_fingerprint(set_text_from_spec(doc)) != fp:
+        return "fingerprint_mismatch"
+    if old is not None and doc["version"] < old["version"]:
+        return "rollback"
+    if doc["version"] != (1 if old is None else old["version"] + 1):
+        if old is not None and doc["version"] == old["version"]:
+            at = doc["issued_at"]
+            enough = len(signed_by(envelope, payload, old, at)) >= old["maintainers"]["threshold"]
+            return "equivocation" if enough else "below_threshold"
+        return "skipped_version"
+    if old is not None and doc["previous"] != hashlib.sha256(held["payload"].encode()).hexdigest():
+        return "broken_chain"
+    known = {**maintainer_keys(doc), **(maintainer_keys(old) if old else {})}
+    if any(signature["keyid"] not in known for signature in envelope["signatures"]):
+        return "unknown_signer"
+    if len(signed_by(envelope, payload, doc, doc["issued_at"])) < doc["maintainers"]["threshold"]:
+        return "below_threshold"
+    if old is not None:
+        signers = signed_by(envelope, payload, old, doc["issued_at"])
+        if len(signers) < old["maintainers"]["threshold"]:
+            return "old_threshold_missing"
+    return "expired" if doc["expires_at"] <= now else None
+
+
+def test_trust_lists_from_the_spec_alone() -> None:
+    vectors = load("trustlist.json")
+    for key in vectors["keys"]:
+        assert public_key(key["seed"]).hex() == key["public_key"]
+    chain = vectors["valid_chain"]["versions"]
+    first = json.loads(chain[0]["payload"])
+    assert set_text_from_spec(first).decode() == vectors["maintainer_set"]["text"]
+    fp = vectors["maintainer_set"]["fingerprint"]
+    assert spec_fingerprint(set_text_from_spec(first)) == fp
+    held = None
+    for version in chain:
+        assert hashlib.sha256(version["payload"].encode()).hexdigest() == version["payload_sha256"]
+        assert (
+            trustlist_reason(held, version["envelope"], vectors["valid_chain"]["now"], fp) is None
+        )
+        held = version
+    assert len(vectors["refused"]) >= 7
+    for case in vectors["refused"]:
+        base = None if case["held_version"] is None else chain[case["held_version"] - 1]
+        reason = trustlist_reason(base, case["envelope"], case["now"], fp)
+        assert reason == case["reason"], case["reason"]

@@ -38,15 +38,12 @@ from keys.core.keyring import KeyEntry
 from keys.store import peerstore
 from keys.store.own_ops import key_view, open_store, own_keyring, parse_at, resolve_keyid
 from relay.core.errors import BadInput
-from relay.core.model import CERTAINTIES, KINDS, MAX_ENVELOPE_BYTES
+from relay.core.model import CERTAINTIES, KINDS, MAX_ENVELOPE_BYTES, MAX_SCOPE, SCOPE_PATTERN
 from relay.core.policy import PeerPolicy, Relay
 from relay.core.times import Clock, parse_duration, rfc3339
 from relay.storage import db, trust
 
-_SCOPE = re.compile(
-    r"^(fips:[0-9]{2,5}|zip:[0-9]{5}|iso:[a-z]{2}(-[a-z0-9]{1,3})?|[0-9b-hjkmnp-z]{1,9})$"
-)
-MAX_SCOPE = 64
+_SCOPE = re.compile(SCOPE_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)

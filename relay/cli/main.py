@@ -392,6 +392,7 @@ def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
     from relay.cli import desk as cli_desk
     from relay.cli import outbox as cli_outbox
     from relay.cli import tip as cli_tip
+    from relay.cli import trustlist as cli_trustlist
 
     parser = argparse.ArgumentParser(
         prog="avisa", description="Avisa: a federated relay for verified rapid-response alerts."
@@ -409,6 +410,7 @@ def build_parser(extra: Sequence[Register] = ()) -> argparse.ArgumentParser:
     _register_policy(commands)
     cli_cap.register(commands)
     cli_outbox.register(commands)
+    cli_trustlist.register(commands)
     for register in extra:
         register(commands)
     _remember_parsers(parser)

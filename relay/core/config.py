@@ -139,6 +139,11 @@ class DeskWebSection(Struct, forbid_unknown_fields=True, frozen=True):
     login_failures_per_hour: Annotated[int, Meta(ge=1, le=1000)] = 10
 
 
+class TrustListsSection(Struct, forbid_unknown_fields=True, frozen=True):
+    # How often a running node checks the trust lists it subscribes to (docs/keys.md).
+    refresh: Duration = "1h"
+
+
 class Config(Struct, forbid_unknown_fields=True, frozen=True):
     node: NodeSection
     policy: PolicySection = PolicySection()
@@ -146,6 +151,7 @@ class Config(Struct, forbid_unknown_fields=True, frozen=True):
     bridges: BridgesSection = BridgesSection()
     desk: DeskSection = DeskSection()
     desk_web: DeskWebSection = DeskWebSection()
+    trustlists: TrustListsSection = TrustListsSection()
 
     @property
     def listen_host(self) -> str:
@@ -202,6 +208,8 @@ def check(config: Config) -> None:
     for section, name in (("policy", "max_age"), ("store", "retention")):
         if config.duration(section, name) <= timedelta(0):
             raise ConfigError(f"{section}.{name}", "must be more than zero")
+    if not timedelta(minutes=5) <= config.duration("trustlists", "refresh") <= timedelta(days=1):
+        raise ConfigError("trustlists.refresh", "must be 5m to 24h (a list expires in days)")
     check_desk(config.desk)
     check_desk_web(config.desk_web)
     users = [bridge.user_id for bridge in config.bridges.matrix]

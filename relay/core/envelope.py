@@ -95,18 +95,25 @@ def endorse(envelope: Envelope, payload: bytes, key: NodeKey) -> Envelope:
     )
 
 
-def open_envelope(raw: bytes) -> tuple[Envelope, bytes]:
+def open_envelope(
+    raw: bytes,
+    max_bytes: int = MAX_ENVELOPE_BYTES,
+    decode: Callable[[bytes], Envelope] = envelope_decoder.decode,
+) -> tuple[Envelope, bytes]:
     """Parse untrusted envelope bytes; returns the envelope and payload bytes.
+
+    ``max_bytes`` and ``decode`` serve documents larger than an alert (trust
+    lists, ``keys.cards.trustlist``): the same reading under their own bound.
 
     The JSON must be strict (``relay.core.strictjson``): msgspec alone would take
     the last of two ``payload`` keys where another parser takes the first. No
     keyid may sign twice: the envelope is ``malformed`` whichever signature of
     the two is good, so a valid signature cannot cover a forged one.
     """
-    if len(raw) > MAX_ENVELOPE_BYTES:
-        raise BadInput(TOO_LARGE, f"envelope over {MAX_ENVELOPE_BYTES} bytes")
+    if len(raw) > max_bytes:
+        raise BadInput(TOO_LARGE, f"envelope over {max_bytes} bytes")
     try:
-        envelope = envelope_decoder.decode(raw)
+        envelope = decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise BadInput("AVISA_BAD_ENVELOPE", f"malformed envelope: {exc}") from None
     except (UnicodeDecodeError, RecursionError):

@@ -222,6 +222,14 @@ _NODE_URL: Final = re.compile(
 )
 NODE_URL_MAX: Final = 300
 
+# A ``speaks_for`` entry (``avisa trust add --speaks-for``, trust list members): an area
+# code (fips:06037, zip:93101, iso:us-ca) or a geohash prefix; a scope holds at most
+# MAX_SCOPE entries, each once.
+SCOPE_PATTERN: Final = (
+    r"^(fips:[0-9]{2,5}|zip:[0-9]{5}|iso:[a-z]{2}(-[a-z0-9]{1,3})?|[0-9b-hjkmnp-z]{1,9})$"
+)
+MAX_SCOPE: Final = 64
+
 
 def valid_node_url(text: str) -> bool:
     """The ``url`` grammar of key documents, cards and ``node.url``."""

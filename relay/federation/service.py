@@ -27,6 +27,7 @@ import structlog
 
 from relay.core.errors import BadInput
 from relay.core.times import parse_duration, to_epoch
+from relay.federation import trustrefresh
 from relay.federation.host import FederationHost
 from relay.federation.keyrefresh import KeyRefresher
 from relay.federation.sender import LinkStatus, PeerLink, Timing
@@ -89,6 +90,7 @@ class Federation:
         self.keys = KeyRefresher(self)
         self._key_tasks: dict[str, asyncio.Task[None]] = {}
         self._housekeeping: asyncio.Task[None] | None = None
+        self._trustlists: asyncio.Task[None] | None = None
         # Each link's peer record when last reconciled: a reload that changed nothing
         # about a peer (the periodic one, mostly) does not interrupt its link.
         self._records: dict[str, PeerRecord] = {}
@@ -121,6 +123,16 @@ class Federation:
             every(host.clock, interval, self.housekeeping, "federation-housekeeping"),
             name="avisa-federation-housekeeping",
         )
+        refresh = host.config.duration("trustlists", "refresh").total_seconds()
+        self._trustlists = asyncio.create_task(
+            every(host.clock, refresh, self.refresh_trustlists, "trustlist-refresh"),
+            name="avisa-trustlist-refresh",
+        )
+
+    async def refresh_trustlists(self) -> None:
+        """Check every subscribed trust list now (``relay.federation.trustrefresh``)."""
+        if self._session is not None:
+            await trustrefresh.refresh_all(self.host, self._session)
 
     async def stop(self) -> None:
         await self.keys.stop()
@@ -128,6 +140,9 @@ class Federation:
         if self._housekeeping is not None:
             tasks.append(self._housekeeping)
             self._housekeeping = None
+        if self._trustlists is not None:
+            tasks.append(self._trustlists)
+            self._trustlists = None
         self._key_tasks.clear()
         await cancel_all(tasks)
         self._tasks.clear()

@@ -414,4 +414,41 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE TABLE desk_persons (actor TEXT PRIMARY KEY, person TEXT NOT NULL)
         """,
     ),
+    (
+        "0750_trustlists",
+        """
+        CREATE TABLE trustlist_versions (
+            list TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            issued_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            stored_at INTEGER NOT NULL,
+            envelope BLOB NOT NULL,
+            PRIMARY KEY (list, version)
+        );
+        CREATE TABLE trustlist_subscriptions (
+            list TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            max_speaks_for TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            envelope BLOB NOT NULL,
+            subscribed_at INTEGER NOT NULL,
+            checked_at INTEGER NOT NULL,
+            refusal TEXT,
+            refusal_message TEXT,
+            refused_at INTEGER
+        );
+        CREATE TABLE trustlist_evidence (
+            list TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            envelope BLOB NOT NULL,
+            at INTEGER NOT NULL,
+            PRIMARY KEY (list, version, digest)
+        );
+        """,
+    ),
 ]

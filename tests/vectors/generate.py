@@ -46,6 +46,7 @@ from tests.vectors.base import (
     the_alert,
 )
 from tests.vectors.refusals import refused
+from tests.vectors.trustlists import trustlists
 
 HERE = Path(__file__).parent
 
@@ -187,6 +188,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "payload.json": payloads,
     "request.json": requests,
     "refused.json": refused,
+    "trustlist.json": trustlists,
 }
 
 
