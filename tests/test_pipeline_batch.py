@@ -40,6 +40,8 @@ TABLES = {
     "outbox": "SELECT * FROM outbox ORDER BY n",
     "decisions": "SELECT * FROM decisions ORDER BY n",
     "sequence": "SELECT * FROM sqlite_sequence WHERE name != 'tokens' ORDER BY name",
+    "chain": "SELECT * FROM chain ORDER BY network, seq",
+    "chain_pending": "SELECT * FROM chain_pending ORDER BY network, seq",
 }
 
 

@@ -36,6 +36,7 @@ from typing import Literal
 import msgspec
 
 from keys.core.signing import NodeKey
+from relay.core.checkpoints import chained_digest
 from relay.core.envelope import (
     Opened,
     Refusal,
@@ -132,7 +133,8 @@ def finish(opened: Opened | Refusal, snapshot: TrustSnapshot) -> Prepared | Reje
     except (msgspec.DecodeError, msgspec.ValidationError):
         return Rejected("malformed_payload")
     endorsers = [net for net in verification.valid_networks() if net != alert.network]
-    incoming = store.Incoming(encode_envelope(envelope), alert, endorsers)
+    digest = chained_digest(verification, alert, envelope.payloadType, opened.payload)
+    incoming = store.Incoming(encode_envelope(envelope), alert, endorsers, digest)
     return Prepared(envelope, verification, incoming)
 
 
@@ -362,6 +364,7 @@ class Pipeline:
         alert = item.alert
         # The policy wants how many came before this one; hit() counts it too.
         recent = self._rates.hit(from_peer, now) - 1 if from_peer else 0
+        writes.advance_chain(item.incoming)  # what its origin signed, whatever the policy decides
         state, new = writes.policy_state(alert, from_peer, recent)
         decision = decide(item.envelope, alert, item.verification, snapshot.policy, state, now)
         if decision.action == "reject":

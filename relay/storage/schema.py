@@ -370,4 +370,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX sms_replies_at ON sms_replies (at);
         """,
     ),
+    (
+        "0760_checkpoints",
+        """
+        CREATE TABLE chain (
+            network TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            head BLOB NOT NULL,
+            PRIMARY KEY (network, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE chain_pending (
+            network TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            digest BLOB NOT NULL,
+            PRIMARY KEY (network, seq)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]

@@ -33,6 +33,7 @@ from relay.core.envelope import payload_bytes
 from relay.core.model import Alert, decode_alert, envelope_decoder
 from relay.core.policy import Decision, PolicyState
 from relay.core.times import from_epoch, to_epoch
+from relay.storage import chain
 
 State = Literal["active", "held", "cancelled", "superseded"]
 MAX_CHAIN = 64  # updates followed from a superseded id to its newest version
@@ -88,6 +89,9 @@ class Incoming(msgspec.Struct, frozen=True):
     envelope_bytes: bytes
     alert: Alert
     endorsed_by: list[str]
+    #: SHA-256 of its PAE bytes when its origin's own key signed it (it joins the
+    #: origin's hash chain, ``relay.storage.chain``); None otherwise.
+    digest: bytes | None = None
 
 
 _COLUMNS = "envelope, endorsed_by, state, reason, received_at, from_peer, pos"
@@ -210,6 +214,7 @@ def purge(
         "DELETE FROM decisions WHERE at <= ? OR n <= (SELECT max(n) FROM decisions) - ?",
         (cutoff, decision_log_max),
     ).rowcount
+    chain.purge(conn)
     return PurgeCounts(alerts, tombstones, decisions)
 
 

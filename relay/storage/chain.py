@@ -1,0 +1,140 @@
+"""Each origin's hash chain, kept incrementally in the writer's transaction (plain SQL).
+
+The rule is ``relay.core.checkpoints``; this is its state. ``chain`` holds one
+row per message of an origin that the node has chained: ``(network, seq,
+head)``, the head over messages ``1…seq``. Its highest row is the origin's
+current head; the rows below it let a checkpoint at an older ``seq`` be
+compared without recomputing anything. ``chain_pending`` holds the digests of
+messages beyond a gap (a peer's transactions land out of order, or a message
+never came): when the gap is filled, the run of waiting digests is chained
+in the same step and their rows deleted.
+
+``OriginChain`` is one origin's chain for one writer job: read with one
+statement the first time the job meets the origin, advanced in memory for
+each message, written back at the flush with one multi-row INSERT per table
+(``Writes.flush``). A message at or below the head changes nothing (it was
+chained already: the same message from another peer, a duplicate).
+
+Bounds: at most ``MAX_PENDING`` waiting digests per origin (beyond that a
+digest is dropped; the message can be fetched again once the gap is
+repaired), and ``purge`` keeps the newest ``KEEP_HEADS`` heads per origin.
+A node that first hears of an origin at ``seq`` 500 cannot compute
+``head_499``: what it receives waits until message 1… arrive, or, later, a
+verified checkpoint anchors the chain (DESIGN §16).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from relay.core.checkpoints import ZERO_HEAD, advance, next_head
+
+MAX_PENDING = 4096
+KEEP_HEADS = 4096
+
+INSERT_HEAD = "INSERT OR IGNORE INTO chain (network, seq, head) VALUES (?, ?, ?)"
+INSERT_PENDING = "INSERT OR IGNORE INTO chain_pending (network, seq, digest) VALUES (?, ?, ?)"
+_READ = (
+    "SELECT (SELECT seq FROM chain WHERE network = ?1 ORDER BY seq DESC LIMIT 1),"
+    " (SELECT head FROM chain WHERE network = ?1 ORDER BY seq DESC LIMIT 1),"
+    " (SELECT count(*) FROM chain_pending WHERE network = ?1)"
+)
+
+
+class OriginChain:
+    """One origin's chain in a writer job: its head, what waits beyond it, what to write."""
+
+    def __init__(self, conn: sqlite3.Connection, network: str) -> None:
+        seq, head, waiting = conn.execute(_READ, (network,)).fetchone()
+        self.network = network
+        self.seq: int = 0 if seq is None else int(seq)
+        self.head: bytes = ZERO_HEAD if head is None else bytes(head)
+        self._conn = conn
+        self._waiting_count = int(waiting)
+        self._waiting: dict[int, bytes] | None = None  # read only when a gap is filled
+        self.heads: list[tuple[str, int, bytes]] = []  # rows to insert at the flush
+        self.pending: list[tuple[str, int, bytes]] = []
+        self._drained_to = 0  # waiting rows at or below this seq are deleted at the flush
+
+    def observe(self, seq: int, digest: bytes) -> None:
+        """One message of the origin: chain it (and what waited behind it) or keep it waiting."""
+        if seq <= self.seq:
+            return
+        if seq > self.seq + 1:
+            self._wait(seq, digest)
+            return
+        self._step(seq, next_head(self.head, digest))
+        if self._waiting_count:
+            waiting = self._read_waiting()
+            for step_seq, head in advance(self.seq, self.head, waiting):
+                self._step(step_seq, head)
+                del waiting[step_seq]
+                self._drained_to = step_seq
+                self._waiting_count -= 1
+
+    def _step(self, seq: int, head: bytes) -> None:
+        self.seq, self.head = seq, head
+        self.heads.append((self.network, seq, head))
+
+    def _wait(self, seq: int, digest: bytes) -> None:
+        if self._waiting_count >= MAX_PENDING:
+            return
+        if self._waiting is not None:
+            if seq in self._waiting:
+                return
+            self._waiting[seq] = digest
+        self._waiting_count += 1
+        self.pending.append((self.network, seq, digest))
+
+    def _read_waiting(self) -> dict[int, bytes]:
+        if self._waiting is None:
+            rows = self._conn.execute(
+                "SELECT seq, digest FROM chain_pending WHERE network = ? AND seq > ?",
+                (self.network, self.seq),
+            ).fetchall()
+            self._waiting = {int(seq): bytes(digest) for seq, digest in rows}
+            for _, seq, digest in self.pending:  # this job's, not written yet
+                self._waiting.setdefault(seq, digest)
+        return self._waiting
+
+    def save(self, conn: sqlite3.Connection) -> None:
+        """Delete the waiting rows this job chained (the new rows are the caller's INSERTs)."""
+        if self._drained_to:
+            conn.execute(
+                "DELETE FROM chain_pending WHERE network = ? AND seq <= ?",
+                (self.network, self._drained_to),
+            )
+            self._drained_to = 0
+
+
+def rows_of(chains: Sequence[OriginChain]) -> tuple[list[tuple[str, int, bytes]], ...]:
+    """The new head rows and waiting rows of a job's chains, for one INSERT each."""
+    heads = [row for chain in chains for row in chain.heads]
+    pending = [row for chain in chains for row in chain.pending]
+    return heads, pending
+
+
+def head_at(conn: sqlite3.Connection, network: str, seq: int) -> bytes | None:
+    """The origin's head after message ``seq``, if this node has chained that far."""
+    row = conn.execute(
+        "SELECT head FROM chain WHERE network = ? AND seq = ?", (network, seq)
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def latest(conn: sqlite3.Connection, network: str) -> tuple[int, bytes]:
+    """The origin's current head ``(seq, head)``; ``(0, 32 zero bytes)`` before message 1."""
+    row = conn.execute(
+        "SELECT seq, head FROM chain WHERE network = ? ORDER BY seq DESC LIMIT 1", (network,)
+    ).fetchone()
+    return (0, ZERO_HEAD) if row is None else (int(row[0]), bytes(row[1]))
+
+
+def purge(conn: sqlite3.Connection) -> int:
+    """Keep the newest ``KEEP_HEADS`` heads of each origin; the number deleted."""
+    return conn.execute(
+        "DELETE FROM chain WHERE seq <= (SELECT max(seq) FROM chain AS newest"
+        " WHERE newest.network = chain.network) - ?",
+        (KEEP_HEADS,),
+    ).rowcount
