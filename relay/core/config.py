@@ -132,10 +132,17 @@ class DeskWebSection(Struct, forbid_unknown_fields=True, frozen=True):
     login_failures_per_hour: Annotated[int, Meta(ge=1, le=1000)] = 10
 
 
+class FederationSection(Struct, forbid_unknown_fields=True, frozen=True):
+    """Peers (DESIGN §5, §16): how often this node signs its checkpoint."""
+
+    checkpoint_every: Duration = "60s"
+
+
 class Config(Struct, forbid_unknown_fields=True, frozen=True):
     node: NodeSection
     policy: PolicySection = PolicySection()
     store: StoreSection = StoreSection()
+    federation: FederationSection = FederationSection()
     bridges: BridgesSection = BridgesSection()
     desk: DeskSection = DeskSection()
     desk_web: DeskWebSection = DeskWebSection()
@@ -195,6 +202,9 @@ def check(config: Config) -> None:
     for section, name in (("policy", "max_age"), ("store", "retention")):
         if config.duration(section, name) <= timedelta(0):
             raise ConfigError(f"{section}.{name}", "must be more than zero")
+    every = config.duration("federation", "checkpoint_every")
+    if not timedelta(seconds=1) <= every <= timedelta(hours=1):
+        raise ConfigError("federation.checkpoint_every", "must be from 1s to 1h")
     check_desk(config.desk)
     check_desk_web(config.desk_web)
     users = [bridge.user_id for bridge in config.bridges.matrix]

@@ -27,6 +27,7 @@ import structlog
 
 from relay.core.errors import BadInput
 from relay.core.times import parse_duration, to_epoch
+from relay.federation.checkpointing import Checkpointer
 from relay.federation.host import FederationHost
 from relay.federation.keyrefresh import KeyRefresher
 from relay.federation.sender import LinkStatus, PeerLink, Timing
@@ -89,6 +90,8 @@ class Federation:
         self.keys = KeyRefresher(self)
         self._key_tasks: dict[str, asyncio.Task[None]] = {}
         self._housekeeping: asyncio.Task[None] | None = None
+        self.checkpointer = Checkpointer(host)
+        self._checkpoints: asyncio.Task[None] | None = None
         # Each link's peer record when last reconciled: a reload that changed nothing
         # about a peer (the periodic one, mostly) does not interrupt its link.
         self._records: dict[str, PeerRecord] = {}
@@ -121,13 +124,17 @@ class Federation:
             every(host.clock, interval, self.housekeeping, "federation-housekeeping"),
             name="avisa-federation-housekeeping",
         )
+        self._checkpoints = asyncio.create_task(
+            self.checkpointer.run(), name="avisa-federation-checkpoints"
+        )
 
     async def stop(self) -> None:
         await self.keys.stop()
         tasks = [*self._tasks.values(), *self._key_tasks.values()]
-        if self._housekeeping is not None:
-            tasks.append(self._housekeeping)
-            self._housekeeping = None
+        for task in (self._housekeeping, self._checkpoints):
+            if task is not None:
+                tasks.append(task)
+        self._housekeeping = self._checkpoints = None
         self._key_tasks.clear()
         await cancel_all(tasks)
         self._tasks.clear()
@@ -207,6 +214,8 @@ class Federation:
         return link.status.as_dict() if link is not None else {}
 
     def metrics_lines(self) -> Iterable[str]:
+        yield "# TYPE avisa_checkpoints_signed_total counter"
+        yield f"avisa_checkpoints_signed_total {self.checkpointer.issued}"
         statuses = {network: link.status for network, link in sorted(self.links.items())}
         for name, kind, value in _SERIES:
             yield f"# TYPE {name} {kind}"

@@ -230,6 +230,8 @@ class Pipeline:
         self._keys: tuple[TrustSnapshot | None, bytes] = (None, b"")
         self._rates = RateCounter()
         self._unverified_rows = RowSampler()
+        #: Set once this node has signed and stored a cancel (its checkpoint follows at once).
+        self.cancel_signed = asyncio.Event()
 
     async def ingest(
         self,
@@ -311,7 +313,7 @@ class Pipeline:
         snapshot = self._trust()
         now = self._clock()
 
-        def job(conn: sqlite3.Connection) -> tuple[Committed, bytes]:
+        def job(conn: sqlite3.Connection) -> tuple[Committed, bytes, str]:
             alert = build(store.next_seq(conn, snapshot.policy.own_network))
             raw = encode_envelope(sign(encode_alert(alert), key))
             committed = self._commit(conn, [prepare(raw, snapshot)], None, snapshot, now)
@@ -322,10 +324,12 @@ class Pipeline:
                 )
             if also is not None:
                 also(conn, alert.id)
-            return committed, raw
+            return committed, raw, alert.msg_type
 
-        committed, raw = await self._db.write(job)
+        committed, raw, signed_type = await self._db.write(job)
         self._after(committed, None)
+        if signed_type == "cancel":
+            self.cancel_signed.set()
         return committed.outcomes[0], raw
 
     def _commit(

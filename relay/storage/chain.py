@@ -18,6 +18,10 @@ chained already: the same message from another peer, a duplicate).
 Bounds: at most ``MAX_PENDING`` waiting digests per origin (beyond that a
 digest is dropped; the message can be fetched again once the gap is
 repaired), and ``purge`` keeps the newest ``KEEP_HEADS`` heads per origin.
+
+``checkpoints`` keeps the newest checkpoint of each origin this node holds,
+its own included, as the envelope bytes it verified or signed: one row per
+origin, replaced by a newer one, so its size is bounded by the origins.
 A node that first hears of an origin at ``seq`` 500 cannot compute
 ``head_499``: what it receives waits until message 1… arrive, or, later, a
 verified checkpoint anchors the chain (DESIGN §16).
@@ -27,8 +31,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from datetime import datetime
 
-from relay.core.checkpoints import ZERO_HEAD, advance, next_head
+from relay.core.checkpoints import ZERO_HEAD, Checkpoint, advance, next_head
+from relay.core.times import from_epoch, to_epoch
 
 MAX_PENDING = 4096
 KEEP_HEADS = 4096
@@ -138,3 +144,48 @@ def purge(conn: sqlite3.Connection) -> int:
         " WHERE newest.network = chain.network) - ?",
         (KEEP_HEADS,),
     ).rowcount
+
+
+# --- checkpoints: the newest of each origin ---------------------------------------
+
+
+def save_checkpoint(
+    conn: sqlite3.Connection,
+    checkpoint: Checkpoint,
+    envelope: bytes,
+    from_peer: str | None,
+    now: datetime,
+) -> None:
+    """Keep ``checkpoint`` as its origin's newest (the caller checked that it is newer)."""
+    conn.execute(
+        "INSERT INTO checkpoints (network, seq, head, issued_at, envelope, from_peer,"
+        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (network) DO UPDATE SET"
+        " seq = excluded.seq, head = excluded.head, issued_at = excluded.issued_at,"
+        " envelope = excluded.envelope, from_peer = excluded.from_peer,"
+        " received_at = excluded.received_at",
+        (
+            checkpoint.network,
+            checkpoint.seq,
+            bytes.fromhex(checkpoint.head),
+            to_epoch(checkpoint.issued_at),
+            envelope,
+            from_peer,
+            to_epoch(now),
+        ),
+    )
+
+
+def checkpoint_envelope(conn: sqlite3.Connection, network: str) -> bytes | None:
+    """The newest checkpoint of ``network`` this node holds, as signed."""
+    row = conn.execute("SELECT envelope FROM checkpoints WHERE network = ?", (network,)).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def latest_checkpoints(conn: sqlite3.Connection) -> dict[str, Checkpoint]:
+    """The newest checkpoint of every origin this node holds one of."""
+    return {
+        str(network): Checkpoint(str(network), int(seq), bytes(head).hex(), from_epoch(at))
+        for network, seq, head, at in conn.execute(
+            "SELECT network, seq, head, issued_at FROM checkpoints"
+        )
+    }

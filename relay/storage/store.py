@@ -235,6 +235,17 @@ def newest_version(conn: sqlite3.Connection, alert_id: str) -> tuple[str, str | 
     return alert_id, None
 
 
+def message_at(conn: sqlite3.Connection, network: str, seq: int) -> bytes | None:
+    """The envelope of message ``seq`` of ``network`` as verified, unless none is stored or
+    it is held (a message this node has not decided is not passed on). Expired ones too:
+    a peer that fetches one to repair its chain chains it and its policy refuses it."""
+    row = conn.execute(
+        "SELECT envelope FROM alerts WHERE network = ? AND seq = ? AND state != 'held' LIMIT 1",
+        (network, seq),
+    ).fetchone()
+    return None if row is None else bytes(row[0])
+
+
 def get(conn: sqlite3.Connection, alert_id: str) -> StoredAlert | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM alerts WHERE id = ?", (alert_id,)).fetchone()
     return None if row is None else _row_to_stored(row)
