@@ -45,6 +45,7 @@ from tests.vectors.base import (
     node_key,
     the_alert,
 )
+from tests.vectors.checkpoints import checkpoints
 from tests.vectors.refusals import refused
 
 HERE = Path(__file__).parent
@@ -187,6 +188,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "payload.json": payloads,
     "request.json": requests,
     "refused.json": refused,
+    "checkpoint.json": checkpoints,
 }
 
 
