@@ -18,13 +18,17 @@ is read from the chain the writer keeps (no rescans).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
+from collections import Counter
+from collections.abc import Callable
 
 import structlog
 
 from relay.core.checkpoints import make_checkpoint, sign_checkpoint
 from relay.federation.host import FederationHost
+from relay.federation.sender import _race
+from relay.federation.transport import PeerClient, PeerRefused, PeerUnavailable
+from relay.runtime.aio import cancel_all
 from relay.storage import chain
 
 _log = structlog.get_logger("avisa.federation")
@@ -33,9 +37,12 @@ _log = structlog.get_logger("avisa.federation")
 class Checkpointer:
     """Signs and stores this node's checkpoints; counts them for ``/metrics``."""
 
-    def __init__(self, host: FederationHost) -> None:
+    def __init__(self, host: FederationHost, client: Callable[[], PeerClient]) -> None:
         self.host = host
+        self._client = client
+        self._pushing: dict[str, asyncio.Task[None]] = {}
         self.issued = 0
+        self.pushed: Counter[str] = Counter()  # per peer: checkpoints it took or refused
 
     async def issue(self) -> bytes:
         """Sign a checkpoint of this node's chain as it is now and keep it; its envelope."""
@@ -50,7 +57,34 @@ class Checkpointer:
 
         raw = await host.db.write(job)
         self.issued += 1
+        self.push(raw)
         return raw
+
+    def push(self, raw: bytes) -> None:
+        """Send the checkpoint to every peer, one request per peer in flight: a peer still
+        busy with the last one is skipped (the next one is at most an interval away)."""
+        network = self.host.network
+        for peer, record in self.host.trust.peers.items():
+            if peer == network or peer in self._pushing:
+                continue
+            task = asyncio.create_task(self._push_one(peer, record.url, raw))
+            self._pushing[peer] = task
+            task.add_done_callback(self._pushed)
+
+    def _pushed(self, task: asyncio.Task[None]) -> None:
+        for peer, pushing in list(self._pushing.items()):
+            if pushing is task:
+                del self._pushing[peer]
+
+    async def _push_one(self, peer: str, url: str, raw: bytes) -> None:
+        try:
+            await self._client().put_checkpoint(peer, url, self.host.network, raw)
+        except (PeerUnavailable, PeerRefused):
+            return  # an old node without checkpoints, or down: the next interval tries again
+        self.pushed[peer] += 1
+
+    async def stop(self) -> None:
+        await cancel_all(list(self._pushing.values()))
 
     async def run(self) -> None:
         """Until cancelled: a checkpoint now, then every interval or after each cancel."""
@@ -63,17 +97,4 @@ class Checkpointer:
                 await self.issue()
             except Exception:  # noqa: BLE001 - the next interval tries again
                 _log.exception("signing a checkpoint failed")
-            await _first_of(host.clock.sleep(interval), cancel_signed.wait())
-
-
-async def _first_of(*waits: object) -> None:
-    """Wait until the first of ``waits`` (coroutines) is done; cancel the others."""
-    tasks = [asyncio.ensure_future(wait) for wait in waits]  # type: ignore[call-overload]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _race(interval=host.clock.sleep(interval), cancel=cancel_signed.wait())

@@ -35,6 +35,7 @@ from aiohttp import web
 
 from keys.core.keyring import KeyEntry
 from keys.store import own_ops
+from relay.core.checkpoints import MAX_CHECKPOINT_BYTES, Refused
 from relay.core.errors import BadInput, NotFound
 from relay.core.model import MAX_ENVELOPE_BYTES, encode_envelope, valid_network
 from relay.core.times import to_epoch
@@ -338,6 +339,24 @@ async def checkpoint(request: web.Request) -> web.Response:
     if raw is None:
         raise NotFound(f"this node holds no checkpoint of {network}")
     return web.Response(body=raw, content_type="application/json")
+
+
+@routes.put("/federation/v1/checkpoints/{network}")
+async def take_checkpoint(request: web.Request) -> web.Response:
+    """A peer's checkpoint of ``network`` (its own, or one it passes on): checked, kept if
+    newer, and compared with this node's chain (``relay.federation.repair``)."""
+    federation = request.app[FEDERATION]
+    network = request.match_info["network"]
+    if not valid_network(network):
+        raise BadInput("AVISA_BAD_NETWORK", "not a network id like ventura or oc.resilience")
+    checked = _precheck(request, federation)
+    with federation.gate.admit(checked.peer.network):
+        body = await read_body(request, MAX_CHECKPOINT_BYTES)
+        peer = _verify(request, federation, checked, body)
+        result = await federation.repairs.receive(body, peer, network)
+    if isinstance(result, Refused):
+        return web.json_response({"status": "refused", "reason": result.reason})
+    return web.json_response({"status": "accepted", "reason": ""})
 
 
 @routes.get("/federation/v1/messages/{origin}/{seq}")

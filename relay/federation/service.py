@@ -30,6 +30,7 @@ from relay.core.times import parse_duration, to_epoch
 from relay.federation.checkpointing import Checkpointer
 from relay.federation.host import FederationHost
 from relay.federation.keyrefresh import KeyRefresher
+from relay.federation.repair import Repairs
 from relay.federation.sender import LinkStatus, PeerLink, Timing
 from relay.federation.transport import PeerClient
 from relay.runtime.aio import cancel_all
@@ -90,7 +91,8 @@ class Federation:
         self.keys = KeyRefresher(self)
         self._key_tasks: dict[str, asyncio.Task[None]] = {}
         self._housekeeping: asyncio.Task[None] | None = None
-        self.checkpointer = Checkpointer(host)
+        self.checkpointer = Checkpointer(host, lambda: self.client)
+        self.repairs = Repairs(host, lambda: self.client, self.timing.backoff_cap_s)
         self._checkpoints: asyncio.Task[None] | None = None
         # Each link's peer record when last reconciled: a reload that changed nothing
         # about a peer (the periodic one, mostly) does not interrupt its link.
@@ -130,6 +132,8 @@ class Federation:
 
     async def stop(self) -> None:
         await self.keys.stop()
+        await self.checkpointer.stop()
+        await self.repairs.stop()
         tasks = [*self._tasks.values(), *self._key_tasks.values()]
         for task in (self._housekeeping, self._checkpoints):
             if task is not None:
@@ -211,11 +215,14 @@ class Federation:
 
     def peer_status(self, network: str) -> dict[str, Any]:
         link = self.links.get(network)
-        return link.status.as_dict() if link is not None else {}
+        if link is None:
+            return {}
+        return link.status.as_dict() | {"withheld": self.repairs.withheld_by(network)}
 
     def metrics_lines(self) -> Iterable[str]:
         yield "# TYPE avisa_checkpoints_signed_total counter"
         yield f"avisa_checkpoints_signed_total {self.checkpointer.issued}"
+        yield from self.repairs.metrics_lines()
         statuses = {network: link.status for network, link in sorted(self.links.items())}
         for name, kind, value in _SERIES:
             yield f"# TYPE {name} {kind}"

@@ -71,13 +71,27 @@ class OriginChain:
             self._wait(seq, digest)
             return
         self._step(seq, next_head(self.head, digest))
-        if self._waiting_count:
-            waiting = self._read_waiting()
-            for step_seq, head in advance(self.seq, self.head, waiting):
-                self._step(step_seq, head)
-                del waiting[step_seq]
-                self._drained_to = step_seq
-                self._waiting_count -= 1
+        self._drain()
+
+    def anchor(self, seq: int, head: bytes) -> None:
+        """Take ``(seq, head)`` from a verified checkpoint as the head, when the messages
+        before it can no longer be had (``relay.federation.repair``); what waited beyond
+        it is chained from there, what waited below it is dropped."""
+        if seq <= self.seq:
+            return
+        self._step(seq, head)
+        self._drained_to = seq
+        self._drain()
+
+    def _drain(self) -> None:
+        if not self._waiting_count:
+            return
+        waiting = self._read_waiting()
+        for step_seq, head in advance(self.seq, self.head, waiting):
+            self._step(step_seq, head)
+            del waiting[step_seq]
+            self._drained_to = step_seq
+            self._waiting_count -= 1
 
     def _step(self, seq: int, head: bytes) -> None:
         self.seq, self.head = seq, head
@@ -119,6 +133,24 @@ def rows_of(chains: Sequence[OriginChain]) -> tuple[list[tuple[str, int, bytes]]
     heads = [row for chain in chains for row in chain.heads]
     pending = [row for chain in chains for row in chain.pending]
     return heads, pending
+
+
+def anchor(conn: sqlite3.Connection, network: str, seq: int, head: bytes) -> None:
+    """``OriginChain.anchor`` in a job of its own."""
+    origin_chain = OriginChain(conn, network)
+    origin_chain.anchor(seq, head)
+    conn.executemany(INSERT_HEAD, origin_chain.heads)
+    origin_chain.save(conn)
+
+
+def last_deliverer(conn: sqlite3.Connection, network: str) -> str | None:
+    """The peer that delivered the origin's highest-numbered message this node stores."""
+    row = conn.execute(
+        "SELECT from_peer FROM alerts WHERE network = ? AND from_peer IS NOT NULL"
+        " ORDER BY seq DESC LIMIT 1",
+        (network,),
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def head_at(conn: sqlite3.Connection, network: str, seq: int) -> bytes | None:
