@@ -214,3 +214,34 @@ async def test_the_pipeline_chains_what_the_origin_signed_whatever_the_decision(
         digests = [pae_digest(raw) for raw in messages]
         assert rows == [("origin", n, h) for n, h in enumerate(chain_heads(digests), start=1)]
         assert (await tables(node))["chain_pending"] == []
+
+
+async def test_an_upgraded_node_begins_its_own_chain_from_what_it_stores(tmp_path: Path) -> None:
+    """The chain table is new after the upgrade: ``start_own`` chains the stored run."""
+    messages = [raw_envelope(make_alert("origin", seq=n), ORIGIN) for n in range(1, 5)]
+    async with twin(tmp_path, "hub", 600) as node:
+        await node.pipeline.ingest(messages, from_peer="relay")
+        chained = (await tables(node))["chain"]
+        assert [row[1] for row in chained] == [1, 2, 3, 4]
+
+        def upgraded(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM chain")
+            return chain.start_own(conn, "origin")
+
+        assert await node.db.write(upgraded) == 4
+        assert (await tables(node))["chain"] == chained
+        assert await node.db.write(lambda conn: chain.start_own(conn, "origin")) == 0
+
+        def purged(conn: sqlite3.Connection) -> int:
+            conn.execute("DELETE FROM chain")
+            conn.execute("DELETE FROM alerts WHERE seq <= 2")
+            return chain.start_own(conn, "origin")
+
+        assert await node.db.write(purged) == 3  # the anchor at 2, then 3 and 4
+        digests = [pae_digest(raw) for raw in messages[2:]]
+        heads = chain_heads(digests, ZERO_HEAD)
+        assert (await tables(node))["chain"] == [
+            ("origin", 2, ZERO_HEAD),
+            ("origin", 3, heads[0]),
+            ("origin", 4, heads[1]),
+        ]

@@ -61,8 +61,12 @@ ZERO_HEAD = bytes(HEAD_BYTES)
 
 
 def entry_digest(payload_type: str, payload: bytes) -> bytes:
-    """SHA-256 of the PAE bytes of one message (what its signatures sign)."""
-    return hashlib.sha256(pae(payload_type, payload)).digest()
+    """SHA-256 of the PAE bytes of one message (what its signatures sign), hashed in two
+    parts so the payload is not copied into a PAE first."""
+    kind = payload_type.encode()
+    digest = hashlib.sha256(b"DSSEv1 %d %s %d " % (len(kind), kind, len(payload)))
+    digest.update(payload)
+    return digest.digest()
 
 
 def next_head(head: bytes, digest: bytes) -> bytes:

@@ -91,6 +91,8 @@ class Checkpointer:
         host = self.host
         interval = host.config.duration("federation", "checkpoint_every").total_seconds()
         cancel_signed = host.pipeline.cancel_signed
+        network = host.network
+        await host.db.write(lambda conn: chain.start_own(conn, network))
         while True:
             cancel_signed.clear()
             try:

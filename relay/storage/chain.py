@@ -23,17 +23,20 @@ repaired), and ``purge`` keeps the newest ``KEEP_HEADS`` heads per origin.
 its own included, as the envelope bytes it verified or signed: one row per
 origin, replaced by a newer one, so its size is bounded by the origins.
 A node that first hears of an origin at ``seq`` 500 cannot compute
-``head_499``: what it receives waits until message 1… arrive, or, later, a
-verified checkpoint anchors the chain (DESIGN §16).
+``head_499``: what it receives waits until message 1… arrive, or a verified
+checkpoint anchors the chain (``anchor``, ``relay.federation.repair``). A
+node's own chain begins with ``start_own`` when the table is new.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from relay.core.checkpoints import ZERO_HEAD, Checkpoint, advance, next_head
+from relay.core.checkpoints import ZERO_HEAD, Checkpoint, advance, entry_digest
+from relay.core.envelope import open_envelope
 from relay.core.times import from_epoch, to_epoch
 
 MAX_PENDING = 4096
@@ -65,13 +68,13 @@ class OriginChain:
 
     def observe(self, seq: int, digest: bytes) -> None:
         """One message of the origin: chain it (and what waited behind it) or keep it waiting."""
-        if seq <= self.seq:
-            return
-        if seq > self.seq + 1:
+        if seq == self.seq + 1:  # the common case, kept short: it runs for every message
+            self.seq, self.head = seq, hashlib.sha256(self.head + digest).digest()
+            self.heads.append((self.network, seq, self.head))
+            if self._waiting_count:
+                self._drain()
+        elif seq > self.seq:
             self._wait(seq, digest)
-            return
-        self._step(seq, next_head(self.head, digest))
-        self._drain()
 
     def anchor(self, seq: int, head: bytes) -> None:
         """Take ``(seq, head)`` from a verified checkpoint as the head, when the messages
@@ -141,6 +144,36 @@ def anchor(conn: sqlite3.Connection, network: str, seq: int, head: bytes) -> Non
     origin_chain.anchor(seq, head)
     conn.executemany(INSERT_HEAD, origin_chain.heads)
     origin_chain.save(conn)
+
+
+def start_own(conn: sqlite3.Connection, network: str) -> int:
+    """Begin this node's own chain from the messages it stores, once: when it was upgraded
+    with messages already signed, the chain table starts empty. The newest run of
+    consecutive ``seq`` it holds is chained from ``head_0`` if it starts at 1, else from
+    32 zero bytes after the run's first ``seq`` − 1 (the messages before it have passed
+    retention everywhere: peers anchor at this node's checkpoint). The heads added."""
+    if conn.execute("SELECT 1 FROM chain WHERE network = ? LIMIT 1", (network,)).fetchone():
+        return 0
+    rows = conn.execute(
+        "SELECT seq, envelope FROM alerts WHERE network = ? ORDER BY seq DESC", (network,)
+    ).fetchall()
+    run: list[tuple[int, bytes]] = []
+    for seq, envelope in rows:
+        if run and seq != run[-1][0] - 1:
+            break
+        run.append((int(seq), bytes(envelope)))
+    if not run:
+        return 0
+    run.reverse()
+    origin_chain = OriginChain(conn, network)
+    if run[0][0] > 1:
+        origin_chain.anchor(run[0][0] - 1, ZERO_HEAD)
+    for seq, envelope in run:
+        opened, payload = open_envelope(envelope)
+        origin_chain.observe(seq, entry_digest(opened.payloadType, payload))
+    conn.executemany(INSERT_HEAD, origin_chain.heads)
+    origin_chain.save(conn)
+    return len(origin_chain.heads)
 
 
 def last_deliverer(conn: sqlite3.Connection, network: str) -> str | None:

@@ -266,13 +266,15 @@ class Writes:
         in this transaction; a message its origin did not sign (``digest`` None) is not
         chained. Called for every verified message, whatever the policy decides: the
         chain is what the origin signed, not what this node accepted."""
-        if item.digest is None:
+        digest = item.digest
+        if digest is None:
             return
-        network = item.alert.network
-        origin_chain = self._chains.get(network)
+        alert = item.alert
+        origin_chain = self._chains.get(alert.network)
         if origin_chain is None:
-            origin_chain = self._chains[network] = chain.OriginChain(self._conn, network)
-        origin_chain.observe(item.alert.seq, item.digest)
+            origin_chain = chain.OriginChain(self._conn, alert.network)
+            self._chains[alert.network] = origin_chain
+        origin_chain.observe(alert.seq, digest)
 
     def _observe_seq(self, network: str, seq: int, from_peer: str | None) -> None:
         if network in self._tops:
