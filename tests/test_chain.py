@@ -34,9 +34,10 @@ def digest_of(seq: int) -> bytes:
     return hashlib.sha256(b"message %d" % seq).digest()
 
 
-def expected_heads(last: int) -> list[tuple[str, int, bytes]]:
-    heads = chain_heads([digest_of(n) for n in range(1, last + 1)])
-    return [("origin", n, head) for n, head in enumerate(heads, start=1)]
+def expected_heads(*seqs: int) -> list[tuple[str, int, bytes]]:
+    """The rows of the heads after messages ``seqs`` (the seqs where jobs ended)."""
+    heads = chain_heads([digest_of(n) for n in range(1, max(seqs) + 1)])
+    return [("origin", n, heads[n - 1]) for n in seqs]
 
 
 # --- the pure rule -----------------------------------------------------------
@@ -102,9 +103,10 @@ def test_in_order_one_job_and_many_jobs_give_the_same_heads(conn: sqlite3.Connec
     chain_seqs(conn, [1, 2, 3])
     chain_seqs(conn, [4])
     chain_seqs(conn, [5, 6])
-    assert heads(conn) == expected_heads(6)
-    assert chain.latest(conn, "origin") == (6, expected_heads(6)[-1][2])
-    assert chain.head_at(conn, "origin", 3) == expected_heads(3)[-1][2]
+    assert heads(conn) == expected_heads(3, 4, 6)  # one row per job: where it ended
+    assert chain.latest(conn, "origin") == (6, expected_heads(6)[0][2])
+    assert chain.head_at(conn, "origin", 3) == expected_heads(3)[0][2]
+    assert chain.head_at(conn, "origin", 5) is None  # inside a job: not kept
     assert chain.head_at(conn, "origin", 7) is None
     assert chain.latest(conn, "elsewhere") == (0, ZERO_HEAD)
 
@@ -117,10 +119,10 @@ def test_beyond_a_gap_waits_until_the_gap_is_filled(conn: sqlite3.Connection) ->
     assert heads(conn) == expected_heads(1)
     assert waiting(conn) == [3, 4, 5, 7]
     chain_seqs(conn, [2])
-    assert heads(conn) == expected_heads(5)
+    assert heads(conn) == expected_heads(1, 5)
     assert waiting(conn) == [7]
     chain_seqs(conn, [6])
-    assert heads(conn) == expected_heads(7)
+    assert heads(conn) == expected_heads(1, 5, 7)
     assert waiting(conn) == []
 
 
@@ -163,20 +165,14 @@ def test_waiting_digests_are_bounded(conn: sqlite3.Connection) -> None:
 
 
 def test_purge_keeps_the_newest_heads_of_each_origin(conn: sqlite3.Connection) -> None:
-    chain_seqs(conn, list(range(1, chain.KEEP_HEADS + 21)))
-    chain_seqs(conn, [1, 2], network="other")
-    db.transaction(conn, chain.purge)
-    assert conn.execute(
-        "SELECT min(seq), count(*) FROM chain WHERE network = 'origin'"
-    ).fetchone() == (
-        21,
-        chain.KEEP_HEADS,
-    )
-    assert chain.latest(conn, "origin") == (
-        chain.KEEP_HEADS + 20,
-        expected_heads(chain.KEEP_HEADS + 20)[-1][2],
-    )
-    assert chain.latest(conn, "other")[0] == 2
+    rows = [("origin", n, digest_of(n)) for n in range(1, chain.KEEP_HEADS + 21)]
+    rows.append(("other", 2, digest_of(2)))
+    db.transaction(conn, lambda c: c.executemany(chain.INSERT_HEAD, rows))
+    assert db.transaction(conn, chain.purge) == 20
+    kept = conn.execute("SELECT min(seq), count(*) FROM chain WHERE network = 'origin'")
+    assert kept.fetchone() == (21, chain.KEEP_HEADS)
+    assert chain.latest(conn, "origin") == (chain.KEEP_HEADS + 20, rows[-2][2])
+    assert chain.latest(conn, "other") == (2, digest_of(2))
 
 
 # --- through the pipeline ------------------------------------------------------
@@ -212,7 +208,7 @@ async def test_the_pipeline_chains_what_the_origin_signed_whatever_the_decision(
         await node.pipeline.ingest([messages[0]], from_peer="relay")
         rows = (await tables(node))["chain"]
         digests = [pae_digest(raw) for raw in messages]
-        assert rows == [("origin", n, h) for n, h in enumerate(chain_heads(digests), start=1)]
+        assert rows == [("origin", 4, chain_heads(digests)[-1])]
         assert (await tables(node))["chain_pending"] == []
 
 
@@ -222,7 +218,7 @@ async def test_an_upgraded_node_begins_its_own_chain_from_what_it_stores(tmp_pat
     async with twin(tmp_path, "hub", 600) as node:
         await node.pipeline.ingest(messages, from_peer="relay")
         chained = (await tables(node))["chain"]
-        assert [row[1] for row in chained] == [1, 2, 3, 4]
+        assert [row[1] for row in chained] == [4]
 
         def upgraded(conn: sqlite3.Connection) -> int:
             conn.execute("DELETE FROM chain")
@@ -237,11 +233,7 @@ async def test_an_upgraded_node_begins_its_own_chain_from_what_it_stores(tmp_pat
             conn.execute("DELETE FROM alerts WHERE seq <= 2")
             return chain.start_own(conn, "origin")
 
-        assert await node.db.write(purged) == 3  # the anchor at 2, then 3 and 4
+        assert await node.db.write(purged) == 2  # 3 and 4, from zeros after 2
         digests = [pae_digest(raw) for raw in messages[2:]]
         heads = chain_heads(digests, ZERO_HEAD)
-        assert (await tables(node))["chain"] == [
-            ("origin", 2, ZERO_HEAD),
-            ("origin", 3, heads[0]),
-            ("origin", 4, heads[1]),
-        ]
+        assert (await tables(node))["chain"] == [("origin", 4, heads[1])]

@@ -1,13 +1,17 @@
 """Each origin's hash chain, kept incrementally in the writer's transaction (plain SQL).
 
-The rule is ``relay.core.checkpoints``; this is its state. ``chain`` holds one
-row per message of an origin that the node has chained: ``(network, seq,
-head)``, the head over messages ``1…seq``. Its highest row is the origin's
-current head; the rows below it let a checkpoint at an older ``seq`` be
-compared without recomputing anything. ``chain_pending`` holds the digests of
-messages beyond a gap (a peer's transactions land out of order, or a message
-never came): when the gap is filled, the run of waiting digests is chained
-in the same step and their rows deleted.
+The rule is ``relay.core.checkpoints``; this is its state. ``chain`` holds
+``(network, seq, head)`` rows, the head over messages ``1…seq``: one per
+origin per writer job that moved its chain (the head the job ended at), not
+one per message — on the ingest path a row per message cost the writer more
+than the rest of the chain together. The highest row is the origin's current
+head; the rows below it let a checkpoint at an older ``seq`` be compared when
+a job ended there, which is where an origin's checkpoints fall (the origin
+signs its head, and the transaction carrying its newest message ends there).
+``chain_pending`` holds the digests of messages beyond a gap (a peer's
+transactions land out of order, or a message never came): when the gap is
+filled, the run of waiting digests is chained in the same step and their
+rows deleted.
 
 ``OriginChain`` is one origin's chain for one writer job: read with one
 statement the first time the job meets the origin, advanced in memory for
@@ -22,6 +26,7 @@ repaired), and ``purge`` keeps the newest ``KEEP_HEADS`` heads per origin.
 ``checkpoints`` keeps the newest checkpoint of each origin this node holds,
 its own included, as the envelope bytes it verified or signed: one row per
 origin, replaced by a newer one, so its size is bounded by the origins.
+
 A node that first hears of an origin at ``seq`` 500 cannot compute
 ``head_499``: what it receives waits until message 1… arrive, or a verified
 checkpoint anchors the chain (``anchor``, ``relay.federation.repair``). A
@@ -62,7 +67,7 @@ class OriginChain:
         self._conn = conn
         self._waiting_count = int(waiting)
         self._waiting: dict[int, bytes] | None = None  # read only when a gap is filled
-        self.heads: list[tuple[str, int, bytes]] = []  # rows to insert at the flush
+        self._start = self.seq  # a head row is written at the flush if the chain moved
         self.pending: list[tuple[str, int, bytes]] = []
         self._drained_to = 0  # waiting rows at or below this seq are deleted at the flush
 
@@ -70,7 +75,6 @@ class OriginChain:
         """One message of the origin: chain it (and what waited behind it) or keep it waiting."""
         if seq == self.seq + 1:  # the common case, kept short: it runs for every message
             self.seq, self.head = seq, hashlib.sha256(self.head + digest).digest()
-            self.heads.append((self.network, seq, self.head))
             if self._waiting_count:
                 self._drain()
         elif seq > self.seq:
@@ -98,7 +102,11 @@ class OriginChain:
 
     def _step(self, seq: int, head: bytes) -> None:
         self.seq, self.head = seq, head
-        self.heads.append((self.network, seq, head))
+
+    @property
+    def heads(self) -> list[tuple[str, int, bytes]]:
+        """The row to insert at the flush: the head the chain reached, if it moved."""
+        return [(self.network, self.seq, self.head)] if self.seq > self._start else []
 
     def _wait(self, seq: int, digest: bytes) -> None:
         if self._waiting_count >= MAX_PENDING:
@@ -151,7 +159,7 @@ def start_own(conn: sqlite3.Connection, network: str) -> int:
     with messages already signed, the chain table starts empty. The newest run of
     consecutive ``seq`` it holds is chained from ``head_0`` if it starts at 1, else from
     32 zero bytes after the run's first ``seq`` − 1 (the messages before it have passed
-    retention everywhere: peers anchor at this node's checkpoint). The heads added."""
+    retention everywhere: peers anchor at this node's checkpoint). How many it chained."""
     if conn.execute("SELECT 1 FROM chain WHERE network = ? LIMIT 1", (network,)).fetchone():
         return 0
     rows = conn.execute(
@@ -173,7 +181,7 @@ def start_own(conn: sqlite3.Connection, network: str) -> int:
         origin_chain.observe(seq, entry_digest(opened.payloadType, payload))
     conn.executemany(INSERT_HEAD, origin_chain.heads)
     origin_chain.save(conn)
-    return len(origin_chain.heads)
+    return origin_chain.seq - (run[0][0] - 1)
 
 
 def last_deliverer(conn: sqlite3.Connection, network: str) -> str | None:
