@@ -215,9 +215,15 @@ def _check_claims(
         return Refused(f"key_{status}", network)
     if checkpoint.issued_at > now + max_future_skew:
         return Refused("from_future", network)
-    seen = latest.get(network)
-    if seen is not None and checkpoint.seq < seen.seq:
-        return Refused("seq_below_seen", network)
-    if seen is not None and checkpoint.seq == seen.seq and checkpoint.issued_at <= seen.issued_at:
-        return Refused("not_newer", network)
-    return checkpoint
+    return check_order(checkpoint, latest.get(network)) or checkpoint
+
+
+def check_order(checkpoint: Checkpoint, seen: Checkpoint | None) -> Refused | None:
+    """Checkpoints of an origin only move forward: refused if not newer than ``seen``."""
+    if seen is None:
+        return None
+    if checkpoint.seq < seen.seq:
+        return Refused("seq_below_seen", checkpoint.network)
+    if checkpoint.seq == seen.seq and checkpoint.issued_at <= seen.issued_at:
+        return Refused("not_newer", checkpoint.network)
+    return None

@@ -2,11 +2,13 @@
 
 DESIGN §16. ``Repairs.receive`` is the one way a checkpoint from a peer is
 read (``PUT /federation/v1/checkpoints/{network}``, ``relay.federation.inbound``):
-``check_checkpoint`` first (size, envelope, signature, key, time, order; a
-reason for every refusal), then the origin must be a trusted peer and not
-this node, and only then is it stored, as the newest of its origin (one row
-per origin, so storage is bounded whatever a peer sends). In the same writer
-job it is compared with this node's chain of that origin:
+``check_checkpoint`` first, off the writer (size, envelope, signature, key,
+time; a reason for every refusal), then the origin must be the path's, a
+trusted peer and not this node; only then does the writer job read the newest
+checkpoint held of that origin (``check_order``: a lower ``seq`` or a replay is
+refused) and store it in its place (one row per origin, so storage is bounded
+whatever a peer sends). In the same job it is compared with this node's
+chain of that origin:
 
 - the chain has reached the checkpoint's ``seq``: the heads must agree; a
   different head is counted (``mismatched``) and logged — keeping the two
@@ -39,7 +41,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,7 +49,7 @@ from typing import Any
 import structlog
 
 from relay.core.backoff import Backoff
-from relay.core.checkpoints import Checkpoint, Refused, check_checkpoint
+from relay.core.checkpoints import Checkpoint, Refused, check_checkpoint, check_order
 from relay.core.times import rfc3339
 from relay.federation.host import FederationHost
 from relay.federation.transport import PeerClient, PeerRefused, PeerUnavailable
@@ -84,6 +86,19 @@ class _Taken:
     differs: bool  # the chain reached its seq with another head
 
 
+def _refusal(
+    checkpoint: Checkpoint, network: str, own: str, peers: Mapping[str, object]
+) -> Refused | None:
+    """Whether a verified checkpoint may be taken here at all (before the store is read)."""
+    if checkpoint.network != network:
+        return Refused("wrong_network", checkpoint.network)
+    if checkpoint.network == own:
+        return Refused("own_network", own)
+    if checkpoint.network not in peers:
+        return Refused("untrusted_origin", checkpoint.network)
+    return None
+
+
 class Repairs:
     """Checkpoints received from peers, withheld messages, and the fetches that repair them."""
 
@@ -111,25 +126,27 @@ class Repairs:
         shows a gap."""
         host = self.host
         snapshot, now, own = host.trust, host.clock(), host.network
+        skew = snapshot.policy.max_future_skew
+        # Verified off the writer (one Ed25519 check); only the order needs the store.
+        result = await asyncio.get_running_loop().run_in_executor(
+            host.pool, check_checkpoint, raw, snapshot.keyring, now, skew, {}
+        )
+        if isinstance(result, Checkpoint):
+            result = _refusal(result, network, own, snapshot.peers) or result
+        if isinstance(result, Refused):
+            self.received[result.reason] += 1
+            return result
+        verified = result
 
         def job(conn: sqlite3.Connection) -> _Taken | Refused:
-            latest = chain.latest_checkpoints(conn)
-            result = check_checkpoint(
-                raw, snapshot.keyring, now, snapshot.policy.max_future_skew, latest
-            )
-            if isinstance(result, Refused):
-                return result
-            if result.network != network:
-                return Refused("wrong_network", result.network)
-            if result.network == own:
-                return Refused("own_network", own)
-            if result.network not in snapshot.peers:
-                return Refused("untrusted_origin", result.network)
-            chain.save_checkpoint(conn, result, raw, from_peer, now)
-            held, _ = chain.latest(conn, result.network)
-            head = chain.head_at(conn, result.network, result.seq)
-            differs = head is not None and head.hex() != result.head
-            return _Taken(result, held, differs)
+            refused = check_order(verified, chain.checkpoint_of(conn, verified.network))
+            if refused is not None:
+                return refused
+            chain.save_checkpoint(conn, verified, raw, from_peer, now)
+            held, _ = chain.latest(conn, verified.network)
+            head = chain.head_at(conn, verified.network, verified.seq)
+            differs = head is not None and head.hex() != verified.head
+            return _Taken(verified, held, differs)
 
         taken = await host.db.write(job)
         if isinstance(taken, Refused):

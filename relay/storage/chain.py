@@ -254,6 +254,16 @@ def checkpoint_envelope(conn: sqlite3.Connection, network: str) -> bytes | None:
     return None if row is None else bytes(row[0])
 
 
+def checkpoint_of(conn: sqlite3.Connection, network: str) -> Checkpoint | None:
+    """The newest checkpoint of ``network`` this node holds."""
+    row = conn.execute(
+        "SELECT seq, head, issued_at FROM checkpoints WHERE network = ?", (network,)
+    ).fetchone()
+    if row is None:
+        return None
+    return Checkpoint(network, int(row[0]), bytes(row[1]).hex(), from_epoch(row[2]))
+
+
 def latest_checkpoints(conn: sqlite3.Connection) -> dict[str, Checkpoint]:
     """The newest checkpoint of every origin this node holds one of."""
     return {
