@@ -46,6 +46,8 @@ class DropsCancels:
     clock: FakeClock
     url: str = ""
     dropped: list[str] = field(default_factory=list)
+    passed: list[bytes] = field(default_factory=list)  # envelopes relayed, as received
+    serve: bytes | None = None  # what it answers to any message fetch (else 404)
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
     _txns: itertools.count[int] = field(default_factory=itertools.count)
@@ -55,6 +57,7 @@ class DropsCancels:
         app.router.add_put("/federation/v1/send/{txn}", self._send)
         app.router.add_put("/federation/v1/checkpoints/{network}", self._checkpoint)
         app.router.add_get("/federation/v1/alerts", self._empty_page)
+        app.router.add_get("/federation/v1/messages/{origin}/{seq}", self._message)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -78,6 +81,7 @@ class DropsCancels:
                 self.dropped.append(payload["id"])
             else:
                 passed.append(envelope)
+                self.passed.append(json.dumps(envelope, separators=(",", ":")).encode())
         if passed:
             await self._relay(passed)
         return web.json_response({"results": results})
@@ -96,6 +100,11 @@ class DropsCancels:
     async def _checkpoint(self, request: web.Request) -> web.Response:
         await request.read()
         return web.json_response({"status": "accepted", "reason": ""})
+
+    async def _message(self, request: web.Request) -> web.Response:
+        if self.serve is None:
+            return web.json_response({"errcode": "AVISA_NOT_FOUND", "error": "no"}, status=404)
+        return web.Response(body=self.serve, content_type="application/json")
 
     async def _empty_page(self, request: web.Request) -> web.Response:
         return web.json_response({"envelopes": [], "next": request.query.get("since", "0")})
@@ -292,3 +301,23 @@ async def test_with_the_origin_unreachable_another_peer_serves_the_cancel(
 
 async def _cancelled(member: Member, alert_id: str) -> bool:
     return await state_at(member, alert_id) == "cancelled"
+
+
+async def test_a_fetched_message_that_does_not_fit_counts_against_the_peer(world: World) -> None:
+    """Asked for the cancel, the hostile peer serves the alert it relayed before (validly
+    signed by the origin, but message 1, not 2): refused by the chain, counted against it."""
+    origin, far, clock = world.origin, world.far, world.clock
+    alert_id = (await origin.publish())["id"]
+    await wait_for(lambda: state_at(far, alert_id), what="the alert, through the hostile peer")
+    world.hostile.serve = world.hostile.passed[0]
+    world.front.status = 503
+    await origin.cancel(alert_id)
+    assert far.node.federation is not None
+    repairs = far.node.federation.repairs
+    await wait_for(lambda: "ventura" in repairs.retry_at, what="the repair's grace")
+    clock.advance(EVERY / 2)
+    await wait_for(lambda: repairs.bad_fetches["hostile"] >= 1, what="the bad fetch counted")
+    assert await state_at(far, alert_id) == "active"
+    assert [item["to"] for item in (await far.peer(HOSTILE))["withheld"]] == [2]
+    metrics = await far.metrics()
+    assert 'avisa_peer_repair_bad_fetches_total{peer="hostile"} 1' in metrics
