@@ -1,8 +1,8 @@
 """This node's own checkpoints: signed every ``checkpoint_every`` and right after a cancel.
 
-DESIGN §16. ``Checkpointer.run`` signs one at start, then whenever
-``[federation] checkpoint_every`` has passed on the node clock or this node
-has signed a cancel (``Pipeline.cancel_signed``), whichever comes first: a
+DESIGN §16. ``Checkpointer.begin`` signs one as the node starts, then ``run``
+signs one whenever ``[federation] checkpoint_every`` has passed on the node
+clock or this node has signed a cancel (``Pipeline.cancel_signed``), whichever comes first: a
 withdrawal is announced at once, everything else within one interval. A
 checkpoint is signed even when the chain has not moved: its ``issued_at`` is
 what tells peers the origin is alive. Each one replaces the last in
@@ -86,17 +86,23 @@ class Checkpointer:
     async def stop(self) -> None:
         await cancel_all(list(self._pushing.values()))
 
+    async def begin(self) -> None:
+        """At start, before the node serves: its own chain begun (``chain.start_own``) and a
+        first checkpoint signed, so a node that answers has a checkpoint to serve."""
+        network = self.host.network
+        self.host.pipeline.cancel_signed.clear()
+        await self.host.db.write(lambda conn: chain.start_own(conn, network))
+        await self.issue()
+
     async def run(self) -> None:
-        """Until cancelled: a checkpoint now, then every interval or after each cancel."""
+        """Until cancelled: a checkpoint every interval, or at once after a cancel."""
         host = self.host
         interval = host.config.duration("federation", "checkpoint_every").total_seconds()
         cancel_signed = host.pipeline.cancel_signed
-        network = host.network
-        await host.db.write(lambda conn: chain.start_own(conn, network))
         while True:
+            await _race(interval=host.clock.sleep(interval), cancel=cancel_signed.wait())
             cancel_signed.clear()
             try:
                 await self.issue()
             except Exception:  # noqa: BLE001 - the next interval tries again
                 _log.exception("signing a checkpoint failed")
-            await _race(interval=host.clock.sleep(interval), cancel=cancel_signed.wait())

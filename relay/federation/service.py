@@ -126,6 +126,7 @@ class Federation:
             every(host.clock, interval, self.housekeeping, "federation-housekeeping"),
             name="avisa-federation-housekeeping",
         )
+        await self.checkpointer.begin()
         self._checkpoints = asyncio.create_task(
             self.checkpointer.run(), name="avisa-federation-checkpoints"
         )
