@@ -23,6 +23,7 @@ from relay.core.checkpoints import (
     Refused,
     chain_heads,
     check_checkpoint,
+    decode_checkpoint,
     entry_digest,
     make_checkpoint,
     sign_checkpoint,
@@ -32,7 +33,6 @@ from relay.core.errors import ConfigError
 from relay.core.model import encode_envelope
 from relay.federation.auth import authorization
 from relay.runtime.clock import FakeClock
-from relay.storage import chain
 from tests.fedkit import Member, members, trusts
 from tests.helpers import T0, key, wait_for
 
@@ -146,10 +146,10 @@ async def fetch(by: Member, of: Member, path: str) -> tuple[int, bytes]:
 
 
 async def own_checkpoint(member: Member) -> Checkpoint:
-    network = member.network
-    found = await member.node.db.read(lambda conn: chain.latest_checkpoints(conn).get(network))
-    assert found is not None
-    return found
+    assert member.node.federation is not None
+    raw = member.node.federation.checkpointer.latest
+    assert raw is not None
+    return decode_checkpoint(open_envelope(raw)[1])
 
 
 async def test_a_node_signs_its_chain_every_interval_and_right_after_a_cancel(

@@ -5,10 +5,11 @@ signs one whenever ``[federation] checkpoint_every`` has passed on the node
 clock or this node has signed a cancel (``Pipeline.cancel_signed``), whichever comes first: a
 withdrawal is announced at once, everything else within one interval. A
 checkpoint is signed even when the chain has not moved: its ``issued_at`` is
-what tells peers the origin is alive. Each one replaces the last in
-``checkpoints`` (``relay.storage.chain``), in one writer job that reads the
-head and stores the envelope, so the stored checkpoint never names a head the
-store does not hold. ``GET /federation/v1/checkpoints/{network}``
+what tells peers the origin is alive. The head is read from the committed
+chain (``relay.storage.chain``), so a checkpoint never names a head the store
+does not hold; the newest is kept in memory (``latest``), never written: it
+is derived from the chain, the time and the key, and signed again at start,
+so signing costs no write. ``GET /federation/v1/checkpoints/{network}``
 (``relay.federation.inbound``) serves it.
 
 Signing costs one Ed25519 signature and one small write a minute; the head
@@ -18,7 +19,6 @@ is read from the chain the writer keeps (no rescans).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections import Counter
 from collections.abc import Callable
 
@@ -37,51 +37,59 @@ _log = structlog.get_logger("avisa.federation")
 class Checkpointer:
     """Signs and stores this node's checkpoints; counts them for ``/metrics``."""
 
-    def __init__(self, host: FederationHost, client: Callable[[], PeerClient]) -> None:
+    def __init__(
+        self,
+        host: FederationHost,
+        client: Callable[[], PeerClient],
+        failing: Callable[[str], bool] = lambda peer: False,
+    ) -> None:
+        """``failing``: whether the sender's link to a peer keeps failing (the peer is down)."""
         self.host = host
         self._client = client
+        self._failing = failing
         self._pushing: dict[str, asyncio.Task[None]] = {}
+        self._waiting: dict[str, bytes] = {}  # per peer busy with a push: the newest to send
         self.issued = 0
+        #: The newest checkpoint signed, as sent (kept in memory: it is re-signed at start).
+        self.latest: bytes | None = None
         self.pushed: Counter[str] = Counter()  # per peer: checkpoints it took or refused
 
     async def issue(self) -> bytes:
         """Sign a checkpoint of this node's chain as it is now and keep it; its envelope."""
         host = self.host
         network, key, now = host.network, host.key, host.clock()
-
-        def job(conn: sqlite3.Connection) -> bytes:
-            checkpoint = make_checkpoint(network, *chain.latest(conn, network), now)
-            raw = sign_checkpoint(checkpoint, key)
-            chain.save_checkpoint(conn, checkpoint, raw, None, now)
-            return raw
-
-        raw = await host.db.write(job)
+        seq, head = await host.db.read(lambda conn: chain.latest(conn, network))
+        raw = sign_checkpoint(make_checkpoint(network, seq, head, now), key)
+        self.latest = raw
         self.issued += 1
         self.push(raw)
         return raw
 
     def push(self, raw: bytes) -> None:
-        """Send the checkpoint to every peer, one request per peer in flight: a peer still
-        busy with the last one is skipped (the next one is at most an interval away)."""
+        """Send the checkpoint to every peer, one request per peer in flight: for a peer
+        still busy with the last one it waits and goes next (only the newest waits, so a
+        cancel's checkpoint is never lost behind an older one); a peer the sender has
+        failed to reach several times in a row is skipped."""
         network = self.host.network
         for peer, record in self.host.trust.peers.items():
-            if peer == network or peer in self._pushing:
+            if peer == network or self._failing(peer):
                 continue
-            task = asyncio.create_task(self._push_one(peer, record.url, raw))
-            self._pushing[peer] = task
-            task.add_done_callback(self._pushed)
+            if peer in self._pushing:
+                self._waiting[peer] = raw
+                continue
+            self._pushing[peer] = asyncio.create_task(self._push_one(peer, record.url, raw))
 
-    def _pushed(self, task: asyncio.Task[None]) -> None:
-        for peer, pushing in list(self._pushing.items()):
-            if pushing is task:
-                del self._pushing[peer]
-
-    async def _push_one(self, peer: str, url: str, raw: bytes) -> None:
+    async def _push_one(self, peer: str, url: str, raw: bytes | None) -> None:
         try:
-            await self._client().put_checkpoint(peer, url, self.host.network, raw)
-        except (PeerUnavailable, PeerRefused):
-            return  # an old node without checkpoints, or down: the next interval tries again
-        self.pushed[peer] += 1
+            while raw is not None:
+                try:
+                    await self._client().put_checkpoint(peer, url, self.host.network, raw)
+                    self.pushed[peer] += 1
+                except (PeerUnavailable, PeerRefused):
+                    pass  # an old node without checkpoints, or down: the next one tries
+                raw = self._waiting.pop(peer, None)
+        finally:
+            self._pushing.pop(peer, None)
 
     async def stop(self) -> None:
         await cancel_all(list(self._pushing.values()))

@@ -335,7 +335,10 @@ async def checkpoint(request: web.Request) -> web.Response:
     checked = _precheck(request, federation)
     with federation.gate.admit(checked.peer.network):
         _verify(request, federation, checked, b"")
-        raw = await node.db.read(lambda conn: chain.checkpoint_envelope(conn, network))
+        if network == node.network:
+            raw = federation.checkpointer.latest
+        else:
+            raw = await node.db.read(lambda conn: chain.checkpoint_envelope(conn, network))
     if raw is None:
         raise NotFound(f"this node holds no checkpoint of {network}")
     return web.Response(body=raw, content_type="application/json")

@@ -43,6 +43,7 @@ from relay.storage.trust import PeerRecord
 REPLY_TTL = timedelta(hours=24)
 MAX_IN_FLIGHT_PER_PEER = 4
 MIN_REQUESTS_PER_MIN = 60
+FAILING_AFTER = 3  # consecutive failures of a link before checkpoints skip its peer
 _log = structlog.get_logger("avisa.federation")
 
 
@@ -91,7 +92,7 @@ class Federation:
         self.keys = KeyRefresher(self)
         self._key_tasks: dict[str, asyncio.Task[None]] = {}
         self._housekeeping: asyncio.Task[None] | None = None
-        self.checkpointer = Checkpointer(host, lambda: self.client)
+        self.checkpointer = Checkpointer(host, lambda: self.client, self._failing)
         self.repairs = Repairs(host, lambda: self.client, self.timing.backoff_cap_s)
         self._checkpoints: asyncio.Task[None] | None = None
         # Each link's peer record when last reconciled: a reload that changed nothing
@@ -172,6 +173,12 @@ class Federation:
                 self.keys.every(network), name=f"avisa-peer-keys-{network}"
             )
         await self.host.db.write(outbox.forget_unrouted)
+
+    def _failing(self, network: str) -> bool:
+        """The link to ``network`` has failed several times in a row: the peer is down (its
+        outbox keeps what it misses; checkpoints to it wait until the link succeeds)."""
+        link = self.links.get(network)
+        return link is not None and link.status.failures >= FAILING_AFTER
 
     def peer_alive(self, network: str) -> None:
         link = self.links.get(network)

@@ -23,9 +23,10 @@ Bounds: at most ``MAX_PENDING`` waiting digests per origin (beyond that a
 digest is dropped; the message can be fetched again once the gap is
 repaired), and ``purge`` keeps the newest ``KEEP_HEADS`` heads per origin.
 
-``checkpoints`` keeps the newest checkpoint of each origin this node holds,
-its own included, as the envelope bytes it verified or signed: one row per
-origin, replaced by a newer one, so its size is bounded by the origins.
+``checkpoints`` keeps the newest checkpoint of each other origin this node
+holds, as the envelope bytes it verified (its own is kept in memory by
+``relay.federation.checkpointing``): one row per origin, replaced by a newer
+one, so its size is bounded by the origins.
 
 A node that first hears of an origin at ``seq`` 500 cannot compute
 ``head_499``: what it receives waits until message 1… arrive, or a verified
@@ -262,13 +263,3 @@ def checkpoint_of(conn: sqlite3.Connection, network: str) -> Checkpoint | None:
     if row is None:
         return None
     return Checkpoint(network, int(row[0]), bytes(row[1]).hex(), from_epoch(row[2]))
-
-
-def latest_checkpoints(conn: sqlite3.Connection) -> dict[str, Checkpoint]:
-    """The newest checkpoint of every origin this node holds one of."""
-    return {
-        str(network): Checkpoint(str(network), int(seq), bytes(head).hex(), from_epoch(at))
-        for network, seq, head, at in conn.execute(
-            "SELECT network, seq, head, issued_at FROM checkpoints"
-        )
-    }
