@@ -209,7 +209,12 @@ class Front:
             await self._runner.cleanup()
 
     def puts(self) -> list[str]:
-        return [path for method, path in self.requests if method == "PUT"]
+        """The transactions relayed (checkpoints, also PUT, are not counted)."""
+        return [
+            path
+            for method, path in self.requests
+            if method == "PUT" and path.startswith("/federation/v1/send/")
+        ]
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()

@@ -40,6 +40,9 @@ TABLES = {
     "outbox": "SELECT * FROM outbox ORDER BY n",
     "decisions": "SELECT * FROM decisions ORDER BY n",
     "sequence": "SELECT * FROM sqlite_sequence WHERE name != 'tokens' ORDER BY name",
+    # Heads are kept where a job ended: the same newest head either way.
+    "chain": "SELECT network, max(seq), head FROM chain GROUP BY network ORDER BY network",
+    "chain_pending": "SELECT * FROM chain_pending ORDER BY network, seq",
 }
 
 

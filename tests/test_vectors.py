@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import nacl.exceptions
 import nacl.signing
 import pytest
 
@@ -345,3 +346,78 @@ def test_trust_lists_from_the_spec_alone() -> None:
         base = None if case["held_version"] is None else chain[case["held_version"] - 1]
         reason = trustlist_reason(base, case["envelope"], case["now"], fp)
         assert reason == case["reason"], case["reason"]
+
+
+def checkpoint_refusal(
+    raw: bytes, keys: dict[str, tuple[str, bytes]], now: int, latest: Any
+) -> str | None:
+    """docs/protocol.md §8.3's checks, written again from the text (first that applies)."""
+    if len(raw) > 2048:
+        return "too_large"
+    envelope = json.loads(raw)
+    if envelope["payloadType"] != "application/vnd.avisa.checkpoint.v1+json":
+        return "unsupported_payload_type"
+    if len(envelope["signatures"]) != 1:
+        return "too_many_signatures"
+    (signature,) = envelope["signatures"]
+    payload = base64.b64decode(envelope["payload"], validate=True)
+    if signature["keyid"] not in keys:
+        return "unknown_key"
+    network, key = keys[signature["keyid"]]
+    try:
+        verify(key, pae(envelope["payloadType"], payload), signature["sig"])
+    except nacl.exceptions.BadSignatureError:
+        return "bad_signature"
+    checkpoint = json.loads(payload)
+    if checkpoint["network"] != network:
+        return "origin_mismatch"
+    issued = int(datetime.fromisoformat(checkpoint["issued_at"].replace("Z", "+00:00")).timestamp())
+    if issued > now + 300:
+        return "from_future"
+    if latest is not None and checkpoint["seq"] < latest["seq"]:
+        return "seq_below_seen"
+    return None
+
+
+def test_checkpoints_from_the_spec_alone() -> None:
+    vector = load("checkpoint.json")
+    ventura = public_key(vector["seed"])
+    head = bytes.fromhex(vector["head_0"])
+    assert head == bytes(32)
+    for n, entry in enumerate(vector["chain"], start=1):
+        envelope = json.loads(entry["envelope"])
+        payload = base64.b64decode(envelope["payload"], validate=True)
+        message = pae(envelope["payloadType"], payload)
+        verify(ventura, message, envelope["signatures"][0]["sig"])
+        assert json.loads(payload)["seq"] == entry["seq"] == n
+        digest = hashlib.sha256(message).digest()
+        assert digest.hex() == entry["pae_sha256"]
+        head = hashlib.sha256(head + digest).digest()
+        assert head.hex() == entry["head"]
+    checkpoint = vector["checkpoint"]
+    envelope = json.loads(checkpoint["envelope"])
+    payload = base64.b64decode(envelope["payload"], validate=True)
+    assert payload.decode() == checkpoint["payload"]
+    assert json.loads(payload) == {
+        "network": "ventura",
+        "seq": 3,
+        "head": head.hex(),
+        "issued_at": vector["now"],
+    }
+    message = pae("application/vnd.avisa.checkpoint.v1+json", payload)
+    assert base64.b64decode(checkpoint["pae_b64"]) == message
+    verify(ventura, message, checkpoint["signature_b64"])
+    # The receiver holds ventura's and la-rrn's keys (the seeds of fingerprint.json).
+    seeds = {item["network"]: item["seed"] for item in load("fingerprint.json")["fingerprints"]}
+    keys = {}
+    for network in ("ventura", "la-rrn"):
+        key = public_key(seeds[network])
+        keys["ed25519:" + hashlib.sha256(key).hexdigest()[:32]] = (network, key)
+    now = int(datetime.fromisoformat(vector["now"].replace("Z", "+00:00")).timestamp())
+    assert checkpoint_refusal(checkpoint["envelope"].encode(), keys, now, None) is None
+    reasons = []
+    for refused in vector["refused"]:
+        raw = refused["envelope"].encode()
+        assert checkpoint_refusal(raw, keys, now, refused["latest_seen"]) == refused["reason"]
+        reasons.append(refused["reason"])
+    assert {"unknown_key", "from_future", "seq_below_seen", "too_large"} <= set(reasons)

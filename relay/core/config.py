@@ -144,10 +144,17 @@ class TrustListsSection(Struct, forbid_unknown_fields=True, frozen=True):
     refresh: Duration = "1h"
 
 
+class FederationSection(Struct, forbid_unknown_fields=True, frozen=True):
+    """Peers (DESIGN §5, §16): how often this node signs its checkpoint."""
+
+    checkpoint_every: Duration = "60s"
+
+
 class Config(Struct, forbid_unknown_fields=True, frozen=True):
     node: NodeSection
     policy: PolicySection = PolicySection()
     store: StoreSection = StoreSection()
+    federation: FederationSection = FederationSection()
     bridges: BridgesSection = BridgesSection()
     desk: DeskSection = DeskSection()
     desk_web: DeskWebSection = DeskWebSection()
@@ -210,6 +217,9 @@ def check(config: Config) -> None:
             raise ConfigError(f"{section}.{name}", "must be more than zero")
     if not timedelta(minutes=5) <= config.duration("trustlists", "refresh") <= timedelta(days=1):
         raise ConfigError("trustlists.refresh", "must be 5m to 24h (a list expires in days)")
+    every = config.duration("federation", "checkpoint_every")
+    if not timedelta(seconds=1) <= every <= timedelta(hours=1):
+        raise ConfigError("federation.checkpoint_every", "must be from 1s to 1h")
     check_desk(config.desk)
     check_desk_web(config.desk_web)
     users = [bridge.user_id for bridge in config.bridges.matrix]

@@ -16,6 +16,7 @@ database, a feed signal, a pipeline and a fake clock, with no ``Node``).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -56,7 +57,11 @@ class Identity(Protocol):
 
 
 class Intake(Protocol):
-    """``relay.runtime.pipeline.Pipeline.ingest``: verify, decide and store envelopes."""
+    """``relay.runtime.pipeline.Pipeline.ingest``: verify, decide and store envelopes;
+    ``cancel_signed``: set when this node signed a cancel (its checkpoint follows)."""
+
+    @property
+    def cancel_signed(self) -> asyncio.Event: ...
 
     async def ingest(
         self,

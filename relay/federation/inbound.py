@@ -35,14 +35,16 @@ from aiohttp import web
 
 from keys.core.keyring import KeyEntry
 from keys.store import own_ops
-from relay.core.errors import BadInput
-from relay.core.model import MAX_ENVELOPE_BYTES, encode_envelope
+from relay.core.checkpoints import MAX_CHECKPOINT_BYTES, Refused
+from relay.core.errors import BadInput, NotFound
+from relay.core.model import MAX_ENVELOPE_BYTES, encode_envelope, valid_network
 from relay.core.times import to_epoch
 from relay.federation import auth, catchup
 from relay.federation.host import FederationHost
 from relay.federation.service import REPLY_TTL, Federation
 from relay.runtime.httpio import authorization, read_body, strict_loads
 from relay.runtime.pipeline import Outcome
+from relay.storage import chain, store
 from relay.storage.trust import PeerRecord
 
 MAX_ENVELOPES = 50
@@ -51,6 +53,8 @@ TXN_BODY_MAX = MAX_ENVELOPES * (MAX_ENVELOPE_BYTES + 64) + 1024
 # rewrite those as path segments, so they would not arrive as sent.
 _TXN_ID = re.compile(r"(?!\.\.?$)[A-Za-z0-9._~-]{1,64}")
 _CURSOR = re.compile(r"[0-9]{1,18}")
+_SEQ = re.compile(r"[1-9][0-9]{0,15}")
+MAX_SEQ = 2**53 - 1
 routes = web.RouteTableDef()
 _log = structlog.get_logger("avisa.federation")
 #: The ``Federation`` whose routes these are (set by ``relay.http.app.build_app``).
@@ -318,3 +322,60 @@ async def key_document(request: web.Request) -> web.Response:
     key, now = node.key, node.clock()
     document = await node.db.read(lambda conn: own_ops.key_document(conn, node.config, key, now))
     return web.Response(body=encode_envelope(document), content_type="application/json")
+
+
+@routes.get("/federation/v1/checkpoints/{network}")
+async def checkpoint(request: web.Request) -> web.Response:
+    """The newest checkpoint this node holds of ``network`` (its own, or a peer's), as signed."""
+    federation = request.app[FEDERATION]
+    node = federation.host
+    network = request.match_info["network"]
+    if not valid_network(network):
+        raise BadInput("AVISA_BAD_NETWORK", "not a network id like ventura or oc.resilience")
+    checked = _precheck(request, federation)
+    with federation.gate.admit(checked.peer.network):
+        _verify(request, federation, checked, b"")
+        if network == node.network:
+            raw = federation.checkpointer.latest
+        else:
+            raw = await node.db.read(lambda conn: chain.checkpoint_envelope(conn, network))
+    if raw is None:
+        raise NotFound(f"this node holds no checkpoint of {network}")
+    return web.Response(body=raw, content_type="application/json")
+
+
+@routes.put("/federation/v1/checkpoints/{network}")
+async def take_checkpoint(request: web.Request) -> web.Response:
+    """A peer's checkpoint of ``network`` (its own, or one it passes on): checked, kept if
+    newer, and compared with this node's chain (``relay.federation.repair``)."""
+    federation = request.app[FEDERATION]
+    network = request.match_info["network"]
+    if not valid_network(network):
+        raise BadInput("AVISA_BAD_NETWORK", "not a network id like ventura or oc.resilience")
+    checked = _precheck(request, federation)
+    with federation.gate.admit(checked.peer.network):
+        body = await read_body(request, MAX_CHECKPOINT_BYTES)
+        peer = _verify(request, federation, checked, body)
+        result = await federation.repairs.receive(body, peer, network)
+    if isinstance(result, Refused):
+        return web.json_response({"status": "refused", "reason": result.reason})
+    return web.json_response({"status": "accepted", "reason": ""})
+
+
+@routes.get("/federation/v1/messages/{origin}/{seq}")
+async def message(request: web.Request) -> web.Response:
+    """Message ``seq`` of ``origin`` as stored (so a peer can repair its chain)."""
+    federation = request.app[FEDERATION]
+    node = federation.host
+    origin, seq_text = request.match_info["origin"], request.match_info["seq"]
+    if not valid_network(origin):
+        raise BadInput("AVISA_BAD_NETWORK", "not a network id like ventura or oc.resilience")
+    if not _SEQ.fullmatch(seq_text) or not 1 <= int(seq_text) <= MAX_SEQ:
+        raise BadInput("AVISA_BAD_SEQ", f"seq must be a whole number from 1 to {MAX_SEQ}")
+    checked = _precheck(request, federation)
+    with federation.gate.admit(checked.peer.network):
+        _verify(request, federation, checked, b"")
+        raw = await node.db.read(lambda conn: store.message_at(conn, origin, int(seq_text)))
+    if raw is None:
+        raise NotFound(f"this node holds no message {seq_text} of {origin}")
+    return web.Response(body=raw, content_type="application/json")

@@ -28,8 +28,10 @@ import structlog
 from relay.core.errors import BadInput
 from relay.core.times import parse_duration, to_epoch
 from relay.federation import trustrefresh
+from relay.federation.checkpointing import Checkpointer
 from relay.federation.host import FederationHost
 from relay.federation.keyrefresh import KeyRefresher
+from relay.federation.repair import Repairs
 from relay.federation.sender import LinkStatus, PeerLink, Timing
 from relay.federation.transport import PeerClient
 from relay.runtime.aio import cancel_all
@@ -42,6 +44,7 @@ from relay.storage.trust import PeerRecord
 REPLY_TTL = timedelta(hours=24)
 MAX_IN_FLIGHT_PER_PEER = 4
 MIN_REQUESTS_PER_MIN = 60
+FAILING_AFTER = 3  # consecutive failures of a link before checkpoints skip its peer
 _log = structlog.get_logger("avisa.federation")
 
 
@@ -91,6 +94,9 @@ class Federation:
         self._key_tasks: dict[str, asyncio.Task[None]] = {}
         self._housekeeping: asyncio.Task[None] | None = None
         self._trustlists: asyncio.Task[None] | None = None
+        self.checkpointer = Checkpointer(host, lambda: self.client, self._failing)
+        self.repairs = Repairs(host, lambda: self.client, self.timing.backoff_cap_s)
+        self._checkpoints: asyncio.Task[None] | None = None
         # Each link's peer record when last reconciled: a reload that changed nothing
         # about a peer (the periodic one, mostly) does not interrupt its link.
         self._records: dict[str, PeerRecord] = {}
@@ -123,6 +129,10 @@ class Federation:
             every(host.clock, interval, self.housekeeping, "federation-housekeeping"),
             name="avisa-federation-housekeeping",
         )
+        await self.checkpointer.begin()
+        self._checkpoints = asyncio.create_task(
+            self.checkpointer.run(), name="avisa-federation-checkpoints"
+        )
         refresh = host.config.duration("trustlists", "refresh").total_seconds()
         self._trustlists = asyncio.create_task(
             every(host.clock, refresh, self.refresh_trustlists, "trustlist-refresh"),
@@ -136,13 +146,13 @@ class Federation:
 
     async def stop(self) -> None:
         await self.keys.stop()
+        await self.checkpointer.stop()
+        await self.repairs.stop()
         tasks = [*self._tasks.values(), *self._key_tasks.values()]
-        if self._housekeeping is not None:
-            tasks.append(self._housekeeping)
-            self._housekeeping = None
-        if self._trustlists is not None:
-            tasks.append(self._trustlists)
-            self._trustlists = None
+        for task in (self._housekeeping, self._checkpoints, self._trustlists):
+            if task is not None:
+                tasks.append(task)
+        self._housekeeping = self._checkpoints = self._trustlists = None
         self._key_tasks.clear()
         await cancel_all(tasks)
         self._tasks.clear()
@@ -175,6 +185,12 @@ class Federation:
                 self.keys.every(network), name=f"avisa-peer-keys-{network}"
             )
         await self.host.db.write(outbox.forget_unrouted)
+
+    def _failing(self, network: str) -> bool:
+        """The link to ``network`` has failed several times in a row: the peer is down (its
+        outbox keeps what it misses; checkpoints to it wait until the link succeeds)."""
+        link = self.links.get(network)
+        return link is not None and link.status.failures >= FAILING_AFTER
 
     def peer_alive(self, network: str) -> None:
         link = self.links.get(network)
@@ -219,9 +235,14 @@ class Federation:
 
     def peer_status(self, network: str) -> dict[str, Any]:
         link = self.links.get(network)
-        return link.status.as_dict() if link is not None else {}
+        if link is None:
+            return {}
+        return link.status.as_dict() | {"withheld": self.repairs.withheld_by(network)}
 
     def metrics_lines(self) -> Iterable[str]:
+        yield "# TYPE avisa_checkpoints_signed_total counter"
+        yield f"avisa_checkpoints_signed_total {self.checkpointer.issued}"
+        yield from self.repairs.metrics_lines()
         statuses = {network: link.status for network, link in sorted(self.links.items())}
         for name, kind, value in _SERIES:
             yield f"# TYPE {name} {kind}"

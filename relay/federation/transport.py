@@ -39,6 +39,7 @@ from relay.runtime.httpio import strict_loads
 
 MAX_SEND_REPLY = 256 * 1024
 PAGE_REPLY_SLACK = 64 * 1024
+MAX_CHECKPOINT_REPLY = 4096
 _RETRY_STATUSES: Final = frozenset({401, 403, 404, 405, 408, 429})
 _ERRCODE = re.compile(r"AVISA_[A-Z0-9_]{1,40}")
 
@@ -150,6 +151,16 @@ class PeerClient:
         if len(page.envelopes) > limit:
             raise PeerUnavailable("bad reply")
         return page
+
+    async def put_checkpoint(self, peer: str, base_url: str, network: str, raw: bytes) -> None:
+        """PUT a checkpoint envelope (of ``network``) to the peer; its verdict is its own."""
+        path = f"/federation/v1/checkpoints/{network}"
+        await self._request("PUT", peer, base_url, path, raw, MAX_CHECKPOINT_REPLY)
+
+    async def message(self, peer: str, base_url: str, origin: str, seq: int) -> bytes:
+        """GET message ``seq`` of ``origin`` as the peer stored it (verified by the caller)."""
+        path = f"/federation/v1/messages/{origin}/{seq}"
+        return await self._request("GET", peer, base_url, path, b"", MAX_ENVELOPE_BYTES)
 
     async def _request(
         self, method: str, peer: str, base_url: str, path: str, body: bytes, max_reply: int

@@ -36,6 +36,7 @@ from typing import Literal
 import msgspec
 
 from keys.core.signing import NodeKey
+from relay.core.checkpoints import chained_digest
 from relay.core.envelope import (
     Opened,
     Refusal,
@@ -132,7 +133,8 @@ def finish(opened: Opened | Refusal, snapshot: TrustSnapshot) -> Prepared | Reje
     except (msgspec.DecodeError, msgspec.ValidationError):
         return Rejected("malformed_payload")
     endorsers = [net for net in verification.valid_networks() if net != alert.network]
-    incoming = store.Incoming(encode_envelope(envelope), alert, endorsers)
+    digest = chained_digest(verification, alert, envelope.payloadType, opened.payload)
+    incoming = store.Incoming(encode_envelope(envelope), alert, endorsers, digest)
     return Prepared(envelope, verification, incoming)
 
 
@@ -228,6 +230,8 @@ class Pipeline:
         self._keys: tuple[TrustSnapshot | None, bytes] = (None, b"")
         self._rates = RateCounter()
         self._unverified_rows = RowSampler()
+        #: Set once this node has signed and stored a cancel (its checkpoint follows at once).
+        self.cancel_signed = asyncio.Event()
 
     async def ingest(
         self,
@@ -309,7 +313,7 @@ class Pipeline:
         snapshot = self._trust()
         now = self._clock()
 
-        def job(conn: sqlite3.Connection) -> tuple[Committed, bytes]:
+        def job(conn: sqlite3.Connection) -> tuple[Committed, bytes, str]:
             alert = build(store.next_seq(conn, snapshot.policy.own_network))
             raw = encode_envelope(sign(encode_alert(alert), key))
             committed = self._commit(conn, [prepare(raw, snapshot)], None, snapshot, now)
@@ -320,10 +324,12 @@ class Pipeline:
                 )
             if also is not None:
                 also(conn, alert.id)
-            return committed, raw
+            return committed, raw, alert.msg_type
 
-        committed, raw = await self._db.write(job)
+        committed, raw, signed_type = await self._db.write(job)
         self._after(committed, None)
+        if signed_type == "cancel":
+            self.cancel_signed.set()
         return committed.outcomes[0], raw
 
     def _commit(
@@ -362,6 +368,7 @@ class Pipeline:
         alert = item.alert
         # The policy wants how many came before this one; hit() counts it too.
         recent = self._rates.hit(from_peer, now) - 1 if from_peer else 0
+        writes.advance_chain(item.incoming)  # what its origin signed, whatever the policy decides
         state, new = writes.policy_state(alert, from_peer, recent)
         decision = decide(item.envelope, alert, item.verification, snapshot.policy, state, now)
         if decision.action == "reject":

@@ -451,4 +451,31 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0760_checkpoints",
+        """
+        CREATE TABLE chain (
+            network TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            head BLOB NOT NULL,
+            PRIMARY KEY (network, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE chain_pending (
+            network TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            digest BLOB NOT NULL,
+            PRIMARY KEY (network, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE checkpoints (
+            network TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL,
+            head BLOB NOT NULL,
+            issued_at INTEGER NOT NULL,
+            envelope BLOB NOT NULL,
+            from_peer TEXT,
+            received_at INTEGER NOT NULL
+        );
+        CREATE INDEX alerts_origin_seq ON alerts (network, seq);
+        """,
+    ),
 ]

@@ -33,6 +33,7 @@ from relay.core.envelope import payload_bytes
 from relay.core.model import Alert, decode_alert, envelope_decoder
 from relay.core.policy import Decision, PolicyState
 from relay.core.times import from_epoch, to_epoch
+from relay.storage import chain
 
 State = Literal["active", "held", "cancelled", "superseded"]
 MAX_CHAIN = 64  # updates followed from a superseded id to its newest version
@@ -88,6 +89,9 @@ class Incoming(msgspec.Struct, frozen=True):
     envelope_bytes: bytes
     alert: Alert
     endorsed_by: list[str]
+    #: SHA-256 of its PAE bytes when its origin's own key signed it (it joins the
+    #: origin's hash chain, ``relay.storage.chain``); None otherwise.
+    digest: bytes | None = None
 
 
 _COLUMNS = "envelope, endorsed_by, state, reason, received_at, from_peer, pos"
@@ -210,6 +214,7 @@ def purge(
         "DELETE FROM decisions WHERE at <= ? OR n <= (SELECT max(n) FROM decisions) - ?",
         (cutoff, decision_log_max),
     ).rowcount
+    chain.purge(conn)
     return PurgeCounts(alerts, tombstones, decisions)
 
 
@@ -228,6 +233,17 @@ def newest_version(conn: sqlite3.Connection, alert_id: str) -> tuple[str, str | 
             return str(row[1]), "cancelled"
         alert_id = str(row[1])
     return alert_id, None
+
+
+def message_at(conn: sqlite3.Connection, network: str, seq: int) -> bytes | None:
+    """The envelope of message ``seq`` of ``network`` as verified, unless none is stored or
+    it is held (a message this node has not decided is not passed on). Expired ones too:
+    a peer that fetches one to repair its chain chains it and its policy refuses it."""
+    row = conn.execute(
+        "SELECT envelope FROM alerts WHERE network = ? AND seq = ? AND state != 'held' LIMIT 1",
+        (network, seq),
+    ).fetchone()
+    return None if row is None else bytes(row[0])
 
 
 def get(conn: sqlite3.Connection, alert_id: str) -> StoredAlert | None:

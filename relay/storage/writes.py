@@ -18,7 +18,9 @@ what it would have seen had every envelope been written alone
 either way (the test suite checks this table by table); only the number of
 statements changes. Either way, an origin's highest ``seq`` and its gaps
 (``gaps.OriginGaps``) are read once per job and written back at the flush,
-and the outbox rows are those of ``outbox.Router``.
+and the outbox rows are those of ``outbox.Router``. So is each origin's hash
+chain (``chain.OriginChain``), which ``advance_chain`` moves for every message
+its origin signed, stored or not.
 
 A feed position is taken from the feed's AUTOINCREMENT counter
 (``sqlite_sequence``), which only this writer connection moves and which is
@@ -38,7 +40,7 @@ from functools import lru_cache
 from relay.core.model import Alert
 from relay.core.policy import Decision, PolicyState
 from relay.core.times import to_epoch
-from relay.storage import gaps, outbox, store
+from relay.storage import chain, gaps, outbox, store
 
 # Bound parameters per statement stay well under SQLite's limit (32766).
 _IN_CHUNK = 500
@@ -175,6 +177,7 @@ class Writes:
         self._origins: dict[str, int] = {}
         self._tops: dict[str, int | None] = {}
         self._gaps: dict[str, gaps.OriginGaps] = {}
+        self._chains: dict[str, chain.OriginChain] = {}
         self._head: int | None = None
         self._router = outbox.Router(conn)
         #: Peers whose outbox got rows in this job; None once that is not known
@@ -258,6 +261,21 @@ class Writes:
         """``store.record_decision``, buffered (rows keep the order decisions were made in)."""
         self._decisions.append(store.decision_row(self._now_s, decision, alert, peer))
 
+    def advance_chain(self, item: store.Incoming) -> None:
+        """Advance its origin's hash chain by a verified message (``relay.storage.chain``),
+        in this transaction; a message its origin did not sign (``digest`` None) is not
+        chained. Called for every verified message, whatever the policy decides: the
+        chain is what the origin signed, not what this node accepted."""
+        digest = item.digest
+        if digest is None:
+            return
+        alert = item.alert
+        origin_chain = self._chains.get(alert.network)
+        if origin_chain is None:
+            origin_chain = chain.OriginChain(self._conn, alert.network)
+            self._chains[alert.network] = origin_chain
+        origin_chain.observe(alert.seq, digest)
+
     def _observe_seq(self, network: str, seq: int, from_peer: str | None) -> None:
         if network in self._tops:
             top = self._tops[network]
@@ -269,6 +287,16 @@ class Writes:
             self._gaps[network].observe(seq, top, from_peer, self._now_s)
         highest = seq if top is None else max(top, seq)
         self._tops[network] = self._origins[network] = highest
+
+    def _save_chains(self) -> None:
+        if not self._chains:
+            return
+        heads, pending = chain.rows_of(list(self._chains.values()))
+        insert_rows(self._conn, chain.INSERT_HEAD, heads)
+        insert_rows(self._conn, chain.INSERT_PENDING, pending)
+        for origin_chain in self._chains.values():
+            origin_chain.save(self._conn)
+        self._chains = {}
 
     def _next_pos(self) -> int:
         if self._head is None:
@@ -285,5 +313,6 @@ class Writes:
         insert_rows(conn, store.INSERT_DECISION, self._decisions)
         for origin_gaps in self._gaps.values():
             origin_gaps.save(conn)
+        self._save_chains()
         self._alerts, self._feed, self._outbox, self._decisions = [], [], [], []
         self._origins, self._tops, self._gaps, self._head = {}, {}, {}, None

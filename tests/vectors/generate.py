@@ -45,6 +45,7 @@ from tests.vectors.base import (
     node_key,
     the_alert,
 )
+from tests.vectors.checkpoints import checkpoints
 from tests.vectors.refusals import refused
 from tests.vectors.trustlists import trustlists
 
@@ -189,6 +190,7 @@ FILES: dict[str, Callable[[], dict[str, Any]]] = {
     "request.json": requests,
     "refused.json": refused,
     "trustlist.json": trustlists,
+    "checkpoint.json": checkpoints,
 }
 
 

@@ -1,0 +1,116 @@
+"""This node's own checkpoints: signed every ``checkpoint_every`` and right after a cancel.
+
+DESIGN §16. ``Checkpointer.begin`` signs one as the node starts, then ``run``
+signs one whenever ``[federation] checkpoint_every`` has passed on the node
+clock or this node has signed a cancel (``Pipeline.cancel_signed``), whichever comes first: a
+withdrawal is announced at once, everything else within one interval. A
+checkpoint is signed even when the chain has not moved: its ``issued_at`` is
+what tells peers the origin is alive. The head is read from the committed
+chain (``relay.storage.chain``), so a checkpoint never names a head the store
+does not hold; the newest is kept in memory (``latest``), never written: it
+is derived from the chain, the time and the key, and signed again at start,
+so signing costs no write. ``GET /federation/v1/checkpoints/{network}``
+(``relay.federation.inbound``) serves it.
+
+Signing costs one Ed25519 signature and one small write a minute; the head
+is read from the chain the writer keeps (no rescans).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+
+import structlog
+
+from relay.core.checkpoints import make_checkpoint, sign_checkpoint
+from relay.federation.host import FederationHost
+from relay.federation.sender import _race
+from relay.federation.transport import PeerClient, PeerRefused, PeerUnavailable
+from relay.runtime.aio import cancel_all
+from relay.storage import chain
+
+_log = structlog.get_logger("avisa.federation")
+
+
+class Checkpointer:
+    """Signs and stores this node's checkpoints; counts them for ``/metrics``."""
+
+    def __init__(
+        self,
+        host: FederationHost,
+        client: Callable[[], PeerClient],
+        failing: Callable[[str], bool] = lambda peer: False,
+    ) -> None:
+        """``failing``: whether the sender's link to a peer keeps failing (the peer is down)."""
+        self.host = host
+        self._client = client
+        self._failing = failing
+        self._pushing: dict[str, asyncio.Task[None]] = {}
+        self._waiting: dict[str, bytes] = {}  # per peer busy with a push: the newest to send
+        self.issued = 0
+        #: The newest checkpoint signed, as sent (kept in memory: it is re-signed at start).
+        self.latest: bytes | None = None
+        self.pushed: Counter[str] = Counter()  # per peer: checkpoints it took or refused
+
+    async def issue(self) -> bytes:
+        """Sign a checkpoint of this node's chain as it is now and keep it; its envelope."""
+        host = self.host
+        network, key, now = host.network, host.key, host.clock()
+        seq, head = await host.db.read(lambda conn: chain.latest(conn, network))
+        raw = sign_checkpoint(make_checkpoint(network, seq, head, now), key)
+        self.latest = raw
+        self.issued += 1
+        self.push(raw)
+        return raw
+
+    def push(self, raw: bytes) -> None:
+        """Send the checkpoint to every peer, one request per peer in flight: for a peer
+        still busy with the last one it waits and goes next (only the newest waits, so a
+        cancel's checkpoint is never lost behind an older one); a peer the sender has
+        failed to reach several times in a row is skipped."""
+        network = self.host.network
+        for peer, record in self.host.trust.peers.items():
+            if peer == network or self._failing(peer):
+                continue
+            if peer in self._pushing:
+                self._waiting[peer] = raw
+                continue
+            self._pushing[peer] = asyncio.create_task(self._push_one(peer, record.url, raw))
+
+    async def _push_one(self, peer: str, url: str, raw: bytes | None) -> None:
+        try:
+            while raw is not None:
+                try:
+                    await self._client().put_checkpoint(peer, url, self.host.network, raw)
+                    self.pushed[peer] += 1
+                except (PeerUnavailable, PeerRefused):
+                    pass  # an old node without checkpoints, or down: the next one tries
+                raw = self._waiting.pop(peer, None)
+        finally:
+            self._pushing.pop(peer, None)
+
+    async def stop(self) -> None:
+        await cancel_all(list(self._pushing.values()))
+
+    async def begin(self) -> None:
+        """At start, before the node serves: its own chain begun (``chain.start_own``) and a
+        first checkpoint signed, so a node that answers has a checkpoint to serve."""
+        network = self.host.network
+        self.host.pipeline.cancel_signed.clear()
+        await self.host.db.write(lambda conn: chain.start_own(conn, network))
+        await self.issue()
+
+    async def run(self) -> None:
+        """Until cancelled: a checkpoint every interval, or at once after a cancel."""
+        host = self.host
+        interval = host.config.duration("federation", "checkpoint_every").total_seconds()
+        cancel_signed = host.pipeline.cancel_signed
+        while True:
+            await _race(interval=host.clock.sleep(interval), cancel=cancel_signed.wait())
+            cancel_signed.clear()
+            try:
+                await self.issue()
+            except Exception:  # noqa: BLE001 - the next interval tries again
+                _log.exception("signing a checkpoint failed")

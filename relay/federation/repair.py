@@ -1,0 +1,286 @@
+"""Peers' checkpoints: taken when they verify, and what they show missing fetched.
+
+DESIGN §16. ``Repairs.receive`` is the one way a checkpoint from a peer is
+read (``PUT /federation/v1/checkpoints/{network}``, ``relay.federation.inbound``):
+``check_checkpoint`` first, off the writer (size, envelope, signature, key,
+time; a reason for every refusal), then the origin must be the path's, a
+trusted peer and not this node; only then does the writer job read the newest
+checkpoint held of that origin (``check_order``: a lower ``seq`` or a replay is
+refused) and store it in its place (one row per origin, so storage is bounded
+whatever a peer sends). In the same job it is compared with this node's
+chain of that origin:
+
+- the chain has reached the checkpoint's ``seq``: the heads must agree; a
+  different head is counted (``mismatched``) and logged — keeping the two
+  envelopes as evidence and holding the origin (``equivocation``) is the next
+  step of issue 29;
+- the chain is behind: messages ``chain + 1 … seq`` exist that this node does
+  not hold. After a grace of half ``checkpoint_every`` (a checkpoint pushed
+  right after a publication outruns the transaction carrying the message)
+  they are ``withheld`` by the peer that delivered the origin's newest
+  message here (the one that should have passed them on) until they arrive,
+  and one repair task for the origin fetches them
+  (``GET /federation/v1/messages/{origin}/{seq}``), from the origin itself
+  first, then from the other peers, and puts each through the pipeline like
+  any envelope from the peer that served it. A fetched message that does not
+  move the chain (another seq, another origin's, not signed by its origin) is
+  counted against that peer (``bad_fetches``) and the next source is asked.
+
+One task per origin at most, however many checkpoints name it; a task that
+found no source waits with the one backoff policy (``relay.core.backoff``) on
+the node clock. If the origin itself answers 404 for a message, it has
+passed retention there: it expired long ago and cannot be withheld in any way
+that matters. The task then fetches the newest ``ANCHOR_WINDOW`` messages
+before the checkpoint directly, so a recent withheld cancel is still
+applied, and anchors the chain at the checkpoint (``chain.anchor``); this
+is also how a node that joined late starts an origin's chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from relay.core.backoff import Backoff
+from relay.core.checkpoints import Checkpoint, Refused, check_checkpoint, check_order
+from relay.core.times import rfc3339
+from relay.federation.host import FederationHost
+from relay.federation.transport import PeerClient, PeerRefused, PeerUnavailable
+from relay.runtime.metrics import _labels
+from relay.storage import chain
+
+ANCHOR_WINDOW = 64
+_log = structlog.get_logger("avisa.federation")
+
+
+@dataclass(slots=True)
+class Withheld:
+    """Messages ``seq_from … seq_to`` of ``origin`` a checkpoint showed this node lacks."""
+
+    origin: str
+    seq_from: int
+    seq_to: int
+    peer: str | None  # the peer that should have passed them on, if any delivered before
+    since: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "origin": self.origin,
+            "from": self.seq_from,
+            "to": self.seq_to,
+            "since": rfc3339(self.since),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    checkpoint: Checkpoint
+    held: int  # how far this node's chain of the origin reaches
+    differs: bool  # the chain reached its seq with another head
+
+
+def _refusal(
+    checkpoint: Checkpoint, network: str, own: str, peers: Mapping[str, object]
+) -> Refused | None:
+    """Whether a verified checkpoint may be taken here at all (before the store is read)."""
+    if checkpoint.network != network:
+        return Refused("wrong_network", checkpoint.network)
+    if checkpoint.network == own:
+        return Refused("own_network", own)
+    if checkpoint.network not in peers:
+        return Refused("untrusted_origin", checkpoint.network)
+    return None
+
+
+class Repairs:
+    """Checkpoints received from peers, withheld messages, and the fetches that repair them."""
+
+    def __init__(
+        self, host: FederationHost, client: Callable[[], PeerClient], backoff_cap_s: float
+    ) -> None:
+        self.host = host
+        every = host.config.duration("federation", "checkpoint_every")
+        self._grace_s = every.total_seconds() / 2
+        self._client = client
+        self._backoff_cap_s = backoff_cap_s
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._targets: dict[str, Checkpoint] = {}
+        self.withheld: dict[str, Withheld] = {}
+        self.received: Counter[str] = Counter()  # "accepted" or the refusal's reason
+        self.mismatched: Counter[str] = Counter()  # per origin
+        self.fetched: Counter[str] = Counter()  # per peer: fetched messages that chained
+        self.bad_fetches: Counter[str] = Counter()  # per peer: served, did not chain
+        self.anchored: Counter[str] = Counter()  # per origin
+        #: Per origin whose repair waits (its grace, or a backoff): until when (node clock).
+        self.retry_at: dict[str, datetime] = {}
+
+    async def receive(self, raw: bytes, from_peer: str, network: str) -> Checkpoint | Refused:
+        """Check a checkpoint of ``network`` a peer sent; keep it and start a repair if it
+        shows a gap."""
+        host = self.host
+        snapshot, now, own = host.trust, host.clock(), host.network
+        skew = snapshot.policy.max_future_skew
+        # Verified off the writer (one Ed25519 check); only the order needs the store.
+        result = await asyncio.get_running_loop().run_in_executor(
+            host.pool, check_checkpoint, raw, snapshot.keyring, now, skew, {}
+        )
+        if isinstance(result, Checkpoint):
+            result = _refusal(result, network, own, snapshot.peers) or result
+        if isinstance(result, Refused):
+            self.received[result.reason] += 1
+            return result
+        verified = result
+
+        def job(conn: sqlite3.Connection) -> _Taken | Refused:
+            refused = check_order(verified, chain.checkpoint_of(conn, verified.network))
+            if refused is not None:
+                return refused
+            chain.save_checkpoint(conn, verified, raw, from_peer, now)
+            held, _ = chain.latest(conn, verified.network)
+            head = chain.head_at(conn, verified.network, verified.seq)
+            differs = head is not None and head.hex() != verified.head
+            return _Taken(verified, held, differs)
+
+        taken = await host.db.write(job)
+        if isinstance(taken, Refused):
+            self.received[taken.reason] += 1
+            return taken
+        self.received["accepted"] += 1
+        checkpoint = taken.checkpoint
+        if taken.differs:
+            self.mismatched[checkpoint.network] += 1
+            _log.warning("checkpoint head differs from ours", origin=checkpoint.network)
+        if taken.held < checkpoint.seq:
+            self._behind(checkpoint)
+        return checkpoint
+
+    def _behind(self, checkpoint: Checkpoint) -> None:
+        """The chain is behind ``checkpoint``: make sure one repair task works on it."""
+        origin = checkpoint.network
+        self._targets[origin] = checkpoint
+        if origin not in self._tasks:
+            task = asyncio.create_task(self._repair(origin), name=f"avisa-repair-{origin}")
+            self._tasks[origin] = task
+            task.add_done_callback(lambda _: self._tasks.pop(origin, None))
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- fetching ---------------------------------------------------------------------
+
+    async def _held(self, origin: str) -> int:
+        return (await self.host.db.read(lambda conn: chain.latest(conn, origin)))[0]
+
+    async def _repair(self, origin: str) -> None:
+        """Fetch the origin's messages after the chain until it reaches the newest target.
+
+        First a grace of half this node's ``checkpoint_every``: a checkpoint pushed right
+        after a publication usually outruns the transaction that carries the message,
+        which is not withheld, only on its way."""
+        await self._wait(origin, self._grace_s)
+        backoff = Backoff(cap=self._backoff_cap_s, base=1.0)
+        while True:
+            held, target = await self._held(origin), self._targets[origin]
+            if held >= target.seq or origin not in self.host.trust.peers:
+                self.withheld.pop(origin, None)
+                self._targets.pop(origin, None)
+                return
+            await self._mark_withheld(origin, held, target)
+            if await self._fetch_next(origin, held, target):
+                backoff.reset()
+            else:
+                await self._wait(origin, backoff.next_delay())
+
+    async def _wait(self, origin: str, seconds: float) -> None:
+        self.retry_at[origin] = self.host.clock() + timedelta(seconds=seconds)
+        try:
+            await self.host.clock.sleep(seconds)
+        finally:
+            self.retry_at.pop(origin, None)
+
+    async def _mark_withheld(self, origin: str, held: int, target: Checkpoint) -> None:
+        """Messages ``held + 1 … target.seq`` are withheld by the peer that delivered the
+        origin's newest message here (or by nobody known, if none did)."""
+        known = self.withheld.get(origin)
+        if known is None:
+            peer = await self.host.db.read(lambda conn: chain.last_deliverer(conn, origin))
+            known = Withheld(origin, held + 1, target.seq, peer, self.host.clock())
+            self.withheld[origin] = known
+        known.seq_from, known.seq_to = held + 1, target.seq
+
+    def _sources(self, origin: str) -> list[tuple[str, str]]:
+        """Whom to ask: the origin first, then every other peer (name, url)."""
+        peers = self.host.trust.peers
+        ordered = [origin, *sorted(name for name in peers if name != origin)]
+        return [(name, peers[name].url) for name in ordered if name in peers]
+
+    async def _fetch_next(self, origin: str, held: int, target: Checkpoint) -> bool:
+        """One message after ``held`` from the first source that has it; True if the
+        chain moved (or was anchored)."""
+        for source, url in self._sources(origin):
+            try:
+                raw = await self._client().message(source, url, origin, held + 1)
+            except PeerRefused:
+                continue
+            except PeerUnavailable as failed:
+                if failed.status == 404 and source == origin:
+                    return await self._anchor(origin, held, target)
+                continue
+            await self.host.pipeline.ingest([raw], from_peer=source)
+            if await self._held(origin) > held:
+                self.fetched[source] += 1
+                return True
+            self.bad_fetches[source] += 1
+        return False
+
+    async def _anchor(self, origin: str, held: int, target: Checkpoint) -> bool:
+        """The origin no longer has message ``held + 1``: take what it still has of the
+        newest ``ANCHOR_WINDOW`` before the checkpoint, then anchor the chain there."""
+        url = self.host.trust.peers[origin].url
+        for seq in range(max(held + 2, target.seq - ANCHOR_WINDOW + 1), target.seq + 1):
+            try:
+                raw = await self._client().message(origin, url, origin, seq)
+            except (PeerRefused, PeerUnavailable):
+                continue
+            await self.host.pipeline.ingest([raw], from_peer=origin)
+        head = bytes.fromhex(target.head)
+        await self.host.db.write(lambda conn: chain.anchor(conn, origin, target.seq, head))
+        self.anchored[origin] += 1
+        return True
+
+    # --- status -----------------------------------------------------------------------
+
+    def withheld_by(self, peer: str) -> list[dict[str, Any]]:
+        return [item.as_dict() for item in self.withheld.values() if item.peer == peer]
+
+    def metrics_lines(self) -> list[str]:
+        lines = ["# TYPE avisa_checkpoints_received_total counter"]
+        lines += [
+            f"avisa_checkpoints_received_total{_labels({'result': reason})} {count}"
+            for reason, count in sorted(self.received.items())
+        ]
+        withheld: Counter[str] = Counter()
+        for item in self.withheld.values():
+            if item.peer is not None:
+                withheld[item.peer] += item.seq_to - item.seq_from + 1
+        for name, kind, counter in (
+            ("avisa_peer_withheld_messages", "gauge", withheld),
+            ("avisa_peer_repair_fetched_total", "counter", self.fetched),
+            ("avisa_peer_repair_bad_fetches_total", "counter", self.bad_fetches),
+        ):
+            lines.append(f"# TYPE {name} {kind}")
+            lines += [
+                f"{name}{_labels({'peer': peer})} {count}"
+                for peer, count in sorted(counter.items())
+            ]
+        return lines
