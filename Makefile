@@ -57,8 +57,11 @@ nginx:
 		echo "proxy tests need nginx; as root run: apt-get install -y nginx-light openssl (skipped until then)"; \
 	fi
 
+# Most tests wait on real processes (nodes, Kannel, Synapse, Chromium), so a few more
+# workers than cores halve the wall time; TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 3
 test: $(STAMP) browser kannel nginx
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # Coverage-guided fuzzing of parse → verify → policy for a fixed time (docs/security.md).
 FUZZ_SECONDS ?= 600

@@ -84,3 +84,13 @@ def procs() -> Iterator[list[Any]]:
     yield started
     for proc in started:
         proc.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (make test) a file's tests stay on one
+    worker (module fixtures start once) and every Matrix test shares one worker, so the
+    suite starts one Synapse, not one per worker."""
+    for item in items:
+        relative = item.path.relative_to(Path(__file__).parent).as_posix()
+        group = "matrix" if relative.startswith("matrix/") else relative
+        item.add_marker(pytest.mark.xdist_group(group))
