@@ -33,6 +33,7 @@ from keys.cards.card import KeyDocumentError, VerifiedDocument, verify_key_docum
 from keys.cards.cardcheck import CardPlan, CardRefused, check_card
 from keys.cards.keyset import revoke_key
 from keys.cards.statements import public_key_bytes
+from keys.cards.trustmerge import source_view
 from keys.core.fingerprint import fingerprint
 from keys.core.keyring import KeyEntry
 from keys.store import peerstore
@@ -217,7 +218,11 @@ def update(data_dir: Path, raw: bytes, clock: Clock) -> peerstore.Stored:
 def remove(data_dir: Path, network: str) -> None:
     with open_store(data_dir) as (_, conn):
         if not db.transaction(conn, lambda c: trust.remove_peer(c, network)):
-            raise BadInput("AVISA_UNKNOWN_PEER", f"no trusted peer named {network}")
+            raise BadInput(
+                "AVISA_UNKNOWN_PEER",
+                f"no trusted peer named {network} (one a trust list gives is refused with"
+                " 'avisa trust deny')",
+            )
 
 
 def revoke(
@@ -250,7 +255,8 @@ def _peer_key(entry: KeyEntry, now: datetime, grace: timedelta) -> dict[str, Any
 
 
 def listing(data_dir: Path, clock: Clock) -> list[dict[str, Any]]:
-    """Each peer: url, scope, its keys with fingerprint and validity, its newest document."""
+    """Each peer: url, scope, its keys with fingerprint and validity, its newest document;
+    local (``avisa trust add``) or through which subscribed lists (version, expiry)."""
     with open_store(data_dir) as (config, conn):
         now = clock()
         grace = parse_duration(config.policy.rotation_grace)
@@ -258,9 +264,15 @@ def listing(data_dir: Path, clock: Clock) -> list[dict[str, Any]]:
         for entry in peerstore.load_known(conn):
             keys.setdefault(entry.network, []).append(entry)
         result = []
-        for peer in trust.load_peers(conn):
+        local = trust.load_peers(conn)
+        own = own_keyring(conn, config, data_dir)
+        for peer in [*local, *trust.list_peers(conn, config.node.network, local, own)]:
             policy = peer.policy
             last = peerstore.last_document(conn, peer.network)
+            learned = keys.get(peer.network, [])
+            shown = [_peer_key(e, now, grace) for e in learned] or [
+                key_view(e, now, grace) | {"learned_from": "list"} for e in peer.keys
+            ]
             result.append(
                 {
                     "network": peer.network,
@@ -273,7 +285,8 @@ def listing(data_dir: Path, clock: Clock) -> list[dict[str, Any]]:
                     "endorse": policy.endorse,
                     "relay": policy.relay,
                     "document_issued_at": rfc3339(last[0]) if last else None,
-                    "keys": [_peer_key(e, now, grace) for e in keys.get(peer.network, [])],
+                    "keys": shown,
                 }
+                | source_view(policy, now)
             )
     return result

@@ -478,4 +478,15 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX alerts_origin_seq ON alerts (network, seq);
         """,
     ),
+    (
+        # Networks this node refuses whatever a trust list says (avisa trust deny, DESIGN §15).
+        "0770_trust_deny",
+        """
+        CREATE TABLE trust_deny (
+            network TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            denied_at INTEGER NOT NULL
+        );
+        """,
+    ),
 ]
