@@ -22,6 +22,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from keys.cards.statements import b64
 from keys.cards.trustlist import (
     TRUSTLIST_PAYLOAD_TYPE,
@@ -42,7 +44,6 @@ from relay.core.model import encode_envelope
 from relay.federation.trustfetch import fetch_forward
 from relay.runtime.clock import FakeClock
 from tests.fedkit import Member, decision_for, members, trusts
-from tests.helpers import wait_for
 from tests.webdesk.deskclient import DeskClient
 
 MAINTAINERS = ("la-rrn", "oc.resilience", "ventura")
@@ -181,20 +182,29 @@ async def desk_page(member: Member) -> str:
         await desk.close()
 
 
-async def test_a_list_expiring_within_a_week_warns_on_the_desk(
+async def test_a_list_expiring_within_a_week_warns_in_the_log_and_on_the_desk(
     tmp_path: Path, clock: FakeClock
 ) -> None:
     async with members(tmp_path, clock, ["ventura", "santa-ana"]) as net:
         ventura = net["ventura"]
-        v1 = version(net, 1, clock, days=5, signers=("ventura",), maintainers=("ventura",))
-        raw = v1.raw
+        v1 = version(net, 1, clock, days=8, signers=("ventura",), maintainers=("ventura",))
+        trustlist_ops.publish(ventura.data_dir, [v1.raw], clock)
+        url = f"{ventura.url}/trustlists/v1/socal"
         fingerprint = set_fingerprint(v1.document)
-        trustsub_ops.subscribe(ventura.data_dir, "https://h.example.org/t", fingerprint, [],
-                               [raw], clock)  # fmt: skip
+        trustsub_ops.subscribe(ventura.data_dir, url, fingerprint, [], [v1.raw], clock)
         await ventura.node.reload_trust()
-        await wait_for(lambda: _listed(ventura), what="the list peer")
+        assert (await ventura.peer("santa-ana"))["trusted_via"] == "list"
+        with structlog.testing.capture_logs() as quiet:
+            await ventura.node.federation.refresh_trustlists()  # type: ignore[union-attr]
+        assert not [log for log in quiet if log["event"] == "trustlist expires soon"]
+        assert "expires on" not in await desk_page(ventura)
+
+        clock.advance("1d")
+        clock.advance("1m")  # now less than a week is left
+        with structlog.testing.capture_logs() as logs:
+            await ventura.node.federation.refresh_trustlists()  # type: ignore[union-attr]
+        (warned,) = [log for log in logs if log["event"] == "trustlist expires soon"]
+        assert warned["list"] == "socal" and warned["version"] == 1
         assert "Trust list socal (version 1) expires on" in await desk_page(ventura)
-
-
-async def _listed(member: Member) -> bool:
-    return (await member.peer("santa-ana"))["trusted_via"] == "list"
+        status, body = await ventura.call("GET", "/api/v1/trustlists")
+        assert status == 200 and body["trustlists"][0]["expires_soon"] is True
