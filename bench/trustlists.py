@@ -49,6 +49,7 @@ from keys.cards.trustlist import (
     set_fingerprint,
 )
 from keys.store import trustlist_ops, trustsub_ops
+from relay.runtime import log
 from relay.runtime.clock import FakeClock
 from relay.runtime.node import Node
 from tests.conftest import start_node
@@ -189,6 +190,7 @@ async def figures() -> dict[str, Any]:
 
 
 def main() -> None:
+    log.configure("warning", json_output=True)  # stdout is for the figures alone
     print("trust list figures (two in-process nodes)…", file=sys.stderr)
     print(json.dumps(asyncio.run(figures()), indent=2))
 

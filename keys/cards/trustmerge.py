@@ -134,8 +134,11 @@ class _Keys:
             valid_until = _earlier(before.valid_until, entry.valid_until)
             self._entries[key.keyid] = KeyEntry(network, entry.public_key, valid_from, valid_until)
 
-    def of(self, network: str) -> tuple[KeyEntry, ...]:
-        return tuple(e for e in self._entries.values() if e.network == network)
+    def by_network(self) -> dict[str, tuple[KeyEntry, ...]]:
+        found: dict[str, list[KeyEntry]] = {}
+        for entry in self._entries.values():
+            found.setdefault(entry.network, []).append(entry)
+        return {network: tuple(entries) for network, entries in found.items()}
 
 
 @dataclass(slots=True)
@@ -164,10 +167,11 @@ def merge(held: Sequence[Held], local: Local) -> list[ListPeer]:
             draft.kinds.update(member.kinds)
             draft.sources.append(sub.source)
             draft.forward = draft.forward or names_us
-    return [_peer(network, draft, keys) for network, draft in sorted(drafts.items())]
+    owned = keys.by_network()
+    return [_peer(network, d, owned.get(network, ())) for network, d in sorted(drafts.items())]
 
 
-def _peer(network: str, draft: _Draft, keys: _Keys) -> ListPeer:
+def _peer(network: str, draft: _Draft, keys: tuple[KeyEntry, ...]) -> ListPeer:
     policy = PeerPolicy(
         network=network,
         speaks_for=tuple(draft.speaks_for),
@@ -176,7 +180,7 @@ def _peer(network: str, draft: _Draft, keys: _Keys) -> ListPeer:
         relay="own",
         sources=tuple(draft.sources),
     )
-    return ListPeer(network, draft.url, keys.of(network), policy)
+    return ListPeer(network, draft.url, keys, policy)
 
 
 def source_view(policy: PeerPolicy, now: datetime) -> dict[str, Any]:
