@@ -92,6 +92,27 @@ def test_members_are_peers_until_denied_or_unsubscribed(
     assert snapshot(data).peers == {}
 
 
+def test_a_list_key_revoked_here_beats_every_version(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = FakeClock(T + timedelta(hours=1))
+    v1 = chain(1)[0]
+    trustsub_ops.subscribe(data, URL, set_fingerprint(v1.document), ["fips:06"], [v1.raw], clock)
+    keyid = key_of("santa-ana").keyid
+    code, out, err = run(capsys, "trust", "revoke", "santa-ana", keyid[:16], "--data", str(data),
+                         "--at", "2026-11-23T12:30:00Z")  # fmt: skip
+    assert code == 0, err
+    assert "revoked" in out
+    v2 = signed(document(2, previous=v1, issued_at=T + timedelta(minutes=5)), MAINTAINERS[:2])
+    trustsub_ops.refresh(data, "socal", [v2.raw], clock)
+    entry = snapshot(data).keyring.get(keyid)
+    assert entry is not None and entry.revoked_at == T + timedelta(minutes=30)
+    code, out, _ = run(capsys, "trust", "list", "santa-ana", "--data", str(data), "--json")
+    assert json.loads(out)["peers"][0]["keys"][0]["status"].startswith("REVOKED from")
+    code, _, err = run(capsys, "trust", "revoke", "nobody", keyid[:16], "--data", str(data))
+    assert code == 1 and "nobody has no key" in err
+
+
 def test_local_trust_wins_and_cannot_be_denied(data: Path) -> None:
     clock = FakeClock(T + timedelta(hours=1))
     v1 = chain(1)[0]

@@ -124,6 +124,12 @@ def test_a_key_disputed_or_known_here_is_taken_from_no_list() -> None:
     assert by_network(merge([held("a", [member("santa-ana")])], known))["santa-ana"].keys == ()
 
 
+def test_a_list_key_revoked_here_stays_revoked() -> None:
+    keyid = key_of("santa-ana").keyid
+    (peer,) = merge([held("socal", [member("santa-ana")])], Local("ventura", revoked={keyid: T0}))
+    assert [(k.keyid, k.revoked_at) for k in peer.keys] == [(keyid, T0)]
+
+
 # --- the freeze -------------------------------------------------------------
 
 SA = key_of("santa-ana")

@@ -21,7 +21,8 @@ The rule, in order:
   there the narrower one wins: a key's validity is the latest ``valid_from``
   and the earliest ``valid_until`` any list gives it; a key two lists give to
   different networks (or bytes), or that this node already knows (a local
-  peer's, possibly revoked, or its own), is taken from none.
+  peer's, possibly revoked, or its own), is taken from none; a list key this
+  node revoked (``avisa trust revoke``) stays revoked whatever the lists say.
 - **Forwarding.** A list peer gets only this node's own alerts
   (``relay="own"``: the members hear each other directly), and only when the
   same list names this node as a member (then the member trusts it back
@@ -32,8 +33,8 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +69,8 @@ class Local:
     trusted: Collection[str] = ()
     denied: Collection[str] = ()
     known_keys: Collection[str] = ()
+    #: keyid → when this node revoked a list key (``avisa trust revoke``): it stays revoked.
+    revoked: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +117,9 @@ def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
 class _Keys:
     """Keys claimed by the lists: the narrower validity wins, a disputed key is nobody's."""
 
-    def __init__(self, known: Collection[str]) -> None:
+    def __init__(self, known: Collection[str], revoked: Mapping[str, datetime]) -> None:
         self._known = frozenset(known)
+        self._revoked = revoked
         self._entries: dict[str, KeyEntry] = {}
         self._disputed: set[str] = set()
 
@@ -137,7 +141,10 @@ class _Keys:
     def by_network(self) -> dict[str, tuple[KeyEntry, ...]]:
         found: dict[str, list[KeyEntry]] = {}
         for entry in self._entries.values():
-            found.setdefault(entry.network, []).append(entry)
+            revoked_at = self._revoked.get(entry.keyid)
+            found.setdefault(entry.network, []).append(
+                entry if revoked_at is None else replace(entry, revoked_at=revoked_at)
+            )
         return {network: tuple(entries) for network, entries in found.items()}
 
 
@@ -153,7 +160,7 @@ class _Draft:
 def merge(held: Sequence[Held], local: Local) -> list[ListPeer]:
     """The peers the held lists give, by network; see the module docstring for the rule."""
     skip = {local.own_network, *local.trusted, *local.denied}
-    keys = _Keys(local.known_keys)
+    keys = _Keys(local.known_keys, local.revoked)
     drafts: dict[str, _Draft] = {}
     for sub in sorted(held, key=lambda h: h.list):
         names_us = any(m.network == local.own_network for m in sub.members)

@@ -16,7 +16,9 @@ nothing) and bumps ``trust_version`` so a running node reloads.
   ``add`` is not the way to change a setting. Options not given keep their values.
 - ``update``: apply a newer card or key document of a peer already trusted,
   without a fingerprint: only what chains to keys we trust is taken.
-- ``revoke``: an operator's decision that a peer key is void from a time on.
+- ``revoke``: an operator's decision that a peer key is void from a time on; for a
+  peer only a trust list gives, the revocation is kept apart
+  (``trust_revoked_keys``) and beats every version of every list.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from keys.core.fingerprint import fingerprint
 from keys.core.keyring import KeyEntry
 from keys.store import peerstore
 from keys.store.own_ops import key_view, open_store, own_keyring, parse_at, resolve_keyid
+from keys.store.requeue import requeue_revoked
+from relay.core.config import Config
 from relay.core.errors import BadInput
 from relay.core.model import CERTAINTIES, KINDS, MAX_ENVELOPE_BYTES, MAX_SCOPE, SCOPE_PATTERN
 from relay.core.policy import PeerPolicy, Relay
@@ -238,12 +242,36 @@ def revoke(
             now = clock()
             known = peerstore.load_known(c)
             mine = [entry for entry in known if entry.network == network]
+            if not mine:
+                return _revoke_list_key(c, config, own, network, keyid, parse_at(at, now), now)
             full = resolve_keyid(mine, keyid, network, "avisa trust list")
             result = revoke_key(known, network, full, parse_at(at, now), now)
             return peerstore.store_keys(c, config, own, result, now)
 
         stored: peerstore.Stored = db.transaction(conn, job)
     return stored
+
+
+def _revoke_list_key(
+    conn: sqlite3.Connection,
+    config: Config,
+    own: Sequence[KeyEntry],
+    network: str,
+    keyid: str,
+    at: datetime,
+    now: datetime,
+) -> peerstore.Stored:
+    """Revoke a key that only a trust list gives: kept apart (the list's entry is not
+    ours to edit), it stays revoked whatever a later version says (DESIGN §15)."""
+    local = trust.load_peers(conn)
+    listed = {p.network: p for p in trust.list_peers(conn, config.node.network, local, own)}
+    keys = list(listed[network].keys) if network in listed else []
+    full = resolve_keyid(keys, keyid, network, "avisa trust list")
+    result = revoke_key(keys, network, full, at, now)
+    for revoked, moment in result.revoked.items():
+        trust.revoke_list_key(conn, network, revoked, moment)
+    snapshot = trust.load_snapshot(conn, config, own)
+    return peerstore.Stored(result, requeue_revoked(conn, snapshot, result.revoked, now))
 
 
 # --- listing -----------------------------------------------------------------

@@ -23,7 +23,8 @@ snapshot adds, next to the ``peers`` table's, the peers the held version of
 each subscription gives (``list_peers``, the rule in ``keys.cards.trustmerge``).
 They are never copied into ``peers``, so a new version or an unsubscribe needs
 no cleanup: subscribing, advancing and unsubscribing bump ``trust_version``
-like any trust change. ``avisa trust deny`` (``trust_deny``) beats every list.
+like any trust change. ``avisa trust deny`` (``trust_deny``) beats every list,
+and so does a list key revoked here (``avisa trust revoke``, ``trust_revoked_keys``).
 """
 
 from __future__ import annotations
@@ -355,6 +356,22 @@ def denied(conn: sqlite3.Connection) -> list[tuple[str, str, datetime]]:
     return [(str(n), str(r), from_epoch(at)) for n, r, at in rows]
 
 
+def revoke_list_key(conn: sqlite3.Connection, network: str, keyid: str, at: datetime) -> None:
+    """A key a trust list gives, void here from ``at`` (the earliest revocation stays)."""
+    conn.execute(
+        "INSERT INTO trust_revoked_keys (keyid, network, revoked_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (keyid) DO UPDATE SET"
+        " revoked_at = min(trust_revoked_keys.revoked_at, excluded.revoked_at)",
+        (keyid, network, to_epoch(at)),
+    )
+    bump_version(conn)
+
+
+def revoked_list_keys(conn: sqlite3.Connection) -> dict[str, datetime]:
+    rows = conn.execute("SELECT keyid, revoked_at FROM trust_revoked_keys")
+    return {str(keyid): from_epoch(at) for keyid, at in rows}
+
+
 def list_peers(
     conn: sqlite3.Connection,
     own_network: str,
@@ -380,6 +397,7 @@ def list_peers(
         trusted={peer.network for peer in local},
         denied={network for network, _, _ in denied(conn)},
         known_keys={*known, *(key.keyid for key in own_keys)},
+        revoked=revoked_list_keys(conn),
     )
     return [PeerRecord(p.network, p.url, p.keys, p.policy) for p in merge(held, decided)]
 
