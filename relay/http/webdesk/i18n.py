@@ -229,6 +229,8 @@ _EN: dict[str, str] = {
     "peers.list_expiring": "Trust list {} (version {}) expires on {}: ask its maintainers for a"
     " new version.",
     "peers.list_refused": "Trust list {}: the last check was refused ({}) {}: {}",
+    "reason.trustlist_expired": "its origin is trusted only through a trust list that expired:"
+    " new alerts wait for review until the maintainers publish a newer version",
 }
 
 _ES: dict[str, str] = {
@@ -434,6 +436,8 @@ _ES: dict[str, str] = {
     "peers.list_expiring": "La lista de confianza {} (versión {}) vence el {}: pida a sus"
     " responsables una versión nueva.",
     "peers.list_refused": "Lista de confianza {}: la última revisión fue rechazada ({}) {}: {}",
+    "reason.trustlist_expired": "su origen es de confianza solo por una lista de confianza que"
+    " venció: las alertas nuevas esperan revisión hasta que publiquen una versión nueva",
 }
 
 MESSAGES: Mapping[str, Mapping[str, str]] = {"en": _EN, "es": _ES}
