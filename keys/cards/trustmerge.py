@@ -15,8 +15,8 @@ The rule, in order:
   the subscription's ``max_speaks_for`` (an empty ``max_speaks_for`` gives
   nothing: its alerts need endorsements); kinds are the list's.
 - **Across lists an allow adds, a deny narrows.** A member named by two lists
-  speaks for the union of what each gives and accepts the union of kinds; it
-  carries every list it came through (``ListSource``, for freeze and for
+  speaks for the union of what each gives and accepts the union of kinds, at
+  the URL of the first list by name; it carries every list it came through (``ListSource``, for freeze and for
   showing). The only negative statements a list makes are about keys, and
   there the narrower one wins: a key's validity is the latest ``valid_from``
   and the earliest ``valid_until`` any list gives it; a key two lists give to
@@ -28,7 +28,9 @@ The rule, in order:
   same list names this node as a member (then the member trusts it back
   through that list); otherwise this node only receives from it.
 
-Pure: no I/O, no clock.
+Pure: no I/O, no clock. It lives in ``keys.cards`` rather than ``relay.core``
+because it reads the list's own ``Member`` (``keys.cards`` sits just above
+``relay.core``, whose ``PeerPolicy`` it builds).
 """
 
 from __future__ import annotations
