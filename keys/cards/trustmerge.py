@@ -16,8 +16,8 @@ The rule, in order:
   nothing: its alerts need endorsements); kinds are the list's.
 - **Across lists an allow adds, a deny narrows.** A member named by two lists
   speaks for the union of what each gives and accepts the union of kinds, at
-  the URL of the first list by name; it carries every list it came through (``ListSource``, for freeze and for
-  showing). The only negative statements a list makes are about keys, and
+  the URL of the first list by name; it carries every list it came through
+  (``ListSource``, for freeze and for showing). The only negative statements a list makes are about keys, and
   there the narrower one wins: a key's validity is the latest ``valid_from``
   and the earliest ``valid_until`` any list gives it; a key two lists give to
   different networks (or bytes), or that this node already knows (a local
