@@ -17,12 +17,13 @@ The rule, in order:
 - **Across lists an allow adds, a deny narrows.** A member named by two lists
   speaks for the union of what each gives and accepts the union of kinds, at
   the URL of the first list by name; it carries every list it came through
-  (``ListSource``, for freeze and for showing). The only negative statements a list makes are about keys, and
-  there the narrower one wins: a key's validity is the latest ``valid_from``
-  and the earliest ``valid_until`` any list gives it; a key two lists give to
-  different networks (or bytes), or that this node already knows (a local
-  peer's, possibly revoked, or its own), is taken from none; a list key this
-  node revoked (``avisa trust revoke``) stays revoked whatever the lists say.
+  (``ListSource``, for freeze and for showing). The only negative statements
+  a list makes are about keys, and there the narrower one wins: a key's
+  validity is the latest ``valid_from`` and the earliest ``valid_until`` any
+  list gives it; a key two lists give to different networks (or bytes), or
+  that this node already knows (a local peer's, possibly revoked, or its
+  own), is taken from none; a list key this node revoked (``avisa trust
+  revoke``) stays revoked whatever the lists say.
 - **Forwarding.** A list peer gets only this node's own alerts
   (``relay="own"``: the members hear each other directly), and only when the
   same list names this node as a member (then the member trusts it back
