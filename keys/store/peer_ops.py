@@ -16,7 +16,9 @@ nothing) and bumps ``trust_version`` so a running node reloads.
   ``add`` is not the way to change a setting. Options not given keep their values.
 - ``update``: apply a newer card or key document of a peer already trusted,
   without a fingerprint: only what chains to keys we trust is taken.
-- ``revoke``: an operator's decision that a peer key is void from a time on.
+- ``revoke``: an operator's decision that a peer key is void from a time on; for a
+  peer only a trust list gives, the revocation is kept apart
+  (``trust_revoked_keys``) and beats every version of every list.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ from keys.cards.card import KeyDocumentError, VerifiedDocument, verify_key_docum
 from keys.cards.cardcheck import CardPlan, CardRefused, check_card
 from keys.cards.keyset import revoke_key
 from keys.cards.statements import public_key_bytes
+from keys.cards.trustmerge import source_view
 from keys.core.fingerprint import fingerprint
 from keys.core.keyring import KeyEntry
 from keys.store import peerstore
 from keys.store.own_ops import key_view, open_store, own_keyring, parse_at, resolve_keyid
+from keys.store.requeue import requeue_revoked
+from relay.core.config import Config
 from relay.core.errors import BadInput
 from relay.core.model import CERTAINTIES, KINDS, MAX_ENVELOPE_BYTES, MAX_SCOPE, SCOPE_PATTERN
 from relay.core.policy import PeerPolicy, Relay
@@ -217,7 +222,11 @@ def update(data_dir: Path, raw: bytes, clock: Clock) -> peerstore.Stored:
 def remove(data_dir: Path, network: str) -> None:
     with open_store(data_dir) as (_, conn):
         if not db.transaction(conn, lambda c: trust.remove_peer(c, network)):
-            raise BadInput("AVISA_UNKNOWN_PEER", f"no trusted peer named {network}")
+            raise BadInput(
+                "AVISA_UNKNOWN_PEER",
+                f"no trusted peer named {network} (one a trust list gives is refused with"
+                " 'avisa trust deny')",
+            )
 
 
 def revoke(
@@ -233,12 +242,36 @@ def revoke(
             now = clock()
             known = peerstore.load_known(c)
             mine = [entry for entry in known if entry.network == network]
+            if not mine:
+                return _revoke_list_key(c, config, own, network, keyid, parse_at(at, now), now)
             full = resolve_keyid(mine, keyid, network, "avisa trust list")
             result = revoke_key(known, network, full, parse_at(at, now), now)
             return peerstore.store_keys(c, config, own, result, now)
 
         stored: peerstore.Stored = db.transaction(conn, job)
     return stored
+
+
+def _revoke_list_key(
+    conn: sqlite3.Connection,
+    config: Config,
+    own: Sequence[KeyEntry],
+    network: str,
+    keyid: str,
+    at: datetime,
+    now: datetime,
+) -> peerstore.Stored:
+    """Revoke a key that only a trust list gives: kept apart (the list's entry is not
+    ours to edit), it stays revoked whatever a later version says (DESIGN §15)."""
+    local = trust.load_peers(conn)
+    listed = {p.network: p for p in trust.list_peers(conn, config.node.network, local, own)}
+    keys = list(listed[network].keys) if network in listed else []
+    full = resolve_keyid(keys, keyid, network, "avisa trust list")
+    result = revoke_key(keys, network, full, at, now)
+    for revoked, moment in result.revoked.items():
+        trust.revoke_list_key(conn, network, revoked, moment)
+    snapshot = trust.load_snapshot(conn, config, own)
+    return peerstore.Stored(result, requeue_revoked(conn, snapshot, result.revoked, now))
 
 
 # --- listing -----------------------------------------------------------------
@@ -250,7 +283,8 @@ def _peer_key(entry: KeyEntry, now: datetime, grace: timedelta) -> dict[str, Any
 
 
 def listing(data_dir: Path, clock: Clock) -> list[dict[str, Any]]:
-    """Each peer: url, scope, its keys with fingerprint and validity, its newest document."""
+    """Each peer: url, scope, its keys with fingerprint and validity, its newest document;
+    local (``avisa trust add``) or through which subscribed lists (version, expiry)."""
     with open_store(data_dir) as (config, conn):
         now = clock()
         grace = parse_duration(config.policy.rotation_grace)
@@ -258,9 +292,15 @@ def listing(data_dir: Path, clock: Clock) -> list[dict[str, Any]]:
         for entry in peerstore.load_known(conn):
             keys.setdefault(entry.network, []).append(entry)
         result = []
-        for peer in trust.load_peers(conn):
+        local = trust.load_peers(conn)
+        own = own_keyring(conn, config, data_dir)
+        for peer in [*local, *trust.list_peers(conn, config.node.network, local, own)]:
             policy = peer.policy
             last = peerstore.last_document(conn, peer.network)
+            learned = keys.get(peer.network, [])
+            shown = [_peer_key(e, now, grace) for e in learned] or [
+                key_view(e, now, grace) | {"learned_from": "list"} for e in peer.keys
+            ]
             result.append(
                 {
                     "network": peer.network,
@@ -273,7 +313,8 @@ def listing(data_dir: Path, clock: Clock) -> list[dict[str, Any]]:
                     "endorse": policy.endorse,
                     "relay": policy.relay,
                     "document_issued_at": rfc3339(last[0]) if last else None,
-                    "keys": [_peer_key(e, now, grace) for e in keys.get(peer.network, [])],
+                    "keys": shown,
                 }
+                | source_view(policy, now)
             )
     return result

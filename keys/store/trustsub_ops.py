@@ -16,8 +16,9 @@ transaction on the data directory, node running or not:
   (or the reason the newest version could not even be read).
 - ``unsubscribe``: forget the subscription (its evidence stays).
 
-Members are **not** applied as peers yet: that is the next step (DESIGN §15,
-scope ∩ ``max_speaks_for``, local wins, deny beats allow, freeze).
+Subscribing, advancing and unsubscribing bump ``trust_version``: the members
+of the held versions are peers of the node's next snapshot
+(``relay.storage.trust.list_peers``), and what only a list gave goes with it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from keys.store.own_ops import open_store
 from relay.core.errors import BadInput
 from relay.core.model import MAX_SCOPE, SCOPE_PATTERN, valid_node_url
 from relay.core.times import Clock, rfc3339
-from relay.storage import db, trustlists
+from relay.storage import db, trust, trustlists
 
 _SCOPE = re.compile(SCOPE_PATTERN)
 
@@ -96,6 +97,7 @@ def subscribe(
                     " fetches it again",
                 )
             trustlists.subscribe(c, url, normalize(fingerprint), max_speaks_for, head, now)
+            trust.bump_version(c)  # its members are peers now: a running node reloads
             return head
 
         return db.transaction(conn, job)
@@ -124,6 +126,16 @@ class Refreshed:
     version: int
     accepted: tuple[int, ...]
     refusal: tuple[str, str] | None
+    expires_at: datetime | None = None
+
+
+#: How far ahead a held version's expiry is announced (log, desk, API).
+EXPIRY_WARNING = timedelta(days=7)
+
+
+def expiring_soon(expires_at: datetime, now: datetime) -> bool:
+    """Not yet expired, but within ``EXPIRY_WARNING``: maintainers must publish a new version."""
+    return now < expires_at <= now + EXPIRY_WARNING
 
 
 def refresh(
@@ -166,16 +178,28 @@ def refresh_on(
     head = accepted[-1] if accepted else held
     if accepted:
         trustlists.advance(conn, head, now)
+        trust.bump_version(conn)
     if refusal is None and head.document.expires_at <= now:
         at = rfc3339(head.document.expires_at)
         refusal = ("expired", f"version {head.version} expired at {at}; no newer version")
     trustlists.checked(conn, list_id, refusal, now)
-    return Refreshed(list_id, head.version, tuple(v.version for v in accepted), refusal)
+    return Refreshed(
+        list_id,
+        head.version,
+        tuple(v.version for v in accepted),
+        refusal,
+        head.document.expires_at,
+    )
+
+
+def _unsubscribe(conn: sqlite3.Connection, list_id: str) -> bool:
+    trust.bump_version(conn)
+    return trustlists.unsubscribe(conn, list_id)
 
 
 def unsubscribe(data_dir: Path, list_id: str) -> None:
     with open_store(data_dir) as (_, conn):
-        if not db.transaction(conn, lambda c: trustlists.unsubscribe(c, list_id)):
+        if not db.transaction(conn, lambda c: _unsubscribe(c, list_id)):
             raise BadInput("AVISA_NOT_SUBSCRIBED", f"this node is not subscribed to {list_id}")
 
 
@@ -196,6 +220,7 @@ def view(sub: trustlists.Subscription, evidence: int, now: datetime) -> dict[str
         "issued_at": rfc3339(document.issued_at),
         "expires_at": rfc3339(document.expires_at),
         "expired": document.expires_at <= now,
+        "expires_soon": expiring_soon(document.expires_at, now),
         "members": len(document.members),
         "maintainers": list(document.maintainers.networks),
         "threshold": document.maintainers.threshold,

@@ -1,4 +1,5 @@
-"""``avisa keys export-card|rotate|revoke``; ``avisa trust add|set|update|list|remove|revoke``.
+"""``avisa keys export-card|rotate|revoke``; ``avisa trust add|set|update|list|remove|revoke``
+(and ``deny|undeny|denied``, in ``relay.cli.trustdeny``).
 
 Thin: parse options, call ``keys.store.own_ops`` / ``keys.store.peer_ops`` (which do the
 work on the data directory, node running or not), print a short report.
@@ -19,6 +20,7 @@ import msgspec
 
 from keys.cards.keyset import Change
 from keys.store import own_ops, peer_ops
+from relay.cli.trustdeny import register_deny
 from relay.cli.words import plural
 from relay.core.errors import BadInput, ConfigError
 from relay.core.model import CERTAINTIES, KINDS
@@ -307,10 +309,23 @@ def cmd_trust_list(args: argparse.Namespace) -> int:
             endorse=peer["endorse"],
             relay=peer["relay"],
         )
+        print(f"  trusted:      {_trusted_via(peer)}")
         for key in peer["keys"]:
             print(f"  key {key['keyid']}  {key['status']}")
             print(f"      fingerprint {key['fingerprint']}  (learned from {key['learned_from']})")
     return 0
+
+
+def _trusted_via(peer: dict[str, Any]) -> str:
+    """``local`` or each list (version, expiry) the peer comes through; FROZEN once expired."""
+    if peer["trusted_via"] == "local":
+        return "locally (avisa trust add)"
+    via = "; ".join(
+        f"list {s['list']} v{s['version']}, {'expired' if s['expired'] else 'expires'}"
+        f" {s['expires_at']}"
+        for s in peer["lists"]
+    )
+    return f"through {via}" + (" — FROZEN: new alerts are held" if peer["frozen"] else "")
 
 
 def cmd_trust_remove(args: argparse.Namespace) -> int:
@@ -435,3 +450,4 @@ def register_trust(commands: Any) -> None:
     revoke.add_argument("--at", metavar="TIME", help="RFC 3339; default now")
     _data(revoke)
     revoke.set_defaults(func=cmd_trust_revoke)
+    register_deny(actions)

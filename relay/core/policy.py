@@ -10,6 +10,12 @@ The order of checks is the order of cost to an attacker: structure and
 signatures first, then replay (duplicate, tombstones), then time, then who may
 say what where (origin, speaks_for, endorsements), then review rules.
 
+A peer is trusted locally or through subscribed trust lists (``PeerPolicy.sources``,
+built by ``keys.cards.trustmerge``). Once every list a peer comes from is past its
+expiry the peer is **frozen**: its new alerts are held (``trustlist_expired``); its
+cancels, debunks (certainty ``false``) and updates that narrow what they update still
+pass (DESIGN §15).
+
 Authority: an alert is authoritative when its origin is a trusted peer (or
 this node) and it lies inside that peer's ``speaks_for``. Anything else needs
 ``min_endorsements`` distinct trusted networks other than the origin to have
@@ -33,7 +39,7 @@ from typing import Literal
 import msgspec
 
 from relay.core.envelope import Verification
-from relay.core.model import CERTAINTIES, KINDS, Alert, Envelope
+from relay.core.model import CERTAINTIES, KINDS, Alert, Area, Envelope
 
 Action = Literal["accept", "hold", "reject"]
 Relay = Literal["all", "peers", "own"]
@@ -65,6 +71,15 @@ class Decision(msgspec.Struct, frozen=True):
 
 
 @dataclass(frozen=True, slots=True)
+class ListSource:
+    """A trust list a peer is trusted through: its name, the version held, its expiry."""
+
+    list: str
+    version: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PeerPolicy:
     """What this node accepts from one peer network, and how it treats it."""
 
@@ -79,6 +94,13 @@ class PeerPolicy:
     # reach it directly, so relaying theirs would only send it copies); or our own and our
     # trusted "peers'" (not what we accepted on endorsements: a hub to the other hubs).
     relay: Relay = "all"
+    # Empty: trusted locally (``avisa trust add``). Otherwise the subscribed trust lists
+    # this peer comes from (``keys.cards.trustmerge``), all of which freeze once expired.
+    sources: tuple[ListSource, ...] = ()
+
+    def frozen(self, now: datetime) -> bool:
+        """Trusted only through lists, every one of them past its expiry (DESIGN §15)."""
+        return bool(self.sources) and all(s.expires_at <= now for s in self.sources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +126,8 @@ class PolicyState(msgspec.Struct, frozen=True):
     references_cancelled: bool = False
     from_peer: str | None = None
     recent_from_peer: int = 0
+    # For an update: the areas of the messages it references that this node holds.
+    referenced_areas: tuple[Area, ...] = ()
 
 
 def covers_code(scope_code: str, code: str) -> bool:
@@ -252,11 +276,37 @@ def decide(
         return Decision("reject", "rate_limited")
     if origin_ok and alert.msg_type == "cancel":
         return Decision("accept", "origin_cancel")
-    return _authority(alert, verification, policy, now, origin_ok)
+    return _authority(alert, verification, policy, now, origin_ok, state)
+
+
+def narrows(new: Area, old: Area) -> bool:
+    """``new`` lies within ``old``: a finer or equal cell, no wider radius, codes covered."""
+    return (
+        new.geohash.startswith(old.geohash)
+        and new.radius_m <= old.radius_m
+        and all(any(covers_code(c, code) for c in old.codes) for code in new.codes)
+    )
+
+
+def passes_freeze(alert: Alert, state: PolicyState) -> bool:
+    """What a frozen list member may still say (DESIGN §15): a debunk, or an update that
+    narrows every message it references (all held here). Cancels pass before this."""
+    if alert.certainty == "false":
+        return True
+    return (
+        alert.msg_type == "update"
+        and len(state.referenced_areas) == len(alert.references)
+        and all(narrows(alert.area, old) for old in state.referenced_areas)
+    )
 
 
 def _authority(
-    alert: Alert, verification: Verification, policy: Policy, now: datetime, origin_ok: bool
+    alert: Alert,
+    verification: Verification,
+    policy: Policy,
+    now: datetime,
+    origin_ok: bool,
+    state: PolicyState,
 ) -> Decision:
     origin = policy.peers.get(alert.network) if origin_ok else None
     kinds = origin.kinds if origin else frozenset(KINDS)
@@ -265,6 +315,8 @@ def _authority(
         return Decision("reject", "kind_not_accepted")
     if alert.certainty not in certainties:
         return Decision("reject", "certainty_not_accepted")
+    if origin is not None and origin.frozen(now) and not passes_freeze(alert, state):
+        return Decision("hold", "trustlist_expired")
     # An unknown origin always needs at least one trusted voice.
     needed = policy.min_endorsements if origin is not None else max(1, policy.min_endorsements)
     if origin is not None and inside_scope(alert, origin.speaks_for):

@@ -11,7 +11,9 @@ statement signed by the old and the new key; when it changed anything, the
 trust snapshot is reloaded at once.
 
 Documents are fetched from the URL the operator stored with ``avisa trust
-add``: a document can never move a peer to another address.
+add``: a document can never move a peer to another address. A peer trusted
+through a coalition trust list is not followed: its keys are the list's, and a
+new version of the list is how they change (DESIGN §15).
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ class KeyRefresher:
         """Fetch and apply one peer's document; True when trust changed."""
         node = self._federation.host
         record = node.trust.peers.get(network)
-        if record is None:
-            return False
+        if record is None or record.policy.sources:
+            return False  # a list peer's keys are what its list says, nothing else
         try:
             raw = await self._federation.client.key_document(network, record.url)
             stored = await node.db.write(

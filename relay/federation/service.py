@@ -165,7 +165,9 @@ class Federation:
         if self._client is None:
             return
         peers = self.host.trust.peers
-        wanted = set(peers) - {self.host.network}
+        # A list peer whose list does not name us does not know us: no link to pull from it.
+        wanted = {n for n, r in peers.items() if r.policy.forward or not r.policy.sources}
+        wanted -= {self.host.network}
         for network in set(self._tasks) - wanted:
             self._tasks.pop(network).cancel()
             self._key_tasks.pop(network).cancel()

@@ -6,8 +6,10 @@ federation's HTTP session), then judge and record the outcome in one write
 transaction (``keys.store.trustsub_ops.refresh_on``): what chains is held,
 the first refusal is recorded and logged (``trustlist refused``, with the
 list and the reason code, never the reply), an equivocating copy is kept.
-One list's failure never stops the others. Members are not applied as peers
-yet (DESIGN §15; the next step).
+One list's failure never stops the others. A version taken reloads the
+node's trust at once (its members are peers: ``relay.storage.trust``); a held
+version that expires within ``EXPIRY_WARNING`` (a week) logs ``trustlist
+expires soon`` at every check, so maintainers hear of it before the freeze.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from keys.cards.trustlist import TrustListRefused
-from keys.store.trustsub_ops import Refreshed, Unfetched, refresh_on
+from keys.store.trustsub_ops import Refreshed, Unfetched, expiring_soon, refresh_on
 from relay.core.errors import BadInput
+from relay.core.times import rfc3339
 from relay.federation.trustfetch import FetchFailed, fetch_forward
 from relay.storage import trustlists
 
@@ -59,6 +62,14 @@ async def refresh_one(
         return None
     if result.accepted:
         _log.info("trustlist updated", list=list_id, version=result.version)
+        await host.reload_trust()  # its members are this node's peers from now on
+    if result.expires_at is not None and expiring_soon(result.expires_at, now):
+        _log.warning(
+            "trustlist expires soon",
+            list=list_id,
+            version=result.version,
+            expires_at=rfc3339(result.expires_at),
+        )
     if result.refusal is not None:
         reason, message = result.refusal
         _log.warning("trustlist refused", list=list_id, reason=reason, detail=message)

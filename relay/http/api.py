@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from keys.cards.trustmerge import source_view
 from relay.core import drafts
 from relay.core.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
 from relay.core.model import Alert
@@ -403,6 +404,7 @@ def peer_listing(
     """Each trusted peer: its policy, its keys, its link's status, and (given
     ``waiting``, from ``gaps.by_peer``) the seq gaps it left."""
     result = []
+    now = node.clock()
     for record in node.trust.peers.values():
         policy = record.policy
         entry: dict[str, Any] = {
@@ -416,6 +418,7 @@ def peer_listing(
             "relay": policy.relay,
             "keys": [key.keyid for key in record.keys],
         }
+        entry |= source_view(policy, now)
         entry |= node.peer_status(record.network)
         if waiting is not None:
             peer_gaps = waiting.get(record.network, gaps.PeerGaps(0, 0, 0, []))

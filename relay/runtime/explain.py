@@ -10,6 +10,10 @@ says nothing about the policy: for one, the answer also carries
 ``accepted_here`` (when, from whom and why it was accepted, from the decision
 log while it keeps the row) and ``as_new`` (what the policy decides for it
 today, as if it had never been seen).
+
+``origin_trusted`` says which rule makes the origin trusted (or not): this
+node, a local ``avisa trust add``, which subscribed trust list and version
+(frozen once every list expired), or a local ``avisa trust deny``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from keys.store import nodekey, ownkeys
 from relay.core import config as config_mod
 from relay.core.errors import ConfigError
 from relay.core.model import MAX_ENVELOPE_BYTES
-from relay.core.policy import decide, inside_scope
+from relay.core.policy import PeerPolicy, decide, inside_scope
 from relay.core.times import Clock, from_epoch, rfc3339
 from relay.runtime.clock import system_clock
 from relay.runtime.pipeline import Rejected, prepare
@@ -98,9 +102,35 @@ def explain_envelope(
         ],
         "endorsed_by": prepared.incoming.endorsed_by,
         "inside_speaks_for": bool(origin_peer and inside_scope(alert, origin_peer.speaks_for)),
+        "origin_trusted": _trusted_by(conn, alert.network, origin_peer, snapshot, now),
         "stored_here": state.stored,
         **extra,
     }
+
+
+def _trusted_by(
+    conn: sqlite3.Connection,
+    network: str,
+    peer: PeerPolicy | None,
+    snapshot: trust.TrustSnapshot,
+    now: datetime,
+) -> str:
+    """Which rule makes the origin what it is here: local, which list (version), a deny."""
+    if network == snapshot.policy.own_network:
+        return "this node"
+    if peer is None:
+        why = next((reason for name, reason, _ in trust.denied(conn) if name == network), None)
+        if why is not None:
+            return f"denied here (avisa trust deny: {why}); no list applies"
+        return "not trusted here (neither avisa trust add nor a trust list)"
+    if not peer.sources:
+        return "locally (avisa trust add)"
+    lists = "; ".join(
+        f"list {s.list} version {s.version}, "
+        f"{'expired' if s.expires_at <= now else 'expires'} {rfc3339(s.expires_at)}"
+        for s in peer.sources
+    )
+    return f"through {lists}" + (" (frozen)" if peer.frozen(now) else "")
 
 
 def _accepted_here(conn: sqlite3.Connection, alert_id: str) -> dict[str, Any] | None:

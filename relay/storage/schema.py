@@ -478,4 +478,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX alerts_origin_seq ON alerts (network, seq);
         """,
     ),
+    (
+        # Networks this node refuses whatever a trust list says (avisa trust deny), and keys
+        # of list-only peers revoked here (avisa trust revoke): both beat every list (§15).
+        "0770_trust_deny",
+        """
+        CREATE TABLE trust_deny (
+            network TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            denied_at INTEGER NOT NULL
+        );
+        CREATE TABLE trust_revoked_keys (
+            keyid TEXT PRIMARY KEY,
+            network TEXT NOT NULL,
+            revoked_at INTEGER NOT NULL
+        );
+        """,
+    ),
 ]

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import msgspec
 
 from relay.core.envelope import payload_bytes
-from relay.core.model import Alert, decode_alert, envelope_decoder
+from relay.core.model import Alert, Area, decode_alert, envelope_decoder
 from relay.core.policy import Decision, PolicyState
 from relay.core.times import from_epoch, to_epoch
 from relay.storage import chain
@@ -137,7 +137,21 @@ def policy_state(
         references_cancelled=cancelled_refs,
         from_peer=from_peer,
         recent_from_peer=recent_from_peer,
+        referenced_areas=_referenced_areas(conn, alert),
     )
+
+
+def _referenced_areas(conn: sqlite3.Connection, alert: Alert) -> tuple[Area, ...]:
+    """For an update: the areas of the messages it references held here (the freeze of a
+    trust list lets an update through only when it narrows them, relay.core.policy)."""
+    if alert.msg_type != "update":
+        return ()
+    rows = conn.execute(
+        f"SELECT envelope FROM alerts WHERE network = ? AND id IN "
+        f"({','.join('?' * len(alert.references))})",
+        (alert.network, *alert.references),
+    ).fetchall()
+    return tuple(decode_alert(payload_bytes(envelope_decoder.decode(r[0]))).area for r in rows)
 
 
 INSERT_DECISION = (

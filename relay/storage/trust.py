@@ -17,6 +17,14 @@ Each token belongs to a **person** (``--person``, by default its label), and
 the desk room's Matrix ids can be linked to persons (``desk_persons``), so the
 two-person rule counts people, not credentials (DESIGN §17): ``person_of``
 names the person behind a tip history's actor (``token:<id>`` or a Matrix id).
+
+Peers also come from subscribed coalition trust lists (DESIGN §15): the
+snapshot adds, next to the ``peers`` table's, the peers the held version of
+each subscription gives (``list_peers``, the rule in ``keys.cards.trustmerge``).
+They are never copied into ``peers``, so a new version or an unsubscribe needs
+no cleanup: subscribing, advancing and unsubscribing bump ``trust_version``
+like any trust change. ``avisa trust deny`` (``trust_deny``) beats every list,
+and so does a list key revoked here (``avisa trust revoke``, ``trust_revoked_keys``).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from keys.cards.trustmerge import Held, Local, merge
 from keys.core.keyring import KeyEntry, Keyring
 from relay.core.config import Config
 from relay.core.errors import BadInput
@@ -44,6 +53,7 @@ from relay.core.times import (
     to_epoch,
     to_epoch_or_none,
 )
+from relay.storage import trustlists
 
 Role = Literal["intake", "verifier", "publisher", "reviewer", "admin", "metrics"]
 ROLES: tuple[Role, ...] = ("intake", "verifier", "publisher", "reviewer", "admin", "metrics")
@@ -320,6 +330,78 @@ def load_peers(conn: sqlite3.Connection) -> list[PeerRecord]:
     return records
 
 
+# --- denied networks and the peers trust lists give --------------------------
+
+
+def deny(conn: sqlite3.Connection, network: str, reason: str, now: datetime) -> bool:
+    """Refuse ``network`` whatever a list says; False when it was already denied."""
+    cursor = conn.execute(
+        "INSERT INTO trust_deny (network, reason, denied_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (network) DO NOTHING",
+        (network, reason, to_epoch(now)),
+    )
+    bump_version(conn)
+    return cursor.rowcount > 0
+
+
+def undeny(conn: sqlite3.Connection, network: str) -> bool:
+    removed = conn.execute("DELETE FROM trust_deny WHERE network = ?", (network,)).rowcount > 0
+    bump_version(conn)
+    return removed
+
+
+def denied(conn: sqlite3.Connection) -> list[tuple[str, str, datetime]]:
+    """Each denied network, why (the operator's words) and since when."""
+    rows = conn.execute("SELECT network, reason, denied_at FROM trust_deny ORDER BY network")
+    return [(str(n), str(r), from_epoch(at)) for n, r, at in rows]
+
+
+def revoke_list_key(conn: sqlite3.Connection, network: str, keyid: str, at: datetime) -> None:
+    """A key a trust list gives, void here from ``at`` (the earliest revocation stays)."""
+    conn.execute(
+        "INSERT INTO trust_revoked_keys (keyid, network, revoked_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (keyid) DO UPDATE SET"
+        " revoked_at = min(trust_revoked_keys.revoked_at, excluded.revoked_at)",
+        (keyid, network, to_epoch(at)),
+    )
+    bump_version(conn)
+
+
+def revoked_list_keys(conn: sqlite3.Connection) -> dict[str, datetime]:
+    rows = conn.execute("SELECT keyid, revoked_at FROM trust_revoked_keys")
+    return {str(keyid): from_epoch(at) for keyid, at in rows}
+
+
+def list_peers(
+    conn: sqlite3.Connection,
+    own_network: str,
+    local: Iterable[PeerRecord],
+    own_keys: Iterable[KeyEntry],
+) -> list[PeerRecord]:
+    """The peers the held version of each subscribed list gives (``keys.cards.trustmerge``)."""
+    held = [
+        Held(
+            sub.list,
+            sub.held.version,
+            sub.held.document.expires_at,
+            sub.held.document.members,
+            sub.max_speaks_for,
+        )
+        for sub in trustlists.subscriptions(conn)
+    ]
+    if not held:
+        return []
+    known = [str(k) for (k,) in conn.execute("SELECT keyid FROM peer_keys")]
+    decided = Local(
+        own_network,
+        trusted={peer.network for peer in local},
+        denied={network for network, _, _ in denied(conn)},
+        known_keys={*known, *(key.keyid for key in own_keys)},
+        revoked=revoked_list_keys(conn),
+    )
+    return [PeerRecord(p.network, p.url, p.keys, p.policy) for p in merge(held, decided)]
+
+
 # --- the snapshot ---------------------------------------------------------
 
 
@@ -352,8 +434,10 @@ def policy_from_config(config: Config, peers: Iterable[PeerRecord]) -> Policy:
 def load_snapshot(
     conn: sqlite3.Connection, config: Config, own_keys: Iterable[KeyEntry]
 ) -> TrustSnapshot:
-    peers = load_peers(conn)
+    own_keys = list(own_keys)
+    local = load_peers(conn)
     own_network = config.node.network
+    peers = [*local, *list_peers(conn, own_network, local, own_keys)]
     entries = [*own_keys, *(key for p in peers if p.network != own_network for key in p.keys)]
     return TrustSnapshot(
         policy=policy_from_config(config, peers),

@@ -220,6 +220,17 @@ _EN: dict[str, str] = {
     "tips.single": "only this report so far",
     "ago": "{} ago",
     "in": "in {}",
+    "peers.trusted": "Trusted",
+    "peers.local": "here (cards exchanged, avisa trust add)",
+    "peers.via_list": "through trust list {} version {}, until {}",
+    "peers.frozen": "the list expired: new alerts from it are held",
+    "peers.list_expired": "Trust list {} (version {}) expired on {}: new alerts from its members"
+    " are held until its maintainers publish a newer version.",
+    "peers.list_expiring": "Trust list {} (version {}) expires on {}: ask its maintainers for a"
+    " new version.",
+    "peers.list_refused": "Trust list {}: the last check was refused ({}) {}: {}",
+    "reason.trustlist_expired": "its origin is trusted only through a trust list that expired:"
+    " new alerts wait for review until the maintainers publish a newer version",
 }
 
 _ES: dict[str, str] = {
@@ -416,6 +427,17 @@ _ES: dict[str, str] = {
     "tips.single": "por ahora solo este reporte",
     "ago": "hace {}",
     "in": "en {}",
+    "peers.trusted": "De confianza",
+    "peers.local": "aquí (tarjetas intercambiadas, avisa trust add)",
+    "peers.via_list": "por la lista de confianza {} versión {}, hasta {}",
+    "peers.frozen": "la lista venció: sus alertas nuevas quedan en espera",
+    "peers.list_expired": "La lista de confianza {} (versión {}) venció el {}: las alertas nuevas"
+    " de sus miembros quedan en espera hasta que sus responsables publiquen una versión nueva.",
+    "peers.list_expiring": "La lista de confianza {} (versión {}) vence el {}: pida a sus"
+    " responsables una versión nueva.",
+    "peers.list_refused": "Lista de confianza {}: la última revisión fue rechazada ({}) {}: {}",
+    "reason.trustlist_expired": "su origen es de confianza solo por una lista de confianza que"
+    " venció: las alertas nuevas esperan revisión hasta que publiquen una versión nueva",
 }
 
 MESSAGES: Mapping[str, Mapping[str, str]] = {"en": _EN, "es": _ES}

@@ -1,14 +1,17 @@
 """Peers (health, backlog, last error, the seq gaps each left that this node is
-waiting to fill, fingerprints to read aloud), bridges
+waiting to fill, fingerprints to read aloud, local or through which trust list,
+with a notice for a list that expired, expires within a week or was refused), bridges
 (each one's status), and the decision log (filterable)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from keys.store import trustsub_ops
 from relay.core.times import rfc3339
 from relay.http import api
 from relay.http.webdesk import i18n, views
@@ -52,6 +55,7 @@ async def peers(request: web.Request) -> web.StreamResponse:
                     {"keyid": key.keyid, "fingerprint": views.cached_fingerprint(key.public_key)}
                     for key in record.keys
                 ],
+                "trusted_text": _trusted_text(entry, t),
             }
         )
     own_keys = {key.keyid: key for key in node.own_keys()}  # the current key is listed twice
@@ -59,9 +63,40 @@ async def peers(request: web.Request) -> web.StreamResponse:
         {"keyid": key.keyid, "fingerprint": views.cached_fingerprint(key.public_key)}
         for key in own_keys.values()
     ]
-    context = {"peers": items, "own_keys": own}
+    lists = await node.db.read(lambda conn: trustsub_ops.views(conn, now))
+    context = {"peers": items, "own_keys": own, "list_notices": _list_notices(lists, now, t)}
     template = partial(request, "peers.html", "_peers_list.html")
     return render(request, template, context, user=user, page="peers")
+
+
+def _trusted_text(entry: dict[str, Any], t: Callable[[str], str]) -> str:
+    """Local, or through which lists (version, expiry), in the desk's words."""
+    if entry.get("trusted_via") != "list":
+        return t("peers.local")
+    via = "; ".join(
+        t("peers.via_list").format(s["list"], s["version"], s["expires_at"][:10])
+        for s in entry["lists"]
+    )
+    return via + (f" — {t('peers.frozen')}" if entry.get("frozen") else "")
+
+
+def _list_notices(lists: list[dict[str, Any]], now: datetime, t: Callable[[str], str]) -> list[str]:
+    """A subscribed list that expired, expires within a week, or whose last check was
+    refused (the latest refusal: rollback, equivocation, unreachable, …)."""
+    notices = []
+    for sub in lists:
+        name, version, until = sub["list"], sub["version"], sub["expires_at"][:10]
+        if sub["expired"]:
+            notices.append(t("peers.list_expired").format(name, version, until))
+        elif sub["expires_soon"]:
+            notices.append(t("peers.list_expiring").format(name, version, until))
+        refusal = sub["refusal"]
+        if refusal is not None and refusal["reason"] != "expired":
+            when = views.relative(_parse_time(refusal["at"]), now, t)
+            notices.append(
+                t("peers.list_refused").format(name, refusal["reason"], when, refusal["message"])
+            )
+    return notices
 
 
 def _parse_time(text: str) -> datetime:
