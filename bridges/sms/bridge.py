@@ -59,6 +59,8 @@ from bridges.sms import store as sms_store
 from bridges.sms.compose import Layout, Status, alert_text, language_for, withdrawal_text
 from bridges.sms.gateway import (
     Gateway,
+    GatewaySettings,
+    HttpGateway,
     Outgoing,
     Refused,
     not_found,
@@ -96,18 +98,22 @@ def inbound_secret(config: SmsBridge, data_dir: Any) -> str:
 def make_gateway(config: SmsBridge, data_dir: Any, callback_base: str) -> Gateway:
     password = secret_file(data_dir, config.password_file, "bridges.sms.password_file", "password")
     declare_secret(password)
-    secret = inbound_secret(config, data_dir)
-    if config.gateway == "twilio":
+    account = config.account_sid if config.gateway == "twilio" else config.username
+    settings = GatewaySettings(
+        config.sendsms_url, account, password, config.sender, inbound_secret(config, data_dir)
+    )
+    return gateway_class(config.gateway)(settings, callback_base)
+
+
+def gateway_class(name: str) -> type[HttpGateway]:
+    """The backend ``[bridges.sms] gateway`` names, imported only when configured."""
+    if name == "twilio":
         from bridges.sms.twilio import TwilioGateway
 
-        return TwilioGateway(
-            config.sendsms_url, config.account_sid, password, config.sender, secret, callback_base
-        )
+        return TwilioGateway
     from bridges.sms.kannel import KannelGateway
 
-    return KannelGateway(
-        config.sendsms_url, config.username, password, config.sender, secret, callback_base
-    )
+    return KannelGateway
 
 
 @dataclass(slots=True)
