@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -68,6 +67,7 @@ from bridges.sms.gateway import (
 )
 from bridges.sms.gsm import Encoded
 from bridges.sms.inbound import LineStats, TextAnswers
+from bridges.store import Conn
 from relay.core import phone
 from relay.core.backoff import Backoff
 from relay.core.bridgeconfig import SmsBridge
@@ -166,7 +166,7 @@ class AlertFollower(RouteConsumer):
             return Skipped("not_sent_here")
         now = to_epoch(self.node.clock())
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Conn) -> None:
             texts = {
                 lang: withdrawal_text(alert, language_for(alert, lang), line.layout)
                 for lang in sms_store.languages(conn)
@@ -195,7 +195,7 @@ class AlertFollower(RouteConsumer):
         now = to_epoch(self.node.clock())
         status: Status = "alert" if alert.msg_type == "alert" else "update"
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Conn) -> None:
             if again:
                 self._reinstate(conn, pos, alert, now)
             wanted = [
@@ -210,7 +210,7 @@ class AlertFollower(RouteConsumer):
 
         return Delivered(record, edit=again)
 
-    def _reinstate(self, conn: sqlite3.Connection, pos: int, alert: Alert, now: int) -> None:
+    def _reinstate(self, conn: Conn, pos: int, alert: Alert, now: int) -> None:
         """Accepted again after a withdrawal: those told of it get the alert again,
         marked in force again (others who got it hear nothing new, and those whose
         copy the withdrawal dropped get the alert as anyone new would)."""
@@ -223,7 +223,7 @@ class AlertFollower(RouteConsumer):
         cancel = alert.msg_type == "cancel"
         now = to_epoch(self.node.clock())
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Conn) -> None:
             if again:
                 self._reinstate(conn, pos, alert, now)
             texts = line.texts_for(
@@ -335,7 +335,7 @@ class SmsBridgeRunner(TextAnswers):
         """Subscribers per keyword and language, the queue by state, numbers opted out:
         counts only."""
 
-        def job(conn: sqlite3.Connection) -> dict[str, Any]:
+        def job(conn: Conn) -> dict[str, Any]:
             return {**sms_store.counts(conn), "opted_out": optout.count(conn)}
 
         return await self.node.db.read(job)
@@ -450,14 +450,14 @@ class SmsBridgeRunner(TextAnswers):
         sent: list[tuple[int, str]],
         retry: list[int],
         refused: list[tuple[int, Refused]],
-        conn: sqlite3.Connection,
+        conn: Conn,
     ) -> list[bytes]:
         """Outcomes of a batch; the sealed numbers of carrier opt-outs (as STOPs)."""
         sms_store.mark_sent(conn, sent)
         # Due again at once: the sender itself waits ``wait`` before its next claim.
         sms_store.mark_retry(conn, retry, to_epoch(self.node.clock()))
         opted = [queue_id for queue_id, exc in refused if exc.opted_out]
-        sealed = {queue_id: optout.sealed_for(conn, queue_id) for queue_id in opted}
+        sealed = {queue_id: sms_store.sealed_for(conn, queue_id) for queue_id in opted}
         sms_store.mark_failed(conn, [queue_id for queue_id, _ in refused], "refused")
         stopped: list[bytes] = []
         for queue_id in opted:
