@@ -30,6 +30,11 @@ what its gateway says differently:
   ``/sms/v1/<backend>/{secret}``; ``report_url`` names the queue row with
   ``?ref=ROW``, which ``report_ref`` reads back.
 
+A third backend is one module with a subclass, a word in ``[bridges.sms]
+gateway`` and a branch in ``bridges.sms.bridge.gateway_class`` (docs/sms.md,
+"Adding a gateway"); ``tests/sms/test_gateways.py`` runs the same cases on
+every backend.
+
 A wrong secret answers 404 exactly as an unknown path would, compared in
 constant time. Opt-outs a carrier reports (a blocked number, a number that
 texted STOP to the carrier) are ``Refused(opted_out=True)`` or a report with
@@ -68,7 +73,9 @@ ANSWER_BYTES = 64 * 1024  # of a gateway's answer, read at most (a resource echo
 MAX_WAIT_S = 300.0  # the longest Retry-After honoured
 POOL = 32
 # Words carriers use when a number refuses messages (SMPP/Kannel replies, Twilio 21610).
-_OPTED_OUT = re.compile(r"opt.?out|blocked|unsubscribed|blacklist|21610|21614", re.IGNORECASE)
+_OPTED_OUT = re.compile(
+    r"opt(?:ed)?.?out|blocked|unsubscribed|blacklist|21610|21614", re.IGNORECASE
+)
 
 
 class Refused(AvisaError):

@@ -3,7 +3,8 @@
 Each backend is described once, as a ``Spec``: what its gateway answers to a
 good send and to an opt-out, how a phone's text and a delivery report reach
 its webhooks, and its words for each report state. Every case below then runs
-for every backend in ``SPECS`` (a third backend adds one ``Spec``):
+for every backend in ``SPECS`` (a third backend adds one ``Spec``; ``JsonGateway``
+below is one, whole, to show that a new gateway is one small module):
 
 - **sending** through the backend to a stand-in of its gateway (a real
   aiohttp server on 127.0.0.1:0 speaking the gateway's shapes, because
@@ -91,6 +92,8 @@ class Spec:
     sent_text: Callable[[dict[str, str]], str]  # the text in a recorded send
     mo: Callable[[str, str, str, str], Call]  # (webhook base, sender, id, text)
     report: Callable[[str, str, str], Call]  # (webhook base, ref, the gateway's state word)
+    url_path: str = ""  # appended to the stand-in's URL in the settings
+    cls: type[HttpGateway] | None = None  # None: the one the config names
 
 
 def _kannel_mo(base: str, sender: str, mo_id: str, text: str) -> Call:
@@ -134,6 +137,7 @@ KANNEL = Spec(
     sent_text=lambda sent: sent["text"],
     mo=_kannel_mo,
     report=_kannel_report,
+    url_path="/cgi-bin/sendsms",
 )
 TWILIO = Spec(
     name="twilio",
@@ -147,7 +151,63 @@ TWILIO = Spec(
     mo=_twilio_mo,
     report=_twilio_report,
 )
-SPECS = [KANNEL, TWILIO]
+
+
+class JsonGateway(HttpGateway):
+    """A third backend, whole: a gateway that takes JSON and calls back with forms
+    (the shape of courier's "external" channel). The base carries the rest."""
+
+    name = "json"
+
+    async def send(self, message: Outgoing) -> str:
+        body = {"to": message.to, "from": self.settings.sender, "text": message.text}
+        body["report_url"] = self.report_url(message.queue_id)
+        answer = await self.call("POST", self.settings.url, json=body)
+        self.check(answer, answer.text, opted_out=gw.opted_out(answer.text))
+        return f"json:{message.queue_id}"
+
+    async def read_message(self, request: web.Request) -> Inbound:
+        form = await gw.read_webhook_form(request)
+        mo_id, sender = (
+            gw.required(form.get("id", ""), "id"),
+            gw.required(form.get("from", ""), "from"),
+        )
+        return Inbound(mo_id, sender, form.get("text", "")[: gw.MAX_TEXT_CHARS])
+
+    async def read_report(self, request: web.Request) -> Report | None:
+        ref = gw.report_ref(request)
+        word = gw.query_one(request, "status", "AVISA_BAD_DLR")
+        state = JSON_STATES.get(word)
+        return None if state is None else Report(ref, state, f"json {word}")
+
+
+JSON_STATES: dict[str, ReportState] = {"ok": "delivered", "gone": "failed", "out": "sent"}
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def _json_mo(base: str, sender: str, mo_id: str, text: str) -> Call:
+    return Call("POST", base, FORM, urlencode({"id": mo_id, "from": sender, "text": text}).encode())
+
+
+def _json_report(base: str, ref: str, word: str) -> Call:
+    return Call("POST", f"{base}/report?ref={quote(ref)}&status={word}", FORM, b"")
+
+
+JSON = Spec(
+    name="json",
+    account="",
+    password="",
+    api_path="/send",
+    accepted=(200, {"id": "j1"}),
+    opted_out=(400, "the recipient opted out"),
+    states={state: word for word, state in JSON_STATES.items()},
+    sent_text=lambda sent: sent["text"],
+    mo=_json_mo,
+    report=_json_report,
+    url_path="/send",
+    cls=JsonGateway,
+)
+SPECS = [KANNEL, TWILIO, JSON]
 
 
 @dataclass
@@ -162,7 +222,11 @@ class StandIn:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path != self.spec.api_path:
             return web.Response(status=404)
-        form = dict(request.query) if request.method == "GET" else dict(await request.post())
+        form: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            form = await request.json()
+        elif request.method == "POST":
+            form = dict(await request.post())
         self.sent.append({name: str(value) for name, value in form.items()})
         entry = self.script.pop(0) if self.script else (*self.spec.accepted, {})
         if entry is None:  # hang until the test is over
@@ -240,9 +304,9 @@ async def world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
     holder: list[World] = []
     hooks_runner, hooks_port = await _serve(_webhooks(lambda: holder[0]))
     callback_base = f"http://127.0.0.1:{hooks_port}"
-    url = f"http://127.0.0.1:{api_port}" + (spec.api_path if spec.name == "kannel" else "")
+    url = f"http://127.0.0.1:{api_port}{spec.url_path}"
     settings = GatewaySettings(url, spec.account, spec.password, SENDER, SECRET)
-    gateway = gateway_class(spec.name)(settings, callback_base)
+    gateway = (spec.cls or gateway_class(spec.name))(settings, callback_base)
     base = f"{callback_base}/sms/v1/{spec.name}/{SECRET}"
     http = aiohttp.ClientSession()
     holder.append(World(spec, gateway, stand_in, Sink(), base, hooks_port, http))
@@ -432,3 +496,21 @@ def test_basic_auth_is_the_account_and_token() -> None:
     assert (
         headers["Authorization"] == "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
     )
+
+
+@pytest.mark.parametrize(
+    ("detail", "out"),
+    [
+        ("NACK/0x0000000b/blocked", True),
+        ("Number is opted out", True),
+        ("opt-out", True),
+        ("OPTOUT", True),
+        ("error 21610", True),
+        ("the recipient unsubscribed", True),
+        ("Authorization failed for sendsms", False),
+        ("Invalid 'To' Phone Number", False),
+        ("options outside range", False),
+    ],
+)
+def test_carrier_words_for_an_opt_out(detail: str, out: bool) -> None:
+    assert gw.opted_out(detail) is out
