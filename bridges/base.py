@@ -2,9 +2,9 @@
 
 A bridge delivers the node's feed somewhere outside (Matrix rooms, SMS
 subscribers, CAP feeds). Each *route* of a bridge is its own consumer of the
-feed with its own cursor in the ``cursors`` table (``bridges.store``), so one failing room never
-holds back another, and a restart resumes where the last durable delivery
-left off:
+feed with its own cursor in the ``cursors`` table (``bridges.store``), so one
+failing room never holds back another, and a restart resumes where the last
+durable delivery left off:
 
     read the feed after the cursor → filter → deliver (idempotent far side)
       → record what was delivered and move the cursor, in one transaction
