@@ -2,9 +2,9 @@
 
 A bridge delivers the node's feed somewhere outside (Matrix rooms, SMS
 subscribers, CAP feeds). Each *route* of a bridge is its own consumer of the
-feed with its own cursor in the ``cursors`` table, so one failing room never
-holds back another, and a restart resumes where the last durable delivery
-left off:
+feed with its own cursor in the ``cursors`` table (``bridges.store``), so one
+failing room never holds back another, and a restart resumes where the last
+durable delivery left off:
 
     read the feed after the cursor → filter → deliver (idempotent far side)
       → record what was delivered and move the cursor, in one transaction
@@ -38,7 +38,6 @@ certainty and language.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from typing import Any, Protocol
 import structlog
 
 from bridges.render import pick_languages
+from bridges.store import Conn, Record, load_cursor, save_cursor
 from relay.core.backoff import Backoff
 from relay.core.config import Config
 from relay.core.errors import AvisaError, ConfigError, TransportError
@@ -66,7 +66,6 @@ from relay.storage.db import Database
 from relay.storage.files import is_private
 
 Sleep = Callable[[float], Awaitable[None]]
-Record = Callable[[sqlite3.Connection], None]
 
 BATCH = 100
 POISON_AFTER = 5
@@ -210,22 +209,6 @@ class RouteStatus:
         }
 
 
-# --- the durable cursor -------------------------------------------------------
-
-
-def load_cursor(conn: sqlite3.Connection, name: str) -> int:
-    row = conn.execute("SELECT pos FROM cursors WHERE name = ?", (name,)).fetchone()
-    return 0 if row is None else int(row[0])
-
-
-def save_cursor(conn: sqlite3.Connection, name: str, pos: int) -> None:
-    conn.execute(
-        "INSERT INTO cursors (name, pos) VALUES (?, ?) ON CONFLICT (name)"
-        " DO UPDATE SET pos = excluded.pos WHERE excluded.pos > cursors.pos",
-        (name, pos),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Skipped:
     reason: str
@@ -330,7 +313,7 @@ class RouteConsumer(ABC):
             return
         name = self.cursor_name
 
-        def job(conn: sqlite3.Connection) -> None:
+        def job(conn: Conn) -> None:
             outcome.record(conn)
             save_cursor(conn, name, pos)
 

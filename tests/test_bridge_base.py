@@ -25,9 +25,9 @@ from bridges.base import (
     RouteFilter,
     Skipped,
     Undeliverable,
-    load_cursor,
 )
 from bridges.matrix import store as matrix_store
+from bridges.store import load_cursor
 from relay.core.errors import TransportError
 from relay.runtime.clock import FakeClock
 from relay.runtime.node import Node

@@ -25,13 +25,13 @@ an older change than the truth.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from bridges.cap.render import FeedInfo, render_alert, render_entry, render_feed
+from bridges.store import Conn
 from relay.core.config import Config
 from relay.core.errors import Gone, NotFound
 from relay.core.model import Alert
@@ -142,7 +142,7 @@ class CapExport:
         """One alert as CAP 1.2; 404 unless shown here, 410 once expired or withdrawn."""
         now = self.node.clock()
 
-        def load(conn: sqlite3.Connection) -> tuple[store.StoredAlert | None, dict[str, datetime]]:
+        def load(conn: Conn) -> tuple[store.StoredAlert | None, dict[str, datetime]]:
             stored = store.get(conn, alert_id)
             if (
                 stored is not None

@@ -59,15 +59,17 @@ from relay.core.backoff import Backoff
 from relay.core.bridgeconfig import CapSource
 from relay.core.config import Config
 from relay.core.errors import BadInput, TransportError
-from relay.core.times import Clock, parse_duration, to_epoch
+from relay.core.times import parse_duration, to_epoch
 from relay.core.tips import TipIn
 from relay.runtime.aio import cancel_all
+from relay.runtime.clock import NodeClock, every
 from relay.storage.db import Database
 
 _log = structlog.get_logger("avisa.cap")
 LINKED_AT_ONCE = 4
 MAX_INDEX_ENTRIES = 2000
 MAX_BACKOFF_S = 3600.0
+PURGE_EVERY_S = 600.0  # on the node's clock
 CLOSE_NOTE = "Cancelada por la fuente (CAP Cancel) / Cancelled by the source (CAP Cancel)"
 
 
@@ -96,7 +98,7 @@ class ImportNode(Protocol):
     def db(self) -> Database: ...
 
     @property
-    def clock(self) -> Clock: ...
+    def clock(self) -> NodeClock: ...
 
     @property
     def config(self) -> Config: ...
@@ -361,7 +363,6 @@ class CapImporter:
             for source in node.config.bridges.cap.sources
         ]
         self._tasks: list[asyncio.Task[None]] = []
-        self.sleep = sleep
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -371,16 +372,12 @@ class CapImporter:
     def start(self) -> None:
         for poller in self.pollers:
             self._tasks.append(asyncio.create_task(poller.run(), name="avisa-cap-poll"))
-        self._tasks.append(asyncio.create_task(self._purge_loop(), name="avisa-cap-purge"))
+        purging = every(self.node.clock, PURGE_EVERY_S, self._purge, "cap purge")
+        self._tasks.append(asyncio.create_task(purging, name="avisa-cap-purge"))
 
-    async def _purge_loop(self) -> None:
-        while True:
-            await self.sleep(600.0)
-            try:
-                now_s = to_epoch(self.node.clock())
-                await self.node.db.write(partial(cap_store.purge, now_s=now_s))
-            except Exception:  # noqa: BLE001 - housekeeping must outlive one failure
-                _log.exception("cap purge failed")
+    async def _purge(self) -> None:
+        now_s = to_epoch(self.node.clock())
+        await self.node.db.write(partial(cap_store.purge, now_s=now_s))
 
     async def stop(self) -> None:
         await cancel_all(self._tasks)

@@ -33,7 +33,6 @@ the room, and ``org.avisa.alert_id`` for machine readers.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from typing import Any
@@ -56,6 +55,7 @@ from bridges.base import (
 from bridges.matrix import store as matrix_store
 from bridges.matrix.session import MatrixSession, txn_id
 from bridges.render import Rendered, Signers, Status, render
+from bridges.store import Conn
 from relay.core.bridgeconfig import MatrixBridge, MatrixRoute
 from relay.core.errors import TransportError
 from relay.core.model import Alert
@@ -182,7 +182,7 @@ class MatrixRouteWorker(RouteConsumer):
         )
         route = self.cursor_name
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Conn) -> None:
             matrix_store.record_edit(
                 conn, route, own, alert.id, event_id, "withdrawn", alert.expires_at
             )
@@ -232,7 +232,7 @@ class MatrixRouteWorker(RouteConsumer):
         )
         route = self.cursor_name
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Conn) -> None:
             matrix_store.record_root(conn, route, alert.id, room_id, event_id, alert.expires_at)
 
         return Delivered(record)
@@ -265,7 +265,7 @@ class MatrixRouteWorker(RouteConsumer):
         )
         route = self.cursor_name
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Conn) -> None:
             matrix_store.record_edit(
                 conn, route, prior, alert.id, event_id, status, alert.expires_at
             )

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -59,6 +58,8 @@ from bridges.sms import store as sms_store
 from bridges.sms.compose import Layout, Status, alert_text, language_for, withdrawal_text
 from bridges.sms.gateway import (
     Gateway,
+    GatewaySettings,
+    HttpGateway,
     Outgoing,
     Refused,
     not_found,
@@ -66,6 +67,7 @@ from bridges.sms.gateway import (
 )
 from bridges.sms.gsm import Encoded
 from bridges.sms.inbound import LineStats, TextAnswers
+from bridges.store import Conn
 from relay.core import phone
 from relay.core.backoff import Backoff
 from relay.core.bridgeconfig import SmsBridge
@@ -96,18 +98,22 @@ def inbound_secret(config: SmsBridge, data_dir: Any) -> str:
 def make_gateway(config: SmsBridge, data_dir: Any, callback_base: str) -> Gateway:
     password = secret_file(data_dir, config.password_file, "bridges.sms.password_file", "password")
     declare_secret(password)
-    secret = inbound_secret(config, data_dir)
-    if config.gateway == "twilio":
+    account = config.account_sid if config.gateway == "twilio" else config.username
+    settings = GatewaySettings(
+        config.sendsms_url, account, password, config.sender, inbound_secret(config, data_dir)
+    )
+    return gateway_class(config.gateway)(settings, callback_base)
+
+
+def gateway_class(name: str) -> type[HttpGateway]:
+    """The backend ``[bridges.sms] gateway`` names, imported only when configured."""
+    if name == "twilio":
         from bridges.sms.twilio import TwilioGateway
 
-        return TwilioGateway(
-            config.sendsms_url, config.account_sid, password, config.sender, secret, callback_base
-        )
+        return TwilioGateway
     from bridges.sms.kannel import KannelGateway
 
-    return KannelGateway(
-        config.sendsms_url, config.username, password, config.sender, secret, callback_base
-    )
+    return KannelGateway
 
 
 @dataclass(slots=True)
@@ -160,7 +166,7 @@ class AlertFollower(RouteConsumer):
             return Skipped("not_sent_here")
         now = to_epoch(self.node.clock())
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Conn) -> None:
             texts = {
                 lang: withdrawal_text(alert, language_for(alert, lang), line.layout)
                 for lang in sms_store.languages(conn)
@@ -189,7 +195,7 @@ class AlertFollower(RouteConsumer):
         now = to_epoch(self.node.clock())
         status: Status = "alert" if alert.msg_type == "alert" else "update"
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Conn) -> None:
             if again:
                 self._reinstate(conn, pos, alert, now)
             wanted = [
@@ -204,7 +210,7 @@ class AlertFollower(RouteConsumer):
 
         return Delivered(record, edit=again)
 
-    def _reinstate(self, conn: sqlite3.Connection, pos: int, alert: Alert, now: int) -> None:
+    def _reinstate(self, conn: Conn, pos: int, alert: Alert, now: int) -> None:
         """Accepted again after a withdrawal: those told of it get the alert again,
         marked in force again (others who got it hear nothing new, and those whose
         copy the withdrawal dropped get the alert as anyone new would)."""
@@ -217,7 +223,7 @@ class AlertFollower(RouteConsumer):
         cancel = alert.msg_type == "cancel"
         now = to_epoch(self.node.clock())
 
-        def record(conn: sqlite3.Connection) -> None:
+        def record(conn: Conn) -> None:
             if again:
                 self._reinstate(conn, pos, alert, now)
             texts = line.texts_for(
@@ -329,7 +335,7 @@ class SmsBridgeRunner(TextAnswers):
         """Subscribers per keyword and language, the queue by state, numbers opted out:
         counts only."""
 
-        def job(conn: sqlite3.Connection) -> dict[str, Any]:
+        def job(conn: Conn) -> dict[str, Any]:
             return {**sms_store.counts(conn), "opted_out": optout.count(conn)}
 
         return await self.node.db.read(job)
@@ -444,14 +450,14 @@ class SmsBridgeRunner(TextAnswers):
         sent: list[tuple[int, str]],
         retry: list[int],
         refused: list[tuple[int, Refused]],
-        conn: sqlite3.Connection,
+        conn: Conn,
     ) -> list[bytes]:
         """Outcomes of a batch; the sealed numbers of carrier opt-outs (as STOPs)."""
         sms_store.mark_sent(conn, sent)
         # Due again at once: the sender itself waits ``wait`` before its next claim.
         sms_store.mark_retry(conn, retry, to_epoch(self.node.clock()))
         opted = [queue_id for queue_id, exc in refused if exc.opted_out]
-        sealed = {queue_id: optout.sealed_for(conn, queue_id) for queue_id in opted}
+        sealed = {queue_id: sms_store.sealed_for(conn, queue_id) for queue_id in opted}
         sms_store.mark_failed(conn, [queue_id for queue_id, _ in refused], "refused")
         stopped: list[bytes] = []
         for queue_id in opted:

@@ -32,7 +32,6 @@ unsubscribes the number. ``reply`` is the desk's ``reply_sender``.
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -45,6 +44,7 @@ from bridges.sms import store as sms_store
 from bridges.sms.compose import Layout, fit, reply_text
 from bridges.sms.gateway import Inbound, Report
 from bridges.sms.gsm import Encoded
+from bridges.store import Conn
 from relay.core import phone
 from relay.core.bridgeconfig import SmsBridge
 from relay.core.errors import BadInput
@@ -102,7 +102,7 @@ class TextAnswers:
         return self.node.desk
 
     def _carrier_opt_out(
-        self, conn: sqlite3.Connection, queue_id: int, sealed: bytes | None, stopped: list[bytes]
+        self, conn: Conn, queue_id: int, sealed: bytes | None, stopped: list[bytes]
     ) -> None:
         """A carrier says the number refuses texts: as if it texted STOP. ``sealed`` (read
         before the row lost it) joins ``stopped``, whose open tips the caller then forgets."""
@@ -126,8 +126,8 @@ class TextAnswers:
     async def reported(self, report: Report) -> bool:
         stopped: list[bytes] = []
 
-        def job(conn: sqlite3.Connection) -> bool:
-            sealed = optout.sealed_for(conn, report.queue_id) if report.opted_out else None
+        def job(conn: Conn) -> bool:
+            sealed = sms_store.sealed_for(conn, report.queue_id) if report.opted_out else None
             known = sms_store.record_report(conn, report.queue_id, report.state, report.detail)
             if known and report.opted_out:
                 self._carrier_opt_out(conn, report.queue_id, sealed, stopped)
@@ -183,7 +183,7 @@ class TextAnswers:
     async def _tip(self, mo_id: str, number: str, hashed: bytes, text: str) -> str | None:
         """A texted report to the desk; its language, "" for a replay, None if refused.
         From a number that opted out it goes without its contact: no receipt can follow."""
-        if await self.node.db.read(partial(_seen, mo_id=mo_id)):
+        if await self.node.db.read(partial(sms_store.mo_handled, mo_id=mo_id)):
             return ""
         subscribed = await self.node.db.read(partial(sms_store.subscriber, hashed=hashed))
         tip_lang = subscribed.lang if subscribed else self.config.keywords[0].lang
@@ -210,7 +210,7 @@ class TextAnswers:
         command: keywords.Command,
         tip_lang: str | None,
         now: int,
-        conn: sqlite3.Connection,
+        conn: Conn,
     ) -> str:
         """Apply one inbound command and queue its one reply (one transaction)."""
         if sms_store.mo_seen(conn, mo_id, now):
@@ -259,7 +259,7 @@ class TextAnswers:
 
     def _queue_reply(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         hashed: bytes,
         sealed: bytes,
         lang: str,
@@ -310,7 +310,7 @@ class TextAnswers:
         encoded = reply_text_free(text, self.layout)
         now = to_epoch(self.node.clock())
 
-        def job(conn: sqlite3.Connection) -> bool:
+        def job(conn: Conn) -> bool:
             if optout.opted_out(conn, hashed):
                 return False
             return self._queue_reply(conn, hashed, sealed, lang, encoded, now)
@@ -333,7 +333,3 @@ def _kind(command: keywords.Command, tip_lang: str | None) -> str:
         if isinstance(command, kind):
             return name
     return "help" if isinstance(command, keywords.Help) else "unknown"
-
-
-def _seen(conn: sqlite3.Connection, mo_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM sms_mo WHERE id = ?", (mo_id,)).fetchone() is not None

@@ -14,7 +14,8 @@
   cannot make the line text without bound. Rows older than the window go as
   new ones come, so the table holds at most one hour's budget.
 
-Every function runs inside a transaction its caller owns.
+Every function runs inside a transaction its caller owns. With ``bridges.sms.store``
+(the queue's tables) this is the text line's storage room: the one owner of its tables.
 """
 
 from __future__ import annotations
@@ -62,13 +63,3 @@ def spend_reply(conn: sqlite3.Connection, now: int, per_hour: int) -> bool:
         return False
     conn.execute("INSERT INTO sms_replies (at) VALUES (?)", (now,))
     return True
-
-
-def sealed_for(conn: sqlite3.Connection, queue_id: int) -> bytes | None:
-    """The sealed number a queue row goes to (its own, or its subscriber's)."""
-    row = conn.execute(
-        "SELECT COALESCE(q.sealed, s.sealed) FROM sms_queue q"
-        " LEFT JOIN sms_subscribers s ON s.hash = q.hash WHERE q.id = ?",
-        (queue_id,),
-    ).fetchone()
-    return None if row is None or row[0] is None else bytes(row[0])

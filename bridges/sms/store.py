@@ -96,6 +96,11 @@ def mo_seen(conn: sqlite3.Connection, mo_id: str, now: int) -> bool:
     return not inserted
 
 
+def mo_handled(conn: sqlite3.Connection, mo_id: str) -> bool:
+    """Whether an inbound message id was handled (``mo_seen`` without recording it)."""
+    return conn.execute("SELECT 1 FROM sms_mo WHERE id = ?", (mo_id,)).fetchone() is not None
+
+
 # --- enqueueing -----------------------------------------------------------------
 
 
@@ -204,7 +209,8 @@ def enqueue_followup(
     update replaces them.
     """
     states = SENT_STATES if cancel else (*SENT_STATES, "queued")
-    return _queue_for(conn, "root_id = ?", (root_id,), states, alert_id, root_id, texts, now)
+    _follow_chain(conn, root_id, states)
+    return _queue_for(conn, alert_id, root_id, texts, now)
 
 
 WITHDRAWN = "#withdrawn@"
@@ -268,40 +274,57 @@ def _enqueue_to(
     if conn.execute("SELECT 1 FROM sms_messages WHERE alert_id = ? LIMIT 1", (key,)).fetchone():
         return 0
     root = root_of(conn, [alert_id]) or alert_id
-    # Every row of the alert's chain carries its root: the root index finds them.
-    matching = (
-        "root_id = ? AND message_id IN (SELECT id FROM sms_messages"
-        " WHERE alert_id = ? OR (alert_id >= ? AND alert_id < ?))"
+    _follow_messages(conn, root, reached)
+    return _queue_for(conn, key, root, texts, now)
+
+
+def _followers(conn: sqlite3.Connection) -> None:
+    """An empty ``sms_followup``: the numbers a follow-up goes to, gathered first."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS sms_followup (hash BLOB PRIMARY KEY)")
+    conn.execute("DELETE FROM sms_followup")
+
+
+def _follow_chain(conn: sqlite3.Connection, root: str, states: tuple[str, ...]) -> None:
+    """Followers: who has a row of ``root``'s chain in ``states``; its queued rows go."""
+    _followers(conn)
+    conn.execute(
+        "INSERT OR IGNORE INTO sms_followup SELECT hash FROM sms_queue"
+        " WHERE root_id = ? AND state IN (SELECT value FROM json_each(?))",
+        (root, json.dumps(states)),
     )
+    conn.execute("DELETE FROM sms_queue WHERE root_id = ? AND state = 'queued'", (root,))
+
+
+def _follow_messages(conn: sqlite3.Connection, root: str, reached: tuple[str, str]) -> None:
+    """Followers: who was sent a message keyed ``reached[0]`` or starting with
+    ``reached[1]`` (in ``root``'s chain); those messages' queued rows go. Every row
+    of a chain carries its root: the root index finds them."""
+    _followers(conn)
     args = (root, reached[0], *_prefixed(reached[1]))
-    return _queue_for(conn, matching, args, SENT_STATES, key, root, texts, now)
+    conn.execute(
+        "INSERT OR IGNORE INTO sms_followup SELECT hash FROM sms_queue"
+        " WHERE root_id = ? AND message_id IN (SELECT id FROM sms_messages"
+        " WHERE alert_id = ? OR (alert_id >= ? AND alert_id < ?))"
+        " AND state IN (SELECT value FROM json_each(?))",
+        (*args, json.dumps(SENT_STATES)),
+    )
+    conn.execute(
+        "DELETE FROM sms_queue WHERE root_id = ? AND message_id IN (SELECT id FROM sms_messages"
+        " WHERE alert_id = ? OR (alert_id >= ? AND alert_id < ?)) AND state = 'queued'",
+        args,
+    )
 
 
 def _queue_for(
     conn: sqlite3.Connection,
-    matching: str,
-    args: tuple[object, ...],
-    states: tuple[str, ...],
     key: str,
     root: str,
     texts: Mapping[str, Encoded],
     now: int,
 ) -> int:
-    """Queue ``texts`` (messages keyed ``key`` in ``root``'s chain) for the subscribers
-    of the rows ``matching`` in ``states``, in their language; drop the matching rows
-    still queued. The one follow-up mechanism (updates, cancels, withdrawals)."""
-    marks = ",".join("?" * len(states))
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS sms_followup (hash BLOB PRIMARY KEY)")
-    conn.execute("DELETE FROM sms_followup")
-    conn.execute(
-        "INSERT OR IGNORE INTO sms_followup SELECT hash FROM sms_queue"  # noqa: S608
-        f" WHERE {matching} AND state IN ({marks})",
-        (*args, *states),
-    )
-    conn.execute(
-        f"DELETE FROM sms_queue WHERE {matching} AND state = 'queued'",  # noqa: S608
-        args,
-    )
+    """Queue ``texts`` (messages keyed ``key`` in ``root``'s chain) for the followers
+    ``_follow_chain`` or ``_follow_messages`` gathered, in their language. The one
+    follow-up mechanism (updates, cancels, withdrawals)."""
     total = 0
     for lang, encoded in texts.items():
         message = _message(conn, key, root, lang, encoded, now)
@@ -369,6 +392,16 @@ def requeue_in_doubt(conn: sqlite3.Connection, sent_before: int, now: int) -> in
         " WHERE state = 'sending' AND sending_at < ?",
         (now, sent_before),
     ).rowcount
+
+
+def sealed_for(conn: sqlite3.Connection, queue_id: int) -> bytes | None:
+    """The sealed number a queue row goes to (its own, or its subscriber's)."""
+    row = conn.execute(
+        "SELECT COALESCE(q.sealed, s.sealed) FROM sms_queue q"
+        " LEFT JOIN sms_subscribers s ON s.hash = q.hash WHERE q.id = ?",
+        (queue_id,),
+    ).fetchone()
+    return None if row is None or row[0] is None else bytes(row[0])
 
 
 def hash_of(conn: sqlite3.Connection, queue_id: int) -> bytes | None:

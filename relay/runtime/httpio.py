@@ -81,6 +81,11 @@ async def read_body(
     content_type = request.headers.get("Content-Type", "")
     if content_type.split(";")[0].strip().lower() != media_type:
         raise BadInput("AVISA_UNSUPPORTED_MEDIA_TYPE", f"send Content-Type: {media_type}")
+    return await read_bounded(request, limit)
+
+
+async def read_bounded(request: web.Request, limit: int) -> bytes:
+    """A body of any media type, under ``limit`` bytes (413) and the deadline (408)."""
     if request.content_length is not None and request.content_length > limit:
         raise BadInput("AVISA_TOO_LARGE", f"body over {limit} bytes")
     chunks, size = [], 0

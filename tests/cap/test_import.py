@@ -14,9 +14,11 @@ import pytest
 import structlog
 from aiohttp import web
 
-from bridges.cap.importer import CapImporter, SourcePoller
+from bridges.cap import store as cap_store
+from bridges.cap.importer import PURGE_EVERY_S, CapImporter, SourcePoller
 from bridges.cap.parse import source_ref
 from relay.core.bridgeconfig import CapSource
+from relay.core.times import to_epoch
 from relay.runtime.clock import FakeClock
 from tests.cap.kit import DRAFT, HOSTILE, cap_node, fixture, publish
 from tests.cap.spy import DeskSpy
@@ -346,3 +348,34 @@ async def test_a_bug_behind_the_poller_does_not_stop_it(
     del desk.submit  # the real one again: the message was not marked as read
     await source.poll()
     assert source.status.filed == 1 and source.status.failures == 0
+
+
+async def test_old_imports_are_purged_on_the_nodes_clock(tmp_path: Path, clock: FakeClock) -> None:
+    """Housekeeping runs on the node's clock (``clock.every``), whatever sleep the pollers
+    were given: ten minutes of it forget what is past its keep date, and only that."""
+    async with cap_node(tmp_path, clock) as node:
+        now_s = to_epoch(clock())
+
+        def row(ref: str, keep_s: int) -> cap_store.Imported:
+            return cap_store.Imported(ref, ref, "src", "Alert", now_s, None, "filed", keep_s)
+
+        rows = [row("urn:old", now_s + 60), row("urn:kept", now_s + 3600)]
+        await node.node.db.write(lambda c: cap_store.record_all(c, rows))
+        parked = clock.sleepers()
+        importer = CapImporter(node.node, node.node.desk, sleep=_never_again)
+        importer.start()
+        try:
+            await wait_for(lambda: clock.sleepers() > parked, what="the purge loop parked")
+
+            async def left() -> set[str]:
+                refs = ["urn:old", "urn:kept"]
+                return set(await node.node.db.read(lambda c: cap_store.known(c, refs)))
+
+            async def purged() -> bool:
+                return await left() == {"urn:kept"}
+
+            assert await left() == {"urn:old", "urn:kept"}
+            clock.advance(timedelta(seconds=PURGE_EVERY_S))
+            await wait_for(purged, what="the old import purged")
+        finally:
+            await importer.stop()
