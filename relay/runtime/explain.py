@@ -14,7 +14,6 @@ today, as if it had never been seen).
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,7 @@ def explain(
 
 
 def explain_envelope(
-    conn: sqlite3.Connection,
+    conn: db.Connection,
     snapshot: trust.TrustSnapshot,
     raw: bytes,
     from_peer: str | None,
@@ -103,7 +102,7 @@ def explain_envelope(
     }
 
 
-def _accepted_here(conn: sqlite3.Connection, alert_id: str) -> dict[str, Any] | None:
+def _accepted_here(conn: db.Connection, alert_id: str) -> dict[str, Any] | None:
     found = store.acceptance(conn, alert_id)
     if found is None:
         return None
