@@ -14,6 +14,8 @@ import ast
 import re
 from pathlib import Path
 
+from relay.storage import db
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("relay", "keys", "bridges")
 RUNS_SQL = frozenset({"execute", "executemany", "executescript"})
@@ -127,3 +129,22 @@ def f(conn, table):
     return "INSERT INTO tips (id) VALUES (?)"
 '''
     assert sql_lines(source) == [3, 4, 6, 9]
+
+
+def test_every_table_has_an_owner_in_the_architecture_doc(tmp_path: Path) -> None:
+    """Each table a migrated database holds is named in docs/architecture.md's owner table."""
+    conn = db.open_sync(tmp_path / "avisa.db")
+    try:
+        tables = {
+            str(name)
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+    finally:
+        conn.close()
+    text = (ROOT / "docs/architecture.md").read_text()
+    section = text.split("## Who owns which table", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"^\| (.+?) \|", section, re.MULTILINE))
+    owned = {table for cell in named for table in re.findall(r"`(\w+)`", cell)}
+    bookkeeping = {"schema_migrations", "sqlite_sequence"}
+    assert tables - bookkeeping - owned == set()
+    assert owned - tables == set(), "the doc names a table no migration creates"
