@@ -22,15 +22,14 @@ does not undo what it already replaced.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
 
 from relay.core.envelope import payload_bytes, verify
 from relay.core.model import Envelope, decode_alert, envelope_decoder
 from relay.core.policy import Decision, PolicyState, decide
-from relay.core.times import from_epoch, to_epoch
 from relay.storage import store
+from relay.storage.db import Connection
 from relay.storage.trust import TrustSnapshot
 
 REASON = "revoked_key"
@@ -46,7 +45,7 @@ def _rests_on_revoked(
 
 
 def requeue_revoked(
-    conn: sqlite3.Connection,
+    conn: Connection,
     snapshot: TrustSnapshot,
     revoked: Mapping[str, datetime],
     now: datetime,
@@ -54,31 +53,20 @@ def requeue_revoked(
     """Move alerts that no longer pass without the revoked keys to ``held``; their ids."""
     if not revoked:
         return []
-    since = to_epoch(min(revoked.values()))
-    rows = conn.execute(
-        "SELECT id, envelope, received_at, from_peer FROM alerts"
-        " WHERE state = 'active' AND from_peer IS NOT NULL AND received_at >= ?"
-        " ORDER BY received_at",
-        (since,),
-    ).fetchall()
     moved = []
-    for alert_id, raw, received, from_peer in rows:
-        received_at = from_epoch(received)
-        envelope = envelope_decoder.decode(raw)
-        if not _rests_on_revoked(envelope, received_at, revoked):
+    for found in store.delivered_since(conn, min(revoked.values())):
+        envelope = envelope_decoder.decode(found.envelope)
+        if not _rests_on_revoked(envelope, found.received_at, revoked):
             continue
         payload = payload_bytes(envelope)
         alert = decode_alert(payload)
         verification = verify(envelope, payload, snapshot.keyring)
-        state = PolicyState(from_peer=from_peer)
-        decision = decide(envelope, alert, verification, snapshot.policy, state, received_at)
+        state = PolicyState(from_peer=found.from_peer)
+        decision = decide(envelope, alert, verification, snapshot.policy, state, found.received_at)
         if decision.accepted:
             continue
-        conn.execute(
-            "UPDATE alerts SET state = 'held', reason = ?, pos = NULL WHERE id = ?",
-            (REASON, alert_id),
-        )
-        store.withdraw(conn, alert_id)
-        store.record_decision(conn, now, Decision("hold", REASON), alert, from_peer)
-        moved.append(str(alert_id))
+        store.hold(conn, found.id, REASON)
+        store.withdraw(conn, found.id)
+        store.record_decision(conn, now, Decision("hold", REASON), alert, found.from_peer)
+        moved.append(found.id)
     return moved

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +131,8 @@ def backup(data_dir: Path, out_dir: Path) -> list[Path]:
     if out_dir.exists() and any(out_dir.iterdir()):
         raise ConfigError(str(out_dir), "exists and is not empty; give a new directory")
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    written = [_backup_database(data_dir / config_mod.DB_NAME, out_dir / config_mod.DB_NAME)]
+    db.backup(data_dir / config_mod.DB_NAME, out_dir / config_mod.DB_NAME)
+    written = [out_dir / config_mod.DB_NAME]
     for source in sorted(data_dir.rglob("*")):
         relative = source.relative_to(data_dir)
         if (
@@ -146,15 +146,3 @@ def backup(data_dir: Path, out_dir: Path) -> list[Path]:
         write_private(target, source.read_bytes())
         written.append(target)
     return written
-
-
-def _backup_database(source: Path, target: Path) -> Path:
-    live = db.open_readonly(source)
-    copy = sqlite3.connect(target)
-    try:
-        live.backup(copy)
-    finally:
-        copy.close()
-        live.close()
-    target.chmod(0o600)
-    return target

@@ -19,7 +19,6 @@ pull is repeated later.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,11 +26,11 @@ from datetime import datetime
 from keys.core.signing import NodeKey
 from relay.core.forwarding import outgoing, should_forward, signer_networks
 from relay.core.model import envelope_decoder
-from relay.core.times import Clock, to_epoch
+from relay.core.times import Clock
 from relay.federation.transport import PeerClient
 from relay.runtime.pipeline import Outcome
-from relay.storage import store
-from relay.storage.db import Database
+from relay.storage import fedstate, store
+from relay.storage.db import Connection, Database
 from relay.storage.trust import PeerRecord, TrustSnapshot
 
 PAGE_LIMIT_MAX = 100
@@ -43,7 +42,7 @@ Ingest = Callable[..., Awaitable[list[Outcome]]]
 
 
 def page(
-    conn: sqlite3.Connection,
+    conn: Connection,
     since: int,
     limit: int,
     caller: str,
@@ -83,19 +82,6 @@ def encode_page(envelopes: Sequence[bytes], next_pos: int) -> bytes:
 # --- pulling ------------------------------------------------------------------
 
 
-def read_cursor(conn: sqlite3.Connection, peer: str) -> int:
-    row = conn.execute("SELECT cursor FROM pull_cursors WHERE peer = ?", (peer,)).fetchone()
-    return 0 if row is None else int(row[0])
-
-
-def save_cursor(conn: sqlite3.Connection, peer: str, cursor: int, now: datetime) -> None:
-    conn.execute(
-        "INSERT INTO pull_cursors (peer, cursor, pulled_at) VALUES (?, ?, ?) ON CONFLICT (peer)"
-        " DO UPDATE SET cursor = excluded.cursor, pulled_at = excluded.pulled_at",
-        (peer, cursor, to_epoch(now)),
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class Pulled:
     envelopes: int
@@ -118,9 +104,9 @@ async def _take(
 ) -> list[Outcome]:
     """Ingest one page; the cursor moves in the same transaction, unless rate limited."""
 
-    def advance(conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:
+    def advance(conn: Connection, outcomes: list[Outcome]) -> None:
         if next_pos > since and not _limited(outcomes):
-            save_cursor(conn, network, next_pos, clock())
+            fedstate.save_pull_cursor(conn, network, next_pos, clock())
 
     if raws:
         return await ingest(raws, from_peer=network, then=advance)
@@ -134,7 +120,7 @@ async def pull(
 ) -> Pulled:
     """Pull everything ``peer`` has for us since our cursor, page by page."""
     network = peer.network
-    cursor = await db.read(lambda conn: read_cursor(conn, network))
+    cursor = await db.read(lambda conn: fedstate.pull_cursor(conn, network))
     seen = accepted = 0
     for _ in range(MAX_PAGES_PER_PULL):
         reply = await client.alerts(network, peer.url, cursor, PULL_PAGE)

@@ -17,7 +17,6 @@ database, a feed signal, a pipeline and a fake clock, with no ``Node``).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import timedelta
@@ -30,7 +29,7 @@ from relay.runtime.clock import NodeClock
 from relay.runtime.feed import FeedSignal
 from relay.runtime.metrics import Metrics
 from relay.runtime.pipeline import Outcome, Raws
-from relay.storage.db import Database
+from relay.storage.db import Connection, Database
 from relay.storage.trust import TrustSnapshot
 
 
@@ -67,8 +66,8 @@ class Intake(Protocol):
         self,
         raws: Raws,
         from_peer: str | None,
-        then: Callable[[sqlite3.Connection, list[Outcome]], None] | None = None,
-        first: Callable[[sqlite3.Connection], None] | None = None,
+        then: Callable[[Connection, list[Outcome]], None] | None = None,
+        first: Callable[[Connection], None] | None = None,
     ) -> list[Outcome]: ...
 
 

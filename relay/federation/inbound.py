@@ -24,9 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -38,13 +36,13 @@ from keys.store import own_ops
 from relay.core.checkpoints import MAX_CHECKPOINT_BYTES, Refused
 from relay.core.errors import BadInput, NotFound
 from relay.core.model import MAX_ENVELOPE_BYTES, encode_envelope, valid_network
-from relay.core.times import to_epoch
 from relay.federation import auth, catchup
 from relay.federation.host import FederationHost
 from relay.federation.service import REPLY_TTL, Federation
 from relay.runtime.httpio import authorization, read_body, strict_loads
 from relay.runtime.pipeline import Outcome
-from relay.storage import chain, store
+from relay.storage import chain, fedstate, store
+from relay.storage.db import Connection
 from relay.storage.trust import PeerRecord
 
 MAX_ENVELOPES = 50
@@ -152,41 +150,6 @@ def encode_reply(outcomes: list[Outcome]) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredReply:
-    reply: bytes
-    body_sha256: bytes | None  # None for replies stored before migration 0450
-
-
-def _stored_reply(
-    conn: sqlite3.Connection, origin: str, txn_id: str, now: datetime
-) -> StoredReply | None:
-    row = conn.execute(
-        "SELECT reply, body_sha256 FROM fed_txns WHERE origin = ? AND txn_id = ? AND at > ?",
-        (origin, txn_id, to_epoch(now - REPLY_TTL)),
-    ).fetchone()
-    return (
-        None
-        if row is None
-        else StoredReply(bytes(row[0]), None if row[1] is None else bytes(row[1]))
-    )
-
-
-def _store_reply(
-    conn: sqlite3.Connection, origin: str, txn_id: str, now: datetime, reply: bytes, digest: bytes
-) -> bytes:
-    written = conn.execute(
-        "INSERT INTO fed_txns (origin, txn_id, at, reply, body_sha256) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (origin, txn_id) DO UPDATE SET at = excluded.at, reply = excluded.reply,"
-        " body_sha256 = excluded.body_sha256 WHERE fed_txns.at <= ?",
-        (origin, txn_id, to_epoch(now), reply, digest, to_epoch(now - REPLY_TTL)),
-    ).rowcount
-    if written:
-        return reply
-    stored = _stored_reply(conn, origin, txn_id, now)
-    return reply if stored is None else stored.reply
-
-
-@dataclass(frozen=True, slots=True)
 class Checked:
     """A request whose header passed ``precheck``, with the peer as it was then."""
 
@@ -258,15 +221,20 @@ async def _transaction(node: FederationHost, origin: str, txn_id: str, body: byt
     # and no dearer than a new transaction the peer could send instead).
     digest = hashlib.sha256(body).digest()
 
-    def unless_answered(conn: sqlite3.Connection) -> None:
-        stored = _stored_reply(conn, origin, txn_id, now)
+    def unless_answered(conn: Connection) -> None:
+        stored = fedstate.stored_reply(conn, origin, txn_id, now - REPLY_TTL)
         if stored is not None:
             raise _Answered(stored.reply, stored.body_sha256 not in (None, digest))
 
     kept: list[bytes] = []
 
-    def remember(conn: sqlite3.Connection, outcomes: list[Outcome]) -> None:
-        kept.append(_store_reply(conn, origin, txn_id, now, encode_reply(outcomes), digest))
+    def remember(conn: Connection, outcomes: list[Outcome]) -> None:
+        reply = encode_reply(outcomes)
+        kept.append(
+            fedstate.store_reply(
+                conn, origin, txn_id, reply, digest, at=now, replaces_before=now - REPLY_TTL
+            )
+        )
 
     try:
         await node.pipeline.ingest(

@@ -39,7 +39,6 @@ is also how a node that joined late starts an origin's chain.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from relay.federation.host import FederationHost
 from relay.federation.transport import PeerClient, PeerRefused, PeerUnavailable
 from relay.runtime.metrics import _labels
 from relay.storage import chain
+from relay.storage.db import Connection
 
 ANCHOR_WINDOW = 64
 _log = structlog.get_logger("avisa.federation")
@@ -138,7 +138,7 @@ class Repairs:
             return result
         verified = result
 
-        def job(conn: sqlite3.Connection) -> _Taken | Refused:
+        def job(conn: Connection) -> _Taken | Refused:
             refused = check_order(verified, chain.checkpoint_of(conn, verified.network))
             if refused is not None:
                 return refused

@@ -55,6 +55,7 @@ from relay.federation import catchup
 from relay.federation.transport import PeerRefused, PeerUnavailable, Result
 from relay.runtime.aio import cancel_all
 from relay.storage import gaps, outbox
+from relay.storage.db import Connection
 from relay.storage.trust import PeerRecord
 
 if TYPE_CHECKING:
@@ -268,9 +269,9 @@ class PeerLink:
     async def _drop_uncapped(self, txn: outbox.Txn, built: Sequence[bytes | None]) -> None:
         over = [item.n for item, data in zip(txn.items, built, strict=True) if data is None]
 
-        def job(conn: Any) -> None:
+        def job(conn: Connection) -> None:
             outbox.release(conn, self.network)
-            conn.executemany("DELETE FROM outbox WHERE n = ?", [(n,) for n in over])
+            outbox.drop(conn, over)
 
         await self._node.db.write(job)
         self.status.dropped["too_many_signatures"] += len(over)

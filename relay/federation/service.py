@@ -38,7 +38,8 @@ from relay.runtime.aio import cancel_all
 from relay.runtime.clock import every
 from relay.runtime.metrics import _labels
 from relay.runtime.pipeline import RateCounter
-from relay.storage import gaps, outbox
+from relay.storage import fedstate, gaps, outbox
+from relay.storage.db import Connection
 from relay.storage.trust import PeerRecord
 
 REPLY_TTL = timedelta(hours=24)
@@ -221,8 +222,8 @@ class Federation:
         retention = host.retention_window()
         lifetime = host.trust.policy.max_lifetime
 
-        def job(conn: Any) -> Counter[str]:
-            conn.execute("DELETE FROM fed_txns WHERE at <= ?", (to_epoch(now - REPLY_TTL),))
+        def job(conn: Connection) -> Counter[str]:
+            fedstate.purge_replies(conn, now - REPLY_TTL)
             expired = outbox.purge(conn, now, now - retention)
             gaps.purge(conn, now - lifetime)
             return expired

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from functools import partial
@@ -47,6 +46,7 @@ from relay.runtime.metrics import Metrics
 from relay.runtime.node import Node
 from relay.storage import gaps, runlock, store
 from relay.storage import tips as tip_store
+from relay.storage.db import Connection
 from relay.storage.trust import ROLES, Role, Roles, roles_for, token_id
 from relay.storage.writes import Writes
 
@@ -358,7 +358,7 @@ async def apply_review(node: Node, alert_id: str, accept: bool) -> None:
     """A reviewer's verdict on a held alert: publish it, or reject it for good."""
     now = node.clock()
 
-    def job(conn: sqlite3.Connection) -> int | None:
+    def job(conn: Connection) -> int | None:
         stored = store.get(conn, alert_id)
         if stored is None or stored.state != "held":
             raise NotFound(f"no held alert {alert_id} (avisa held list shows what waits)")

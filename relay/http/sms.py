@@ -16,7 +16,6 @@ log line, whatever goes wrong inside.
 from __future__ import annotations
 
 import os
-import sqlite3
 
 from aiohttp import web
 
@@ -31,6 +30,7 @@ from relay.http.api import API_BODY_MAX, NODE, PUBLISH, require
 from relay.runtime.httpio import read_json, respond
 from relay.runtime.log import declare_secret_path
 from relay.runtime.node import Node
+from relay.storage.db import Connection
 
 routes = web.RouteTableDef()
 
@@ -66,7 +66,7 @@ async def status(request: web.Request) -> web.Response:
     return respond({**await line.counts(), "line": line.status()})
 
 
-def _reach(alert: Alert, conn: sqlite3.Connection) -> tuple[int, list[str]]:
+def _reach(alert: Alert, conn: Connection) -> tuple[int, list[str]]:
     wanted = [
         areas
         for areas in sms_store.area_sets(conn)

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -64,12 +63,12 @@ from relay.runtime import places as place_data
 from relay.runtime.feed import FeedSignal
 from relay.storage import tips as tip_store
 from relay.storage import trust
-from relay.storage.db import Database
+from relay.storage.db import Connection, Database
 
 _log = structlog.get_logger("avisa.desk")
 #: ``Node.publish_draft``: signs a draft; the callback joins the alert's transaction.
 PublishDraft = Callable[
-    [Draft, None, Callable[[sqlite3.Connection, str], None]], Awaitable[tuple[str, bytes]]
+    [Draft, None, Callable[[Connection, str], None]], Awaitable[tuple[str, bytes]]
 ]
 ReplySender = Callable[[str, str, str], Awaitable[None]]
 MAX_SOURCE_REF = 300
@@ -151,7 +150,7 @@ class Desk:
         tip_id = ulid(now, os.urandom(10))
         max_open = self.section.max_open_tips
 
-        def job(conn: sqlite3.Connection) -> tuple[str, list[str]]:
+        def job(conn: Connection) -> tuple[str, list[str]]:
             if source_ref is not None:
                 known = tip_store.by_source(conn, source_ref)
                 if known is not None:
@@ -182,7 +181,7 @@ class Desk:
                 notify(shown)
         return tip_id
 
-    def _check_sender(self, conn: sqlite3.Connection, reporter: bytes, now: datetime) -> None:
+    def _check_sender(self, conn: Connection, reporter: bytes, now: datetime) -> None:
         """``AVISA_TOO_MANY_TIPS`` once ``reporter`` filed its tips for the hour or the day."""
         caps = (
             (timedelta(hours=1), self.section.tips_per_sender_hour, "hour"),
@@ -202,7 +201,7 @@ class Desk:
         tip = tips.clean(tip)
         now = self.clock()
 
-        def job(conn: sqlite3.Connection) -> bool:
+        def job(conn: Connection) -> bool:
             tip_id = tip_store.by_source(conn, source_ref)
             if tip_id is None or tip_store.state_of(conn, tip_id) not in tips.OPEN_STATES:
                 return False
@@ -225,7 +224,7 @@ class Desk:
         now = self.clock()
         event = _event(now, "source", "close", note=note[:1000] or None)
 
-        def job(conn: sqlite3.Connection) -> bool:
+        def job(conn: Connection) -> bool:
             tip_id = tip_store.by_source(conn, source_ref)
             if tip_id is None or tip_store.state_of(conn, tip_id) not in tips.OPEN_STATES:
                 return False  # gone, closed, or published (a signed alert is retracted)
@@ -276,7 +275,7 @@ class Desk:
     ) -> Tip:
         async with self._lock:
 
-            def job(conn: sqlite3.Connection) -> str:
+            def job(conn: Connection) -> str:
                 tip_id = tip_store.find(conn, ref)
                 if event.duplicate_of == tip_id:
                     raise BadInput("AVISA_BAD_REQUEST", "a tip is not a duplicate of itself")
@@ -307,7 +306,7 @@ class Desk:
             # In the alert's own transaction: a signed alert and a tip that says it was
             # published are committed together, so a crash can never leave a tip that
             # could be published twice.
-            def record(conn: sqlite3.Connection, alert_id: str) -> None:
+            def record(conn: Connection, alert_id: str) -> None:
                 contact.append(tip_store.sealed_contact(conn, tip.id))
                 person = trust.person_of(conn, actor)
                 event = _event(now, actor, "publish", alert_id=alert_id, person=person)
@@ -354,7 +353,7 @@ class Desk:
     # --- reading ------------------------------------------------------------
 
     async def get(self, ref: str) -> Tip:
-        def job(conn: sqlite3.Connection) -> Tip:
+        def job(conn: Connection) -> Tip:
             return tip_store.get(conn, tip_store.find(conn, ref))
 
         return _counted(await self.db.read(job))
@@ -366,7 +365,7 @@ class Desk:
         limit = max(1, min(limit, MAX_LIST))
 
         def job(
-            conn: sqlite3.Connection,
+            conn: Connection,
         ) -> tuple[list[Tip], list[tips.ClusterInput]]:
             found = tip_store.listing(conn, open_only=open_only, limit=limit)
             if not cluster or not found:
@@ -388,7 +387,7 @@ class Desk:
         now = self.clock()
         ttl, retention = self.tip_ttl, self.retention
 
-        def job(conn: sqlite3.Connection) -> tuple[int, int]:
+        def job(conn: Connection) -> tuple[int, int]:
             expired = tip_store.expire(conn, now, ttl)
             return len(expired), tip_store.purge(conn, now, retention)
 

@@ -18,7 +18,6 @@ node, a local ``avisa trust add``, which subscribed trust list and version
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -61,7 +60,7 @@ def explain(
 
 
 def explain_envelope(
-    conn: sqlite3.Connection,
+    conn: db.Connection,
     snapshot: trust.TrustSnapshot,
     raw: bytes,
     from_peer: str | None,
@@ -109,7 +108,7 @@ def explain_envelope(
 
 
 def _trusted_by(
-    conn: sqlite3.Connection,
+    conn: db.Connection,
     network: str,
     peer: PeerPolicy | None,
     snapshot: trust.TrustSnapshot,
@@ -133,7 +132,7 @@ def _trusted_by(
     return f"through {lists}" + (" (frozen)" if peer.frozen(now) else "")
 
 
-def _accepted_here(conn: sqlite3.Connection, alert_id: str) -> dict[str, Any] | None:
+def _accepted_here(conn: db.Connection, alert_id: str) -> dict[str, Any] | None:
     found = store.acceptance(conn, alert_id)
     if found is None:
         return None

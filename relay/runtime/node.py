@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 from collections.abc import Callable, Collection, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -49,7 +48,7 @@ from relay.runtime.metrics import Metrics
 from relay.runtime.pipeline import Pipeline
 from relay.runtime.verifier import VerifierPool
 from relay.storage import configfile, sealkey, store, trust
-from relay.storage.db import Database
+from relay.storage.db import Connection, Database
 from relay.storage.trust import TrustSnapshot
 
 _log = structlog.get_logger("avisa.node")
@@ -245,7 +244,7 @@ class Node:
             key = await self._rotated_key() or self.key
             network, current = self.network, key.public_key
 
-            def load(conn: sqlite3.Connection) -> tuple[list[KeyEntry], TrustSnapshot, int]:
+            def load(conn: Connection) -> tuple[list[KeyEntry], TrustSnapshot, int]:
                 own = ownkeys.own_entries(conn, network, current)
                 return own, trust.load_snapshot(conn, self.config, own), store.feed_head(conn)
 
@@ -293,7 +292,7 @@ class Node:
         self,
         draft: Draft,
         replaces: Alert | None = None,
-        also: Callable[[sqlite3.Connection, str], None] | None = None,
+        also: Callable[[Connection, str], None] | None = None,
     ) -> tuple[str, bytes]:
         """Sign ``draft`` as a new alert of ours (or the update of ``replaces``) through
         the pipeline; the one way the API and the desk publish. Returns id and envelope.

@@ -25,7 +25,6 @@ that was not stored.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor
@@ -61,7 +60,7 @@ from relay.runtime.log import DecisionLog
 from relay.runtime.metrics import Metrics
 from relay.runtime.verifier import VerifierPool, WorkerGone, encode_keys, read_answers
 from relay.storage import store
-from relay.storage.db import Database
+from relay.storage.db import Connection, Database
 from relay.storage.trust import TrustSnapshot
 from relay.storage.writes import Writes
 
@@ -237,8 +236,8 @@ class Pipeline:
         self,
         raws: Raws,
         from_peer: str | None,
-        then: Callable[[sqlite3.Connection, list[Outcome]], None] | None = None,
-        first: Callable[[sqlite3.Connection], None] | None = None,
+        then: Callable[[Connection, list[Outcome]], None] | None = None,
+        first: Callable[[Connection], None] | None = None,
     ) -> list[Outcome]:
         """Run envelopes from one source through the pipeline; one outcome each, in order.
 
@@ -255,7 +254,7 @@ class Pipeline:
         prepared = await self._prepare(raws, snapshot)
         now = self._clock()
 
-        def job(conn: sqlite3.Connection) -> Committed:
+        def job(conn: Connection) -> Committed:
             if first is not None:
                 first(conn)
             committed = self._commit(conn, prepared, from_peer, snapshot, now)
@@ -303,7 +302,7 @@ class Pipeline:
         self,
         build: Callable[[int], Alert],
         key: NodeKey,
-        also: Callable[[sqlite3.Connection, str], None] | None = None,
+        also: Callable[[Connection, str], None] | None = None,
     ) -> tuple[Outcome, bytes]:
         """Sign and store an alert of this node's; ``build`` gets the next seq.
 
@@ -313,7 +312,7 @@ class Pipeline:
         snapshot = self._trust()
         now = self._clock()
 
-        def job(conn: sqlite3.Connection) -> tuple[Committed, bytes, str]:
+        def job(conn: Connection) -> tuple[Committed, bytes, str]:
             alert = build(store.next_seq(conn, snapshot.policy.own_network))
             raw = encode_envelope(sign(encode_alert(alert), key))
             committed = self._commit(conn, [prepare(raw, snapshot)], None, snapshot, now)
@@ -334,7 +333,7 @@ class Pipeline:
 
     def _commit(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         items: Sequence[Prepared | Rejected],
         from_peer: str | None,
         snapshot: TrustSnapshot,

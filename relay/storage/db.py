@@ -26,13 +26,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from relay.core.errors import ConfigError
 from relay.storage import schema
 
 T = TypeVar("T")
-Job = Callable[[sqlite3.Connection], T]
+#: The connection a job gets. Layers above storage name it by this alias: only storage
+#: modules import ``sqlite3`` (an import-linter contract in pyproject.toml).
+Connection: TypeAlias = sqlite3.Connection
+Job = Callable[[Connection], T]
 
 MAX_BATCH = 512
 # Prepared statements kept per connection: relay.storage.writes uses one per row count.
@@ -97,6 +100,19 @@ def open_readonly(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     conn.execute("PRAGMA query_only = ON")
     return conn
+
+
+def backup(source: Path, target: Path) -> None:
+    """A consistent copy of the database at ``source`` into a new file ``target`` (0600),
+    taken while a node may be writing it (SQLite's online backup)."""
+    live = open_readonly(source)
+    copy = sqlite3.connect(target)
+    try:
+        live.backup(copy)
+    finally:
+        copy.close()
+        live.close()
+    target.chmod(0o600)
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

@@ -170,6 +170,11 @@ def release(conn: sqlite3.Connection, peer: str) -> None:
     conn.execute("UPDATE outbox SET txn_id = NULL WHERE peer = ? AND txn_id IS NOT NULL", (peer,))
 
 
+def drop(conn: sqlite3.Connection, ns: Sequence[int]) -> None:
+    """Take these items (by ``Queued.n``) out of the queue unsent, with no record."""
+    conn.executemany("DELETE FROM outbox WHERE n = ?", [(n,) for n in ns])
+
+
 def quarantine(
     conn: sqlite3.Connection, peer: str, item: Queued, reason: str, now: datetime
 ) -> None:

@@ -337,6 +337,34 @@ def withdraw(conn: sqlite3.Connection, alert_id: str) -> int:
     return int(cursor.lastrowid or 0)
 
 
+class Delivered(msgspec.Struct, frozen=True):
+    """An active alert as a peer delivered it: what re-deciding it needs."""
+
+    id: str
+    envelope: bytes
+    received_at: datetime
+    from_peer: str
+
+
+def delivered_since(conn: sqlite3.Connection, since: datetime) -> list[Delivered]:
+    """Active alerts a peer delivered at or after ``since``, in the order they arrived."""
+    rows = conn.execute(
+        "SELECT id, envelope, received_at, from_peer FROM alerts"
+        " WHERE state = 'active' AND from_peer IS NOT NULL AND received_at >= ?"
+        " ORDER BY received_at",
+        (to_epoch(since),),
+    ).fetchall()
+    return [Delivered(str(i), bytes(raw), from_epoch(at), str(peer)) for i, raw, at, peer in rows]
+
+
+def hold(conn: sqlite3.Connection, alert_id: str, reason: str) -> None:
+    """An active alert goes back to ``held`` for ``reason``, off the feed (see ``withdraw``)."""
+    conn.execute(
+        "UPDATE alerts SET state = 'held', reason = ?, pos = NULL WHERE id = ?",
+        (reason, alert_id),
+    )
+
+
 def was_withdrawn(conn: sqlite3.Connection, alert_id: str) -> bool:
     """Whether ``alert_id`` was taken back after it was accepted (a ``withdraw`` event)."""
     row = conn.execute(
