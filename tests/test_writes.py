@@ -16,7 +16,7 @@ import pytest
 from relay.core.policy import Decision
 from relay.storage import db, gaps, store
 from relay.storage.writes import Writes
-from tests.helpers import T0, make_alert
+from tests.helpers import T0, key, make_alert, raw_envelope
 
 ACCEPT = Decision("accept", "authoritative")
 HOLD = Decision("hold", "outside_speaks_for")
@@ -41,7 +41,7 @@ def store_seqs(
         positions = []
         for alert in alerts:
             _, new = writes.policy_state(alert, from_peer, 0)
-            item = store.Incoming(b"{}", alert, [])
+            item = store.Incoming(raw_envelope(alert, key(1)), alert, [])
             positions.append(writes.save(item, [], ACCEPT, from_peer, new=new))
         writes.flush()
         return positions
