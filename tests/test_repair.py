@@ -246,7 +246,7 @@ async def test_bad_checkpoints_are_refused_with_a_reason_and_change_nothing(
         200,
         {"status": "refused", "reason": "own_network"},
     )
-    status, body = await put_checkpoint(origin, far, "ventura", b" " * 2049)
+    status, body = await put_checkpoint(origin, far, "ventura", b" " * 4097)
     assert status == 413 and body["errcode"] == "AVISA_TOO_LARGE"  # type: ignore[index]
     after = await far.node.db.read(lambda conn: chain.checkpoint_envelope(conn, "ventura"))
     assert after == stored

@@ -50,11 +50,20 @@ import structlog
 
 from relay.core.backoff import Backoff
 from relay.core.checkpoints import Checkpoint, Refused, check_checkpoint, check_order
+from relay.core.cosign import (
+    Cosignature,
+    encode_cosignatures,
+    read_relayed,
+    valid_cosignatures,
+)
+from relay.core.errors import BadInput
 from relay.core.times import rfc3339
 from relay.federation.host import FederationHost
+from relay.federation.relaying import CheckpointRelay
 from relay.federation.transport import PeerClient, PeerRefused, PeerUnavailable
 from relay.runtime.metrics import _labels
 from relay.storage import chain
+from relay.storage.trust import TrustSnapshot
 
 ANCHOR_WINDOW = 64
 _log = structlog.get_logger("avisa.federation")
@@ -84,6 +93,26 @@ class _Taken:
     checkpoint: Checkpoint
     held: int  # how far this node's chain of the origin reaches
     differs: bool  # the chain reached its seq with another head
+    agrees: bool  # the chain reached its seq with the same head: this node cosigns
+
+
+def _verified(
+    body: bytes, snapshot: TrustSnapshot, now: datetime, network: str, own: str
+) -> tuple[Checkpoint, bytes, list[Cosignature]] | Refused:
+    """A checkpoint body read and checked (``check_checkpoint``, then whether it may be
+    taken here), with the cosignatures that hold; or why not. Runs off the loop."""
+    try:
+        raw, cosignatures = read_relayed(body)
+    except BadInput:
+        return Refused("malformed")
+    skew = snapshot.policy.max_future_skew
+    result = check_checkpoint(raw, snapshot.keyring, now, skew, {})
+    if isinstance(result, Checkpoint):
+        result = _refusal(result, network, own, snapshot.peers) or result
+    if isinstance(result, Refused):
+        return result
+    kept = valid_cosignatures(cosignatures, raw, snapshot.keyring, network, now, skew)
+    return result, raw, kept
 
 
 def _refusal(
@@ -120,33 +149,34 @@ class Repairs:
         self.anchored: Counter[str] = Counter()  # per origin
         #: Per origin whose repair waits (its grace, or a backoff): until when (node clock).
         self.retry_at: dict[str, datetime] = {}
+        #: Passes taken checkpoints on (``relay.federation.relaying``), set by the service.
+        self.relay: CheckpointRelay | None = None
 
-    async def receive(self, raw: bytes, from_peer: str, network: str) -> Checkpoint | Refused:
-        """Check a checkpoint of ``network`` a peer sent; keep it and start a repair if it
+    async def receive(self, body: bytes, from_peer: str, network: str) -> Checkpoint | Refused:
+        """Check a checkpoint of ``network`` a peer sent (bare, or relayed with
+        cosignatures: ``relay.core.cosign``); keep it, pass it on, and start a repair if it
         shows a gap."""
         host = self.host
-        snapshot, now, own = host.trust, host.clock(), host.network
-        skew = snapshot.policy.max_future_skew
-        # Verified off the writer (one Ed25519 check); only the order needs the store.
+        snapshot, now = host.trust, host.clock()
+        # Verified off the writer (Ed25519 checks); only the order needs the store.
         result = await asyncio.get_running_loop().run_in_executor(
-            host.pool, check_checkpoint, raw, snapshot.keyring, now, skew, {}
+            host.pool, _verified, body, snapshot, now, network, host.network
         )
-        if isinstance(result, Checkpoint):
-            result = _refusal(result, network, own, snapshot.peers) or result
         if isinstance(result, Refused):
             self.received[result.reason] += 1
             return result
-        verified = result
+        verified, raw, cosignatures = result
 
         def job(conn: sqlite3.Connection) -> _Taken | Refused:
             refused = check_order(verified, chain.checkpoint_of(conn, verified.network))
             if refused is not None:
                 return refused
-            chain.save_checkpoint(conn, verified, raw, from_peer, now)
+            stored = encode_cosignatures(cosignatures)
+            chain.save_checkpoint(conn, verified, raw, from_peer, now, stored)
             held, _ = chain.latest(conn, verified.network)
             head = chain.head_at(conn, verified.network, verified.seq)
             differs = head is not None and head.hex() != verified.head
-            return _Taken(verified, held, differs)
+            return _Taken(verified, held, differs, head is not None and not differs)
 
         taken = await host.db.write(job)
         if isinstance(taken, Refused):
@@ -154,6 +184,8 @@ class Repairs:
             return taken
         self.received["accepted"] += 1
         checkpoint = taken.checkpoint
+        if self.relay is not None:
+            self.relay.pass_on(checkpoint, raw, cosignatures, from_peer, taken.agrees)
         if taken.differs:
             self.mismatched[checkpoint.network] += 1
             _log.warning("checkpoint head differs from ours", origin=checkpoint.network)

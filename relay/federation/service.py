@@ -31,6 +31,7 @@ from relay.federation import trustrefresh
 from relay.federation.checkpointing import Checkpointer
 from relay.federation.host import FederationHost
 from relay.federation.keyrefresh import KeyRefresher
+from relay.federation.relaying import CheckpointRelay
 from relay.federation.repair import Repairs
 from relay.federation.sender import LinkStatus, PeerLink, Timing
 from relay.federation.transport import PeerClient
@@ -96,6 +97,7 @@ class Federation:
         self._trustlists: asyncio.Task[None] | None = None
         self.checkpointer = Checkpointer(host, lambda: self.client, self._failing)
         self.repairs = Repairs(host, lambda: self.client, self.timing.backoff_cap_s)
+        self.repairs.relay = CheckpointRelay(host, self.checkpointer)
         self._checkpoints: asyncio.Task[None] | None = None
         # Each link's peer record when last reconciled: a reload that changed nothing
         # about a peer (the periodic one, mostly) does not interrupt its link.
@@ -243,6 +245,13 @@ class Federation:
         yield "# TYPE avisa_checkpoints_signed_total counter"
         yield f"avisa_checkpoints_signed_total {self.checkpointer.issued}"
         yield from self.repairs.metrics_lines()
+        relay = self.repairs.relay
+        if relay is not None:
+            yield "# TYPE avisa_checkpoints_cosigned_total counter"
+            yield f"avisa_checkpoints_cosigned_total {relay.cosigned}"
+            yield "# TYPE avisa_checkpoints_relayed_total counter"
+            for origin, count in sorted(relay.relayed.items()):
+                yield f"avisa_checkpoints_relayed_total{_labels({'origin': origin})} {count}"
         statuses = {network: link.status for network, link in sorted(self.links.items())}
         for name, kind, value in _SERIES:
             yield f"# TYPE {name} {kind}"

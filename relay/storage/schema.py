@@ -478,4 +478,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX alerts_origin_seq ON alerts (network, seq);
         """,
     ),
+    (
+        "0780_checkpoint_cosignatures",
+        """
+        ALTER TABLE checkpoints ADD COLUMN cosignatures BLOB NOT NULL DEFAULT x'';
+        """,
+    ),
 ]
