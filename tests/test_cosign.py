@@ -30,7 +30,7 @@ from relay.core.envelope import open_envelope
 from relay.core.errors import BadInput
 from relay.runtime.clock import FakeClock
 from relay.storage import chain
-from tests.fedkit import Front, Member, members, trusts
+from tests.fedkit import Front, Member, members, pulled, trusts
 from tests.helpers import T0, key, wait_for
 
 ORIGIN, WITNESS, STRANGER = key(1), key(2), key(3)
@@ -133,6 +133,9 @@ async def test_a_far_node_learns_the_head_through_a_relay_and_repairs_the_cancel
             await trusts(relay, far, url=link.url)
             await trusts(far, relay, forward=False)
             await trusts(far, origin, url=dead.url, forward=False)
+            # Each link's start-up pull done first: the cancel must come by repair alone.
+            await wait_for(lambda: pulled(far, "ojai"), what="oxnard's first pull from ojai")
+            await wait_for(lambda: pulled(relay, "ventura"), what="ojai's first pull")
             alert_id = (await origin.publish())["id"]
             await wait_for(lambda: _state(far, alert_id), what="the alert, through ojai")
             signed_at = clock()
@@ -150,7 +153,7 @@ async def test_a_far_node_learns_the_head_through_a_relay_and_repairs_the_cancel
             await wait_for(cancelled, what="the cancel fetched from ojai")
             assert clock() - signed_at <= 2 * EVERY
             assert repairs.fetched == {"ojai": 1}
-            assert repairs.withheld == {}
+            await wait_for(lambda: not repairs.withheld, what="the withheld mark cleared")
 
             # The next checkpoint: ojai holds the origin's chain to it and cosigns it.
             clock.advance(EVERY)

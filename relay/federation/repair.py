@@ -151,6 +151,8 @@ class Repairs:
         self.retry_at: dict[str, datetime] = {}
         #: Passes taken checkpoints on (``relay.federation.relaying``), set by the service.
         self.relay: CheckpointRelay | None = None
+        #: Told of each checkpoint taken (``relay.federation.silence``), set by the service.
+        self.heard: Callable[[Checkpoint], None] = lambda checkpoint: None
 
     async def receive(self, body: bytes, from_peer: str, network: str) -> Checkpoint | Refused:
         """Check a checkpoint of ``network`` a peer sent (bare, or relayed with
@@ -184,6 +186,7 @@ class Repairs:
             return taken
         self.received["accepted"] += 1
         checkpoint = taken.checkpoint
+        self.heard(checkpoint)
         if self.relay is not None:
             self.relay.pass_on(checkpoint, raw, cosignatures, from_peer, taken.agrees)
         if taken.differs:
