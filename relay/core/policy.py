@@ -94,6 +94,8 @@ class Policy:
     on_fail: Literal["hold", "reject"] = "hold"
     hold_certainties: frozenset[str] = frozenset()
     bridge_certainties: frozenset[str] = frozenset({"confirmed", "false"})
+    #: Origins caught equivocating (DESIGN §16), not yet cleared by an operator.
+    equivocating: frozenset[str] = frozenset()
 
 
 class PolicyState(msgspec.Struct, frozen=True):
@@ -252,6 +254,8 @@ def decide(
         return Decision("reject", "rate_limited")
     if origin_ok and alert.msg_type == "cancel":
         return Decision("accept", "origin_cancel")
+    if alert.network in policy.equivocating:
+        return Decision("hold", "equivocation")  # until an operator decides
     return _authority(alert, verification, policy, now, origin_ok)
 
 

@@ -62,7 +62,7 @@ from relay.federation.host import FederationHost
 from relay.federation.relaying import CheckpointRelay
 from relay.federation.transport import PeerClient, PeerRefused, PeerUnavailable
 from relay.runtime.metrics import _labels
-from relay.storage import chain
+from relay.storage import chain, evidence, store, trust
 from relay.storage.trust import TrustSnapshot
 
 ANCHOR_WINDOW = 64
@@ -94,6 +94,33 @@ class _Taken:
     held: int  # how far this node's chain of the origin reaches
     differs: bool  # the chain reached its seq with another head
     agrees: bool  # the chain reached its seq with the same head: this node cosigns
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    new: bool  # this node had not kept this split before
+
+
+def _keep(
+    conn: sqlite3.Connection,
+    checkpoint: Checkpoint,
+    kind: evidence.Kind,
+    pair: tuple[bytes, bytes],
+    from_peer: str,
+    now: datetime,
+) -> bool:
+    kept = evidence.record(conn, checkpoint.network, checkpoint.seq, kind, pair, from_peer, now)
+    if kept:
+        trust.bump_version(conn)
+    return kept
+
+
+def _split(
+    conn: sqlite3.Connection, checkpoint: Checkpoint, raw: bytes, from_peer: str, now: datetime
+) -> _Split:
+    """The checkpoint held and ``raw`` name one ``seq`` with two heads: both kept."""
+    held = chain.checkpoint_envelope(conn, checkpoint.network) or b""
+    return _Split(_keep(conn, checkpoint, "checkpoints", (held, raw), from_peer, now))
 
 
 def _verified(
@@ -169,8 +196,11 @@ class Repairs:
             return result
         verified, raw, cosignatures = result
 
-        def job(conn: sqlite3.Connection) -> _Taken | Refused:
-            refused = check_order(verified, chain.checkpoint_of(conn, verified.network))
+        def job(conn: sqlite3.Connection) -> _Taken | _Split | Refused:
+            seen = chain.checkpoint_of(conn, verified.network)
+            if seen is not None and seen.seq == verified.seq and seen.head != verified.head:
+                return _split(conn, verified, raw, from_peer, now)
+            refused = check_order(verified, seen)
             if refused is not None:
                 return refused
             stored = encode_cosignatures(cosignatures)
@@ -178,9 +208,15 @@ class Repairs:
             held, _ = chain.latest(conn, verified.network)
             head = chain.head_at(conn, verified.network, verified.seq)
             differs = head is not None and head.hex() != verified.head
+            if differs:
+                message = store.message_at(conn, verified.network, verified.seq) or b""
+                _keep(conn, verified, "chain", (raw, message), from_peer, now)
             return _Taken(verified, held, differs, head is not None and not differs)
 
         taken = await host.db.write(job)
+        if isinstance(taken, _Split):
+            await self._caught(verified, raw, cosignatures, from_peer, taken.new)
+            return Refused("equivocation", verified.network)
         if isinstance(taken, Refused):
             self.received[taken.reason] += 1
             return taken
@@ -191,10 +227,31 @@ class Repairs:
             self.relay.pass_on(checkpoint, raw, cosignatures, from_peer, taken.agrees)
         if taken.differs:
             self.mismatched[checkpoint.network] += 1
-            _log.warning("checkpoint head differs from ours", origin=checkpoint.network)
+            _log.warning("checkpoint head differs from our chain", origin=checkpoint.network)
+            await self.host.reload_trust()  # the origin's new alerts are held from now on
         if taken.held < checkpoint.seq:
             self._behind(checkpoint)
         return checkpoint
+
+    async def _caught(
+        self,
+        checkpoint: Checkpoint,
+        raw: bytes,
+        cosignatures: list[Cosignature],
+        from_peer: str,
+        new: bool,
+    ) -> None:
+        """Two checkpoints, one ``seq``, two heads: counted; if this split is new here,
+        the trust snapshot reloaded (the origin's alerts are held) and the other
+        checkpoint passed on, so the peers that relay this origin see both too."""
+        self.received["equivocation"] += 1
+        if not new:
+            return
+        self.mismatched[checkpoint.network] += 1
+        _log.warning("origin equivocates", origin=checkpoint.network, seq=checkpoint.seq)
+        await self.host.reload_trust()
+        if self.relay is not None:
+            self.relay.pass_on(checkpoint, raw, cosignatures, from_peer, agrees=False)
 
     def _behind(self, checkpoint: Checkpoint) -> None:
         """The chain is behind ``checkpoint``: make sure one repair task works on it."""
