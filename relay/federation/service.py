@@ -245,7 +245,8 @@ class Federation:
         link = self.links.get(network)
         if link is None:
             return {}
-        return link.status.as_dict() | {"withheld": self.repairs.withheld_by(network)}
+        withheld = {"withheld": self.repairs.withheld_by(network)}
+        return link.status.as_dict() | withheld | self.silence.status_of(network)
 
     def silent_origins(self) -> dict[str, datetime]:
         """Trusted origins with no fresh checkpoint for ``stale_after``: since when."""

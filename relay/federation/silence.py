@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -68,6 +69,15 @@ class Silence:
     def silent(self) -> dict[str, datetime]:
         """Silent trusted origins, each with its last word's time (now, by the node clock)."""
         return silent_origins(self.issued, self._watched(), self.host.clock(), self.stale_after)
+
+    def status_of(self, origin: str) -> dict[str, Any]:
+        """For ``/api/v1/peers`` and the desk: ``origin_status`` (``live``, ``silent`` or
+        ``unknown``: never heard from) and ``last_checkpoint`` (its ``issued_at``)."""
+        issued = self.issued.get(origin)
+        if issued is None:
+            return {"origin_status": "unknown", "last_checkpoint": None}
+        quiet = silent_origins({origin: issued}, [origin], self.host.clock(), self.stale_after)
+        return {"origin_status": "silent" if quiet else "live", "last_checkpoint": rfc3339(issued)}
 
     async def run(self) -> None:
         """Until cancelled: every ``checkpoint_every``, note new silences and ask each

@@ -220,6 +220,21 @@ _EN: dict[str, str] = {
     "tips.single": "only this report so far",
     "ago": "{} ago",
     "in": "in {}",
+    "reason.equivocation": (
+        "the origin signed two different histories: held until an operator decides"
+    ),
+    "peers.withheld": "Withheld (a checkpoint showed them, this peer did not pass them on)",
+    "peers.withheld_none": "none",
+    "peers.withheld_text": "{} from {}, since {}",
+    "peers.origin_status": "Word from this network",
+    "peers.origin_live": "checkpoint at {}",
+    "peers.origin_silent": "no word from {} since {}",
+    "peers.origin_unknown": "no checkpoint yet",
+    "peers.equivocation": (
+        "{} signed two different histories (seq {}):"
+        " its new alerts are held until an operator decides"
+    ),
+    "peers.equivocation_clear": "Decided: stop holding its alerts",
 }
 
 _ES: dict[str, str] = {
@@ -416,6 +431,21 @@ _ES: dict[str, str] = {
     "tips.single": "por ahora solo este reporte",
     "ago": "hace {}",
     "in": "en {}",
+    "reason.equivocation": (
+        "el origen firmó dos historias distintas: retenida hasta que decida quien opera el nodo"
+    ),
+    "peers.withheld": "Retenidos (un checkpoint los mostró y esta aliada no los pasó)",
+    "peers.withheld_none": "ninguno",
+    "peers.withheld_text": "{} de {}, desde {}",
+    "peers.origin_status": "Noticias de esta red",
+    "peers.origin_live": "checkpoint a las {}",
+    "peers.origin_silent": "sin noticias de {} desde las {}",
+    "peers.origin_unknown": "todavía sin checkpoint",
+    "peers.equivocation": (
+        "{} firmó dos historias distintas (seq {}):"
+        " sus alertas nuevas quedan retenidas hasta que decida quien opera el nodo"
+    ),
+    "peers.equivocation_clear": "Decidido: dejar de retener sus alertas",
 }
 
 MESSAGES: Mapping[str, Mapping[str, str]] = {"en": _EN, "es": _ES}

@@ -1,9 +1,11 @@
 """Peers (health, backlog, last error, the seq gaps each left that this node is
-waiting to fill, fingerprints to read aloud), bridges
+waiting to fill, what checkpoints showed it withheld, the word from it as an
+origin (silent since when), a split view caught, fingerprints to read aloud), bridges
 (each one's status), and the decision log (filterable)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +21,7 @@ from relay.http.webdesk.pages import (
     partial,
     render,
 )
-from relay.storage import gaps, store
+from relay.storage import evidence, gaps, store
 
 routes = web.RouteTableDef()
 
@@ -32,6 +34,11 @@ async def peers(request: web.Request) -> web.StreamResponse:
     language, _ = i18n.choose(request)
     t = i18n.translator(language)
     waiting = await node.db.read(gaps.by_peer)
+    splits = {  # origins caught equivocating, not cleared: the newest seq of the split
+        item.network: item.seq
+        for item in reversed(await node.db.read(evidence.listing))
+        if item.cleared_at is None
+    }
     listing = {entry["network"]: entry for entry in api.peer_listing(node, waiting)}
     items = []
     for record in node.trust.peers.values():
@@ -53,6 +60,7 @@ async def peers(request: web.Request) -> web.StreamResponse:
                     for key in record.keys
                 ],
             }
+            | _chain_facts(record.network, entry, splits, t)
         )
     own_keys = {key.keyid: key for key in node.own_keys()}  # the current key is listed twice
     own = [
@@ -62,6 +70,39 @@ async def peers(request: web.Request) -> web.StreamResponse:
     context = {"peers": items, "own_keys": own}
     template = partial(request, "peers.html", "_peers_list.html")
     return render(request, template, context, user=user, page="peers")
+
+
+def _clock_time(text: str) -> str:
+    """An RFC 3339 time as the desk says it: 14:02 UTC."""
+    return _parse_time(text).strftime("%H:%M UTC")
+
+
+def _chain_facts(
+    network: str, entry: dict[str, Any], splits: dict[str, int], t: Callable[[str], str]
+) -> dict[str, Any]:
+    """What checkpoints say of a peer (DESIGN §16): the messages it withheld, the word
+    from it as an origin (live, silent since, or none yet), and a split caught."""
+    withheld = [
+        t("peers.withheld_text").format(
+            item["to"] - item["from"] + 1, item["origin"], _clock_time(item["since"])
+        )
+        for item in entry.get("withheld", [])
+    ]
+    status, last = entry.get("origin_status", "unknown"), entry.get("last_checkpoint")
+    if status == "silent" and last:
+        word = t("peers.origin_silent").format(network, _clock_time(last))
+    elif status == "live" and last:
+        word = t("peers.origin_live").format(_clock_time(last))
+    else:
+        word = t("peers.origin_unknown")
+    return {
+        "withheld_lines": withheld,
+        "withheld_count": sum(item["to"] - item["from"] + 1 for item in entry.get("withheld", [])),
+        "origin_word": word,
+        "origin_silent": status == "silent",
+        "equivocating": network in splits,
+        "equivocation_seq": splits.get(network),
+    }
 
 
 def _parse_time(text: str) -> datetime:
