@@ -13,7 +13,8 @@ it (``held_origins``) and the silent ones (``silent``: since when).
 decision, as ``avisa trust equivocation clear NETWORK`` is: the evidence stays,
 marked cleared, and the origin's new alerts are no longer held (those already
 held wait in ``/api/v1/held`` for a reviewer). A network with nothing to clear
-is a 404.
+is a 404. The desk's peers page offers the same decision to an admin
+(``relay.http.webdesk.network``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from relay.core.model import valid_network
 from relay.core.times import rfc3339
 from relay.http.api import NODE, READ, require
 from relay.runtime.httpio import respond
+from relay.runtime.node import Node
 from relay.storage import evidence, trust
 
 routes = web.RouteTableDef()
@@ -72,11 +74,10 @@ def clear(conn: sqlite3.Connection, network: str, now: datetime) -> int:
     return cleared
 
 
-@routes.post("/api/v1/equivocations/{network}/clear")
-async def clear_origin(request: web.Request) -> web.Response:
-    require(request, ADMIN)
-    node = request.app[NODE]
-    network = request.match_info["network"]
+async def decide(node: Node, network: str) -> int:
+    """The operator's decision about ``network`` (the API's and the desk's): its evidence
+    cleared, the trust snapshot reloaded; how many pieces. BadInput, changing nothing,
+    for a bad network id or nothing to clear."""
     if not valid_network(network):
         raise BadInput("AVISA_BAD_NETWORK", "not a network id like ventura or oc.resilience")
     now = node.clock()
@@ -84,4 +85,12 @@ async def clear_origin(request: web.Request) -> web.Response:
     if not cleared:
         raise NotFound(f"no evidence against {network} waits for a decision")
     await node.reload_trust()
+    return cleared
+
+
+@routes.post("/api/v1/equivocations/{network}/clear")
+async def clear_origin(request: web.Request) -> web.Response:
+    require(request, ADMIN)
+    network = request.match_info["network"]
+    cleared = await decide(request.app[NODE], network)
     return respond({"network": network, "cleared": cleared})

@@ -99,3 +99,16 @@ async def test_the_peers_page_shows_withheld_silence_and_a_split(
     assert "net-a signed two different histories (seq 3)" in page
     _, page, _ = await desk.page("/desk/peers?lang=es")
     assert "net-a firmó dos historias distintas (seq 3)" in page
+
+    # An admin decides from the page; a forged form changes nothing.
+    path = "/desk/peers/net-a/equivocation/clear"
+    assert (await desk.post(path, {"csrf": "forged"}))[0] == 403
+    assert node.node.trust.policy.equivocating == frozenset({"net-a"})
+    token = await desk.csrf("/desk/peers")
+    status, _, headers = await desk.post(path, {"csrf": token})
+    assert status == 303 and headers["Location"] == "/desk/peers?done=1"
+    assert node.node.trust.policy.equivocating == frozenset()
+    _, page, _ = await desk.page("/desk/peers?lang=en")
+    assert "signed two different histories" not in page
+    status, _, headers = await desk.post(path, {"csrf": token})  # nothing left to clear
+    assert status == 303 and headers["Location"] == "/desk/peers?error=AVISA_NOT_FOUND"

@@ -12,13 +12,15 @@ from typing import Any
 from aiohttp import web
 
 from relay.core.times import rfc3339
-from relay.http import api
+from relay.http import api, chainview
 from relay.http.webdesk import i18n, views
 from relay.http.webdesk.pages import (
     OPERATIONS,
+    act,
     need,
     node_of,
     partial,
+    read_form,
     render,
 )
 from relay.storage import evidence, gaps, store
@@ -67,9 +69,22 @@ async def peers(request: web.Request) -> web.StreamResponse:
         {"keyid": key.keyid, "fingerprint": views.cached_fingerprint(key.public_key)}
         for key in own_keys.values()
     ]
-    context = {"peers": items, "own_keys": own}
+    context = {"peers": items, "own_keys": own, "may_decide": user.may(chainview.ADMIN)}
     template = partial(request, "peers.html", "_peers_list.html")
     return render(request, template, context, user=user, page="peers")
+
+
+@routes.post("/peers/{network}/equivocation/clear")
+async def clear_equivocation(request: web.Request) -> web.StreamResponse:
+    """An admin's decision about an origin caught equivocating (``chainview.decide``)."""
+    user = need(request, chainview.ADMIN)
+    await read_form(request, user)
+    node, network = node_of(request), request.match_info["network"]
+
+    async def work() -> None:
+        await chainview.decide(node, network)
+
+    return await act("/desk/peers", work)
 
 
 def _clock_time(text: str) -> str:
