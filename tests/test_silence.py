@@ -123,6 +123,7 @@ async def test_a_silent_origin_is_marked_within_stale_after_and_asked_directly(
     clock.advance(EVERY)
     await wait_for(asked, what="a direct ask of the origin's checkpoint")
     await wait_for(lambda: silence.asked["ventura", "failed"], what="the failed ask counted")
+    assert 'avisa_origin_went_silent_total{origin="ventura"} 1' in await far.metrics()
     to_origin.status = None
     clock.advance(EVERY)
     await wait_for(lambda: silence.asked["ventura", "fresh"], what="the origin's answer")

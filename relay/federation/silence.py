@@ -129,6 +129,11 @@ class Silence:
             f" {(now - self.issued[origin]).total_seconds():g}"
             for origin in sorted(set(self._watched()) & set(self.issued))
         ]
+        lines.append("# TYPE avisa_origin_went_silent_total counter")
+        lines += [
+            f"avisa_origin_went_silent_total{_labels({'origin': origin})} {count}"
+            for origin, count in sorted(self.went_silent.items())
+        ]
         lines.append("# TYPE avisa_origin_asked_total counter")
         for (origin, result), count in sorted(self.asked.items()):
             lines.append(
