@@ -106,15 +106,18 @@ class LosesCancels:
             k: v for k, v in request.headers.items() if k in ("Authorization", "Content-Type")
         }
         assert self._http is not None
-        async with self._http.request(
-            request.method,
-            URL(self.target + request.raw_path, encoded=True),
-            data=body or None,
-            headers=headers,
-        ) as reply:
-            return web.Response(
-                body=await reply.read(), status=reply.status, content_type="application/json"
-            )
+        try:
+            async with self._http.request(
+                request.method,
+                URL(self.target + request.raw_path, encoded=True),
+                data=body or None,
+                headers=headers,
+            ) as reply:
+                return web.Response(
+                    body=await reply.read(), status=reply.status, content_type="application/json"
+                )
+        except (aiohttp.ClientError, OSError):  # the far node is not up yet
+            return web.json_response({"errcode": "AVISA_BENCH_PROXY", "error": "down"}, status=502)
 
 
 def _every(node: NodeProcess) -> None:
