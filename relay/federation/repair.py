@@ -2,18 +2,26 @@
 
 DESIGN §16. ``Repairs.receive`` is the one way a checkpoint from a peer is
 read (``PUT /federation/v1/checkpoints/{network}``, ``relay.federation.inbound``):
-``check_checkpoint`` first, off the writer (size, envelope, signature, key,
-time; a reason for every refusal), then the origin must be the path's, a
-trusted peer and not this node; only then does the writer job read the newest
-checkpoint held of that origin (``check_order``: a lower ``seq`` or a replay is
-refused) and store it in its place (one row per origin, so storage is bounded
-whatever a peer sends). In the same job it is compared with this node's
-chain of that origin:
+the body read as a bare or relayed checkpoint (``relay.core.cosign``), then
+``check_checkpoint``, off the writer (size, envelope, signature, key, time; a
+reason for every refusal), then the origin must be the path's, a trusted peer
+and not this node, and the cosignatures that hold are kept; only then does the
+writer job read the newest checkpoint held of that origin. One with the same
+``seq`` and another head is **equivocation**: both envelopes are kept as
+evidence (``relay.storage.evidence``), the trust version bumped so the
+origin's new alerts are held, the new one refused (``equivocation``) and
+passed on once, so the peers that relay this origin see the split too.
+Otherwise ``check_order`` (a lower ``seq`` or a replay is refused), and the
+checkpoint is stored in its place with its cosignatures (one row per origin,
+so storage is bounded whatever a peer sends), told to the silence watcher
+(``heard``, ``relay.federation.silence``) and passed on
+(``relay.federation.relaying``). In the same job it is compared with this
+node's chain of that origin:
 
-- the chain has reached the checkpoint's ``seq``: the heads must agree; a
-  different head is counted (``mismatched``) and logged — keeping the two
-  envelopes as evidence and holding the origin (``equivocation``) is the next
-  step of issue 29;
+- the chain has reached the checkpoint's ``seq``: the heads must agree (then
+  this node cosigns what it passes on); a different head is counted
+  (``mismatched``), logged and kept as evidence (kind ``chain``: the
+  checkpoint and the message at that ``seq``), and the origin is held;
 - the chain is behind: messages ``chain + 1 … seq`` exist that this node does
   not hold. After a grace of half ``checkpoint_every`` (a checkpoint pushed
   right after a publication outruns the transaction carrying the message)
