@@ -1,6 +1,6 @@
 """The desk's peers page and checkpoints (DESIGN §16): what a peer withheld, the word
-from it as an origin (a checkpoint at 12:00, or "no word from net-a since 12:00"), and a
-split view caught, in both languages; a real node, checkpoints signed by the test as the
+from it as an origin (a checkpoint at 12:00, or "no word from net-a since 12:00", also
+beside its active alerts), and a split view caught, in both languages, cleared by an admin; a real node, checkpoints signed by the test as the
 peer would (docs/protocol.md §9)."""
 
 from __future__ import annotations
@@ -92,6 +92,8 @@ async def test_the_peers_page_shows_withheld_silence_and_a_split(
     assert "no word from net-a since 12:00 UTC" in page
     _, page, _ = await desk.page("/desk/peers?lang=es")
     assert "sin noticias de net-a desde las 12:00 UTC" in page and "Retenidos" in page
+    _, page, _ = await desk.page("/desk/alerts?lang=en")  # beside net-a's active alert
+    assert 'origin-silent">no word from net-a since 12:00 UTC</span>' in page
 
     # Another checkpoint for seq 3 with another head: a split view, caught and shown.
     assert await push(node, 3, b"\1" * 32) == "refused"
