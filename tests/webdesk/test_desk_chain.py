@@ -1,7 +1,8 @@
 """The desk's peers page and checkpoints (DESIGN §16): what a peer withheld, the word
 from it as an origin (a checkpoint at 12:00, or "no word from net-a since 12:00", also
-beside its active alerts), and a split view caught, in both languages, cleared by an admin; a real node, checkpoints signed by the test as the
-peer would (docs/protocol.md §9)."""
+beside its active alerts), and a split view caught, in both languages, cleared by an
+admin; a real node, checkpoints signed by the test as the peer would (docs/protocol.md
+§9)."""
 
 from __future__ import annotations
 
