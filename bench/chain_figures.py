@@ -1,6 +1,7 @@
 """Issue 29's figures: checkpoints' cost and what they buy, one JSON object.
 
     python -m bench.chain_figures [--quick] [--rounds 3] [--idle-seconds 60]
+                                  [--before COMMIT] [--parts repair idle ingest]
 
 - ``repair``: three real ``avisa run`` nodes, ``checkpoint_every = 4s``: the origin
   publishes and cancels; its alerts reach the far node through a relay node whose link
@@ -235,12 +236,12 @@ def _cpu_split(tree: Path, seconds: float) -> dict[str, Any]:
     return result
 
 
-def ingest(rounds: int, seconds: float) -> dict[str, Any]:
+def ingest(rounds: int, seconds: float, before_commit: str = BEFORE) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     with tempfile.TemporaryDirectory(prefix="avisa-ab-") as tmp:
         root = Path(tmp)
         trees = {
-            "before": _export(BEFORE, root / "before"),
+            "before": _export(before_commit, root / "before"),
             "after": _export("HEAD", root / "after"),
         }
         for n in range(rounds):
@@ -260,7 +261,7 @@ def ingest(rounds: int, seconds: float) -> dict[str, Any]:
         }
 
     return {
-        "before_commit": BEFORE,
+        "before_commit": before_commit,
         "before": summary(runs["before"]),
         "after": summary(runs["after"]),
     }
@@ -268,12 +269,16 @@ def ingest(rounds: int, seconds: float) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {"bytes": wire_bytes()}
-    _log("repair")
-    figures["repair"] = await repair(1 if args.quick else args.rounds)
-    _log("idle")
-    figures["idle"] = await idle_measure(5.0 if args.quick else args.idle_seconds)
-    _log("ingest A/B")
-    figures["ingest"] = ingest(1 if args.quick else args.rounds, 3.0 if args.quick else 12.0)
+    rounds = 1 if args.quick else args.rounds
+    if "repair" in args.parts:
+        _log("repair")
+        figures["repair"] = await repair(rounds)
+    if "idle" in args.parts:
+        _log("idle")
+        figures["idle"] = await idle_measure(5.0 if args.quick else args.idle_seconds)
+    if "ingest" in args.parts:
+        _log("ingest A/B")
+        figures["ingest"] = ingest(rounds, 3.0 if args.quick else 12.0, args.before)
     return figures
 
 
@@ -282,6 +287,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, figures meaningless")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--before", default=BEFORE, help="the commit the ingest A/B compares")
+    parser.add_argument(
+        "--parts", nargs="+", default=["repair", "idle", "ingest"], help="which figures"
+    )
     print(json.dumps(asyncio.run(run(parser.parse_args())), indent=1))
     return 0
 
