@@ -55,10 +55,11 @@ async def alerts(request: web.Request) -> web.StreamResponse:
     silent = node.silent_origins()  # DESIGN §16: say so beside each active alert
     for item in items:
         since = silent.get(item["origin"]) if item["state"] == "active" else None
-        if since is not None:
-            item["origin_silent"] = t("peers.origin_silent").format(
-                item["origin"], since.strftime("%H:%M UTC")
-            )
+        item["origin_silent"] = (
+            ""
+            if since is None
+            else t("peers.origin_silent").format(item["origin"], since.strftime("%H:%M UTC"))
+        )
     settings = request.app[DESK].settings
     archive = request.app[tiles.TILES]
     context = {
