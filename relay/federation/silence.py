@@ -32,6 +32,7 @@ from relay.core.times import rfc3339
 from relay.federation.host import FederationHost
 from relay.federation.repair import Repairs
 from relay.federation.transport import PeerClient, PeerRefused, PeerUnavailable
+from relay.runtime.clock import every
 from relay.runtime.metrics import _labels
 from relay.storage import chain
 
@@ -83,12 +84,7 @@ class Silence:
         """Until cancelled: every ``checkpoint_every``, note new silences and ask each
         silent origin for its checkpoint."""
         interval = self.host.config.duration("federation", "checkpoint_every").total_seconds()
-        while True:
-            await self.host.clock.sleep(interval)
-            try:
-                await self.check()
-            except Exception:  # noqa: BLE001 - the next round tries again
-                _log.exception("checking silent origins failed")
+        await every(self.host.clock, interval, self.check, "silent-origins")
 
     async def check(self) -> None:
         silent = self.silent()
