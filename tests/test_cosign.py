@@ -28,6 +28,7 @@ from relay.core.cosign import (
 )
 from relay.core.envelope import open_envelope
 from relay.core.errors import BadInput
+from relay.federation.auth import authorization
 from relay.runtime.clock import FakeClock
 from relay.storage import chain
 from tests.fedkit import Front, Member, members, pulled, trusts
@@ -176,3 +177,37 @@ async def test_a_far_node_learns_the_head_through_a_relay_and_repairs_the_cancel
         finally:
             await link.stop()
             await dead.stop()
+
+
+async def test_relayed_bodies_that_do_not_hold_are_refused_or_lose_their_cosignatures(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock(T0)
+    async with members(tmp_path, clock, ["ventura", "oxnard"], every_10s) as nodes:
+        origin, far = nodes["ventura"], nodes["oxnard"]
+        await trusts(far, origin, forward=False)
+        await trusts(origin, far, forward=False)
+        path = "/federation/v1/checkpoints/ventura"
+
+        async def put(body: bytes) -> tuple[int, dict[str, object]]:
+            now = far.node.clock()
+            header = authorization(origin.node.key, "PUT", path, "ventura", "oxnard", now, body)
+            headers = {"Authorization": header, "Content-Type": "application/json"}
+            async with far.http.put(far.url + path, data=body, headers=headers) as reply:
+                return reply.status, await reply.json()
+
+        clock.advance(EVERY)
+        raw = sign_checkpoint(make_checkpoint("ventura", 0, bytes(32), clock()), origin.node.key)
+        _, payload = open_envelope(raw)
+        stranger = cosign(payload, STRANGER, clock())  # a key oxnard does not know
+        by_origin = cosign(payload, origin.node.key, clock())  # an origin is no witness
+        body = encode_relayed(raw, [stranger, by_origin])
+        assert await put(body) == (200, {"status": "accepted", "reason": ""})
+        kept = await far.node.db.read(lambda c: chain.checkpoint_cosignatures(c, "ventura"))
+        assert decode_cosignatures(kept) == []
+        for bad in (b'{"checkpoint":5}', b'{"checkpoint":"x","more":[]}'):
+            assert await put(bad) == (200, {"status": "refused", "reason": "malformed"})
+        status, reply = await put(b'{"checkpoint":"' + b" " * 4096 + b'"}')
+        assert status == 413 and reply["errcode"] == "AVISA_TOO_LARGE"
+        stored = await far.node.db.read(lambda c: chain.checkpoint_envelope(c, "ventura"))
+        assert stored == raw  # what was refused changed nothing
