@@ -6,6 +6,7 @@ origin's new alerts (``equivocation``) until an operator clears it."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -16,7 +17,8 @@ import pytest
 
 from keys.core.keyring import KeyEntry
 from relay.cli.main import main
-from relay.core.checkpoints import make_checkpoint, sign_checkpoint
+from relay.core.checkpoints import chain_heads, entry_digest, make_checkpoint, sign_checkpoint
+from relay.core.model import ALERT_PAYLOAD_TYPE, Alert, encode_alert
 from relay.core.policy import PeerPolicy
 from relay.federation.auth import authorization
 from relay.runtime.clock import FakeClock
@@ -48,7 +50,11 @@ async def as_origin(to: Member, method: str, path: str, body: bytes) -> tuple[in
 
 
 async def send_alert(to: Member, seq: int) -> dict[str, Any]:
-    alert = make_alert(alert_id=new_id("ventura", T0.replace(minute=seq)), seq=seq)
+    alert = make_alert(alert_id=new_id("ventura", T0.replace(minute=seq, second=seq)), seq=seq)
+    return await send_alert_of(to, alert)
+
+
+async def send_alert_of(to: Member, alert: Alert) -> dict[str, Any]:
     body = b'{"envelopes":[' + raw_envelope(alert, ORIGIN) + b"]}"
     status, reply = await as_origin(to, "PUT", f"/federation/v1/send/t{next(_txns)}", body)
     assert status == 200, reply
@@ -124,3 +130,25 @@ async def test_an_origin_that_signs_two_heads_is_caught_and_held(
     assert (status, body) == (200, {"network": "ventura", "cleared": 1})
     status, body = await ojai.call("GET", "/api/v1/equivocations")
     assert body["held_origins"] == []
+
+
+async def test_a_checkpoint_against_the_messages_held_is_evidence_too(
+    pair: tuple[Member, Member, FakeClock],
+) -> None:
+    """The origin sent oxnard message 1 and signs a checkpoint over another message 1 (the
+    one it showed someone else): oxnard's chain contradicts it."""
+    _, oxnard, clock = pair
+    shown = make_alert(alert_id=new_id("ventura", T0.replace(minute=1)), seq=1)
+    other = make_alert(alert_id=new_id("ventura", T0.replace(minute=2)), seq=1)
+    assert (await send_alert_of(oxnard, shown))["status"] == "accepted"
+    (head,) = chain_heads([entry_digest(ALERT_PAYLOAD_TYPE, encode_alert(other))])
+    raw = sign_checkpoint(make_checkpoint("ventura", 1, head, clock()), ORIGIN)
+    status, reply = await as_origin(oxnard, "PUT", "/federation/v1/checkpoints/ventura", raw)
+    assert (status, reply["status"]) == (200, "accepted")  # newer: taken, and compared
+    await wait_for(lambda: evidence_at(oxnard), what="the contradiction kept")
+    (item,) = await evidence_at(oxnard)
+    assert (item["seq"], item["kind"]) == (1, "chain")
+    assert item["first"] == json.loads(raw)
+    assert json.loads(base64.b64decode(item["second"]["payload"]))["id"] == shown.id
+    held = await send_alert(oxnard, 2)
+    assert (held["status"], held["reason"]) == ("held", "equivocation")
