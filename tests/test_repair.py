@@ -246,7 +246,7 @@ async def test_bad_checkpoints_are_refused_with_a_reason_and_change_nothing(
         200,
         {"status": "refused", "reason": "own_network"},
     )
-    status, body = await put_checkpoint(origin, far, "ventura", b" " * 2049)
+    status, body = await put_checkpoint(origin, far, "ventura", b" " * 4097)
     assert status == 413 and body["errcode"] == "AVISA_TOO_LARGE"  # type: ignore[index]
     after = await far.node.db.read(lambda conn: chain.checkpoint_envelope(conn, "ventura"))
     assert after == stored
@@ -321,3 +321,48 @@ async def test_a_fetched_message_that_does_not_fit_counts_against_the_peer(world
     assert [item["to"] for item in (await far.peer(HOSTILE))["withheld"]] == [2]
     metrics = await far.metrics()
     assert 'avisa_peer_repair_bad_fetches_total{peer="hostile"} 1' in metrics
+
+
+class DropsOrigin(DropsCancels):
+    """A peer that answers every transaction as accepted and passes nothing of
+    ``ventura`` on at all (alerts, updates, cancels), nor its checkpoints."""
+
+    async def _send(self, request: web.Request) -> web.Response:
+        envelopes = json.loads(await request.read())["envelopes"]
+        results = []
+        for envelope in envelopes:
+            payload = json.loads(base64.b64decode(envelope["payload"]))
+            results.append({"id": payload["id"], "status": "accepted", "reason": "authoritative"})
+            self.dropped.append(payload["id"])
+        return web.json_response({"results": results})
+
+
+async def test_a_peer_that_drops_everything_of_an_origin_is_repaired_around(
+    tmp_path: Path,
+) -> None:
+    """The origin sends only through a peer that drops all of it; the far node still
+    learns the origin's head from its checkpoint and fetches every message from the
+    origin: the alert and its cancel, within 2 × ``checkpoint_every``."""
+    clock = FakeClock(T0)
+    async with members(tmp_path, clock, ["ventura", "oxnard"], every_10s) as nodes:
+        origin, far = nodes["ventura"], nodes["oxnard"]
+        hostile = DropsOrigin(far, clock)
+        await hostile.start()
+        try:
+            await trusts_hostile(origin, hostile.url)
+            await trusts(origin, far, forward=False)
+            await trusts(far, origin, forward=False)
+            await trusts_hostile(far, hostile.url)
+            alert_id = (await origin.publish())["id"]
+            await origin.cancel(alert_id)
+            await wait_for(lambda: len(hostile.dropped) >= 2, what="both dropped")
+            assert far.node.federation is not None
+            repairs = far.node.federation.repairs
+            await wait_for(lambda: "ventura" in repairs.retry_at, what="the repair's grace")
+            assert await state_at(far, alert_id) is None  # nothing came through the peer
+            clock.advance(EVERY / 2)
+            await wait_for(lambda: _cancelled(far, alert_id), what="both fetched from the origin")
+            assert clock() - T0 <= 2 * EVERY
+            assert repairs.fetched == {"ventura": 2}
+        finally:
+            await hostile.stop()

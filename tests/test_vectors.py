@@ -421,3 +421,23 @@ def test_checkpoints_from_the_spec_alone() -> None:
         assert checkpoint_refusal(raw, keys, now, refused["latest_seen"]) == refused["reason"]
         reasons.append(refused["reason"])
     assert {"unknown_key", "from_future", "seq_below_seen", "too_large"} <= set(reasons)
+
+
+def test_a_cosignature_from_the_spec_alone() -> None:
+    """docs/protocol.md §9.5: what a witness signs, and the relayed checkpoint."""
+    vector = load("checkpoint.json")
+    cosigned = vector["cosigned"]
+    checkpoint = vector["checkpoint"]
+    item = cosigned["cosignature"]
+    witness = public_key(cosigned["witness_seed"])
+    assert item["witness"] == "ed25519:" + hashlib.sha256(witness).hexdigest()[:32]
+    message = (
+        b"avisa-cosignature/v1\n"
+        + item["time"].encode()
+        + b"\n"
+        + pae("application/vnd.avisa.checkpoint.v1+json", checkpoint["payload"].encode())
+    )
+    assert base64.b64decode(cosigned["signed_b64"]) == message
+    verify(witness, message, item["sig"])
+    relayed = json.loads(cosigned["relayed"])
+    assert relayed == {"checkpoint": checkpoint["envelope"], "cosignatures": [item]}

@@ -20,6 +20,7 @@ import msgspec
 
 from keys.cards.keyset import Change
 from keys.store import own_ops, peer_ops
+from relay.cli import equivocation
 from relay.cli.trustdeny import register_deny
 from relay.cli.words import plural
 from relay.core.errors import BadInput, ConfigError
@@ -404,6 +405,7 @@ def register_trust(commands: Any) -> None:
     """Add ``avisa trust add|set|update|list|remove|revoke``."""
     trust = commands.add_parser("trust", help="peer networks this node trusts, and their keys")
     actions = trust.add_subparsers(dest="trust_command", required=True, metavar="ACTION")
+    equivocation.register(actions)
 
     add = actions.add_parser(
         "add", help="trust a peer's card once its fingerprint, read aloud, matches"

@@ -202,7 +202,8 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     document = held.document
     print(f"Subscribed to {document.list}: version {document.version}, {len(document.members)}"
           f" members, expires {rfc3339(document.expires_at)}.")  # fmt: skip
-    print("  Members are not applied as peers yet (a later release does that).")
+    print("  Its members are peers now, within --max-speaks-for; a running node takes them"
+          " at once (avisa trust list shows them).")  # fmt: skip
     return 0
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Final
 
@@ -227,3 +227,20 @@ def check_order(checkpoint: Checkpoint, seen: Checkpoint | None) -> Refused | No
     if checkpoint.seq == seen.seq and checkpoint.issued_at <= seen.issued_at:
         return Refused("not_newer", checkpoint.network)
     return None
+
+
+# --- silence ----------------------------------------------------------------------
+
+
+def silent_origins(
+    issued: Mapping[str, datetime], watched: Iterable[str], now: datetime, stale_after: timedelta
+) -> dict[str, datetime]:
+    """The origins among ``watched`` whose newest checkpoint held here (``issued``: its
+    ``issued_at``) is older than ``stale_after`` at ``now``, each with that time: no
+    word from them since. An origin never heard from is not silent, only unknown (a node
+    that predates checkpoints never sends one)."""
+    return {
+        network: issued[network]
+        for network in watched
+        if network in issued and now - issued[network] > stale_after
+    }

@@ -145,9 +145,12 @@ class TrustListsSection(Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class FederationSection(Struct, forbid_unknown_fields=True, frozen=True):
-    """Peers (DESIGN §5, §16): how often this node signs its checkpoint."""
+    """Peers (DESIGN §5, §16): how often this node signs its checkpoint, and how long an
+    origin may go without a fresh one before it is ``silent``."""
 
     checkpoint_every: Duration = "60s"
+    # Unset: 5 min, or 2 × checkpoint_every if that is longer (``Config.stale_after``).
+    stale_after: Duration | None = None
 
 
 class Config(Struct, forbid_unknown_fields=True, frozen=True):
@@ -174,6 +177,13 @@ class Config(Struct, forbid_unknown_fields=True, frozen=True):
 
     def duration(self, section: str, name: str) -> timedelta:
         return parse_duration(str(getattr(getattr(self, section), name)))
+
+    def stale_after(self) -> timedelta:
+        """``[federation] stale_after``, or its default: 5 min, at least 2 intervals."""
+        configured = self.federation.stale_after
+        if configured is not None:
+            return parse_duration(configured)
+        return max(timedelta(minutes=5), 2 * self.duration("federation", "checkpoint_every"))
 
 
 _LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
@@ -220,6 +230,8 @@ def check(config: Config) -> None:
     every = config.duration("federation", "checkpoint_every")
     if not timedelta(seconds=1) <= every <= timedelta(hours=1):
         raise ConfigError("federation.checkpoint_every", "must be from 1s to 1h")
+    if not 2 * every <= config.stale_after() <= timedelta(days=1):
+        raise ConfigError("federation.stale_after", "must be from 2 × checkpoint_every to 24h")
     check_desk(config.desk)
     check_desk_web(config.desk_web)
     users = [bridge.user_id for bridge in config.bridges.matrix]

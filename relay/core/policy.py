@@ -102,6 +102,13 @@ class PeerPolicy:
         """Trusted only through lists, every one of them past its expiry (DESIGN §15)."""
         return bool(self.sources) and all(s.expires_at <= now for s in self.sources)
 
+    @property
+    def linked(self) -> bool:
+        """This node talks to the peer (pulls, pushes checkpoints): always for a local
+        peer; for a list peer only when the list names this node too (``forward``), since
+        otherwise the peer does not know our key and answers 401."""
+        return self.forward or not self.sources
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -116,6 +123,8 @@ class Policy:
     on_fail: Literal["hold", "reject"] = "hold"
     hold_certainties: frozenset[str] = frozenset()
     bridge_certainties: frozenset[str] = frozenset({"confirmed", "false"})
+    #: Origins caught equivocating (DESIGN §16), not yet cleared by an operator.
+    equivocating: frozenset[str] = frozenset()
 
 
 class PolicyState(msgspec.Struct, frozen=True):
@@ -276,6 +285,8 @@ def decide(
         return Decision("reject", "rate_limited")
     if origin_ok and alert.msg_type == "cancel":
         return Decision("accept", "origin_cancel")
+    if alert.network in policy.equivocating:
+        return Decision("hold", "equivocation")  # until an operator decides
     return _authority(alert, verification, policy, now, origin_ok, state)
 
 

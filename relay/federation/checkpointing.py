@@ -47,8 +47,9 @@ class Checkpointer:
         self.host = host
         self._client = client
         self._failing = failing
-        self._pushing: dict[str, asyncio.Task[None]] = {}
-        self._waiting: dict[str, bytes] = {}  # per peer busy with a push: the newest to send
+        # Per (peer, origin) busy with a push: the task, and the newest waiting to go.
+        self._pushing: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._waiting: dict[tuple[str, str], bytes] = {}
         self.issued = 0
         #: The newest checkpoint signed, as sent (kept in memory: it is re-signed at start).
         self.latest: bytes | None = None
@@ -65,31 +66,37 @@ class Checkpointer:
         self.push(raw)
         return raw
 
-    def push(self, raw: bytes) -> None:
-        """Send the checkpoint to every peer, one request per peer in flight: for a peer
+    def push(self, raw: bytes, network: str | None = None, to: list[str] | None = None) -> None:
+        """Send a checkpoint of ``network`` (this node's by default) to the peers ``to``
+        (every linked peer by default), one request per peer and origin in flight: for a peer
         still busy with the last one it waits and goes next (only the newest waits, so a
         cancel's checkpoint is never lost behind an older one); a peer the sender has
-        failed to reach several times in a row is skipped."""
-        network = self.host.network
-        for peer, record in self.host.trust.peers.items():
-            if peer == network or self._failing(peer):
+        failed to reach several times in a row is skipped. Relayed checkpoints of other
+        origins (``relay.federation.relaying``) go the same way."""
+        origin = network or self.host.network
+        peers = self.host.trust.peers
+        for peer in peers if to is None else to:
+            record = peers.get(peer)
+            if record is None or not record.policy.linked or peer == origin or self._failing(peer):
                 continue
-            if peer in self._pushing:
-                self._waiting[peer] = raw
+            key = (peer, origin)
+            if key in self._pushing:
+                self._waiting[key] = raw
                 continue
-            self._pushing[peer] = asyncio.create_task(self._push_one(peer, record.url, raw))
+            self._pushing[key] = asyncio.create_task(self._push_one(key, record.url, raw))
 
-    async def _push_one(self, peer: str, url: str, raw: bytes | None) -> None:
+    async def _push_one(self, key: tuple[str, str], url: str, raw: bytes | None) -> None:
+        peer, origin = key
         try:
             while raw is not None:
                 try:
-                    await self._client().put_checkpoint(peer, url, self.host.network, raw)
+                    await self._client().put_checkpoint(peer, url, origin, raw)
                     self.pushed[peer] += 1
                 except (PeerUnavailable, PeerRefused):
                     pass  # an old node without checkpoints, or down: the next one tries
-                raw = self._waiting.pop(peer, None)
+                raw = self._waiting.pop(key, None)
         finally:
-            self._pushing.pop(peer, None)
+            self._pushing.pop(key, None)
 
     async def stop(self) -> None:
         await cancel_all(list(self._pushing.values()))

@@ -33,7 +33,8 @@ from aiohttp import web
 
 from keys.core.keyring import KeyEntry
 from keys.store import own_ops
-from relay.core.checkpoints import MAX_CHECKPOINT_BYTES, Refused
+from relay.core.checkpoints import Refused
+from relay.core.cosign import MAX_RELAYED_BYTES
 from relay.core.errors import BadInput, NotFound
 from relay.core.model import MAX_ENVELOPE_BYTES, encode_envelope, valid_network
 from relay.federation import auth, catchup
@@ -322,7 +323,7 @@ async def take_checkpoint(request: web.Request) -> web.Response:
         raise BadInput("AVISA_BAD_NETWORK", "not a network id like ventura or oc.resilience")
     checked = _precheck(request, federation)
     with federation.gate.admit(checked.peer.network):
-        body = await read_body(request, MAX_CHECKPOINT_BYTES)
+        body = await read_body(request, MAX_RELAYED_BYTES)
         peer = _verify(request, federation, checked, body)
         result = await federation.repairs.receive(body, peer, network)
     if isinstance(result, Refused):

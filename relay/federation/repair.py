@@ -2,18 +2,26 @@
 
 DESIGN §16. ``Repairs.receive`` is the one way a checkpoint from a peer is
 read (``PUT /federation/v1/checkpoints/{network}``, ``relay.federation.inbound``):
-``check_checkpoint`` first, off the writer (size, envelope, signature, key,
-time; a reason for every refusal), then the origin must be the path's, a
-trusted peer and not this node; only then does the writer job read the newest
-checkpoint held of that origin (``check_order``: a lower ``seq`` or a replay is
-refused) and store it in its place (one row per origin, so storage is bounded
-whatever a peer sends). In the same job it is compared with this node's
-chain of that origin:
+the body read as a bare or relayed checkpoint (``relay.core.cosign``), then
+``check_checkpoint``, off the writer (size, envelope, signature, key, time; a
+reason for every refusal), then the origin must be the path's, a trusted peer
+and not this node, and the cosignatures that hold are kept; only then does the
+writer job read the newest checkpoint held of that origin. One with the same
+``seq`` and another head is **equivocation**: both envelopes are kept as
+evidence (``relay.storage.evidence``), the trust version bumped so the
+origin's new alerts are held, the new one refused (``equivocation``) and
+passed on once, so the peers that relay this origin see the split too.
+Otherwise ``check_order`` (a lower ``seq`` or a replay is refused), and the
+checkpoint is stored in its place with its cosignatures (one row per origin,
+so storage is bounded whatever a peer sends), told to the silence watcher
+(``heard``, ``relay.federation.silence``) and passed on
+(``relay.federation.relaying``). In the same job it is compared with this
+node's chain of that origin:
 
-- the chain has reached the checkpoint's ``seq``: the heads must agree; a
-  different head is counted (``mismatched``) and logged — keeping the two
-  envelopes as evidence and holding the origin (``equivocation``) is the next
-  step of issue 29;
+- the chain has reached the checkpoint's ``seq``: the heads must agree (then
+  this node cosigns what it passes on); a different head is counted
+  (``mismatched``), logged and kept as evidence (kind ``chain``: the
+  checkpoint and the message at that ``seq``), and the origin is held;
 - the chain is behind: messages ``chain + 1 … seq`` exist that this node does
   not hold. After a grace of half ``checkpoint_every`` (a checkpoint pushed
   right after a publication outruns the transaction carrying the message)
@@ -49,12 +57,21 @@ import structlog
 
 from relay.core.backoff import Backoff
 from relay.core.checkpoints import Checkpoint, Refused, check_checkpoint, check_order
+from relay.core.cosign import (
+    Cosignature,
+    encode_cosignatures,
+    read_relayed,
+    valid_cosignatures,
+)
+from relay.core.errors import BadInput
 from relay.core.times import rfc3339
 from relay.federation.host import FederationHost
+from relay.federation.relaying import CheckpointRelay
 from relay.federation.transport import PeerClient, PeerRefused, PeerUnavailable
 from relay.runtime.metrics import _labels
-from relay.storage import chain
+from relay.storage import chain, evidence, store, trust
 from relay.storage.db import Connection
+from relay.storage.trust import TrustSnapshot
 
 ANCHOR_WINDOW = 64
 _log = structlog.get_logger("avisa.federation")
@@ -84,6 +101,53 @@ class _Taken:
     checkpoint: Checkpoint
     held: int  # how far this node's chain of the origin reaches
     differs: bool  # the chain reached its seq with another head
+    agrees: bool  # the chain reached its seq with the same head: this node cosigns
+
+
+@dataclass(frozen=True, slots=True)
+class _Split:
+    new: bool  # this node had not kept this split before
+
+
+def _keep(
+    conn: Connection,
+    checkpoint: Checkpoint,
+    kind: evidence.Kind,
+    pair: tuple[bytes, bytes],
+    from_peer: str,
+    now: datetime,
+) -> bool:
+    kept = evidence.record(conn, checkpoint.network, checkpoint.seq, kind, pair, from_peer, now)
+    if kept:
+        trust.bump_version(conn)
+    return kept
+
+
+def _split(
+    conn: Connection, checkpoint: Checkpoint, raw: bytes, from_peer: str, now: datetime
+) -> _Split:
+    """The checkpoint held and ``raw`` name one ``seq`` with two heads: both kept."""
+    held = chain.checkpoint_envelope(conn, checkpoint.network) or b""
+    return _Split(_keep(conn, checkpoint, "checkpoints", (held, raw), from_peer, now))
+
+
+def _verified(
+    body: bytes, snapshot: TrustSnapshot, now: datetime, network: str, own: str
+) -> tuple[Checkpoint, bytes, list[Cosignature]] | Refused:
+    """A checkpoint body read and checked (``check_checkpoint``, then whether it may be
+    taken here), with the cosignatures that hold; or why not. Runs off the loop."""
+    try:
+        raw, cosignatures = read_relayed(body)
+    except BadInput:
+        return Refused("malformed")
+    skew = snapshot.policy.max_future_skew
+    result = check_checkpoint(raw, snapshot.keyring, now, skew, {})
+    if isinstance(result, Checkpoint):
+        result = _refusal(result, network, own, snapshot.peers) or result
+    if isinstance(result, Refused):
+        return result
+    kept = valid_cosignatures(cosignatures, raw, snapshot.keyring, network, now, skew)
+    return result, raw, kept
 
 
 def _refusal(
@@ -120,46 +184,82 @@ class Repairs:
         self.anchored: Counter[str] = Counter()  # per origin
         #: Per origin whose repair waits (its grace, or a backoff): until when (node clock).
         self.retry_at: dict[str, datetime] = {}
+        #: Passes taken checkpoints on (``relay.federation.relaying``), set by the service.
+        self.relay: CheckpointRelay | None = None
+        #: Told of each checkpoint taken (``relay.federation.silence``), set by the service.
+        self.heard: Callable[[Checkpoint], None] = lambda checkpoint: None
 
-    async def receive(self, raw: bytes, from_peer: str, network: str) -> Checkpoint | Refused:
-        """Check a checkpoint of ``network`` a peer sent; keep it and start a repair if it
+    async def receive(self, body: bytes, from_peer: str, network: str) -> Checkpoint | Refused:
+        """Check a checkpoint of ``network`` a peer sent (bare, or relayed with
+        cosignatures: ``relay.core.cosign``); keep it, pass it on, and start a repair if it
         shows a gap."""
         host = self.host
-        snapshot, now, own = host.trust, host.clock(), host.network
-        skew = snapshot.policy.max_future_skew
-        # Verified off the writer (one Ed25519 check); only the order needs the store.
+        snapshot, now = host.trust, host.clock()
+        # Verified off the writer (Ed25519 checks); only the order needs the store.
         result = await asyncio.get_running_loop().run_in_executor(
-            host.pool, check_checkpoint, raw, snapshot.keyring, now, skew, {}
+            host.pool, _verified, body, snapshot, now, network, host.network
         )
-        if isinstance(result, Checkpoint):
-            result = _refusal(result, network, own, snapshot.peers) or result
         if isinstance(result, Refused):
             self.received[result.reason] += 1
             return result
-        verified = result
+        verified, raw, cosignatures = result
 
-        def job(conn: Connection) -> _Taken | Refused:
-            refused = check_order(verified, chain.checkpoint_of(conn, verified.network))
+        def job(conn: Connection) -> _Taken | _Split | Refused:
+            seen = chain.checkpoint_of(conn, verified.network)
+            if seen is not None and seen.seq == verified.seq and seen.head != verified.head:
+                return _split(conn, verified, raw, from_peer, now)
+            refused = check_order(verified, seen)
             if refused is not None:
                 return refused
-            chain.save_checkpoint(conn, verified, raw, from_peer, now)
+            stored = encode_cosignatures(cosignatures)
+            chain.save_checkpoint(conn, verified, raw, from_peer, now, stored)
             held, _ = chain.latest(conn, verified.network)
             head = chain.head_at(conn, verified.network, verified.seq)
             differs = head is not None and head.hex() != verified.head
-            return _Taken(verified, held, differs)
+            if differs:
+                message = store.message_at(conn, verified.network, verified.seq) or b""
+                _keep(conn, verified, "chain", (raw, message), from_peer, now)
+            return _Taken(verified, held, differs, head is not None and not differs)
 
         taken = await host.db.write(job)
+        if isinstance(taken, _Split):
+            await self._caught(verified, raw, cosignatures, from_peer, taken.new)
+            return Refused("equivocation", verified.network)
         if isinstance(taken, Refused):
             self.received[taken.reason] += 1
             return taken
         self.received["accepted"] += 1
         checkpoint = taken.checkpoint
+        self.heard(checkpoint)
+        if self.relay is not None:
+            self.relay.pass_on(checkpoint, raw, cosignatures, from_peer, taken.agrees)
         if taken.differs:
             self.mismatched[checkpoint.network] += 1
-            _log.warning("checkpoint head differs from ours", origin=checkpoint.network)
+            _log.warning("checkpoint head differs from our chain", origin=checkpoint.network)
+            await self.host.reload_trust()  # the origin's new alerts are held from now on
         if taken.held < checkpoint.seq:
             self._behind(checkpoint)
         return checkpoint
+
+    async def _caught(
+        self,
+        checkpoint: Checkpoint,
+        raw: bytes,
+        cosignatures: list[Cosignature],
+        from_peer: str,
+        new: bool,
+    ) -> None:
+        """Two checkpoints, one ``seq``, two heads: counted; if this split is new here,
+        the trust snapshot reloaded (the origin's alerts are held) and the other
+        checkpoint passed on, so the peers that relay this origin see both too."""
+        self.received["equivocation"] += 1
+        if not new:
+            return
+        self.mismatched[checkpoint.network] += 1
+        _log.warning("origin equivocates", origin=checkpoint.network, seq=checkpoint.seq)
+        await self.host.reload_trust()
+        if self.relay is not None:
+            self.relay.pass_on(checkpoint, raw, cosignatures, from_peer, agrees=False)
 
     def _behind(self, checkpoint: Checkpoint) -> None:
         """The chain is behind ``checkpoint``: make sure one repair task works on it."""

@@ -31,8 +31,10 @@ from relay.federation import trustrefresh
 from relay.federation.checkpointing import Checkpointer
 from relay.federation.host import FederationHost
 from relay.federation.keyrefresh import KeyRefresher
+from relay.federation.relaying import CheckpointRelay
 from relay.federation.repair import Repairs
 from relay.federation.sender import LinkStatus, PeerLink, Timing
+from relay.federation.silence import Silence
 from relay.federation.transport import PeerClient
 from relay.runtime.aio import cancel_all
 from relay.runtime.clock import every
@@ -97,6 +99,10 @@ class Federation:
         self._trustlists: asyncio.Task[None] | None = None
         self.checkpointer = Checkpointer(host, lambda: self.client, self._failing)
         self.repairs = Repairs(host, lambda: self.client, self.timing.backoff_cap_s)
+        self.repairs.relay = CheckpointRelay(host, self.checkpointer)
+        self.silence = Silence(host, self.repairs, lambda: self.client)
+        self.repairs.heard = self.silence.heard
+        self._silence: asyncio.Task[None] | None = None
         self._checkpoints: asyncio.Task[None] | None = None
         # Each link's peer record when last reconciled: a reload that changed nothing
         # about a peer (the periodic one, mostly) does not interrupt its link.
@@ -131,6 +137,8 @@ class Federation:
             name="avisa-federation-housekeeping",
         )
         await self.checkpointer.begin()
+        await self.silence.load()
+        self._silence = asyncio.create_task(self.silence.run(), name="avisa-federation-silence")
         self._checkpoints = asyncio.create_task(
             self.checkpointer.run(), name="avisa-federation-checkpoints"
         )
@@ -150,10 +158,10 @@ class Federation:
         await self.checkpointer.stop()
         await self.repairs.stop()
         tasks = [*self._tasks.values(), *self._key_tasks.values()]
-        for task in (self._housekeeping, self._checkpoints, self._trustlists):
+        for task in (self._housekeeping, self._checkpoints, self._trustlists, self._silence):
             if task is not None:
                 tasks.append(task)
-        self._housekeeping = self._checkpoints = self._trustlists = None
+        self._housekeeping = self._checkpoints = self._trustlists = self._silence = None
         self._key_tasks.clear()
         await cancel_all(tasks)
         self._tasks.clear()
@@ -166,8 +174,7 @@ class Federation:
         if self._client is None:
             return
         peers = self.host.trust.peers
-        # A list peer whose list does not name us does not know us: no link to pull from it.
-        wanted = {n for n, r in peers.items() if r.policy.forward or not r.policy.sources}
+        wanted = {n for n, r in peers.items() if r.policy.linked}
         wanted -= {self.host.network}
         for network in set(self._tasks) - wanted:
             self._tasks.pop(network).cancel()
@@ -240,12 +247,25 @@ class Federation:
         link = self.links.get(network)
         if link is None:
             return {}
-        return link.status.as_dict() | {"withheld": self.repairs.withheld_by(network)}
+        withheld = {"withheld": self.repairs.withheld_by(network)}
+        return link.status.as_dict() | withheld | self.silence.status_of(network)
+
+    def silent_origins(self) -> dict[str, datetime]:
+        """Trusted origins with no fresh checkpoint for ``stale_after``: since when."""
+        return self.silence.silent()
 
     def metrics_lines(self) -> Iterable[str]:
         yield "# TYPE avisa_checkpoints_signed_total counter"
         yield f"avisa_checkpoints_signed_total {self.checkpointer.issued}"
         yield from self.repairs.metrics_lines()
+        yield from self.silence.metrics_lines()
+        relay = self.repairs.relay
+        if relay is not None:
+            yield "# TYPE avisa_checkpoints_cosigned_total counter"
+            yield f"avisa_checkpoints_cosigned_total {relay.cosigned}"
+            yield "# TYPE avisa_checkpoints_relayed_total counter"
+            for origin, count in sorted(relay.relayed.items()):
+                yield f"avisa_checkpoints_relayed_total{_labels({'origin': origin})} {count}"
         statuses = {network: link.status for network, link in sorted(self.links.items())}
         for name, kind, value in _SERIES:
             yield f"# TYPE {name} {kind}"

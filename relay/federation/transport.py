@@ -31,6 +31,7 @@ from msgspec import Meta, Struct
 from yarl import URL
 
 from keys.core.signing import NodeKey
+from relay.core.checkpoints import MAX_CHECKPOINT_BYTES
 from relay.core.errors import AvisaError, BadInput, TransportError
 from relay.core.model import MAX_ENVELOPE_BYTES
 from relay.core.times import Clock
@@ -156,6 +157,11 @@ class PeerClient:
         """PUT a checkpoint envelope (of ``network``) to the peer; its verdict is its own."""
         path = f"/federation/v1/checkpoints/{network}"
         await self._request("PUT", peer, base_url, path, raw, MAX_CHECKPOINT_REPLY)
+
+    async def checkpoint(self, peer: str, base_url: str, network: str) -> bytes:
+        """GET the newest checkpoint the peer holds of ``network`` (verified by the caller)."""
+        path = f"/federation/v1/checkpoints/{network}"
+        return await self._request("GET", peer, base_url, path, b"", MAX_CHECKPOINT_BYTES)
 
     async def message(self, peer: str, base_url: str, origin: str, seq: int) -> bytes:
         """GET message ``seq`` of ``origin`` as the peer stored it (verified by the caller)."""

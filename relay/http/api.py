@@ -232,7 +232,8 @@ async def list_alerts(request: web.Request) -> web.Response:
     rows = await node.db.read(
         lambda conn: store.listing(conn, now, active_only=in_force, limit=limit, keep=keep)
     )
-    views = [row.view(now) for row in rows]
+    silent = node.silent_origins()
+    views = [row.view(now, silent) for row in rows]
     return respond({"alerts": views})
 
 
@@ -244,7 +245,7 @@ async def get_alert(request: web.Request) -> web.Response:
     stored = await node.db.read(lambda conn: store.get(conn, alert_id))
     if stored is None:
         raise NotFound(f"no alert {alert_id}")
-    view = msgspec.to_builtins(stored.view(node.clock()))
+    view = msgspec.to_builtins(stored.view(node.clock(), node.silent_origins()))
     view["envelope"] = msgspec.Raw(stored.envelope)
     return respond(view)
 
@@ -308,7 +309,7 @@ async def _pump(node: Node, response: web.StreamResponse, cursor: int) -> None:
     while True:
         rows = await node.db.read(partial(store.feed_since, pos=cursor, limit=100))
         for pos, stored in rows:
-            data = _json.encode(stored.view(node.clock())).decode()
+            data = _json.encode(stored.view(node.clock(), node.silent_origins())).decode()
             event = stored.alert.msg_type
             await response.write(f"id: {pos}\nevent: {event}\ndata: {data}\n\n".encode())
             cursor = pos

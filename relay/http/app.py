@@ -39,7 +39,7 @@ from relay.core.config import Config
 from relay.core.errors import ConfigError
 from relay.federation import inbound
 from relay.federation.service import Federation
-from relay.http import api, cap, desk, place, report, trustlists, webdesk
+from relay.http import api, cap, chainview, desk, place, report, trustlists, webdesk
 from relay.http import sms as sms_api
 from relay.http.clientlimit import PROXIES
 from relay.http.framing import FramingRunner
@@ -133,6 +133,7 @@ def build_app(node: Node, federation: Federation, owned: Sequence[Context] = ())
     app.add_routes(sms_api.routes)
     app.add_routes(place.routes)
     app.add_routes(trustlists.routes)
+    app.add_routes(chainview.routes)
     return app
 
 

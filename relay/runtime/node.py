@@ -23,7 +23,7 @@ import asyncio
 import os
 from collections.abc import Callable, Collection, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -103,6 +103,8 @@ class PeerLinks(Protocol):
     async def reconcile(self) -> None: ...
 
     def peer_status(self, network: str) -> dict[str, Any]: ...
+
+    def silent_origins(self) -> dict[str, datetime]: ...
 
     def metrics_lines(self) -> Iterable[str]: ...
 
@@ -197,6 +199,10 @@ class Node:
 
     def peer_status(self, network: str) -> dict[str, Any]:
         return self.federation.peer_status(network) if self.federation else {}
+
+    def silent_origins(self) -> dict[str, datetime]:
+        """Trusted origins gone silent (DESIGN §16), each with its last word's time."""
+        return self.federation.silent_origins() if self.federation else {}
 
     def own_keys(self) -> list[KeyEntry]:
         return [KeyEntry(self.network, self.key.public_key), *self.extra_own_keys]

@@ -229,14 +229,17 @@ def save_checkpoint(
     envelope: bytes,
     from_peer: str | None,
     now: datetime,
+    cosignatures: bytes = b"",
 ) -> None:
-    """Keep ``checkpoint`` as its origin's newest (the caller checked that it is newer)."""
+    """Keep ``checkpoint`` as its origin's newest (the caller checked that it is newer),
+    with the cosignatures it came with (``relay.core.cosign.encode_cosignatures``)."""
     conn.execute(
         "INSERT INTO checkpoints (network, seq, head, issued_at, envelope, from_peer,"
-        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (network) DO UPDATE SET"
-        " seq = excluded.seq, head = excluded.head, issued_at = excluded.issued_at,"
-        " envelope = excluded.envelope, from_peer = excluded.from_peer,"
-        " received_at = excluded.received_at",
+        " received_at, cosignatures) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (network)"
+        " DO UPDATE SET seq = excluded.seq, head = excluded.head,"
+        " issued_at = excluded.issued_at, envelope = excluded.envelope,"
+        " from_peer = excluded.from_peer, received_at = excluded.received_at,"
+        " cosignatures = excluded.cosignatures",
         (
             checkpoint.network,
             checkpoint.seq,
@@ -245,8 +248,23 @@ def save_checkpoint(
             envelope,
             from_peer,
             to_epoch(now),
+            cosignatures,
         ),
     )
+
+
+def checkpoint_cosignatures(conn: sqlite3.Connection, network: str) -> bytes:
+    """The cosignatures kept with the newest checkpoint of ``network`` (b"" if none)."""
+    row = conn.execute(
+        "SELECT cosignatures FROM checkpoints WHERE network = ?", (network,)
+    ).fetchone()
+    return b"" if row is None else bytes(row[0])
+
+
+def checkpoint_times(conn: sqlite3.Connection) -> dict[str, datetime]:
+    """Per origin, when its newest checkpoint held here was issued (for silence)."""
+    rows = conn.execute("SELECT network, issued_at FROM checkpoints").fetchall()
+    return {str(network): from_epoch(issued_at) for network, issued_at in rows}
 
 
 def checkpoint_envelope(conn: sqlite3.Connection, network: str) -> bytes | None:

@@ -495,4 +495,27 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0780_checkpoint_cosignatures",
+        """
+        ALTER TABLE checkpoints ADD COLUMN cosignatures BLOB NOT NULL DEFAULT x'';
+        """,
+    ),
+    (
+        "0781_chain_evidence",
+        """
+        CREATE TABLE chain_evidence (
+            id INTEGER PRIMARY KEY,
+            network TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('checkpoints', 'chain')),
+            first BLOB NOT NULL,
+            second BLOB NOT NULL,
+            from_peer TEXT,
+            seen_at INTEGER NOT NULL,
+            cleared_at INTEGER,
+            UNIQUE (network, seq, kind)
+        );
+        """,
+    ),
 ]

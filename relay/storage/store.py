@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -40,14 +40,16 @@ MAX_CHAIN = 64  # updates followed from a superseded id to its newest version
 ViewState = Literal["active", "held", "cancelled", "superseded", "expired"]
 
 
-class AlertView(msgspec.Struct, frozen=True):
-    """One alert as the local API shows it (DESIGN §6)."""
+class AlertView(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One alert as the local API shows it (DESIGN §6); ``origin_status`` only when its
+    origin is ``silent`` and it is active (DESIGN §16)."""
 
     alert: Alert
     origin: str
     endorsed_by: list[str]
     state: ViewState
     received_at: datetime
+    origin_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +75,17 @@ class StoredAlert:
             return "expired"
         return self.state
 
-    def view(self, now: datetime) -> AlertView:
+    def view(self, now: datetime, silent: Container[str] = ()) -> AlertView:
+        """As the API shows it; ``silent``: the origins gone silent."""
+        state = self.view_state(now)
+        quiet = state == "active" and self.alert.network in silent
         return AlertView(
             alert=self.alert,
             origin=self.alert.network,
             endorsed_by=self.endorsed_by,
-            state=self.view_state(now),
+            state=state,
             received_at=self.received_at,
+            origin_status="silent" if quiet else None,
         )
 
 

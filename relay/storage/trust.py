@@ -53,7 +53,7 @@ from relay.core.times import (
     to_epoch,
     to_epoch_or_none,
 )
-from relay.storage import trustlists
+from relay.storage import evidence, trustlists
 
 Role = Literal["intake", "verifier", "publisher", "reviewer", "admin", "metrics"]
 ROLES: tuple[Role, ...] = ("intake", "verifier", "publisher", "reviewer", "admin", "metrics")
@@ -414,9 +414,12 @@ class TrustSnapshot:
     version: int = 0
 
 
-def policy_from_config(config: Config, peers: Iterable[PeerRecord]) -> Policy:
+def policy_from_config(
+    config: Config, peers: Iterable[PeerRecord], equivocating: frozenset[str] = frozenset()
+) -> Policy:
     section = config.policy
     return Policy(
+        equivocating=equivocating,
         own_network=config.node.network,
         peers={record.network: record.policy for record in peers},
         max_age=parse_duration(section.max_age),
@@ -440,7 +443,7 @@ def load_snapshot(
     peers = [*local, *list_peers(conn, own_network, local, own_keys)]
     entries = [*own_keys, *(key for p in peers if p.network != own_network for key in p.keys)]
     return TrustSnapshot(
-        policy=policy_from_config(config, peers),
+        policy=policy_from_config(config, peers, evidence.equivocating(conn)),
         keyring=Keyring(entries),
         peers={peer.network: peer for peer in peers},
         tokens=load_tokens(conn),

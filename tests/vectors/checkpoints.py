@@ -1,5 +1,5 @@
 """``checkpoint.json``: an origin's hash chain over three messages, a signed checkpoint of
-its head, and checkpoints a receiver refuses (docs/protocol.md §8).
+its head, checkpoints a receiver refuses, and a cosignature (docs/protocol.md §9).
 
 Made by the node's own code (``relay.core.checkpoints``) from the fixed seeds and time;
 each refused checkpoint is first given to ``check_checkpoint``, which must name exactly
@@ -26,6 +26,7 @@ from relay.core.checkpoints import (
     next_head,
     sign_checkpoint,
 )
+from relay.core.cosign import cosign, cosigned_bytes, encode_relayed, valid_cosignatures
 from relay.core.drafts import ulid
 from relay.core.envelope import open_envelope, pae, sign
 from relay.core.model import ALERT_PAYLOAD_TYPE, Alert, encode_alert, encode_envelope
@@ -151,4 +152,19 @@ def checkpoints() -> dict[str, Any]:
             "envelope": raw.decode("utf-8"),
         },
         "refused": refused_checkpoints(head),
+        "cosigned": cosigned(raw, payload),
+    }
+
+
+def cosigned(raw: bytes, payload: bytes) -> dict[str, Any]:
+    """la-rrn's cosignature of the checkpoint (§9.5), and the checkpoint relayed with it."""
+    witness = node_key("la-rrn")
+    time = T + timedelta(seconds=30)
+    item = cosign(payload, witness, time)
+    assert valid_cosignatures([item], raw, _receiver(), "ventura", time, SKEW) == [item]
+    return {
+        "witness_seed": SEEDS["la-rrn"],
+        "signed_b64": b64(cosigned_bytes(payload, time)),
+        "cosignature": msgspec.to_builtins(item),
+        "relayed": encode_relayed(raw, [item]).decode("utf-8"),
     }

@@ -52,6 +52,14 @@ async def alerts(request: web.Request) -> web.StreamResponse:
         views.alert_row(row, now, language, t, own_network=node.network, may_publish=may_publish)
         for row in rows
     ]
+    silent = node.silent_origins()  # DESIGN §16: say so beside each active alert
+    for item in items:
+        since = silent.get(item["origin"]) if item["state"] == "active" else None
+        item["origin_silent"] = (
+            ""
+            if since is None
+            else t("peers.origin_silent").format(item["origin"], since.strftime("%H:%M UTC"))
+        )
     settings = request.app[DESK].settings
     archive = request.app[tiles.TILES]
     context = {

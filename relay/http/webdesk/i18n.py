@@ -231,6 +231,21 @@ _EN: dict[str, str] = {
     "peers.list_refused": "Trust list {}: the last check was refused ({}) {}: {}",
     "reason.trustlist_expired": "its origin is trusted only through a trust list that expired:"
     " new alerts wait for review until the maintainers publish a newer version",
+    "reason.equivocation": (
+        "the origin signed two different histories: held until an operator decides"
+    ),
+    "peers.withheld": "Withheld (a checkpoint showed them, this peer did not pass them on)",
+    "peers.withheld_none": "none",
+    "peers.withheld_text": "{} from {}, since {}",
+    "peers.origin_status": "Word from this network",
+    "peers.origin_live": "checkpoint at {}",
+    "peers.origin_silent": "no word from {} since {}",
+    "peers.origin_unknown": "no checkpoint yet",
+    "peers.equivocation": (
+        "{} signed two different histories (seq {}):"
+        " its new alerts are held until an operator decides"
+    ),
+    "peers.equivocation_clear": "Decided: stop holding its alerts",
 }
 
 _ES: dict[str, str] = {
@@ -438,6 +453,21 @@ _ES: dict[str, str] = {
     "peers.list_refused": "Lista de confianza {}: la última revisión fue rechazada ({}) {}: {}",
     "reason.trustlist_expired": "su origen es de confianza solo por una lista de confianza que"
     " venció: las alertas nuevas esperan revisión hasta que publiquen una versión nueva",
+    "reason.equivocation": (
+        "el origen firmó dos historias distintas: retenida hasta que decida quien opera el nodo"
+    ),
+    "peers.withheld": "Retenidos (un checkpoint los mostró y esta aliada no los pasó)",
+    "peers.withheld_none": "ninguno",
+    "peers.withheld_text": "{} de {}, desde {}",
+    "peers.origin_status": "Noticias de esta red",
+    "peers.origin_live": "checkpoint a las {}",
+    "peers.origin_silent": "sin noticias de {} desde las {}",
+    "peers.origin_unknown": "todavía sin checkpoint",
+    "peers.equivocation": (
+        "{} firmó dos historias distintas (seq {}):"
+        " sus alertas nuevas quedan retenidas hasta que decida quien opera el nodo"
+    ),
+    "peers.equivocation_clear": "Decidido: dejar de retener sus alertas",
 }
 
 MESSAGES: Mapping[str, Mapping[str, str]] = {"en": _EN, "es": _ES}

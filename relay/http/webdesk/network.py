@@ -1,6 +1,8 @@
 """Peers (health, backlog, last error, the seq gaps each left that this node is
-waiting to fill, fingerprints to read aloud, local or through which trust list,
-with a notice for a list that expired, expires within a week or was refused), bridges
+waiting to fill, what checkpoints showed it withheld, the word from it as an
+origin (silent since when), a split view caught, fingerprints to read aloud, local or
+through which trust list, with a notice for a list that expired, expires within a
+week or was refused), bridges
 (each one's status), and the decision log (filterable)."""
 
 from __future__ import annotations
@@ -13,16 +15,18 @@ from aiohttp import web
 
 from keys.store import trustsub_ops
 from relay.core.times import rfc3339
-from relay.http import api
+from relay.http import api, chainview
 from relay.http.webdesk import i18n, views
 from relay.http.webdesk.pages import (
     OPERATIONS,
+    act,
     need,
     node_of,
     partial,
+    read_form,
     render,
 )
-from relay.storage import gaps, store
+from relay.storage import evidence, gaps, store
 
 routes = web.RouteTableDef()
 
@@ -35,6 +39,11 @@ async def peers(request: web.Request) -> web.StreamResponse:
     language, _ = i18n.choose(request)
     t = i18n.translator(language)
     waiting = await node.db.read(gaps.by_peer)
+    splits = {  # origins caught equivocating, not cleared: the newest seq of the split
+        item.network: item.seq
+        for item in reversed(await node.db.read(evidence.listing))
+        if item.cleared_at is None
+    }
     listing = {entry["network"]: entry for entry in api.peer_listing(node, waiting)}
     items = []
     for record in node.trust.peers.values():
@@ -57,6 +66,7 @@ async def peers(request: web.Request) -> web.StreamResponse:
                 ],
                 "trusted_text": _trusted_text(entry, t),
             }
+            | _chain_facts(record.network, entry, splits, t)
         )
     own_keys = {key.keyid: key for key in node.own_keys()}  # the current key is listed twice
     own = [
@@ -64,7 +74,12 @@ async def peers(request: web.Request) -> web.StreamResponse:
         for key in own_keys.values()
     ]
     lists = await node.db.read(lambda conn: trustsub_ops.views(conn, now))
-    context = {"peers": items, "own_keys": own, "list_notices": _list_notices(lists, now, t)}
+    context = {
+        "peers": items,
+        "own_keys": own,
+        "list_notices": _list_notices(lists, now, t),
+        "may_decide": user.may(chainview.ADMIN),
+    }
     template = partial(request, "peers.html", "_peers_list.html")
     return render(request, template, context, user=user, page="peers")
 
@@ -97,6 +112,52 @@ def _list_notices(lists: list[dict[str, Any]], now: datetime, t: Callable[[str],
                 t("peers.list_refused").format(name, refusal["reason"], when, refusal["message"])
             )
     return notices
+
+
+@routes.post("/peers/{network}/equivocation/clear")
+async def clear_equivocation(request: web.Request) -> web.StreamResponse:
+    """An admin's decision about an origin caught equivocating (``chainview.decide``)."""
+    user = need(request, chainview.ADMIN)
+    await read_form(request, user)
+    node, network = node_of(request), request.match_info["network"]
+
+    async def work() -> None:
+        await chainview.decide(node, network)
+
+    return await act("/desk/peers", work)
+
+
+def _clock_time(text: str) -> str:
+    """An RFC 3339 time as the desk says it: 14:02 UTC."""
+    return _parse_time(text).strftime("%H:%M UTC")
+
+
+def _chain_facts(
+    network: str, entry: dict[str, Any], splits: dict[str, int], t: Callable[[str], str]
+) -> dict[str, Any]:
+    """What checkpoints say of a peer (DESIGN §16): the messages it withheld, the word
+    from it as an origin (live, silent since, or none yet), and a split caught."""
+    withheld = [
+        t("peers.withheld_text").format(
+            item["to"] - item["from"] + 1, item["origin"], _clock_time(item["since"])
+        )
+        for item in entry.get("withheld", [])
+    ]
+    status, last = entry.get("origin_status", "unknown"), entry.get("last_checkpoint")
+    if status == "silent" and last:
+        word = t("peers.origin_silent").format(network, _clock_time(last))
+    elif status == "live" and last:
+        word = t("peers.origin_live").format(_clock_time(last))
+    else:
+        word = t("peers.origin_unknown")
+    return {
+        "withheld_lines": withheld,
+        "withheld_count": sum(item["to"] - item["from"] + 1 for item in entry.get("withheld", [])),
+        "origin_word": word,
+        "origin_silent": status == "silent",
+        "equivocating": network in splits,
+        "equivocation_seq": splits.get(network),
+    }
 
 
 def _parse_time(text: str) -> datetime:
