@@ -67,7 +67,7 @@ def test_scenario_only_passes_and_leaves_no_process(tmp_path: Path) -> None:
         "signed by la; 0 more signatures needed",
         "orange$  avisa trustlist subscribe http://127.0.0.1:",
         "shows ventura trusted via list socal v1 for fips:06111",
-        ", authoritative, from la: on ventura's own word now",
+        ": authoritative, on ventura's own word now",
         "origin_trusted: through list socal version 1, expires ",
     ):
         assert phrase in result.stdout, phrase

@@ -3,7 +3,8 @@
 Ventura and Los Angeles, as the maintainers of ``socal`` (any two sign: here
 both), draft version 1 naming the three networks each for its own county, sign
 it on their own nodes and Los Angeles publishes it. Orange subscribes with the
-maintainer-set fingerprint, read aloud once by a maintainer. Orange never
+maintainer-set fingerprint, read aloud once by a maintainer, and Ventura
+subscribes too (members hear each other directly). Orange never
 exchanged cards with Ventura: from then on it trusts Ventura through the list
 (its ``/api/v1/peers`` says so), accepts Ventura's next alert for Ventura County
 on Ventura's own word, and ``avisa policy explain`` names list socal version 1
@@ -108,35 +109,41 @@ class Coalition:
 
     async def subscribe(self, url: str, fingerprint: str, t0: float) -> None:
         """Orange follows the list with the fingerprint a maintainer read aloud to it once;
-        its running node takes the members as peers."""
-        await self.avisa(
-            self.orange, "trustlist", "subscribe", url,
-            "--fingerprint", fingerprint, "--max-speaks-for", SCOPE,
-        )  # fmt: skip
-        print("           (the fingerprint a maintainer read aloud to orange's operator, once)")
+        its running node takes the members as peers. Ventura follows it too, as every
+        member does: members hear each other directly, which needs both sides."""
+        for node in (self.orange, self.ventura):
+            await self.avisa(
+                node, "trustlist", "subscribe", url,
+                "--fingerprint", fingerprint, "--max-speaks-for", SCOPE,
+            )  # fmt: skip
+            if node is self.orange:
+                print("           (a maintainer read that fingerprint aloud to orange, once)")
         peer, ms = await self.peer_via_list(self.orange, "ventura", t0)
+        await self.peer_via_list(self.ventura, "orange", t0)
         (source,) = peer["lists"]
         print(
             f"  ✓ {ms:.0f} ms after la published, orange's /api/v1/peers shows ventura trusted"
             f" via list {source['list']} v{source['version']} for"
-            f" {', '.join(peer['speaks_for'])}: orange never exchanged cards with ventura"
+            f" {', '.join(peer['speaks_for'])}, and linked both ways:"
+            " orange never exchanged cards with ventura"
         )
 
     async def peer_via_list(
         self, node: DemoNode, network: str, since: float
     ) -> tuple[dict[str, Any], float]:
         """``network`` among ``node``'s peers through the list, once the running node
-        reloaded its trust; and the milliseconds ``since`` it took."""
+        reloaded its trust and its link to it answered; and the milliseconds ``since``."""
         found: dict[str, Any] = {}
 
         async def check() -> bool:
             reply = await self.story.call(node, "GET", "/api/v1/peers")
             for peer in reply["peers"]:
-                if peer["network"] == network and peer["trusted_via"] == "list":
+                linked = peer.get("last_success") is not None
+                if peer["network"] == network and peer["trusted_via"] == "list" and linked:
                     found.update(peer)
             return bool(found)
 
-        ms = await self.story.until(check, f"{network} as a list peer of {node.name}", since)
+        ms = await self.story.until(check, f"{network} linked as a list peer of {node.name}", since)
         return found, ms
 
     async def vouched(self) -> None:
@@ -164,8 +171,8 @@ class Coalition:
         if not trusted.startswith(f"through list {LIST} version 1") or not accepted:
             raise StepFailed(f"orange's policy explain says origin_trusted: {trusted}")
         print(
-            f"  ✓ orange accepted it after {ms:.0f} ms, {accepted['reason']}, from"
-            f" {accepted['from_peer']}: on ventura's own word now, no endorsement needed"
+            f"  ✓ orange accepted it after {ms:.0f} ms (it came from {accepted['from_peer']}):"
+            f" {accepted['reason']}, on ventura's own word now, no endorsement needed"
         )
         print(f"  ✓ origin_trusted: {trusted}")
 
