@@ -97,6 +97,7 @@ def test_interactive_demo_prints_access_and_stops_on_ctrl_c(tmp_path: Path) -> N
         lines.append(process.stdout.readline())
     output = "".join(lines)
     assert "token avisa_" in output and "http://127.0.0.1:" in output
+    assert "how orange trusts ventura (through list socal): " in output
     assert len(processes_mentioning(str(workdir))) >= 3  # the three nodes run
     process.send_signal(signal.SIGINT)
     while not any("Stopping the demo nodes" in line for line in lines):

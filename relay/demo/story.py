@@ -21,8 +21,9 @@
 6. The coalition vouches for its members once: Ventura and Los Angeles, the
    maintainers, sign version 1 of the trust list ``socal`` naming the three
    networks, Los Angeles publishes it, Orange subscribes with the fingerprint
-   read aloud once; Ventura's next alert is accepted at Orange on Ventura's own
-   word, trusted through list socal v1 (``relay.demo.coalition``).
+   read aloud once (Ventura too, as members do); Ventura's next alert is
+   accepted at Orange on Ventura's own word, trusted through list socal v1
+   (``relay.demo.coalition``).
 
 A step passes when every node shows what the narration says within a
 deadline; the demo prints how long each took. With ``--matrix`` Ventura's
@@ -439,6 +440,8 @@ def _print_access(federation: Federation3, room: MatrixRoom | None) -> None:
     for node in federation.nodes.values():
         print(f"  {node.name:8} {node.url}/desk/   (tips, alerts on a map, held, peers)")
     print(f"  a resident's form: {federation.nodes['ventura'].url}/report")
+    orange = federation.nodes["orange"].data
+    print(f"  how orange trusts ventura (through list socal): {avisa} trust list --data {orange}")
     if avisa != "avisa":
         activate = Path(avisa).parent / "activate"
         hint = f" (or 'source {activate}' first, then type avisa)" if activate.exists() else ""
