@@ -18,6 +18,12 @@
    now carries the Cancel.
 5. Los Angeles publishes about Santa Ana, outside its own county: Ventura holds
    it for review and Orange rejects it, each by its own policy, with a reason.
+6. The coalition vouches for its members once: Ventura and Los Angeles, the
+   maintainers, sign version 1 of the trust list ``socal`` naming the three
+   networks, Los Angeles publishes it, Orange subscribes with the fingerprint
+   read aloud once (Ventura too, as members do); Ventura's next alert is
+   accepted at Orange on Ventura's own word, trusted through list socal v1
+   (``relay.demo.coalition``).
 
 A step passes when every node shows what the narration says within a
 deadline; the demo prints how long each took. With ``--matrix`` Ventura's
@@ -153,7 +159,7 @@ class Story:
 
 
 class Scenario:
-    """The six steps; each method is one, narrated and checked."""
+    """The steps; each method is one, narrated and checked (the last: ``Coalition``)."""
 
     def __init__(self, story: Story) -> None:
         self.story = story
@@ -174,6 +180,12 @@ class Scenario:
         await story.step("Los Angeles debunks a rumor (certainty: false)", self.rumor)
         await story.step("Ventura withdraws its sighting", self.cancel)
         await story.step("Los Angeles reports from Santa Ana, outside its own county", self.outside)
+        from relay.demo.coalition import Coalition  # it builds on this module's Story
+
+        await story.step(
+            "The coalition vouches for its members once: a trust list, socal",
+            Coalition(story).play,
+        )
 
     async def tip(self) -> None:
         story, ventura, la = self.story, self.ventura, self.la
@@ -428,6 +440,8 @@ def _print_access(federation: Federation3, room: MatrixRoom | None) -> None:
     for node in federation.nodes.values():
         print(f"  {node.name:8} {node.url}/desk/   (tips, alerts on a map, held, peers)")
     print(f"  a resident's form: {federation.nodes['ventura'].url}/report")
+    orange = federation.nodes["orange"].data
+    print(f"  how orange trusts ventura (through list socal): {avisa} trust list --data {orange}")
     if avisa != "avisa":
         activate = Path(avisa).parent / "activate"
         hint = f" (or 'source {activate}' first, then type avisa)" if activate.exists() else ""
