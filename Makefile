@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test browser lint bench fuzz bitflips clean kannel nginx
+.PHONY: demo test browser lint bench fuzz bitflips clean kannel nginx messages catalogues
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -87,3 +87,16 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Words (docs/translating.md): `make messages` extracts the message ids used in the code
+# and templates (and the N_() lists of ids built at run time) into relay/locale/avisa.pot
+# and adds the new ones to every language's .po (English too: its msgstr is the English); `make catalogues` compiles each .po (the check the node runs when it starts).
+LOCALE := relay/locale
+messages: $(STAMP)
+	$(BIN)/pybabel -q extract -F babel.cfg --no-wrap --no-location --sort-output \
+		--project Avisa --version 0.1 --copyright-holder "Avisa contributors" \
+		-k _ -k gettext -k ngettext:1,2 -k N_ -o $(LOCALE)/avisa.pot relay bridges keys
+	$(BIN)/pybabel -q update -i $(LOCALE)/avisa.pot -d $(LOCALE) -D avisa \
+		--no-wrap --no-fuzzy-matching
+catalogues: $(STAMP)
+	$(BIN)/pybabel compile -d $(LOCALE) -D avisa --statistics

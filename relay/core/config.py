@@ -34,7 +34,8 @@ from relay.core.bridgeconfig import (
     data_relative,
 )
 from relay.core.errors import ConfigError
-from relay.core.model import CERTAINTIES, AreaCode, Certainty, Network, valid_node_url
+from relay.core.language import DEFAULT_LANGUAGES
+from relay.core.model import CERTAINTIES, AreaCode, Certainty, LangTag, Network, valid_node_url
 from relay.core.times import DURATION_PATTERN, parse_duration
 
 CONFIG_NAME = "avisa.toml"
@@ -58,6 +59,12 @@ class NodeSection(Struct, forbid_unknown_fields=True, frozen=True):
     metrics_public: bool = False  # /metrics without a token (desk activity never shown)
     # This network's counties: peers trust it there; the desk's start; warned outside.
     home_codes: Annotated[list[AreaCode], Meta(max_length=16)] = []
+    # The languages people are answered in, first the default (relay.core.language):
+    # each needs a catalogue, shipped (es, en) or an <lang>/LC_MESSAGES/avisa.po in locale_dir.
+    languages: Annotated[list[LangTag], Meta(min_length=1, max_length=16)] = msgspec.field(
+        default_factory=lambda: list(DEFAULT_LANGUAGES)
+    )
+    locale_dir: str = ""  # more catalogues, inside the data directory (docs/translating.md)
 
 
 class PolicySection(Struct, forbid_unknown_fields=True, frozen=True):
@@ -204,6 +211,7 @@ def parse(text: bytes | str, source: str = CONFIG_NAME) -> Config:
 
 
 def check(config: Config) -> None:
+    _check_languages(config.node)
     listen = _LISTEN.match(config.node.listen)
     if listen is None or not 0 <= int(listen.group(2)) <= 65535:
         raise ConfigError("node.listen", "must be HOST:PORT, for example 127.0.0.1:8470")
@@ -354,3 +362,10 @@ max_open_tips = 10000          # past this, the heaviest sender's oldest unclaim
 tips_per_sender_hour = 3       # tips one phone, form client or CAP source may file per hour
 tips_per_sender_day = 10       # ... and per day
 """
+
+
+def _check_languages(node: NodeSection) -> None:
+    if len(set(node.languages)) != len(node.languages):
+        raise ConfigError("node.languages", "lists a language twice")
+    if node.locale_dir and not data_relative(node.locale_dir):
+        raise ConfigError("node.locale_dir", "must be a folder inside the data directory")

@@ -47,7 +47,7 @@ from relay.runtime.log import DecisionLog
 from relay.runtime.metrics import Metrics
 from relay.runtime.pipeline import Pipeline
 from relay.runtime.verifier import VerifierPool
-from relay.storage import configfile, sealkey, store, trust
+from relay.storage import catalogues, configfile, sealkey, store, trust
 from relay.storage.db import Connection, Database
 from relay.storage.trust import TrustSnapshot
 
@@ -131,6 +131,8 @@ class Node:
         self.metrics = Metrics()
         self.feed = FeedSignal()
         self.db = Database(data_dir / config_mod.DB_NAME)
+        # Every word a person reads, in [node] languages (relay.core.language).
+        self.catalogues = catalogues.for_node(data_dir, config.node)
         self.pool = ThreadPoolExecutor(
             verify_threads or os.cpu_count() or 2, thread_name_prefix="avisa-verify"
         )
