@@ -43,6 +43,19 @@ def N_(message: str) -> str:  # gettext's name for "mark, do not translate"
 
 
 LANGUAGE_NAME: Final = N_("language.name")  # each language's own name, for a switch link
+#: The names of alert kinds, shared by every surface (desk, texts, Matrix, CAP titles).
+KIND_NAMES: Final = {
+    "sighting": N_("kind.sighting"),
+    "operation": N_("kind.operation"),
+    "checkpoint": N_("kind.checkpoint"),
+    "workplace": N_("kind.workplace"),
+    "detention": N_("kind.detention"),
+    "court": N_("kind.court"),
+    "mobilization": N_("kind.mobilization"),
+    "rumor": N_("kind.rumor"),
+    "all_clear": N_("kind.all_clear"),
+    "notice": N_("kind.notice"),
+}
 
 
 class Catalogue(Protocol):
