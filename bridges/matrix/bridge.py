@@ -43,7 +43,6 @@ import structlog
 from bridges.base import (
     BridgeHost,
     Delivered,
-    FeedSource,
     Handled,
     RouteConsumer,
     RouteFilter,
@@ -110,7 +109,7 @@ class MatrixRouteWorker(RouteConsumer):
         self,
         session: MatrixSession,
         route: MatrixRoute,
-        node: FeedSource,
+        node: BridgeHost,
         *,
         bridge_certainties: list[str],
         expiry_check: timedelta,
@@ -125,6 +124,7 @@ class MatrixRouteWorker(RouteConsumer):
         super().__init__(key, node, sleep=sleep, retry_max=retry_max, idle_wait=idle_wait)
         self.session = session
         self.route = route
+        self.catalogues = node.catalogues
         self.filter = RouteFilter(
             areas=tuple(route.areas),
             kinds=frozenset(route.kinds),
@@ -298,6 +298,7 @@ class MatrixRouteWorker(RouteConsumer):
             signers=_signers(stored),
             languages=self.filter.languages_for(alert),
             now=self.node.clock(),
+            catalogues=self.catalogues,
             status=status,
             zone=self.zone,
             replaced=replaced,

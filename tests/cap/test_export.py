@@ -14,7 +14,7 @@ from lxml import etree
 
 from bridges.cap.render import render_alert
 from relay.runtime.clock import FakeClock
-from tests.cap.kit import assert_xsd_valid, cap_node, get, publish
+from tests.cap.kit import CATALOGUES, assert_xsd_valid, cap_node, get, publish
 from tests.helpers import key, make_alert, raw_envelope
 
 PUBLIC = "\n[bridges.cap]\npublic = true\n"
@@ -162,7 +162,7 @@ async def test_not_public_needs_a_token_and_size_is_bounded(
 def test_hostile_text_still_gives_valid_cap() -> None:
     nasty = 'Fin & <script>"x"</script> \ufffe\U0001f6a8 \u202eabc ]]> --> <!-- \t\n ok'
     alert = make_alert(headline=nasty[:140].replace("\n", " ").replace("\t", " "))
-    body = render_alert(alert, raw_envelope(alert, key(1)))
+    body = render_alert(alert, raw_envelope(alert, key(1)), catalogues=CATALOGUES)
     assert_xsd_valid(body)
     headline = etree.fromstring(body).find(f"{C}info/{C}headline")
     assert headline is not None and "<script>" in (headline.text or "")
