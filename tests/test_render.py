@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from bridges.matrix.bridge import edit_content
 from bridges import render as render_module
+from bridges.matrix.bridge import edit_content
 from bridges.render import MAX_RENDERED_BYTES, Signers, pick_languages, rendered_size
 from relay.core.model import Alert, Text
 from relay.storage import catalogues
