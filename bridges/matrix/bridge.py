@@ -23,6 +23,9 @@ messages are skipped, and a message already replaced is skipped in favour
 of the one that replaced it (later in the feed). Between batches the route
 edits messages whose newest version has expired, driven by the node's clock.
 
+What a message says is ``bridges.render``'s: each section's fixed words come
+from the node's catalogues (``node.catalogues``) in that section's language.
+
 Every send carries a transaction id derived from route, alert id and action,
 from the same device across restarts; the homeserver returns the first event
 for a repeated id, so a crash between sending and recording never posts

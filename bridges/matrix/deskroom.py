@@ -18,6 +18,11 @@ user, so its device and keys are its own), joins one room, and:
   answers name them. A tip whose verifiers disagree is answered as disputed;
   a listed publisher's ``!confirmed``/``!false`` on it settles it.
 
+The room's words are catalogued (ids ``deskroom.*``) and said in every
+language the node serves, first language first, joined by `` / ``
+(``RoomWords``): one room holds volunteers of each language, and nobody there
+chose one. Commands (``!claim``) and codes are typed alike in every language.
+
 nio runs event callbacks inside sync, so the callback only queues (bounded;
 overflow is counted and answered with nothing); one worker does the desk's
 work and the sends, in order. Messages that arrived before the bot's first
