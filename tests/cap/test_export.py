@@ -25,8 +25,8 @@ def texts(document: etree._Element, name: str) -> list[str]:
     return [element.text or "" for element in document.iter(C + name)]
 
 
-async def feed_entries(node: object) -> list[feedparser.FeedParserDict]:
-    status, body, headers = await get(node, "/cap/v1/feed.atom")  # type: ignore[arg-type]
+async def feed_entries(node: object, query: str = "") -> list[feedparser.FeedParserDict]:
+    status, body, headers = await get(node, "/cap/v1/feed.atom" + query)  # type: ignore[arg-type]
     assert status == 200 and headers["Content-Type"].startswith("application/atom+xml")
     parsed = feedparser.parse(body)
     assert not parsed.bozo, parsed.get("bozo_exception")
@@ -97,6 +97,14 @@ async def test_feed_lists_what_is_in_force_and_each_link_resolves(
         assert identifiers == [cancel["id"], debunk["id"], kept["id"]]  # newest first
         assert [entry["cap_msgtype"] for entry in entries] == ["Cancel", "Alert", "Alert"]
         assert entries[1]["title"].startswith("FALSO:")
+        assert entries[0]["title"] == "RETIRADA"  # its headline says it already: said once
+        # The node's first language by default; ?lang= picks another it serves.
+        english = await feed_entries(node, "?lang=en")
+        assert english[1]["title"] == "FALSE: ICE operation at Colonia park"
+        assert english[0]["title"].startswith("WITHDRAWN")
+        assert [e["title"] for e in await feed_entries(node, "?lang=fr")] == [
+            e["title"] for e in entries
+        ]
         for entry in entries:
             path = entry.link.split(node.url, 1)[1]
             status, body, headers = await get(node, path)
