@@ -9,11 +9,12 @@ section's fixed words (status lines, labels, agency names) come from the
 gettext catalogue (ids ``matrix.*``, ``agency.*`` and the shared ``kind.*``) of
 its language when the node serves it (``es-MX`` reads ``es``), else of the
 node's first language (``relay.core.language.negotiate``); the caller passes
-the node's catalogues, so this stays a pure function. A section says, in this order, what matters
-first on a phone's lock screen: certainty and kind, the headline, the text,
-the instruction, the area, when it was seen and until when it holds, the
-agencies, and the chain of networks that signed it (origin first, then the
-networks that endorsed it).
+the node's catalogues, so this stays a pure function. Emoji marks and the
+layout (`` · ``, ``➜``) are not words and stay here. A section says, in this
+order, what matters first on a phone's lock screen: certainty and kind, the
+headline, the text, the instruction, the area, when it was seen and until when
+it holds, the agencies, and the chain of networks that signed it (origin
+first, then the networks that endorsed it).
 
 A debunked rumor (``certainty = false``) opens with FALSE / FALSO twice, in
 the status line and before the headline, so it cannot be read as an alert.

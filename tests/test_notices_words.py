@@ -16,7 +16,7 @@ from lxml import etree
 
 from bridges.cap.export import CapExport
 from bridges.cap.render import ATOM_NS, CAP_NS, render_alert
-from bridges.matrix.deskroom import RoomWords, tip_content
+from bridges.matrix.deskroom import DeskRoom, RoomWords, tip_content
 from bridges.render import Rendered, Signers, Status, format_time, render
 from relay.cli import tip as cli_tip
 from relay.core.config import parse
@@ -162,3 +162,33 @@ def test_a_french_catalogue_shows_in_a_matrix_message(tmp_path: Path) -> None:
     assert "📍 Zone : Colonia, Oxnard" in fr and "Signé par : ventura (origine)" in fr
     assert "Seen: " in fr  # not in French yet: English, the last fallback
     assert de.startswith("🔴 CONFIRMÉ · Observation")  # not served: the node's first
+
+
+# Commands are typed alike in every language.
+COMMANDS = ("!claim", "!publish", "!confirmed", "!false", "!unable", "!duplicate", "!close")
+
+
+class _Desk:
+    """The desk as the room's replies need it: a publish that signs alert ``ventura/1``."""
+
+    async def publish(self, number: str, sender: str, draft: object) -> tuple[str, None]:
+        return "ventura/1", None
+
+    async def claim(self, number: str, sender: str, note: str | None) -> None:
+        return None
+
+
+async def test_the_desk_rooms_replies_say_only_catalogued_words(pseudo: Catalogues) -> None:
+    room = DeskRoom.__new__(DeskRoom)  # no homeserver: only what a reply reads
+    room.say, room.desk = RoomWords(pseudo), _Desk()  # type: ignore[assignment]
+    room.verifiers, room.publishers = frozenset({"@rosa:x"}), frozenset({"@olga:x"})
+    replies = [
+        await room._act("@rosa:x", "!hola"),
+        await room._act("@rosa:x", "!publish 3"),
+        await room._act("@olga:x", "!publish 3"),
+        await room._act("@rosa:x", "!claim 3"),
+        await room._act("@rosa:x", "!duplicate 3 x"),
+    ]
+    for reply in replies:
+        assert "⟦" in reply
+        assert unmarked(reply, ["@rosa:x", "@olga:x", "ventura/1", *COMMANDS]) == []
