@@ -44,10 +44,12 @@ from relay.core.drafts import ulid
 from relay.core.envelope import sign
 from relay.core.model import Alert, Area, Text, encode_alert, encode_envelope
 from relay.runtime.node import Node
+from relay.storage import catalogues
 from relay.storage.store import StoredAlert
 
 KINDS = ("sighting", "operation", "checkpoint", "workplace", "rumor", "all_clear", "notice")
 CERTAINTIES = ("confirmed", "unconfirmed", "false")
+WORDS = catalogues.load(("es", "en"))
 DEFAULT_XSD = Path(__file__).resolve().parents[1] / "tests" / "cap" / "fixtures" / "cap12.xsd"
 
 
@@ -89,8 +91,8 @@ def validated(alerts: list[tuple[Alert, bytes]], xsd: Path) -> dict[str, Any]:
     schema = etree.XMLSchema(etree.parse(str(xsd)))
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     good = sum(
-        bool(schema.validate(etree.fromstring(render_alert(alert, envelope), parser)))
-        for alert, envelope in alerts
+        bool(schema.validate(etree.fromstring(render_alert(a, e, catalogues=WORDS), parser)))
+        for a, e in alerts
     )
     return {"validated": good, "of": len(alerts)}
 
@@ -105,10 +107,11 @@ def best_ms(work: Any, rounds: int) -> float:
 
 
 class _Node:
-    """What ``CapExport.render_feed`` reads: only the config."""
+    """What ``CapExport.render_feed`` reads: the config and the words."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
+        self.catalogues = WORDS
 
 
 def feed_figures(alerts: list[tuple[Alert, bytes]], now: datetime, rounds: int) -> dict[str, Any]:
@@ -151,9 +154,9 @@ class CountingDesk:
 def atom_index(alerts: list[tuple[Alert, bytes]], base: str, embedded: bool) -> bytes:
     entries = []
     for alert, envelope in alerts:
-        entry = render_entry(alert, f"{base}/m/{alert.id}.xml")
+        entry = render_entry(alert, f"{base}/m/{alert.id}.xml", WORDS.words())
         if embedded:
-            message = render_alert(alert, envelope).split(b"?>", 1)[1].decode()
+            message = render_alert(alert, envelope, catalogues=WORDS).split(b"?>", 1)[1].decode()
             entry = entry.replace(
                 "</entry>", f'<content type="text/xml">{message}</content></entry>'
             )
@@ -171,7 +174,7 @@ async def import_rate(
 ) -> dict[str, Any]:
     # Only Alerts: each becomes one tip (updates and cancels would need their originals).
     fresh = [(a, e) for a, e in alerts if a.msg_type == "alert"]
-    messages = {f"/m/{a.id}.xml": render_alert(a, e) for a, e in fresh}
+    messages = {f"/m/{a.id}.xml": render_alert(a, e, catalogues=WORDS) for a, e in fresh}
     app = web.Application()
     state: dict[str, bytes] = {}
 

@@ -48,7 +48,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from bridges.render import pick_languages
+from bridges.render import WordSource, pick_languages
 from bridges.store import Conn, Record, load_cursor, save_cursor
 from relay.core.backoff import Backoff
 from relay.core.config import Config
@@ -118,7 +118,7 @@ class FeedSource(Protocol):
 
 class BridgeHost(FeedSource, Protocol):
     """What a bridge needs of its node besides the feed: where its files are, its
-    configuration (policy defaults) and how long alerts are kept."""
+    configuration (policy defaults), how long alerts are kept and its words."""
 
     @property
     def data_dir(self) -> Path: ...
@@ -128,6 +128,11 @@ class BridgeHost(FeedSource, Protocol):
 
     @property
     def retention(self) -> timedelta: ...
+
+    @property
+    def catalogues(self) -> WordSource:
+        """The node's words (``[node] languages``): what a bridge's messages say."""
+        ...
 
 
 class BridgeNode(BridgeHost, Protocol):

@@ -4,13 +4,17 @@
 wants, the message's status, a time zone and ``now``; it reads no clock and
 does no I/O, so every wording decision is tested without a homeserver.
 
-One message holds one section per language (in the route's order), each with
-that language's template: Spanish and English here, English labels for any
-other language the alert carries. A section says, in this order, what matters
-first on a phone's lock screen: certainty and kind, the headline, the text,
-the instruction, the area, when it was seen and until when it holds, the
-agencies, and the chain of networks that signed it (origin first, then the
-networks that endorsed it).
+One message holds one section per language (in the route's order). A
+section's fixed words (status lines, labels, agency names) come from the
+gettext catalogue (ids ``matrix.*``, ``agency.*`` and the shared ``kind.*``) of
+its language when the node serves it (``es-MX`` reads ``es``), else of the
+node's first language (``relay.core.language.negotiate``); the caller passes
+the node's catalogues, so this stays a pure function. Emoji marks and the
+layout (`` · ``, ``➜``) are not words and stay here. A section says, in this
+order, what matters first on a phone's lock screen: certainty and kind, the
+headline, the text, the instruction, the area, when it was seen and until when
+it holds, the agencies, and the chain of networks that signed it (origin
+first, then the networks that endorsed it).
 
 A debunked rumor (``certainty = false``) opens with FALSE / FALSO twice, in
 the status line and before the headline, so it cannot be read as an alert.
@@ -33,8 +37,9 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from typing import Literal
+from typing import Final, Literal, Protocol
 
+from relay.core.language import KIND_NAMES, N_, Words, negotiate
 from relay.core.model import Alert, Text
 
 Status = Literal["active", "cancelled", "superseded", "expired", "held"]
@@ -48,111 +53,46 @@ _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _RED = "#c00000"
 
 
-@dataclass(frozen=True, slots=True)
-class Template:
-    kinds: Mapping[str, str]
-    certainty: Mapping[str, str]
-    false_prefix: str
-    update: str
-    withdrawn: str
-    withdrawn_by: str
-    expired: str
-    expired_note: str
-    held: str
-    held_note: str
-    superseded: str
-    replaced_text: str
-    area: str
-    observed: str
-    expires: str
-    agencies: str
-    agency_names: Mapping[str, str]
-    signed_by: str
-    origin: str
-    endorsed_by: str
+class WordSource(Protocol):
+    """The node's catalogues (``relay.storage.catalogues.Catalogues``), as rendering needs them."""
+
+    @property
+    def languages(self) -> tuple[str, ...]: ...
+
+    def words(self, language: str | None = None) -> Words: ...
 
 
-SPANISH = Template(
-    kinds={
-        "sighting": "Avistamiento",
-        "operation": "Operativo",
-        "checkpoint": "Retén",
-        "workplace": "Redada en lugar de trabajo",
-        "detention": "Detención",
-        "court": "Tribunal",
-        "mobilization": "Movilización",
-        "rumor": "Rumor",
-        "all_clear": "Todo despejado",
-        "notice": "Aviso",
-    },
-    certainty={
-        "confirmed": "🔴 CONFIRMADO",
-        "unconfirmed": "🟡 SIN CONFIRMAR",
-        "false": "❌ FALSO — RUMOR DESMENTIDO",
-    },
-    false_prefix="FALSO:",
-    update="actualización",
-    withdrawn="⚪ RETIRADA",
-    withdrawn_by="retirada por",
-    expired="⌛ VENCIDA",
-    expired_note="Esta alerta ya no está vigente.",
-    held="⏸ RETIRADA PARA REVISIÓN",
-    held_note="Se está revisando quién la firmó: no actúe según esta alerta por ahora.",
-    superseded="🔄 ACTUALIZADA",
-    replaced_text="La nueva versión ya no corresponde a esta sala.",
-    area="Zona",
-    observed="Visto",
-    expires="Vence",
-    agencies="Agencias",
-    agency_names={"police": "Policía", "unknown": "desconocida"},
-    signed_by="Firmado por",
-    origin="origen",
-    endorsed_by="avalado por",
-)
-
-ENGLISH = Template(
-    kinds={
-        "sighting": "Sighting",
-        "operation": "Operation",
-        "checkpoint": "Checkpoint",
-        "workplace": "Workplace raid",
-        "detention": "Detention",
-        "court": "Court",
-        "mobilization": "Mobilization",
-        "rumor": "Rumor",
-        "all_clear": "All clear",
-        "notice": "Notice",
-    },
-    certainty={
-        "confirmed": "🔴 CONFIRMED",
-        "unconfirmed": "🟡 UNCONFIRMED",
-        "false": "❌ FALSE — DEBUNKED RUMOR",
-    },
-    false_prefix="FALSE:",
-    update="update",
-    withdrawn="⚪ WITHDRAWN",
-    withdrawn_by="withdrawn by",
-    expired="⌛ EXPIRED",
-    expired_note="This alert no longer holds.",
-    held="⏸ WITHDRAWN FOR REVIEW",
-    held_note="Who signed it is being checked: do not act on this alert for now.",
-    superseded="🔄 UPDATED",
-    replaced_text="The new version no longer concerns this room.",
-    area="Area",
-    observed="Seen",
-    expires="Expires",
-    agencies="Agencies",
-    agency_names={"police": "Police", "unknown": "unknown"},
-    signed_by="Signed by",
-    origin="origin",
-    endorsed_by="endorsed by",
-)
-
-TEMPLATES: Mapping[str, Template] = {"es": SPANISH, "en": ENGLISH}
+def words_for(catalogues: WordSource, tag: str) -> Words:
+    """The words for a section in ``tag`` (``es-MX`` → ``es``); the node's first language
+    when it serves none like it (``relay.core.language.negotiate``)."""
+    return catalogues.words(negotiate(catalogues.languages, explicit=tag))
 
 
-def template_for(lang: str) -> Template:
-    return TEMPLATES.get(lang.split("-", 1)[0].lower(), ENGLISH)
+#: Agencies named with a word of the reader's language; any other code is a name
+#: people say as it is (``ice`` → ICE, ``cbp`` → CBP).
+AGENCY_NAMES: Final = {"police": N_("agency.police"), "unknown": N_("agency.unknown")}
+_CERTAINTY: Final = {
+    "confirmed": ("🔴", N_("matrix.certainty.confirmed")),
+    "unconfirmed": ("🟡", N_("matrix.certainty.unconfirmed")),
+    "false": ("❌", N_("matrix.certainty.false")),
+}
+
+
+def kind_name(kind: str, words: Words) -> str:
+    """The kind's name in ``words``' language (the shared ``kind.*`` ids)."""
+    return words.gettext(KIND_NAMES[kind]) if kind in KIND_NAMES else kind
+
+
+def agency_name(code: str, words: Words) -> str:
+    """How an agency code reads (``ice`` → ICE, ``police`` → Policía), as in the texts."""
+    return words.gettext(AGENCY_NAMES[code]) if code in AGENCY_NAMES else code.upper()
+
+
+def _certainty(certainty: str, words: Words) -> str:
+    if certainty not in _CERTAINTY:
+        return certainty
+    mark, message = _CERTAINTY[certainty]
+    return f"{mark} {words.gettext(message)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,40 +159,42 @@ def _folded(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
 
 
-def _agency(code: str, words: Template) -> str:
-    return words.agency_names.get(code, code.upper())
-
-
-def agency_name(code: str, lang: str) -> str:
-    """How an agency code reads (``ice`` → ICE, ``police`` → Policía), as in the texts."""
-    return _agency(code, template_for(lang))
-
-
-def _header(alert: Alert, status: Status, words: Template) -> list[Line]:
-    kind = words.kinds.get(alert.kind, alert.kind)
-    certainty = words.certainty.get(alert.certainty, alert.certainty)
+def _header(alert: Alert, status: Status, words: Words) -> list[Line]:
+    kind = kind_name(alert.kind, words)
+    certainty = _certainty(alert.certainty, words)
     if status == "active":
-        update = f" ({words.update})" if alert.msg_type == "update" else ""
+        update = " (" + words.gettext("matrix.update") + ")" if alert.msg_type == "update" else ""
         style: Literal["alarm", "strong"] = "alarm" if alert.certainty == "false" else "strong"
         return [Line(f"{certainty} · {kind}{update}", style)]
     if alert.certainty == "false":
         # A debunk stays marked FALSE whatever happens to it later.
         kind = f"{certainty} · {kind}"
     if status == "cancelled":
-        return [Line(f"{words.withdrawn} · {kind}", "alarm")]
+        withdrawn = words.gettext("matrix.withdrawn")
+        return [Line(f"⚪ {withdrawn} · {kind}", "alarm")]
     if status == "expired":
-        return [Line(f"{words.expired} · {kind}", "strong"), Line(words.expired_note, "em")]
+        expired = words.gettext("matrix.expired")
+        return [
+            Line(f"⌛ {expired} · {kind}", "strong"),
+            Line(words.gettext("matrix.expired.note"), "em"),
+        ]
     if status == "held":
-        return [Line(f"{words.held} · {kind}", "alarm"), Line(words.held_note, "em")]
-    return [Line(f"{words.superseded} · {kind}", "strong"), Line(words.replaced_text, "em")]
+        held = words.gettext("matrix.held")
+        return [
+            Line(f"⏸ {held} · {kind}", "alarm"),
+            Line(words.gettext("matrix.held.note"), "em"),
+        ]
+    superseded = words.gettext("matrix.superseded")
+    return [
+        Line(f"🔄 {superseded} · {kind}", "strong"),
+        Line(words.gettext("matrix.superseded.note"), "em"),
+    ]
 
 
-def _content(
-    text: Text, alert: Alert, status: Status, words: Template, cut: int | None
-) -> list[Line]:
+def _content(text: Text, alert: Alert, status: Status, words: Words, cut: int | None) -> list[Line]:
     headline = clean(text.headline)
     if alert.certainty == "false":
-        headline = prefixed(words.false_prefix, headline)
+        headline = prefixed(words.gettext("matrix.false_prefix"), headline)
     if status == "held":
         # Its signer is in doubt: keep only the struck headline, so the room can tell
         # which message this was, and repeat none of its instructions.
@@ -274,30 +216,29 @@ def _content(
 
 
 def _withdrawn_lines(
-    replaced: Alert | None, lang: str, signers: Signers, words: Template
+    replaced: Alert | None, lang: str, signers: Signers, words: Words
 ) -> list[Line]:
-    lines = [Line(f"{words.withdrawn_by} {signers.origin}", "small")]
+    lines = [Line(words.gettext("matrix.withdrawn_by", network=signers.origin), "small")]
     if replaced is not None:
         old = replaced.text.get(lang) or next(iter(replaced.text.values()))
         lines.append(Line(clean(old.headline), "del"))
     return lines
 
 
-def _facts(alert: Alert, signers: Signers, zone: tzinfo, words: Template) -> list[Line]:
+def _facts(alert: Alert, signers: Signers, zone: tzinfo, words: Words) -> list[Line]:
+    observed = words.gettext("matrix.observed", time=format_time(alert.observed_at, zone))
+    expires = words.gettext("matrix.expires", time=format_time(alert.expires_at, zone))
     lines = [
-        Line(f"📍 {words.area}: {clean(alert.area.label)}", "small"),
-        Line(
-            f"🕒 {words.observed}: {format_time(alert.observed_at, zone)} · "
-            f"{words.expires}: {format_time(alert.expires_at, zone)}",
-            "small",
-        ),
+        Line("📍 " + words.gettext("matrix.area", area=clean(alert.area.label)), "small"),
+        Line(f"🕒 {observed} · {expires}", "small"),
     ]
     if alert.agencies:
-        names = ", ".join(_agency(code, words) for code in alert.agencies)
-        lines.append(Line(f"{words.agencies}: {names}", "small"))
-    chain = f"{words.signed_by}: {signers.origin} ({words.origin})"
+        names = ", ".join(agency_name(code, words) for code in alert.agencies)
+        lines.append(Line(words.gettext("matrix.agencies", agencies=names), "small"))
+    chain = words.gettext("matrix.signed_by", network=signers.origin)
     if signers.endorsed_by:
-        chain += f" · {words.endorsed_by}: {', '.join(signers.endorsed_by)}"
+        endorsed = words.gettext("matrix.endorsed_by", networks=", ".join(signers.endorsed_by))
+        chain += f" · {endorsed}"
     lines.append(Line("🔏 " + chain, "small"))
     return lines
 
@@ -311,13 +252,13 @@ def _cut(text: str, limit: int | None) -> str:
 def _section(
     alert: Alert,
     lang: str,
+    words: Words,
     signers: Signers,
     status: Status,
     zone: tzinfo,
     replaced: Alert | None,
     cut: int | None,
 ) -> list[Line]:
-    words = template_for(lang)
     text = alert.text[lang]
     lines = _header(alert, status, words)
     lines += _content(text, alert, status, words, cut)
@@ -364,6 +305,7 @@ def render(
     signers: Signers,
     languages: Sequence[str],
     now: datetime,
+    catalogues: WordSource,
     status: Status = "active",
     zone: tzinfo = UTC,
     replaced: Alert | None = None,
@@ -375,20 +317,27 @@ def render(
     once ``now`` passes its expiry), ``cancelled`` (``alert`` is the cancel,
     ``replaced`` the alert it withdraws), ``superseded`` (``alert`` is the old
     version, replaced by one outside the route), ``expired`` or ``held`` (taken
-    back for review after it was shown, e.g. its key was revoked).
+    back for review after it was shown, e.g. its key was revoked). A section's
+    fixed words come from ``catalogues`` in its language, or the node's first.
     """
     if status == "active" and alert.expires_at <= now:
         status = "expired"
     tags = [tag for tag in languages if tag in alert.text] or list(alert.text)[:1]
+    words = {tag: words_for(catalogues, tag) for tag in tags}
     result = Rendered("", "")
     for cut in _TRUNCATIONS:
-        result = _join([_section(alert, tag, signers, status, zone, replaced, cut) for tag in tags])
+        result = _join(
+            [_section(alert, tag, words[tag], signers, status, zone, replaced, cut) for tag in tags]
+        )
         if rendered_size(result) <= budget:
             return result
     # Even headlines alone are too long in every language: keep the route's first ones.
     for count in range(len(tags) - 1, 0, -1):
         result = _join(
-            [_section(alert, tag, signers, status, zone, replaced, 0) for tag in tags[:count]]
+            [
+                _section(alert, tag, words[tag], signers, status, zone, replaced, 0)
+                for tag in tags[:count]
+            ]
         )
         if rendered_size(result) <= budget:
             break

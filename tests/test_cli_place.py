@@ -27,6 +27,12 @@ from tests.test_cli import AVISA, avisa
 from tests.test_federation_process import Proc, api, free_port, setup_node
 
 
+@pytest.fixture(autouse=True)
+def english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the volunteer CLI's English (``relay.cli.words``: $AVISA_LANG)."""
+    monkeypatch.setenv("AVISA_LANG", "en")
+
+
 def trust_for(data: Path, peer_data: Path, peer: str, port: int, codes: tuple[str, ...]) -> None:
     record = trust.PeerRecord(
         peer,
@@ -62,7 +68,7 @@ def at_a_terminal(data: str, number: str, answer: str) -> tuple[int, str]:
     finally:
         os.close(leader)
         os.close(follower)
-    assert "Sign it anyway? / ¿Firmarla de todos modos? [y/N]" in done.stderr
+    assert "Sign it anyway? [y/N]" in done.stderr
     return done.returncode, done.stdout.strip()
 
 

@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.test_cli import avisa, node_dir, running_node  # noqa: F401 - fixtures
 
 # The reporter's number in every form it could be printed in (short runs of digits such
 # as "555" also occur in timestamps and ids, so the test looks for the number itself).
 NUMBER_FORMS = ("555-0143", "5550143", "+18055550143", "(805) 555")
+
+
+@pytest.fixture(autouse=True)
+def english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the volunteer CLI's English (``relay.cli.words``: $AVISA_LANG)."""
+    monkeypatch.setenv("AVISA_LANG", "en")
 
 
 def test_tip_workflow_from_the_command_line(running_node: Path) -> None:  # noqa: F811
@@ -37,6 +45,25 @@ def test_tip_workflow_from_the_command_line(running_node: Path) -> None:  # noqa
     assert refused.returncode == 1 and "stays published" in refused.stderr
     assert avisa("tip", "list", "--data", data).stdout == "no open tips\n"
     assert "#1" in avisa("tip", "list", "--all", "--data", data).stdout
+
+
+def test_tip_output_speaks_the_chosen_language(
+    running_node: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = str(running_node)
+    for name in ("AVISA_LANG", "LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    # Nothing chosen: the node's first language (Spanish by default).
+    assert avisa("tip", "list", "--data", data).stdout == "no hay reportes abiertos\n"
+    assert avisa("tip", "list", "--lang", "en", "--data", data).stdout == "no open tips\n"
+    monkeypatch.setenv("LANG", "en_US.UTF-8")  # the terminal's language
+    assert avisa("tip", "list", "--data", data).stdout == "no open tips\n"
+    monkeypatch.setenv("AVISA_LANG", "es-MX")
+    assert avisa("tip", "list", "--all", "--data", data).stdout == "no hay reportes\n"
+    linked = avisa("desk", "link", "@rosa:example.org", "Rosa", "--data", data).stdout
+    assert linked == "@rosa:example.org es Rosa en la mesa de verificación\n"
 
 
 def test_token_with_several_roles(running_node: Path) -> None:  # noqa: F811

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html.parser
 import json
 from datetime import timedelta
@@ -9,17 +10,16 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from bridges import render as render_module
 from bridges.matrix.bridge import edit_content
-from bridges.render import (
-    MAX_RENDERED_BYTES,
-    Signers,
-    pick_languages,
-    render,
-    rendered_size,
-)
+from bridges.render import MAX_RENDERED_BYTES, Signers, pick_languages, rendered_size
 from relay.core.model import Alert, Text
+from relay.storage import catalogues
 from tests.helpers import T0, make_alert
 
+#: A node's default words: Spanish first, then English (the shipped catalogues).
+CATALOGUES = catalogues.load(("es", "en"))
+render = functools.partial(render_module.render, catalogues=CATALOGUES)
 SIGNERS = Signers("ventura", ("santa-barbara", "la"))
 
 
@@ -151,12 +151,22 @@ def test_update_is_marked_and_times_use_the_route_zone() -> None:
     assert "Visto: 2026-11-23 04:00 PST" in out.plain
 
 
-def test_other_languages_get_english_labels() -> None:
+def test_other_languages_get_the_node_first_languages_labels() -> None:
     alert = msgspec.structs.replace(
         make_alert(), text={"tl": Text(headline="May ICE sa parke", body="")}
     )
     out = render(alert, signers=SIGNERS, languages=["tl"], now=T0)
+    assert out.plain.startswith("🔴 CONFIRMADO · Avistamiento\nMay ICE sa parke")
+    english_first = catalogues.load(("en", "es"))
+    out = render(alert, signers=SIGNERS, languages=["tl"], now=T0, catalogues=english_first)
     assert out.plain.startswith("🔴 CONFIRMED · Sighting\nMay ICE sa parke")
+
+
+def test_a_regional_tag_reads_its_language() -> None:
+    alert = msgspec.structs.replace(make_alert(), text={"es-MX": Text(headline="h", body="")})
+    english_first = catalogues.load(("en", "es"))
+    out = render(alert, signers=SIGNERS, languages=["es-MX"], now=T0, catalogues=english_first)
+    assert out.plain.startswith("🔴 CONFIRMADO · Avistamiento")
 
 
 def test_largest_possible_alert_fits_the_event_budget() -> None:

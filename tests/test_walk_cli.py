@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from relay.cli.tip import line
+from relay.storage import catalogues
 from tests.test_operator_cli import PUBLISH, Running, _card, avisa, init
 
 
@@ -28,6 +29,12 @@ def live(node: Path) -> Iterator[Running]:
     running = Running(node)
     yield running
     running.stop()
+
+
+@pytest.fixture(autouse=True)
+def english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read the volunteer CLI's English (``relay.cli.words``: $AVISA_LANG)."""
+    monkeypatch.setenv("AVISA_LANG", "en")
 
 
 def test_trust_set_changes_a_setting_after_the_card_went_stale(tmp_path: Path) -> None:
@@ -130,9 +137,12 @@ def test_a_tips_line_counts_in_real_plurals() -> None:
         "where": {"label": "Colonia"}, "text": "vans",
         "cluster": {"tips": 2, "reporters": 1, "channels": ["sms"]},
     }  # fmt: skip
-    assert line(tip).endswith("Colonia: vans  [2 reports, 1 reporter, 1 channel]")
+    english = catalogues.load(("es", "en")).words("en")
+    assert line(tip, english).endswith("Colonia: vans  [2 reports, 1 reporter, 1 channel]")
     tip["cluster"] = {"tips": 3, "reporters": 2, "channels": ["sms", "form"]}
-    assert line(tip).endswith("  [3 reports, 2 reporters, 2 channels]")
+    assert line(tip, english).endswith("  [3 reports, 2 reporters, 2 channels]")
+    spanish = catalogues.load(("es", "en")).words("es")
+    assert line(tip, spanish).endswith("  [3 reportes, 2 personas, 2 medios]")
 
 
 def test_an_unknown_option_prints_the_commands_own_usage(node: Path) -> None:

@@ -11,10 +11,16 @@ key was revoked) leaves the feed with the next request, and its message URL
 answers 410 ``AVISA_WITHDRAWN`` (as an expired one answers 410) until a
 reviewer accepts it again; a held alert never listed stays a 404.
 
+The feed speaks one language: ``?lang=`` if the node serves it, else the
+node's first language (``relay.core.language.negotiate``; a hub rarely sends
+``Accept-Language``, and a language in the URL caches cleanly). Its title and
+its entries' fixed words are catalogued (``cap.*``); an entry shows the
+alert's text in the feed's language when the alert has it.
+
 Rendering 1,000 entries takes milliseconds, but a hub may poll every few
 seconds, so the rendered feed is cached. It can only change when the node's
 feed moves (an accepted message, a cancel, a reviewed hold) or when one of
-its entries expires, so the cache is keyed by the feed head (read from the
+its entries expires, so the cache (one per language) is keyed by the feed head (read from the
 database: a revocation the CLI committed moves it at once) and the URL base,
 and is valid until the earliest expiry among its entries. The ETag is a hash
 of the entries; ``Last-Modified`` is when this process first built entries
@@ -31,9 +37,11 @@ from datetime import datetime
 from typing import Protocol
 
 from bridges.cap.render import FeedInfo, render_alert, render_entry, render_feed
+from bridges.render import WordSource
 from bridges.store import Conn
 from relay.core.config import Config
 from relay.core.errors import Gone, NotFound
+from relay.core.language import negotiate
 from relay.core.model import Alert
 from relay.core.times import Clock, whole_seconds
 from relay.runtime.feed import FeedSignal
@@ -57,6 +65,9 @@ class ExportSource(Protocol):
 
     @property
     def config(self) -> Config: ...
+
+    @property
+    def catalogues(self) -> WordSource: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +95,7 @@ def certainties(config: Config) -> frozenset[str]:
 class _Cached:
     head: int
     base: str
+    language: str
     valid_until: datetime | None
     document: Document
 
@@ -93,19 +105,21 @@ class CapExport:
         self.node = node
         self.certainties = certainties(node.config)
         self.max_entries = node.config.bridges.cap.max_entries
-        self._cache: _Cached | None = None
+        self._cache: dict[str, _Cached] = {}
         self._modified: dict[str, datetime] = {}
 
     def wants(self, alert: Alert) -> bool:
         return alert.certainty in self.certainties
 
-    async def feed(self, base: str) -> Document:
-        """The Atom feed, from the cache while nothing that shows in it changed."""
+    async def feed(self, base: str, lang: str | None = None) -> Document:
+        """The Atom feed in ``lang`` (``?lang=``) if served, else the node's first
+        language; from the cache while nothing that shows in it changed."""
         now = self.node.clock()
+        language = negotiate(self.node.catalogues.languages, explicit=lang)
         # The database's head, not the node's signal: a revocation committed by the CLI
         # (another process) withdraws alerts before this node reloads its trust.
         head = await self.node.db.read(store.feed_head)
-        cached = self._cache
+        cached = self._cache.get(language)
         if (
             cached is not None
             and cached.head == head
@@ -119,14 +133,17 @@ class CapExport:
             )
         )
         alerts = [row.alert for row in rows]
-        document = self.render_feed(alerts, base, now)
+        document = self.render_feed(alerts, base, now, language)
         valid_until = min((alert.expires_at for alert in alerts), default=None)
-        self._cache = _Cached(head, base, valid_until, document)
+        self._cache[language] = _Cached(head, base, language, valid_until, document)
         return document
 
-    def render_feed(self, alerts: Sequence[Alert], base: str, now: datetime) -> Document:
-        entries = [render_entry(alert, base + message_path(alert.id)) for alert in alerts]
-        etag = etag_of("".join(entries).encode())
+    def render_feed(
+        self, alerts: Sequence[Alert], base: str, now: datetime, language: str | None = None
+    ) -> Document:
+        words = self.node.catalogues.words(language)
+        entries = [render_entry(alert, base + message_path(alert.id), words) for alert in alerts]
+        etag = etag_of((words.language + "\n" + "".join(entries)).encode())
         # One remembered time per ETag seen lately (a feed flips between few states).
         modified = self._modified.setdefault(etag, whole_seconds(now))
         if len(self._modified) > 64:
@@ -134,7 +151,8 @@ class CapExport:
         info = FeedInfo(
             self_url=base + FEED_PATH,
             network=self.node.config.node.network,
-            title=f"Avisa — {self.node.config.node.network}: alertas verificadas / verified alerts",
+            title=words.gettext("cap.feed.title", network=self.node.config.node.network),
+            language=words.language,
         )
         return Document(render_feed(info, entries, modified), etag, modified)
 
@@ -162,5 +180,7 @@ class CapExport:
             raise NotFound(f"no CAP message {alert_id}")
         if stored.alert.expires_at <= now:
             raise Gone("AVISA_EXPIRED", f"{alert_id} has expired")
-        body = render_alert(stored.alert, stored.envelope, ref_sent)
+        body = render_alert(
+            stored.alert, stored.envelope, ref_sent, catalogues=self.node.catalogues
+        )
         return Document(body, etag_of(body), stored.alert.sent_at)

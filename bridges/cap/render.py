@@ -27,6 +27,13 @@ A reference's ``sent`` is the referenced message's, looked up by the caller
 (``ref_sent``); when the node no longer holds it, the ULID's own timestamp
 stands in (Avisa ids are minted at the second they are signed).
 
+The few fixed words (an ``<event>``'s kind name, an entry title's ``FALSE:`` or
+``WITHDRAWN:``) come from the node's gettext catalogues (``kind.*``, ``cap.*``),
+passed in by the caller. A CAP ``<info>`` speaks its own language (the node's
+first when it serves no catalogue for it); the Atom feed speaks one language,
+the feed's (``xml:lang``), and its entries show the alert's text in that
+language when the alert has it.
+
 XML is written as text, not built as a tree: it is several times faster, and
 every value passes one escape (``_x``) that also replaces any character XML
 1.0 cannot carry, so no alert text can make a message malformed. The tests
@@ -41,9 +48,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from bridges.render import WordSource, kind_name, pick_languages, prefixed, words_for
 from bridges.render import clean as clean_bidi
-from bridges.render import prefixed, template_for
 from relay.core import geohash
+from relay.core.language import Words
 from relay.core.model import Alert
 from relay.core.times import EPOCH
 
@@ -147,12 +155,11 @@ def _value_pair(element: str, name: str, value: str) -> str:
     return f"<{element}><valueName>{_x(name)}</valueName><value>{_x(value)}</value></{element}>"
 
 
-def _info(alert: Alert, lang: str, envelope: str, area: str) -> str:
+def _info(alert: Alert, lang: str, envelope: str, area: str, words: Words) -> str:
     text = alert.text[lang]
-    words = template_for(lang)
     parts = [
         f"<info><language>{_x(lang)}</language><category>Security</category>",
-        f"<event>{_x(words.kinds.get(alert.kind, alert.kind))}</event>",
+        f"<event>{_x(kind_name(alert.kind, words))}</event>",
         f"<responseType>{_response(alert)}</responseType>",
         f"<urgency>{_urgency(alert)}</urgency>",
         f"<severity>{SEVERITY.get(alert.kind, 'Unknown')}</severity>",
@@ -205,9 +212,16 @@ def references(alert: Alert, ref_sent: Mapping[str, datetime]) -> str:
 
 
 def render_alert(
-    alert: Alert, envelope: bytes, ref_sent: Mapping[str, datetime] | None = None
+    alert: Alert,
+    envelope: bytes,
+    ref_sent: Mapping[str, datetime] | None = None,
+    *,
+    catalogues: WordSource,
 ) -> bytes:
-    """One CAP 1.2 ``<alert>`` that validates against cap12.xsd."""
+    """One CAP 1.2 ``<alert>`` that validates against cap12.xsd.
+
+    Each ``<info>``'s ``<event>`` is the kind's name in that info's language, or in
+    the node's first language when the node serves no catalogue for it."""
     dsse = envelope.decode()
     area = _area(alert)
     head = [
@@ -219,7 +233,7 @@ def render_alert(
     ]
     if alert.references:
         head.append(f"<references>{_x(references(alert, ref_sent or {}))}</references>")
-    infos = [_info(alert, lang, dsse, area) for lang in alert.text]
+    infos = [_info(alert, lang, dsse, area, words_for(catalogues, lang)) for lang in alert.text]
     return "".join([*head, *infos, "</alert>\n"]).encode()
 
 
@@ -233,23 +247,30 @@ class FeedInfo:
     self_url: str
     network: str
     title: str
+    language: str
 
 
-def entry_title(alert: Alert) -> str:
-    """The first language's headline, prefixed the way a lock screen needs it."""
-    lang = next(iter(alert.text))
-    words = template_for(lang)
-    headline = clean(alert.text[lang].headline)
+def feed_language(alert: Alert, words: Words) -> str:
+    """The alert's text in the feed's language if it has one, else its first."""
+    chosen = pick_languages(alert.text, [words.language])
+    return chosen[0] if chosen else next(iter(alert.text))
+
+
+def entry_title(alert: Alert, words: Words) -> str:
+    """The headline in the feed's language, prefixed the way a lock screen needs it
+    (``cap.withdrawn``, ``cap.false_prefix`` in the feed's language)."""
+    headline = clean(alert.text[feed_language(alert, words)].headline)
     if alert.msg_type == "cancel":
-        return prefixed(words.withdrawn.split(" ", 1)[-1], headline)
+        return prefixed(words.gettext("cap.withdrawn"), headline)
     if alert.certainty == "false":
-        return prefixed(words.false_prefix, headline)
+        return prefixed(words.gettext("cap.false_prefix"), headline)
     return headline
 
 
-def render_entry(alert: Alert, link: str) -> str:
-    """One ``<entry>``: links to the CAP message and carries its key fields."""
-    lang = next(iter(alert.text))
+def render_entry(alert: Alert, link: str, words: Words) -> str:
+    """One ``<entry>`` in the feed's language (``words``): links to the CAP message
+    and carries its key fields."""
+    lang = feed_language(alert, words)
     summary = clean(alert.text[lang].body) or clean(alert.text[lang].headline)
     sent = cap_time(alert.sent_at)
     atom_sent = sent[:19] + "Z"
@@ -257,7 +278,7 @@ def render_entry(alert: Alert, link: str) -> str:
     # One f-string: a feed renders a thousand of these. Network, id and kind match
     # strict patterns (relay.core.model) and need no escaping.
     return (
-        f"<entry><id>{href}</id><title>{_x(entry_title(alert))}</title>"
+        f"<entry><id>{href}</id><title>{_x(entry_title(alert, words))}</title>"
         f"<updated>{atom_sent}</updated><published>{atom_sent}</published>"
         f"<author><name>{alert.network}</name></author>"
         f'<link rel="alternate" type="{CAP_MEDIA_TYPE}" href="{href}"/>'
@@ -273,7 +294,8 @@ def render_entry(alert: Alert, link: str) -> str:
 def render_feed(feed: FeedInfo, entries: Sequence[str], updated: datetime) -> bytes:
     """The Atom document around already rendered entries (newest first)."""
     head = (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="{ATOM_NS}" xmlns:cap="{CAP_NS}">'
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="{ATOM_NS}" xmlns:cap="{CAP_NS}"'
+        f' xml:lang="{_attr(feed.language)}">'
         f"<id>{_x(feed.self_url)}</id><title>{_x(feed.title)}</title>"
         f"<updated>{atom_time(updated)}</updated>"
         f"<author><name>{_x(feed.network)}</name></author>"

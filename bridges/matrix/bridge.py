@@ -23,6 +23,9 @@ messages are skipped, and a message already replaced is skipped in favour
 of the one that replaced it (later in the feed). Between batches the route
 edits messages whose newest version has expired, driven by the node's clock.
 
+What a message says is ``bridges.render``'s: each section's fixed words come
+from the node's catalogues (``node.catalogues``) in that section's language.
+
 Every send carries a transaction id derived from route, alert id and action,
 from the same device across restarts; the homeserver returns the first event
 for a repeated id, so a crash between sending and recording never posts
@@ -43,7 +46,6 @@ import structlog
 from bridges.base import (
     BridgeHost,
     Delivered,
-    FeedSource,
     Handled,
     RouteConsumer,
     RouteFilter,
@@ -110,7 +112,7 @@ class MatrixRouteWorker(RouteConsumer):
         self,
         session: MatrixSession,
         route: MatrixRoute,
-        node: FeedSource,
+        node: BridgeHost,
         *,
         bridge_certainties: list[str],
         expiry_check: timedelta,
@@ -125,6 +127,7 @@ class MatrixRouteWorker(RouteConsumer):
         super().__init__(key, node, sleep=sleep, retry_max=retry_max, idle_wait=idle_wait)
         self.session = session
         self.route = route
+        self.catalogues = node.catalogues
         self.filter = RouteFilter(
             areas=tuple(route.areas),
             kinds=frozenset(route.kinds),
@@ -298,6 +301,7 @@ class MatrixRouteWorker(RouteConsumer):
             signers=_signers(stored),
             languages=self.filter.languages_for(alert),
             now=self.node.clock(),
+            catalogues=self.catalogues,
             status=status,
             zone=self.zone,
             replaced=replaced,

@@ -18,6 +18,11 @@ user, so its device and keys are its own), joins one room, and:
   answers name them. A tip whose verifiers disagree is answered as disputed;
   a listed publisher's ``!confirmed``/``!false`` on it settles it.
 
+The room's words are catalogued (ids ``deskroom.*``) and said in every
+language the node serves, first language first, joined by `` / ``
+(``RoomWords``): one room holds volunteers of each language, and nobody there
+chose one. Commands (``!claim``) and codes are typed alike in every language.
+
 nio runs event callbacks inside sync, so the callback only queues (bounded;
 overflow is counted and answered with nothing); one worker does the desk's
 work and the sends, in order. Messages that arrived before the bot's first
@@ -39,10 +44,12 @@ from nio import MatrixRoom, RoomMessageText
 
 from bridges.base import BridgeNode, Sleep
 from bridges.matrix.session import MatrixSession, txn_id
+from bridges.render import WordSource
 from relay.core.backoff import Backoff
 from relay.core.bridgeconfig import MatrixBridge
 from relay.core.config import DeskMatrix
 from relay.core.errors import BadInput, TransportError
+from relay.core.language import N_
 from relay.core.times import parse_duration
 from relay.core.tipdrafts import TipDraft
 from relay.core.tips import Tip
@@ -58,20 +65,17 @@ _COMMAND: Final = re.compile(
 )
 _OUTCOMES: Final = {"confirmed": "confirmed", "false": "false_alarm", "unable": "unable"}
 _DONE: Final = {
-    "claim": ("tomado por", "claimed by"),
-    "confirmed": ("confirmado por", "confirmed by"),
-    "false": ("falsa alarma según", "false alarm per"),
-    "unable": ("no se pudo verificar, según", "could not be checked, per"),
-    "duplicate": ("duplicado, según", "duplicate, per"),
-    "close": ("cerrado por", "closed by"),
+    "claim": N_("deskroom.done.claim"),
+    "confirmed": N_("deskroom.done.confirmed"),
+    "false": N_("deskroom.done.false"),
+    "unable": N_("deskroom.done.unable"),
+    "duplicate": N_("deskroom.done.duplicate"),
+    "close": N_("deskroom.done.close"),
 }
-DISPUTED: Final = (
-    "en disputa / disputed: confirmado y falsa alarma / confirmed and false alarm;"
-    " quien publica lo resuelve / a publisher settles it: !confirmed, !false"
-)
-HELP: Final = (
-    "Comandos / commands: !claim N · !confirmed N [nota/note] · !false N · !unable N ·"
-    " !duplicate N M · !close N · !publish N"
+_DETAILS: Final = (
+    ("agencies", N_("deskroom.tip.agencies")),
+    ("vehicles", N_("deskroom.tip.vehicles")),
+    ("size", N_("deskroom.tip.size")),
 )
 # Every message of the room, not only the last one per sync: commands must not be lost.
 _DESK_FILTER: Final[dict[str, Any]] = {
@@ -83,23 +87,47 @@ _DESK_FILTER: Final[dict[str, Any]] = {
         "account_data": {"not_types": ["*"]},
     },
 }
+# The commands are typed as they are in every language; only the note's word is said.
+_COMMANDS: Final = (
+    "!claim N · !confirmed N [%s] · !false N · !unable N · !duplicate N M · !close N · !publish N"
+)
 _log = structlog.get_logger("avisa.deskroom")
 
 
-def tip_content(tip: Tip) -> dict[str, Any]:
-    """A new tip as a message: plain text, and the same escaped as HTML."""
+class RoomWords:
+    """The room's words: each sentence in every language the node serves, its first
+    language first, joined by `` / `` (one room, read by volunteers of each language)."""
+
+    def __init__(self, catalogues: WordSource) -> None:
+        self.each = tuple(catalogues.words(language) for language in catalogues.languages)
+
+    def __call__(self, message: str, /, **values: object) -> str:
+        return " / ".join(dict.fromkeys(w.gettext(message, **values) for w in self.each))
+
+
+def _backed(tip: Tip, say: RoomWords) -> str:
+    """What corroborates a tip, in each language: ``3 reports, 2 reporters, 2 channels``."""
     cluster = tip.cluster
-    backed = ""
-    if cluster is not None and cluster.tips > 1:
-        backed = (
-            f"{cluster.tips} reportes/reports, {cluster.reporters} personas/reporters,"
-            f" {len(cluster.channels)} medios/channels ({', '.join(cluster.channels)})"
-        )
-    head = f"Reporte / Tip #{tip.number} · {tip.channel} · {tip.where.label}"
-    details = [f"{name}: {value}" for name, value in (
-        ("agencias/agencies", ", ".join(tip.agencies)), ("vehículos/vehicles", tip.vehicles),
-        ("tamaño/size", tip.size),
-    ) if value]  # fmt: skip
+    if cluster is None or cluster.tips <= 1:
+        return ""
+    tips, reporters, channels = cluster.tips, cluster.reporters, len(cluster.channels)
+    each = dict.fromkeys(
+        ", ".join((
+            w.ngettext("deskroom.count.reports", "deskroom.count.reports", tips),
+            w.ngettext("deskroom.count.reporters", "deskroom.count.reporters", reporters),
+            w.ngettext("deskroom.count.channels", "deskroom.count.channels", channels),
+        ))
+        for w in say.each
+    )  # fmt: skip
+    return " / ".join(each) + f" ({', '.join(cluster.channels)})"
+
+
+def tip_content(tip: Tip, say: RoomWords) -> dict[str, Any]:
+    """A new tip as a message: plain text, and the same escaped as HTML."""
+    backed = _backed(tip, say)
+    head = " · ".join((say(N_("deskroom.tip"), number=tip.number), tip.channel, tip.where.label))
+    values = {"agencies": ", ".join(tip.agencies), "vehicles": tip.vehicles, "size": tip.size}
+    details = [f"{say(label)}: {values[name]}" for name, label in _DETAILS if values[name]]
     lines = [head, tip.text, *details, *([backed] if backed else []), f"!claim {tip.number}"]
     quoted = html.escape(tip.text).replace("\n", "<br>")
     rich = [
@@ -156,6 +184,7 @@ class DeskRoom:
         self.node = node
         self.config = config
         self.desk = node.desk
+        self.say = RoomWords(node.catalogues)
         retry_max = parse_duration(config.retry_max).total_seconds()
         self.session = MatrixSession(
             desk_login(config), "desk.matrix", node.data_dir, node.db, node.clock, sleep, retry_max,
@@ -242,7 +271,8 @@ class DeskRoom:
             tip = next((t for t in listed if t.id == tip_id), None) or await self.desk.get(tip_id)
         except BadInput:
             return  # gone already (purged)
-        await self._send(tip_content(tip), txn_id(f"desk:{self.config.room}", tip.id, "new"))
+        txn = txn_id(f"desk:{self.config.room}", tip.id, "new")
+        await self._send(tip_content(tip, self.say), txn)
         self.posted += 1
 
     async def _command(self, sender: str, body: str, event_id: str) -> None:
@@ -253,9 +283,11 @@ class DeskRoom:
         self.handled += 1
 
     async def _act(self, sender: str, body: str) -> str:
+        say = self.say
         match = _COMMAND.match(body)
         if match is None:
-            return HELP
+            commands, note = say(N_("deskroom.commands")), say(N_("deskroom.note"))
+            return f"{commands}: {_COMMANDS % note}"
         verb, number, rest = match.group(1).lower(), match.group(2), (match.group(3) or "").strip()
         if verb == "publish":
             allowed = self.publishers
@@ -264,17 +296,17 @@ class DeskRoom:
         else:
             allowed = self.verifiers
         if sender not in allowed:
-            return f"✗ #{number}: {sender} no puede / may not: !{verb}"
+            return f"✗ #{number}: " + say(N_("deskroom.may_not"), person=sender, command="!" + verb)
         try:
             return await self._do(verb, number, rest, sender)
         except BadInput as exc:
             return f"✗ #{number}: {exc.errcode}: {exc.message}"
 
     async def _do(self, verb: str, number: str, rest: str, sender: str) -> str:
-        desk, note = self.desk, rest[:1000] or None
+        desk, note, say = self.desk, rest[:1000] or None, self.say
         if verb == "publish":
             alert_id, _ = await desk.publish(number, sender, TipDraft())
-            return f"✓ #{number} publicado / published: {alert_id}"
+            return f"✓ #{number} " + say(N_("deskroom.published"), alert=alert_id)
         if verb == "claim":
             await desk.claim(number, sender, note)
         elif verb == "close":
@@ -282,22 +314,23 @@ class DeskRoom:
         elif verb == "duplicate":
             other, _, note_rest = rest.partition(" ")
             if not other.lstrip("#").isdigit():
-                return f"✗ #{number}: !duplicate {number} N (N: el original / the original)"
+                usage = say(N_("deskroom.duplicate.usage"))
+                return f"✗ #{number}: !duplicate {number} N ({usage})"
             await desk.outcome(number, sender, "duplicate", note_rest[:1000] or None,
                                other.lstrip("#"), **self._may(sender))  # fmt: skip
         else:
             shown = await desk.outcome(number, sender, _OUTCOMES[verb], note, **self._may(sender))  # type: ignore[arg-type]
             person = _person(shown, sender)
             if shown.state == "disputed":
-                return f"⚠ #{number} {DISPUTED} ({person})"
+                disputed = say(N_("deskroom.disputed"))
+                return f"⚠ #{number} {disputed} ({person})"
             if verb == "confirmed":
                 needed = desk.section.confirmations
-                return (
-                    f"✓ #{number} confirmado por / confirmed by {person}"
-                    f" ({shown.confirmations}/{needed})"
+                counted = f"{shown.confirmations}/{needed}"
+                return f"✓ #{number} " + say(
+                    N_("deskroom.confirmed_by"), person=person, count=counted
                 )
-        es, en = _DONE[verb]
-        return f"✓ #{number} {es} / {en} {sender}"
+        return f"✓ #{number} " + say(_DONE[verb], person=sender)
 
     def _may(self, sender: str) -> dict[str, bool]:
         return {"may_verify": sender in self.verifiers, "may_rule": sender in self.publishers}

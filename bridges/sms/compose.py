@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from bridges.render import ENGLISH, SPANISH, Template, pick_languages
+from bridges.render import pick_languages
 from bridges.sms.gsm import Encoded, encode
 from relay.core.model import Alert, Text
 
@@ -105,8 +105,34 @@ def clean(text: str) -> str:
     return _SPACES.sub(" ", _UNSAFE.sub(" ", text)).strip()
 
 
-def _template(lang: str) -> Template:
-    return SPANISH if lang.startswith("es") else ENGLISH
+# Until the texts read the catalogues (issue 31, the SMS part replaces this with the
+# shared kind.* ids): the kind names bridges.render used to hold.
+_KINDS = {
+    "es": {
+        "sighting": "Avistamiento",
+        "operation": "Operativo",
+        "checkpoint": "Retén",
+        "workplace": "Redada en lugar de trabajo",
+        "detention": "Detención",
+        "court": "Tribunal",
+        "mobilization": "Movilización",
+        "rumor": "Rumor",
+        "all_clear": "Todo despejado",
+        "notice": "Aviso",
+    },
+    "en": {
+        "sighting": "Sighting",
+        "operation": "Operation",
+        "checkpoint": "Checkpoint",
+        "workplace": "Workplace raid",
+        "detention": "Detention",
+        "court": "Court",
+        "mobilization": "Mobilization",
+        "rumor": "Rumor",
+        "all_clear": "All clear",
+        "notice": "Notice",
+    },
+}
 
 
 def _words(lang: str) -> Mapping[str, str]:
@@ -139,7 +165,7 @@ def alert_text(alert: Alert, status: Status, lang: str, layout: Layout) -> Encod
     """The alert in ``lang`` (one of its languages), within ``layout.max_segments``."""
     words = _words(lang)
     text: Text = alert.text[lang]
-    kind = _template(lang).kinds.get(alert.kind, alert.kind)
+    kind = _KINDS["es" if lang.startswith("es") else "en"].get(alert.kind, alert.kind)
     if status == "cancel":
         lead = words["cancel"]
     else:

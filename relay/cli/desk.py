@@ -5,7 +5,8 @@ The two-person rule counts persons. A token belongs to one (``avisa token add
 to one here, so Rosa confirming with a token and again from Matrix counts
 once. Links live in the node's database and count at once, for outcomes
 already recorded too (a tip's history is read with each actor's person as
-the desk knows it now). The node need not be stopped.
+the desk knows it now). The node need not be stopped. What they print is in
+the volunteer's language (``relay.cli.words``, ids ``cli.desk.*``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from relay.cli.words import lang_arg, words_of
 from relay.core import config as config_mod
+from relay.core.language import N_
 from relay.storage import db, trust
 
 
@@ -23,7 +26,8 @@ def cmd_link(args: argparse.Namespace) -> int:
         db.transaction(conn, lambda c: trust.link_person(c, args.user_id, args.person))
     finally:
         conn.close()
-    print(f"{args.user_id} is {trust.check_person(args.person)} at the desk")
+    person = trust.check_person(args.person)
+    print(words_of(args).gettext("cli.desk.linked", user=args.user_id, person=person))
     return 0
 
 
@@ -33,7 +37,8 @@ def cmd_unlink(args: argparse.Namespace) -> int:
         removed = db.transaction(conn, lambda c: trust.unlink_person(c, args.user_id))
     finally:
         conn.close()
-    print(f"{args.user_id} unlinked" if removed else f"{args.user_id} was not linked")
+    message = N_("cli.desk.unlinked") if removed else N_("cli.desk.not_linked")
+    print(words_of(args).gettext(message, user=args.user_id))
     return 0
 
 
@@ -60,11 +65,14 @@ def register(commands: Any) -> None:
     link.add_argument("user_id", metavar="@USER:SERVER", help="as the desk room sees it")
     link.add_argument("person", metavar="NAME", help="as on their token (--person)")
     data_arg(link)
+    lang_arg(link)
     link.set_defaults(func=cmd_link)
     unlink = actions.add_parser("unlink", help="forget a Matrix id's person")
     unlink.add_argument("user_id", metavar="@USER:SERVER", help="as linked before")
     data_arg(unlink)
+    lang_arg(unlink)
     unlink.set_defaults(func=cmd_unlink)
     persons = actions.add_parser("persons", help="each token and linked Matrix id, by person")
     data_arg(persons)
+    lang_arg(persons)
     persons.set_defaults(func=cmd_persons)

@@ -9,6 +9,10 @@ only with ``--yes`` or a "y" typed at a terminal: nothing is held by surprise. A
 tip is named by its id or by its number on this node (``avisa tip claim 12``).
 The contact given to ``add`` goes to the node and is sealed there; no command
 ever prints one (the API has none to give).
+
+What they print is in the volunteer's language (``relay.cli.words``: ``--lang``,
+``$AVISA_LANG``, the terminal's, else the node's first), ids ``cli.tip.*``;
+states, channels and actions are shown as the codes the commands take.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from urllib.parse import quote
 
 from relay.cli.alert import _texts
 from relay.cli.client import NodeClient
-from relay.cli.words import plural
+from relay.cli.words import lang_arg, words_of
+from relay.core.language import N_, Words
 from relay.core.model import KINDS
 from relay.core.tips import OPERATOR_CHANNELS, OUTCOMES
 
@@ -51,20 +56,39 @@ def cmd_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def line(tip: dict[str, Any]) -> str:
-    """One tip on one line: number, state, channel, time, place, words, corroboration."""
+#: The fields ``show`` prints, each with its label (``cli.tip.field.*``).
+_FIELDS = {
+    "observed_at": N_("cli.tip.field.observed_at"),
+    "activity": N_("cli.tip.field.activity"),
+    "agencies": N_("cli.tip.field.agencies"),
+    "vehicles": N_("cli.tip.field.vehicles"),
+    "size": N_("cli.tip.field.size"),
+    "alert_id": N_("cli.tip.field.alert_id"),
+}
+
+
+def line(tip: dict[str, Any], words: Words) -> str:
+    """One tip on one line: number, state, channel, time, place, words, corroboration.
+
+    The state and channel are the codes the commands take (``claimed``, ``sms``)."""
     cluster = tip.get("cluster")
     backed = ""
     if cluster and cluster["tips"] > 1:
-        backed = (
-            f"  [{cluster['tips']} reports, {plural(cluster['reporters'], 'reporter')},"
-            f" {plural(len(cluster['channels']), 'channel')}]"
+        counts = (
+            words.ngettext("cli.tip.count.reports", "cli.tip.count.reports", cluster["tips"]),
+            words.ngettext(
+                "cli.tip.count.reporters", "cli.tip.count.reporters", cluster["reporters"]
+            ),
+            words.ngettext(
+                "cli.tip.count.channels", "cli.tip.count.channels", len(cluster["channels"])
+            ),
         )
-    words = tip["text"].replace("\n", " ")
-    words = words if len(words) <= 60 else words[:59] + "…"
+        backed = f"  [{', '.join(counts)}]"
+    said = tip["text"].replace("\n", " ")
+    said = said if len(said) <= 60 else said[:59] + "…"
     return (
         f"#{tip['number']:<5} {tip['state']:11} {tip['channel']:8} {tip['received_at']}"
-        f"  {tip['where']['label']}: {words}{backed}"
+        f"  {tip['where']['label']}: {said}{backed}"
     )
 
 
@@ -74,33 +98,42 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reply))
         return 0
+    words = words_of(args)
     if not reply["tips"]:
-        print("no tips" if args.all else "no open tips")
+        none = words.gettext("cli.tip.none") if args.all else words.gettext("cli.tip.none_open")
+        print(none)
     for tip in reply["tips"]:
-        print(line(tip))
+        print(line(tip, words))
     return 0
 
 
-def _show(tip: dict[str, Any], as_json: bool) -> None:
+def _show(tip: dict[str, Any], as_json: bool, words: Words) -> None:
     if as_json:
         print(json.dumps(tip))
         return
-    print(line(tip))
-    print(f"  id: {tip['id']}")
-    print(f"  text: {tip['text']}")
-    for name in ("observed_at", "activity", "agencies", "vehicles", "size", "alert_id"):
+    print(line(tip, words))
+    print("  " + words.gettext("cli.tip.field.id", value=tip["id"]))
+    print("  " + words.gettext("cli.tip.field.text", value=tip["text"]))
+    for name, label in _FIELDS.items():
         if tip.get(name):
-            print(f"  {name}: {_readable(tip[name])}")
+            print("  " + words.gettext(label, value=_readable(tip[name])))
     if tip.get("confirmations"):
-        print(f"  confirmations: {_readable(tip['confirmations'])}")
+        confirmations = _readable(tip["confirmations"])
+        print("  " + words.gettext("cli.tip.field.confirmations", value=confirmations))
     for event in tip.get("history", []):
-        detail = event.get("outcome") or event.get("alert_id") or ""
-        detail += " (ruling)" if event.get("ruling") else ""
-        note = f" - {event['note']}" if event.get("note") else ""
-        actor = f"{event['person']} ({event['actor']})" if event.get("person") else event["actor"]
-        print(f"  {event['at']}  {actor}  {event['action']} {detail}{note}")
+        print("  " + _event(event, words))
     if tip["state"] == "disputed":
-        print("  disputed: verifiers disagree; a publisher's outcome settles it")
+        print("  " + words.gettext("cli.tip.disputed"))
+
+
+def _event(event: dict[str, Any], words: Words) -> str:
+    """One line of a tip's history: when, who, the action's code, and its detail."""
+    detail = event.get("outcome") or event.get("alert_id") or ""
+    if event.get("ruling"):
+        detail += " (" + words.gettext("cli.tip.ruling") + ")"
+    note = f" - {event['note']}" if event.get("note") else ""
+    actor = f"{event['person']} ({event['actor']})" if event.get("person") else event["actor"]
+    return f"{event['at']}  {actor}  {event['action']} {detail}{note}"
 
 
 def _readable(value: Any) -> str:
@@ -113,7 +146,7 @@ def _readable(value: Any) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    _show(_client(args).call("GET", _path(args)), args.json)
+    _show(_client(args).call("GET", _path(args)), args.json, words_of(args))
     return 0
 
 
@@ -122,12 +155,12 @@ def _note(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_claim(args: argparse.Namespace) -> int:
-    _show(_client(args).call("POST", _path(args, "claim"), _note(args)), False)
+    _show(_client(args).call("POST", _path(args, "claim"), _note(args)), False, words_of(args))
     return 0
 
 
 def cmd_close(args: argparse.Namespace) -> int:
-    _show(_client(args).call("POST", _path(args, "close"), _note(args)), False)
+    _show(_client(args).call("POST", _path(args, "close"), _note(args)), False, words_of(args))
     return 0
 
 
@@ -135,7 +168,7 @@ def cmd_outcome(args: argparse.Namespace) -> int:
     body = {"outcome": args.outcome, **_note(args)}
     if args.duplicate_of:
         body["duplicate_of"] = args.duplicate_of
-    _show(_client(args).call("POST", _path(args, "outcome"), body), False)
+    _show(_client(args).call("POST", _path(args, "outcome"), body), False, words_of(args))
     return 0
 
 
@@ -151,31 +184,39 @@ def _publish_body(args: argparse.Namespace) -> dict[str, Any]:
     return draft
 
 
-def _confirmed(warnings: list[str], yes: bool) -> bool:
+# A yes in the languages Avisa ships, whichever language asked (a typed "s" is a "sí").
+_YES = ("y", "yes", "s", "si", "sí")
+
+
+def _confirmed(warnings: list[str], yes: bool, words: Words) -> bool:
     """Warnings go to stderr before signing; signing past one needs --yes or a "y"."""
     for warning in warnings:
-        print(f"avisa: warning: {warning}", file=sys.stderr)
+        print("avisa: " + words.gettext("cli.tip.warning", warning=warning), file=sys.stderr)
     if not warnings or yes:
         return True
     if not sys.stdin.isatty():
-        print("avisa: nothing signed; add --yes to sign it anyway", file=sys.stderr)
+        print("avisa: " + words.gettext("cli.tip.nothing_signed"), file=sys.stderr)
         return False
     # The question goes to stderr: stdout holds the alert's id alone, for scripts.
-    print("Sign it anyway? / ¿Firmarla de todos modos? [y/N] ", end="", file=sys.stderr, flush=True)
+    print(words.gettext("cli.tip.sign_anyway") + " ", end="", file=sys.stderr, flush=True)
     answer = sys.stdin.readline()
-    return answer.strip().lower() in ("y", "yes", "s", "si", "sí")
+    return answer.strip().lower() in _YES
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    client, body = _client(args), _publish_body(args)
+    client, body, words = _client(args), _publish_body(args), words_of(args)
     preview = client.call("POST", _path(args, "draft"), body)
     area = preview["draft"]["area"]
-    print(
-        f"place: {area['label']} - geohash {area['geohash']}, {area['radius_m']} m,"
-        f" codes {' '.join(area['codes']) or '(none)'}",
-        file=sys.stderr,
+    codes = " ".join(area["codes"]) or words.gettext("cli.tip.place.no_codes")
+    place = words.gettext(
+        "cli.tip.place",
+        label=area["label"],
+        geohash=area["geohash"],
+        radius=area["radius_m"],
+        codes=codes,
     )
-    if not _confirmed(preview["warnings"], args.yes):
+    print(place, file=sys.stderr)
+    if not _confirmed(preview["warnings"], args.yes, words):
         return 1
     print(client.call("POST", _path(args, "publish"), body)["id"])
     return 0
@@ -193,6 +234,7 @@ def _register_add(actions: Any) -> None:
 
     add = actions.add_parser("add", help="record a tip (e.g. from a hotline call); prints its id")
     data_arg(add)
+    lang_arg(add)
     add.add_argument("--text", required=True, help="what the caller saw, in their words")
     add.add_argument("--place", required=True, help="where: a place people recognise")
     add.add_argument("--geohash", help="4 to 7 characters, if known")
@@ -218,6 +260,7 @@ def _register_actions(actions: Any) -> None:
 
     listing = actions.add_parser("list", help="open tips, newest first")
     data_arg(listing)
+    lang_arg(listing)
     listing.add_argument("--all", action="store_true", help="closed and published ones too")
     listing.add_argument("--cluster", action="store_true", help="show what corroborates each")
     listing.add_argument("--json", action="store_true", help="print one JSON object")
@@ -226,6 +269,7 @@ def _register_actions(actions: Any) -> None:
     show = actions.add_parser("show", help="one tip and its history")
     show.add_argument("tip", metavar="TIP", help="its id or number")
     data_arg(show)
+    lang_arg(show)
     show.add_argument("--json", action="store_true", help="print one JSON object")
     show.set_defaults(func=cmd_show)
 
@@ -236,6 +280,7 @@ def _register_actions(actions: Any) -> None:
         action = actions.add_parser(name, help=text)
         action.add_argument("tip", metavar="TIP", help="its id or number")
         data_arg(action)
+        lang_arg(action)
         action.add_argument("--note", help="a word for the other volunteers (kept in its history)")
         action.set_defaults(func=func)
 
@@ -243,6 +288,7 @@ def _register_actions(actions: Any) -> None:
     outcome.add_argument("tip", metavar="TIP", help="its id or number")
     outcome.add_argument("outcome", choices=OUTCOMES, help="what you found")
     data_arg(outcome)
+    lang_arg(outcome)
     outcome.add_argument("--note", help="a word for the other volunteers (kept in its history)")
     outcome.add_argument(
         "--duplicate-of", metavar="TIP", help="with outcome duplicate: the tip it repeats"
@@ -254,6 +300,7 @@ def _register_actions(actions: Any) -> None:
     )
     publish.add_argument("tip", metavar="TIP", help="its id or number")
     data_arg(publish)
+    lang_arg(publish)
     publish.add_argument(
         "--kind", choices=KINDS, help="what is happening (default: from the tip's activity)"
     )

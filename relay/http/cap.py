@@ -80,7 +80,7 @@ def _answer(
 @routes.get("/cap/v1/feed.atom")
 async def feed(request: web.Request) -> web.Response:
     public = _allowed(request)
-    document = await _export(request).feed(_base(request))
+    document = await _export(request).feed(_base(request), request.query.get("lang"))
     return _answer(request, document, ATOM_TYPE, public)
 
 

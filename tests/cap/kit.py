@@ -12,8 +12,11 @@ import aiohttp
 from lxml import etree
 
 from relay.runtime.clock import FakeClock
+from relay.storage import catalogues
 from tests.conftest import RunningNode, start_node
 
+#: The shipped words, Spanish first as a node's default: what ``render_alert`` is given.
+CATALOGUES = catalogues.load(("es", "en"))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"  # where they come from: its README
 HOSTILE = ("xee.cap", "xee.atom", "invalid.cap", "canada_errors.cap")
 DRAFT: dict[str, Any] = {

@@ -14,7 +14,7 @@ from lxml import etree
 
 from bridges.cap.render import render_alert
 from relay.runtime.clock import FakeClock
-from tests.cap.kit import assert_xsd_valid, cap_node, get, publish
+from tests.cap.kit import CATALOGUES, assert_xsd_valid, cap_node, get, publish
 from tests.helpers import key, make_alert, raw_envelope
 
 PUBLIC = "\n[bridges.cap]\npublic = true\n"
@@ -25,8 +25,8 @@ def texts(document: etree._Element, name: str) -> list[str]:
     return [element.text or "" for element in document.iter(C + name)]
 
 
-async def feed_entries(node: object) -> list[feedparser.FeedParserDict]:
-    status, body, headers = await get(node, "/cap/v1/feed.atom")  # type: ignore[arg-type]
+async def feed_entries(node: object, query: str = "") -> list[feedparser.FeedParserDict]:
+    status, body, headers = await get(node, "/cap/v1/feed.atom" + query)  # type: ignore[arg-type]
     assert status == 200 and headers["Content-Type"].startswith("application/atom+xml")
     parsed = feedparser.parse(body)
     assert not parsed.bozo, parsed.get("bozo_exception")
@@ -97,6 +97,14 @@ async def test_feed_lists_what_is_in_force_and_each_link_resolves(
         assert identifiers == [cancel["id"], debunk["id"], kept["id"]]  # newest first
         assert [entry["cap_msgtype"] for entry in entries] == ["Cancel", "Alert", "Alert"]
         assert entries[1]["title"].startswith("FALSO:")
+        assert entries[0]["title"] == "RETIRADA"  # its headline says it already: said once
+        # The node's first language by default; ?lang= picks another it serves.
+        english = await feed_entries(node, "?lang=en")
+        assert english[1]["title"] == "FALSE: ICE operation at Colonia park"
+        assert english[0]["title"].startswith("WITHDRAWN")
+        assert [e["title"] for e in await feed_entries(node, "?lang=fr")] == [
+            e["title"] for e in entries
+        ]
         for entry in entries:
             path = entry.link.split(node.url, 1)[1]
             status, body, headers = await get(node, path)
@@ -162,7 +170,7 @@ async def test_not_public_needs_a_token_and_size_is_bounded(
 def test_hostile_text_still_gives_valid_cap() -> None:
     nasty = 'Fin & <script>"x"</script> \ufffe\U0001f6a8 \u202eabc ]]> --> <!-- \t\n ok'
     alert = make_alert(headline=nasty[:140].replace("\n", " ").replace("\t", " "))
-    body = render_alert(alert, raw_envelope(alert, key(1)))
+    body = render_alert(alert, raw_envelope(alert, key(1)), catalogues=CATALOGUES)
     assert_xsd_valid(body)
     headline = etree.fromstring(body).find(f"{C}info/{C}headline")
     assert headline is not None and "<script>" in (headline.text or "")

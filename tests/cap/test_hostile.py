@@ -17,7 +17,7 @@ from aiohttp import web
 from bridges.cap import parse
 from bridges.cap.parse import Limits, Refused, kind_of, parse_document, read_cap
 from bridges.cap.render import render_alert
-from tests.cap.kit import FIXTURES, HOSTILE, fixture, xsd_valid
+from tests.cap.kit import CATALOGUES, FIXTURES, HOSTILE, fixture, xsd_valid
 from tests.helpers import key, make_alert, raw_envelope
 
 REASONS = {
@@ -54,7 +54,7 @@ def test_hostile_fixtures_are_refused_with_their_reason(name: str) -> None:
 
 def _own_message() -> bytes:
     alert = make_alert(codes=("fips:06111", "zip:93030", "iso:us-ca"))
-    return render_alert(alert, raw_envelope(alert, key(1)))
+    return render_alert(alert, raw_envelope(alert, key(1)), catalogues=CATALOGUES)
 
 
 MUTATIONS = {

@@ -12,7 +12,7 @@ from lxml import etree
 
 from bridges.cap.render import FeedInfo, render_alert, render_entry, render_feed
 from relay.core.model import CERTAINTIES, KINDS, Alert, Area, Text
-from tests.cap.kit import assert_xsd_valid
+from tests.cap.kit import CATALOGUES, assert_xsd_valid
 from tests.helpers import T0, key, new_id, raw_envelope
 
 # Text as the payload allows it: no C0/C1 controls (a body keeps tab and newline).
@@ -69,10 +69,10 @@ def test_any_alert_renders_valid_cap(
         agencies=["ice"],
         text={lang: Text(headline=headline, body=body, instruction=body or None) for lang in langs},
     )
-    assert_xsd_valid(render_alert(alert, raw_envelope(alert, key(1))))
+    assert_xsd_valid(render_alert(alert, raw_envelope(alert, key(1)), catalogues=CATALOGUES))
     feed = render_feed(
-        FeedInfo("https://x/cap/v1/feed.atom", "ventura", "t"),
-        [render_entry(alert, "https://x/a.xml")],
+        FeedInfo("https://x/cap/v1/feed.atom", "ventura", "t", "es"),
+        [render_entry(alert, "https://x/a.xml", CATALOGUES.words("es"))],
         T0,
     )
     etree.fromstring(feed)  # well-formed whatever the text

@@ -136,19 +136,22 @@ async def test_desk_room_posts_tips_and_takes_commands(world: World, clock: Fake
         assert "<script>" not in content["formatted_body"] and content["m.mentions"] == {}
         assert "555" not in str(content) and "!claim 1" in content["body"]
         second = await tip_post(world, room_id, 2)
-        assert "2 reportes/reports, 2 personas/reporters" in second.content["body"]
+        # Each sentence in every language the node serves (es, en), joined by " / ".
+        assert "2 reportes, 2 personas, 1 medio" in second.content["body"]  # real plurals
+        assert "/ 2 reports, 2 reporters, 1 channel" in second.content["body"]
 
         reader, owner = world.reader.user, world.owner
         answer = await ask(world, reader, room_id, "!publish 1")
         assert "AVISA_NEEDS_CONFIRMATION" in answer
         answer = await ask(world, owner, room_id, "!publish 1")
         assert "may not" in answer
-        assert "tomado por / claimed by" in await ask(world, reader, room_id, "!claim 1 voy")
+        answer = await ask(world, reader, room_id, "!claim 1 voy")
+        assert "tomado por" in answer and "/ claimed by" in answer
         answer = await ask(world, reader, room_id, "!confirmed 1 vi dos camionetas")
         assert "(1/1)" in answer
         assert "Comandos" in await ask(world, reader, room_id, "!hola")
         answer = await ask(world, reader, room_id, "!publish 1")
-        assert "publicado / published: ventura/" in answer
+        assert "publicado: ventura/" in answer and "/ published: ventura/" in answer
         alert_id = answer.rsplit(" ", 1)[-1]
         shown = await desk.get(tip_id)
         assert (shown.state, shown.alert_id) == ("published", alert_id)
@@ -171,11 +174,11 @@ async def test_desk_room_posts_tips_and_takes_commands(world: World, clock: Fake
         answer = await ask(world, owner, room_id, "!confirmed 3")
         assert f"Olga ({owner.user_id})" in answer
         answer = await ask(world, reader, room_id, "!false 3 no había nada")
-        assert "en disputa / disputed" in answer
+        assert "en disputa:" in answer and "/ disputed:" in answer
         assert "en disputa" in await ask(world, owner, room_id, "!confirmed 3 sí había")
         assert "AVISA_DISPUTED" in await ask(world, reader, room_id, "!publish 3")
         answer = await ask(world, reader, room_id, "!confirmed 3 lo resolví")  # a publisher
-        assert "confirmado por / confirmed by" in answer
+        assert "confirmado por" in answer and "/ confirmed by" in answer
         settled = await desk.get("3")
         assert (settled.state, settled.history[-1].ruling) == ("confirmed", True)
     finally:

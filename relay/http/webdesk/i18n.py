@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
-from bridges.render import template_for
+from relay.core.language import KIND_NAMES
+from relay.storage import catalogues
 
 LANGUAGES = ("es", "en")
 DEFAULT = "es"
@@ -521,5 +522,7 @@ def choose(request: web.Request) -> tuple[str, bool]:
     return browser or DEFAULT, False
 
 
+_SHIPPED = catalogues.load(LANGUAGES)
 for _language in LANGUAGES:
-    add(_language, {f"kind.{k}": word for k, word in template_for(_language).kinds.items()})
+    _words = _SHIPPED.words(_language)
+    add(_language, {f"kind.{k}": _words.gettext(m) for k, m in KIND_NAMES.items()})

@@ -129,7 +129,8 @@ def render(
         "error": outcome if _OUTCOME.match(outcome) else "",
         "done": request.query.get("done") == "1",
         "asset": asset,
-        "agency": lambda code: agency_name(code, language),  # ice → ICE, police → Policía
+        # ice → ICE, police → Policía
+        "agency": lambda code: agency_name(code, node.catalogues.words(language)),
     }
     response = aiohttp_jinja2.render_template(template, request, base | context, status=status)
     response.headers["Vary"] = "HX-Request, Cookie, Accept-Language"
