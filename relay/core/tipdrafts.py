@@ -85,10 +85,8 @@ def default_text(certainty: Certainty, place: str, words: Sequence[Words]) -> di
     headline, body = _TEXTS["false" if certainty == "false" else "confirmed"]
     place = place[:100]
     return {
-        language.language: Text(
-            headline=language.gettext(headline, place=place), body=language.gettext(body)
-        )
-        for language in words[:MAX_TEXTS]
+        one.language: Text(headline=one.gettext(headline, place=place), body=one.gettext(body))
+        for one in words[:MAX_TEXTS]
     }
 
 
