@@ -62,6 +62,7 @@ from relay.runtime.feed import FeedSignal
 from relay.runtime.metrics import Metrics
 from relay.runtime.node import Service
 from relay.storage import store
+from relay.storage.catalogues import Catalogues
 from relay.storage.db import Database
 from relay.storage.files import is_private
 
@@ -137,13 +138,19 @@ class BridgeHost(FeedSource, Protocol):
 
 class BridgeNode(BridgeHost, Protocol):
     """What ``bridges.runner`` hands the bridges it starts: a ``BridgeHost``, the
-    desk (tips in: the desk room, the CAP importer) and the metrics registry."""
+    desk (tips in: the desk room, the CAP importer), the metrics registry and the
+    catalogues (the words of what a bridge says itself: the text line's replies)."""
 
     @property
     def desk(self) -> Desk: ...
 
     @property
     def metrics(self) -> Metrics: ...
+
+    @property
+    def catalogues(self) -> Catalogues:
+        """The words of the node's languages (``relay.storage.catalogues``)."""
+        ...
 
     @property
     def tombstone_ttl(self) -> timedelta:

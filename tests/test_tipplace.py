@@ -15,7 +15,11 @@ from relay.core.model import Area
 from relay.core.tipdrafts import TipDraft, prefill
 from relay.core.tipplace import COUNTY_RADIUS_M, TipPlaces
 from relay.core.tips import Tip, Where
+from relay.storage.catalogues import load
 from tests.test_gazetteer import COUNTIES, STATES, ZIPS
+
+# The shipped catalogues' words, as a node serving es and en passes them to prefill.
+WORDS = [load(("es", "en")).words(language) for language in ("es", "en")]
 
 GAZETTEER = Gazetteer(ZIPS, COUNTIES, STATES)
 HOME = TipPlaces(GAZETTEER, ["fips:06111"])
@@ -111,14 +115,16 @@ def test_bad_pieces_are_refused_with_the_field(draft: dict[str, Any], said: str)
 
 def test_prefill_with_places_and_without() -> None:
     ziponly = tip(Where(label="Calle 5", codes=["zip:93030"]))
-    assert prefill(ziponly, TipDraft(), "false", HOME).area.codes == ["fips:06111"]
+    assert prefill(ziponly, TipDraft(), "false", HOME, words=WORDS).area.codes == ["fips:06111"]
     with pytest.raises(BadInput, match="no place the desk can map"):
-        prefill(ziponly, TipDraft(), "confirmed")
-    pieces = prefill(ziponly, TipDraft(geohash="9Q5681", codes=["fips:06111"]), "confirmed")
+        prefill(ziponly, TipDraft(), "confirmed", words=WORDS)
+    pieces = prefill(
+        ziponly, TipDraft(geohash="9Q5681", codes=["fips:06111"]), "confirmed", words=WORDS
+    )
     assert (pieces.area.geohash, pieces.area.codes) == ("9q5681", ["fips:06111"])
     whole = Area(label="x", geohash="9q5681", radius_m=1, codes=[])
     with pytest.raises(BadInput, match="either area or"):
-        prefill(ziponly, TipDraft(area=whole, geohash="9q5681"), "confirmed", HOME)
+        prefill(ziponly, TipDraft(area=whole, geohash="9q5681"), "confirmed", HOME, words=WORDS)
 
 
 def draft_with(codes: list[str]) -> drafts.Draft:
@@ -126,6 +132,7 @@ def draft_with(codes: list[str]) -> drafts.Draft:
         tip(Where(label="x", geohash="9q5681")),
         TipDraft(area=Area(label="x", geohash="9q5681", radius_m=1, codes=codes)),
         "confirmed",
+        words=WORDS,
     )
 
 

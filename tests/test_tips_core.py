@@ -30,7 +30,11 @@ from relay.core.tips import (
     step,
     tip_in_decoder,
 )
+from relay.storage.catalogues import load
 from tests.helpers import T0
+
+# The shipped catalogues' words, as a node serving es and en passes them to prefill.
+WORDS = [load(("es", "en")).words(language) for language in ("es", "en")]
 
 DUP = "01JD0000000000000000000000"
 
@@ -355,7 +359,7 @@ def shown(**changes: object) -> Tip:
 
 
 def test_prefill_from_tip_never_copies_the_reporters_words() -> None:
-    draft = prefill(shown(), TipDraft(), "confirmed")
+    draft = prefill(shown(), TipDraft(), "confirmed", words=WORDS)
     assert (draft.kind, draft.certainty, draft.expires_in) == ("checkpoint", "confirmed", "4h")
     assert (draft.area.label, draft.area.geohash, draft.area.codes) == (
         "Colonia park",
@@ -369,24 +373,25 @@ def test_prefill_from_tip_never_copies_the_reporters_words() -> None:
 
 
 def test_prefill_false_alarm_is_a_rumor_debunk() -> None:
-    draft = prefill(shown(state="false_alarm"), TipDraft(), "false")
+    draft = prefill(shown(state="false_alarm"), TipDraft(), "false", words=WORDS)
     assert (draft.kind, draft.certainty) == ("rumor", "false")
     assert draft.text["en"].headline.startswith("False rumor")
+    assert draft.text["es"].headline == "Rumor falso: Colonia park"
     with pytest.raises(BadInput):
-        prefill(shown(), TipDraft(kind="sighting"), "false")
+        prefill(shown(), TipDraft(kind="sighting"), "false", words=WORDS)
     with pytest.raises(BadInput):
-        prefill(shown(), TipDraft(certainty="confirmed"), "false")
+        prefill(shown(), TipDraft(certainty="confirmed"), "false", words=WORDS)
     with pytest.raises(BadInput):
-        prefill(shown(), TipDraft(kind="rumor"), "confirmed")
+        prefill(shown(), TipDraft(kind="rumor"), "confirmed", words=WORDS)
 
 
 def test_prefill_needs_an_area_when_the_tip_has_no_geohash() -> None:
     tip = shown(where=Where(label="somewhere"))
     with pytest.raises(BadInput, match="geohash"):
-        prefill(tip, TipDraft(), "confirmed")
+        prefill(tip, TipDraft(), "confirmed", words=WORDS)
     area = {"label": "Colonia", "geohash": "9q4gch", "radius_m": 100, "codes": []}
     given = msgspec.convert({"area": area, "expires_in": "2h"}, TipDraft)
-    draft = prefill(tip, given, "confirmed")
+    draft = prefill(tip, given, "confirmed", words=WORDS)
     assert (draft.area.radius_m, draft.expires_in) == (100, "2h")
 
 

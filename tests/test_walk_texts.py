@@ -10,19 +10,22 @@ import pytest
 from bridges.render import prefixed
 from bridges.sms.compose import Layout, reply_text
 from relay.runtime.clock import FakeClock
+from relay.storage.catalogues import load
 from tests.cap.kit import cap_node, publish
 from tests.cap.test_export import PUBLIC, feed_entries
+
+ES, EN = (load(("es", "en")).words(language) for language in ("es", "en"))
 
 
 def test_the_sms_welcome_names_no_keyword() -> None:
     layout = Layout()
-    assert reply_text("subscribed", "es", layout, keyword="ALERTA").text == (
+    assert reply_text("subscribed", ES, layout, keyword="ALERTA").text == (
         "Avisa: suscrito a las alertas verificadas de su zona. ALTO para salir, AYUDA para ayuda."
     )
-    assert reply_text("subscribed", "en", layout, keyword="ALERT").text == (
+    assert reply_text("subscribed", EN, layout, keyword="ALERT").text == (
         "Avisa: subscribed to verified alerts for your area. STOP to quit, HELP for help."
     )
-    narrowed = reply_text("subscribed", "es", layout, keyword="ALERTA", zip_code="99999")
+    narrowed = reply_text("subscribed", ES, layout, keyword="ALERTA", zip_code="99999")
     assert narrowed.segments == 1 and narrowed.text.endswith("recibira toda la zona.")
 
 

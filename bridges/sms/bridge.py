@@ -55,7 +55,7 @@ from bridges.base import (
 )
 from bridges.sms import optout
 from bridges.sms import store as sms_store
-from bridges.sms.compose import Layout, Status, alert_text, language_for, withdrawal_text
+from bridges.sms.compose import Layout, Status, language_for, texts_for, withdrawal_text
 from bridges.sms.gateway import (
     Gateway,
     GatewaySettings,
@@ -167,10 +167,7 @@ class AlertFollower(RouteConsumer):
         now = to_epoch(self.node.clock())
 
         def record(conn: Conn) -> None:
-            texts = {
-                lang: withdrawal_text(alert, language_for(alert, lang), line.layout)
-                for lang in sms_store.languages(conn)
-            }
+            texts = {lang: line.withdrawal_for(alert, lang) for lang in sms_store.languages(conn)}
             if sms_store.enqueue_withdrawal(conn, alert.id, pos, texts, now):
                 line.wake_from_thread()
 
@@ -343,10 +340,11 @@ class SmsBridgeRunner(TextAnswers):
     # --- texts ------------------------------------------------------------------------
 
     def texts_for(self, alert: Alert, status: Status, langs: list[str]) -> dict[str, Encoded]:
-        return {
-            lang: alert_text(alert, status, language_for(alert, lang), self.layout)
-            for lang in langs
-        }
+        return texts_for(alert, status, langs, self.node.catalogues.words, self.layout)
+
+    def withdrawal_for(self, alert: Alert, lang: str) -> Encoded:
+        chosen = language_for(alert, lang)
+        return withdrawal_text(alert, chosen, self.node.catalogues.words(chosen), self.layout)
 
     def wake_now(self) -> None:
         self._wake.set()

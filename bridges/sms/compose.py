@@ -9,88 +9,54 @@ phones wrap it anyway, and a newline costs a character. Bidirectional
 overrides and control characters never reach a phone.
 
 An alert sent back to review (its key was revoked) becomes one text with
-``RETIRADA PARA REVISION:`` / ``WITHDRAWN FOR REVIEW:`` and its headline only;
-if a reviewer accepts it again, its full text goes again, marked ``VIGENTE DE
-NUEVO`` / ``IN FORCE AGAIN``. Fixed words avoid accents, so a text stays GSM-7
-(160 characters a segment) unless the alert's own words need more.
+``sms.status.withdrawn`` (``RETIRADA PARA REVISION:``) and its headline only;
+if a reviewer accepts it again, its full text goes again, marked
+``sms.status.reinstated`` (``VIGENTE DE NUEVO``).
 
-Replies (subscribed, stopped, help, tip received) exist in Spanish and
-English; the help text can be replaced per language in the config.
+Every fixed word is a message of the node's catalogues (``sms.status.*``,
+``sms.reply.*``, the shared ``kind.*``), read through the ``Words`` of the
+text's language that the caller passes in (``relay.core.language``): this
+module does no I/O and decides no language. The shipped Spanish and English
+texts avoid the accents GSM-7 lacks, so a text stays GSM-7 (160 characters a
+segment) unless the alert's own words need more (``tests/sms/test_sms_words.py``
+keeps it so). The help answer can be replaced per language in the config
+(``[bridges.sms.help]``), which beats the catalogue.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from bridges.render import pick_languages
 from bridges.sms.gsm import Encoded, encode
+from relay.core.language import KIND_NAMES, N_, Words
 from relay.core.model import Alert, Text
 
 Accents = Literal["ucs2", "transliterate"]
 Status = Literal["alert", "update", "cancel", "reinstated"]
+Reply = Literal["subscribed", "stopped", "started", "help", "help_no_tips", "tip"]
 
 _UNSAFE = re.compile("[\u202a-\u202e\u2066-\u2069\x00-\x1f\x7f]")
 _SPACES = re.compile(r"\s+")
 _CUT = "..."
 
-STATUS_WORDS = {
-    "es": {
-        "confirmed": "ALERTA CONFIRMADA",
-        "unconfirmed": "SIN CONFIRMAR",
-        "false": "FALSO, RUMOR DESMENTIDO",
-        "update": "ACTUALIZACION",
-        "cancel": "CANCELADO:",
-        "withdrawn": "RETIRADA PARA REVISION:",
-        "withdrawn_note": "No actue segun esta alerta hasta nuevo aviso",
-        "reinstated": "VIGENTE DE NUEVO",
-        "area": "Zona",
-        "stop": "ALTO para salir",
-    },
-    "en": {
-        "confirmed": "CONFIRMED ALERT",
-        "unconfirmed": "UNCONFIRMED",
-        "false": "FALSE, RUMOR DEBUNKED",
-        "update": "UPDATE",
-        "cancel": "CANCELLED:",
-        "withdrawn": "WITHDRAWN FOR REVIEW:",
-        "withdrawn_note": "Do not act on this alert until further notice",
-        "reinstated": "IN FORCE AGAIN",
-        "area": "Area",
-        "stop": "STOP to quit",
-    },
+#: The status word that leads an alert's text, by the alert's certainty.
+CERTAINTY_WORDS: Final = {
+    "confirmed": N_("sms.status.confirmed"),
+    "unconfirmed": N_("sms.status.unconfirmed"),
+    "false": N_("sms.status.false"),
 }
-
-REPLIES = {
-    "es": {
-        "subscribed": "Avisa: suscrito a las alertas verificadas de su zona. ALTO para salir, "
-        "AYUDA para ayuda.",
-        "unknown_zip": " No conocemos el codigo {zip}: recibira toda la zona.",
-        "stopped": "Avisa: ya no recibira mensajes. Envie {keyword} para volver.",
-        "started": "Avisa: suscrito de nuevo. ALTO para salir.",
-        "not_subscribed": "Avisa: no estaba suscrito. Envie {keyword} para recibir alertas.",
-        "help": "Avisa: alertas verificadas de respuesta rapida. Envie {keyword} para "
-        "suscribirse, ALTO para salir. Un mensaje cualquiera es un reporte.",
-        "help_no_tips": "Avisa: alertas verificadas de respuesta rapida. Envie {keyword} "
-        "para suscribirse, ALTO para salir.",
-        "tip": "Avisa: recibimos su reporte. Alguien lo verificara. No responda con datos "
-        "personales.",
-    },
-    "en": {
-        "subscribed": "Avisa: subscribed to verified alerts for your area. STOP to quit, "
-        "HELP for help.",
-        "unknown_zip": " We do not know ZIP {zip}: you get the whole area.",
-        "stopped": "Avisa: you will get no more messages. Text {keyword} to come back.",
-        "started": "Avisa: subscribed again. STOP to quit.",
-        "not_subscribed": "Avisa: you were not subscribed. Text {keyword} for alerts.",
-        "help": "Avisa: verified rapid-response alerts. Text {keyword} to subscribe, STOP to "
-        "quit. Any other message is a report.",
-        "help_no_tips": "Avisa: verified rapid-response alerts. Text {keyword} to subscribe, "
-        "STOP to quit.",
-        "tip": "Avisa: we got your report. Someone will verify it. Do not send personal data.",
-    },
+#: The answers to inbound texts; ``%(keyword)s`` is the keyword of the answer's language.
+REPLY_IDS: Final[Mapping[Reply, str]] = {
+    "subscribed": N_("sms.reply.subscribed"),
+    "stopped": N_("sms.reply.stopped"),
+    "started": N_("sms.reply.started"),
+    "help": N_("sms.reply.help"),
+    "help_no_tips": N_("sms.reply.help_no_tips"),
+    "tip": N_("sms.reply.tip"),
 }
 
 
@@ -103,40 +69,6 @@ class Layout:
 def clean(text: str) -> str:
     """One line: no controls, no bidirectional overrides, runs of space as one."""
     return _SPACES.sub(" ", _UNSAFE.sub(" ", text)).strip()
-
-
-# Until the texts read the catalogues (issue 31, the SMS part replaces this with the
-# shared kind.* ids): the kind names bridges.render used to hold.
-_KINDS = {
-    "es": {
-        "sighting": "Avistamiento",
-        "operation": "Operativo",
-        "checkpoint": "Retén",
-        "workplace": "Redada en lugar de trabajo",
-        "detention": "Detención",
-        "court": "Tribunal",
-        "mobilization": "Movilización",
-        "rumor": "Rumor",
-        "all_clear": "Todo despejado",
-        "notice": "Aviso",
-    },
-    "en": {
-        "sighting": "Sighting",
-        "operation": "Operation",
-        "checkpoint": "Checkpoint",
-        "workplace": "Workplace raid",
-        "detention": "Detention",
-        "court": "Court",
-        "mobilization": "Mobilization",
-        "rumor": "Rumor",
-        "all_clear": "All clear",
-        "notice": "Notice",
-    },
-}
-
-
-def _words(lang: str) -> Mapping[str, str]:
-    return STATUS_WORDS["es" if lang.startswith("es") else "en"]
 
 
 def language_for(alert: Alert, wanted: str) -> str:
@@ -161,29 +93,51 @@ def _sentence(text: str) -> str:
     return text if text[-1] in ".!?:" else text + "."
 
 
-def alert_text(alert: Alert, status: Status, lang: str, layout: Layout) -> Encoded:
-    """The alert in ``lang`` (one of its languages), within ``layout.max_segments``."""
-    words = _words(lang)
+def alert_text(alert: Alert, status: Status, lang: str, words: Words, layout: Layout) -> Encoded:
+    """The alert in ``lang`` (one of its languages), its fixed ``words`` in the same
+    language as far as the node serves it, within ``layout.max_segments``."""
     text: Text = alert.text[lang]
-    kind = _KINDS["es" if lang.startswith("es") else "en"].get(alert.kind, alert.kind)
+    kind = words.gettext(KIND_NAMES[alert.kind]) if alert.kind in KIND_NAMES else alert.kind
     if status == "cancel":
-        lead = words["cancel"]
+        lead = words.gettext("sms.status.cancel")
     else:
-        marked = {"alert": "", "update": f" ({words['update']})"}
-        lead = words[alert.certainty] + marked.get(status, f" ({words['reinstated']})")
+        lead = words.gettext(CERTAINTY_WORDS[alert.certainty])
+        if status == "update":
+            lead += " (" + words.gettext("sms.status.update") + ")"
+        elif status == "reinstated":
+            lead += " (" + words.gettext("sms.status.reinstated") + ")"
         lead = f"{lead}: {kind}."
-    tail = f"{words['area']}: {clean(alert.area.label)}. {words['stop']}"
+    area = words.gettext("sms.status.area", area=clean(alert.area.label))
+    tail = _sentence(area) + " " + words.gettext("sms.status.stop")
     parts = [clean(text.headline), clean(text.body), clean(text.instruction or "")]
     return fit(lead, parts, tail, layout)
 
 
-def withdrawal_text(alert: Alert, lang: str, layout: Layout) -> Encoded:
+def texts_for(
+    alert: Alert,
+    status: Status,
+    langs: Iterable[str],
+    words_for: Callable[[str], Words],
+    layout: Layout,
+) -> dict[str, Encoded]:
+    """One text per subscriber language in ``langs``: the alert's text in it if the
+    alert has it (else the alert's first), the fixed words (``words_for``: the node's
+    catalogues) in the same language."""
+    texts: dict[str, Encoded] = {}
+    for lang in langs:
+        chosen = language_for(alert, lang)
+        texts[lang] = alert_text(alert, status, chosen, words_for(chosen), layout)
+    return texts
+
+
+def withdrawal_text(alert: Alert, lang: str, words: Words, layout: Layout) -> Encoded:
     """The alert went back to review: its headline, struck by the status word, and
     nothing else of what it said (as the Matrix bridge's edit)."""
-    words = _words(lang)
-    tail = words["stop"]
-    parts = [clean(alert.text[lang].headline), "", words["withdrawn_note"]]
-    return fit(words["withdrawn"], parts, tail, layout)
+    note = words.gettext("sms.status.withdrawn_note")
+    parts = [clean(alert.text[lang].headline), "", note]
+    return fit(
+        words.gettext("sms.status.withdrawn"), parts, words.gettext("sms.status.stop"), layout
+    )
 
 
 def fit(lead: str, parts: list[str], tail: str, layout: Layout) -> Encoded:
@@ -213,19 +167,20 @@ def fit(lead: str, parts: list[str], tail: str, layout: Layout) -> Encoded:
 
 
 def reply_text(
-    what: str,
-    lang: str,
+    what: Reply,
+    words: Words,
     layout: Layout,
     *,
     keyword: str = "",
     zip_code: str = "",
     help_texts: Mapping[str, str] | None = None,
 ) -> Encoded:
-    lang = "es" if lang.startswith("es") else "en"
-    if what in ("help", "help_no_tips") and help_texts and lang in help_texts:
-        text = help_texts[lang]
+    """The answer ``what`` in ``words``' language; ``zip_code`` (subscribed only) a ZIP
+    the line does not know, said after the welcome; ``help_texts`` the config's own help."""
+    if what in ("help", "help_no_tips") and help_texts and words.language in help_texts:
+        text = help_texts[words.language]
     else:
-        text = REPLIES[lang][what].format(keyword=keyword, zip=zip_code)
+        text = words.gettext(REPLY_IDS[what], keyword=keyword)
     if zip_code and what == "subscribed":
-        text += REPLIES[lang]["unknown_zip"].format(zip=clean(zip_code))
+        text += " " + words.gettext("sms.reply.unknown_zip", zip=clean(zip_code))
     return encode(clean(text), layout.accents)

@@ -25,6 +25,14 @@ reply. START lifts it. A carrier's opt-out counts as a STOP. Premium-rate
 numbers (and short codes, which are not numbers) get nothing at all: their
 texts are acknowledged to the gateway, counted, and dropped.
 
+An answer's language follows the one rule (``relay.core.language.negotiate``):
+the subscriber's stored language (a keyword just texted is stored as theirs),
+else the language of the word texted (``ALTO`` is Spanish, a configured
+keyword has its ``lang``), else the node's first language; only languages the
+node serves (``[node] languages``) are chosen. A texted tip is filed in the
+subscriber's language, else the node's first. The words are the node's
+catalogues' (``sms.reply.*``, ``bridges.sms.compose``).
+
 Delivery reports update their queue row; a carrier's "opted out/blocked"
 unsubscribes the number. ``reply`` is the desk's ``reply_sender``.
 """
@@ -41,13 +49,14 @@ import structlog
 from bridges.base import BridgeNode
 from bridges.sms import keywords, optout
 from bridges.sms import store as sms_store
-from bridges.sms.compose import Layout, fit, reply_text
+from bridges.sms.compose import Layout, Reply, fit, reply_text
 from bridges.sms.gateway import Inbound, Report
 from bridges.sms.gsm import Encoded
 from bridges.store import Conn
 from relay.core import phone
 from relay.core.bridgeconfig import SmsBridge
 from relay.core.errors import BadInput
+from relay.core.language import negotiate
 from relay.core.sealing import Sealer, SealError
 from relay.core.times import to_epoch
 from relay.core.tips import TipIn, Where
@@ -186,7 +195,7 @@ class TextAnswers:
         if await self.node.db.read(partial(sms_store.mo_handled, mo_id=mo_id)):
             return ""
         subscribed = await self.node.db.read(partial(sms_store.subscriber, hashed=hashed))
-        tip_lang = subscribed.lang if subscribed else self.config.keywords[0].lang
+        tip_lang = self._language(subscribed.lang if subscribed else None)
         desk = self._desk()
         try:
             if await self.node.db.read(partial(optout.opted_out, hashed=hashed)):
@@ -229,7 +238,8 @@ class TextAnswers:
             sms_store.subscribe(
                 conn, hashed, sealed, command.keyword, command.lang, command.areas, now
             )
-            lang, keyword, outcome = command.lang, command.keyword, "subscribed"
+            # the keyword's language is the subscriber's stored choice from now on
+            lang, keyword, outcome = self._language(command.lang), command.keyword, "subscribed"
             text = self._reply("subscribed", lang, keyword, zip_code=command.unknown_zip or "")
         elif isinstance(command, keywords.Stop):
             sms_store.unsubscribe(conn, hashed)
@@ -246,7 +256,7 @@ class TextAnswers:
             outcome, text = "tip", self._reply("tip", tip_lang, keyword)
             lang = tip_lang
         else:
-            what = "help" if self._takes_tips() else "help_no_tips"
+            what: Reply = "help" if self._takes_tips() else "help_no_tips"
             outcome = "help" if isinstance(command, keywords.Help) else "unknown"
             text = self._reply(what, lang, keyword)
         recent = sms_store.replies_since(conn, hashed, now - REPLY_WINDOW_S)
@@ -279,16 +289,26 @@ class TextAnswers:
         sms_store.enqueue_reply(conn, hashed, sealed, lang, text, now)
         return True
 
-    def _reply(self, what: str, lang: str, keyword: str, zip_code: str = "") -> Encoded:
+    def _reply(self, what: Reply, lang: str, keyword: str, zip_code: str = "") -> Encoded:
+        words = self.node.catalogues.words(lang)
         return reply_text(
-            what, lang, self.layout, keyword=keyword, zip_code=zip_code, help_texts=self.config.help
+            what,
+            words,
+            self.layout,
+            keyword=keyword,
+            zip_code=zip_code,
+            help_texts=self.config.help,
         )
 
+    def _language(self, explicit: str | None, keyword_language: str | None = None) -> str:
+        """The one rule (``relay.core.language.negotiate``): a subscriber's stored
+        language, else the language of the word texted, else the node's first."""
+        served = self.node.catalogues.languages
+        return negotiate(served, explicit=explicit, keyword_language=keyword_language)
+
     def _reply_lang(self, current: sms_store.Subscriber | None, command: keywords.Command) -> str:
-        if current is not None:
-            return current.lang
         hint = getattr(command, "lang", None)
-        return str(hint) if hint else self.config.keywords[0].lang
+        return self._language(current.lang if current else None, str(hint) if hint else None)
 
     def _keyword_config(self, lang: str) -> Any:
         for keyword in self.config.keywords:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import zoneinfo
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -86,7 +87,7 @@ class CapBridge(Struct, forbid_unknown_fields=True, frozen=True):
 
 
 KeywordWord = Annotated[str, Meta(pattern=r"^[^\W_]{2,20}$")]
-SmsLang = Annotated[str, Meta(pattern=r"^(es|en)$")]
+SmsLang = LangTag  # one of [node] languages (checked with the node section)
 Zip = Annotated[str, Meta(pattern=r"^[0-9]{5}$")]
 HelpText = Annotated[str, Meta(min_length=1, max_length=300)]
 
@@ -195,7 +196,9 @@ def fold_word(word: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).upper()
 
 
-def check_sms(sms: SmsBridge) -> None:
+def check_sms(sms: SmsBridge, languages: Sequence[str]) -> None:
+    """``languages``: the node's (``[node] languages``): a keyword's and a help text's
+    language must be one of them, or its subscribers would be answered in another."""
     where = "bridges.sms"
     if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", sms.sendsms_url):
         raise ConfigError(f"{where}.sendsms_url", "must be an http(s):// URL without a query")
@@ -214,9 +217,18 @@ def check_sms(sms: SmsBridge) -> None:
         if folded in words:
             raise ConfigError(f"{where}.keywords[{index}].word", "another keyword has it")
         words.append(folded)
+        if keyword.lang not in languages:
+            raise ConfigError(f"{where}.keywords[{index}].lang", _unserved(keyword.lang))
+    for lang in sms.help:
+        if lang not in languages:
+            raise ConfigError(f"{where}.help.{lang}", _unserved(lang))
     for name in ("retry_max", "in_doubt_grace"):
         if parse_duration(getattr(sms, name)) < timedelta(seconds=1):
             raise ConfigError(f"{where}.{name}", "must be at least 1s")
+
+
+def _unserved(lang: str) -> str:
+    return f"{lang!r} is not one of [node] languages (add it there, with its catalogue)"
 
 
 def _check_route(route: MatrixRoute, where: str, allowed: list[Certainty]) -> None:

@@ -251,7 +251,7 @@ def check(config: Config) -> None:
         check_matrix(bridge, f"bridges.matrix[{index}]", policy.bridge_certainties)
     check_cap(config.bridges.cap, policy.bridge_certainties)
     if config.bridges.sms is not None:
-        check_sms(config.bridges.sms)
+        check_sms(config.bridges.sms, config.node.languages)
 
 
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -6,7 +6,9 @@ what is missing comes from the tip: the area from ``where``, the observed
 time, the agencies, a kind from the tip's activity. The certainty is the
 desk's, never the publisher's wish: ``confirmed`` once enough verifiers
 confirmed, ``false`` (and ``kind=rumor``) for a false alarm. Missing text
-becomes a short bilingual headline naming the place.
+becomes a short headline naming the place and a one-line body, in each of the
+node's languages: the caller passes their ``Words`` (``relay.core.language``;
+ids ``tipdraft.*``), so this module reads no catalogue and stays pure.
 
 The reporter's own words are never copied into the alert: a tip's text may
 name people, plates or the reporter, and an alert describes activity only.
@@ -14,6 +16,7 @@ name people, plates or the reporter, and an alert describes activity only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Final, Protocol
 
 import msgspec
@@ -21,6 +24,7 @@ from msgspec import Meta, Struct
 
 from relay.core.drafts import Draft
 from relay.core.errors import BadInput
+from relay.core.language import N_, Words
 from relay.core.model import (
     KINDS,
     Agencies,
@@ -67,34 +71,22 @@ NO_PLACE: Final = (
     " home_codes): give one, e.g. --code zip:93030 or --geohash 9q5681 (API: codes, geohash)"
 )
 
-_HEADLINES: Final = {
-    "confirmed": {
-        "es": "Actividad confirmada: {place}",
-        "en": "Confirmed activity: {place}",
-    },
-    "false": {
-        "es": "Rumor falso: {place}",
-        "en": "False rumor: {place}",
-    },
+#: The headline (``%(place)s``: the area's label) and body of a prefilled text.
+_TEXTS: Final = {
+    "confirmed": (N_("tipdraft.confirmed.headline"), N_("tipdraft.confirmed.body")),
+    "false": (N_("tipdraft.false.headline"), N_("tipdraft.false.body")),
 }
-_BODIES: Final = {
-    "confirmed": {
-        "es": "Verificado en el lugar por la red de respuesta rápida.",
-        "en": "Verified on site by the rapid-response network.",
-    },
-    "false": {
-        "es": "Lo verificamos: no hay actividad de inmigración aquí. No comparta el rumor.",
-        "en": "We checked: there is no immigration activity here. Do not share the rumor.",
-    },
-}
+#: An alert carries at most this many languages (``relay.core.model.Texts``).
+MAX_TEXTS: Final = 8
 
 
-def default_text(certainty: Certainty, place: str) -> dict[str, Text]:
-    key = "false" if certainty == "false" else "confirmed"
+def default_text(certainty: Certainty, place: str, words: Sequence[Words]) -> dict[str, Text]:
+    """The prefilled text in each language of ``words`` (the node's, first the default)."""
+    headline, body = _TEXTS["false" if certainty == "false" else "confirmed"]
     place = place[:100]
     return {
-        lang: Text(headline=_HEADLINES[key][lang].format(place=place), body=_BODIES[key][lang])
-        for lang in ("es", "en")
+        one.language: Text(headline=one.gettext(headline, place=place), body=one.gettext(body))
+        for one in words[:MAX_TEXTS]
     }
 
 
@@ -132,10 +124,16 @@ def _area(tip: Tip, draft: TipDraft, place: PlaceFinder | None) -> Area:
 
 
 def prefill(
-    tip: Tip, draft: TipDraft, certainty: Certainty, place: PlaceFinder | None = None
+    tip: Tip,
+    draft: TipDraft,
+    certainty: Certainty,
+    place: PlaceFinder | None = None,
+    *,
+    words: Sequence[Words],
 ) -> Draft:
     """The full alert draft: the publisher's fields, the rest from the tip; ``place``
-    (``relay.core.tipplace``) completes the area from the gazetteer."""
+    (``relay.core.tipplace``) completes the area from the gazetteer, ``words`` (the
+    node's languages) write a text the publisher did not give."""
     if draft.certainty is not None and draft.certainty != certainty:
         raise BadInput(
             "AVISA_BAD_DRAFT", f"the desk's outcome makes this alert's certainty {certainty}"
@@ -148,7 +146,7 @@ def prefill(
         "kind": _kind(tip, certainty, draft),
         "certainty": certainty,
         "area": area,
-        "text": draft.text or default_text(certainty, area.label),
+        "text": draft.text or default_text(certainty, area.label, words),
         "agencies": list(draft.agencies if draft.agencies is not None else tip.agencies),
         "expires_at": draft.expires_at,
         "expires_in": expires_in,

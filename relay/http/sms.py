@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bridges.sms import store as sms_store
 from bridges.sms.bridge import SmsBridgeRunner
-from bridges.sms.compose import Layout, alert_text, language_for
+from bridges.sms.compose import Layout, texts_for
 from relay.core import drafts
 from relay.core.errors import NotFound
 from relay.core.model import Alert
@@ -94,14 +94,12 @@ async def preview(request: web.Request) -> web.Response:
     )
     recipients, langs = await node.db.read(lambda conn: _reach(alert, conn))
     layout = Layout(config.accents, config.max_segments)
-    texts = {}
-    for lang in sorted(set(langs) | {keyword.lang for keyword in config.keywords}):
-        encoded = alert_text(alert, "alert", language_for(alert, lang), layout)
-        texts[lang] = {
-            "text": encoded.text,
-            "coding": encoded.coding,
-            "segments": encoded.segments,
-        }
+    wanted = sorted(set(langs) | {keyword.lang for keyword in config.keywords})
+    encoded = texts_for(alert, "alert", wanted, node.catalogues.words, layout)
+    texts = {
+        lang: {"text": one.text, "coding": one.coding, "segments": one.segments}
+        for lang, one in encoded.items()
+    }
     return respond(
         {
             "texted": alert.certainty in config.certainties,

@@ -10,9 +10,11 @@ The reporter is protected here: a contact is normalised to E.164
 (``relay.core.phone``), turned into a keyed hash (what corroboration
 counts) and sealed (``relay.core.sealing``, key ``DIR/desk.key``) before
 anything is written; it is opened only to send the reporter one reply
-through ``reply_sender`` (set by the SMS bridge) when the tip is published,
-and the row loses it when the tip leaves the open states. Nothing here logs
-a tip's text, place or contact: logs and metrics get counts.
+through ``reply_sender`` (set by the SMS bridge) when the tip is published
+(``reporter.*``, in the tip's language if the node serves it, else in the
+node's first: ``relay.core.language.negotiate``), and the row loses it when
+the tip leaves the open states. Nothing here logs a tip's text, place or
+contact: logs and metrics get counts.
 
 "Verified" means verified at the desk (DESIGN §17): an update from a tip's
 source that changes it is recorded with the fields it changed and sends a
@@ -46,6 +48,7 @@ import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Final
 
 import msgspec
 import structlog
@@ -54,6 +57,7 @@ from relay.core import drafts, phone, tips
 from relay.core.config import DeskSection
 from relay.core.drafts import Draft, ulid
 from relay.core.errors import BadInput, Conflict, Forbidden
+from relay.core.language import N_, Words, negotiate
 from relay.core.sealing import Sealer, SealError
 from relay.core.times import Clock, parse_duration
 from relay.core.tipdrafts import TipDraft, prefill
@@ -63,6 +67,7 @@ from relay.runtime import places as place_data
 from relay.runtime.feed import FeedSignal
 from relay.storage import tips as tip_store
 from relay.storage import trust
+from relay.storage.catalogues import Catalogues
 from relay.storage.db import Connection, Database
 
 _log = structlog.get_logger("avisa.desk")
@@ -74,20 +79,11 @@ ReplySender = Callable[[str, str, str], Awaitable[None]]
 MAX_SOURCE_REF = 300
 MAX_LIST = 1000
 
-_REPLIES = {
-    "confirmed": {
-        "es": "Avisa: gracias por su reporte. Lo verificamos y enviamos una alerta.",
-        "en": "Avisa: thank you for your report. We verified it and sent an alert.",
-    },
-    "false": {
-        "es": "Avisa: gracias por su reporte. Lo verificamos: era un rumor falso.",
-        "en": "Avisa: thank you for your report. We checked it: it was a false rumor.",
-    },
+#: The one text a reporter gets when the desk publishes their tip, by certainty.
+REPORTER_REPLIES: Final = {
+    "confirmed": N_("reporter.confirmed"),
+    "false": N_("reporter.false"),
 }
-
-
-def reply_language(language: str | None) -> str:
-    return "en" if (language or "").lower().startswith("en") else "es"
 
 
 class Desk:
@@ -100,9 +96,11 @@ class Desk:
         clock: Clock,
         section: DeskSection,
         publish_draft: PublishDraft,
+        catalogues: Catalogues,
         home_codes: Sequence[str] = (),
     ) -> None:
         self.db = db
+        self.catalogues = catalogues
         self.home_codes = tuple(home_codes)
         self.sealer = sealer
         self.clock = clock
@@ -312,7 +310,7 @@ class Desk:
                 event = _event(now, actor, "publish", alert_id=alert_id, person=person)
                 tip_store.record(conn, tip.id, event, state="published")
 
-            draft_in = prefill(tip, draft, certainty, finder)
+            draft_in = prefill(tip, draft, certainty, finder, words=self.alert_words())
             alert_id, envelope = await self._publish_draft(draft_in, None, record)
             sealed = contact[0]
         await self.db.checkpoint()
@@ -326,7 +324,13 @@ class Desk:
         added, for a publisher to review; ``Conflict`` while the tip may not be published."""
         tip = await self.get(ref)
         certainty = tips.publish_certainty(tip.state, tip.history, self.section.confirmations)
-        return prefill(tip, draft or TipDraft(), certainty, await self.places())
+        places = await self.places()
+        return prefill(tip, draft or TipDraft(), certainty, places, words=self.alert_words())
+
+    def alert_words(self) -> list[Words]:
+        """The words of each language the node serves, first the default: an alert
+        prefilled from a tip is written in all of them (``relay.core.tipdrafts``)."""
+        return [self.catalogues.words(language) for language in self.catalogues.languages]
 
     async def places(self) -> TipPlaces:
         """The gazetteer (read on first use) with this node's home area."""
@@ -340,10 +344,12 @@ class Desk:
         send = self.reply_sender
         if sealed is None or send is None:
             return
-        lang = reply_language(language)
+        # The one rule (relay.core.language): the tip's language, else the node's first.
+        lang = negotiate(self.catalogues.languages, explicit=language)
+        text = self.catalogues.words(lang).gettext(REPORTER_REPLIES[certainty])
         try:
             number = self.sealer.open(sealed).decode()
-            await send(number, lang, _REPLIES[certainty][lang])
+            await send(number, lang, text)
         except (SealError, OSError, BadInput) as exc:
             self.counters[("reply_failed", type(exc).__name__)] += 1
             _log.warning("reply to reporter failed", error_type=type(exc).__name__)

@@ -173,6 +173,7 @@ class Node:
             clock,
             config.desk,
             self.publish_draft,
+            self.catalogues,
             config.node.home_codes,
         )
         self.metrics.collectors.append(self.desk.metrics_lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,20 @@ DRAFT: dict[str, Any] = {
 }
 
 
-def sms_toml(sendsms_url: str, extra: str = "", gateway: str = "kannel") -> str:
+KEYWORDS = (("ALERTA", "es"), ("ALERT", "en"))
+
+
+def sms_toml(
+    sendsms_url: str,
+    extra: str = "",
+    gateway: str = "kannel",
+    keywords: Sequence[tuple[str, str]] = KEYWORDS,
+) -> str:
+    """``[bridges.sms]`` for the tests; ``keywords`` (word, lang) subscribe to fips:06111."""
+    words = "".join(
+        f'\n[[bridges.sms.keywords]]\nword = "{word}"\nlang = "{lang}"\nareas = ["fips:06111"]\n'
+        for word, lang in keywords
+    )
     return f"""
 [bridges.sms]
 gateway = "{gateway}"
@@ -60,17 +73,7 @@ inbound_secret_file = "sms-inbound.secret"
 throughput = 0
 certainties = ["confirmed", "false"]
 {extra}
-
-[[bridges.sms.keywords]]
-word = "ALERTA"
-lang = "es"
-areas = ["fips:06111"]
-
-[[bridges.sms.keywords]]
-word = "ALERT"
-lang = "en"
-areas = ["fips:06111"]
-
+{words}
 [bridges.sms.zips]
 93101 = ["zip:93101"]
 """
@@ -178,13 +181,16 @@ async def start_line(
     sendsms_url: str | None = None,
     gateway: str = "kannel",
     password: str = "kannel-test-pw",
+    node_extra: str = "",
+    keywords: Sequence[tuple[str, str]] = KEYWORDS,
 ) -> Line:
+    """``node_extra`` is added to ``[node]`` (``languages``, ``locale_dir``)."""
     kannel = Kannel(tmp / "kannel", post_url="") if with_kannel else None
     url_out = sendsms_url or (
         kannel.sendsms_url if kannel else "http://127.0.0.1:9/cgi-bin/sendsms"
     )
     node, runner, url, token = await start_node(
-        tmp, clock, "ventura", sms_toml(url_out, extra, gateway)
+        tmp, clock, "ventura", sms_toml(url_out, extra, gateway, keywords), node_extra
     )
     write_private(node.data_dir / "sms.pass", password.encode())
     write_private(node.data_dir / "sms-inbound.secret", SECRET.encode())

@@ -13,7 +13,11 @@ from relay.core.config import parse as parse_config
 from relay.core.config import render
 from relay.core.errors import ConfigError
 from relay.core.model import Text
+from relay.storage.catalogues import load
 from tests.helpers import make_alert
+
+WORDS = load(("es", "en"))  # the shipped catalogues, as a node serving es and en reads them
+ES, EN = WORDS.words("es"), WORDS.words("en")
 
 KEYWORDS = [
     SmsKeyword(word="ALERTA", lang="es", areas=["fips:06111", "fips:06083"]),
@@ -91,10 +95,10 @@ def test_accents_choice() -> None:
 
 def test_alert_text_languages_and_bounds() -> None:
     alert = make_alert(headline="ICE vehicles at Colonia park")
-    text = alert_text(alert, "alert", "en", Layout())
+    text = alert_text(alert, "alert", "en", EN, Layout())
     assert text.text.startswith("CONFIRMED ALERT: Sighting. ICE vehicles at Colonia park.")
     assert text.coding == "gsm7" and text.segments == 1
-    cancel = alert_text(alert, "cancel", "en", Layout())
+    cancel = alert_text(alert, "cancel", "en", EN, Layout())
     assert cancel.text.startswith("CANCELLED: ICE vehicles")
     long = make_alert(headline="H" * 140)
     body = "Muchísimas patrullas " * 95  # 2,000 characters of UCS-2
@@ -105,49 +109,49 @@ def test_alert_text_languages_and_bounds() -> None:
         }
     )
     for limit in (1, 2, 4, 10):
-        fitted = alert_text(long, "alert", "es", Layout(max_segments=limit))
+        fitted = alert_text(long, "alert", "es", ES, Layout(max_segments=limit))
         # cut short enough, the text may lose its last accent and fit GSM-7
         assert fitted.segments <= limit and (fitted.coding == "ucs2" or limit == 1)
         assert fitted.text.startswith("ALERTA CONFIRMADA: Avistamiento. Redada.")
         assert fitted.text.endswith("Zona: Colonia, Oxnard. ALTO para salir.")
         assert "..." in fitted.text
-    flat = alert_text(long, "alert", "es", Layout("transliterate", 4))
+    flat = alert_text(long, "alert", "es", ES, Layout("transliterate", 4))
     assert flat.coding == "gsm7" and flat.segments <= 4 and len(flat.text) > 500
 
 
 def test_withdrawal_text_says_only_the_headline_within_bounds() -> None:
     alert = make_alert(headline="ICE at Colonia park")
-    text = withdrawal_text(alert, "en", Layout()).text
+    text = withdrawal_text(alert, "en", EN, Layout()).text
     assert text == (
         "WITHDRAWN FOR REVIEW: ICE at Colonia park. Do not act on this alert until further"
         " notice. STOP to quit."
     )
     assert "Verified" not in text  # nothing else of what it said
     long = make_alert(headline="Ó " * 400)
-    encoded = withdrawal_text(long, "en", Layout(max_segments=2))
+    encoded = withdrawal_text(long, "en", EN, Layout(max_segments=2))
     assert encoded.segments <= 2 and encoded.text.startswith("WITHDRAWN FOR REVIEW: Ó")
     both = msgspec.structs.replace(
         alert, text={**alert.text, "es": Text(headline="ICE en el parque", body="Verificado.")}
     )
-    spanish = withdrawal_text(both, "es", Layout())
+    spanish = withdrawal_text(both, "es", ES, Layout())
     assert spanish.text.startswith("RETIRADA PARA REVISION: ICE en el parque. No actue")
     assert spanish.coding == "gsm7" and spanish.segments == 1
 
 
 def test_controls_and_bidi_never_reach_a_phone() -> None:
     alert = make_alert(headline="ICE \u202eregdab\u202c here")
-    text = alert_text(alert, "alert", "en", Layout()).text
+    text = alert_text(alert, "alert", "en", EN, Layout()).text
     assert "\u202e" not in text and "\n" not in text
 
 
 def test_replies_per_language() -> None:
     layout = Layout()
-    assert reply_text("stopped", "es", layout, keyword="ALERTA").text.startswith("Avisa: ya no")
-    assert reply_text("stopped", "en", layout, keyword="ALERT").text.startswith("Avisa: you will")
-    custom = reply_text("help", "es", layout, help_texts={"es": "Llame al 805-555-0100"})
+    assert reply_text("stopped", ES, layout, keyword="ALERTA").text.startswith("Avisa: ya no")
+    assert reply_text("stopped", EN, layout, keyword="ALERT").text.startswith("Avisa: you will")
+    custom = reply_text("help", ES, layout, help_texts={"es": "Llame al 805-555-0100"})
     assert custom.text == "Llame al 805-555-0100"
     every = [
-        reply_text(w, lang, layout, keyword="ALERTA")
+        reply_text(w, WORDS.words(lang), layout, keyword="ALERTA")
         for w in ("subscribed", "stopped", "started", "help", "help_no_tips", "tip")
         for lang in ("es", "en")
     ]

@@ -13,6 +13,7 @@ words are shown to the desk (escaped) and never copied into the alert.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -21,6 +22,7 @@ from multidict import MultiDict
 
 from relay.core.drafts import Draft, warnings
 from relay.core.errors import BadInput
+from relay.core.language import Words
 from relay.core.model import Area
 from relay.core.tipdrafts import PlaceFinder, TipDraft, prefill
 from relay.core.tips import OUTCOMES, Tip, confirmers, publish_certainty, who
@@ -68,7 +70,8 @@ def tip_card(
     needed = node.desk.section.confirmations
     confirmed_by = confirmers(tip.history)
     certainty = _certainty(tip, needed)
-    draft = _draft_view(tip, certainty, places) if certainty and user.may(PUBLISH) else None
+    words = node.desk.alert_words()
+    draft = _draft_view(tip, certainty, places, words) if certainty and user.may(PUBLISH) else None
     return {
         "tip": tip,
         "received": views.relative(tip.received_at, now, t),
@@ -105,16 +108,18 @@ def _certainty(tip: Tip, needed: int) -> str | None:
         return None
 
 
-def _draft_view(tip: Tip, certainty: Any, places: PlaceFinder | None) -> dict[str, Any]:
+def _draft_view(
+    tip: Tip, certainty: Any, places: PlaceFinder | None, words: Sequence[Words]
+) -> dict[str, Any]:
     """What publishing would sign now, its place completed by the gazetteer
     (``picker``). A tip the desk cannot place gets its texts all the same, and
     the map starts on the whole country for the publisher to pick the place."""
     try:
-        draft: Draft | None = prefill(tip, TipDraft(), certainty, places)
+        draft: Draft | None = prefill(tip, TipDraft(), certainty, places, words=words)
     except BadInput:
         draft = None
     stand_in = Area(label=tip.where.label or "-", geohash="0000", radius_m=500, codes=[])
-    shown = draft or prefill(tip, TipDraft(area=stand_in), certainty)
+    shown = draft or prefill(tip, TipDraft(area=stand_in), certainty, words=words)
     zip_code = next((c[4:] for c in tip.where.codes if c.startswith("zip:")), "")
     return {
         "needs_area": draft is None,
