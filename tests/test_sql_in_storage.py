@@ -27,9 +27,13 @@ SQL = re.compile(
     r"|ALTER\s+TABLE\s|PRAGMA\s|BEGIN\b|COMMIT\b|ROLLBACK\b|SAVEPOINT\s|WITH\s+\w+\s+AS\s*\()",
     re.DOTALL,
 )
-# Still on main, the bridges' side of issue 31 item 3 (branch `gateway`): delete each
-# line when its SQL has moved into the bridge's store (a listed file with no SQL fails).
-NOT_YET_MOVED = frozenset({"bridges/sms/optout.py"})
+# Modules whose SQL has yet to move into a storage module (a listed file with no SQL
+# fails): none left.
+NOT_YET_MOVED: frozenset[str] = frozenset()
+# A bridge's storage room may hold more than ``store.py``: the text line's opt-out list
+# and answer budget (tables sms_optout, sms_replies) are ``bridges/sms/optout.py``, the
+# one owner of those tables (the same exception as in pyproject's import contract).
+BRIDGE_STORAGE = frozenset({"bridges/sms/optout.py"})
 
 
 def is_storage(relative: str) -> bool:
@@ -37,6 +41,7 @@ def is_storage(relative: str) -> bool:
         relative.startswith(("relay/storage/", "keys/store/"))
         or relative == "bridges/store.py"
         or re.fullmatch(r"bridges/\w+/store\.py", relative) is not None
+        or relative in BRIDGE_STORAGE
     )
 
 
