@@ -54,6 +54,7 @@ from relay.core import drafts, phone, tips
 from relay.core.config import DeskSection
 from relay.core.drafts import Draft, ulid
 from relay.core.errors import BadInput, Conflict, Forbidden
+from relay.core.language import Words
 from relay.core.sealing import Sealer, SealError
 from relay.core.times import Clock, parse_duration
 from relay.core.tipdrafts import TipDraft, prefill
@@ -332,9 +333,9 @@ class Desk:
         """The gazetteer (read on first use) with this node's home area."""
         return TipPlaces(await place_data.get(), self.home_codes)
 
-    def warnings(self, draft: Draft, lang: str = "en") -> list[str]:
+    def warnings(self, draft: Draft, words: Words) -> list[str]:
         """What to say before signing ``draft`` (no area code, outside the home area)."""
-        return drafts.warnings(draft, self.home_codes, lang)
+        return drafts.warnings(draft, self.home_codes, words)
 
     async def _reply(self, sealed: bytes | None, language: str | None, certainty: str) -> None:
         send = self.reply_sender

@@ -10,7 +10,9 @@ from the node only, nothing inline), ``X-Frame-Options: DENY`` and
 ``Referrer-Policy: no-referrer``. Errors become HTML pages here, inside the
 sub-application, before the API's JSON error middleware would see them.
 
-Modules: ``session`` (sessions, cookies, CSRF), ``i18n`` (es/en), ``pages``
+Modules: ``session`` (sessions, cookies, CSRF), ``i18n`` (the request's
+language by the one rule, and its words from the node's gettext catalogues:
+``_("nav.tips")`` in templates), ``pages``
 (the frame: rendering, forms, errors, login), ``tips``, ``alerts`` (alerts
 and held), ``network`` (peers, bridges, decisions), ``views`` (what a
 template is given), ``live`` (the stream), ``picker`` (the place on
@@ -94,7 +96,11 @@ def build(node: Node) -> web.Application:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # Each page is given its request's ``_``/``gettext``/``ngettext`` (``i18n``); newstyle:
+    # named values as keyword arguments, escaped like any other value.
+    aiohttp_jinja2.get_env(desk).newstyle_gettext = True  # type: ignore[attr-defined]
     policy = content_security_policy(section.tile_url, archive.raster)
     desk.on_response_prepare.append(_headers(policy))
     desk.on_shutdown.append(live.close_streams)

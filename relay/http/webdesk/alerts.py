@@ -14,6 +14,7 @@ from multidict import MultiDict
 
 from relay.core import drafts
 from relay.core.errors import BadInput, NotFound
+from relay.core.language import N_, Words
 from relay.core.model import KINDS
 from relay.core.times import rfc3339
 from relay.http import api
@@ -30,6 +31,8 @@ from relay.http.webdesk.pages import (
 )
 from relay.http.webdesk.state import DESK
 from relay.runtime.explain import explain_envelope
+from relay.runtime.node import Node
+from relay.runtime.pipeline import Rejected, prepare
 from relay.storage import store
 
 routes = web.RouteTableDef()
@@ -45,11 +48,10 @@ async def alerts(request: web.Request) -> web.StreamResponse:
     rows = await node.db.read(
         lambda conn: store.listing(conn, now, active_only=not show_all, limit=200)
     )
-    language, _ = i18n.choose(request)
-    t = i18n.translator(language)
+    words = i18n.words(request)
     may_publish = user.may(api.PUBLISH)
     items = [
-        views.alert_row(row, now, language, t, own_network=node.network, may_publish=may_publish)
+        views.alert_row(row, now, words, own_network=node.network, may_publish=may_publish)
         for row in rows
     ]
     silent = node.silent_origins()  # DESIGN §16: say so beside each active alert
@@ -58,7 +60,11 @@ async def alerts(request: web.Request) -> web.StreamResponse:
         item["origin_silent"] = (
             ""
             if since is None
-            else t("peers.origin_silent").format(item["origin"], since.strftime("%H:%M UTC"))
+            else words.gettext(
+                "peers.origin_silent",
+                network=item["origin"],
+                since=views.clock_time(since, words),
+            )
         )
     settings = request.app[DESK].settings
     archive = request.app[tiles.TILES]
@@ -67,7 +73,7 @@ async def alerts(request: web.Request) -> web.StreamResponse:
         "show_all": show_all,
         "tile_url": settings.tile_url,
         "tile_attribution": settings.tile_attribution,
-        "map": tiles.map_view(archive, settings, t),
+        "map": tiles.map_view(archive, settings, words),
         "expiries": EXPIRIES,
         "kinds": KINDS,
     }
@@ -128,12 +134,13 @@ async def cancel_alert(request: web.Request) -> web.StreamResponse:
     note = form.get("note", "").strip()[:2000]
 
     async def work() -> None:
-        text = {
+        catalogues = node.catalogues
+        text = {  # in every language the node serves, each in its own words
             language: {
-                "headline": i18n.translator(language)("alerts.cancel_headline"),
+                "headline": catalogues.words(language).gettext("alerts.cancel_headline"),
                 "body": note,
             }
-            for language in i18n.LANGUAGES
+            for language in catalogues.languages
         }
         body = msgspec.convert({"text": text}, drafts.CancelDraft)
         await api.sign_cancel(node, _alert_id(request), body)
@@ -161,21 +168,19 @@ async def held(request: web.Request) -> web.StreamResponse:
     user = need(request, OPERATIONS)
     node = node_of(request)
     now = node.clock()
-    language, _ = i18n.choose(request)
-    t = i18n.translator(language)
+    words = i18n.words(request)
 
     def job(conn: Any) -> list[dict[str, Any]]:
         rows = store.listing(conn, now, active_only=False, held=True, limit=200)
         items = []
         for row in rows:
-            item = views.alert_row(
-                row, now, language, t, own_network=node.network, may_publish=False
-            )
+            item = views.alert_row(row, now, words, own_network=node.network, may_publish=False)
             item["reason"] = row.reason
             item["from_peer"] = row.from_peer or "—"
             item["explain"] = explain_envelope(
                 conn, node.trust, row.envelope, row.from_peer, now, as_new=True
             )
+            item["signatures"] = _signature_lines(row.envelope, node, words)
             items.append(item)
         return items
 
@@ -183,6 +188,25 @@ async def held(request: web.Request) -> web.StreamResponse:
     context = {"held": items, "may_review": user.may(api.REVIEW)}
     template = partial(request, "held.html", "_held_list.html")
     return render(request, template, context, user=user, page="held")
+
+
+VALID, INVALID = N_("held.signature.valid"), N_("held.signature.invalid")
+UNKNOWN_KEY = N_("held.signature.unknown")
+
+
+def _signature_lines(raw: bytes, node: Node, words: Words) -> list[str]:
+    """Each signature of a held alert, said in the reader's words (key, network, valid)."""
+    prepared = prepare(raw, node.trust)
+    if isinstance(prepared, Rejected):
+        return []
+    return [
+        words.gettext(
+            VALID if check.valid else INVALID, keyid=check.keyid, network=check.entry.network
+        )
+        if check.entry
+        else words.gettext(UNKNOWN_KEY, keyid=check.keyid)
+        for check in prepared.verification.checks
+    ]
 
 
 @routes.post("/held/{network}/{ulid}/{verdict:accept|reject}")

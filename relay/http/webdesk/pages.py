@@ -22,10 +22,11 @@ from typing import Any, cast
 
 import aiohttp_jinja2
 from aiohttp import web
+from babel import Locale, UnknownLocaleError
 from multidict import MultiDict
 
-from bridges.render import agency_name
 from relay.core.errors import BadInput, Forbidden
+from relay.core.language import LANGUAGE_NAME, N_
 from relay.http import api
 from relay.http.clientlimit import client_address
 from relay.http.webdesk import i18n
@@ -43,6 +44,7 @@ from relay.http.webdesk.state import DESK
 from relay.runtime.httpio import cookie, status_for
 from relay.runtime.httpio import read_form as read_form_body
 from relay.runtime.node import Node
+from relay.storage.catalogues import Catalogues
 from relay.storage.trust import ROLES, Role, roles_for
 
 routes = web.RouteTableDef()
@@ -78,12 +80,12 @@ def nav(user: User | None) -> list[tuple[str, str]]:
     if user is None:
         return []
     pages: list[tuple[str, str, tuple[Role, ...]]] = [
-        ("tips", "nav.tips", TIPS_VIEW),
-        ("alerts", "nav.alerts", EVERYONE),
-        ("held", "nav.held", OPERATIONS),
-        ("peers", "nav.peers", OPERATIONS),
-        ("bridges", "nav.bridges", OPERATIONS),
-        ("decisions", "nav.decisions", OPERATIONS),
+        ("tips", N_("nav.tips"), TIPS_VIEW),
+        ("alerts", N_("nav.alerts"), EVERYONE),
+        ("held", N_("nav.held"), OPERATIONS),
+        ("peers", N_("nav.peers"), OPERATIONS),
+        ("bridges", N_("nav.bridges"), OPERATIONS),
+        ("decisions", N_("nav.decisions"), OPERATIONS),
     ]
     return [(path, key) for path, key, allowed in pages if user.may(allowed)]
 
@@ -100,8 +102,7 @@ def render(
     page: str = "",
     status: int = 200,
 ) -> web.Response:
-    language, switched = i18n.choose(request)
-    t = i18n.translator(language)
+    words, switched = i18n.choose(request)
     node = node_of(request)
     outcome = request.query.get("error", "")
     static = cast(web.StaticResource, request.app.router["static"])
@@ -112,14 +113,10 @@ def render(
     def why(reason: str) -> str:
         """A policy reason code in words, when the desk has words for it."""
         key = f"reason.{reason}"
-        words = t(key)
-        return "" if words == key else words
+        return words.gettext(key) if words.has(key) else ""
 
-    base = {
-        "t": t,
+    base = i18n.template_words(words, node.catalogues) | {
         "why": why,
-        "lang": language,
-        "other_lang": "en" if language == "es" else "es",
         "user": user,
         "roles": sorted(user.roles) if user else [],
         "csrf": user.csrf if user else "",
@@ -129,7 +126,8 @@ def render(
         "error": outcome if _OUTCOME.match(outcome) else "",
         "done": request.query.get("done") == "1",
         "asset": asset,
-        "agency": lambda code: agency_name(code, language),  # ice → ICE, police → Policía
+        "agency": lambda code: i18n.agency(words, code),  # ice → ICE, police → Policía
+        "language_name": lambda tag: language_name(node.catalogues, tag),
     }
     response = aiohttp_jinja2.render_template(template, request, base | context, status=status)
     response.headers["Vary"] = "HX-Request, Cookie, Accept-Language"
@@ -137,12 +135,23 @@ def render(
         set_cookie(
             response,
             i18n.COOKIE,
-            language,
+            words.language,
             secure=over_tls(request),
             max_age=365 * 86400,
         )
     response.enable_compression()
     return response
+
+
+def language_name(catalogues: Catalogues, tag: str) -> str:
+    """An alert text's language, named in itself: the catalogue's ``language.name`` for a
+    served language, else Babel's (CLDR) name, else the tag."""
+    if tag in catalogues.languages:
+        return catalogues.words(tag).gettext(LANGUAGE_NAME)
+    try:
+        return Locale.parse(tag.replace("-", "_")).get_display_name() or tag
+    except (ValueError, UnknownLocaleError):
+        return tag
 
 
 def partial(request: web.Request, full: str, fragment: str) -> str:
@@ -183,13 +192,13 @@ async def error_pages(
         return await handler(request)
     except BadInput as exc:
         status = status_for(exc)
-        key = {403: "forbidden", 404: "notfound"}.get(status, "error")
+        key = {403: "desk.forbidden", 404: "desk.notfound"}.get(status, "desk.error")
         context = {"title_key": key, "code": exc.errcode}
         return render(request, "error.html", context, user=current_user(request), status=status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        key = "notfound" if exc.status == 404 else "error"
+        key = "desk.notfound" if exc.status == 404 else "desk.error"
         context = {"title_key": key, "code": f"HTTP {exc.status}"}
         page = render(request, "error.html", context, user=current_user(request), status=exc.status)
         if "HX-Redirect" in exc.headers:
@@ -202,7 +211,7 @@ async def error_pages(
 
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.StreamResponse:
-    expired = "login.expired" if request.query.get("expired") else ""
+    expired = N_("login.expired") if request.query.get("expired") else ""
     return render(request, "login.html", {"message": expired}, user=None)
 
 
@@ -222,9 +231,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not token or roles_for(token, node.trust.tokens) is None:
         if not desk.login_failures.allow(client_address(request)):  # spends a try
             node.metrics.http_error("AVISA_RATE_LIMITED", 429)
-            return render(request, "login.html", {"message": "login.slow"}, user=None, status=429)
+            return render(
+                request, "login.html", {"message": N_("login.slow")}, user=None, status=429
+            )
         node.metrics.http_error("AVISA_UNAUTHORIZED", 401)
-        return render(request, "login.html", {"message": "login.bad"}, user=None, status=401)
+        return render(request, "login.html", {"message": N_("login.bad")}, user=None, status=401)
     session_id = desk.sessions.open(token, node.clock())
     response = web.HTTPSeeOther("/desk/")
     set_cookie(

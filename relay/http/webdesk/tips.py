@@ -13,14 +13,16 @@ words are shown to the desk (escaped) and never copied into the alert.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 import msgspec
 from aiohttp import web
 from multidict import MultiDict
 
-from relay.core.drafts import Draft, warnings
+from relay.core.drafts import Draft, problems
 from relay.core.errors import BadInput
+from relay.core.language import N_, Words
 from relay.core.model import Area
 from relay.core.tipdrafts import PlaceFinder, TipDraft, prefill
 from relay.core.tips import OUTCOMES, Tip, confirmers, publish_certainty, who
@@ -60,7 +62,7 @@ def _ref(request: web.Request) -> str:
 
 
 def tip_card(
-    tip: Tip, user: User, node: Node, t: Any, places: PlaceFinder | None = None
+    tip: Tip, user: User, node: Node, words: Words, places: PlaceFinder | None = None
 ) -> dict[str, Any]:
     """One tip as the page shows it to ``user`` (``places``: the gazetteer, for a
     publisher's draft)."""
@@ -71,11 +73,11 @@ def tip_card(
     draft = _draft_view(tip, certainty, places) if certainty and user.may(PUBLISH) else None
     return {
         "tip": tip,
-        "received": views.relative(tip.received_at, now, t),
-        "observed": views.relative(tip.observed_at, now, t) if tip.observed_at else "",
+        "received": views.relative(tip.received_at, now, words),
+        "observed": views.relative(tip.observed_at, now, words) if tip.observed_at else "",
         "history": [
             {
-                "ago": views.relative(event.at, now, t),
+                "ago": views.relative(event.at, now, words),
                 "actor": event.actor,
                 "person": event.person or "",
                 "ruling": event.ruling,
@@ -141,16 +143,14 @@ async def tips_page(request: web.Request) -> web.StreamResponse:
     node = node_of(request)
     show_all = request.query.get("all") == "1"
     found = await _desk(node).listing(open_only=not show_all, cluster=True, limit=200)
-    language, _ = i18n.choose(request)
-    t = i18n.translator(language)
+    words = i18n.words(request)
     places = await node.desk.places() if user.may(PUBLISH) else None
     settings = request.app[DESK].settings
     warn = request.query.get("warn", "")
     context = {
-        "warning": t(f"tips.warn.{warn}") if warn in PLACE_WARNINGS else "",
-        "home_codes": ", ".join(node.config.node.home_codes) or "-",
-        "tips": [tip_card(tip, user, node, t, places) for tip in found],
-        "map": tiles.map_view(request.app[tiles.TILES], settings, t),
+        "warning": _place_warning_text(warn, node, words),
+        "tips": [tip_card(tip, user, node, words, places) for tip in found],
+        "map": tiles.map_view(request.app[tiles.TILES], settings, words),
         "tile_url": settings.tile_url,
         "tile_attribution": settings.tile_attribution,
         "show_all": show_all,
@@ -226,7 +226,7 @@ async def publish(request: web.Request) -> web.StreamResponse:
         tip = await desk.get(_ref(request))
         fields: dict[str, Any] = {}
         texts = {}
-        for language in i18n.LANGUAGES:
+        for language in _text_languages(form):
             headline = form.get(f"headline_{language}", "").strip()
             if headline:
                 texts[language] = {"headline": headline, "body": form.get(f"body_{language}", "")}
@@ -251,13 +251,28 @@ async def publish(request: web.Request) -> web.StreamResponse:
     return await act("/desk/tips", work, lambda: f"&warn={warned[0]}" if warned[0] else "")
 
 
-PLACE_WARNINGS = ("nocode", "outside")
+#: What the page says after signing an alert whose place peers will hold (``?warn=``).
+PLACE_WARNINGS: Final = {"nocode": N_("tips.warn.nocode"), "outside": N_("tips.warn.outside")}
+_TEXT_FIELD = re.compile(r"^headline_([a-z]{2,3}(?:-[A-Za-z0-9]{1,8})?)$")
+
+
+def _text_languages(form: MultiDict[str]) -> list[str]:
+    """The languages the publish form has texts in (its ``headline_<lang>`` fields)."""
+    found = (_TEXT_FIELD.match(name) for name in form)
+    return list(dict.fromkeys(match.group(1) for match in found if match))[:16]
+
+
+def _place_warning_text(warn: str, node: Node, words: Words) -> str:
+    if warn not in PLACE_WARNINGS:
+        return ""
+    home = ", ".join(node.config.node.home_codes) or "-"
+    return words.gettext(PLACE_WARNINGS[warn], home=home)
 
 
 def place_warning(draft: Draft, home_codes: list[str] | tuple[str, ...]) -> str:
     """Which warning the published alert's place deserves ("" for none), for the page
     to say in the reader's language (DESIGN §14: nothing is held by surprise)."""
-    if not warnings(draft, home_codes):
+    if not problems(draft, home_codes):
         return ""
     return "outside" if draft.area.codes else "nocode"
 
