@@ -24,7 +24,6 @@ never a host).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +96,7 @@ def build(node: Node) -> web.Application:
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
+        context_processors=[pages.page_context],
     )
     # Each page is given its request's ``_``/``gettext``/``ngettext`` (``i18n``); newstyle:
     # named values as keyword arguments, escaped like any other value.
@@ -125,13 +125,21 @@ def setup(app: web.Application, node: Node) -> None:
     app.router.add_get("/desk", to_desk)
     desk = build(node)
     app.add_subapp("/desk/", desk)
-    static = cast(web.StaticResource, desk.router["static"])
+    assets = desk[pages.ASSETS] = versioned(cast(web.StaticResource, desk.router["static"]))
+    app[PUBLIC_PAGES] = PublicPages(aiohttp_jinja2.get_env(desk), assets)
 
-    @functools.lru_cache(maxsize=16)  # the version hashes the file: once, not per page
-    def asset(name: str) -> str:
-        return str(static.url_for(filename=name, append_version=True))
 
-    app[PUBLIC_PAGES] = PublicPages(aiohttp_jinja2.get_env(desk), asset)
+def versioned(static: web.StaticResource) -> pages.Assets:
+    """Every static file's URL with its version (its hash): hashed here, once, after the
+    desk is mounted (so the URLs carry its prefix), never while a page renders."""
+    names = sorted(
+        path.relative_to(STATIC).as_posix()
+        for path in STATIC.rglob("*")
+        if path.is_file() and path.suffix != ".gz"
+    )
+    return pages.Assets(
+        {name: str(static.url_for(filename=name, append_version=True)) for name in names}
+    )
 
 
 __all__ = ["PUBLIC_PAGES", "PublicPages", "i18n", "setup"]

@@ -58,6 +58,11 @@ def choose(request: web.Request, *, remember: bool = True) -> tuple[Words, bool]
     return catalogues.words(language), asked is not None
 
 
+def switched(request: web.Request) -> bool:
+    """Whether ``?lang=`` chose the language of this request (the cookie then keeps it)."""
+    return served(request.query.get("lang"), request.app[NODE].catalogues.languages) is not None
+
+
 def words(request: web.Request) -> Words:
     """The desk request's words (chosen once per request)."""
     found = request.get(_WORDS)

@@ -17,8 +17,9 @@ The changes themselves are the API's and the desk's own functions
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -93,6 +94,45 @@ def nav(user: User | None) -> list[tuple[str, str]]:
 TIPS_VIEW: tuple[Role, ...] = ("intake", "verifier", "publisher")
 
 
+@dataclass(frozen=True)
+class Assets:
+    """Each static file's versioned URL (``?v=`` its content's hash), computed once when
+    the node starts: a page asks for a name, it never hashes a file."""
+
+    urls: Mapping[str, str]
+
+    def __call__(self, name: str) -> str:
+        return self.urls[name]
+
+
+ASSETS: web.AppKey[Assets] = web.AppKey("assets", Assets)
+
+
+async def page_context(request: web.Request) -> dict[str, Any]:
+    """What every desk page says things with (an aiohttp-jinja2 context processor, run
+    for each request before its handler, so also for an error page): the request's
+    words (``_``, ``ngettext``, the language switch), the node, the outcome of the
+    last form, the static files."""
+    words = i18n.words(request)
+    node = node_of(request)
+    outcome = request.query.get("error", "")
+
+    def why(reason: str) -> str:
+        """A policy reason code in words, when the desk has words for it."""
+        key = f"reason.{reason}"
+        return words.gettext(key) if words.has(key) else ""
+
+    return i18n.template_words(words, node.catalogues) | {
+        "why": why,
+        "network": node.network,
+        "error": outcome if _OUTCOME.match(outcome) else "",
+        "done": request.query.get("done") == "1",
+        "asset": request.app[ASSETS],
+        "agency": lambda code: i18n.agency(words, code),  # ice → ICE, police → Policía
+        "language_name": lambda tag: language_name(node.catalogues, tag),
+    }
+
+
 def render(
     request: web.Request,
     template: str,
@@ -102,40 +142,21 @@ def render(
     page: str = "",
     status: int = 200,
 ) -> web.Response:
-    words, switched = i18n.choose(request)
-    node = node_of(request)
-    outcome = request.query.get("error", "")
-    static = cast(web.StaticResource, request.app.router["static"])
-
-    def asset(name: str) -> str:
-        return str(static.url_for(filename=name, append_version=True))
-
-    def why(reason: str) -> str:
-        """A policy reason code in words, when the desk has words for it."""
-        key = f"reason.{reason}"
-        return words.gettext(key) if words.has(key) else ""
-
-    base = i18n.template_words(words, node.catalogues) | {
-        "why": why,
+    """``template`` with ``context``, the page's user, and ``page_context``'s words."""
+    base = {
         "user": user,
         "roles": sorted(user.roles) if user else [],
         "csrf": user.csrf if user else "",
         "nav": nav(user),
         "page": page,
-        "network": node.network,
-        "error": outcome if _OUTCOME.match(outcome) else "",
-        "done": request.query.get("done") == "1",
-        "asset": asset,
-        "agency": lambda code: i18n.agency(words, code),  # ice → ICE, police → Policía
-        "language_name": lambda tag: language_name(node.catalogues, tag),
     }
     response = aiohttp_jinja2.render_template(template, request, base | context, status=status)
     response.headers["Vary"] = "HX-Request, Cookie, Accept-Language"
-    if switched:
+    if i18n.switched(request):
         set_cookie(
             response,
             i18n.COOKIE,
-            words.language,
+            i18n.words(request).language,
             secure=over_tls(request),
             max_age=365 * 86400,
         )

@@ -24,7 +24,13 @@ from relay.core.drafts import Draft, problems
 from relay.core.errors import BadInput
 from relay.core.language import N_, Words
 from relay.core.model import Area
-from relay.core.tipdrafts import PlaceFinder, TipDraft, prefill
+from relay.core.tipdrafts import (
+    DEFAULT_EXPIRES_IN,
+    DEFAULT_RADIUS_M,
+    PlaceFinder,
+    TipDraft,
+    prefill,
+)
 from relay.core.tips import OUTCOMES, Tip, confirmers, publish_certainty, who
 from relay.http.webdesk import i18n, picker, tiles, views
 from relay.http.webdesk.pages import (
@@ -115,7 +121,9 @@ def _draft_view(tip: Tip, certainty: Any, places: PlaceFinder | None) -> dict[st
         draft: Draft | None = prefill(tip, TipDraft(), certainty, places)
     except BadInput:
         draft = None
-    stand_in = Area(label=tip.where.label or "-", geohash="0000", radius_m=500, codes=[])
+    stand_in = Area(
+        label=tip.where.label or "-", geohash="0000", radius_m=DEFAULT_RADIUS_M, codes=[]
+    )
     shown = draft or prefill(tip, TipDraft(area=stand_in), certainty)
     zip_code = next((c[4:] for c in tip.where.codes if c.startswith("zip:")), "")
     return {
@@ -158,6 +166,7 @@ async def tips_page(request: web.Request) -> web.StreamResponse:
         "may_publish": user.may(PUBLISH),
         "outcomes": OUTCOMES,
         "expiries": EXPIRIES,
+        "default_expiry": DEFAULT_EXPIRES_IN,
         "needed": node.desk.section.confirmations,
     }
     template = partial(request, "tips.html", "_tips_list.html")
@@ -232,7 +241,7 @@ async def publish(request: web.Request) -> web.StreamResponse:
                 texts[language] = {"headline": headline, "body": form.get(f"body_{language}", "")}
         if texts:
             fields["text"] = texts
-        expires_in = form.get("expires_in", "4h")
+        expires_in = form.get("expires_in", DEFAULT_EXPIRES_IN)
         if expires_in not in EXPIRIES:
             raise BadInput("AVISA_BAD_DRAFT", "pick an expiry")
         fields["expires_in"] = expires_in
