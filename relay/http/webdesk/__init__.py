@@ -36,6 +36,7 @@ from yarl import URL
 
 from relay.http.api import NODE
 from relay.http.webdesk import alerts, i18n, live, network, pages, picker, tiles, tips
+from relay.http.webdesk.session import PREFIX
 from relay.http.webdesk.state import DESK, DeskState
 from relay.runtime.node import Node
 
@@ -74,7 +75,7 @@ def _headers(csp: str) -> Callable[[web.Request, web.StreamResponse], Awaitable[
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        if request.path.startswith("/desk/static/") and "v" in request.query:
+        if request.path.startswith(f"{PREFIX}/static/") and "v" in request.query:
             response.headers["Cache-Control"] = "max-age=31536000, immutable"
         else:
             response.headers.setdefault("Cache-Control", "no-store")
@@ -119,12 +120,13 @@ def setup(app: web.Application, node: Node) -> None:
     """Mount the desk at ``/desk/`` (``/desk`` redirects there); lend its templates and
     static files to the public pages (``PUBLIC_PAGES``)."""
 
-    async def to_desk(request: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("/desk/")
-
-    app.router.add_get("/desk", to_desk)
     desk = build(node)
-    app.add_subapp("/desk/", desk)
+
+    async def to_desk(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(desk.router["home"].url_for())
+
+    app.router.add_get(PREFIX, to_desk)
+    app.add_subapp(f"{PREFIX}/", desk)
     assets = desk[pages.ASSETS] = versioned(cast(web.StaticResource, desk.router["static"]))
     app[PUBLIC_PAGES] = PublicPages(aiohttp_jinja2.get_env(desk), assets)
 

@@ -28,6 +28,7 @@ from relay.http.webdesk.pages import (
     partial,
     read_form,
     render,
+    url_of,
 )
 from relay.http.webdesk.state import DESK
 from relay.runtime.explain import explain_envelope
@@ -39,7 +40,7 @@ routes = web.RouteTableDef()
 EXPIRIES = ("1h", "4h", "12h", "24h", "3d")
 
 
-@routes.get("/alerts")
+@routes.get("/alerts", name="alerts")
 async def alerts(request: web.Request) -> web.StreamResponse:
     user = need(request, EVERYONE)
     node = node_of(request)
@@ -67,13 +68,12 @@ async def alerts(request: web.Request) -> web.StreamResponse:
             )
         )
     settings = request.app[DESK].settings
-    archive = request.app[tiles.TILES]
     context = {
         "alerts": items,
         "show_all": show_all,
         "tile_url": settings.tile_url,
         "tile_attribution": settings.tile_attribution,
-        "map": tiles.map_view(archive, settings, words),
+        "map": tiles.map_view(request, settings, words),
         "expiries": EXPIRIES,
         "kinds": KINDS,
     }
@@ -94,7 +94,7 @@ def _texts_from_form(form: MultiDict[str], languages: list[str]) -> dict[str, An
     return texts
 
 
-@routes.post("/alerts/{network}/{ulid}/update")
+@routes.post("/alerts/{network}/{ulid}/update", name="alert_update")
 async def update_alert(request: web.Request) -> web.StreamResponse:
     user = need(request, api.PUBLISH)
     form = await read_form(request, user)
@@ -123,10 +123,10 @@ async def update_alert(request: web.Request) -> web.StreamResponse:
         )
         await api.sign_draft(node, draft, replaces=alert_id)
 
-    return await act("/desk/alerts", _converting(work))
+    return await act(url_of(request, "alerts"), _converting(work))
 
 
-@routes.post("/alerts/{network}/{ulid}/cancel")
+@routes.post("/alerts/{network}/{ulid}/cancel", name="alert_cancel")
 async def cancel_alert(request: web.Request) -> web.StreamResponse:
     user = need(request, api.PUBLISH)
     form = await read_form(request, user)
@@ -145,7 +145,7 @@ async def cancel_alert(request: web.Request) -> web.StreamResponse:
         body = msgspec.convert({"text": text}, drafts.CancelDraft)
         await api.sign_cancel(node, _alert_id(request), body)
 
-    return await act("/desk/alerts", _converting(work))
+    return await act(url_of(request, "alerts"), _converting(work))
 
 
 def _converting(work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
@@ -163,7 +163,7 @@ def _converting(work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[N
 # --- held -------------------------------------------------------------------
 
 
-@routes.get("/held")
+@routes.get("/held", name="held")
 async def held(request: web.Request) -> web.StreamResponse:
     user = need(request, OPERATIONS)
     node = node_of(request)
@@ -209,10 +209,11 @@ def _signature_lines(raw: bytes, node: Node, words: Words) -> list[str]:
     ]
 
 
-@routes.post("/held/{network}/{ulid}/{verdict:accept|reject}")
+@routes.post("/held/{network}/{ulid}/{verdict:accept|reject}", name="held_verdict")
 async def review(request: web.Request) -> web.StreamResponse:
     user = need(request, api.REVIEW)
     await read_form(request, user)
     node = node_of(request)
     accept = request.match_info["verdict"] == "accept"
-    return await act("/desk/held", lambda: api.apply_review(node, _alert_id(request), accept))
+    back = url_of(request, "held")
+    return await act(back, lambda: api.apply_review(node, _alert_id(request), accept))

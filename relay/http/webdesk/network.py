@@ -25,13 +25,14 @@ from relay.http.webdesk.pages import (
     partial,
     read_form,
     render,
+    url_of,
 )
 from relay.storage import evidence, gaps, store
 
 routes = web.RouteTableDef()
 
 
-@routes.get("/peers")
+@routes.get("/peers", name="peers")
 async def peers(request: web.Request) -> web.StreamResponse:
     user = need(request, OPERATIONS)
     node = node_of(request)
@@ -140,7 +141,7 @@ def _list_notices(lists: list[dict[str, Any]], now: datetime, words: Words) -> l
     return notices
 
 
-@routes.post("/peers/{network}/equivocation/clear")
+@routes.post("/peers/{network}/equivocation/clear", name="equivocation_clear")
 async def clear_equivocation(request: web.Request) -> web.StreamResponse:
     """An admin's decision about an origin caught equivocating (``chainview.decide``)."""
     user = need(request, chainview.ADMIN)
@@ -150,7 +151,7 @@ async def clear_equivocation(request: web.Request) -> web.StreamResponse:
     async def work() -> None:
         await chainview.decide(node, network)
 
-    return await act("/desk/peers", work)
+    return await act(url_of(request, "peers"), work)
 
 
 def _clock_time(text: str, words: Words) -> str:
@@ -193,7 +194,7 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-@routes.get("/bridges")
+@routes.get("/bridges", name="bridges")
 async def bridges(request: web.Request) -> web.StreamResponse:
     user = need(request, OPERATIONS)
     node = node_of(request)
@@ -228,7 +229,7 @@ def _shown(value: Any) -> str:
 DECISION_ACTIONS = ("accept", "hold", "reject")
 
 
-@routes.get("/decisions")
+@routes.get("/decisions", name="decisions")
 async def decisions(request: web.Request) -> web.StreamResponse:
     user = need(request, OPERATIONS)
     node = node_of(request)

@@ -25,6 +25,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from babel import Locale, UnknownLocaleError
 from multidict import MultiDict
+from yarl import URL
 
 from relay.core.errors import BadInput, Forbidden
 from relay.core.language import LANGUAGE_NAME, N_
@@ -34,6 +35,7 @@ from relay.http.webdesk import i18n
 from relay.http.webdesk.session import (
     COOKIE,
     MAX_TOKEN_CHARS,
+    PREFIX,
     User,
     check_csrf,
     over_tls,
@@ -70,8 +72,9 @@ def need(request: web.Request, allowed: tuple[Role, ...]) -> User:
     user = current_user(request)
     if user is None:
         if request.headers.get("HX-Request"):
-            raise web.HTTPUnauthorized(headers={"HX-Redirect": "/desk/login?expired=1"})
-        raise web.HTTPSeeOther("/desk/login")
+            expired = url_of(request, "login").with_query(expired="1")
+            raise web.HTTPUnauthorized(headers={"HX-Redirect": str(expired)})
+        raise web.HTTPSeeOther(url_of(request, "login"))
     if not user.may(allowed):
         raise Forbidden("your role may not do this")
     return user
@@ -188,8 +191,13 @@ async def read_form(request: web.Request, user: User) -> MultiDict[str]:
     return form
 
 
+def url_of(request: web.Request, route: str, /, **parts: str) -> URL:
+    """A desk route's URL by its name: the mount point and the paths are said once."""
+    return request.app.router[route].url_for(**parts)
+
+
 async def act(
-    back: str, work: Callable[[], Awaitable[None]], also: Callable[[], str] | None = None
+    back: URL, work: Callable[[], Awaitable[None]], also: Callable[[], str] | None = None
 ) -> web.StreamResponse:
     """Do a change; go back to the page with its outcome (an error code, or done, and
     what ``also`` adds to the query once the work is done, e.g. a warning)."""
@@ -230,7 +238,7 @@ async def error_pages(
 # --- login ------------------------------------------------------------------
 
 
-@routes.get("/login")
+@routes.get("/login", name="login")
 async def login_page(request: web.Request) -> web.StreamResponse:
     expired = N_("login.expired") if request.query.get("expired") else ""
     return render(request, "login.html", {"message": expired}, user=None)
@@ -258,7 +266,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         node.metrics.http_error("AVISA_UNAUTHORIZED", 401)
         return render(request, "login.html", {"message": N_("login.bad")}, user=None, status=401)
     session_id = desk.sessions.open(token, node.clock())
-    response = web.HTTPSeeOther("/desk/")
+    response = web.HTTPSeeOther(url_of(request, "home"))
     set_cookie(
         response,
         COOKIE,
@@ -269,11 +277,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-@routes.post("/logout")
+@routes.post("/logout", name="logout")
 async def logout(request: web.Request) -> web.StreamResponse:
     user = need(request, EVERYONE)
     await read_form(request, user)
     request.app[DESK].sessions.close(cookie(request, COOKIE))
-    response = web.HTTPSeeOther("/desk/login")
-    response.del_cookie(COOKIE, path="/desk")
+    response = web.HTTPSeeOther(url_of(request, "login"))
+    response.del_cookie(COOKIE, path=PREFIX)
     raise response

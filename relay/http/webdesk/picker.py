@@ -40,7 +40,7 @@ MAX_CODES = 16
 NOWHERE = {"lat": "39.5", "lon": "-98.35", "zoom": "4"}
 
 
-@routes.get("/place")
+@routes.get("/place", name="place")
 async def place(request: web.Request) -> web.Response:
     """The gazetteer for the publish form's map; errors as JSON, never a page."""
     need(request, ASK)

@@ -1,5 +1,5 @@
 """Streets on the desk's maps, from the node itself (DESIGN §14): the
-``[desk_web] tiles`` PMTiles archive served at ``/desk/tiles/NAME`` with HTTP
+``[desk_web] tiles`` PMTiles archive served at ``/desk/tiles/NAME`` (route ``tiles``) with HTTP
 Range requests, read in the browser by the vendored ``pmtiles`` reader (raster
 tiles) or ``protomaps-leaflet`` (vector tiles, drawn in the page with the
 Protomaps basemap's light style; its labels use the browser's own fonts).
@@ -45,7 +45,7 @@ from relay.core.pmtiles import (
     byte_range,
     read_header,
 )
-from relay.http.webdesk.pages import EVERYONE, need
+from relay.http.webdesk.pages import EVERYONE, need, url_of
 
 routes = web.RouteTableDef()
 _log = structlog.get_logger("avisa.desk")
@@ -65,10 +65,6 @@ class Tiles:
     def raster(self) -> bool:
         """Served, and drawn as images the page makes (``blob:``)."""
         return self.state == "ok" and self.header is not None and self.header.raster
-
-    @property
-    def url(self) -> str:
-        return f"/desk/tiles/{self.path.name}" if self.state == "ok" and self.path else ""
 
 
 TILES: web.AppKey[Tiles] = web.AppKey("tiles", Tiles)
@@ -130,7 +126,7 @@ def _read(path: Path, start: int, length: int) -> bytes:
         return file.read(length)
 
 
-@routes.get("/tiles/{name}")
+@routes.get("/tiles/{name}", name="tiles")
 async def archive(request: web.Request) -> web.StreamResponse:
     need(request, EVERYONE)
     tiles = request.app[TILES]
@@ -190,15 +186,19 @@ def _unsatisfiable(size: int, why: str) -> web.Response:
     )
 
 
-def map_view(tiles: Tiles, section: DeskWebSection, words: Words) -> dict[str, str]:
+def map_view(request: web.Request, section: DeskWebSection, words: Words) -> dict[str, str]:
     """What a page's map is given: the archive's URL, its deepest zoom, where to
     look first (lat,lon,zoom), and the note when there are no streets."""
+    tiles = request.app[TILES]
     header = tiles.header
-    center = ",".join(str(v) for v in header.center) if header and tiles.url else ""
+    url = ""
+    if tiles.state == "ok" and tiles.path is not None:
+        url = str(url_of(request, "tiles", name=tiles.path.name))
+    center = ",".join(str(v) for v in header.center) if header and url else ""
     return {
-        "pmtiles": tiles.url,
-        "vector": "yes" if header and tiles.url and not header.raster else "",
-        "max_zoom": str(header.max_zoom) if header and tiles.url else "",
+        "pmtiles": url,
+        "vector": "yes" if header and url and not header.raster else "",
+        "max_zoom": str(header.max_zoom) if header and url else "",
         "center": center,
         "note": "" if section.tile_url else note(tiles, words),
     }

@@ -42,6 +42,7 @@ from relay.http.webdesk.pages import (
     partial,
     read_form,
     render,
+    url_of,
 )
 from relay.http.webdesk.session import User
 from relay.http.webdesk.state import DESK
@@ -136,16 +137,16 @@ def _draft_view(tip: Tip, certainty: Any, places: PlaceFinder | None) -> dict[st
     }
 
 
-@routes.get("/")
+@routes.get("/", name="home")
 async def home(request: web.Request) -> web.StreamResponse:
     """``/desk/`` is the tips page (DESIGN §13), or the alerts for roles without tips."""
     user = need(request, EVERYONE)
     if not user.may(TIPS_VIEW):
-        raise web.HTTPSeeOther("/desk/alerts")
+        raise web.HTTPSeeOther(url_of(request, "alerts"))
     return await tips_page(request)
 
 
-@routes.get("/tips")
+@routes.get("/tips", name="tips")
 async def tips_page(request: web.Request) -> web.StreamResponse:
     user = need(request, TIPS_VIEW)
     node = node_of(request)
@@ -158,7 +159,7 @@ async def tips_page(request: web.Request) -> web.StreamResponse:
     context = {
         "warning": _place_warning_text(warn, node, words),
         "tips": [tip_card(tip, user, node, words, places) for tip in found],
-        "map": tiles.map_view(request.app[tiles.TILES], settings, words),
+        "map": tiles.map_view(request, settings, words),
         "tile_url": settings.tile_url,
         "tile_attribution": settings.tile_attribution,
         "show_all": show_all,
@@ -177,7 +178,7 @@ def _note(form: MultiDict[str]) -> str | None:
     return form.get("note", "").strip()[:1000] or None
 
 
-@routes.post("/tips/{tip}/claim")
+@routes.post("/tips/{tip}/claim", name="tip_claim")
 async def claim(request: web.Request) -> web.StreamResponse:
     user = need(request, VERIFY)
     form = await read_form(request, user)
@@ -186,10 +187,10 @@ async def claim(request: web.Request) -> web.StreamResponse:
     async def work() -> None:
         await desk.claim(_ref(request), user.actor, _note(form))
 
-    return await act("/desk/tips", work)
+    return await act(url_of(request, "tips"), work)
 
 
-@routes.post("/tips/{tip}/outcome")
+@routes.post("/tips/{tip}/outcome", name="tip_outcome")
 async def outcome(request: web.Request) -> web.StreamResponse:
     user = need(request, JUDGE)
     form = await read_form(request, user)
@@ -210,10 +211,10 @@ async def outcome(request: web.Request) -> web.StreamResponse:
             may_rule=user.may(PUBLISH),
         )
 
-    return await act("/desk/tips", work)
+    return await act(url_of(request, "tips"), work)
 
 
-@routes.post("/tips/{tip}/close")
+@routes.post("/tips/{tip}/close", name="tip_close")
 async def close(request: web.Request) -> web.StreamResponse:
     user = need(request, VERIFY)
     form = await read_form(request, user)
@@ -222,10 +223,10 @@ async def close(request: web.Request) -> web.StreamResponse:
     async def work() -> None:
         await desk.close(_ref(request), user.actor, _note(form))
 
-    return await act("/desk/tips", work)
+    return await act(url_of(request, "tips"), work)
 
 
-@routes.post("/tips/{tip}/publish")
+@routes.post("/tips/{tip}/publish", name="tip_publish")
 async def publish(request: web.Request) -> web.StreamResponse:
     user = need(request, PUBLISH)
     form = await read_form(request, user)
@@ -257,7 +258,8 @@ async def publish(request: web.Request) -> web.StreamResponse:
         await desk.publish(tip.id, user.actor, draft)
 
     warned: list[str] = []
-    return await act("/desk/tips", work, lambda: f"&warn={warned[0]}" if warned[0] else "")
+    back = url_of(request, "tips")
+    return await act(back, work, lambda: f"&warn={warned[0]}" if warned[0] else "")
 
 
 #: What the page says after signing an alert whose place peers will hold (``?warn=``).
