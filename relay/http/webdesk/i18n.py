@@ -134,12 +134,6 @@ BUILT_IN_TEMPLATES: Final = (
     N_("role.admin"),
     N_("bridges.routes"),
     N_("bridges.sources"),
-    N_("login.bad"),
-    N_("login.expired"),
-    N_("login.slow"),
-    N_("desk.error"),
-    N_("desk.forbidden"),
-    N_("desk.notfound"),
     N_("why.AVISA_BAD_PLACE"),
 )
 

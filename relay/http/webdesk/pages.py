@@ -12,6 +12,13 @@ does not show (``user.may``) and the handler refuses (``need``).
 
 The changes themselves are the API's and the desk's own functions
 (``relay.http.api``, ``node.desk``), so a form and an API call cannot disagree.
+
+Every page is given the same frame by ``page_context`` (an aiohttp-jinja2
+context processor): the request's words (``i18n``: ``_("nav.tips")``), the
+node, the last form's outcome and the static files' versioned URLs (hashed
+once, ``Assets``); ``render`` adds only the signed-in user. Paths come from
+route names (``url("tips")`` in templates, ``url_of`` here), so the mount
+point (``session.PREFIX``) is said once.
 """
 
 from __future__ import annotations
@@ -212,6 +219,8 @@ async def act(
 
 # --- errors -----------------------------------------------------------------
 
+FORBIDDEN, NOT_FOUND, COULD_NOT = N_("desk.forbidden"), N_("desk.notfound"), N_("desk.error")
+
 
 @web.middleware
 async def error_pages(
@@ -221,13 +230,13 @@ async def error_pages(
         return await handler(request)
     except BadInput as exc:
         status = status_for(exc)
-        key = {403: "desk.forbidden", 404: "desk.notfound"}.get(status, "desk.error")
+        key = {403: FORBIDDEN, 404: NOT_FOUND}.get(status, COULD_NOT)
         context = {"title_key": key, "code": exc.errcode}
         return render(request, "error.html", context, user=current_user(request), status=status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        key = "desk.notfound" if exc.status == 404 else "desk.error"
+        key = NOT_FOUND if exc.status == 404 else COULD_NOT
         context = {"title_key": key, "code": f"HTTP {exc.status}"}
         page = render(request, "error.html", context, user=current_user(request), status=exc.status)
         if "HX-Redirect" in exc.headers:
