@@ -23,6 +23,7 @@ from relay.cli.main import build_parser
 from relay.core.drafts import NO_AREA_CODE
 from relay.demo.command import register as register_demo
 from relay.demo.run import avisa_command
+from relay.storage.catalogues import load
 
 AVISA = [sys.executable, "-m", "relay"]
 DURATION = (
@@ -283,7 +284,8 @@ def test_cancel_is_shown_cancelled_and_update_takes_what_changes(live: Running) 
 def test_publish_without_an_area_code_warns(live: Running) -> None:
     result = avisa(*PUBLISH, "--geohash", "9q4gch", "--data", str(live.data))
     assert result.stdout.strip().startswith("ventura/")
-    assert result.stderr.strip() == f"avisa: warning: {NO_AREA_CODE}"
+    said = load(["en"]).words("en").gettext(NO_AREA_CODE)  # the API speaks English
+    assert result.stderr.strip() == f"avisa: warning: {said}"
 
 
 def _card(data: Path, out: Path) -> tuple[Path, str]:

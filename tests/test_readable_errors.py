@@ -11,12 +11,15 @@ from relay.core import drafts, readable
 from relay.core.config import parse as parse_config
 from relay.core.config import render
 from relay.core.errors import ConfigError
+from relay.storage.catalogues import load
 from tests.conftest import RunningNode
 from tests.test_api import DRAFT, path
 
 DURATION = (
     "expected a duration: a whole number and s, m, h or d (no spaces), for example 90m, 4h or 7d"
 )
+
+ENGLISH = load(["en"]).words("en")  # the API says its warnings in English
 
 
 def _config(**policy: str) -> str:
@@ -113,7 +116,7 @@ async def test_geohash_without_area_code_warns(running: RunningNode) -> None:
     status, body = await running.call(
         "POST", "/api/v1/alerts", json=_draft(area={**DRAFT["area"], "codes": []})
     )
-    assert (status, body["warnings"]) == (201, [drafts.NO_AREA_CODE])
+    assert (status, body["warnings"]) == (201, [ENGLISH.gettext(drafts.NO_AREA_CODE)])
     status, body = await running.call("POST", "/api/v1/alerts", json=DRAFT)
     assert (status, body["warnings"]) == (201, [])
 

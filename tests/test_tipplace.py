@@ -138,21 +138,24 @@ def draft_with(codes: list[str]) -> drafts.Draft:
 
 def test_warnings_before_signing_in_both_languages() -> None:
     home = ["fips:06111"]
-    assert drafts.warnings(draft_with(["fips:06111"]), home) == []
-    assert drafts.warnings(draft_with(["fips:06111"]), ["fips:06"]) == []
-    (outside,) = drafts.warnings(draft_with(["fips:06111", "fips:06037"]), home)
+    catalogues = load(["es", "en"])
+    en, es = catalogues.words("en"), catalogues.words("es")
+    assert drafts.warnings(draft_with(["fips:06111"]), home, en) == []
+    assert drafts.warnings(draft_with(["fips:06111"]), ["fips:06"], en) == []
+    (outside,) = drafts.warnings(draft_with(["fips:06111", "fips:06037"]), home, en)
     assert outside == (
         "peers that trust this network for fips:06111 will hold it (outside_speaks_for):"
         " fips:06037 lies outside this network's home area ([node] home_codes)"
     )
-    (none,) = drafts.warnings(draft_with([]), home, "es")
+    (none,) = drafts.warnings(draft_with([]), home, es)
     assert none.startswith("los nodos vecinos que confían en esta red para fips:06111")
     assert "--code fips:06111" in none
-    (zipped,) = drafts.warnings(draft_with(["zip:93030"]), home)
+    (zipped,) = drafts.warnings(draft_with(["zip:93030"]), home, en)
     assert "zip:93030 lies outside" in zipped  # a peer does not count a ZIP as its county
-    assert drafts.warnings(draft_with([]), []) == [drafts.NO_AREA_CODE]
-    assert drafts.warnings(draft_with([]), [], "es") == [drafts.NO_AREA_CODE_ES]
-    assert drafts.warnings(draft_with(["zip:93030"]), []) == []
+    assert drafts.warnings(draft_with([]), [], en) == [en.gettext(drafts.NO_AREA_CODE)]
+    (said,) = drafts.warnings(draft_with([]), [], es)
+    assert said.startswith("el área tiene geohash pero ningún código de área")
+    assert drafts.problems(draft_with(["zip:93030"]), []) == []
 
 
 def test_home_codes_setting_default_and_readable_error() -> None:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Final, NamedTuple
 
 import msgspec
 from msgspec import Meta, Struct
 
 from relay.core.errors import BadInput
+from relay.core.language import N_, Words
 from relay.core.model import (
     Agencies,
     Alert,
@@ -81,13 +82,6 @@ def _refuse_controls(area: Area, texts: dict[str, Text]) -> None:
         raise ValueError(f"control character in text at `{where}`")
 
 
-NO_AREA_CODE = (
-    "the area has a geohash but no area code: a peer that trusts this node for area codes"
-    " (speaks_for fips:..., zip:..., iso:...) will hold this alert for review"
-    " (outside_speaks_for); give one, e.g. --code fips:06111 (API: area.codes)"
-)
-
-
 def tidy(raw: Any) -> Any:
     """What a person may type either way: a geohash or code in upper case is lower-cased."""
     area = raw.get("area") if isinstance(raw, dict) else None
@@ -122,46 +116,44 @@ def carried(previous: Alert, raw: Any) -> Any:
     return merged
 
 
-NO_AREA_CODE_ES = (
-    "el área tiene geohash pero ningún código de área: un nodo vecino que confía en esta red"
-    " para códigos de área (speaks_for fips:..., zip:..., iso:...) retendrá la alerta para"
-    " revisión (outside_speaks_for); indique uno, p. ej. --code fips:06111"
-)
-#: Said before signing when ``[node] home_codes`` (what peers trust this network for)
-#: does not cover the alert: with no code, or with codes outside it. es and en.
-OUTSIDE_HOME = {
-    "en": "peers that trust this network for {home} will hold it (outside_speaks_for): {why}",
-    "es": "los nodos vecinos que confían en esta red para {home} la retendrán"
-    " (outside_speaks_for): {why}",
-}
-_WHY = {
-    "en": {
-        "none": "the alert has no area code; give one, e.g. --code {example}",
-        "outside": "{codes} lies outside this network's home area ([node] home_codes)",
-    },
-    "es": {
-        "none": "la alerta no tiene código de área; indique uno, p. ej. --code {example}",
-        "outside": "{codes} queda fuera del área de esta red ([node] home_codes)",
-    },
-}
+class DraftWarning(NamedTuple):
+    """Something allowed but probably not meant: a message id and its named values,
+    for the caller to say in the reader's words (``Words.gettext(*warning)``)."""
+
+    message: str
+    values: dict[str, str]
+
+    def said(self, words: Words) -> str:
+        return words.gettext(self.message, **self.values)
 
 
-def warnings(draft: Draft, speaks_for: Sequence[str] = (), lang: str = "en") -> list[str]:
-    """What is allowed but probably not meant, said back to the publisher (before
+#: Without ``[node] home_codes``: a geohash alone, which peers trusting codes would hold.
+NO_AREA_CODE: Final = N_("draft.no_area_code")
+#: ``[node] home_codes`` (what peers trust this network for) does not cover the alert:
+#: it has no code, or codes outside them.
+OUTSIDE_HOME_NO_CODE: Final = N_("draft.outside_home.none")
+OUTSIDE_HOME: Final = N_("draft.outside_home.outside")
+
+
+def problems(draft: Draft, speaks_for: Sequence[str] = ()) -> list[DraftWarning]:
+    """What is allowed but probably not meant, to say back to the publisher (before
     signing, where the caller can): no area code, or codes outside ``speaks_for``
     (this node's ``[node] home_codes``), which peers trusting it there would hold."""
     home = [code for code in speaks_for if ":" in code]
     codes = draft.area.codes
     if not home:
-        return [] if codes else [NO_AREA_CODE_ES if lang == "es" else NO_AREA_CODE]
+        return [] if codes else [DraftWarning(NO_AREA_CODE, {})]
     outside = [code for code in codes if not any(covers_code(h, code) for h in home)]
     if codes and not outside:
         return []
-    lang = lang if lang in OUTSIDE_HOME else "en"
-    why = _WHY[lang]["outside" if codes else "none"].format(
-        codes=", ".join(outside), example=home[0]
-    )
-    return [OUTSIDE_HOME[lang].format(home=", ".join(home), why=why)]
+    if not codes:
+        return [DraftWarning(OUTSIDE_HOME_NO_CODE, {"home": ", ".join(home), "example": home[0]})]
+    return [DraftWarning(OUTSIDE_HOME, {"home": ", ".join(home), "codes": ", ".join(outside)})]
+
+
+def warnings(draft: Draft, speaks_for: Sequence[str], words: Words) -> list[str]:
+    """``problems`` said in ``words``."""
+    return [warning.said(words) for warning in problems(draft, speaks_for)]
 
 
 def expiry(draft: Draft, now: datetime, max_lifetime: timedelta) -> datetime:

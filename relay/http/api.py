@@ -31,6 +31,7 @@ from aiohttp import web
 from keys.cards.trustmerge import source_view
 from relay.core import drafts
 from relay.core.errors import BadInput, Conflict, Forbidden, NotFound, Unauthorized
+from relay.core.language import Words, negotiate
 from relay.core.model import Alert
 from relay.core.policy import Decision, area_matches
 from relay.runtime.httpio import (
@@ -96,6 +97,14 @@ def require(request: web.Request, allowed: tuple[Role, ...]) -> Roles:
     return caller(request, allowed).roles
 
 
+def warning_words(request: web.Request) -> Words:
+    """The words the API's warnings are said in: the one rule, with a client that asks for
+    nothing taken to ask for English, the language of the API's error messages."""
+    node = _node(request)
+    asked = request.headers.get("Accept-Language", "")[:1000] or "en"
+    return node.catalogues.words(negotiate(node.catalogues.languages, accept_language=asked))
+
+
 def _alert_id(request: web.Request) -> str:
     return f"{request.match_info['network']}/{request.match_info['ulid']}"
 
@@ -133,7 +142,7 @@ async def _publish_draft(request: web.Request, *, replaces: str | None = None) -
     draft = convert(drafts.carried(previous.alert, raw) if previous else raw, drafts.Draft)
     alert_id, envelope = await node.publish_draft(draft, previous.alert if previous else None)
     reply: dict[str, Any] = {"id": alert_id, "envelope": msgspec.Raw(envelope)}
-    reply["warnings"] = drafts.warnings(draft, node.config.node.home_codes)
+    reply["warnings"] = drafts.warnings(draft, node.config.node.home_codes, warning_words(request))
     if previous:
         reply["replaces"] = previous.alert.id
     return respond(reply, 201)

@@ -34,7 +34,7 @@ from msgspec import Meta
 from relay.core.errors import BadInput, Forbidden
 from relay.core.tipdrafts import TipDraft
 from relay.core.tips import OPERATOR_CHANNELS, Note, Outcome, TipIn
-from relay.http.api import API_BODY_MAX, NODE, Caller, caller
+from relay.http.api import API_BODY_MAX, NODE, Caller, caller, warning_words
 from relay.runtime.desk import Desk
 from relay.runtime.httpio import ascii_count, read_json, respond
 from relay.storage.trust import Role
@@ -172,7 +172,7 @@ async def preview(request: web.Request) -> web.Response:
     desk = _desk(request)
     body = await _body_or_empty(request, TipDraft)
     complete = await desk.draft_for(_ref(request), body)
-    return respond({"draft": complete, "warnings": desk.warnings(complete)})
+    return respond({"draft": complete, "warnings": desk.warnings(complete, warning_words(request))})
 
 
 @routes.post("/api/v1/tips/{tip}/publish")
@@ -180,6 +180,6 @@ async def publish(request: web.Request) -> web.Response:
     who = caller(request, PUBLISH)
     desk = _desk(request)
     draft = await _body_or_empty(request, TipDraft)
-    warned = desk.warnings(await desk.draft_for(_ref(request), draft))
+    warned = desk.warnings(await desk.draft_for(_ref(request), draft), warning_words(request))
     alert_id, envelope = await desk.publish(_ref(request), actor(who), draft)
     return respond({"id": alert_id, "envelope": msgspec.Raw(envelope), "warnings": warned}, 201)

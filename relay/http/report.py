@@ -1,6 +1,8 @@
 """The public tip form: ``GET /report`` and ``POST /report`` (DESIGN §10).
 
-Plain HTML, Spanish first and English (``?lang=en``), one ``<form>`` that
+Plain HTML in the node's languages (``?lang=``, else the browser's
+``Accept-Language``, else ``[node] languages[0]``: ``webdesk.i18n``, the
+words from the catalogue, ``report.*``), one ``<form>`` that
 works with no JavaScript, no cookies, no images and no outside resources on
 the cheapest phone. The pages are the web desk's kind: Jinja2 templates with
 autoescape (``report*.html`` in the desk's templates, its environment), so
@@ -33,18 +35,18 @@ import msgspec
 from aiohttp import web
 
 from relay.core.errors import BadInput
+from relay.core.language import N_, Words
 from relay.core.tips import TipIn
 from relay.http.api import NODE
 from relay.http.clientlimit import ClientLimiter, client_address
 from relay.http.formtokens import FormTokens
-from relay.http.webdesk import PUBLIC_PAGES
+from relay.http.webdesk import PUBLIC_PAGES, i18n
 from relay.http.webdesk.session import same_site
 from relay.runtime.httpio import read_form, status_for
 
 routes = web.RouteTableDef()
 FORM_BODY_MAX: Final = 16 * 1024
-AGENCIES: Final = ("ice", "cbp", "police", "unknown")
-MINUTES_AGO: Final = (0, 15, 30, 60, 120)
+AGENCIES: Final = tuple(i18n.AGENCY_NAMES)
 
 
 LIMITER: web.AppKey[ClientLimiter] = web.AppKey("report_limiter", ClientLimiter)
@@ -52,72 +54,22 @@ TOKENS: web.AppKey[FormTokens] = web.AppKey("report_tokens", FormTokens)
 # ``ClientLimiter`` and ``FormTokens`` too: the composition root builds them.
 __all__ = ["LIMITER", "TOKENS", "ClientLimiter", "FormTokens", "routes"]
 
-TEXT: Final = {
-    "es": {
-        "title": "Reportar actividad de inmigración",
-        "intro": "Cuéntenos lo que vio. Un equipo de voluntarios lo verificará antes de"
-        " enviar cualquier alerta. No escriba nombres de personas.",
-        "text": "¿Qué vio? (vehículos, uniformes, cuántos agentes, qué hacen)",
-        "place": "¿Dónde? (calle y cruce, negocio, parque)",
-        "zip": "Código postal (opcional)",
-        "when": "¿Cuándo?",
-        "ago": {0: "Ahora", 15: "Hace 15 minutos", 30: "Hace 30 minutos", 60: "Hace 1 hora",
-                120: "Hace 2 horas o más"},
-        "agencies": "¿Quién? (si sabe)",
-        "agency": {"ice": "ICE", "cbp": "CBP / Patrulla Fronteriza", "police": "Policía",
-                   "unknown": "No sé"},
-        "vehicles": "Vehículos (opcional)",
-        "size": "¿Cuántos agentes? (opcional)",
-        "contact": "Su teléfono (opcional): solo para responderle. Se guarda cifrado y se"
-        " borra al cerrar el reporte.",
-        "send": "Enviar reporte",
-        "other": ("en", "English"),
-        "thanks": "Gracias. Recibimos su reporte.",
-        "thanks_more": "Voluntarios capacitados lo verificarán. Si dejó su teléfono, le"
-        " responderemos. No comparta rumores sin verificar.",
-        "again": "Enviar otro reporte",
-        "slow": "Demasiados reportes desde esta conexión. Espere un rato e intente de nuevo,"
-        " o llame a la línea de emergencia.",
-        "bad_phone": "Ese número de teléfono no parece válido. Revíselo o déjelo vacío.",
-        "bad": "Escriba qué vio (hasta 2000 caracteres) y dónde (hasta 200).",
-        "full": "No podemos recibir reportes ahora mismo. Llame a la línea de emergencia.",
-        "stale": "El formulario venció o ya se envió. Revise lo que escribió y envíelo de nuevo.",
-        "elsewhere": "Este reporte vino de otra página, no de este formulario, y no se"
-        " guardó. Si usted quiere reportar algo, use este formulario.",
-    },
-    "en": {
-        "title": "Report immigration enforcement activity",
-        "intro": "Tell us what you saw. A team of volunteers will verify it before any"
-        " alert goes out. Do not write people's names.",
-        "text": "What did you see? (vehicles, uniforms, how many agents, what they are doing)",
-        "place": "Where? (street and cross street, business, park)",
-        "zip": "ZIP code (optional)",
-        "when": "When?",
-        "ago": {0: "Now", 15: "15 minutes ago", 30: "30 minutes ago", 60: "1 hour ago",
-                120: "2 hours ago or more"},
-        "agencies": "Who? (if you know)",
-        "agency": {"ice": "ICE", "cbp": "CBP / Border Patrol", "police": "Police",
-                   "unknown": "Don't know"},
-        "vehicles": "Vehicles (optional)",
-        "size": "How many agents? (optional)",
-        "contact": "Your phone (optional): only to reply to you. It is kept encrypted and"
-        " deleted when the report is closed.",
-        "send": "Send report",
-        "other": ("es", "Español"),
-        "thanks": "Thank you. We received your report.",
-        "thanks_more": "Trained volunteers will verify it. If you left your phone, we will"
-        " reply. Please do not share unverified rumors.",
-        "again": "Send another report",
-        "slow": "Too many reports from this connection. Please wait a while and try again,"
-        " or call the hotline.",
-        "bad_phone": "That phone number does not look valid. Check it or leave it empty.",
-        "bad": "Write what you saw (up to 2000 characters) and where (up to 200).",
-        "full": "We cannot take reports right now. Please call the hotline.",
-        "stale": "The form expired or was already sent. Check what you wrote and send it again.",
-        "elsewhere": "This report came from another page, not from this form, and was not"
-        " saved. If you want to report something, use this form.",
-    },
-}  # fmt: skip
+#: Why a post was refused before it was read (``report_refused.html``).
+REFUSED: Final = {"slow": N_("report.slow"), "elsewhere": N_("report.elsewhere")}
+#: "When?" on the form: minutes ago, as the reporter reads them.
+WHEN: Final = {
+    0: N_("report.ago.0"),
+    15: N_("report.ago.15"),
+    30: N_("report.ago.30"),
+    60: N_("report.ago.60"),
+    120: N_("report.ago.120"),
+}
+#: Why the form came back, from the desk's error codes.
+_PROBLEMS: Final = {
+    "AVISA_DESK_FULL": N_("report.full"),
+    "AVISA_TOO_MANY_TIPS": N_("report.full"),
+    "AVISA_BAD_PHONE": N_("report.bad_phone"),
+}
 
 _HEADERS: Final = {
     "Cache-Control": "no-store",
@@ -129,22 +81,14 @@ _HEADERS: Final = {
 }
 
 
-def _lang(value: str | None) -> str:
-    return "en" if value == "en" else "es"
-
-
 def _page(
-    request: web.Request, lang: str, template: str, status: int = 200, **context: Any
+    request: web.Request, words: Words, template: str, status: int = 200, **context: Any
 ) -> web.Response:
     """A page of the form, rendered with the desk's templates and static files."""
     pages = request.app[PUBLIC_PAGES]
-    other_lang, other_name = TEXT[lang]["other"]
-    base = {
-        "lang": lang,
-        "t": TEXT[lang],
-        "other_lang": other_lang,
-        "other_name": other_name,
+    base = i18n.template_words(words, request.app[NODE].catalogues) | {
         "asset": pages.asset,
+        "agency": lambda code: i18n.agency(words, code),
     }
     page = pages.environment.get_template(template).render(base | context)
     return web.Response(
@@ -154,7 +98,7 @@ def _page(
 
 def form_page(
     request: web.Request,
-    lang: str,
+    words: Words,
     error: str = "",
     values: dict[str, str] | None = None,
     status: int = 200,
@@ -162,13 +106,13 @@ def form_page(
     shown = {name: (values or {}).get(name, "") for name in ("text", "place", "zip", "when")}
     return _page(
         request,
-        lang,
+        words,
         "report.html",
         status,
         error=error,
         values=shown,
         form_token=request.app[TOKENS].issue(),
-        minutes_ago=MINUTES_AGO,
+        minutes_ago=WHEN,
         agencies=AGENCIES,
     )
 
@@ -188,7 +132,7 @@ def tip_from_form(form: dict[str, list[str]], lang: str) -> TipIn:
     zip_code = _one(form, "zip")
     is_zip = len(zip_code) == 5 and zip_code.isascii() and zip_code.isdigit()
     codes = [f"zip:{zip_code}"] if is_zip else []
-    agencies = [a for a in dict.fromkeys(form.get("agency", [])) if a in AGENCIES]
+    agencies = [a for a in dict.fromkeys(form.get("agency", [])) if a in i18n.AGENCY_NAMES]
     fields = {
         "text": _one(form, "text"),
         "where": {"label": _one(form, "place"), "codes": codes},
@@ -203,31 +147,39 @@ def tip_from_form(form: dict[str, list[str]], lang: str) -> TipIn:
 
 def _minutes(form: dict[str, list[str]]) -> int:
     raw = _one(form, "when")
-    return int(raw) if raw in {str(m) for m in MINUTES_AGO} else 0
+    return int(raw) if raw in {str(m) for m in WHEN} else 0
+
+
+def _words(request: web.Request) -> Words:
+    """``?lang=``, else the browser's Accept-Language, else the node's first language:
+    the desk's rule without its cookie (the form keeps none)."""
+    words, _ = i18n.choose(request, remember=False)
+    return words
 
 
 @routes.get("/report")
 async def report_form(request: web.Request) -> web.Response:
-    return form_page(request, _lang(request.query.get("lang")))
+    return form_page(request, _words(request))
 
 
 @routes.post("/report")
 async def report_post(request: web.Request) -> web.Response:
-    lang = _lang(request.query.get("lang"))
+    words = _words(request)
+    lang = words.language
     node = request.app[NODE]
     if not same_site(request, node.config.node.url):
         node.desk.counters[("refused", "AVISA_CROSS_SITE")] += 1
         node.metrics.http_error("AVISA_CROSS_SITE", 403)
-        return _page(request, lang, "report_refused.html", 403, reason="elsewhere")
+        return _page(request, words, "report_refused.html", 403, reason=REFUSED["elsewhere"])
     client = client_address(request)
     if not request.app[LIMITER].allow(client):
         node.desk.counters[("refused", "AVISA_RATE_LIMITED")] += 1
-        return _page(request, lang, "report_refused.html", 429, reason="slow")
+        return _page(request, words, "report_refused.html", 429, reason=REFUSED["slow"])
     form = await _read_form(request)
     values = {name: _one(form, name) for name in ("text", "place", "zip", "when")}
     if request.app[TOKENS].spend(_one(form, "t")) != "ok":
         node.desk.counters[("refused", "AVISA_FORM_TOKEN")] += 1
-        return form_page(request, lang, str(TEXT[lang]["stale"]), values, 400)
+        return form_page(request, words, words.gettext("report.stale"), values, 400)
     desk = node.desk
     try:
         tip = tip_from_form(form, lang)
@@ -237,14 +189,9 @@ async def report_post(request: web.Request) -> web.Response:
         contact = _one(form, "contact") or None
         await desk.submit(tip, contact=contact, reporter=reporter)
     except msgspec.ValidationError:
-        return form_page(request, lang, str(TEXT[lang]["bad"]), values, 400)
+        return form_page(request, words, words.gettext("report.bad"), values, 400)
     except BadInput as exc:
-        full = ("AVISA_DESK_FULL", "AVISA_TOO_MANY_TIPS")
-        key = (
-            "full"
-            if exc.errcode in full
-            else {"AVISA_BAD_PHONE": "bad_phone"}.get(exc.errcode, "bad")
-        )
+        problem = words.gettext(_PROBLEMS.get(exc.errcode, "report.bad"))
         status = 429 if status_for(exc) == 429 else 400
-        return form_page(request, lang, str(TEXT[lang][key]), values, status)
-    return _page(request, lang, "report_receipt.html")
+        return form_page(request, words, problem, values, status)
+    return _page(request, words, "report_receipt.html")

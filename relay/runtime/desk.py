@@ -336,9 +336,9 @@ class Desk:
         """The gazetteer (read on first use) with this node's home area."""
         return TipPlaces(await place_data.get(), self.home_codes)
 
-    def warnings(self, draft: Draft, lang: str = "en") -> list[str]:
+    def warnings(self, draft: Draft, words: Words) -> list[str]:
         """What to say before signing ``draft`` (no area code, outside the home area)."""
-        return drafts.warnings(draft, self.home_codes, lang)
+        return drafts.warnings(draft, self.home_codes, words)
 
     async def _reply(self, sealed: bytes | None, language: str | None, certainty: str) -> None:
         send = self.reply_sender

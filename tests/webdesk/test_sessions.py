@@ -5,8 +5,9 @@ from __future__ import annotations
 import typing
 from datetime import timedelta
 
-from relay.http.webdesk.i18n import from_accept_language
+from relay.http.webdesk import i18n
 from relay.http.webdesk.session import Sessions, user_for
+from relay.storage.catalogues import load
 from relay.storage.trust import token_hash
 from tests.helpers import T0
 
@@ -37,28 +38,36 @@ def test_a_session_has_the_roles_its_token_has_now() -> None:
     assert user_for(session, ()) is None  # revoked
 
 
-def test_accept_language() -> None:
-    assert from_accept_language("en-US,en;q=0.9,es;q=0.8") == "en"
-    assert from_accept_language("fr-CA, es-MX;q=0.7, en;q=0.5") == "es"
-    assert from_accept_language("en;q=0.2, es;q=0.9") == "es"
-    assert from_accept_language("de, fr") is None
-    assert from_accept_language("es;q=bogus, en") == "en"
+def test_a_query_names_a_served_language_or_nothing() -> None:
+    served = ("es", "en")
+    assert [i18n.served(tag, served) for tag in ("en", "es-MX", "EN-us", "fr", "", None)] == [
+        "en",
+        "es",
+        "en",
+        None,
+        None,
+        None,
+    ]
+    assert i18n.served("en,es", served) is None and i18n.served("e" * 40, served) is None
 
 
 def test_every_state_outcome_channel_and_action_has_words_in_both_languages() -> None:
     from relay.core.model import CERTAINTIES
     from relay.core.tips import CHANNELS, TIP_STATES, Action
-    from relay.http.webdesk.i18n import MESSAGES
 
     actions = [*typing.get_args(Action), "accept", "hold", "reject"]
     keys = [
         *(f"tip.{s}" for s in TIP_STATES),
         *(f"channel.{c}" for c in CHANNELS),
-        *(f"certainty.{c}" for c in CERTAINTIES),
+        *(f"alerts.certainty.{c}" for c in CERTAINTIES),
         *(f"state.{s}" for s in ("active", "cancelled", "superseded", "expired", "held")),
         *(f"action.{a}" for a in actions),
+        *i18n.BUILT_IN_TEMPLATES,
+        *i18n.REASONS,
     ]
+    catalogues = load(["es", "en"])
     for language in ("es", "en"):
-        missing = [k for k in keys if k not in MESSAGES[language]]
+        words = catalogues.words(language)
+        missing = [k for k in keys if not words.has(k)]
         assert not missing, (language, missing)
-    assert set(MESSAGES["es"]) == set(MESSAGES["en"])
+    assert catalogues.words("es").gettext("tip.new") == "nuevo"

@@ -10,7 +10,9 @@ from the node only, nothing inline), ``X-Frame-Options: DENY`` and
 ``Referrer-Policy: no-referrer``. Errors become HTML pages here, inside the
 sub-application, before the API's JSON error middleware would see them.
 
-Modules: ``session`` (sessions, cookies, CSRF), ``i18n`` (es/en), ``pages``
+Modules: ``session`` (sessions, cookies, CSRF), ``i18n`` (the request's
+language by the one rule, and its words from the node's gettext catalogues:
+``_("nav.tips")`` in templates), ``pages``
 (the frame: rendering, forms, errors, login), ``tips``, ``alerts`` (alerts
 and held), ``network`` (peers, bridges, decisions), ``views`` (what a
 template is given), ``live`` (the stream), ``picker`` (the place on
@@ -22,7 +24,6 @@ never a host).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from yarl import URL
 
 from relay.http.api import NODE
 from relay.http.webdesk import alerts, i18n, live, network, pages, picker, tiles, tips
+from relay.http.webdesk.session import PREFIX
 from relay.http.webdesk.state import DESK, DeskState
 from relay.runtime.node import Node
 
@@ -73,7 +75,7 @@ def _headers(csp: str) -> Callable[[web.Request, web.StreamResponse], Awaitable[
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Content-Type-Options"] = "nosniff"
-        if request.path.startswith("/desk/static/") and "v" in request.query:
+        if request.path.startswith(f"{PREFIX}/static/") and "v" in request.query:
             response.headers["Cache-Control"] = "max-age=31536000, immutable"
         else:
             response.headers.setdefault("Cache-Control", "no-store")
@@ -94,7 +96,12 @@ def build(node: Node) -> web.Application:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
+        context_processors=[pages.page_context],
     )
+    # Each page is given its request's ``_``/``gettext``/``ngettext`` (``i18n``); newstyle:
+    # named values as keyword arguments, escaped like any other value.
+    aiohttp_jinja2.get_env(desk).newstyle_gettext = True  # type: ignore[attr-defined]
     policy = content_security_policy(section.tile_url, archive.raster)
     desk.on_response_prepare.append(_headers(policy))
     desk.on_shutdown.append(live.close_streams)
@@ -113,19 +120,28 @@ def setup(app: web.Application, node: Node) -> None:
     """Mount the desk at ``/desk/`` (``/desk`` redirects there); lend its templates and
     static files to the public pages (``PUBLIC_PAGES``)."""
 
-    async def to_desk(request: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("/desk/")
-
-    app.router.add_get("/desk", to_desk)
     desk = build(node)
-    app.add_subapp("/desk/", desk)
-    static = cast(web.StaticResource, desk.router["static"])
 
-    @functools.lru_cache(maxsize=16)  # the version hashes the file: once, not per page
-    def asset(name: str) -> str:
-        return str(static.url_for(filename=name, append_version=True))
+    async def to_desk(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(desk.router["home"].url_for())
 
-    app[PUBLIC_PAGES] = PublicPages(aiohttp_jinja2.get_env(desk), asset)
+    app.router.add_get(PREFIX, to_desk)
+    app.add_subapp(f"{PREFIX}/", desk)
+    assets = desk[pages.ASSETS] = versioned(cast(web.StaticResource, desk.router["static"]))
+    app[PUBLIC_PAGES] = PublicPages(aiohttp_jinja2.get_env(desk), assets)
+
+
+def versioned(static: web.StaticResource) -> pages.Assets:
+    """Every static file's URL with its version (its hash): hashed here, once, after the
+    desk is mounted (so the URLs carry its prefix), never while a page renders."""
+    names = sorted(
+        path.relative_to(STATIC).as_posix()
+        for path in STATIC.rglob("*")
+        if path.is_file() and path.suffix != ".gz"
+    )
+    return pages.Assets(
+        {name: str(static.url_for(filename=name, append_version=True)) for name in names}
+    )
 
 
 __all__ = ["PUBLIC_PAGES", "PublicPages", "i18n", "setup"]

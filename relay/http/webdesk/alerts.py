@@ -14,6 +14,7 @@ from multidict import MultiDict
 
 from relay.core import drafts
 from relay.core.errors import BadInput, NotFound
+from relay.core.language import N_, Words
 from relay.core.model import KINDS
 from relay.core.times import rfc3339
 from relay.http import api
@@ -27,16 +28,19 @@ from relay.http.webdesk.pages import (
     partial,
     read_form,
     render,
+    url_of,
 )
 from relay.http.webdesk.state import DESK
 from relay.runtime.explain import explain_envelope
+from relay.runtime.node import Node
+from relay.runtime.pipeline import Rejected, prepare
 from relay.storage import store
 
 routes = web.RouteTableDef()
 EXPIRIES = ("1h", "4h", "12h", "24h", "3d")
 
 
-@routes.get("/alerts")
+@routes.get("/alerts", name="alerts")
 async def alerts(request: web.Request) -> web.StreamResponse:
     user = need(request, EVERYONE)
     node = node_of(request)
@@ -45,11 +49,10 @@ async def alerts(request: web.Request) -> web.StreamResponse:
     rows = await node.db.read(
         lambda conn: store.listing(conn, now, active_only=not show_all, limit=200)
     )
-    language, _ = i18n.choose(request)
-    t = i18n.translator(language)
+    words = i18n.words(request)
     may_publish = user.may(api.PUBLISH)
     items = [
-        views.alert_row(row, now, language, t, own_network=node.network, may_publish=may_publish)
+        views.alert_row(row, now, words, own_network=node.network, may_publish=may_publish)
         for row in rows
     ]
     silent = node.silent_origins()  # DESIGN §16: say so beside each active alert
@@ -58,16 +61,19 @@ async def alerts(request: web.Request) -> web.StreamResponse:
         item["origin_silent"] = (
             ""
             if since is None
-            else t("peers.origin_silent").format(item["origin"], since.strftime("%H:%M UTC"))
+            else words.gettext(
+                "peers.origin_silent",
+                network=item["origin"],
+                since=views.clock_time(since, words),
+            )
         )
     settings = request.app[DESK].settings
-    archive = request.app[tiles.TILES]
     context = {
         "alerts": items,
         "show_all": show_all,
         "tile_url": settings.tile_url,
         "tile_attribution": settings.tile_attribution,
-        "map": tiles.map_view(archive, settings, t),
+        "map": tiles.map_view(request, settings, words),
         "expiries": EXPIRIES,
         "kinds": KINDS,
     }
@@ -88,7 +94,7 @@ def _texts_from_form(form: MultiDict[str], languages: list[str]) -> dict[str, An
     return texts
 
 
-@routes.post("/alerts/{network}/{ulid}/update")
+@routes.post("/alerts/{network}/{ulid}/update", name="alert_update")
 async def update_alert(request: web.Request) -> web.StreamResponse:
     user = need(request, api.PUBLISH)
     form = await read_form(request, user)
@@ -117,10 +123,10 @@ async def update_alert(request: web.Request) -> web.StreamResponse:
         )
         await api.sign_draft(node, draft, replaces=alert_id)
 
-    return await act("/desk/alerts", _converting(work))
+    return await act(url_of(request, "alerts"), _converting(work))
 
 
-@routes.post("/alerts/{network}/{ulid}/cancel")
+@routes.post("/alerts/{network}/{ulid}/cancel", name="alert_cancel")
 async def cancel_alert(request: web.Request) -> web.StreamResponse:
     user = need(request, api.PUBLISH)
     form = await read_form(request, user)
@@ -128,17 +134,18 @@ async def cancel_alert(request: web.Request) -> web.StreamResponse:
     note = form.get("note", "").strip()[:2000]
 
     async def work() -> None:
-        text = {
+        catalogues = node.catalogues
+        text = {  # in every language the node serves, each in its own words
             language: {
-                "headline": i18n.translator(language)("alerts.cancel_headline"),
+                "headline": catalogues.words(language).gettext("alerts.cancel_headline"),
                 "body": note,
             }
-            for language in i18n.LANGUAGES
+            for language in catalogues.languages
         }
         body = msgspec.convert({"text": text}, drafts.CancelDraft)
         await api.sign_cancel(node, _alert_id(request), body)
 
-    return await act("/desk/alerts", _converting(work))
+    return await act(url_of(request, "alerts"), _converting(work))
 
 
 def _converting(work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
@@ -156,26 +163,24 @@ def _converting(work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[N
 # --- held -------------------------------------------------------------------
 
 
-@routes.get("/held")
+@routes.get("/held", name="held")
 async def held(request: web.Request) -> web.StreamResponse:
     user = need(request, OPERATIONS)
     node = node_of(request)
     now = node.clock()
-    language, _ = i18n.choose(request)
-    t = i18n.translator(language)
+    words = i18n.words(request)
 
     def job(conn: Any) -> list[dict[str, Any]]:
         rows = store.listing(conn, now, active_only=False, held=True, limit=200)
         items = []
         for row in rows:
-            item = views.alert_row(
-                row, now, language, t, own_network=node.network, may_publish=False
-            )
+            item = views.alert_row(row, now, words, own_network=node.network, may_publish=False)
             item["reason"] = row.reason
             item["from_peer"] = row.from_peer or "—"
             item["explain"] = explain_envelope(
                 conn, node.trust, row.envelope, row.from_peer, now, as_new=True
             )
+            item["signatures"] = _signature_lines(row.envelope, node, words)
             items.append(item)
         return items
 
@@ -185,10 +190,30 @@ async def held(request: web.Request) -> web.StreamResponse:
     return render(request, template, context, user=user, page="held")
 
 
-@routes.post("/held/{network}/{ulid}/{verdict:accept|reject}")
+VALID, INVALID = N_("held.signature.valid"), N_("held.signature.invalid")
+UNKNOWN_KEY = N_("held.signature.unknown")
+
+
+def _signature_lines(raw: bytes, node: Node, words: Words) -> list[str]:
+    """Each signature of a held alert, said in the reader's words (key, network, valid)."""
+    prepared = prepare(raw, node.trust)
+    if isinstance(prepared, Rejected):
+        return []
+    return [
+        words.gettext(
+            VALID if check.valid else INVALID, keyid=check.keyid, network=check.entry.network
+        )
+        if check.entry
+        else words.gettext(UNKNOWN_KEY, keyid=check.keyid)
+        for check in prepared.verification.checks
+    ]
+
+
+@routes.post("/held/{network}/{ulid}/{verdict:accept|reject}", name="held_verdict")
 async def review(request: web.Request) -> web.StreamResponse:
     user = need(request, api.REVIEW)
     await read_form(request, user)
     node = node_of(request)
     accept = request.match_info["verdict"] == "accept"
-    return await act("/desk/held", lambda: api.apply_review(node, _alert_id(request), accept))
+    back = url_of(request, "held")
+    return await act(back, lambda: api.apply_review(node, _alert_id(request), accept))

@@ -43,7 +43,7 @@ async def changed(node: Node, cursor: int, mark: int, timeout: float) -> None:
         await asyncio.gather(*waits, return_exceptions=True)
 
 
-@routes.get("/stream")
+@routes.get("/stream", name="stream")
 async def stream(request: web.Request) -> web.StreamResponse:
     need(request, EVERYONE)
     node = node_of(request)

@@ -7,13 +7,13 @@ week or was refused), bridges
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from keys.store import trustsub_ops
+from relay.core.language import Words
 from relay.core.times import rfc3339
 from relay.http import api, chainview
 from relay.http.webdesk import i18n, views
@@ -25,19 +25,19 @@ from relay.http.webdesk.pages import (
     partial,
     read_form,
     render,
+    url_of,
 )
 from relay.storage import evidence, gaps, store
 
 routes = web.RouteTableDef()
 
 
-@routes.get("/peers")
+@routes.get("/peers", name="peers")
 async def peers(request: web.Request) -> web.StreamResponse:
     user = need(request, OPERATIONS)
     node = node_of(request)
     now = node.clock()
-    language, _ = i18n.choose(request)
-    t = i18n.translator(language)
+    words = i18n.words(request)
     waiting = await node.db.read(gaps.by_peer)
     splits = {  # origins caught equivocating, not cleared: the newest seq of the split
         item.network: item.seq
@@ -53,20 +53,21 @@ async def peers(request: web.Request) -> web.StreamResponse:
             entry
             | {
                 "healthy": bool(last) and not entry.get("failures"),
-                "last_contact": views.relative(_parse_time(last), now, t)
+                "last_contact": views.relative(_parse_time(last), now, words)
                 if last
-                else t("peers.never"),
-                "backoff_text": views.span(entry.get("backoff") or 0),
-                "last_error_when": views.relative(_parse_time(entry["last_error_at"]), now, t)
+                else words.gettext("peers.never"),
+                "backoff_text": views.span(entry.get("backoff") or 0, words),
+                "last_error_when": views.relative(_parse_time(entry["last_error_at"]), now, words)
                 if entry.get("last_error_at")
                 else "",
                 "fingerprints": [
                     {"keyid": key.keyid, "fingerprint": views.cached_fingerprint(key.public_key)}
                     for key in record.keys
                 ],
-                "trusted_text": _trusted_text(entry, t),
+                "trusted_text": _trusted_text(entry, words),
+                "gaps_text": _gaps_text(entry.get("seq_gaps"), words),
             }
-            | _chain_facts(record.network, entry, splits, t)
+            | _chain_facts(record.network, entry, splits, words)
         )
     own_keys = {key.keyid: key for key in node.own_keys()}  # the current key is listed twice
     own = [
@@ -77,44 +78,70 @@ async def peers(request: web.Request) -> web.StreamResponse:
     context = {
         "peers": items,
         "own_keys": own,
-        "list_notices": _list_notices(lists, now, t),
+        "list_notices": _list_notices(lists, now, words),
         "may_decide": user.may(chainview.ADMIN),
     }
     template = partial(request, "peers.html", "_peers_list.html")
     return render(request, template, context, user=user, page="peers")
 
 
-def _trusted_text(entry: dict[str, Any], t: Callable[[str], str]) -> str:
+def _trusted_text(entry: dict[str, Any], words: Words) -> str:
     """Local, or through which lists (version, expiry), in the desk's words."""
     if entry.get("trusted_via") != "list":
-        return t("peers.local")
+        return words.gettext("peers.local")
     via = "; ".join(
-        t("peers.via_list").format(s["list"], s["version"], s["expires_at"][:10])
+        words.gettext(
+            "peers.via_list", list=s["list"], version=s["version"], until=s["expires_at"][:10]
+        )
         for s in entry["lists"]
     )
-    return via + (f" — {t('peers.frozen')}" if entry.get("frozen") else "")
+    frozen = words.gettext("peers.frozen") if entry.get("frozen") else ""
+    return f"{via} — {frozen}" if frozen else via
 
 
-def _list_notices(lists: list[dict[str, Any]], now: datetime, t: Callable[[str], str]) -> list[str]:
+def _gaps_text(found: dict[str, Any] | None, words: Words) -> str:
+    """How many messages a peer left missing, in how many gaps ("" for none)."""
+    if not found or not found.get("missing"):
+        return ""
+    return words.ngettext(
+        "peers.gaps_text",
+        "peers.gaps_text",
+        found["open"],
+        missing=found["missing"],
+        open=found["open"],
+        unpulled=found["unpulled"],
+    )
+
+
+def _list_notices(lists: list[dict[str, Any]], now: datetime, words: Words) -> list[str]:
     """A subscribed list that expired, expires within a week, or whose last check was
     refused (the latest refusal: rollback, equivocation, unreachable, …)."""
     notices = []
     for sub in lists:
         name, version, until = sub["list"], sub["version"], sub["expires_at"][:10]
         if sub["expired"]:
-            notices.append(t("peers.list_expired").format(name, version, until))
+            notices.append(
+                words.gettext("peers.list_expired", list=name, version=version, until=until)
+            )
         elif sub["expires_soon"]:
-            notices.append(t("peers.list_expiring").format(name, version, until))
+            notices.append(
+                words.gettext("peers.list_expiring", list=name, version=version, until=until)
+            )
         refusal = sub["refusal"]
         if refusal is not None and refusal["reason"] != "expired":
-            when = views.relative(_parse_time(refusal["at"]), now, t)
             notices.append(
-                t("peers.list_refused").format(name, refusal["reason"], when, refusal["message"])
+                words.gettext(
+                    "peers.list_refused",
+                    list=name,
+                    reason=refusal["reason"],
+                    when=views.relative(_parse_time(refusal["at"]), now, words),
+                    message=refusal["message"],
+                )
             )
     return notices
 
 
-@routes.post("/peers/{network}/equivocation/clear")
+@routes.post("/peers/{network}/equivocation/clear", name="equivocation_clear")
 async def clear_equivocation(request: web.Request) -> web.StreamResponse:
     """An admin's decision about an origin caught equivocating (``chainview.decide``)."""
     user = need(request, chainview.ADMIN)
@@ -124,32 +151,35 @@ async def clear_equivocation(request: web.Request) -> web.StreamResponse:
     async def work() -> None:
         await chainview.decide(node, network)
 
-    return await act("/desk/peers", work)
+    return await act(url_of(request, "peers"), work)
 
 
-def _clock_time(text: str) -> str:
+def _clock_time(text: str, words: Words) -> str:
     """An RFC 3339 time as the desk says it: 14:02 UTC."""
-    return _parse_time(text).strftime("%H:%M UTC")
+    return views.clock_time(_parse_time(text), words)
 
 
 def _chain_facts(
-    network: str, entry: dict[str, Any], splits: dict[str, int], t: Callable[[str], str]
+    network: str, entry: dict[str, Any], splits: dict[str, int], words: Words
 ) -> dict[str, Any]:
     """What checkpoints say of a peer (DESIGN §16): the messages it withheld, the word
     from it as an origin (live, silent since, or none yet), and a split caught."""
     withheld = [
-        t("peers.withheld_text").format(
-            item["to"] - item["from"] + 1, item["origin"], _clock_time(item["since"])
+        words.gettext(
+            "peers.withheld_text",
+            count=item["to"] - item["from"] + 1,
+            origin=item["origin"],
+            since=_clock_time(item["since"], words),
         )
         for item in entry.get("withheld", [])
     ]
     status, last = entry.get("origin_status", "unknown"), entry.get("last_checkpoint")
     if status == "silent" and last:
-        word = t("peers.origin_silent").format(network, _clock_time(last))
+        word = words.gettext("peers.origin_silent", network=network, since=_clock_time(last, words))
     elif status == "live" and last:
-        word = t("peers.origin_live").format(_clock_time(last))
+        word = words.gettext("peers.origin_live", time=_clock_time(last, words))
     else:
-        word = t("peers.origin_unknown")
+        word = words.gettext("peers.origin_unknown")
     return {
         "withheld_lines": withheld,
         "withheld_count": sum(item["to"] - item["from"] + 1 for item in entry.get("withheld", [])),
@@ -164,7 +194,7 @@ def _parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-@routes.get("/bridges")
+@routes.get("/bridges", name="bridges")
 async def bridges(request: web.Request) -> web.StreamResponse:
     user = need(request, OPERATIONS)
     node = node_of(request)
@@ -199,13 +229,12 @@ def _shown(value: Any) -> str:
 DECISION_ACTIONS = ("accept", "hold", "reject")
 
 
-@routes.get("/decisions")
+@routes.get("/decisions", name="decisions")
 async def decisions(request: web.Request) -> web.StreamResponse:
     user = need(request, OPERATIONS)
     node = node_of(request)
     now = node.clock()
-    language, _ = i18n.choose(request)
-    t = i18n.translator(language)
+    words = i18n.words(request)
     action = request.query.get("action", "")
     action = action if action in DECISION_ACTIONS else ""
     who = request.query.get("network", "").strip().lower()[:64]
@@ -216,7 +245,7 @@ async def decisions(request: web.Request) -> web.StreamResponse:
     shown = [
         {
             "at": rfc3339(row.at),
-            "ago": views.relative(row.at, now, t),
+            "ago": views.relative(row.at, now, words),
             "alert_id": row.alert_id or "—",
             "network": row.network or "—",
             "peer": row.peer or "—",

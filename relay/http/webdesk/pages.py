@@ -12,26 +12,37 @@ does not show (``user.may``) and the handler refuses (``need``).
 
 The changes themselves are the API's and the desk's own functions
 (``relay.http.api``, ``node.desk``), so a form and an API call cannot disagree.
+
+Every page is given the same frame by ``page_context`` (an aiohttp-jinja2
+context processor): the request's words (``i18n``: ``_("nav.tips")``), the
+node, the last form's outcome and the static files' versioned URLs (hashed
+once, ``Assets``); ``render`` adds only the signed-in user. Paths come from
+route names (``url("tips")`` in templates, ``url_of`` here), so the mount
+point (``session.PREFIX``) is said once.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import web
+from babel import Locale, UnknownLocaleError
 from multidict import MultiDict
+from yarl import URL
 
-from bridges.render import agency_name
 from relay.core.errors import BadInput, Forbidden
+from relay.core.language import LANGUAGE_NAME, N_
 from relay.http import api
 from relay.http.clientlimit import client_address
 from relay.http.webdesk import i18n
 from relay.http.webdesk.session import (
     COOKIE,
     MAX_TOKEN_CHARS,
+    PREFIX,
     User,
     check_csrf,
     over_tls,
@@ -43,6 +54,7 @@ from relay.http.webdesk.state import DESK
 from relay.runtime.httpio import cookie, status_for
 from relay.runtime.httpio import read_form as read_form_body
 from relay.runtime.node import Node
+from relay.storage.catalogues import Catalogues
 from relay.storage.trust import ROLES, Role, roles_for
 
 routes = web.RouteTableDef()
@@ -67,8 +79,9 @@ def need(request: web.Request, allowed: tuple[Role, ...]) -> User:
     user = current_user(request)
     if user is None:
         if request.headers.get("HX-Request"):
-            raise web.HTTPUnauthorized(headers={"HX-Redirect": "/desk/login?expired=1"})
-        raise web.HTTPSeeOther("/desk/login")
+            expired = url_of(request, "login").with_query(expired="1")
+            raise web.HTTPUnauthorized(headers={"HX-Redirect": str(expired)})
+        raise web.HTTPSeeOther(url_of(request, "login"))
     if not user.may(allowed):
         raise Forbidden("your role may not do this")
     return user
@@ -78,17 +91,56 @@ def nav(user: User | None) -> list[tuple[str, str]]:
     if user is None:
         return []
     pages: list[tuple[str, str, tuple[Role, ...]]] = [
-        ("tips", "nav.tips", TIPS_VIEW),
-        ("alerts", "nav.alerts", EVERYONE),
-        ("held", "nav.held", OPERATIONS),
-        ("peers", "nav.peers", OPERATIONS),
-        ("bridges", "nav.bridges", OPERATIONS),
-        ("decisions", "nav.decisions", OPERATIONS),
+        ("tips", N_("nav.tips"), TIPS_VIEW),
+        ("alerts", N_("nav.alerts"), EVERYONE),
+        ("held", N_("nav.held"), OPERATIONS),
+        ("peers", N_("nav.peers"), OPERATIONS),
+        ("bridges", N_("nav.bridges"), OPERATIONS),
+        ("decisions", N_("nav.decisions"), OPERATIONS),
     ]
     return [(path, key) for path, key, allowed in pages if user.may(allowed)]
 
 
 TIPS_VIEW: tuple[Role, ...] = ("intake", "verifier", "publisher")
+
+
+@dataclass(frozen=True)
+class Assets:
+    """Each static file's versioned URL (``?v=`` its content's hash), computed once when
+    the node starts: a page asks for a name, it never hashes a file."""
+
+    urls: Mapping[str, str]
+
+    def __call__(self, name: str) -> str:
+        return self.urls[name]
+
+
+ASSETS: web.AppKey[Assets] = web.AppKey("assets", Assets)
+
+
+async def page_context(request: web.Request) -> dict[str, Any]:
+    """What every desk page says things with (an aiohttp-jinja2 context processor, run
+    for each request before its handler, so also for an error page): the request's
+    words (``_``, ``ngettext``, the language switch), the node, the outcome of the
+    last form, the static files."""
+    words = i18n.words(request)
+    node = node_of(request)
+    outcome = request.query.get("error", "")
+
+    def why(reason: str) -> str:
+        """A policy reason code in words, when the desk has words for it."""
+        key = f"reason.{reason}"
+        return words.gettext(key) if words.has(key) else ""
+
+    return i18n.template_words(words, node.catalogues) | {
+        "why": why,
+        "network": node.network,
+        "error": outcome if _OUTCOME.match(outcome) else "",
+        "done": request.query.get("done") == "1",
+        "asset": request.app[ASSETS],
+        "agency": lambda code: i18n.agency(words, code),  # ice → ICE, police → Policía
+        "language_name": lambda tag: language_name(node.catalogues, tag),
+    }
 
 
 def render(
@@ -100,50 +152,37 @@ def render(
     page: str = "",
     status: int = 200,
 ) -> web.Response:
-    language, switched = i18n.choose(request)
-    t = i18n.translator(language)
-    node = node_of(request)
-    outcome = request.query.get("error", "")
-    static = cast(web.StaticResource, request.app.router["static"])
-
-    def asset(name: str) -> str:
-        return str(static.url_for(filename=name, append_version=True))
-
-    def why(reason: str) -> str:
-        """A policy reason code in words, when the desk has words for it."""
-        key = f"reason.{reason}"
-        words = t(key)
-        return "" if words == key else words
-
+    """``template`` with ``context``, the page's user, and ``page_context``'s words."""
     base = {
-        "t": t,
-        "why": why,
-        "lang": language,
-        "other_lang": "en" if language == "es" else "es",
         "user": user,
         "roles": sorted(user.roles) if user else [],
         "csrf": user.csrf if user else "",
         "nav": nav(user),
         "page": page,
-        "network": node.network,
-        "error": outcome if _OUTCOME.match(outcome) else "",
-        "done": request.query.get("done") == "1",
-        "asset": asset,
-        # ice → ICE, police → Policía
-        "agency": lambda code: agency_name(code, node.catalogues.words(language)),
     }
     response = aiohttp_jinja2.render_template(template, request, base | context, status=status)
     response.headers["Vary"] = "HX-Request, Cookie, Accept-Language"
-    if switched:
+    if i18n.switched(request):
         set_cookie(
             response,
             i18n.COOKIE,
-            language,
+            i18n.words(request).language,
             secure=over_tls(request),
             max_age=365 * 86400,
         )
     response.enable_compression()
     return response
+
+
+def language_name(catalogues: Catalogues, tag: str) -> str:
+    """An alert text's language, named in itself: the catalogue's ``language.name`` for a
+    served language, else Babel's (CLDR) name, else the tag."""
+    if tag in catalogues.languages:
+        return catalogues.words(tag).gettext(LANGUAGE_NAME)
+    try:
+        return Locale.parse(tag.replace("-", "_")).get_display_name() or tag
+    except (ValueError, UnknownLocaleError):
+        return tag
 
 
 def partial(request: web.Request, full: str, fragment: str) -> str:
@@ -159,8 +198,13 @@ async def read_form(request: web.Request, user: User) -> MultiDict[str]:
     return form
 
 
+def url_of(request: web.Request, route: str, /, **parts: str) -> URL:
+    """A desk route's URL by its name: the mount point and the paths are said once."""
+    return request.app.router[route].url_for(**parts)
+
+
 async def act(
-    back: str, work: Callable[[], Awaitable[None]], also: Callable[[], str] | None = None
+    back: URL, work: Callable[[], Awaitable[None]], also: Callable[[], str] | None = None
 ) -> web.StreamResponse:
     """Do a change; go back to the page with its outcome (an error code, or done, and
     what ``also`` adds to the query once the work is done, e.g. a warning)."""
@@ -175,6 +219,8 @@ async def act(
 
 # --- errors -----------------------------------------------------------------
 
+FORBIDDEN, NOT_FOUND, COULD_NOT = N_("desk.forbidden"), N_("desk.notfound"), N_("desk.error")
+
 
 @web.middleware
 async def error_pages(
@@ -184,13 +230,13 @@ async def error_pages(
         return await handler(request)
     except BadInput as exc:
         status = status_for(exc)
-        key = {403: "forbidden", 404: "notfound"}.get(status, "error")
+        key = {403: FORBIDDEN, 404: NOT_FOUND}.get(status, COULD_NOT)
         context = {"title_key": key, "code": exc.errcode}
         return render(request, "error.html", context, user=current_user(request), status=status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        key = "notfound" if exc.status == 404 else "error"
+        key = NOT_FOUND if exc.status == 404 else COULD_NOT
         context = {"title_key": key, "code": f"HTTP {exc.status}"}
         page = render(request, "error.html", context, user=current_user(request), status=exc.status)
         if "HX-Redirect" in exc.headers:
@@ -201,9 +247,9 @@ async def error_pages(
 # --- login ------------------------------------------------------------------
 
 
-@routes.get("/login")
+@routes.get("/login", name="login")
 async def login_page(request: web.Request) -> web.StreamResponse:
-    expired = "login.expired" if request.query.get("expired") else ""
+    expired = N_("login.expired") if request.query.get("expired") else ""
     return render(request, "login.html", {"message": expired}, user=None)
 
 
@@ -223,11 +269,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not token or roles_for(token, node.trust.tokens) is None:
         if not desk.login_failures.allow(client_address(request)):  # spends a try
             node.metrics.http_error("AVISA_RATE_LIMITED", 429)
-            return render(request, "login.html", {"message": "login.slow"}, user=None, status=429)
+            return render(
+                request, "login.html", {"message": N_("login.slow")}, user=None, status=429
+            )
         node.metrics.http_error("AVISA_UNAUTHORIZED", 401)
-        return render(request, "login.html", {"message": "login.bad"}, user=None, status=401)
+        return render(request, "login.html", {"message": N_("login.bad")}, user=None, status=401)
     session_id = desk.sessions.open(token, node.clock())
-    response = web.HTTPSeeOther("/desk/")
+    response = web.HTTPSeeOther(url_of(request, "home"))
     set_cookie(
         response,
         COOKIE,
@@ -238,11 +286,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-@routes.post("/logout")
+@routes.post("/logout", name="logout")
 async def logout(request: web.Request) -> web.StreamResponse:
     user = need(request, EVERYONE)
     await read_form(request, user)
     request.app[DESK].sessions.close(cookie(request, COOKIE))
-    response = web.HTTPSeeOther("/desk/login")
-    response.del_cookie(COOKIE, path="/desk")
+    response = web.HTTPSeeOther(url_of(request, "login"))
+    response.del_cookie(COOKIE, path=PREFIX)
     raise response

@@ -29,7 +29,6 @@ from relay.core import geohash
 from relay.core.drafts import Draft
 from relay.core.errors import BadInput
 from relay.http.place import ASK, find
-from relay.http.webdesk import i18n
 from relay.http.webdesk.pages import need
 from relay.runtime.httpio import error_response, respond, status_for
 
@@ -41,7 +40,7 @@ MAX_CODES = 16
 NOWHERE = {"lat": "39.5", "lon": "-98.35", "zoom": "4"}
 
 
-@routes.get("/place")
+@routes.get("/place", name="place")
 async def place(request: web.Request) -> web.Response:
     """The gazetteer for the publish form's map; errors as JSON, never a page."""
     need(request, ASK)
@@ -96,54 +95,3 @@ def from_form(form: MultiDict[str]) -> dict[str, Any]:
     if label:
         fields["area_label"] = label
     return fields
-
-
-_WORDS = {
-    "en": {
-        "pick.legend": "Where",
-        "pick.help": "Click the map or drag the marker to the place; or type a ZIP code."
-        " With the keyboard: focus the marker (Tab) and move it with the arrow keys; on the"
-        " map itself, the arrows move the map and Enter puts the marker in its centre.",
-        "pick.map": "Map: where the alert is",
-        "pick.marker": "Alert location: move with the arrow keys",
-        "pick.zip": "ZIP code",
-        "pick.find": "Find",
-        "pick.label": "Place name shown in the alert",
-        "pick.codes": "Area codes",
-        "pick.none": "none yet: pick a place",
-        "pick.expert": "Geohash (for experts)",
-        "pick.looking": "Looking up the place…",
-        "pick.placed": "Place set:",
-        "pick.bad": "Could not place that:",
-        "pick.nosuggestion": "The tip names no place the desk knows: pick one on the map"
-        " or type its ZIP code.",
-        "why.AVISA_BAD_PLACE": "The place is not one the desk can use: a ZIP code has 5"
-        " digits and must exist (e.g. 93030), a point must be on land in the US. Nothing"
-        " was signed; pick the place on the map again.",
-    },
-    "es": {
-        "pick.legend": "Dónde",
-        "pick.help": "Haga clic en el mapa o arrastre el marcador hasta el lugar; o escriba"
-        " el código postal. Con el teclado: lleve el foco al marcador (Tab) y muévalo con"
-        " las flechas; en el mapa mismo, las flechas mueven el mapa y Enter pone el marcador"
-        " en el centro.",
-        "pick.map": "Mapa: dónde es la alerta",
-        "pick.marker": "Lugar de la alerta: muévalo con las flechas",
-        "pick.zip": "Código postal (ZIP)",
-        "pick.find": "Buscar",
-        "pick.label": "Nombre del lugar en la alerta",
-        "pick.codes": "Códigos de zona",
-        "pick.none": "ninguno aún: elija un lugar",
-        "pick.expert": "Geohash (para expertos)",
-        "pick.looking": "Buscando el lugar…",
-        "pick.placed": "Lugar elegido:",
-        "pick.bad": "No se pudo ubicar:",
-        "pick.nosuggestion": "El reporte no nombra un lugar que la mesa conozca: elíjalo"
-        " en el mapa o escriba su código postal.",
-        "why.AVISA_BAD_PLACE": "La mesa no puede usar ese lugar: un código postal tiene 5"
-        " dígitos y debe existir (p. ej. 93030), un punto debe estar en tierra, en EE. UU."
-        " No se firmó nada; elija el lugar en el mapa otra vez.",
-    },
-}
-for _language, _words in _WORDS.items():
-    i18n.add(_language, _words)

@@ -37,6 +37,8 @@ from relay.http.clientlimit import from_trusted_proxy
 from relay.storage.trust import Role, Roles, roles_for_hash, token_hash
 
 COOKIE = "avisa_desk"
+#: Where the desk is mounted (``setup``); its cookies are for these pages alone.
+PREFIX = "/desk"
 MAX_SESSIONS = 10_000
 PER_TOKEN = 20
 MAX_TOKEN_CHARS = 200
@@ -150,7 +152,7 @@ def set_cookie(
     response.set_cookie(
         name,
         value,
-        path="/desk",
+        path=PREFIX,
         httponly=True,
         samesite="Strict",
         secure=secure,

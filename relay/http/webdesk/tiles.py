@@ -1,5 +1,5 @@
 """Streets on the desk's maps, from the node itself (DESIGN §14): the
-``[desk_web] tiles`` PMTiles archive served at ``/desk/tiles/NAME`` with HTTP
+``[desk_web] tiles`` PMTiles archive served at ``/desk/tiles/NAME`` (route ``tiles``) with HTTP
 Range requests, read in the browser by the vendored ``pmtiles`` reader (raster
 tiles) or ``protomaps-leaflet`` (vector tiles, drawn in the page with the
 Protomaps basemap's light style; its labels use the browser's own fonts).
@@ -26,14 +26,15 @@ the alerts page says so in the reader's language (``note``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import structlog
 from aiohttp import web
 
 from relay.core.config import DeskWebSection
+from relay.core.language import N_, Words
 from relay.core.pmtiles import (
     HEADER_BYTES,
     MAX_RANGE,
@@ -44,8 +45,7 @@ from relay.core.pmtiles import (
     byte_range,
     read_header,
 )
-from relay.http.webdesk import i18n
-from relay.http.webdesk.pages import EVERYONE, need
+from relay.http.webdesk.pages import EVERYONE, need, url_of
 
 routes = web.RouteTableDef()
 _log = structlog.get_logger("avisa.desk")
@@ -65,10 +65,6 @@ class Tiles:
     def raster(self) -> bool:
         """Served, and drawn as images the page makes (``blob:``)."""
         return self.state == "ok" and self.header is not None and self.header.raster
-
-    @property
-    def url(self) -> str:
-        return f"/desk/tiles/{self.path.name}" if self.state == "ok" and self.path else ""
 
 
 TILES: web.AppKey[Tiles] = web.AppKey("tiles", Tiles)
@@ -104,11 +100,20 @@ def probe(data_dir: Path, section: DeskWebSection) -> Tiles:
     return found
 
 
-def note(tiles: Tiles, t: Callable[[str], str]) -> str:
+#: What the alerts page says about a map without streets, by the archive's state.
+NOTES: Final = {
+    "none": N_("tiles.none"),
+    "missing": N_("tiles.missing"),
+    "invalid": N_("tiles.invalid"),
+    "unsupported": N_("tiles.unsupported"),
+}
+
+
+def note(tiles: Tiles, words: Words) -> str:
     """What the alerts page says about its map ("" when streets are drawn)."""
-    if tiles.state == "ok":
+    if tiles.state not in NOTES:
         return ""
-    return t(f"tiles.{tiles.state}")
+    return words.gettext(NOTES[tiles.state])
 
 
 def _etag(size: int, mtime_ns: int) -> str:
@@ -121,7 +126,7 @@ def _read(path: Path, start: int, length: int) -> bytes:
         return file.read(length)
 
 
-@routes.get("/tiles/{name}")
+@routes.get("/tiles/{name}", name="tiles")
 async def archive(request: web.Request) -> web.StreamResponse:
     need(request, EVERYONE)
     tiles = request.app[TILES]
@@ -181,43 +186,19 @@ def _unsatisfiable(size: int, why: str) -> web.Response:
     )
 
 
-def map_view(tiles: Tiles, section: DeskWebSection, t: Callable[[str], str]) -> dict[str, str]:
+def map_view(request: web.Request, section: DeskWebSection, words: Words) -> dict[str, str]:
     """What a page's map is given: the archive's URL, its deepest zoom, where to
     look first (lat,lon,zoom), and the note when there are no streets."""
+    tiles = request.app[TILES]
     header = tiles.header
-    center = ",".join(str(v) for v in header.center) if header and tiles.url else ""
+    url = ""
+    if tiles.state == "ok" and tiles.path is not None:
+        url = str(url_of(request, "tiles", name=tiles.path.name))
+    center = ",".join(str(v) for v in header.center) if header and url else ""
     return {
-        "pmtiles": tiles.url,
-        "vector": "yes" if header and tiles.url and not header.raster else "",
-        "max_zoom": str(header.max_zoom) if header and tiles.url else "",
+        "pmtiles": url,
+        "vector": "yes" if header and url and not header.raster else "",
+        "max_zoom": str(header.max_zoom) if header and url else "",
         "center": center,
-        "note": "" if section.tile_url else note(tiles, t),
+        "note": "" if section.tile_url else note(tiles, words),
     }
-
-
-_WORDS = {
-    "en": {
-        "tiles.none": "No street map on this node yet: areas are drawn on a blank map."
-        " An operator can add one ([desk_web] tiles, see the desk guide).",
-        "tiles.missing": "No street map: the tiles file named in [desk_web] tiles is not in"
-        " the data directory. Areas are drawn on a blank map.",
-        "tiles.invalid": "No street map: the tiles file is not a PMTiles v3 archive."
-        " Areas are drawn on a blank map.",
-        "tiles.unsupported": "No street map: the tiles file holds a kind of tiles the desk"
-        " cannot draw (it draws PNG, JPEG, WebP and vector MVT tiles). Areas are drawn on a"
-        " blank map.",
-    },
-    "es": {
-        "tiles.none": "Este nodo aún no tiene mapa de calles: las zonas se dibujan sobre un"
-        " fondo en blanco. Quien opera el nodo puede añadirlo ([desk_web] tiles, ver la guía).",
-        "tiles.missing": "Sin mapa de calles: el archivo indicado en [desk_web] tiles no está"
-        " en el directorio de datos. Las zonas se dibujan sobre un fondo en blanco.",
-        "tiles.invalid": "Sin mapa de calles: el archivo de mapa no es un archivo PMTiles v3."
-        " Las zonas se dibujan sobre un fondo en blanco.",
-        "tiles.unsupported": "Sin mapa de calles: el archivo de mapa tiene un tipo de teselas"
-        " que la mesa no sabe dibujar (dibuja PNG, JPEG, WebP y teselas vectoriales MVT)."
-        " Las zonas se dibujan sobre un fondo en blanco.",
-    },
-}
-for _language, _words in _WORDS.items():
-    i18n.add(_language, _words)

@@ -13,18 +13,25 @@ words are shown to the desk (escaped) and never copied into the alert.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from aiohttp import web
 from multidict import MultiDict
 
-from relay.core.drafts import Draft, warnings
+from relay.core.drafts import Draft, problems
 from relay.core.errors import BadInput
-from relay.core.language import Words
+from relay.core.language import N_, Words
 from relay.core.model import Area
-from relay.core.tipdrafts import PlaceFinder, TipDraft, prefill
+from relay.core.tipdrafts import (
+    DEFAULT_EXPIRES_IN,
+    DEFAULT_RADIUS_M,
+    PlaceFinder,
+    TipDraft,
+    prefill,
+)
 from relay.core.tips import OUTCOMES, Tip, confirmers, publish_certainty, who
 from relay.http.webdesk import i18n, picker, tiles, views
 from relay.http.webdesk.pages import (
@@ -36,6 +43,7 @@ from relay.http.webdesk.pages import (
     partial,
     read_form,
     render,
+    url_of,
 )
 from relay.http.webdesk.session import User
 from relay.http.webdesk.state import DESK
@@ -62,7 +70,7 @@ def _ref(request: web.Request) -> str:
 
 
 def tip_card(
-    tip: Tip, user: User, node: Node, t: Any, places: PlaceFinder | None = None
+    tip: Tip, user: User, node: Node, words: Words, places: PlaceFinder | None = None
 ) -> dict[str, Any]:
     """One tip as the page shows it to ``user`` (``places``: the gazetteer, for a
     publisher's draft)."""
@@ -70,15 +78,19 @@ def tip_card(
     needed = node.desk.section.confirmations
     confirmed_by = confirmers(tip.history)
     certainty = _certainty(tip, needed)
-    words = node.desk.alert_words()
-    draft = _draft_view(tip, certainty, places, words) if certainty and user.may(PUBLISH) else None
+    alert_words = node.desk.alert_words()
+    draft = (
+        _draft_view(tip, certainty, places, alert_words)
+        if certainty and user.may(PUBLISH)
+        else None
+    )
     return {
         "tip": tip,
-        "received": views.relative(tip.received_at, now, t),
-        "observed": views.relative(tip.observed_at, now, t) if tip.observed_at else "",
+        "received": views.relative(tip.received_at, now, words),
+        "observed": views.relative(tip.observed_at, now, words) if tip.observed_at else "",
         "history": [
             {
-                "ago": views.relative(event.at, now, t),
+                "ago": views.relative(event.at, now, words),
                 "actor": event.actor,
                 "person": event.person or "",
                 "ruling": event.ruling,
@@ -118,7 +130,9 @@ def _draft_view(
         draft: Draft | None = prefill(tip, TipDraft(), certainty, places, words=words)
     except BadInput:
         draft = None
-    stand_in = Area(label=tip.where.label or "-", geohash="0000", radius_m=500, codes=[])
+    stand_in = Area(
+        label=tip.where.label or "-", geohash="0000", radius_m=DEFAULT_RADIUS_M, codes=[]
+    )
     shown = draft or prefill(tip, TipDraft(area=stand_in), certainty, words=words)
     zip_code = next((c[4:] for c in tip.where.codes if c.startswith("zip:")), "")
     return {
@@ -131,31 +145,29 @@ def _draft_view(
     }
 
 
-@routes.get("/")
+@routes.get("/", name="home")
 async def home(request: web.Request) -> web.StreamResponse:
     """``/desk/`` is the tips page (DESIGN §13), or the alerts for roles without tips."""
     user = need(request, EVERYONE)
     if not user.may(TIPS_VIEW):
-        raise web.HTTPSeeOther("/desk/alerts")
+        raise web.HTTPSeeOther(url_of(request, "alerts"))
     return await tips_page(request)
 
 
-@routes.get("/tips")
+@routes.get("/tips", name="tips")
 async def tips_page(request: web.Request) -> web.StreamResponse:
     user = need(request, TIPS_VIEW)
     node = node_of(request)
     show_all = request.query.get("all") == "1"
     found = await _desk(node).listing(open_only=not show_all, cluster=True, limit=200)
-    language, _ = i18n.choose(request)
-    t = i18n.translator(language)
+    words = i18n.words(request)
     places = await node.desk.places() if user.may(PUBLISH) else None
     settings = request.app[DESK].settings
     warn = request.query.get("warn", "")
     context = {
-        "warning": t(f"tips.warn.{warn}") if warn in PLACE_WARNINGS else "",
-        "home_codes": ", ".join(node.config.node.home_codes) or "-",
-        "tips": [tip_card(tip, user, node, t, places) for tip in found],
-        "map": tiles.map_view(request.app[tiles.TILES], settings, t),
+        "warning": _place_warning_text(warn, node, words),
+        "tips": [tip_card(tip, user, node, words, places) for tip in found],
+        "map": tiles.map_view(request, settings, words),
         "tile_url": settings.tile_url,
         "tile_attribution": settings.tile_attribution,
         "show_all": show_all,
@@ -163,6 +175,7 @@ async def tips_page(request: web.Request) -> web.StreamResponse:
         "may_publish": user.may(PUBLISH),
         "outcomes": OUTCOMES,
         "expiries": EXPIRIES,
+        "default_expiry": DEFAULT_EXPIRES_IN,
         "needed": node.desk.section.confirmations,
     }
     template = partial(request, "tips.html", "_tips_list.html")
@@ -173,7 +186,7 @@ def _note(form: MultiDict[str]) -> str | None:
     return form.get("note", "").strip()[:1000] or None
 
 
-@routes.post("/tips/{tip}/claim")
+@routes.post("/tips/{tip}/claim", name="tip_claim")
 async def claim(request: web.Request) -> web.StreamResponse:
     user = need(request, VERIFY)
     form = await read_form(request, user)
@@ -182,10 +195,10 @@ async def claim(request: web.Request) -> web.StreamResponse:
     async def work() -> None:
         await desk.claim(_ref(request), user.actor, _note(form))
 
-    return await act("/desk/tips", work)
+    return await act(url_of(request, "tips"), work)
 
 
-@routes.post("/tips/{tip}/outcome")
+@routes.post("/tips/{tip}/outcome", name="tip_outcome")
 async def outcome(request: web.Request) -> web.StreamResponse:
     user = need(request, JUDGE)
     form = await read_form(request, user)
@@ -206,10 +219,10 @@ async def outcome(request: web.Request) -> web.StreamResponse:
             may_rule=user.may(PUBLISH),
         )
 
-    return await act("/desk/tips", work)
+    return await act(url_of(request, "tips"), work)
 
 
-@routes.post("/tips/{tip}/close")
+@routes.post("/tips/{tip}/close", name="tip_close")
 async def close(request: web.Request) -> web.StreamResponse:
     user = need(request, VERIFY)
     form = await read_form(request, user)
@@ -218,10 +231,10 @@ async def close(request: web.Request) -> web.StreamResponse:
     async def work() -> None:
         await desk.close(_ref(request), user.actor, _note(form))
 
-    return await act("/desk/tips", work)
+    return await act(url_of(request, "tips"), work)
 
 
-@routes.post("/tips/{tip}/publish")
+@routes.post("/tips/{tip}/publish", name="tip_publish")
 async def publish(request: web.Request) -> web.StreamResponse:
     user = need(request, PUBLISH)
     form = await read_form(request, user)
@@ -231,13 +244,13 @@ async def publish(request: web.Request) -> web.StreamResponse:
         tip = await desk.get(_ref(request))
         fields: dict[str, Any] = {}
         texts = {}
-        for language in i18n.LANGUAGES:
+        for language in _text_languages(form):
             headline = form.get(f"headline_{language}", "").strip()
             if headline:
                 texts[language] = {"headline": headline, "body": form.get(f"body_{language}", "")}
         if texts:
             fields["text"] = texts
-        expires_in = form.get("expires_in", "4h")
+        expires_in = form.get("expires_in", DEFAULT_EXPIRES_IN)
         if expires_in not in EXPIRIES:
             raise BadInput("AVISA_BAD_DRAFT", "pick an expiry")
         fields["expires_in"] = expires_in
@@ -253,16 +266,32 @@ async def publish(request: web.Request) -> web.StreamResponse:
         await desk.publish(tip.id, user.actor, draft)
 
     warned: list[str] = []
-    return await act("/desk/tips", work, lambda: f"&warn={warned[0]}" if warned[0] else "")
+    back = url_of(request, "tips")
+    return await act(back, work, lambda: f"&warn={warned[0]}" if warned[0] else "")
 
 
-PLACE_WARNINGS = ("nocode", "outside")
+#: What the page says after signing an alert whose place peers will hold (``?warn=``).
+PLACE_WARNINGS: Final = {"nocode": N_("tips.warn.nocode"), "outside": N_("tips.warn.outside")}
+_TEXT_FIELD = re.compile(r"^headline_([a-z]{2,3}(?:-[A-Za-z0-9]{1,8})?)$")
+
+
+def _text_languages(form: MultiDict[str]) -> list[str]:
+    """The languages the publish form has texts in (its ``headline_<lang>`` fields)."""
+    found = (_TEXT_FIELD.match(name) for name in form)
+    return list(dict.fromkeys(match.group(1) for match in found if match))[:16]
+
+
+def _place_warning_text(warn: str, node: Node, words: Words) -> str:
+    if warn not in PLACE_WARNINGS:
+        return ""
+    home = ", ".join(node.config.node.home_codes) or "-"
+    return words.gettext(PLACE_WARNINGS[warn], home=home)
 
 
 def place_warning(draft: Draft, home_codes: list[str] | tuple[str, ...]) -> str:
     """Which warning the published alert's place deserves ("" for none), for the page
     to say in the reader's language (DESIGN §14: nothing is held by surprise)."""
-    if not warnings(draft, home_codes):
+    if not problems(draft, home_codes):
         return ""
     return "outside" if draft.area.codes else "nocode"
 

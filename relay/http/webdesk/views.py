@@ -8,40 +8,47 @@ text in the page.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from keys.core.fingerprint import fingerprint
 from relay.core.geohash import decode
+from relay.core.language import Words
 from relay.core.model import Alert, Text
 from relay.core.times import rfc3339
 from relay.storage.store import StoredAlert
 
 
-def span(seconds: float) -> str:
+def span(seconds: float, words: Words) -> str:
     """``3d 4h``, ``2h 5m``, ``40s``: two units at most, for quick reading."""
     seconds = int(abs(seconds))
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
-        return f"{days}d {hours}h"
+        return words.gettext("desk.span.days", days=days, hours=hours)
     if hours:
-        return f"{hours}h {minutes}m"
+        return words.gettext("desk.span.hours", hours=hours, minutes=minutes)
     if minutes:
-        return f"{minutes}m"
-    return f"{secs}s"
+        return words.gettext("desk.span.minutes", minutes=minutes)
+    return words.gettext("desk.span.seconds", seconds=secs)
 
 
-def relative(moment: datetime | None, now: datetime, t: Callable[[str], str]) -> str:
+def relative(moment: datetime | None, now: datetime, words: Words) -> str:
     if moment is None:
         return "—"
     delta = (moment - now).total_seconds()
     if abs(delta) < 30:
-        return t("now")
-    return t("in").format(span(delta)) if delta >= 0 else t("ago").format(span(delta))
+        return words.gettext("desk.time.now")
+    if delta >= 0:
+        return words.gettext("desk.time.in", span=span(delta, words))
+    return words.gettext("desk.time.ago", span=span(delta, words))
+
+
+def clock_time(moment: datetime, words: Words) -> str:
+    """A time of day as the desk says it: 14:02 UTC."""
+    return words.gettext("desk.clock", time=moment.strftime("%H:%M"))
 
 
 def text_for(alert: Alert, language: str) -> Text:
@@ -52,14 +59,13 @@ def text_for(alert: Alert, language: str) -> Text:
 def alert_row(
     stored: StoredAlert,
     now: datetime,
-    language: str,
-    t: Callable[[str], str],
+    words: Words,
     *,
     own_network: str,
     may_publish: bool,
 ) -> dict[str, Any]:
     alert = stored.alert
-    text = text_for(alert, language)
+    text = text_for(alert, words.language)
     state = stored.view_state(now)
     lat, lon, lat_half, lon_half = decode(alert.area.geohash)
     return {
@@ -76,8 +82,8 @@ def alert_row(
         "origin": alert.network,
         "endorsed_by": stored.endorsed_by,
         "expires_at": rfc3339(alert.expires_at),
-        "expires": relative(alert.expires_at, now, t),
-        "received": relative(stored.received_at, now, t),
+        "expires": relative(alert.expires_at, now, words),
+        "received": relative(stored.received_at, now, words),
         "area": alert.area.label,
         "codes": alert.area.codes,
         "geo": {

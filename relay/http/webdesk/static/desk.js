@@ -98,7 +98,7 @@
 
   /* The publish form's place (tips page): a click, a drag, the arrow keys on
      the focused marker, a ZIP code or an expert's geohash move the marker;
-     each move asks the node's gazetteer (/desk/place) and refills the
+     each move asks the node's gazetteer (the fieldset's data-place, /desk/place) and refills the
      geohash, the area codes and the place's name (the tip's own words, or
      the publisher's, stay). */
   var STEP_PX = 24;  /* one arrow key press moves the marker this far */
@@ -145,7 +145,7 @@
     function ask(query, then) {
       var mine = ++asked;
       say("", status.dataset.looking);
-      fetch("/desk/place?" + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      fetch(box.dataset.place + "?" + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) {
           return r.json().then(function (body) { return { ok: r.ok, body: body }; });
         })
