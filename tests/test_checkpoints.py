@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from relay.core.envelope import open_envelope, pae, sign
 from relay.core.errors import ConfigError
 from relay.core.model import encode_envelope
 from relay.federation.auth import authorization
+from relay.federation.checkpointing import next_interval
 from relay.runtime.clock import FakeClock
 from tests.fedkit import Member, members, trusts
 from tests.helpers import T0, key, wait_for
@@ -184,6 +186,20 @@ async def test_a_node_signs_its_chain_every_interval_and_right_after_a_cancel(
         raw, Keyring([KeyEntry("ventura", ventura.node.key.public_key)]), clock(), SKEW, {}
     ) == Checkpoint("ventura", 3, third.head, third.issued_at)
     assert "avisa_checkpoints_signed_total 3" in await ventura.metrics()
+
+
+def test_intervals_are_spread_so_nodes_started_together_drift_apart() -> None:
+    rng = random.Random(7)
+    intervals = [next_interval(60.0, rng) for _ in range(1000)]
+    assert all(48.0 <= seconds <= 60.0 for seconds in intervals)  # never later than asked
+    assert max(intervals) - min(intervals) > 10.0
+    # Two nodes started in the same second are apart by more than a second within minutes.
+    first, second = random.Random(1), random.Random(2)
+    at_first = at_second = 0.0
+    for _ in range(5):
+        at_first += next_interval(60.0, first)
+        at_second += next_interval(60.0, second)
+    assert abs(at_first - at_second) > 1.0
 
 
 def _typed(raw: bytes) -> tuple[str, bytes]:

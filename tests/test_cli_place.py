@@ -129,6 +129,15 @@ async def test_cli_publishes_places_a_county_peer_accepts(
             refused.stderr
         )
         assert "nothing signed; add --yes" in refused.stderr
+        # In Spanish, the node's warning too (the CLI asks the API in its own language).
+        spanish = subprocess.run(
+            [*AVISA, "tip", "publish", number, "--code", "zip:90033", "--lang", "es",
+             "--data", vdata],
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60, check=False,
+        )  # fmt: skip
+        assert spanish.returncode == 1
+        assert "aviso: los nodos vecinos que confían en esta red para fips:06111" in spanish.stderr
+        assert "no se firmó nada" in spanish.stderr and "warning" not in spanish.stderr
         assert len((await api(http, ventura, "GET", "/api/v1/alerts"))["alerts"]) == 2
         assert at_a_terminal(vdata, number, "n\n") == (1, "")
         assert len((await api(http, ventura, "GET", "/api/v1/alerts"))["alerts"]) == 2

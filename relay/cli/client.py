@@ -71,6 +71,8 @@ class NodeClient:
         self.token_source = token_source
         self.expect = expect  # (network, key ids, data dir) the answering node must match
         self.data_dir = expect[2] if expect else None
+        # The language the command speaks: the API says its warnings in it too.
+        self.language = ""
 
     @classmethod
     def for_data_dir(cls, data_dir: Path, token: str | None = None) -> NodeClient:
@@ -132,13 +134,19 @@ class NodeClient:
                 raise ClientError(f"{exc} (read from {self.token_source})", exc.errcode) from None
             raise
 
+    def _headers(self) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        if self.language:
+            headers["Accept-Language"] = self.language
+        return headers
+
     def _request(self, method: str, path: str, body: Any) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(  # noqa: S310 - the URL is the node's own
             self.base_url + path,
             data=data,
             method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            headers=self._headers(),
         )
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310

@@ -205,6 +205,7 @@ def _confirmed(warnings: list[str], yes: bool, words: Words) -> bool:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     client, body, words = _client(args), _publish_body(args), words_of(args)
+    client.language = words.language  # the preview's warnings in the command's language
     preview = client.call("POST", _path(args, "draft"), body)
     area = preview["draft"]["area"]
     codes = " ".join(area["codes"]) or words.gettext("cli.tip.place.no_codes")

@@ -14,11 +14,19 @@ so signing costs no write. ``GET /federation/v1/checkpoints/{network}``
 
 Signing costs one Ed25519 signature and one small write a minute; the head
 is read from the chain the writer keeps (no rescans).
+
+Each interval is shortened by up to a fifth at random (``JITTER``): nodes
+started together (a coalition after a power cut, or a bench) would otherwise
+sign in step for ever, and since peers cosign and pass each checkpoint on
+(``relay.federation.relaying``), every minute the whole coalition would
+carry every node's checkpoint in the same second. Shortened, never
+lengthened: a checkpoint still comes at least every ``checkpoint_every``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from collections.abc import Callable
 
@@ -32,6 +40,13 @@ from relay.runtime.aio import cancel_all
 from relay.storage import chain
 
 _log = structlog.get_logger("avisa.federation")
+#: Each interval lasts between (1 - JITTER) and 1 times ``checkpoint_every``.
+JITTER = 0.2
+
+
+def next_interval(every: float, rng: random.Random) -> float:
+    """Seconds until the next periodic checkpoint: ``every`` shortened by up to ``JITTER``."""
+    return every * (1 - JITTER * rng.random())
 
 
 class Checkpointer:
@@ -42,9 +57,12 @@ class Checkpointer:
         host: FederationHost,
         client: Callable[[], PeerClient],
         failing: Callable[[str], bool] = lambda peer: False,
+        rng: random.Random | None = None,
     ) -> None:
-        """``failing``: whether the sender's link to a peer keeps failing (the peer is down)."""
+        """``failing``: whether the sender's link to a peer keeps failing (the peer is down);
+        ``rng``: where each interval's jitter comes from (a seeded one in tests)."""
         self.host = host
+        self._rng = rng or random.Random()  # noqa: S311 - spreads timers, not a secret
         self._client = client
         self._failing = failing
         # Per (peer, origin) busy with a push: the task, and the newest waiting to go.
@@ -112,9 +130,10 @@ class Checkpointer:
     async def run(self) -> None:
         """Until cancelled: a checkpoint every interval, or at once after a cancel."""
         host = self.host
-        interval = host.config.duration("federation", "checkpoint_every").total_seconds()
+        every = host.config.duration("federation", "checkpoint_every").total_seconds()
         cancel_signed = host.pipeline.cancel_signed
         while True:
+            interval = next_interval(every, self._rng)
             await _race(interval=host.clock.sleep(interval), cancel=cancel_signed.wait())
             cancel_signed.clear()
             try:
