@@ -347,11 +347,15 @@ async def test_the_stream_wakes_on_any_tip_change_and_ends_with_its_session(
 class _CapLike:
     """A bridge as the node holds it: only ``status()`` matters to the page."""
 
+    def __init__(self, extra: dict[str, object] | None = None) -> None:
+        self.extra = extra or {}
+
     def status(self) -> dict[str, object]:
         return {
             "type": "cap",
             "sources": [{"name": "<b>county</b>", "polls": 3, "last_error": None}],
             "last_error": "timeout",
+            **self.extra,
         }
 
     async def stop(self) -> None:
@@ -363,8 +367,15 @@ async def test_bridges_show_each_status_and_its_tables(node: RunningNode, desk: 
     try:
         await desk.login(node.token)
         _, page, _ = await desk.page("/desk/bridges?lang=en")
-        assert '<h2 class="headline">cap</h2>' in page and "Sources" in page
+        assert '<h2 class="headline">CAP feeds</h2>' in page and "Sources" in page
+        assert "<dt>Source</dt>" in page and "<dt>Polls</dt>" in page
         assert "&lt;b&gt;county&lt;/b&gt;" in page and "timeout" in page
+        # Each fact in the reader's words; a key without words is shown as it is.
+        node.node.bridges.append(_CapLike(extra={"new_fact": 1}))  # type: ignore[arg-type]
+        _, page, _ = await desk.page("/desk/bridges?lang=es")
+        assert '<h2 class="headline">Fuentes CAP</h2>' in page
+        assert "<dt>Fuente</dt>" in page and "<dt>Último error</dt>" in page
+        assert "<dt>new_fact</dt>" in page
     finally:
         node.node.bridges.clear()
 

@@ -96,6 +96,40 @@ def _key_words(*nodes: Member) -> list[str]:
     return found
 
 
+class FakeBridge:
+    """A bridge as the bridges page sees it: its ``status()``, every fact a real one reports."""
+
+    def __init__(self, status: dict[str, object]) -> None:
+        self._status = status
+
+    def status(self) -> dict[str, object]:
+        return self._status
+
+    async def stop(self) -> None:
+        return None
+
+
+_FEED = {"cursor": 3, "backlog": 0, "delivered": 3, "edited": 0, "skipped": {},
+         "last_success": None, "last_error": None, "last_error_at": None,
+         "backoff_until": None, "failures": 0, "rate_limited": 0}  # fmt: skip
+BRIDGE_STATUSES = [
+    {"type": "matrix", "homeserver": "https://matrix.example", "user_id": "@desk:example",
+     "device_id": "DEVICE", "logged_in": True, "last_sync": None, "last_error": None,
+     "routes": [{"room": "#alertas:example", "room_id": None, "encrypted": False, **_FEED}]},
+    {"type": "sms", "gateway": "kannel", "ready": True, "sent": 2, "refused": {},
+     "retried": 0, "opted_out_by_carrier": 0, "requeued_in_doubt": 0,
+     "replies_over_budget": 0, "inbound": {}, "last_error": None, "feed": {"cursor": 3}},
+    {"type": "cap", "last_error": None,
+     "sources": [{"name": "county", "every": "5m", "polls": 1, "not_modified": 0,
+                  "documents": 1, "messages": 1, "filed": 1, "updated": 0, "closed": 0,
+                  "skipped": {}, "refused": {}, "last_poll": None, "last_success": None,
+                  "last_error": None, "last_error_at": None, "backoff_until": None,
+                  "failures": 0}]},
+]  # fmt: skip
+BRIDGE_VALUES = ["https://matrix.example", "@desk:example", "DEVICE", "#alertas:example",
+                 "kannel", "cursor", "county", "5m"]  # fmt: skip
+
+
 async def test_every_word_on_the_desk_and_the_form_is_from_the_catalogue(
     tmp_path: Path, clock: FakeClock
 ) -> None:
@@ -121,6 +155,7 @@ async def test_every_word_on_the_desk_and_the_form_is_from_the_catalogue(
         await desk.claim(second, "token:0a0b0c", "mirando")
         await desk.outcome(second, "token:0a0b0c", "confirmed", "visto")  # publishable
 
+        here.node.bridges.extend(FakeBridge(status) for status in BRIDGE_STATUSES)  # type: ignore[arg-type]
         form_pages = await _report_pages(here)
         client = await desk_as(here, *EVERY_ROLE)
         intake = await desk_as(here, "reviewer")  # no tips for a reviewer alone
@@ -173,6 +208,7 @@ async def test_every_word_on_the_desk_and_the_form_is_from_the_catalogue(
         *persons,
         *(reason.partition(".")[2] for reason in i18n.REASONS),  # codes, beside their words
         "AVISA_BAD_PLACE",
+        *BRIDGE_VALUES,
         "AVISA_FORBIDDEN",
         "HTTP",
         "español",  # an alert text's language, named by Babel (not a served language)

@@ -152,6 +152,53 @@ def agency(words: Words, code: str) -> str:
     return words.gettext(AGENCY_NAMES[code]) if code in AGENCY_NAMES else code.upper()
 
 
+#: The facts a bridge reports on the bridges page (``bridge.status()`` keys), in words;
+#: a key without words is shown as it is.
+BRIDGE_FIELDS: Final = (
+    N_("bridges.type.matrix"),
+    N_("bridges.type.sms"),
+    N_("bridges.type.cap"),
+    N_("bridges.field.homeserver"),
+    N_("bridges.field.user_id"),
+    N_("bridges.field.device_id"),
+    N_("bridges.field.logged_in"),
+    N_("bridges.field.last_sync"),
+    N_("bridges.field.last_error"),
+    N_("bridges.field.room"),
+    N_("bridges.field.room_id"),
+    N_("bridges.field.encrypted"),
+    N_("bridges.field.cursor"),
+    N_("bridges.field.backlog"),
+    N_("bridges.field.delivered"),
+    N_("bridges.field.edited"),
+    N_("bridges.field.skipped"),
+    N_("bridges.field.last_success"),
+    N_("bridges.field.last_error_at"),
+    N_("bridges.field.backoff_until"),
+    N_("bridges.field.failures"),
+    N_("bridges.field.rate_limited"),
+    N_("bridges.field.gateway"),
+    N_("bridges.field.ready"),
+    N_("bridges.field.sent"),
+    N_("bridges.field.refused"),
+    N_("bridges.field.retried"),
+    N_("bridges.field.opted_out_by_carrier"),
+    N_("bridges.field.requeued_in_doubt"),
+    N_("bridges.field.replies_over_budget"),
+    N_("bridges.field.inbound"),
+    N_("bridges.field.feed"),
+    N_("bridges.field.name"),
+    N_("bridges.field.every"),
+    N_("bridges.field.polls"),
+    N_("bridges.field.not_modified"),
+    N_("bridges.field.documents"),
+    N_("bridges.field.messages"),
+    N_("bridges.field.filed"),
+    N_("bridges.field.updated"),
+    N_("bridges.field.closed"),
+    N_("bridges.field.last_poll"),
+)
+
 #: A policy's reason codes, in words (``why``); a code without words is shown as it is.
 REASONS: Final = (
     N_("reason.local"),
