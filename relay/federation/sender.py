@@ -226,8 +226,9 @@ class PeerLink:
             return None
         self._known_empty_now(None)
         now, limit, txn_id = self._node.clock(), self.batch_limit, secrets.token_hex(16)
+        # Not durable: after a power loss the items form a new transaction, nothing is lost.
         formed = await self._node.db.write(
-            lambda conn: outbox.next_txn(conn, self.network, now, limit, txn_id)
+            lambda conn: outbox.next_txn(conn, self.network, now, limit, txn_id), durable=False
         )
         self.status.dropped.update(formed.dropped)
         self.status.backlog = formed.backlog
@@ -289,8 +290,9 @@ class PeerLink:
                     "peer rejected", peer=self.network, alert_id=item.alert_id, reason=result.reason
                 )
         now = self._node.clock()
+        # Not durable: after a power loss the items go again, and the peer refuses the copies.
         await self._node.db.write(
-            lambda conn: outbox.delivered(conn, self.network, txn.txn_id, keep, now)
+            lambda conn: outbox.delivered(conn, self.network, txn.txn_id, keep, now), durable=False
         )
         if self.status.failures:
             self.pull_needed = True  # an outage just ended: look for what it hid

@@ -8,6 +8,14 @@ one fsync per batch, however many alerts or peers are writing. A job's result
 or exception reaches its awaiting coroutine only after the commit, so "the
 call returned" always means "it is on disk".
 
+Bookkeeping that can be done again (``write(job, durable=False)``: a peer link
+forming its next transaction, or recording what a peer took) commits with
+``synchronous=NORMAL``: in WAL mode that commit survives the process being
+killed, and only a power loss can roll it back, after which the link sends
+again and the peer refuses the copy as a duplicate. It skips the fsync that
+a hub would otherwise pay twice per peer per alert; the next durable commit
+syncs it with its own. A batch with any durable job commits durably.
+
 Reads go to a second connection on its own thread; WAL lets it read while the
 writer writes. Neither thread ever runs on the event loop.
 
@@ -165,6 +173,7 @@ class _Pending:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
     outside_transaction: bool = False
+    durable: bool = True
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -193,14 +202,20 @@ class Database:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="avisa-db-reader")
         self._closed = False
         self.commits = 0
+        self.lazy_commits = 0
+        self._synchronous = "FULL"  # the writer connection's setting (``connect``)
         self._writer.start()
 
-    async def write(self, job: Job[T]) -> T:
+    async def write(self, job: Job[T], *, durable: bool = True) -> T:
+        """Run ``job`` in the writer's next batch; returns once it is committed.
+
+        ``durable=False``: bookkeeping that a power loss may roll back, never a
+        process crash (the module's docstring says when that is right)."""
         if self._closed:
             raise RuntimeError("database is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Pending(job, loop, future))
+        self._queue.put(_Pending(job, loop, future, durable=durable))
         return await future
 
     async def checkpoint(self) -> None:
@@ -252,12 +267,25 @@ class Database:
                 return
             batch, stop = self._take_batch(first)
             plain = [pending for pending in batch if pending.outside_transaction]
-            outcomes = self._run_batch([p for p in batch if not p.outside_transaction])
+            jobs = [pending for pending in batch if not pending.outside_transaction]
+            self._set_synchronous("FULL" if any(p.durable for p in jobs) else "NORMAL")
+            outcomes = self._run_batch(jobs)
             outcomes += [self._run_plain(pending) for pending in plain]
             for pending, result, error in outcomes:
                 pending.loop.call_soon_threadsafe(_settle, pending.future, result, error)
             if stop:
                 return
+
+    def _set_synchronous(self, level: str) -> None:
+        """Between transactions only (SQLite ignores it inside one)."""
+        if level != self._synchronous:
+            self._writer_conn.execute(f"PRAGMA synchronous = {level}")
+            self._synchronous = level
+
+    def _committed(self) -> None:
+        self.commits += 1
+        if self._synchronous != "FULL":
+            self.lazy_commits += 1
 
     def _run_plain(self, pending: _Pending) -> tuple[_Pending, Any, BaseException | None]:
         try:
@@ -277,7 +305,7 @@ class Database:
                 conn.execute("ROLLBACK")
                 return pending, None, exc
             conn.execute("COMMIT")
-            self.commits += 1
+            self._committed()
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -302,7 +330,7 @@ class Database:
                     outcomes.append((pending, None, exc))
                 conn.execute("RELEASE job")
             conn.execute("COMMIT")
-            self.commits += 1
+            self._committed()
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
