@@ -159,3 +159,21 @@ def test_bookkeeping_survives_the_process_being_killed(tmp_path: Path) -> None:
         assert conn.execute("SELECT value FROM meta WHERE key = 'k'").fetchone() == ("v",)
     finally:
         conn.close()
+
+
+async def test_sync_makes_lazy_commits_durable_through_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "sync.db"
+    db = Database(path)
+    try:
+        await db.write(_put("evidence"), durable=False)
+        await db.sync()
+        # Read the database file alone, ignoring the WAL: the row was checkpointed into it,
+        # which SQLite does only after syncing the WAL.
+        frozen = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+        try:
+            found = frozen.execute("SELECT key FROM meta WHERE key = 'evidence'").fetchone()
+        finally:
+            frozen.close()
+        assert found == ("evidence",)
+    finally:
+        db.close()

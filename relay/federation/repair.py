@@ -221,7 +221,12 @@ class Repairs:
                 _keep(conn, verified, "chain", (raw, message), from_peer, now)
             return _Taken(verified, held, differs, head is not None and not differs)
 
-        taken = await host.db.write(job)
+        # The newest checkpoint of an origin is bookkeeping the next one rebuilds: stored
+        # without an fsync (a relayed checkpoint reaches every node, twice per cancel).
+        # Evidence of a split or of a head that differs is not: synced before it is acted on.
+        taken = await host.db.write(job, durable=False)
+        if isinstance(taken, _Split) or (isinstance(taken, _Taken) and taken.differs):
+            await host.db.sync()
         if isinstance(taken, _Split):
             await self._caught(verified, raw, cosignatures, from_peer, taken.new)
             return Refused("equivocation", verified.network)

@@ -229,6 +229,18 @@ class Database:
         self._queue.put(_Pending(job, loop, future, outside_transaction=True))
         await future
 
+    async def sync(self) -> None:
+        """Make every commit so far durable, lazy ones included: SQLite syncs the WAL
+        before a checkpoint (``PASSIVE``: it waits for no reader)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def job(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        self._queue.put(_Pending(job, loop, future, outside_transaction=True))
+        await future
+
     async def read(self, job: Job[T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._reader, job, self._reader_conn)
