@@ -220,23 +220,19 @@ class Database:
 
     async def checkpoint(self) -> None:
         """Fold the WAL into the database and truncate it (after purges)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-
-        def job(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-        self._queue.put(_Pending(job, loop, future, outside_transaction=True))
-        await future
+        await self._wal_checkpoint("TRUNCATE")
 
     async def sync(self) -> None:
         """Make every commit so far durable, lazy ones included: SQLite syncs the WAL
         before a checkpoint (``PASSIVE``: it waits for no reader)."""
+        await self._wal_checkpoint("PASSIVE")
+
+    async def _wal_checkpoint(self, mode: str) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
 
         def job(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            conn.execute(f"PRAGMA wal_checkpoint({mode})")
 
         self._queue.put(_Pending(job, loop, future, outside_transaction=True))
         await future
