@@ -30,8 +30,6 @@ from typing import Final, Protocol
 
 #: The gettext domain: one catalogue per language holds every surface's words.
 DOMAIN: Final = "avisa"
-#: The languages shipped with Avisa; an operator adds more with one ``.po`` file.
-SHIPPED: Final = ("es", "en")
 #: ``[node] languages`` when the config says nothing: Spanish first, as most volunteers read.
 DEFAULT_LANGUAGES: Final = ("es", "en")
 _MAX_ACCEPT_PARTS: Final = 20
