@@ -93,7 +93,7 @@ clean:
 # and adds the new ones to every language's .po (English too: its msgstr is the English); `make catalogues` compiles each .po (the check the node runs when it starts).
 LOCALE := relay/locale
 messages: $(STAMP)
-	$(BIN)/pybabel -q extract -F babel.cfg --no-wrap --no-location --sort-output \
+	$(BIN)/pybabel -q extract -F $(LOCALE)/babel.cfg --no-wrap --no-location --sort-output \
 		--project Avisa --version 0.1 --copyright-holder "Avisa contributors" \
 		-k _ -k gettext -k ngettext:1,2 -k N_ -o $(LOCALE)/avisa.pot relay bridges keys
 	$(BIN)/pybabel -q update -i $(LOCALE)/avisa.pot -d $(LOCALE) -D avisa \
