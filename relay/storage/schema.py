@@ -3,12 +3,16 @@
 ``db.migrate`` applies the ones a database has not seen, each in its own
 transaction, and records its name in ``schema_migrations``. A feature that needs
 a table or a column appends a migration here; an applied one is never edited
-(a node upgraded in place would never see the edit).
+(a node upgraded in place would never see the edit). The coalition's tables
+(trust lists, checkpoints, evidence: issues 28 and 29) are in
+``relay.storage.schema_coalition``, appended after these.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[str, str]] = [
+from relay.storage.schema_coalition import COALITION_MIGRATIONS
+
+_NODE_MIGRATIONS: list[tuple[str, str]] = [
     (
         "0001_core",
         """
@@ -414,108 +418,6 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE TABLE desk_persons (actor TEXT PRIMARY KEY, person TEXT NOT NULL)
         """,
     ),
-    (
-        "0750_trustlists",
-        """
-        CREATE TABLE trustlist_versions (
-            list TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            digest TEXT NOT NULL,
-            issued_at INTEGER NOT NULL,
-            expires_at INTEGER NOT NULL,
-            stored_at INTEGER NOT NULL,
-            envelope BLOB NOT NULL,
-            PRIMARY KEY (list, version)
-        );
-        CREATE TABLE trustlist_subscriptions (
-            list TEXT PRIMARY KEY,
-            url TEXT NOT NULL,
-            fingerprint TEXT NOT NULL,
-            max_speaks_for TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            expires_at INTEGER NOT NULL,
-            envelope BLOB NOT NULL,
-            subscribed_at INTEGER NOT NULL,
-            checked_at INTEGER NOT NULL,
-            refusal TEXT,
-            refusal_message TEXT,
-            refused_at INTEGER
-        );
-        CREATE TABLE trustlist_evidence (
-            list TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            digest TEXT NOT NULL,
-            envelope BLOB NOT NULL,
-            at INTEGER NOT NULL,
-            PRIMARY KEY (list, version, digest)
-        );
-        """,
-    ),
-    (
-        "0760_checkpoints",
-        """
-        CREATE TABLE chain (
-            network TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            head BLOB NOT NULL,
-            PRIMARY KEY (network, seq)
-        ) WITHOUT ROWID;
-        CREATE TABLE chain_pending (
-            network TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            digest BLOB NOT NULL,
-            PRIMARY KEY (network, seq)
-        ) WITHOUT ROWID;
-        CREATE TABLE checkpoints (
-            network TEXT PRIMARY KEY,
-            seq INTEGER NOT NULL,
-            head BLOB NOT NULL,
-            issued_at INTEGER NOT NULL,
-            envelope BLOB NOT NULL,
-            from_peer TEXT,
-            received_at INTEGER NOT NULL
-        );
-        CREATE INDEX alerts_origin_seq ON alerts (network, seq);
-        """,
-    ),
-    (
-        # Networks this node refuses whatever a trust list says (avisa trust deny), and keys
-        # of list-only peers revoked here (avisa trust revoke): both beat every list (§15).
-        "0770_trust_deny",
-        """
-        CREATE TABLE trust_deny (
-            network TEXT PRIMARY KEY,
-            reason TEXT NOT NULL,
-            denied_at INTEGER NOT NULL
-        );
-        CREATE TABLE trust_revoked_keys (
-            keyid TEXT PRIMARY KEY,
-            network TEXT NOT NULL,
-            revoked_at INTEGER NOT NULL
-        );
-        """,
-    ),
-    (
-        "0780_checkpoint_cosignatures",
-        """
-        ALTER TABLE checkpoints ADD COLUMN cosignatures BLOB NOT NULL DEFAULT x'';
-        """,
-    ),
-    (
-        "0781_chain_evidence",
-        """
-        CREATE TABLE chain_evidence (
-            id INTEGER PRIMARY KEY,
-            network TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            kind TEXT NOT NULL CHECK (kind IN ('checkpoints', 'chain')),
-            first BLOB NOT NULL,
-            second BLOB NOT NULL,
-            from_peer TEXT,
-            seen_at INTEGER NOT NULL,
-            cleared_at INTEGER,
-            UNIQUE (network, seq, kind)
-        );
-        """,
-    ),
 ]
+
+MIGRATIONS: list[tuple[str, str]] = [*_NODE_MIGRATIONS, *COALITION_MIGRATIONS]
