@@ -196,6 +196,18 @@ class Scenario:
             "when": "15",
             "agency": "ice",
         }
+        titles = []
+        for browser in ("es-MX,es;q=0.9", "en-US,en;q=0.9"):
+            headers = {"Accept-Language": browser}
+            async with story.http.get(f"{ventura.url}/report", headers=headers) as reply:
+                found = re.search(r"<h1>([^<]+)</h1>", await reply.text())
+            titles.append(found.group(1) if found else "?")
+        if "?" in titles or titles[0] == titles[1]:
+            raise StepFailed(f"the form did not follow the browser's language: {titles}")
+        print(
+            f"  ✓ the form speaks the browser's language (words from the catalogues in"
+            f" relay/locale; one .po file adds another): «{titles[0]}» / «{titles[1]}»"
+        )
         async with story.http.get(f"{ventura.url}/report?lang=es") as reply:
             signed = re.search(r'name="t" value="([^"]+)"', await reply.text())
         form["t"] = signed.group(1) if signed else ""  # the form's token, as a browser sends it
