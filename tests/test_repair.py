@@ -200,7 +200,11 @@ async def test_a_withheld_cancel_is_seen_and_repaired_within_two_intervals(world
 
         await wait_for(tried, what="the repair to try again")
     assert (await far.peer(HOSTILE))["withheld"] == []
-    assert 'avisa_peer_repair_fetched_total{peer="ventura"} 1' in await far.metrics()
+
+    async def counted() -> bool:  # counted once the chain moved, just after the cancel applied
+        return 'avisa_peer_repair_fetched_total{peer="ventura"} 1\n' in await far.metrics()
+
+    await wait_for(counted, what="the fetch counted")
     held = await far.node.db.read(lambda conn: chain.latest(conn, "ventura"))
     mine = await origin.node.db.read(lambda conn: chain.latest(conn, "ventura"))
     assert held == mine and held[0] == 2
@@ -292,7 +296,8 @@ async def test_with_the_origin_unreachable_another_peer_serves_the_cancel(
                 what="the cancel fetched from the honest peer",
             )
             assert clock() - T0 <= 2 * EVERY
-            assert repairs.fetched == {"ojai": 1}
+            # The fetch is counted once the chain has moved, a moment after the cancel applied.
+            await wait_for(lambda: repairs.fetched == {"ojai": 1}, what="the fetch counted")
             assert repairs.withheld == {}
         finally:
             await front.stop()
@@ -363,6 +368,7 @@ async def test_a_peer_that_drops_everything_of_an_origin_is_repaired_around(
             clock.advance(EVERY / 2)
             await wait_for(lambda: _cancelled(far, alert_id), what="both fetched from the origin")
             assert clock() - T0 <= 2 * EVERY
-            assert repairs.fetched == {"ventura": 2}
+            # The fetch is counted once the chain has moved, a moment after the cancel applied.
+            await wait_for(lambda: repairs.fetched == {"ventura": 2}, what="the fetch counted")
         finally:
             await hostile.stop()
