@@ -26,6 +26,8 @@ from bench.harness import (
     children,
     cpu_seconds,
     linked,
+    machine_busy_seconds,
+    steal_seconds,
     summary_ms,
     wait_until,
 )
@@ -258,6 +260,9 @@ class Coalition:
             counts[name]["cpu_s"] = cpu_seconds(node.pid)
         return {
             "nodes": counts,
+            "wall_s": time.monotonic(),
+            "busy_s": machine_busy_seconds(),
+            "steal_s": steal_seconds(),
             "lo_bytes": loopback_bytes(),
             "bench_bytes": self.published_bytes + sum(f.bytes for f in self.followers.values()),
         }
@@ -280,6 +285,19 @@ def cost(
         "duplicates_per_message": round(total("duplicate") / count, 1),
         "bytes_per_message": int(wire / count),
         "node_cpu_ms_per_message_coalition": round(1000 * total("cpu_s") / count, 1),
+        **machine(before, after),
+    }
+
+
+def machine(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]:
+    """How busy the whole machine was between two snapshots: cores in use (of
+    ``os.cpu_count()``) and the share of CPU time the hypervisor gave to others."""
+    wall = max(1e-9, after["wall_s"] - before["wall_s"])
+    cpus = os.cpu_count() or 1
+    return {
+        "machine_cores_busy": round((after["busy_s"] - before["busy_s"]) / wall, 2),
+        "machine_cores": cpus,
+        "steal_percent": round(100 * (after["steal_s"] - before["steal_s"]) / (wall * cpus), 1),
     }
 
 
