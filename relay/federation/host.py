@@ -68,6 +68,7 @@ class Intake(Protocol):
         from_peer: str | None,
         then: Callable[[Connection, list[Outcome]], None] | None = None,
         first: Callable[[Connection], None] | None = None,
+        size: int | None = None,
     ) -> list[Outcome]: ...
 
 

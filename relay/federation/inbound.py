@@ -201,6 +201,7 @@ async def send(request: web.Request) -> web.Response:
         origin = _verify(request, federation, checked, body)
         async with federation.txn_lock(origin, txn_id):
             reply = await _transaction(node, origin, txn_id, body)
+    federation.delivered_here(origin)
     return web.Response(body=reply, content_type="application/json")
 
 
@@ -239,7 +240,11 @@ async def _transaction(node: FederationHost, origin: str, txn_id: str, body: byt
 
     try:
         await node.pipeline.ingest(
-            lambda: parse_transaction(body), from_peer=origin, then=remember, first=unless_answered
+            lambda: parse_transaction(body),
+            from_peer=origin,
+            then=remember,
+            first=unless_answered,
+            size=len(body),
         )
     except _Answered as answered:
         if answered.reused:

@@ -207,6 +207,12 @@ class Federation:
         if link is not None:
             link.peer_alive()
 
+    def delivered_here(self, network: str) -> None:
+        """``network`` delivered a transaction: its link looks for gaps if that is due."""
+        link = self.links.get(network)
+        if link is not None:
+            link.delivered_here()
+
     @contextlib.asynccontextmanager
     async def txn_lock(self, origin: str, txn_id: str) -> AsyncIterator[None]:
         """Serialise attempts of one transaction so a retry sees the first one's reply."""

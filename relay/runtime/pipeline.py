@@ -5,11 +5,13 @@
       → wake the feed's consumers
 
 The CPU-heavy first half (JSON, base64, Ed25519) is one function,
-``envelope.open_and_check``, then ``finish`` (which decodes the payload); it
-runs off the event loop, and only where it runs depends on the batch: in the
-verification worker processes (``relay.runtime.verifier``) for a batch, in
-the parse thread for up to ``INLINE_ENVELOPES``, and on a thread pool in
-chunks while the workers are not running. An envelope with no valid
+``envelope.open_and_check``, then ``finish`` (which decodes the payload); where
+it runs depends on the batch: on the event loop for a small one (up to
+``INLINE_BYTES``: most peer transactions carry one alert, and each thread
+hand-off spared is a wait for a core on a busy host), in the verification
+worker processes (``relay.runtime.verifier``) for a large one, in the parse
+thread for up to ``INLINE_ENVELOPES``, and on a thread pool in chunks while
+the workers are not running. An envelope with no valid
 signature from a known key is rejected there, before its payload is even
 decoded, and leaves a decision row only while such refusals from its peer
 stay under 10 a second (``RowSampler``). The second half runs as one
@@ -74,6 +76,11 @@ CHUNK = 8
 # to a worker process wakes two processes and three threads, which on a busy host
 # costs more latency than the few Ed25519 checks (about 60 µs each) it would spare.
 INLINE_ENVELOPES = CHUNK
+# Envelopes of up to this many bytes in all (a transaction of one to three alerts,
+# most of what peers send) are read and verified on the event loop itself, about
+# 0.2 ms an envelope: each thread hand-off it spares is, on a busy host, a wait for
+# a core and for the GIL, which measured as most of a hop's latency at 40 nodes.
+INLINE_BYTES = 8 * 1024
 
 
 class Outcome(msgspec.Struct, frozen=True):
@@ -238,6 +245,7 @@ class Pipeline:
         from_peer: str | None,
         then: Callable[[Connection, list[Outcome]], None] | None = None,
         first: Callable[[Connection], None] | None = None,
+        size: int | None = None,
     ) -> list[Outcome]:
         """Run envelopes from one source through the pipeline; one outcome each, in order.
 
@@ -249,9 +257,13 @@ class Pipeline:
         the same job before anything is decided; what it raises, ``ingest``
         raises, having changed nothing (federation answers a retried transaction
         from its stored reply that way, in the transaction that would store it).
+        ``size``: the bytes a function ``raws`` reads (a list's are counted here);
+        up to ``INLINE_BYTES`` they are read and verified without a hand-off.
         """
         snapshot = self._trust()
-        prepared = await self._prepare(raws, snapshot)
+        if size is None and not callable(raws):
+            size = sum(len(raw) for raw in raws)
+        prepared = await self._prepare(raws, snapshot, size)
         now = self._clock()
 
         def job(conn: Connection) -> Committed:
@@ -272,9 +284,16 @@ class Pipeline:
             self._keys = (snapshot, encode_keys(snapshot.keyring))
         return self._keys[1]
 
-    async def _prepare(self, raws: Raws, snapshot: TrustSnapshot) -> list[Prepared | Rejected]:
-        """Parse and verify off the event loop: signatures in the worker processes when they
-        run, else everything in the thread pool, in chunks spread over its threads."""
+    async def _prepare(
+        self, raws: Raws, snapshot: TrustSnapshot, size: int | None
+    ) -> list[Prepared | Rejected]:
+        """Parse and verify: a few small envelopes here; otherwise off the event loop,
+        signatures in the worker processes when they run, else everything in the thread
+        pool, in chunks spread over its threads."""
+        if size is not None and size <= INLINE_BYTES:
+            raws, few = _read_or_prepare(raws, snapshot)
+            if few is not None:
+                return few
         loop = asyncio.get_running_loop()
         if self._verifier is not None and self._verifier.ready:
             stage = self._verifier.executor
