@@ -11,6 +11,7 @@ and compare every outcome and every row the pipeline writes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -25,8 +26,9 @@ from relay.core.envelope import sign
 from relay.core.model import Envelope, Signature, encode_alert, encode_envelope
 from relay.core.policy import PeerPolicy
 from relay.runtime.clock import FakeClock
+from relay.runtime.feed import FeedSignal
 from relay.runtime.node import Node
-from relay.runtime.pipeline import Outcome
+from relay.runtime.pipeline import INLINE_BYTES, Outcome
 from relay.storage import trust
 from tests.helpers import T0, key, make_alert, raw_envelope
 
@@ -220,3 +222,35 @@ async def test_the_feed_says_whose_outbox_a_batch_filled(tmp_path: Path) -> None
         update = make_alert("origin", seq=2, msg_type="update", references=[first.id])
         await node.pipeline.ingest([raw_envelope(update, ORIGIN)], from_peer="relay")
         assert node.feed.may_have_queued("origin", middle)
+
+
+async def test_a_peer_link_waits_only_for_what_may_be_queued_for_its_peer() -> None:
+    feed = FeedSignal(head=10)
+    down = asyncio.create_task(feed.wait_queued("down", 10, timeout=30))
+    other = asyncio.create_task(feed.wait_queued("other", 10, timeout=30))
+    await asyncio.sleep(0)
+    feed.advance(11, queued_for={"down"})
+    assert await asyncio.wait_for(down, 5) is True
+    assert not other.done()  # an advance for another peer wakes nobody here
+    feed.advance(12)  # "maybe for everyone" (a reload, a released hold) wakes every link
+    assert await asyncio.wait_for(other, 5) is True
+    # Already queued since the position given: no wait; nothing new: the timeout answers.
+    assert await feed.wait_queued("down", 10, timeout=0.01) is True
+    assert await feed.wait_queued("down", 12, timeout=0.01) is False
+
+
+async def test_a_small_transaction_is_verified_where_it_arrives_and_decided_alike(
+    tmp_path: Path,
+) -> None:
+    """Up to INLINE_BYTES the envelopes are read and verified on the event loop; the
+    outcomes are those of the same envelopes in a larger batch (one rule, two places)."""
+    async with twin(tmp_path, "hub", 600) as node:
+        good = raw_envelope(make_alert("origin", seq=1), ORIGIN)
+        forged = good.replace(b'"sig":"', b'"sig":"A', 1)
+        assert len(good) + len(forged) <= INLINE_BYTES
+        small = await node.pipeline.ingest(lambda: [good, forged], "relay", size=2 * len(good))
+        assert [o.status for o in small] == ["accepted", "rejected"]
+        padding = [raw_envelope(make_alert("origin", seq=n), ORIGIN) for n in range(2, 12)]
+        big = await node.pipeline.ingest([good, forged, *padding], from_peer="relay")
+        assert [o.status for o in big[:2]] == ["duplicate", "rejected"]
+        assert small[1].reason == big[1].reason
