@@ -159,6 +159,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await coalition.start()
                 progress("reach: publishing")
                 reach = await reach_phase(http, coalition, args)
+                progress(
+                    f"reach p50/p99 {reach['reach_ms']['p50']}/{reach['reach_ms']['p99']} ms,"
+                    f" cancels p99 {reach['cancel_reach_ms']['p99']} ms"
+                )
                 recovery = await outage_phase(http, coalition, args) if args.outage_s else None
                 rss = [node.memory_mb()[0] for node in nodes.values() if node.process]
             finally:

@@ -179,3 +179,31 @@ async def test_seq_gap_triggers_a_pull_that_fills_it(tmp_path: Path, clock: Fake
 
 async def _quarantined(a: Member, network: str) -> bool:
     return bool((await a.peer(network))["quarantined"])
+
+
+async def test_a_link_that_sent_its_whole_queue_does_not_look_again(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Each alert costs the link two bookkeeping commits (form, delivered): once the
+    peer took everything the queue held, the link knows it is empty (without the
+    knowledge, a third: a writer job that forms nothing)."""
+    async with members(tmp_path, clock, ["net-a", "net-b"]) as net:
+        a, b = net["net-a"], net["net-b"]
+        await trusts(b, a)
+        await trusts(a, b)
+        await wait_for(lambda: pulled(a, "net-b"), what="a->b start-up pull")
+        await wait_for(lambda: pulled(b, "net-a"), what="b->a start-up pull")
+        db = a.node.db
+
+        async def at_b(alert_id: str) -> bool:
+            return alert_id in await b.stored_ids()
+
+        async def sent_all() -> bool:
+            return (await a.peer("net-b"))["backlog"] == 0
+
+        before = db.lazy_commits
+        for _ in range(5):
+            alert_id = (await a.publish())["id"]
+            await wait_for(lambda alert_id=alert_id: at_b(alert_id), what="the alert at B")
+            await wait_for(sent_all, what="A's queue for B empty")
+        assert db.lazy_commits - before <= 2 * 5

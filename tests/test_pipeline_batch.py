@@ -234,6 +234,9 @@ async def test_a_peer_link_waits_only_for_what_may_be_queued_for_its_peer() -> N
     assert not other.done()  # an advance for another peer wakes nobody here
     feed.advance(12)  # "maybe for everyone" (a reload, a released hold) wakes every link
     assert await asyncio.wait_for(other, 5) is True
+    # Named (go straight to form a transaction) or only maybe (look with a read first).
+    assert feed.named("down", 10) and not feed.named("down", 11)
+    assert not feed.named("other", 10) and feed.may_have_queued("other", 11)
     # Already queued since the position given: no wait; nothing new: the timeout answers.
     assert await feed.wait_queued("down", 10, timeout=0.01) is True
     assert await feed.wait_queued("down", 12, timeout=0.01) is False

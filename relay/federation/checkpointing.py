@@ -12,6 +12,14 @@ is derived from the chain, the time and the key, and signed again at start,
 so signing costs no write. ``GET /federation/v1/checkpoints/{network}``
 (``relay.federation.inbound``) serves it.
 
+The checkpoint that follows a cancel waits ``CANCEL_SETTLE_S`` (half a second of
+real time) after it: the cancel's own transactions, which every peer is waiting
+for, go first instead of sharing the coalition's cores with a flood of the
+checkpoint (every peer verifies, cosigns and passes it on), and cancels signed
+within that half second share one checkpoint. A peer waits half an interval
+before it calls a message withheld anyway (``relay.federation.repair``), so the
+repair of a withheld cancel is later by that half second at most.
+
 Signing costs one Ed25519 signature and one small write a minute; the head
 is read from the chain the writer keeps (no rescans).
 
@@ -42,6 +50,8 @@ from relay.storage import chain
 _log = structlog.get_logger("avisa.federation")
 #: Each interval lasts between (1 - JITTER) and 1 times ``checkpoint_every``.
 JITTER = 0.2
+#: Real seconds between signing a cancel and the checkpoint that announces it.
+CANCEL_SETTLE_S = 0.5
 
 
 def next_interval(every: float, rng: random.Random) -> float:
@@ -128,13 +138,15 @@ class Checkpointer:
         await self.issue()
 
     async def run(self) -> None:
-        """Until cancelled: a checkpoint every interval, or at once after a cancel."""
+        """Until cancelled: a checkpoint every interval, or ``CANCEL_SETTLE_S`` after a cancel."""
         host = self.host
         every = host.config.duration("federation", "checkpoint_every").total_seconds()
         cancel_signed = host.pipeline.cancel_signed
         while True:
             interval = next_interval(every, self._rng)
-            await _race(interval=host.clock.sleep(interval), cancel=cancel_signed.wait())
+            woke = await _race(interval=host.clock.sleep(interval), cancel=cancel_signed.wait())
+            if "cancel" in woke:
+                await host.clock.linger(CANCEL_SETTLE_S)
             cancel_signed.clear()
             try:
                 await self.issue()

@@ -154,6 +154,9 @@ class PeerLink:
         # known to be empty), and when that was looked at (clock.monotonic()).
         self._empty_at: int | None = None
         self._empty_checked = 0.0
+        # The feed head when the transaction in flight was formed, if it took everything
+        # the queue held: once the peer has taken it all, the queue is empty as of then.
+        self._empty_after: int | None = None
 
     @property
     def _timing(self) -> Timing:
@@ -227,14 +230,23 @@ class PeerLink:
 
     async def _form(self) -> outbox.Txn | None:
         # A wake that cannot have queued anything for this peer (a trust change, the
-        # periodic look) is answered by the feed signal without touching the store.
-        # Otherwise the one writer job that forms the transaction also says whether
-        # anything waits (no read first: a thread hand-off fewer on every hop, and on
-        # a busy host each hand-off is a wait for a core).
+        # periodic look) is answered by the feed signal without touching the store. One
+        # that named this peer goes straight to the writer job that forms the
+        # transaction (a read first would be one more thread hand-off on every hop, and
+        # on a busy host each is a wait for a core). One that named no peer (a cancel,
+        # an update, a reload: every link wakes) is looked at with a read first, so a
+        # cancel does not put every link of every node in the writer's queue.
         if self._known_empty():
             self.status.backlog = 0
             return None
-        head = self._node.feed.head
+        feed, head = self._node.feed, self._node.feed.head
+        unnamed = self._empty_at is not None and not feed.named(self.network, self._empty_at)
+        if unnamed and not await self._node.db.read(
+            lambda conn: outbox.has_items(conn, self.network)
+        ):
+            self.status.backlog = 0
+            self._known_empty_now(head)
+            return None
         now, limit, txn_id = self._node.clock(), self.batch_limit, secrets.token_hex(16)
         # Not durable: after a power loss the items form a new transaction, nothing is lost.
         formed = await self._node.db.write(
@@ -243,6 +255,8 @@ class PeerLink:
         self.status.dropped.update(formed.dropped)
         self.status.backlog = formed.backlog
         self._known_empty_now(head if formed.txn is None else None)
+        took_all = formed.txn is not None and formed.backlog == len(formed.txn.items)
+        self._empty_after = head if took_all else None
         if formed.backlog > outbox.MAX_BACKLOG:
             trimmed = await self._node.db.write(lambda conn: outbox.trim(conn, self.network))
             self.status.dropped["overflow"] += trimmed
@@ -308,6 +322,9 @@ class PeerLink:
         await self._node.db.write(
             lambda conn: outbox.delivered(conn, self.network, txn.txn_id, keep, now), durable=False
         )
+        if not keep and self._empty_after is not None:
+            self._known_empty_now(self._empty_after)
+        self._empty_after = None
         if self.status.failures:
             self.pull_needed = True  # an outage just ended: look for what it hid
         self._succeeded(now)

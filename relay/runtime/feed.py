@@ -51,6 +51,11 @@ class FeedSignal:
         """Whether an advance past ``since`` may have queued outbox rows for ``peer``."""
         return max(self._queued_at.get(peer, 0), self._queued_for_anyone_at) > since
 
+    def named(self, peer: str, since: int) -> bool:
+        """Whether an advance past ``since`` said it queued outbox rows for ``peer`` (an
+        advance that names no peer may have, ``may_have_queued``, but did not say so)."""
+        return self._queued_at.get(peer, 0) > since
+
     async def wait_queued(self, peer: str, since: int, timeout: float) -> bool:
         """True once an advance past ``since`` may have queued outbox rows for ``peer``;
         False if ``timeout`` seconds pass first. Advances for other peers wake nobody

@@ -198,6 +198,12 @@ def trim(conn: sqlite3.Connection, peer: str, cap: int = MAX_BACKLOG) -> int:
     ).rowcount
 
 
+def has_items(conn: sqlite3.Connection, peer: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM outbox WHERE peer = ? LIMIT 1", (peer,)).fetchone() is not None
+    )
+
+
 def backlog(conn: sqlite3.Connection, peer: str) -> int:
     return int(conn.execute("SELECT count(*) FROM outbox WHERE peer = ?", (peer,)).fetchone()[0])
 
