@@ -16,8 +16,8 @@ Failures. A transport failure (no connection, timeout, 5xx, 401, 429…)
 keeps the same transaction (same txn id, so the receiver's idempotency holds)
 and waits ``backoff_delay``: exponential, equal jitter, capped. Waiting is on
 the node's clock through the injected ``sleep``, so tests watch backoff on a
-fake clock without sleeping. A link in backoff still wakes on new alerts to
-keep its backlog figure fresh, and ends the backoff early when the peer
+fake clock without sleeping. A link in backoff still wakes on new alerts queued
+for its peer to keep its backlog figure fresh, and ends the backoff early when the peer
 signs a request to us after we failed to connect or got a 401/403 (it is
 back, or knows us now). A 4xx about the request's content halves the batch
 until the offending item travels alone; that item is quarantined and
@@ -31,6 +31,13 @@ its last send lingers ``linger_s`` (real time, ``NodeClock.linger``) so the rest
 the transaction, but only while a burst is evidently under way (its last
 transaction carried more than one item): alerts that arrive one at a time,
 even many a second, each go at once, since lingering would only delay them.
+
+Waking. An idle link sleeps until the feed says an accepted batch queued something
+for its peer (``FeedSignal.wait_queued``; a batch that cannot say, such as a cancel,
+wakes every link, which then looks with a read), its trust changes, its peer
+delivers a transaction while a look for gaps is due, or 30 s pass. Each wake on a
+hop's path is a thread hand-off avoided or paid: at 40 nodes on two cores, waiting
+for a core at each hand-off was most of a hop's latency (bench/README.md, Coalition).
 """
 
 from __future__ import annotations
