@@ -37,6 +37,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,12 @@ def build(root: Path, args: argparse.Namespace) -> tuple[dict[str, NodeProcess],
     return nodes, {m.network: m.county for m in coalition}
 
 
+def hops_between(args: argparse.Namespace) -> Callable[[str, str], int]:
+    """Links crossed from one network to another in the bench's shape."""
+    shape = {m.network: m for m in topology.members(args.nodes, args.clusters)}
+    return lambda origin, node: topology.hops(shape[origin], shape[node])
+
+
 async def reach_phase(
     http: aiohttp.ClientSession, coalition: net.Coalition, args: argparse.Namespace
 ) -> dict[str, Any]:
@@ -91,6 +98,7 @@ async def reach_phase(
         "reach_ms": coalition.reach(published),
         "cancel_reach_ms": coalition.reach(cancels),
         "per_node_ms": summary_ms(coalition.latencies(published)),
+        "per_node_ms_by_hops": coalition.by_hops(published, hops_between(args)),
         "missing": coalition.missing(everything),
         **cost,
     }

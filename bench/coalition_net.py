@@ -14,7 +14,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,6 +230,18 @@ class Coalition:
             for n in self._targets(s)
             if (t := self.followers[n].arrived.get(i)) is not None
         ]
+
+    def by_hops(
+        self, messages: dict[str, Sent], hops: Callable[[str, str], int]
+    ) -> dict[str, dict[str, float]]:
+        """Arrival times by how many links a message crossed to the node (``hops``), its
+        origin's own stream included (0): what one hop adds, read from outside."""
+        found: dict[int, list[float]] = {}
+        for i, s in messages.items():
+            for n in (s.origin, *self._targets(s)):
+                if (t := self.followers[n].arrived.get(i)) is not None:
+                    found.setdefault(hops(s.origin, n), []).append(t - s.started)
+        return {f"{count}_hops": summary_ms(found[count]) for count in sorted(found)}
 
     def late(self, expiring: dict[str, Sent]) -> list[dict[str, str]]:
         return [

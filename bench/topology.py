@@ -79,6 +79,15 @@ def _relay(holder: Member, peer: Member) -> str:
     return "peers" if peer.hub else "all"
 
 
+def hops(origin: Member, node: Member) -> int:
+    """Links a message crosses from ``origin`` to ``node`` in this shape (0: itself)."""
+    if origin == node:
+        return 0
+    if origin.cluster == node.cluster or (origin.hub and node.hub):
+        return 1
+    return 1 + (not origin.hub) + (not node.hub)
+
+
 def edges(coalition: list[Member]) -> int:
     """Undirected links (each is two trust entries)."""
     return len(links(coalition)) // 2
