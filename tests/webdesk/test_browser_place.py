@@ -99,6 +99,9 @@ async def test_a_zip_only_tip_is_placed_on_the_map_and_accepted_by_the_county(
         start = await field(browser, "geohash")
         assert len(start) == 6 and await field(browser, "codes-value") == COUNTY
         assert await field(browser, "label") == "La tienda de la esquina"
+        # Leaflet's own buttons speak the page's language too
+        zoom = "[...document.querySelectorAll('.pick-map .leaflet-control-zoom a')]"
+        assert await browser.js(f"return {zoom}.map(a => a.title)") == ["Acercar", "Alejar"]
 
         # the keyboard alone: Tab to the marker, arrows move it, the place follows
         marker = await browser.do(
@@ -186,6 +189,8 @@ async def test_a_zip_only_tip_is_placed_on_the_map_and_accepted_by_the_county(
 
         await browser.get(a.url + "/desk/alerts?lang=es")
         await browser.wait("document.getElementById('map').dataset.drawn === '1'")
+        zoom = "[...document.querySelectorAll('#map .leaflet-control-zoom a')]"
+        assert await browser.js(f"return {zoom}.map(a => a.title)") == ["Acercar", "Alejar"]
         streets = "document.querySelectorAll('#map img.leaflet-tile-loaded')"
         await browser.wait(f"{streets}.length > 0", what="streets under the alerts map")
         assert await browser.js("return document.getElementById('map-note') === null")

@@ -38,6 +38,11 @@
     }
   }
 
+  /* Leaflet's zoom buttons, titled in the page's language (the page's catalogue). */
+  function zoom(box, map) {
+    L.control.zoom({ zoomInTitle: box.dataset.zoomIn, zoomOutTitle: box.dataset.zoomOut }).addTo(map);
+  }
+
   /* What draw() will cover: each alert's cell and its radius. */
   function extent(items) {
     var bounds = L.latLngBounds([]);
@@ -53,7 +58,8 @@
     var box = document.getElementById("map");
     if (!box || typeof L === "undefined") return;
     if (!map) {
-      map = L.map(box, { zoomControl: true, attributionControl: !!(box.dataset.tiles || box.dataset.pmtiles) });
+      map = L.map(box, { zoomControl: false, attributionControl: !!(box.dataset.tiles || box.dataset.pmtiles) });
+      zoom(box, map);
       streets(box, map);
       L.control.scale({ imperial: true, metric: true }).addTo(map);
       layer = L.featureGroup().addTo(map);
@@ -110,7 +116,8 @@
     if (!el || el.dataset.ready || typeof L === "undefined") return;
     el.dataset.ready = "yes";
     var d = el.dataset;
-    var map = L.map(el, { zoomControl: true, attributionControl: !!(d.tiles || d.pmtiles) });
+    var map = L.map(el, { zoomControl: false, attributionControl: !!(d.tiles || d.pmtiles) });
+    zoom(el, map);
     streets(el, map);
     map.setView([+d.lat, +d.lon], +d.zoom);
     var marker = null;
