@@ -1,5 +1,7 @@
 """Flood: legitimate alerts through a node that two peers are flooding.
 
+    python -m bench.flood [--batch 50]   # alone, as ``make bench`` runs it (~1 min)
+
     A — F — C       (``avisa run`` processes; A publishes, C receives via F)
         |  \\
         M   U       (played by the bench)
@@ -24,9 +26,13 @@ and its RSS before the flood, and what the flood actually achieved
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
 import secrets
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,3 +153,27 @@ async def run(
         "unsigned_statuses": {str(k): v for k, v in sorted(unsigned.statuses.items())},
         "seconds": round(flood_seconds, 1),
     }
+
+
+async def _alone(batch: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="avisa-flood-") as tmp:
+        async with PeerStub() as stub:
+            return await run(Path(tmp), stub, 20_000, 400, batch, 200, 20.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.flood", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--batch", type=int, default=50, help="forged envelopes per transaction (1 to 50)"
+    )
+    args = parser.parse_args(argv)
+    if not 1 <= args.batch <= 50:
+        parser.error("--batch must be 1 to 50")
+    print(json.dumps(asyncio.run(_alone(args.batch))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

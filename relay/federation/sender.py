@@ -184,9 +184,7 @@ class PeerLink:
         """The peer just delivered a transaction to us, which may show a hole in an
         origin's ``seq``: if a look for gaps is due and no pause is pending, look now
         (links wake only for what may be queued for their peer, so nothing else would)."""
-        last, now = self._last_gap_look, self._node.clock()
-        due = last is None or now - last >= self._timing.gap_pull_interval
-        if due and self.status.next_attempt is None:
+        if self._gap_look_due(self._node.clock()) and self.status.next_attempt is None:
             self._wake.set()
 
     async def run(self) -> None:
@@ -361,11 +359,15 @@ class PeerLink:
 
     # --- pulling -------------------------------------------------------------
 
+    def _gap_look_due(self, now: datetime) -> bool:
+        last = self._last_gap_look
+        return last is None or now - last >= self._timing.gap_pull_interval
+
     async def _gap_pull_due(self) -> bool:
         """A gap waits for a pull; looked for at most once per ``gap_pull_interval``
         (pulls are no more frequent than that anyway), not at every step."""
-        last, now = self._last_gap_look, self._node.clock()
-        if last is not None and now - last < self._timing.gap_pull_interval:
+        now = self._node.clock()
+        if not self._gap_look_due(now):
             return False
         self._last_gap_look = now
         return await self._node.db.read(lambda conn: gaps.needs_pull(conn, self.network))

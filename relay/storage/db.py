@@ -9,7 +9,8 @@ or exception reaches its awaiting coroutine only after the commit, so "the
 call returned" always means "it is on disk".
 
 Bookkeeping that can be done again (``write(job, durable=False)``: a peer link
-forming its next transaction, or recording what a peer took) commits with
+forming its next transaction, or recording what a peer took; the newest
+checkpoint taken of another origin, which its next one rebuilds) commits with
 ``synchronous=NORMAL``: in WAL mode that commit survives the process being
 killed, and only a power loss can roll it back, after which the link sends
 again and the peer refuses the copy as a duplicate. It skips the fsync that
